@@ -1,0 +1,2 @@
+// Package activation is being written; see the issues.
+package activation

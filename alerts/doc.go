@@ -1,0 +1,2 @@
+// Package alerts is being written; see the issues.
+package alerts

@@ -1,0 +1,2 @@
+// Package directory is being written; see the issues.
+package directory

@@ -1,0 +1,2 @@
+// Package keyenvelope is being written; see the issues.
+package keyenvelope

@@ -1,0 +1,2 @@
+// Package tunnel is being written; see the issues.
+package tunnel
