@@ -43,3 +43,25 @@ func TestTopLevelPackagesAreIndependent(t *testing.T) {
 		})
 	}
 }
+
+// Every package in the module says what it is for: a package comment is the
+// first thing a user of an SDK reads.
+func TestEveryPackageHasDoc(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found: cannot list packages")
+	}
+	out, err := exec.Command("go", "list", "-json=ImportPath,Doc,Name", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list ./...: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct{ ImportPath, Doc, Name string }
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		if strings.TrimSpace(p.Doc) == "" {
+			t.Errorf("%s has no package doc comment", p.ImportPath)
+		}
+	}
+}
