@@ -1,6 +1,6 @@
 module github.com/liaisonhq/liaison
 
-go 1.26
+go 1.26.0
 
 require (
 	github.com/Azure/go-ntlmssp v0.1.1 // indirect
