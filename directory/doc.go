@@ -1,2 +1,80 @@
-// Package directory is being written; see the issues.
+// Package directory reads users from Active Directory and OpenLDAP for an
+// on-premises connector: browse the tree to build a mapping, stream the
+// users in a mapping's scope, follow changes since a cursor, look one user
+// up and check a password.
+//
+// For most uses, [Open] a [Client] from a [Config] (server URLs, a service
+// account, the CA that signed the servers' certificates), describe which
+// users matter with a [Mapping], then call [Client.Users],
+// [Client.Lookup] or [Client.CheckCredentials]. Close the client when done.
+//
+// # Connections
+//
+// Nothing is dialled until a call needs the server. "ldaps://" URLs speak
+// TLS from the first byte; "ldap://" URLs are upgraded with StartTLS before
+// any bind, and certificates are always verified (against Config.CAPEM,
+// Config.TLSConfig or the system pool). Servers are tried in order; after a
+// failure the client sticks to the server that answered. Service-account
+// searches share a small pool whose idle connections are closed after
+// Config.IdleTimeout, since a connector talks to the directory only when
+// asked. Credential checks use a separate pool whose connections only ever
+// carry binds and are reset to anonymous after each successful one, so no
+// connection stays bound as an end user and no search ever runs as one.
+//
+// go-ldap takes no context; every call here does, and honours it by closing
+// the connection when ctx ends: cancelling a running search stops it.
+//
+// # Profiles
+//
+// The RootDSE tells Active Directory (and Samba AD) from anything else,
+// which is treated as OpenLDAP; Config.Profile overrides. Both map to one
+// [User]:
+//
+//	            Active Directory              OpenLDAP
+//	ID          objectGUID (GUID string)      entryUUID
+//	Login       sAMAccountName                uid
+//	UPN         userPrincipalName             -
+//	Email       mail                          mail
+//	Disabled    userAccountControl & 0x2      pwdAccountLockedTime = 000001010000Z (ppolicy)
+//	Groups      member of (objectClass=group) member/uniqueMember of groupOfNames/groupOfUniqueNames
+//
+// Groups always holds nested memberships. On AD a single user's groups come
+// from the in-chain matching rule (1.2.840.113556.1.4.1941); elsewhere that
+// rule silently matches nothing, so groups are expanded breadth first with
+// cycle detection, at most Config.MaxGroupDepth levels. Full scans load the
+// group graph once instead of querying per user. Large AD groups are read
+// with range retrieval ("member;range=0-1499", ...).
+//
+// # Searching
+//
+// Searches are paged (RFC 2696) and streamed to a callback; a size or time
+// limit is [ErrSizeLimit] or [ErrTimeLimit], never a silent end of data.
+// Referrals (Samba returns one to CN=Configuration from the domain root) are
+// ignored, never chased. [Client.Lookup] returns [ErrNotFound] for no match
+// and [ErrAmbiguous] for several: it never takes the first hit.
+//
+// # Credential checks
+//
+// An empty password is refused before anything is sent ([ErrEmptyPassword]):
+// an empty simple bind is an anonymous bind, which AD reports as success.
+// User input enters filters once, escaped (RFC 4515), where the filter is
+// built; DNs are compared parsed and normalised ([SameDN]), never as strings.
+// Refusals are a *[CredentialError] whose [Reason] comes from AD's bind
+// sub-codes (52e, 775, 533, 532, 701, 773) or OpenLDAP's password-policy
+// response control. Passwords are never logged.
+//
+// # Change tracking
+//
+// Every full scan returns a [Cursor]; [Client.Changes] returns the users
+// changed since. On AD the cursor holds the domain controller's
+// highestCommittedUSN and invocation ID, and a different DC makes it
+// invalid ([ErrCursorInvalid]: run a full scan). On OpenLDAP it holds a
+// modifyTimestamp (or the naming context's contextCSN). Deletions are only
+// visible to full scans.
+//
+// # What it won't do
+//
+// It writes nothing to the directory, chases no referrals, supports no SASL
+// or Kerberos binds (simple binds over TLS only), and reads no posixGroup
+// memberUid lists.
 package directory

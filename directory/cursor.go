@@ -1,0 +1,130 @@
+package directory
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Cursor marks a point in a directory's history, returned by
+// [Client.Users] and [Client.Changes]. It is an opaque, versioned string,
+// safe to store and to send over the wire; it names the server it came from
+// (an AD domain controller's invocation ID, an OpenLDAP naming context's
+// entryUUID) and the mapping it was made with.
+type Cursor string
+
+const cursorPrefix = "dc1."
+
+type cursorData struct {
+	Profile string `json:"p"`
+	Server  string `json:"s"`
+	Mapping string `json:"m"`
+	USN     int64  `json:"u,omitempty"` // AD: highestCommittedUSN at scan start
+	Time    string `json:"t,omitempty"` // OpenLDAP: generalized time, UTC
+}
+
+func (d cursorData) encode() Cursor {
+	b, _ := json.Marshal(d)
+	return Cursor(cursorPrefix + base64.RawURLEncoding.EncodeToString(b))
+}
+
+// parseCursor decodes an untrusted cursor. Every failure is ErrCursorInvalid.
+func parseCursor(c Cursor) (cursorData, error) {
+	var d cursorData
+	rest, ok := strings.CutPrefix(string(c), cursorPrefix)
+	if !ok || len(rest) > 4096 {
+		return d, ErrCursorInvalid
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return d, ErrCursorInvalid
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, ErrCursorInvalid
+	}
+	switch d.Profile {
+	case "ad":
+		if d.USN < 0 || d.Server == "" {
+			return d, ErrCursorInvalid
+		}
+	case "openldap":
+		if !validGeneralizedTime(d.Time) {
+			return d, ErrCursorInvalid
+		}
+	default:
+		return d, ErrCursorInvalid
+	}
+	return d, nil
+}
+
+// validGeneralizedTime accepts the forms servers put in modifyTimestamp
+// and contextCSN: 14 digits, optional fraction, Z.
+func validGeneralizedTime(s string) bool {
+	if len(s) < 15 || s[len(s)-1] != 'Z' {
+		return false
+	}
+	for i, r := range s[:len(s)-1] {
+		if (r < '0' || r > '9') && !(r == '.' && i >= 14) {
+			return false
+		}
+	}
+	return true
+}
+
+// filter selects entries changed since the cursor. Both bounds are
+// inclusive of the cursor point, so nothing is lost to clock granularity.
+func (d cursorData) filter(p *profile) string {
+	if p.kind == ProfileActiveDirectory {
+		return "(" + p.changeAttr + ">=" + strconv.FormatInt(d.USN+1, 10) + ")"
+	}
+	return "(" + p.changeAttr + ">=" + ldap.EscapeFilter(d.Time) + ")"
+}
+
+// startCursor reads where the server's history stands now.
+func (c *Client) startCursor(cn *conn, si *serverInfo, nc string, cm *compiled) (cursorData, error) {
+	d := cursorData{Profile: si.Profile.String(), Mapping: cm.key()}
+	if si.prof.kind == ProfileActiveDirectory {
+		e, err := readRootDSE(cn, []string{"highestCommittedUSN", "dsServiceName"})
+		if err != nil {
+			return d, err
+		}
+		d.USN, err = strconv.ParseInt(e.GetEqualFoldAttributeValue("highestCommittedUSN"), 10, 64)
+		if err != nil {
+			return d, fmt.Errorf("directory: rootDSE highestCommittedUSN: %w", err)
+		}
+		ds := e.GetEqualFoldAttributeValue("dsServiceName")
+		entries, err := searchOne(cn, newSearch(ds, ldap.ScopeBaseObject, "(objectClass=*)", []string{"invocationId"}))
+		if err != nil {
+			return d, fmt.Errorf("directory: read invocationId: %w", err)
+		}
+		if len(entries) != 1 {
+			return d, fmt.Errorf("directory: read invocationId: no entry %q", ds)
+		}
+		d.Server = formatGUID(entries[0].GetEqualFoldRawAttributeValue("invocationId"))
+		return d, nil
+	}
+	entries, err := searchOne(cn, newSearch(nc, ldap.ScopeBaseObject, "(objectClass=*)", []string{"entryUUID", "contextCSN"}))
+	if err != nil {
+		return d, fmt.Errorf("directory: read naming context: %w", err)
+	}
+	if len(entries) != 1 {
+		return d, fmt.Errorf("directory: read naming context: no entry %q", nc)
+	}
+	d.Server = entries[0].GetEqualFoldAttributeValue("entryUUID")
+	d.Time = "19700101000000Z"
+	for _, csn := range entries[0].GetEqualFoldAttributeValues("contextCSN") {
+		// 20261125221500.123456Z#000000#000#000000
+		ts, _, _ := strings.Cut(csn, "#")
+		if len(ts) >= 15 {
+			ts = ts[:14] + "Z" // modifyTimestamp has whole seconds
+			if validGeneralizedTime(ts) && ts > d.Time {
+				d.Time = ts
+			}
+		}
+	}
+	return d, nil
+}

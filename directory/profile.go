@@ -1,0 +1,174 @@
+package directory
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// User is one directory account, the same shape for every profile.
+type User struct {
+	// ID is stable across renames and moves: objectGUID as a GUID string
+	// (Active Directory) or entryUUID (OpenLDAP).
+	ID string `json:"id"`
+	// Login is sAMAccountName (AD) or uid (OpenLDAP).
+	Login string `json:"login"`
+	// UPN is userPrincipalName (AD only).
+	UPN         string `json:"upn,omitempty"`
+	Email       string `json:"email,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+	DN          string `json:"dn"`
+	// Groups holds the DN of every group the user belongs to, directly or
+	// through nested groups.
+	Groups []string `json:"groups"`
+	// Disabled: AD userAccountControl bit 0x2; OpenLDAP ppolicy
+	// pwdAccountLockedTime "000001010000Z" (locked by an administrator).
+	Disabled bool `json:"disabled"`
+	// Attributes holds the values of Config.Attributes present on the entry.
+	Attributes map[string][]string `json:"attributes,omitempty"`
+
+	change string // uSNChanged or modifyTimestamp, for cursors
+}
+
+// profile is what differs between directory servers.
+type profile struct {
+	kind        Profile
+	userFilter  string
+	groupFilter string
+	idAttr      string
+	loginAttr   string
+	upnAttr     string
+	memberAttrs []string // on groups
+	changeAttr  string
+	inChain     bool // supports 1.2.840.113556.1.4.1941
+	stateAttrs  []string
+}
+
+var (
+	adProfile = profile{
+		kind:        ProfileActiveDirectory,
+		userFilter:  "(&(objectClass=user)(!(objectClass=computer)))",
+		groupFilter: "(objectClass=group)",
+		idAttr:      "objectGUID",
+		loginAttr:   "sAMAccountName",
+		upnAttr:     "userPrincipalName",
+		memberAttrs: []string{"member"},
+		changeAttr:  "uSNChanged",
+		inChain:     true,
+		stateAttrs:  []string{"userAccountControl"},
+	}
+	openLDAPProfile = profile{
+		kind:        ProfileOpenLDAP,
+		userFilter:  "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))",
+		groupFilter: "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
+		idAttr:      "entryUUID",
+		loginAttr:   "uid",
+		memberAttrs: []string{"member", "uniqueMember"},
+		changeAttr:  "modifyTimestamp",
+		stateAttrs:  []string{"pwdAccountLockedTime"},
+	}
+)
+
+func profileFor(p Profile) *profile {
+	if p == ProfileActiveDirectory {
+		return &adProfile
+	}
+	return &openLDAPProfile
+}
+
+// lookupFilter matches name against the login, UPN and mail attributes.
+func (p *profile) lookupFilter(name string) string {
+	parts := []string{eq(p.loginAttr, name), eq("mail", name)}
+	if p.upnAttr != "" {
+		parts = append(parts, eq(p.upnAttr, name))
+	}
+	return or(parts...)
+}
+
+func (p *profile) userAttributes(extra []string) []string {
+	attrs := []string{p.idAttr, p.loginAttr, "mail", "displayName", "cn", p.changeAttr}
+	if p.upnAttr != "" {
+		attrs = append(attrs, p.upnAttr)
+	}
+	attrs = append(attrs, p.stateAttrs...)
+	for _, a := range extra {
+		if !slices.ContainsFunc(attrs, func(b string) bool { return strings.EqualFold(a, b) }) {
+			attrs = append(attrs, a)
+		}
+	}
+	return attrs
+}
+
+// user maps an entry. Groups are filled in by the caller.
+func (p *profile) user(e *ldap.Entry, extra []string) User {
+	u := User{
+		DN:          e.DN,
+		Login:       e.GetEqualFoldAttributeValue(p.loginAttr),
+		Email:       e.GetEqualFoldAttributeValue("mail"),
+		DisplayName: e.GetEqualFoldAttributeValue("displayName"),
+		change:      e.GetEqualFoldAttributeValue(p.changeAttr),
+	}
+	if u.DisplayName == "" {
+		u.DisplayName = e.GetEqualFoldAttributeValue("cn")
+	}
+	if p.upnAttr != "" {
+		u.UPN = e.GetEqualFoldAttributeValue(p.upnAttr)
+	}
+	switch p.kind {
+	case ProfileActiveDirectory:
+		u.ID = formatGUID(e.GetEqualFoldRawAttributeValue(p.idAttr))
+		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
+		u.Disabled = uac&0x2 != 0
+	default:
+		u.ID = e.GetEqualFoldAttributeValue(p.idAttr)
+		u.Disabled = e.GetEqualFoldAttributeValue("pwdAccountLockedTime") == "000001010000Z"
+	}
+	for _, a := range extra {
+		if v := e.GetEqualFoldAttributeValues(a); len(v) > 0 {
+			if u.Attributes == nil {
+				u.Attributes = make(map[string][]string, len(extra))
+			}
+			u.Attributes[a] = v
+		}
+	}
+	return u
+}
+
+// formatGUID formats a 16-byte objectGUID the way Windows prints it: the
+// first three fields are little-endian.
+func formatGUID(b []byte) string {
+	if len(b) != 16 {
+		return hex.EncodeToString(b)
+	}
+	return fmt.Sprintf("%08x-%04x-%04x-%s-%s",
+		binary.LittleEndian.Uint32(b[0:4]),
+		binary.LittleEndian.Uint16(b[4:6]),
+		binary.LittleEndian.Uint16(b[6:8]),
+		hex.EncodeToString(b[8:10]),
+		hex.EncodeToString(b[10:16]))
+}
+
+// rootDSE attributes read at first use of a server.
+var rootDSEAttrs = []string{
+	"namingContexts", "defaultNamingContext", "supportedCapabilities",
+	"forestFunctionality", "isGlobalCatalogReady", "vendorName", "vendorVersion",
+	"objectClass", "structuralObjectClass", "dsServiceName", "highestCommittedUSN",
+	"supportedControl", "dnsHostName",
+}
+
+// detectProfile reads the RootDSE entry: Active Directory advertises the
+// LDAP_CAP_ACTIVE_DIRECTORY_OID capability and forest functionality;
+// OpenLDAP names itself in vendorName or has the OpenLDAProotDSE class.
+func detectProfile(e *ldap.Entry) Profile {
+	if slices.Contains(e.GetEqualFoldAttributeValues("supportedCapabilities"), "1.2.840.113556.1.4.800") ||
+		e.GetEqualFoldAttributeValue("forestFunctionality") != "" ||
+		e.GetEqualFoldAttributeValue("isGlobalCatalogReady") != "" {
+		return ProfileActiveDirectory
+	}
+	return ProfileOpenLDAP
+}
