@@ -1,0 +1,169 @@
+package keyenvelope
+
+import (
+	"crypto/ed25519"
+	"crypto/hpke"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Ticket errors.
+var (
+	// ErrInvalidTicket is returned for a ticket that does not parse, does
+	// not verify against the pinned scheduler key, or has impossible times.
+	ErrInvalidTicket = errors.New("keyenvelope: invalid ticket")
+	// ErrTicketExpired is returned for a well-signed ticket past its expiry.
+	ErrTicketExpired = errors.New("keyenvelope: ticket expired")
+)
+
+const (
+	maxTicketField = 1024
+	maxTicketSize  = 8192
+)
+
+// Ticket is a backup job's authorization to receive one ekey: the cloud's
+// scheduler signs it (Ed25519) and the connector releases the ekey only to
+// the worker key it names, only for the tenant, user and ekey it names, and
+// only before it expires.
+type Ticket struct {
+	JobID     string
+	Tenant    string
+	User      string
+	Purpose   string // must match the Context.Purpose the ekey was wrapped with
+	EkeyID    EkeyID
+	IssuedAt  time.Time // whole seconds
+	Expires   time.Time // whole seconds
+	WorkerKey hpke.PublicKey
+}
+
+// IssueTicket signs t with the scheduler's key and returns the ticket's
+// binary form. Times are truncated to whole seconds.
+func IssueTicket(scheduler ed25519.PrivateKey, t *Ticket) ([]byte, error) {
+	if t.JobID == "" || t.Tenant == "" || t.User == "" {
+		return nil, fmt.Errorf("%w: job id, tenant and user are required", ErrInvalidTicket)
+	}
+	for _, f := range []string{t.JobID, t.Tenant, t.User, t.Purpose} {
+		if len(f) > maxTicketField {
+			return nil, fmt.Errorf("%w: field longer than %d bytes", ErrInvalidTicket, maxTicketField)
+		}
+	}
+	if t.WorkerKey == nil {
+		return nil, fmt.Errorf("%w: worker key is required", ErrInvalidTicket)
+	}
+	suite, ok := suiteForKEM(t.WorkerKey.KEM().ID())
+	if !ok {
+		return nil, fmt.Errorf("%w: unsupported worker key kem 0x%04x", ErrInvalidTicket, t.WorkerKey.KEM().ID())
+	}
+	if !t.Expires.After(t.IssuedAt) {
+		return nil, fmt.Errorf("%w: expiry not after issue time", ErrInvalidTicket)
+	}
+	b := append([]byte(magic), formatVersion, byte(kindTicket))
+	b = binary.BigEndian.AppendUint16(b, uint16(suite))
+	for _, f := range []string{t.JobID, t.Tenant, t.User, t.Purpose} {
+		b = appendField(b, []byte(f))
+	}
+	b = append(b, t.EkeyID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(t.IssuedAt.Unix()))
+	b = binary.BigEndian.AppendUint64(b, uint64(t.Expires.Unix()))
+	b = append(b, t.WorkerKey.Bytes()...)
+	sig := ed25519.Sign(scheduler, labeled(labelTicket, b))
+	return append(b, sig...), nil
+}
+
+// parseTicket parses the binary form strictly without checking the
+// signature; it returns the ticket, the signed part and the signature.
+func parseTicket(b []byte) (*Ticket, []byte, []byte, bool) {
+	if len(b) > maxTicketSize {
+		return nil, nil, nil, false
+	}
+	kind, suite, ok := parsePrefix(b)
+	if !ok || kind != kindTicket {
+		return nil, nil, nil, false
+	}
+	kem, _, pkSize, ok := suite.hpkeKEM()
+	if !ok {
+		return nil, nil, nil, false
+	}
+	rest := b[prefixSize:]
+	var fields [4]string
+	for i := range fields {
+		if len(rest) < 2 {
+			return nil, nil, nil, false
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n > maxTicketField || len(rest) < 2+n {
+			return nil, nil, nil, false
+		}
+		fields[i] = string(rest[2 : 2+n])
+		rest = rest[2+n:]
+	}
+	if fields[0] == "" || fields[1] == "" || fields[2] == "" {
+		return nil, nil, nil, false
+	}
+	if len(rest) != 16+8+8+pkSize+ed25519.SignatureSize {
+		return nil, nil, nil, false
+	}
+	t := &Ticket{JobID: fields[0], Tenant: fields[1], User: fields[2], Purpose: fields[3]}
+	copy(t.EkeyID[:], rest[:16])
+	issued := int64(binary.BigEndian.Uint64(rest[16:24]))
+	expires := int64(binary.BigEndian.Uint64(rest[24:32]))
+	if issued < 0 || expires <= issued {
+		return nil, nil, nil, false
+	}
+	t.IssuedAt, t.Expires = time.Unix(issued, 0).UTC(), time.Unix(expires, 0).UTC()
+	pk, err := kem.NewPublicKey(rest[32 : 32+pkSize])
+	if err != nil {
+		return nil, nil, nil, false
+	}
+	t.WorkerKey = pk
+	signed := b[:len(b)-ed25519.SignatureSize]
+	return t, signed, b[len(signed):], true
+}
+
+// ticketHash is SHA-256 over the whole ticket, signature included. Ed25519
+// signatures as verified by crypto/ed25519 are not malleable, so one
+// authorization has one hash.
+func ticketHash(b []byte) [32]byte { return sha256.Sum256(b) }
+
+// TicketPolicy is how a connector checks tickets.
+type TicketPolicy struct {
+	// SchedulerKey is the pinned public key of the cloud's scheduler.
+	// Required.
+	SchedulerKey ed25519.PublicKey
+	// MaxLifetime refuses tickets whose expiry is further than this after
+	// their issue time. Zero means 1 hour.
+	MaxLifetime time.Duration
+	// ClockSkew tolerates tickets issued up to this far in the future.
+	// Zero means 1 minute.
+	ClockSkew time.Duration
+}
+
+// VerifyTicket parses a ticket strictly and checks its signature against
+// p.SchedulerKey, its lifetime and its expiry at now. It returns
+// [ErrTicketExpired] or [ErrInvalidTicket].
+func (p TicketPolicy) VerifyTicket(b []byte, now time.Time) (*Ticket, error) {
+	if len(p.SchedulerKey) != ed25519.PublicKeySize {
+		panic("keyenvelope: TicketPolicy.SchedulerKey is not an Ed25519 public key")
+	}
+	t, signed, sig, ok := parseTicket(b)
+	if !ok || !ed25519.Verify(p.SchedulerKey, labeled(labelTicket, signed), sig) {
+		return nil, ErrInvalidTicket
+	}
+	maxLife, skew := p.MaxLifetime, p.ClockSkew
+	if maxLife == 0 {
+		maxLife = time.Hour
+	}
+	if skew == 0 {
+		skew = time.Minute
+	}
+	if t.Expires.Sub(t.IssuedAt) > maxLife || t.IssuedAt.After(now.Add(skew)) {
+		return nil, ErrInvalidTicket
+	}
+	if !now.Before(t.Expires) {
+		return nil, ErrTicketExpired
+	}
+	return t, nil
+}
