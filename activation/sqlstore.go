@@ -1,0 +1,260 @@
+package activation
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Dialect selects the placeholder style of a [SQLStore].
+type Dialect int
+
+const (
+	// SQLite uses "?" placeholders (also MySQL-style drivers).
+	SQLite Dialect = iota
+	// Postgres uses "$1" placeholders. The SQL is otherwise the same; it
+	// is written for both but only tested on SQLite.
+	Postgres
+)
+
+// SQLStore is a [Store] and [TokenStore] over database/sql. The package
+// imports no driver: open the *sql.DB with the driver of your choice and
+// call [SQLStore.CreateSchema] once.
+//
+// With SQLite, open the database with a busy timeout (for modernc.org/sqlite:
+// "file:x.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"): each
+// activation transaction starts with a write, so concurrent activations wait
+// for the write lock instead of failing.
+type SQLStore struct {
+	db      *sql.DB
+	dialect Dialect
+}
+
+var (
+	_ Store      = (*SQLStore)(nil)
+	_ TokenStore = (*SQLStore)(nil)
+)
+
+// NewSQLStore returns a store over db.
+func NewSQLStore(db *sql.DB, d Dialect) *SQLStore {
+	return &SQLStore{db: db, dialect: d}
+}
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS activation_users (
+		tenant TEXT NOT NULL,
+		id TEXT NOT NULL,
+		directory_id TEXT NOT NULL,
+		login TEXT NOT NULL,
+		domain TEXT NOT NULL,
+		upn TEXT NOT NULL,
+		email TEXT NOT NULL,
+		display_name TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		PRIMARY KEY (tenant, id),
+		UNIQUE (tenant, directory_id)
+	)`,
+	`CREATE TABLE IF NOT EXISTS activation_devices (
+		tenant TEXT NOT NULL,
+		id TEXT NOT NULL,
+		user_id TEXT NOT NULL,
+		hostname TEXT NOT NULL,
+		public_key TEXT NOT NULL,
+		activated_at BIGINT NOT NULL,
+		PRIMARY KEY (tenant, id)
+	)`,
+	`CREATE TABLE IF NOT EXISTS activation_tokens (
+		id TEXT NOT NULL PRIMARY KEY,
+		tenant TEXT NOT NULL,
+		mapping_id TEXT NOT NULL,
+		hash TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL,
+		revoked_at BIGINT NOT NULL
+	)`,
+}
+
+// CreateSchema creates the store's tables if they do not exist.
+func (s *SQLStore) CreateSchema(ctx context.Context) error {
+	for _, q := range schema {
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("activation: create schema: %w", err)
+		}
+	}
+	return nil
+}
+
+// q rewrites "?" placeholders for the dialect.
+func (s *SQLStore) q(query string) string {
+	if s.dialect != Postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Activate implements [Store]: the user insert, the device check and the
+// device insert are one transaction.
+func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the error that matters is err
+		}
+	}()
+	var a Activation
+	// A write first, so SQLite takes the write lock at once and concurrent
+	// transactions queue on the busy timeout instead of deadlocking.
+	r, err := tx.ExecContext(ctx, s.q(`INSERT INTO activation_users
+		(tenant, id, directory_id, login, domain, upn, email, display_name, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, directory_id) DO NOTHING`),
+		u.Tenant, u.ID, u.DirectoryID, u.Login, u.Domain, u.UPN, u.Email, u.DisplayName, u.CreatedAt.UnixNano())
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: insert user: %w", err)
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: insert user: %w", err)
+	}
+	a.UserCreated = n == 1
+	var created int64
+	err = tx.QueryRowContext(ctx, s.q(`SELECT id, login, domain, upn, email, display_name, created_at
+		FROM activation_users WHERE tenant = ? AND directory_id = ?`), u.Tenant, u.DirectoryID).
+		Scan(&u.ID, &u.Login, &u.Domain, &u.UPN, &u.Email, &u.DisplayName, &created)
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: load user: %w", err)
+	}
+	u.CreatedAt = time.Unix(0, created)
+	a.User = u
+
+	old, err := scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT tenant, id, user_id, hostname, public_key, activated_at
+		FROM activation_devices WHERE tenant = ? AND id = ?`), d.Tenant, d.ID))
+	switch {
+	case err == nil:
+		if old.UserID != u.ID || !old.PublicKey.Equal(d.PublicKey) {
+			return Activation{}, fmt.Errorf("%w: device %q", ErrDeviceConflict, d.ID)
+		}
+		a.Device, a.UserCreated = old, false
+		return a, tx.Commit()
+	case !errors.Is(err, ErrNotFound):
+		return Activation{}, err
+	}
+	d.UserID = u.ID
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO activation_devices
+		(tenant, id, user_id, hostname, public_key, activated_at) VALUES (?, ?, ?, ?, ?, ?)`),
+		d.Tenant, d.ID, d.UserID, d.Hostname, base64.StdEncoding.EncodeToString(d.PublicKey), d.ActivatedAt.UnixNano()); err != nil {
+		return Activation{}, fmt.Errorf("activation: insert device: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return Activation{}, fmt.Errorf("activation: commit: %w", err)
+	}
+	d.ActivatedAt = time.Unix(0, d.ActivatedAt.UnixNano())
+	a.Device, a.DeviceCreated = d, true
+	return a, nil
+}
+
+func scanDevice(row *sql.Row) (Device, error) {
+	var d Device
+	var pub string
+	var at int64
+	err := row.Scan(&d.Tenant, &d.ID, &d.UserID, &d.Hostname, &pub, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Device{}, ErrNotFound
+	}
+	if err != nil {
+		return Device{}, fmt.Errorf("activation: load device: %w", err)
+	}
+	k, err := base64.StdEncoding.DecodeString(pub)
+	if err != nil || len(k) != ed25519.PublicKeySize {
+		return Device{}, fmt.Errorf("activation: load device %q: corrupt public key", d.ID)
+	}
+	d.PublicKey, d.ActivatedAt = k, time.Unix(0, at)
+	return d, nil
+}
+
+// Device implements [Store].
+func (s *SQLStore) Device(ctx context.Context, tenant, id string) (Device, error) {
+	d, err := scanDevice(s.db.QueryRowContext(ctx, s.q(`SELECT tenant, id, user_id, hostname, public_key, activated_at
+		FROM activation_devices WHERE tenant = ? AND id = ?`), tenant, id))
+	if errors.Is(err, ErrNotFound) {
+		return Device{}, fmt.Errorf("%w: device %q", ErrNotFound, id)
+	}
+	return d, err
+}
+
+// CreateToken implements [TokenStore].
+func (s *SQLStore) CreateToken(ctx context.Context, rec TokenRecord) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO activation_tokens
+		(id, tenant, mapping_id, hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		rec.ID, rec.Tenant, rec.MappingID, hex.EncodeToString(rec.Hash),
+		rec.CreatedAt.UnixNano(), rec.ExpiresAt.UnixNano(), unixOrZero(rec.RevokedAt))
+	if err != nil {
+		return fmt.Errorf("activation: insert token: %w", err)
+	}
+	return nil
+}
+
+// Token implements [TokenStore].
+func (s *SQLStore) Token(ctx context.Context, id string) (TokenRecord, error) {
+	var rec TokenRecord
+	var hash string
+	var created, expires, revoked int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, tenant, mapping_id, hash, created_at, expires_at, revoked_at
+		FROM activation_tokens WHERE id = ?`), id).
+		Scan(&rec.ID, &rec.Tenant, &rec.MappingID, &hash, &created, &expires, &revoked)
+	if errors.Is(err, sql.ErrNoRows) {
+		return TokenRecord{}, ErrNotFound
+	}
+	if err != nil {
+		return TokenRecord{}, fmt.Errorf("activation: load token: %w", err)
+	}
+	if rec.Hash, err = hex.DecodeString(hash); err != nil {
+		return TokenRecord{}, fmt.Errorf("activation: load token %s: corrupt hash", id)
+	}
+	rec.CreatedAt, rec.ExpiresAt = time.Unix(0, created), time.Unix(0, expires)
+	if revoked != 0 {
+		rec.RevokedAt = time.Unix(0, revoked)
+	}
+	return rec, nil
+}
+
+// RevokeToken implements [TokenStore]. Revoking twice keeps the first time.
+func (s *SQLStore) RevokeToken(ctx context.Context, tenant, id string, at time.Time) error {
+	r, err := s.db.ExecContext(ctx, s.q(`UPDATE activation_tokens SET revoked_at = CASE WHEN revoked_at = 0 THEN ? ELSE revoked_at END
+		WHERE tenant = ? AND id = ?`), at.UnixNano(), tenant, id)
+	if err != nil {
+		return fmt.Errorf("activation: revoke token: %w", err)
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return fmt.Errorf("activation: revoke token: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("%w: token %s", ErrNotFound, id)
+	}
+	return nil
+}
+
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
