@@ -1,2 +1,45 @@
-// Package tunnel is being written; see the issues.
+// Package tunnel carries HTTP over one outbound WebSocket, so a cloud can
+// call a connector inside a customer network that only allows outbound 443,
+// often through an HTTP proxy.
+//
+// Use it when a service must be reached "as if it were a local HTTP
+// service" but can only dial out. The connector serves an ordinary
+// [net/http.Handler]; the cloud gets an [net/http.RoundTripper] bound to a
+// tenant (or one connector), so http.Client{Transport: rt} just works. It
+// won't carry anything but HTTP, expose raw streams, or route across cloud
+// nodes by itself: a [Router] shared by the nodes does that.
+//
+// # Cloud side
+//
+// [NewGateway] returns a [Gateway]: mount it as the upgrade endpoint (it is
+// an http.Handler) and its [Gateway.EnrollHandler] for enrollment, behind a
+// TLS 1.3 server. [Gateway.IssueEnrollmentToken] makes one-time tokens;
+// [Gateway.RoundTripper] and [Gateway.RoundTripperFor] reach connectors;
+// [Gateway.Revoke] revokes a connector and closes its sessions;
+// [Gateway.Shutdown] drains the node with GOAWAY. Presence events
+// ([PresenceEvent]) arrive in order on one goroutine.
+//
+// # Connector side
+//
+// A connector makes its key with a [KeyStore] ([FileKeyStore]), calls
+// [Enroll] once with an enrollment token, then runs a [Connector] with the
+// returned connector ID. [Connector.Run] keeps one session up, reconnecting
+// with full-jitter exponential backoff, and reports [Status] changes in
+// order on one goroutine.
+//
+// # Protocol
+//
+// The wire format is specified in SPEC.md: one WebSocket binary message per
+// frame (type, flags, stream ID, payload), subprotocol "liaison.tunnel.v1",
+// a HELLO exchange, per-stream credit, pings both ways and GOAWAY.
+//
+// # Errors
+//
+// A RoundTripper returns [ErrNotConnected] at once when no session is live,
+// errors wrapping [ErrSessionLost] when a session died under a request that
+// could not be retried, and [ErrAborted] when the handler failed
+// mid-response. GET, HEAD, OPTIONS and requests with the header
+// "Liaison-Idempotent: true" ([IdempotentHeader]) are retried once on
+// another live session if the first dies before the response head.
+// [Connector.Run] returns [ErrRevoked] when the connector was revoked.
 package tunnel

@@ -1,0 +1,531 @@
+package tunnel
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// ConnectorConfig configures a [Connector]. Zero fields take the documented
+// defaults; NewConnector does not modify the caller's copy.
+type ConnectorConfig struct {
+	// URL is the gateway's upgrade endpoint, wss://host/path. Required.
+	URL string
+	// Audience is the "aud" of connect tokens; default URL.
+	Audience string
+	// ConnectorID is the ID received from Enroll. Required.
+	ConnectorID string
+	// Key is the connector's Ed25519 key (from a KeyStore). Required.
+	Key crypto.Signer
+	// Handler serves the gateway's requests. Required.
+	Handler http.Handler
+
+	// TLSConfig is cloned and used for the TLS connection; nil means
+	// system roots. TLS 1.3 is always required.
+	TLSConfig *tls.Config
+	// ExtraRootCAs is a PEM bundle trusted in addition to the roots, for
+	// TLS-inspecting proxies.
+	ExtraRootCAs []byte
+	// ProxyURL is an explicit HTTP proxy, e.g. http://user:pass@proxy:3128;
+	// empty means HTTPS_PROXY / NO_PROXY from the environment.
+	ProxyURL string
+	// DialContext dials TCP; nil means a net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// BackoffBase, BackoffMax and StableAfter shape reconnects: full
+	// jitter exponential backoff, reset after a session lived StableAfter.
+	// Defaults 1s, 30s and 1m.
+	BackoffBase, BackoffMax, StableAfter time.Duration
+	// DialTimeout bounds one connect attempt, handshake and HELLO
+	// included. Default 30s.
+	DialTimeout time.Duration
+	// TokenLifetime is the connect token's lifetime, at most 60s. Default
+	// 30s.
+	TokenLifetime time.Duration
+
+	// OnStatus receives status changes in order on one goroutine.
+	OnStatus func(Status)
+	// Logger receives rare operational logs; nil discards.
+	Logger *slog.Logger
+	// Now and Rand are for tests; nil means time.Now and crypto/rand.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// State is a connector's connection state.
+type State int
+
+const (
+	// StateConnected: a session is live.
+	StateConnected State = iota + 1
+	// StateDraining: the gateway sent GOAWAY; a replacement is being dialed.
+	StateDraining
+	// StateDisconnected: the session ended; Run will retry after RetryIn.
+	StateDisconnected
+	// StateClosed: Run returned.
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnected:
+		return "connected"
+	case StateDraining:
+		return "draining"
+	case StateDisconnected:
+		return "disconnected"
+	case StateClosed:
+		return "closed"
+	}
+	return "unknown"
+}
+
+// Status is reported to ConnectorConfig.OnStatus.
+type Status struct {
+	State   State
+	NodeID  string        // the gateway node (Connected)
+	Err     error         // why the previous session or attempt failed
+	RetryIn time.Duration // delay before the next attempt (Disconnected)
+}
+
+// Connector is the on-premises end of the tunnel: it dials the gateway,
+// keeps one session up and serves the gateway's requests with an
+// http.Handler.
+type Connector struct {
+	cfg    ConnectorConfig
+	client *http.Client
+	tr     *http.Transport
+	log    *slog.Logger
+	events *dispatcher
+
+	mu      sync.Mutex
+	closed  bool
+	running bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	done    chan struct{}
+}
+
+// NewConnector validates cfg and returns a Connector. Call Run.
+func NewConnector(cfg ConnectorConfig) (*Connector, error) {
+	if cfg.URL == "" || cfg.ConnectorID == "" || cfg.Key == nil || cfg.Handler == nil {
+		return nil, errors.New("tunnel: ConnectorConfig needs URL, ConnectorID, Key and Handler")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Scheme != "wss" && u.Scheme != "https" {
+		return nil, errors.New("tunnel: ConnectorConfig.URL must be a wss:// URL")
+	}
+	if _, ok := cfg.Key.Public().(ed25519.PublicKey); !ok {
+		return nil, errors.New("tunnel: ConnectorConfig.Key must be an Ed25519 key")
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = cfg.URL
+	}
+	if cfg.BackoffBase == 0 {
+		cfg.BackoffBase = time.Second
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = 30 * time.Second
+	}
+	if cfg.StableAfter == 0 {
+		cfg.StableAfter = time.Minute
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 30 * time.Second
+	}
+	if cfg.TokenLifetime == 0 {
+		cfg.TokenLifetime = 30 * time.Second
+	}
+	if cfg.TokenLifetime > MaxConnectTokenLifetime || cfg.TokenLifetime < 0 {
+		return nil, errors.New("tunnel: TokenLifetime must be at most 60s")
+	}
+	if cfg.BackoffBase < 0 || cfg.BackoffMax < cfg.BackoffBase {
+		return nil, errors.New("tunnel: bad backoff settings")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	tlsConf, err := clientTLS(cfg.TLSConfig, cfg.ExtraRootCAs)
+	if err != nil {
+		return nil, err
+	}
+	proxy := http.ProxyFromEnvironment
+	if cfg.ProxyURL != "" {
+		pu, err := url.Parse(cfg.ProxyURL)
+		if err != nil || pu.Host == "" {
+			return nil, errors.New("tunnel: bad ProxyURL")
+		}
+		proxy = http.ProxyURL(pu)
+	}
+	dial := cfg.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr := &http.Transport{
+		Proxy:               proxy,
+		DialContext:         dial,
+		TLSClientConfig:     tlsConf,
+		TLSHandshakeTimeout: 15 * time.Second,
+		ForceAttemptHTTP2:   false,
+		MaxIdleConns:        1,
+		IdleConnTimeout:     time.Second,
+	}
+	return &Connector{
+		cfg:    cfg,
+		tr:     tr,
+		client: &http.Client{Transport: tr},
+		log:    cfg.Logger.With("component", "tunnel_connector", "connector_id", cfg.ConnectorID),
+		done:   make(chan struct{}),
+	}, nil
+}
+
+func clientTLS(base *tls.Config, extra []byte) (*tls.Config, error) {
+	var c *tls.Config
+	if base != nil {
+		c = base.Clone()
+	} else {
+		c = &tls.Config{}
+	}
+	c.MinVersion = tls.VersionTLS13
+	c.NextProtos = []string{"http/1.1"}
+	if len(extra) > 0 {
+		pool := c.RootCAs
+		if pool == nil {
+			sys, err := x509.SystemCertPool()
+			if err != nil || sys == nil {
+				sys = x509.NewCertPool()
+			}
+			pool = sys
+		} else {
+			pool = pool.Clone()
+		}
+		if !pool.AppendCertsFromPEM(extra) {
+			return nil, errors.New("tunnel: ExtraRootCAs holds no PEM certificate")
+		}
+		c.RootCAs = pool
+	}
+	return c, nil
+}
+
+// Run keeps a session to the gateway up and serves requests until ctx ends
+// or Close is called. It reconnects with backoff and returns ErrRevoked at
+// once if the gateway refuses the connector as revoked; otherwise it
+// returns ctx's error or ErrClosed.
+func (c *Connector) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.closed || c.running {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.running = true
+	ctx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	c.events = newDispatcher()
+	c.mu.Unlock()
+	defer close(c.done)
+	defer c.events.close()
+	defer c.wg.Wait()
+	defer cancel()
+
+	attempt := 0
+	var lastErr error
+	for {
+		s, nodeID, err := c.connect(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return c.exit(ctx)
+			}
+			if errors.Is(err, ErrRevoked) {
+				c.status(Status{State: StateClosed, Err: err})
+				return err
+			}
+			lastErr = err
+			if err := c.sleep(ctx, &attempt, lastErr); err != nil {
+				return c.exit(ctx)
+			}
+			continue
+		}
+		c.log.Info("connected", "node_id", nodeID)
+		c.status(Status{State: StateConnected, NodeID: nodeID})
+		start := c.cfg.Now()
+		finished := make(chan error, 1)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			finished <- s.run()
+		}()
+		var sessErr error
+		select {
+		case sessErr = <-finished:
+		case <-s.goawayCh():
+			// make-before-break: the old session keeps serving while a
+			// replacement is dialed; it ends when the gateway closes it
+			// or its grace passes.
+			c.status(Status{State: StateDraining, NodeID: nodeID})
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				t := time.NewTimer(s.drainGrace() + 5*time.Second)
+				defer t.Stop()
+				select {
+				case <-finished:
+				case <-t.C:
+					_ = s.Close()
+				case <-ctx.Done():
+					_ = s.Close()
+				}
+			}()
+			attempt = 0
+			continue
+		case <-ctx.Done():
+			_ = s.Close()
+			<-finished
+			return c.exit(ctx)
+		}
+		if c.cfg.Now().Sub(start) >= c.cfg.StableAfter {
+			attempt = 0
+		}
+		if errors.Is(sessErr, ErrRevoked) {
+			// the gateway said so; confirm on the next connect (403)
+			c.log.Warn("session closed: connector revoked")
+		}
+		lastErr = sessErr
+		if err := c.sleep(ctx, &attempt, lastErr); err != nil {
+			return c.exit(ctx)
+		}
+	}
+}
+
+func (c *Connector) exit(ctx context.Context) error {
+	c.status(Status{State: StateClosed})
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return context.Cause(ctx)
+}
+
+// backoff returns a full-jitter delay for the given attempt.
+func (c *Connector) backoff(attempt int) time.Duration {
+	ceil := c.cfg.BackoffBase
+	for i := 0; i < attempt && ceil < c.cfg.BackoffMax; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, c.cfg.BackoffMax)
+	if ceil <= 0 {
+		return 0
+	}
+	n, err := rand.Int(c.cfg.Rand, big.NewInt(int64(ceil)))
+	if err != nil {
+		return ceil / 2
+	}
+	return time.Duration(n.Int64())
+}
+
+func (c *Connector) sleep(ctx context.Context, attempt *int, cause error) error {
+	d := c.backoff(*attempt)
+	*attempt++
+	c.status(Status{State: StateDisconnected, Err: cause, RetryIn: d})
+	c.log.Info("reconnecting", "retry_in", d, "reason", fmt.Sprint(cause))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Connector) status(st Status) {
+	if f := c.cfg.OnStatus; f != nil {
+		c.events.post(func() { f(st) })
+	}
+}
+
+// Close stops Run and waits for every goroutine it started. It is
+// idempotent.
+func (c *Connector) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	cancel, running := c.cancel, c.running
+	c.mu.Unlock()
+	if running {
+		cancel()
+		<-c.done
+	}
+	c.tr.CloseIdleConnections()
+	return nil
+}
+
+// connect dials, authenticates and exchanges HELLO.
+func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	tok, err := signConnectToken(c.cfg.Key, c.cfg.ConnectorID, c.cfg.Audience, c.cfg.Now(), c.cfg.TokenLifetime, c.cfg.Rand)
+	if err != nil {
+		return nil, "", err
+	}
+	conn, resp, err := websocket.Dial(ctx, c.cfg.URL, &websocket.DialOptions{
+		HTTPClient:      c.client,
+		HTTPHeader:      http.Header{"Authorization": {authScheme + tok}},
+		Subprotocols:    []string{Subprotocol},
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		if resp != nil {
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				return nil, "", ErrUnauthorized
+			case http.StatusForbidden:
+				return nil, "", ErrRevoked
+			}
+			return nil, "", fmt.Errorf("tunnel: connect: HTTP %d: %w", resp.StatusCode, err)
+		}
+		return nil, "", fmt.Errorf("tunnel: connect: %w", err)
+	}
+	if conn.Subprotocol() != Subprotocol {
+		_ = conn.CloseNow()
+		return nil, "", fmt.Errorf("tunnel: gateway does not speak %s", Subprotocol)
+	}
+	conn.SetReadLimit(frameHeaderLen + maxFrameSize)
+	typ, msg, err := conn.Read(ctx)
+	if err != nil {
+		_ = conn.CloseNow()
+		return nil, "", fmt.Errorf("tunnel: hello: %w", err)
+	}
+	if typ != websocket.MessageBinary {
+		_ = conn.CloseNow()
+		return nil, "", protocolErrorf("text message")
+	}
+	f, err := parseFrame(msg, maxFrameSize)
+	if err == nil && f.typ != frameHello {
+		err = protocolErrorf("first frame is not hello")
+	}
+	var h hello
+	if err == nil {
+		h, err = parseHello(f.payload, true)
+	}
+	if err != nil {
+		_ = conn.CloseNow()
+		return nil, "", err
+	}
+	conn.SetReadLimit(int64(frameHeaderLen + h.maxFrameSize))
+	mine := hello{major: ProtocolMajor, minor: ProtocolMinor}
+	b := make([]byte, frameHeaderLen, 64)
+	putHeader(b, frameHello, 0, 0)
+	if err := conn.Write(ctx, websocket.MessageBinary, mine.appendTo(b)); err != nil {
+		_ = conn.CloseNow()
+		return nil, "", fmt.Errorf("tunnel: hello: %w", err)
+	}
+	ga := &goawayNote{ch: make(chan struct{})}
+	s := newSession(conn, sessionConfig{
+		params:      h,
+		handler:     c.cfg.Handler,
+		pool:        newBufPool(h.maxFrameSize),
+		log:         c.log,
+		now:         c.cfg.Now,
+		connectorID: c.cfg.ConnectorID,
+		onGoaway:    ga.note,
+	})
+	s.goaway0 = ga
+	return s, h.nodeID, nil
+}
+
+// goawayNote records a GOAWAY for the connector's Run loop.
+type goawayNote struct {
+	once  sync.Once
+	ch    chan struct{}
+	grace time.Duration
+}
+
+func (g *goawayNote) note(grace time.Duration) {
+	g.once.Do(func() {
+		g.grace = grace
+		close(g.ch)
+	})
+}
+
+func (s *Session) goawayCh() <-chan struct{} { return s.goaway0.ch }
+func (s *Session) drainGrace() time.Duration { return s.goaway0.grace }
+
+// Identity is what a connector keeps after enrolling.
+type Identity struct {
+	ConnectorID string `json:"connector_id"`
+	Tenant      string `json:"tenant"`
+}
+
+// Enroll registers key with the gateway's enrollment endpoint (url) using a
+// one-time enrollment token, proving possession of the key. client may be
+// nil (http.DefaultClient); pass one with the proxy and CA settings the
+// connector uses. It returns ErrUnauthorized for a bad, used or expired
+// token.
+func Enroll(ctx context.Context, client *http.Client, url, token string, key crypto.Signer) (Identity, error) {
+	pub, ok := key.Public().(ed25519.PublicKey)
+	if !ok {
+		return Identity{}, errors.New("tunnel: enroll: key must be Ed25519")
+	}
+	proof, err := key.Sign(rand.Reader, enrollProof(token, pub), crypto.Hash(0))
+	if err != nil {
+		return Identity{}, fmt.Errorf("tunnel: enroll: sign: %w", err)
+	}
+	body, _ := json.Marshal(enrollRequest{
+		Token:     token,
+		PublicKey: base64.RawURLEncoding.EncodeToString(pub),
+		Proof:     base64.RawURLEncoding.EncodeToString(proof),
+	})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return Identity{}, fmt.Errorf("tunnel: enroll: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return Identity{}, fmt.Errorf("tunnel: enroll: %w", err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return Identity{}, ErrUnauthorized
+	case resp.StatusCode != http.StatusOK:
+		return Identity{}, fmt.Errorf("tunnel: enroll: HTTP %d", resp.StatusCode)
+	}
+	var er enrollResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&er); err != nil || er.ConnectorID == "" {
+		return Identity{}, errors.New("tunnel: enroll: bad response")
+	}
+	return Identity(er), nil
+}

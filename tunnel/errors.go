@@ -1,0 +1,68 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotConnected is returned at once by a gateway RoundTripper when the
+	// tenant (or connector) has no live session.
+	ErrNotConnected = errors.New("tunnel: not connected")
+	// ErrSessionLost is wrapped by errors of calls whose session died. A
+	// request that fails with it may or may not have reached the connector,
+	// unless it was idempotent and retried.
+	ErrSessionLost = errors.New("tunnel: session lost")
+	// ErrStreamRefused is returned when the connector refused a stream
+	// (concurrency cap or shutdown). The request was not handled.
+	ErrStreamRefused = errors.New("tunnel: stream refused")
+	// ErrAborted is returned when the connector's handler aborted the
+	// response (panic or http.ErrAbortHandler).
+	ErrAborted = errors.New("tunnel: response aborted by connector")
+	// ErrPeerSilent closes a session that received nothing for three ping
+	// intervals.
+	ErrPeerSilent = errors.New("tunnel: peer silent for 3 ping intervals")
+	// ErrClosed is returned by operations on a closed Gateway, Connector or
+	// session.
+	ErrClosed = errors.New("tunnel: closed")
+	// ErrUnauthorized is returned by Connector.Run and Enroll when the
+	// gateway refused the credentials (HTTP 401).
+	ErrUnauthorized = errors.New("tunnel: unauthorized")
+	// ErrRevoked is returned by Connector.Run when the gateway says the
+	// connector is revoked (HTTP 403). Run does not retry it.
+	ErrRevoked = errors.New("tunnel: connector revoked")
+	// ErrUnknownConnector is returned by a Store for an unknown connector ID.
+	ErrUnknownConnector = errors.New("tunnel: unknown connector")
+	// ErrBadEnrollmentToken is returned for an unknown, used or expired
+	// enrollment token. It does not say which, on purpose.
+	ErrBadEnrollmentToken = errors.New("tunnel: invalid enrollment token")
+	// ErrHeadTooLarge is returned for a request or response head that does
+	// not fit in one frame.
+	ErrHeadTooLarge = errors.New("tunnel: head too large for one frame")
+)
+
+// errNotSent marks a failure that happened before any byte of the request
+// was written, so any request may be retried elsewhere.
+var errNotSent = errors.New("tunnel: request not sent")
+
+// RemoteError is a session-level error the peer sent before closing.
+type RemoteError struct {
+	Code    uint64
+	Message string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("tunnel: peer closed session: %s (code %d)", e.Message, e.Code)
+}
+
+// Is lets a revocation notice match ErrRevoked.
+func (e *RemoteError) Is(target error) bool {
+	return target == ErrRevoked && e.Code == codeRevoked
+}
+
+const codeRevoked = 16
+
+// errStreamDone fails writes on a stream the peer has finished with.
+var errStreamDone = errors.New("tunnel: stream closed")
+
+var errBodyClosed = errors.New("tunnel: read on closed response body")

@@ -1,0 +1,158 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"time"
+)
+
+// hello is the content of a HELLO frame. The gateway sends its HELLO first
+// and its limits bind both ends; the connector answers with its own version
+// and features.
+type hello struct {
+	major, minor  uint64
+	features      uint64
+	nodeID        string
+	pingInterval  time.Duration
+	maxFrameSize  int // largest frame payload
+	initialWindow int // per-stream credit, bytes, each direction
+	maxStreams    int // concurrent streams per session
+}
+
+// HELLO field tags (SPEC.md "HELLO").
+const (
+	helloVersion   = 1
+	helloFeatures  = 2
+	helloNodeID    = 3
+	helloPing      = 4
+	helloMaxFrame  = 5
+	helloWindow    = 6
+	helloMaxStream = 7
+)
+
+// Limits a HELLO must respect.
+const (
+	minFrameSize  = 4 << 10
+	maxFrameSize  = 16 << 20
+	minWindow     = 64 << 10
+	maxWindow     = 1 << 30
+	minPing       = time.Millisecond
+	maxPing       = 10 * time.Minute
+	maxStreamsCap = 1 << 16
+	maxNodeIDLen  = 256
+)
+
+func appendTLV(b []byte, tag uint64, v []byte) []byte {
+	b = binary.AppendUvarint(b, tag)
+	b = binary.AppendUvarint(b, uint64(len(v)))
+	return append(b, v...)
+}
+
+func appendTLVUint(b []byte, tag, v uint64) []byte {
+	var tmp [binary.MaxVarintLen64]byte
+	return appendTLV(b, tag, binary.AppendUvarint(tmp[:0], v))
+}
+
+func (h *hello) appendTo(b []byte) []byte {
+	var ver [2 * binary.MaxVarintLen64]byte
+	v := binary.AppendUvarint(ver[:0], h.major)
+	v = binary.AppendUvarint(v, h.minor)
+	b = appendTLV(b, helloVersion, v)
+	b = appendTLVUint(b, helloFeatures, h.features)
+	if h.nodeID != "" {
+		b = appendTLV(b, helloNodeID, []byte(h.nodeID))
+	}
+	if h.pingInterval > 0 {
+		b = appendTLVUint(b, helloPing, uint64(h.pingInterval/time.Millisecond))
+	}
+	if h.maxFrameSize > 0 {
+		b = appendTLVUint(b, helloMaxFrame, uint64(h.maxFrameSize))
+	}
+	if h.initialWindow > 0 {
+		b = appendTLVUint(b, helloWindow, uint64(h.initialWindow))
+	}
+	if h.maxStreams > 0 {
+		b = appendTLVUint(b, helloMaxStream, uint64(h.maxStreams))
+	}
+	return b
+}
+
+// parseHello decodes a HELLO payload. Unknown tags are skipped, so later
+// minor versions can add fields. When server is true, the limits the gateway
+// announces must all be present and within range.
+func parseHello(p []byte, server bool) (hello, error) {
+	var h hello
+	seen := 0
+	d := decoder{s: string(p)}
+	for d.off < len(d.s) && d.err == nil {
+		tag := d.uvarint()
+		val := d.str()
+		if d.err != nil {
+			break
+		}
+		vd := decoder{s: val}
+		switch tag {
+		case helloVersion:
+			h.major = vd.uvarint()
+			h.minor = vd.uvarint()
+		case helloFeatures:
+			h.features = vd.uvarint()
+		case helloNodeID:
+			if len(val) > maxNodeIDLen {
+				return hello{}, protocolErrorf("hello: node id too long")
+			}
+			h.nodeID = val
+		case helloPing:
+			ms := vd.uvarint()
+			if ms < uint64(minPing/time.Millisecond) || ms > uint64(maxPing/time.Millisecond) {
+				return hello{}, protocolErrorf("hello: ping interval %d ms out of range", ms)
+			}
+			h.pingInterval = time.Duration(ms) * time.Millisecond
+		case helloMaxFrame:
+			v := vd.uvarint()
+			if v < minFrameSize || v > maxFrameSize {
+				return hello{}, protocolErrorf("hello: max frame size %d out of range", v)
+			}
+			h.maxFrameSize = int(v)
+		case helloWindow:
+			v := vd.uvarint()
+			if v < minWindow || v > maxWindow {
+				return hello{}, protocolErrorf("hello: window %d out of range", v)
+			}
+			h.initialWindow = int(v)
+		case helloMaxStream:
+			v := vd.uvarint()
+			if v < 1 || v > maxStreamsCap {
+				return hello{}, protocolErrorf("hello: max streams %d out of range", v)
+			}
+			h.maxStreams = int(v)
+		default:
+			continue
+		}
+		if vd.err != nil {
+			return hello{}, protocolErrorf("hello: bad field %d", tag)
+		}
+		if tag <= helloMaxStream {
+			if seen&(1<<tag) != 0 {
+				return hello{}, protocolErrorf("hello: duplicate field %d", tag)
+			}
+			seen |= 1 << tag
+		}
+	}
+	if d.err != nil {
+		return hello{}, protocolErrorf("hello: truncated")
+	}
+	if seen&(1<<helloVersion) == 0 {
+		return hello{}, protocolErrorf("hello: no version")
+	}
+	if h.major != ProtocolMajor {
+		return hello{}, protocolErrorf("hello: major version %d, want %d", h.major, ProtocolMajor)
+	}
+	if server {
+		for _, tag := range []int{helloPing, helloMaxFrame, helloWindow, helloMaxStream} {
+			if seen&(1<<tag) == 0 {
+				return hello{}, protocolErrorf("hello: missing field %d", tag)
+			}
+		}
+	}
+	return h, nil
+}

@@ -1,0 +1,207 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// testPKI is a CA and a 127.0.0.1 server certificate made for one test.
+type testPKI struct {
+	caPEM  []byte
+	server tls.Certificate
+}
+
+func newTestPKI(t testing.TB) *testPKI {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "liaison test CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{"localhost"},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	return &testPKI{
+		caPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		server: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+	}
+}
+
+// env is a gateway behind a real TLS 1.3 loopback server.
+type env struct {
+	t   testing.TB
+	pki *testPKI
+	srv *httptest.Server
+	gw  *Gateway
+	url string // wss URL of the upgrade endpoint
+	// events collects presence events.
+	mu     sync.Mutex
+	events []PresenceEvent
+	evCh   chan PresenceEvent
+}
+
+func newEnv(t testing.TB, mod func(*GatewayConfig)) *env {
+	t.Helper()
+	e := &env{t: t, pki: newTestPKI(t), evCh: make(chan PresenceEvent, 1024)}
+	mux := http.NewServeMux()
+	e.srv = httptest.NewUnstartedServer(mux)
+	e.srv.TLS = &tls.Config{Certificates: []tls.Certificate{e.pki.server}, MinVersion: tls.VersionTLS13}
+	e.srv.StartTLS()
+	e.url = "wss://" + e.srv.Listener.Addr().String() + "/connect"
+	cfg := GatewayConfig{
+		Audience: e.url,
+		NodeID:   "node-a",
+		OnPresence: func(ev PresenceEvent) {
+			e.mu.Lock()
+			e.events = append(e.events, ev)
+			e.mu.Unlock()
+			e.evCh <- ev
+		},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	gw, err := NewGateway(cfg)
+	require.NoError(t, err)
+	e.gw = gw
+	mux.Handle("/connect", gw)
+	mux.Handle("/enroll", gw.EnrollHandler())
+	t.Cleanup(func() {
+		_ = gw.Close()
+		e.srv.Close()
+	})
+	return e
+}
+
+// httpClient trusts the test CA.
+func (e *env) httpClient() *http.Client {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(e.pki.caPEM)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}
+}
+
+// enroll registers a new connector of tenant and returns its config.
+func (e *env) enroll(tenant string) ConnectorConfig {
+	e.t.Helper()
+	tok, err := e.gw.IssueEnrollmentToken(context.Background(), tenant, time.Minute)
+	require.NoError(e.t, err)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(e.t, err)
+	id, err := Enroll(context.Background(), e.httpClient(), e.srv.URL+"/enroll", tok, key)
+	require.NoError(e.t, err)
+	require.Equal(e.t, tenant, id.Tenant)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(e.pki.caPEM)
+	return ConnectorConfig{
+		URL:         e.url,
+		ConnectorID: id.ConnectorID,
+		Key:         key,
+		TLSConfig:   &tls.Config{RootCAs: pool},
+		BackoffBase: 10 * time.Millisecond,
+		BackoffMax:  50 * time.Millisecond,
+	}
+}
+
+// start runs a connector and waits until the gateway sees it.
+func (e *env) start(cfg ConnectorConfig, h http.Handler) *Connector {
+	e.t.Helper()
+	cfg.Handler = h
+	c, err := NewConnector(cfg)
+	require.NoError(e.t, err)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(context.Background()) }()
+	e.t.Cleanup(func() {
+		_ = c.Close()
+		<-errc
+	})
+	e.waitEvent(Connected, cfg.ConnectorID)
+	return c
+}
+
+func (e *env) waitEvent(kind PresenceKind, connectorID string) PresenceEvent {
+	e.t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		select {
+		case ev := <-e.evCh:
+			if ev.Kind == kind && (connectorID == "" || ev.ConnectorID == connectorID) {
+				return ev
+			}
+		case <-timeout.C:
+			e.t.Fatalf("no %v event for %s", kind, connectorID)
+		}
+	}
+}
+
+// checkNoLeaks fails if goroutines started by the test outlive it.
+func checkNoLeaks(t testing.TB) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, filterStacks(string(buf)))
+				return
+			}
+			runtime.Gosched()
+			time.Sleep(10 * time.Millisecond) // polling for exit, not synchronisation
+		}
+	})
+}
+
+func filterStacks(s string) string {
+	var out []string
+	for _, g := range strings.Split(s, "\n\n") {
+		if strings.Contains(g, "liaison/tunnel") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}

@@ -1,0 +1,241 @@
+package tunnel
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// openStream allocates a stream ID, registers the stream and sends its
+// REQUEST frame b (header filled in here) in ID order.
+func (s *Session) openStream(b []byte) (*stream, error) {
+	s.openMu.Lock()
+	defer s.openMu.Unlock()
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		<-s.slots
+		return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
+	}
+	id := s.nextID
+	s.nextID++
+	st := newStream(s, id)
+	s.streams[id] = st
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	b[2], b[3], b[4], b[5] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
+	if err := s.write(b); err != nil {
+		s.removeStream(st)
+		return nil, err
+	}
+	return st, nil
+}
+
+// roundTrip sends req on this session and waits for the response head.
+func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		select {
+		case s.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.done:
+			return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
+		}
+	}
+	slotHeld := true
+	defer func() {
+		if slotHeld {
+			<-s.slots
+		}
+	}()
+
+	var timeoutMs uint64
+	if dl, ok := ctx.Deadline(); ok {
+		d := time.Until(dl)
+		if d <= 0 {
+			return nil, context.DeadlineExceeded
+		}
+		timeoutMs = uint64((d + time.Millisecond - 1) / time.Millisecond)
+	}
+	body := req.Body
+	if body == http.NoBody {
+		body = nil
+	}
+	cl := req.ContentLength
+	if body == nil {
+		cl = 0
+	}
+	bp := s.cfg.pool.get()
+	defer s.cfg.pool.put(bp)
+	b := (*bp)[:frameHeaderLen]
+	b = appendRequestHead(b, timeoutMs, req, cl)
+	if len(b) > cap(*bp) || len(b)-frameHeaderLen > s.maxPayload {
+		closeBody(body)
+		return nil, ErrHeadTooLarge
+	}
+	var flags uint8
+	streaming := false
+	switch {
+	case body == nil:
+		flags = flagEnd
+	case cl > 0 && cl <= int64(s.maxPayload-(len(b)-frameHeaderLen)) && cl <= int64(s.window):
+		n, err := io.ReadFull(body, (*bp)[len(b):len(b)+int(cl)])
+		closeBody(body)
+		if err != nil {
+			return nil, fmt.Errorf("tunnel: read request body: %w", err)
+		}
+		b = (*bp)[:len(b)+n]
+		flags = flagEnd
+	default:
+		streaming = true
+	}
+	b[0], b[1] = byte(frameRequest), flags
+	// The slot is handed to the stream; release() returns it.
+	slotHeld = false
+	st, err := s.openStream(b)
+	if err != nil {
+		if !streaming {
+			return nil, err
+		}
+		closeBody(body)
+		return nil, err
+	}
+	if streaming {
+		st.mu.Lock()
+		st.body = body
+		st.mu.Unlock()
+		if !s.goWG(func() { st.sendBody(body) }) {
+			closeBody(body)
+		}
+	}
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { st.abort(ctx.Err()) })
+		st.mu.Lock()
+		st.stop = stop
+		st.mu.Unlock()
+	}
+	st.mu.Lock()
+	for st.resp == nil && st.headErr == nil {
+		st.cond.Wait()
+	}
+	resp, err := st.resp, st.headErr
+	st.mu.Unlock()
+	if err != nil {
+		st.finish()
+		return nil, err
+	}
+	resp.Request = req
+	return resp, nil
+}
+
+func closeBody(b io.Closer) {
+	if b != nil {
+		_ = b.Close()
+	}
+}
+
+// sendBody streams a request body; on a read error it cancels the stream.
+func (st *stream) sendBody(body io.ReadCloser) {
+	err := st.streamFrom(body)
+	st.closeOne.Do(func() { _ = body.Close() })
+	if err != nil {
+		st.mu.Lock()
+		mine := st.sendErr == nil
+		st.mu.Unlock()
+		if mine {
+			st.s.sendCancel(st.id, codeInternal, "request body failed")
+			st.fail(fmt.Errorf("tunnel: request body: %w", err), false)
+			st.s.removeStream(st)
+		}
+	}
+}
+
+// abort is called when the caller's context ends: the connector is told to
+// cancel, and local waiters fail with the context's error.
+func (st *stream) abort(err error) {
+	st.mu.Lock()
+	removed := st.removed
+	st.mu.Unlock()
+	if !removed {
+		st.s.sendCancel(st.id, codeCancel, "")
+	}
+	st.fail(err, false)
+	st.s.removeStream(st)
+}
+
+// finish releases a gateway stream: the watcher and the table entry.
+func (st *stream) finish() {
+	st.mu.Lock()
+	stop := st.stop
+	st.stop = nil
+	st.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	st.s.removeStream(st)
+}
+
+// bodyDone is called when a received body reached EOF.
+func (s *Session) bodyDone(st *stream) {
+	if s.cfg.gateway {
+		st.finish()
+	}
+}
+
+// handleResponse turns a RESPONSE frame into the waiting caller's
+// *http.Response.
+func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
+	h, off, err := parseResponseHead(f.payload)
+	if err != nil {
+		return false, err
+	}
+	st.mu.Lock()
+	defer st.cond.Broadcast()
+	defer st.mu.Unlock()
+	if st.resp != nil {
+		return false, protocolErrorf("second response head on stream %d", st.id)
+	}
+	kept, err := st.queueLocked(f.payload[off:], f.end(), bp)
+	if err != nil {
+		return false, err
+	}
+	if st.headErr != nil {
+		return kept, nil
+	}
+	st.resp = &http.Response{
+		Status:        strconv.Itoa(h.status) + " " + http.StatusText(h.status),
+		StatusCode:    h.status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h.header,
+		ContentLength: h.contentLength,
+		Body:          (*respBody)(st),
+	}
+	return kept, nil
+}
+
+// respBody is the response body handed to the caller.
+type respBody stream
+
+func (b *respBody) Read(p []byte) (int, error) { return (*stream)(b).Read(p) }
+
+func (b *respBody) Close() error {
+	st := (*stream)(b)
+	st.mu.Lock()
+	done := st.recvDone && len(st.chunks) == 0
+	removed := st.removed
+	st.mu.Unlock()
+	if !done && !removed {
+		st.s.sendCancel(st.id, codeCancel, "")
+	}
+	st.discard(errBodyClosed)
+	st.finish()
+	return nil
+}

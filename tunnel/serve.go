@@ -1,0 +1,288 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// handleRequest starts serving a REQUEST frame on the connector.
+func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
+	h, off, err := parseRequestHead(f.payload)
+	if err != nil {
+		return false, err
+	}
+	u, err := url.ParseRequestURI(h.target)
+	if err != nil {
+		return false, protocolErrorf("bad request target")
+	}
+	s.mu.Lock()
+	if f.stream <= s.lastID {
+		s.mu.Unlock()
+		return false, protocolErrorf("stream %d out of order (last %d)", f.stream, s.lastID)
+	}
+	s.lastID = f.stream
+	if s.err != nil {
+		s.mu.Unlock()
+		return false, nil
+	}
+	open := len(s.streams)
+	if open >= 2*s.cfg.params.maxStreams {
+		s.mu.Unlock()
+		return false, protocolErrorf("more than %d streams", 2*s.cfg.params.maxStreams)
+	}
+	if open >= s.cfg.params.maxStreams {
+		s.mu.Unlock()
+		s.sendCancel(f.stream, codeRefused, "too many streams")
+		return false, nil
+	}
+	st := newStream(s, f.stream)
+	s.streams[f.stream] = st
+	s.inflight.Add(1)
+	s.mu.Unlock()
+
+	kept, err := st.queueLocked(f.payload[off:], f.end(), bp)
+	if err != nil {
+		return kept, err
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if h.timeoutMs > 0 {
+		ctx, cancel = context.WithTimeout(s.baseCtx, time.Duration(h.timeoutMs)*time.Millisecond)
+	} else {
+		ctx, cancel = context.WithCancel(s.baseCtx)
+	}
+	req, err := http.NewRequestWithContext(ctx, h.method, "", nil)
+	if err != nil {
+		cancel()
+		return kept, protocolErrorf("bad request")
+	}
+	req.URL = u
+	req.RequestURI = h.target
+	req.Host = h.host
+	req.Header = h.header
+	req.ContentLength = h.contentLength
+	req.RemoteAddr = "tunnel"
+	if h.contentLength != 0 {
+		req.Body = (*reqBody)(st)
+	} else {
+		req.Body = http.NoBody
+	}
+	st.stop = func() bool { cancel(); return true }
+	if !s.goWG(func() { s.serve(st, req, cancel) }) {
+		cancel()
+	}
+	return kept, nil
+}
+
+type reqBody stream
+
+func (b *reqBody) Read(p []byte) (int, error) { return (*stream)(b).Read(p) }
+func (b *reqBody) Close() error {
+	(*stream)(b).discard(errBodyClosed)
+	return nil
+}
+
+// serve runs the handler for one stream and sends what it wrote.
+func (s *Session) serve(st *stream, req *http.Request, cancel context.CancelFunc) {
+	rw := &responseWriter{st: st, header: make(http.Header)}
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				s.cfg.log.Error("tunnel: handler panic", "stream", st.id, "panic", fmt.Sprint(v))
+			}
+			rw.abort()
+			return
+		}
+		rw.finish()
+	}()
+	s.cfg.handler.ServeHTTP(rw, req)
+}
+
+// responseWriter buffers a small response so that it leaves as one frame;
+// a larger one streams as DATA frames after the head.
+type responseWriter struct {
+	st       *stream
+	header   http.Header
+	status   int
+	buf      *[]byte // body bytes before the head was sent, from offset frameHeaderLen
+	n        int
+	headSent bool
+	err      error
+}
+
+var (
+	_ http.ResponseWriter = (*responseWriter)(nil)
+	_ http.Flusher        = (*responseWriter)(nil)
+)
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status != 0 || w.headSent {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if code < 200 {
+		return // informational responses do not cross the tunnel
+	}
+	w.status = code
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	s := w.st.s
+	if !w.headSent {
+		if w.buf == nil {
+			w.buf = s.cfg.pool.get()
+		}
+		room := s.maxPayload/2 - w.n
+		if len(p) <= room {
+			copy((*w.buf)[frameHeaderLen+w.n:], p)
+			w.n += len(p)
+			return len(p), nil
+		}
+		if err := w.sendHead(false); err != nil {
+			return 0, err
+		}
+	}
+	if err := w.st.sendData(p); err != nil {
+		w.err = w.writeErr(err)
+		return 0, w.err
+	}
+	return len(p), nil
+}
+
+func (w *responseWriter) writeErr(err error) error {
+	if errors.Is(err, errStreamDone) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("tunnel: caller went away: %w", context.Canceled)
+	}
+	return err
+}
+
+// Flush sends the head and any buffered bytes now.
+func (w *responseWriter) Flush() {
+	if w.err == nil && !w.headSent {
+		if w.status == 0 {
+			w.WriteHeader(http.StatusOK)
+		}
+		_ = w.sendHead(false)
+	}
+}
+
+// sendHead sends the RESPONSE frame with the buffered body. With end set it
+// is the whole response.
+func (w *responseWriter) sendHead(end bool) error {
+	s := w.st.s
+	w.headSent = true
+	cl := int64(-1)
+	if end {
+		cl = int64(w.n)
+	} else if v := w.header.Get("Content-Length"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			cl = n
+		}
+	}
+	bp := s.cfg.pool.get()
+	defer s.cfg.pool.put(bp)
+	b := appendResponseHead((*bp)[:frameHeaderLen], w.status, w.header, cl)
+	if len(b)-frameHeaderLen > s.maxPayload {
+		w.err = ErrHeadTooLarge
+		w.abort()
+		return w.err
+	}
+	body := []byte(nil)
+	if w.buf != nil {
+		body = (*w.buf)[frameHeaderLen : frameHeaderLen+w.n]
+	}
+	var flags uint8
+	inline := len(body) <= s.maxPayload-(len(b)-frameHeaderLen) && len(body) <= s.window
+	if inline {
+		b = append(b, body...)
+		w.st.useCredit(len(body))
+		if end {
+			flags = flagEnd
+			// forget the stream before the last frame, so the gateway can
+			// reuse the slot at once
+			s.removeStream(w.st)
+		}
+	}
+	putHeader(b, frameResponse, flags, w.st.id)
+	if err := s.write(b); err != nil {
+		w.err = err
+		return err
+	}
+	rest := body
+	if inline {
+		rest = nil
+	}
+	if len(rest) > 0 {
+		if err := w.st.sendData(rest); err != nil {
+			w.err = w.writeErr(err)
+		}
+	}
+	if w.buf != nil {
+		s.cfg.pool.put(w.buf)
+		w.buf = nil
+	}
+	if end && !inline && w.err == nil {
+		s.removeStream(w.st)
+		return s.writeControl(frameEnd, flagEnd, w.st.id, nil)
+	}
+	return w.err
+}
+
+// finish completes the response after the handler returned.
+func (w *responseWriter) finish() {
+	s := w.st.s
+	w.st.discard(errBodyClosed)
+	if w.err != nil {
+		w.release()
+		return
+	}
+	if !w.headSent {
+		if w.status == 0 {
+			w.status = http.StatusOK
+		}
+		_ = w.sendHead(true)
+		w.release()
+		return
+	}
+	s.removeStream(w.st)
+	_ = s.writeControl(frameEnd, flagEnd, w.st.id, nil)
+	w.release()
+}
+
+// abort tells the gateway the response failed.
+func (w *responseWriter) abort() {
+	s := w.st.s
+	w.st.discard(errBodyClosed)
+	s.mu.Lock()
+	_, open := s.streams[w.st.id]
+	s.mu.Unlock()
+	s.removeStream(w.st)
+	if open {
+		s.sendCancel(w.st.id, codeInternal, "handler aborted")
+	}
+	w.release()
+}
+
+func (w *responseWriter) release() {
+	if w.buf != nil {
+		w.st.s.cfg.pool.put(w.buf)
+		w.buf = nil
+	}
+	w.st.s.removeStream(w.st)
+}

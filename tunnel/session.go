@@ -1,0 +1,490 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// bufPool holds frame buffers of one size (header plus max payload).
+type bufPool struct {
+	size int
+	p    sync.Pool
+}
+
+func newBufPool(maxPayload int) *bufPool {
+	bp := &bufPool{size: frameHeaderLen + maxPayload}
+	bp.p.New = func() any {
+		b := make([]byte, bp.size)
+		return &b
+	}
+	return bp
+}
+
+func (bp *bufPool) get() *[]byte { return bp.p.Get().(*[]byte) }
+func (bp *bufPool) put(b *[]byte) {
+	if cap(*b) == bp.size {
+		*b = (*b)[:bp.size]
+		bp.p.Put(b)
+	}
+}
+
+// sessionConfig is what a session needs from its Gateway or Connector.
+type sessionConfig struct {
+	gateway     bool
+	params      hello
+	handler     http.Handler // connector side
+	pool        *bufPool
+	log         *slog.Logger
+	now         func() time.Time
+	tenant      string
+	connectorID string
+	onGoaway    func(grace time.Duration) // connector side
+}
+
+// Session is one live tunnel between a connector and a gateway. On the
+// gateway it carries requests to the connector; a [Router] chooses among
+// them. Its methods are safe for concurrent use.
+type Session struct {
+	conn *websocket.Conn
+	cfg  sessionConfig
+	// per-session limits derived from cfg.params
+	maxPayload int
+	window     int
+
+	openMu  sync.Mutex // orders stream ID allocation with the REQUEST write
+	mu      sync.Mutex
+	streams map[uint32]*stream
+	nextID  uint32 // gateway: next stream ID
+	lastID  uint32 // connector: highest stream ID seen
+	err     error  // first fatal error; non-nil once closing
+	drain   bool   // GOAWAY sent or received
+	goaway0 *goawayNote
+	idle    chan struct{}
+
+	inflight atomic.Int32
+	slots    chan struct{} // gateway: one token per open stream
+	done     chan struct{} // closed when the session starts closing
+	finished chan struct{} // closed when every goroutine has returned
+	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
+	s := &Session{
+		conn:       conn,
+		cfg:        cfg,
+		maxPayload: cfg.params.maxFrameSize,
+		window:     cfg.params.initialWindow,
+		streams:    make(map[uint32]*stream),
+		nextID:     1,
+		done:       make(chan struct{}),
+		finished:   make(chan struct{}),
+		idle:       make(chan struct{}, 1),
+	}
+	if cfg.gateway {
+		s.slots = make(chan struct{}, cfg.params.maxStreams)
+	}
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	s.lastRecv.Store(cfg.now().UnixNano())
+	return s
+}
+
+// Tenant returns the tenant the session's connector is enrolled in.
+func (s *Session) Tenant() string { return s.cfg.tenant }
+
+// ConnectorID returns the authenticated connector's ID.
+func (s *Session) ConnectorID() string { return s.cfg.connectorID }
+
+// InFlight returns the number of open streams.
+func (s *Session) InFlight() int { return int(s.inflight.Load()) }
+
+// Draining reports whether the session was told to go away.
+func (s *Session) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drain
+}
+
+// Done is closed when the session starts closing.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session closed, or nil while it is open.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// run reads frames until the session dies, then waits for every goroutine
+// the session started. It returns the error that closed the session.
+func (s *Session) run() error {
+	s.wg.Add(1)
+	go s.keepalive()
+	err := s.readLoop()
+	s.closeWith(err)
+	s.wg.Wait()
+	close(s.finished)
+	return s.Err()
+}
+
+// Close closes the session at once and waits for its goroutines. Streams
+// in flight fail with ErrSessionLost. Close is idempotent.
+func (s *Session) Close() error {
+	s.closeWith(ErrClosed)
+	<-s.finished
+	return nil
+}
+
+// closeNotify sends a session-level ERROR frame (best effort) and closes.
+func (s *Session) closeNotify(code uint64, msg string, err error) {
+	bp := s.cfg.pool.get()
+	b := (*bp)[:frameHeaderLen]
+	putHeader(b, frameError, 0, 0)
+	b = appendErrorPayload(b, code, msg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	_ = s.conn.Write(ctx, websocket.MessageBinary, b)
+	cancel()
+	s.cfg.pool.put(bp)
+	s.closeWith(err)
+}
+
+func (s *Session) closeWith(err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	streams := s.streams
+	s.streams = nil
+	s.mu.Unlock()
+	close(s.done)
+	s.cancel()
+	_ = s.conn.CloseNow()
+	lost := fmt.Errorf("%w: %w", ErrSessionLost, err)
+	for _, st := range streams {
+		st.fail(lost, true)
+		s.release(st)
+	}
+}
+
+// goWG starts f tracked by the session's WaitGroup, unless the session is
+// closing.
+func (s *Session) goWG(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// write sends one frame. A write error is fatal to the session.
+func (s *Session) write(b []byte) error {
+	if err := s.conn.Write(context.Background(), websocket.MessageBinary, b); err != nil {
+		s.closeWith(fmt.Errorf("tunnel: write: %w", err))
+		return fmt.Errorf("%w: %w", ErrSessionLost, err)
+	}
+	return nil
+}
+
+// writeSmall sends a frame with a small payload built on the stack.
+func (s *Session) writeControl(typ frameType, flags uint8, stream uint32, payload []byte) error {
+	var arr [64]byte
+	b := arr[:frameHeaderLen]
+	putHeader(b, typ, flags, stream)
+	b = append(b, payload...)
+	return s.write(b)
+}
+
+func (s *Session) sendCredit(id uint32, n int) {
+	var p [4]byte
+	binary.BigEndian.PutUint32(p[:], uint32(n))
+	_ = s.writeControl(frameCredit, 0, id, p[:])
+}
+
+func (s *Session) sendCancel(id uint32, code uint64, msg string) {
+	var arr [128]byte
+	b := arr[:frameHeaderLen]
+	putHeader(b, frameCancel, 0, id)
+	if len(msg) > 100 {
+		msg = msg[:100]
+	}
+	b = appendErrorPayload(b, code, msg)
+	_ = s.write(b)
+}
+
+// keepalive pings every interval and closes the session when nothing was
+// received for three intervals.
+func (s *Session) keepalive() {
+	defer s.wg.Done()
+	iv := s.cfg.params.pingInterval
+	dead := 3 * iv
+	now := s.cfg.now()
+	nextPing := now.Add(iv)
+	t := time.NewTimer(iv)
+	defer t.Stop()
+	var seq uint64
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		now = s.cfg.now()
+		last := time.Unix(0, s.lastRecv.Load())
+		if now.Sub(last) >= dead {
+			s.closeWith(ErrPeerSilent)
+			return
+		}
+		if !now.Before(nextPing) {
+			seq++
+			var p [8]byte
+			binary.BigEndian.PutUint64(p[:], seq)
+			if s.writeControl(framePing, 0, 0, p[:]) != nil {
+				return
+			}
+			nextPing = now.Add(iv)
+		}
+		next := min(nextPing.Sub(now), last.Add(dead).Sub(now))
+		t.Reset(max(next, time.Millisecond))
+	}
+}
+
+// readLoop reads and dispatches frames until an error.
+func (s *Session) readLoop() error {
+	for {
+		typ, r, err := s.conn.Reader(context.Background())
+		if err != nil {
+			var ce websocket.CloseError
+			if errors.As(err, &ce) {
+				return fmt.Errorf("tunnel: peer closed: %w", err)
+			}
+			return fmt.Errorf("tunnel: read: %w", err)
+		}
+		if typ != websocket.MessageBinary {
+			return protocolErrorf("text message")
+		}
+		bp := s.cfg.pool.get()
+		buf := *bp
+		n, err := io.ReadFull(r, buf)
+		switch {
+		case err == nil:
+			var one [1]byte
+			m, err2 := r.Read(one[:])
+			for m == 0 && err2 == nil {
+				m, err2 = r.Read(one[:])
+			}
+			if m > 0 {
+				s.cfg.pool.put(bp)
+				return protocolErrorf("frame exceeds %d bytes", len(buf))
+			}
+			if err2 != io.EOF {
+				s.cfg.pool.put(bp)
+				return fmt.Errorf("tunnel: read: %w", err2)
+			}
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		default:
+			s.cfg.pool.put(bp)
+			return fmt.Errorf("tunnel: read: %w", err)
+		}
+		s.lastRecv.Store(s.cfg.now().UnixNano())
+		f, err := parseFrame(buf[:n], s.maxPayload)
+		if err == errSkip {
+			s.cfg.pool.put(bp)
+			continue
+		}
+		if err != nil {
+			s.cfg.pool.put(bp)
+			return err
+		}
+		kept, err := s.handle(f, bp)
+		if !kept {
+			s.cfg.pool.put(bp)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// handle dispatches one frame. kept reports whether the buffer now belongs
+// to a stream.
+func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
+	switch f.typ {
+	case frameHello:
+		return false, protocolErrorf("second hello")
+	case framePing:
+		return false, s.writeControl(framePong, 0, 0, f.payload)
+	case framePong:
+		return false, nil
+	case frameGoaway:
+		if s.cfg.gateway {
+			return false, protocolErrorf("goaway from connector")
+		}
+		grace := time.Duration(binary.BigEndian.Uint32(f.payload[4:8])) * time.Millisecond
+		s.mu.Lock()
+		first := !s.drain
+		s.drain = true
+		s.mu.Unlock()
+		if first && s.cfg.onGoaway != nil {
+			s.cfg.onGoaway(grace)
+		}
+		return false, nil
+	case frameError:
+		code, msg := parseErrorPayload(f.payload)
+		if f.stream == 0 {
+			return false, &RemoteError{Code: code, Message: msg}
+		}
+		s.streamCancelled(f.stream, code, msg)
+		return false, nil
+	case frameRequest:
+		if s.cfg.gateway {
+			return false, protocolErrorf("request from connector")
+		}
+		return s.handleRequest(f, bp)
+	}
+	st, err := s.lookup(f.stream)
+	if err != nil || st == nil {
+		return false, err
+	}
+	switch f.typ {
+	case frameResponse:
+		if !s.cfg.gateway {
+			return false, protocolErrorf("response from gateway")
+		}
+		return st.handleResponse(f, bp)
+	case frameData, frameEnd:
+		return st.handleData(f, bp)
+	case frameCancel:
+		code, msg := parseErrorPayload(f.payload)
+		s.streamCancelled(f.stream, code, msg)
+		return false, nil
+	case frameCredit:
+		return false, st.addCredit(int(binary.BigEndian.Uint32(f.payload)))
+	}
+	return false, nil
+}
+
+// lookup finds an open stream. A frame for a stream that was opened and is
+// now closed is ignored (nil, nil); one for a stream never opened is a
+// protocol error.
+func (s *Session) lookup(id uint32) (*stream, error) {
+	s.mu.Lock()
+	st := s.streams[id]
+	var opened bool
+	if s.cfg.gateway {
+		opened = id < s.nextID
+	} else {
+		opened = id <= s.lastID
+	}
+	s.mu.Unlock()
+	if st == nil && !opened {
+		return nil, protocolErrorf("frame for unopened stream %d", id)
+	}
+	return st, nil
+}
+
+func (s *Session) streamCancelled(id uint32, code uint64, msg string) {
+	s.mu.Lock()
+	st := s.streams[id]
+	s.mu.Unlock()
+	if st == nil {
+		return
+	}
+	var err error
+	switch {
+	case s.cfg.gateway && code == codeRefused:
+		err = fmt.Errorf("%w: %w", ErrStreamRefused, errNotSent)
+	case s.cfg.gateway:
+		err = fmt.Errorf("%w: %s", ErrAborted, msg)
+	default:
+		err = context.Canceled
+		if st.stop != nil {
+			st.stop()
+		}
+	}
+	st.fail(err, false)
+	if s.cfg.gateway {
+		s.removeStream(st)
+	}
+}
+
+// removeStream forgets a stream; it is idempotent.
+func (s *Session) removeStream(st *stream) {
+	s.mu.Lock()
+	if s.streams[st.id] != st {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.streams, st.id)
+	s.mu.Unlock()
+	s.release(st)
+}
+
+func (s *Session) release(st *stream) {
+	st.markRemoved()
+	if s.inflight.Add(-1) == 0 {
+		select {
+		case s.idle <- struct{}{}:
+		default:
+		}
+	}
+	if s.slots != nil {
+		<-s.slots
+	}
+}
+
+// goaway tells the connector to reconnect elsewhere and stops new streams
+// from being routed here.
+func (s *Session) goaway(grace time.Duration) error {
+	s.mu.Lock()
+	if s.drain || s.err != nil {
+		s.mu.Unlock()
+		return nil
+	}
+	s.drain = true
+	last := s.nextID - 1
+	s.mu.Unlock()
+	var p [8]byte
+	binary.BigEndian.PutUint32(p[:4], last)
+	binary.BigEndian.PutUint32(p[4:], uint32(grace/time.Millisecond))
+	return s.writeControl(frameGoaway, 0, 0, p[:])
+}
+
+// closeIfIdle closes a draining session with no stream in flight. It holds
+// s.mu so no stream can open in between.
+func (s *Session) closeIfIdle() bool {
+	s.mu.Lock()
+	if s.inflight.Load() != 0 || s.err != nil {
+		s.mu.Unlock()
+		return s.err != nil
+	}
+	s.err = ErrClosed
+	s.mu.Unlock()
+	// s.err is set, so closeWith would return early: finish by hand.
+	close(s.done)
+	s.cancel()
+	_ = s.conn.CloseNow()
+	return true
+}

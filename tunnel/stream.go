@@ -1,0 +1,262 @@
+package tunnel
+
+import (
+	"io"
+	"net/http"
+	"sync"
+)
+
+// chunk is received body bytes still owned by a pooled frame buffer.
+type chunk struct {
+	bp *[]byte
+	b  []byte
+}
+
+// stream is one request/response exchange. Both directions share mu; cond
+// wakes readers waiting for bytes, writers waiting for credit and callers
+// waiting for a response head.
+type stream struct {
+	s  *Session
+	id uint32
+
+	mu   sync.Mutex
+	cond sync.Cond
+
+	// receive side: the body arriving from the peer
+	chunks   []chunk
+	recvBuf  int   // bytes buffered, bounded by the window
+	recvDone bool  // END seen
+	recvErr  error // reads fail with it once chunks are drained
+	unacked  int   // bytes consumed and not yet credited back
+
+	// send side: the body we send
+	credit  int
+	sendErr error
+
+	// gateway side
+	resp    *http.Response
+	headErr error
+	stop    func() bool // stops the context.AfterFunc watching the caller
+	body    io.Closer   // the request body being streamed, closed on abort
+
+	removed  bool
+	closeOne sync.Once
+}
+
+func newStream(s *Session, id uint32) *stream {
+	st := &stream{s: s, id: id, credit: s.window}
+	st.cond.L = &st.mu
+	return st
+}
+
+// fail ends the stream in both directions with err. Waiters wake up.
+func (st *stream) fail(err error, sessionDead bool) {
+	st.mu.Lock()
+	if st.recvErr == nil && !st.recvDone {
+		st.recvErr = err
+	} else if st.recvErr == nil && sessionDead && st.recvDone {
+		// the body is complete; let the reader drain it
+	}
+	if st.sendErr == nil {
+		st.sendErr = err
+	}
+	if st.resp == nil && st.headErr == nil {
+		st.headErr = err
+	}
+	body := st.body
+	st.mu.Unlock()
+	st.cond.Broadcast()
+	if body != nil {
+		st.closeOne.Do(func() { _ = body.Close() })
+	}
+}
+
+func (st *stream) markRemoved() {
+	st.mu.Lock()
+	st.removed = true
+	if st.sendErr == nil {
+		st.sendErr = errStreamDone
+	}
+	st.mu.Unlock()
+	st.cond.Broadcast()
+}
+
+// handleData queues a DATA or END frame's payload.
+func (st *stream) handleData(f frame, bp *[]byte) (bool, error) {
+	st.mu.Lock()
+	defer st.cond.Broadcast()
+	defer st.mu.Unlock()
+	if st.s.cfg.gateway && st.resp == nil {
+		return false, protocolErrorf("data before response head on stream %d", st.id)
+	}
+	return st.queueLocked(f.payload, f.end(), bp)
+}
+
+func (st *stream) queueLocked(p []byte, end bool, bp *[]byte) (bool, error) {
+	if st.recvDone {
+		return false, protocolErrorf("data after end on stream %d", st.id)
+	}
+	if st.recvBuf+len(p) > st.s.window {
+		return false, protocolErrorf("flow control: stream %d exceeded its window", st.id)
+	}
+	if end {
+		st.recvDone = true
+	}
+	if st.recvErr != nil || len(p) == 0 {
+		// cancelled locally: drop the bytes but keep the accounting honest
+		return false, nil
+	}
+	st.chunks = append(st.chunks, chunk{bp: bp, b: p})
+	st.recvBuf += len(p)
+	return true, nil
+}
+
+// Read reads the received body. It returns io.EOF after END.
+func (st *stream) Read(p []byte) (int, error) {
+	st.mu.Lock()
+	for len(st.chunks) == 0 {
+		if st.recvErr != nil {
+			err := st.recvErr
+			st.mu.Unlock()
+			return 0, err
+		}
+		if st.recvDone {
+			st.mu.Unlock()
+			st.s.bodyDone(st)
+			return 0, io.EOF
+		}
+		st.cond.Wait()
+	}
+	c := &st.chunks[0]
+	n := copy(p, c.b)
+	c.b = c.b[n:]
+	if len(c.b) == 0 {
+		st.s.cfg.pool.put(c.bp)
+		st.chunks[0] = chunk{}
+		st.chunks = st.chunks[1:]
+		if len(st.chunks) == 0 {
+			st.chunks = st.chunks[:0:0]
+		}
+	}
+	st.recvBuf -= n
+	st.unacked += n
+	var credit int
+	if !st.recvDone && st.recvErr == nil && st.unacked >= st.s.window/4 {
+		credit = st.unacked
+		st.unacked = 0
+	}
+	st.mu.Unlock()
+	if credit > 0 {
+		st.s.sendCredit(st.id, credit)
+	}
+	return n, nil
+}
+
+// discard drops buffered bytes and makes later reads fail with err.
+func (st *stream) discard(err error) {
+	st.mu.Lock()
+	for _, c := range st.chunks {
+		st.s.cfg.pool.put(c.bp)
+	}
+	st.chunks = nil
+	st.recvBuf = 0
+	if st.recvErr == nil {
+		st.recvErr = err
+	}
+	st.mu.Unlock()
+	st.cond.Broadcast()
+}
+
+func (st *stream) addCredit(n int) error {
+	st.mu.Lock()
+	st.credit += n
+	over := st.credit > 2*maxWindow
+	st.mu.Unlock()
+	if over {
+		return protocolErrorf("credit overflow on stream %d", st.id)
+	}
+	st.cond.Broadcast()
+	return nil
+}
+
+// waitCredit blocks until some credit is available, and returns it.
+func (st *stream) waitCredit() (int, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for st.credit <= 0 && st.sendErr == nil {
+		st.cond.Wait()
+	}
+	if st.sendErr != nil {
+		return 0, st.sendErr
+	}
+	return st.credit, nil
+}
+
+func (st *stream) useCredit(n int) {
+	st.mu.Lock()
+	st.credit -= n
+	st.mu.Unlock()
+}
+
+// sendData sends p as DATA frames within the stream's credit.
+func (st *stream) sendData(p []byte) error {
+	s := st.s
+	for len(p) > 0 {
+		c, err := st.waitCredit()
+		if err != nil {
+			return err
+		}
+		n := min(c, s.maxPayload, len(p))
+		bp := s.cfg.pool.get()
+		b := (*bp)[:frameHeaderLen+n]
+		putHeader(b, frameData, 0, st.id)
+		copy(b[frameHeaderLen:], p[:n])
+		st.useCredit(n)
+		err = s.write(b)
+		s.cfg.pool.put(bp)
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// streamFrom sends r's bytes as DATA frames, reading straight into frame
+// buffers, and then END.
+func (st *stream) streamFrom(r io.Reader) error {
+	s := st.s
+	for {
+		c, err := st.waitCredit()
+		if err != nil {
+			return err
+		}
+		n := min(c, s.maxPayload)
+		bp := s.cfg.pool.get()
+		m, rerr := r.Read((*bp)[frameHeaderLen : frameHeaderLen+n])
+		if m > 0 || rerr == io.EOF {
+			var flags uint8
+			typ := frameData
+			if rerr == io.EOF {
+				flags = flagEnd
+				if m == 0 {
+					typ = frameEnd
+				}
+			}
+			b := (*bp)[:frameHeaderLen+m]
+			putHeader(b, typ, flags, st.id)
+			st.useCredit(m)
+			if err := s.write(b); err != nil {
+				s.cfg.pool.put(bp)
+				return err
+			}
+		}
+		s.cfg.pool.put(bp)
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
