@@ -112,4 +112,3 @@ func checkToken(p ParsedToken, rec TokenRecord, found bool, tenant string, now t
 	}
 	return nil
 }
-
