@@ -122,7 +122,9 @@ func (k *Keyring) MarshalKEKFile(passphrase []byte, params Argon2Params) ([]byte
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	b := append([]byte(magic), formatVersion, byte(kindKEKFile))
+	b := make([]byte, 0, kekFileHeaderSize+commitSize+10+len(k.versions)*(5+KEKSize)+tagSize)
+	b = append(b, magic...)
+	b = append(b, formatVersion, byte(kindKEKFile))
 	b = binary.BigEndian.AppendUint16(b, uint16(SuiteWrap))
 	b = append(b, k.id[:]...)
 	b = binary.BigEndian.AppendUint32(b, params.Time)
