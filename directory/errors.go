@@ -115,3 +115,13 @@ func (e *CredentialError) Is(target error) bool {
 	}
 	return false
 }
+
+// ReasonOf returns the Reason of the *CredentialError in err's chain, or
+// ReasonUnknown when there is none.
+func ReasonOf(err error) Reason {
+	var ce *CredentialError
+	if errors.As(err, &ce) {
+		return ce.Reason
+	}
+	return ReasonUnknown
+}
