@@ -17,11 +17,21 @@ func main() {
 	users := flag.Int("users", directorytest.DefaultUsers, "number of users")
 	base := flag.String("base", "", "base DN the data goes under (default: dc=liaison,dc=test)")
 	counts := flag.Bool("counts", false, "print counts (users, groups, ous, disabled) instead of LDIF")
+	user := flag.String("user", "", "print one user, by key, as DN, login, sAMAccountName and password lines, instead of LDIF")
 	flag.Parse()
 	if *base == "" {
 		*base = "dc=liaison,dc=test"
 	}
 	d := directorytest.Generate(*seed, *users)
+	if *user != "" {
+		u, ok := d.User(*user)
+		if !ok {
+			fmt.Fprintf(os.Stderr, "gen: no user %q\n", *user)
+			os.Exit(1)
+		}
+		fmt.Printf("%s\n%s\n%s\n%s\n", u.DN(*base), u.Login, u.SAMAccountName, u.Password)
+		return
+	}
 	if *counts {
 		disabled := 0
 		for _, u := range d.Users {
