@@ -205,3 +205,5 @@ func filterStacks(s string) string {
 	}
 	return strings.Join(out, "\n\n")
 }
+
+func rand32(p []byte) (int, error) { return rand.Read(p) }

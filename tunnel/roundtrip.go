@@ -70,6 +70,8 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 	cl := req.ContentLength
 	if body == nil {
 		cl = 0
+	} else if cl == 0 {
+		cl = -1 // as net/http: a non-nil body with length 0 is unknown
 	}
 	bp := s.cfg.pool.get()
 	defer s.cfg.pool.put(bp)

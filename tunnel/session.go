@@ -76,6 +76,7 @@ type Session struct {
 	done     chan struct{} // closed when the session starts closing
 	finished chan struct{} // closed when every goroutine has returned
 	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
+	reason   atomic.Pointer[error]
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -149,6 +150,7 @@ func (s *Session) Close() error {
 
 // closeNotify sends a session-level ERROR frame (best effort) and closes.
 func (s *Session) closeNotify(code uint64, msg string, err error) {
+	s.reason.Store(&err)
 	bp := s.cfg.pool.get()
 	b := (*bp)[:frameHeaderLen]
 	putHeader(b, frameError, 0, 0)
@@ -163,6 +165,9 @@ func (s *Session) closeNotify(code uint64, msg string, err error) {
 func (s *Session) closeWith(err error) {
 	if err == nil {
 		err = ErrClosed
+	}
+	if r := s.reason.Load(); r != nil {
+		err = *r
 	}
 	s.mu.Lock()
 	if s.err != nil {
