@@ -163,19 +163,8 @@ func deriveKEKFile(passphrase, header []byte, p Argon2Params) (aead cipher.AEAD,
 // before any work. Every failure, including a wrong passphrase and
 // out-of-range parameters, returns [ErrUnwrap].
 func UnmarshalKEKFile(data, passphrase []byte) (*Keyring, error) {
-	if len(data) > maxKEKFileSize || len(data) < kekFileHeaderSize+commitSize+tagSize {
-		return nil, ErrUnwrap
-	}
-	kind, suite, ok := parsePrefix(data)
-	if !ok || kind != kindKEKFile || suite != SuiteWrap {
-		return nil, ErrUnwrap
-	}
-	p := Argon2Params{
-		Time:      binary.BigEndian.Uint32(data[24:]),
-		MemoryKiB: binary.BigEndian.Uint32(data[28:]),
-		Threads:   data[32],
-	}
-	if !p.valid() {
+	p, ok := parseKEKFileHeader(data)
+	if !ok {
 		return nil, ErrUnwrap
 	}
 	header := data[:kekFileHeaderSize]
@@ -195,6 +184,24 @@ func UnmarshalKEKFile(data, passphrase []byte) (*Keyring, error) {
 		return nil, ErrUnwrap
 	}
 	return k, nil
+}
+
+// parseKEKFileHeader checks sizes, prefix and the Argon2id parameters
+// against the floors and caps: everything that can be checked without work.
+func parseKEKFileHeader(data []byte) (Argon2Params, bool) {
+	if len(data) > maxKEKFileSize || len(data) < kekFileHeaderSize+commitSize+tagSize {
+		return Argon2Params{}, false
+	}
+	kind, suite, ok := parsePrefix(data)
+	if !ok || kind != kindKEKFile || suite != SuiteWrap {
+		return Argon2Params{}, false
+	}
+	p := Argon2Params{
+		Time:      binary.BigEndian.Uint32(data[24:]),
+		MemoryKiB: binary.BigEndian.Uint32(data[28:]),
+		Threads:   data[32],
+	}
+	return p, p.valid()
 }
 
 // WriteKEKFile writes [Keyring.MarshalKEKFile]'s output to path atomically:

@@ -60,7 +60,18 @@ func IssueTicket(scheduler ed25519.PrivateKey, t *Ticket) ([]byte, error) {
 	if !t.Expires.After(t.IssuedAt) {
 		return nil, fmt.Errorf("%w: expiry not after issue time", ErrInvalidTicket)
 	}
-	b := append([]byte(magic), formatVersion, byte(kindTicket))
+	if t.IssuedAt.Unix() < 0 {
+		return nil, fmt.Errorf("%w: issue time before 1970", ErrInvalidTicket)
+	}
+	b := appendTicketBody(nil, suite, t)
+	sig := ed25519.Sign(scheduler, labeled(labelTicket, b))
+	return append(b, sig...), nil
+}
+
+// appendTicketBody appends the signed part of a ticket.
+func appendTicketBody(b []byte, suite Suite, t *Ticket) []byte {
+	b = append(b, magic...)
+	b = append(b, formatVersion, byte(kindTicket))
 	b = binary.BigEndian.AppendUint16(b, uint16(suite))
 	for _, f := range []string{t.JobID, t.Tenant, t.User, t.Purpose} {
 		b = appendField(b, []byte(f))
@@ -68,9 +79,7 @@ func IssueTicket(scheduler ed25519.PrivateKey, t *Ticket) ([]byte, error) {
 	b = append(b, t.EkeyID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(t.IssuedAt.Unix()))
 	b = binary.BigEndian.AppendUint64(b, uint64(t.Expires.Unix()))
-	b = append(b, t.WorkerKey.Bytes()...)
-	sig := ed25519.Sign(scheduler, labeled(labelTicket, b))
-	return append(b, sig...), nil
+	return append(b, t.WorkerKey.Bytes()...)
 }
 
 // parseTicket parses the binary form strictly without checking the
