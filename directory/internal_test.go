@@ -3,6 +3,7 @@ package directory
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"github.com/stretchr/testify/assert"
@@ -247,4 +248,35 @@ func TestGroupIndexCycle(t *testing.T) {
 	assert.Contains(t, set, dnKey("cn=u1,dc=x"))
 	assert.Contains(t, set, dnKey("cn=u2,dc=x"))
 	assert.Empty(t, ix.groupsOf(dnKey("cn=nobody,dc=x"), 32))
+}
+
+func TestPoolClosesIdleConnections(t *testing.T) {
+	// The reaper is driven directly with aged timestamps: the pool's
+	// connections are real TCP, which testing/synctest cannot fake.
+	f := startInternalFake(t)
+	c, err := Open(Config{URLs: []string{f}, BindDN: "cn=svc,dc=x", BindPassword: "pw", Plaintext: true, IdleTimeout: time.Hour})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Info(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, 1, c.search.idleCount())
+
+	c.search.mu.Lock()
+	for _, cn := range c.search.idle {
+		cn.used = cn.used.Add(-30 * time.Minute)
+	}
+	c.search.mu.Unlock()
+	c.search.reap()
+	assert.Equal(t, 1, c.search.idleCount(), "half-idle connection kept")
+
+	c.search.mu.Lock()
+	var l *ldap.Conn
+	for _, cn := range c.search.idle {
+		cn.used = cn.used.Add(-31 * time.Minute)
+		l = cn.l
+	}
+	c.search.mu.Unlock()
+	c.search.reap()
+	assert.Equal(t, 0, c.search.idleCount())
+	assert.True(t, l.IsClosing(), "reaped connection is closed")
 }

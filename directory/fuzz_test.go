@@ -1,0 +1,101 @@
+package directory
+
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// FuzzFilterValue checks that any user input placed in a filter by eq
+// compiles to exactly one equality test whose value is the input, so no
+// input can change the filter's structure.
+func FuzzFilterValue(f *testing.F) {
+	for _, s := range []string{"*", "*)(uid=*", "admin)(|(uid=*", `a\b`, "\x00", "ü", "(", ")"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		p := profileFor(ProfileOpenLDAP)
+		filter := and(p.userFilter, p.lookupFilter(v))
+		pkt, err := ldap.CompileFilter(filter)
+		if err != nil {
+			t.Fatalf("filter %q for %q does not compile: %v", filter, v, err)
+		}
+		back, err := ldap.DecompileFilter(pkt)
+		if err != nil {
+			t.Fatalf("decompile %q: %v", filter, err)
+		}
+		// The value appears as one escaped equality for uid and one for mail.
+		e := ldap.EscapeFilter(v)
+		want := "(&(|(objectClass=inetOrgPerson)(objectClass=posixAccount))(|(uid=" + e + ")(mail=" + e + ")))"
+		if filter != want {
+			t.Fatalf("filter %q, want %q", filter, want)
+		}
+		if strings.Count(back, "(") != strings.Count(want, "(")-2*strings.Count(e, "(") {
+			t.Fatalf("structure changed: %q", back)
+		}
+	})
+}
+
+// FuzzDN checks that parsing and normalising hostile DNs never panics,
+// that normalisation is stable, and that a value escaped by escapeRDNValue
+// parses back to itself.
+func FuzzDN(f *testing.F) {
+	for _, s := range []string{`cn=Comma\, Carla,ou=x,dc=y`, `cn=\ a\ ,dc=x`, `cn=#Hash`, `cn=a+sn=b,dc=x`, `cn=\2C`, "", "=", `cn=\`, `cn=#01`} {
+		f.Add(s, "v")
+	}
+	f.Fuzz(func(t *testing.T, dn, value string) {
+		k := dnKey(dn)
+		if d, err := ldap.ParseDN(dn); err == nil && utf8.ValidString(dn) {
+			// The canonical form is a fixed point.
+			if d2, err := ldap.ParseDN(canonicalDN(d)); err != nil || canonicalDN(d2) != k {
+				t.Fatalf("dnKey not stable: %q -> %q (%v)", dn, k, err)
+			}
+			_ = parentDN(d)
+			_ = rdnValue(d)
+		}
+		if value == "" || !utf8.ValidString(value) {
+			return // DN values are UTF-8 (RFC 4514)
+		}
+		d, err := ldap.ParseDN("cn=" + escapeRDNValue(value) + ",dc=x")
+		if err != nil {
+			t.Fatalf("escaped value %q does not parse: %v", value, err)
+		}
+		got := d.RDNs[0].Attributes[0].Value
+		if got != value && strings.TrimSpace(value) != "" {
+			t.Fatalf("round trip %q -> %q", value, got)
+		}
+	})
+}
+
+// FuzzParseCursor feeds hostile cursors: they are refused, never panic,
+// and an accepted cursor re-encodes to an equivalent one.
+func FuzzParseCursor(f *testing.F) {
+	f.Add(string(cursorData{Profile: "ad", Server: "s", Mapping: "m", USN: 1}.encode()))
+	f.Add(string(cursorData{Profile: "openldap", Server: "s", Mapping: "m", Time: "20260101000000Z"}.encode()))
+	f.Add("dc1.")
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseCursor(Cursor(s))
+		if err != nil {
+			return
+		}
+		d2, err := parseCursor(d.encode())
+		if err != nil || d2 != d {
+			t.Fatalf("re-encoded cursor differs: %v %+v %+v", err, d, d2)
+		}
+	})
+}
+
+// FuzzParseRange feeds attribute descriptions as servers might send them.
+func FuzzParseRange(f *testing.F) {
+	for _, s := range []string{"member;range=0-1499", "member;range=1500-*", "member", "member;range=-1-2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, lo, hi, ranged := parseRange(s)
+		if ranged && (lo < 0 || (hi != -1 && hi < lo)) {
+			t.Fatalf("bad range from %q: %d-%d", s, lo, hi)
+		}
+	})
+}
