@@ -24,7 +24,7 @@ type cursorData struct {
 	Server  string `json:"s"`
 	Mapping string `json:"m"`
 	USN     int64  `json:"u,omitempty"` // AD: highestCommittedUSN at scan start
-	Time    string `json:"t,omitempty"` // OpenLDAP: generalized time, UTC
+	CSN     string `json:"c,omitempty"` // OpenLDAP: a change sequence number (entryCSN)
 }
 
 func (d cursorData) encode() Cursor {
@@ -52,7 +52,7 @@ func parseCursor(c Cursor) (cursorData, error) {
 			return d, ErrCursorInvalid
 		}
 	case "openldap":
-		if !validGeneralizedTime(d.Time) {
+		if !validCSN(d.CSN) {
 			return d, ErrCursorInvalid
 		}
 	default:
@@ -61,27 +61,47 @@ func parseCursor(c Cursor) (cursorData, error) {
 	return d, nil
 }
 
-// validGeneralizedTime accepts the forms servers put in modifyTimestamp
-// and contextCSN: 14 digits, optional fraction, Z.
-func validGeneralizedTime(s string) bool {
-	if len(s) < 15 || s[len(s)-1] != 'Z' {
+// validCSN accepts OpenLDAP change sequence numbers,
+// "20261125221500.123456Z#000000#000#000000", which sort as strings.
+func validCSN(s string) bool {
+	if len(s) != 40 {
 		return false
 	}
-	for i, r := range s[:len(s)-1] {
-		if (r < '0' || r > '9') && !(r == '.' && i >= 14) {
-			return false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i == 14:
+			if c != '.' {
+				return false
+			}
+		case i == 21:
+			if c != 'Z' {
+				return false
+			}
+		case i == 22 || i == 29 || i == 33:
+			if c != '#' {
+				return false
+			}
+		case i < 21:
+			if c < '0' || c > '9' {
+				return false
+			}
+		default:
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
 		}
 	}
 	return true
 }
 
-// filter selects entries changed since the cursor. Both bounds are
-// inclusive of the cursor point, so nothing is lost to clock granularity.
+// filter selects entries changed since the cursor. On OpenLDAP the bound is
+// inclusive: at most the one entry carrying that exact CSN is repeated.
 func (d cursorData) filter(p *profile) string {
 	if p.kind == ProfileActiveDirectory {
 		return "(" + p.changeAttr + ">=" + strconv.FormatInt(d.USN+1, 10) + ")"
 	}
-	return "(" + p.changeAttr + ">=" + ldap.EscapeFilter(d.Time) + ")"
+	return "(" + p.changeAttr + ">=" + ldap.EscapeFilter(d.CSN) + ")"
 }
 
 // startCursor reads where the server's history stands now.
@@ -115,15 +135,12 @@ func (c *Client) startCursor(cn *conn, si *serverInfo, nc string, cm *compiled) 
 		return d, fmt.Errorf("directory: read naming context: no entry %q", nc)
 	}
 	d.Server = entries[0].GetEqualFoldAttributeValue("entryUUID")
-	d.Time = "19700101000000Z"
+	// contextCSN is the newest entryCSN of the database (one per provider
+	// in multi-provider setups; the newest is taken). Without it (no
+	// syncprov) the newest entryCSN seen by the scan is used.
 	for _, csn := range entries[0].GetEqualFoldAttributeValues("contextCSN") {
-		// 20261125221500.123456Z#000000#000#000000
-		ts, _, _ := strings.Cut(csn, "#")
-		if len(ts) >= 15 {
-			ts = ts[:14] + "Z" // modifyTimestamp has whole seconds
-			if validGeneralizedTime(ts) && ts > d.Time {
-				d.Time = ts
-			}
+		if validCSN(csn) && csn > d.CSN {
+			d.CSN = csn
 		}
 	}
 	return d, nil

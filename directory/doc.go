@@ -68,9 +68,11 @@
 // Every full scan returns a [Cursor]; [Client.Changes] returns the users
 // changed since. On AD the cursor holds the domain controller's
 // highestCommittedUSN and invocation ID, and a different DC makes it
-// invalid ([ErrCursorInvalid]: run a full scan). On OpenLDAP it holds a
-// modifyTimestamp (or the naming context's contextCSN). Deletions are only
-// visible to full scans.
+// invalid ([ErrCursorInvalid]: run a full scan). On OpenLDAP it holds the
+// naming context's contextCSN (the newest entryCSN, finer than
+// modifyTimestamp's whole seconds) and its entryUUID. Deletions, and
+// membership changes that touch only a group entry, are visible to full
+// scans only.
 //
 // # What it won't do
 //

@@ -73,7 +73,7 @@ func FuzzDN(f *testing.F) {
 // and an accepted cursor re-encodes to an equivalent one.
 func FuzzParseCursor(f *testing.F) {
 	f.Add(string(cursorData{Profile: "ad", Server: "s", Mapping: "m", USN: 1}.encode()))
-	f.Add(string(cursorData{Profile: "openldap", Server: "s", Mapping: "m", Time: "20260101000000Z"}.encode()))
+	f.Add(string(cursorData{Profile: "openldap", Server: "s", Mapping: "m", CSN: "20261125221500.123456Z#000000#000#000000"}.encode()))
 	f.Add("dc1.")
 	f.Fuzz(func(t *testing.T, s string) {
 		d, err := parseCursor(Cursor(s))

@@ -212,7 +212,7 @@ func TestInScope(t *testing.T) {
 func TestCursorRoundTrip(t *testing.T) {
 	for _, d := range []cursorData{
 		{Profile: "ad", Server: "12345678-1234-5678-9abc-def012345678", Mapping: "m", USN: 4711},
-		{Profile: "openldap", Server: "uuid", Mapping: "m", Time: "20261125221500Z"},
+		{Profile: "openldap", Server: "uuid", Mapping: "m", CSN: "20261125221500.123456Z#000000#000#000000"},
 	} {
 		got, err := parseCursor(d.encode())
 		require.NoError(t, err)

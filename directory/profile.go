@@ -32,7 +32,7 @@ type User struct {
 	// Attributes holds the values of Config.Attributes present on the entry.
 	Attributes map[string][]string `json:"attributes,omitempty"`
 
-	change string // uSNChanged or modifyTimestamp, for cursors
+	change string // uSNChanged or entryCSN, for cursors
 }
 
 // profile is what differs between directory servers.
@@ -69,7 +69,7 @@ var (
 		idAttr:      "entryUUID",
 		loginAttr:   "uid",
 		memberAttrs: []string{"member", "uniqueMember"},
-		changeAttr:  "modifyTimestamp",
+		changeAttr:  "entryCSN",
 		stateAttrs:  []string{"pwdAccountLockedTime"},
 	}
 )

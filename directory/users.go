@@ -95,7 +95,7 @@ func (c *Client) scan(ctx context.Context, m Mapping, since Cursor, fn func(User
 				}
 				u := p.user(e, c.cfg.Attributes)
 				u.Groups = ix.groupsOf(key, c.cfg.MaxGroupDepth)
-				if p.kind == ProfileOpenLDAP && u.change > maxChange {
+				if p.kind == ProfileOpenLDAP && validCSN(u.change) && u.change > maxChange {
 					maxChange = u.change
 				}
 				cn.delivered = true
@@ -108,8 +108,11 @@ func (c *Client) scan(ctx context.Context, m Mapping, since Cursor, fn func(User
 				return err
 			}
 		}
-		if maxChange > start.Time {
-			start.Time = maxChange
+		if p.kind == ProfileOpenLDAP && start.CSN == "" {
+			start.CSN = maxChange
+			if start.CSN == "" {
+				start.CSN = "00000101000000.000000Z#000000#000#000000"
+			}
 		}
 		next = start.encode()
 		return nil
