@@ -245,34 +245,48 @@ func (s *Service) Activate(ctx context.Context, req Request) (res Result, err er
 	}()
 
 	now := s.now()
-	if ok, wait := s.bySource.allow(req.Source, now); !ok {
-		return Result{}, &RetryError{Err: fmt.Errorf("%w: source %s", ErrRateLimited, req.Source), RetryAfter: wait}
-	}
-	if err := req.validate(); err != nil {
-		return Result{}, err
-	}
-	tok, err := ParseToken(req.Token)
+	rec, err := s.admit(ctx, &req, &ev, now)
 	if err != nil {
 		return Result{}, err
-	}
-	ev.TokenID = tok.ID
-	rec, err := s.tokens.Token(ctx, tok.ID)
-	found := err == nil
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Result{}, fmt.Errorf("activation: load token: %w", err)
-	}
-	if err := checkToken(tok, rec, found, req.Tenant, now); err != nil {
-		return Result{}, err
-	}
-	if ok, wait := s.byToken.allow(tok.ID, now); !ok {
-		return Result{}, &RetryError{Err: fmt.Errorf("%w: token %s", ErrRateLimited, tok.ID), RetryAfter: wait}
 	}
 	// Checked after the token so that unauthenticated callers cannot make
 	// the server verify signatures for free.
 	if !ed25519.Verify(req.DevicePublicKey, req.SignedMessage(), req.Signature) {
 		return Result{}, fmt.Errorf("%w: request signature", ErrBadProof)
 	}
+	return s.decide(ctx, &req, rec, now)
+}
 
+// admit applies the rate limits, validates req and verifies its token.
+func (s *Service) admit(ctx context.Context, req *Request, ev *Event, now time.Time) (TokenRecord, error) {
+	if ok, wait := s.bySource.allow(req.Source, now); !ok {
+		return TokenRecord{}, &RetryError{Err: fmt.Errorf("%w: source %s", ErrRateLimited, req.Source), RetryAfter: wait}
+	}
+	if err := req.validate(); err != nil {
+		return TokenRecord{}, err
+	}
+	tok, err := ParseToken(req.Token)
+	if err != nil {
+		return TokenRecord{}, err
+	}
+	ev.TokenID = tok.ID
+	rec, err := s.tokens.Token(ctx, tok.ID)
+	found := err == nil
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return TokenRecord{}, fmt.Errorf("activation: load token: %w", err)
+	}
+	if err := checkToken(tok, rec, found, req.Tenant, now); err != nil {
+		return TokenRecord{}, err
+	}
+	if ok, wait := s.byToken.allow(tok.ID, now); !ok {
+		return TokenRecord{}, &RetryError{Err: fmt.Errorf("%w: token %s", ErrRateLimited, tok.ID), RetryAfter: wait}
+	}
+	return rec, nil
+}
+
+// decide looks the user up within the token's mapping and activates the
+// device: everything after the token and the proof of possession.
+func (s *Service) decide(ctx context.Context, req *Request, rec TokenRecord, now time.Time) (Result, error) {
 	du, err := s.dir.LookupUser(ctx, Lookup{Tenant: req.Tenant, MappingID: rec.MappingID, Login: req.Login, Domain: req.Domain})
 	switch {
 	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrOutOfScope):
