@@ -1,0 +1,182 @@
+package tunnel
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseFrame(t *testing.T) {
+	hdr := func(typ frameType, flags uint8, stream uint32, payload ...byte) []byte {
+		b := make([]byte, frameHeaderLen, frameHeaderLen+len(payload))
+		putHeader(b, typ, flags, stream)
+		return append(b, payload...)
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		wantErr bool
+		skip    bool
+	}{
+		{"short", []byte{1, 2, 3}, true, false},
+		{"data ok", hdr(frameData, 0, 1, 'x'), false, false},
+		{"data on stream 0", hdr(frameData, 0, 0, 'x'), true, false},
+		{"ping on stream 1", hdr(framePing, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0), true, false},
+		{"ping short", hdr(framePing, 0, 0, 1), true, false},
+		{"credit zero", hdr(frameCredit, 0, 1, 0, 0, 0, 0), true, false},
+		{"credit ok", hdr(frameCredit, 0, 1, 0, 0, 1, 0), false, false},
+		{"end with payload", hdr(frameEnd, flagEnd, 1, 1), true, false},
+		{"goaway short", hdr(frameGoaway, 0, 0, 1), true, false},
+		{"unknown", hdr(0x42, 0, 0), true, false},
+		{"unknown ignorable", hdr(0x42, flagIgnorable, 0), false, true},
+		{"oversized", hdr(frameData, 0, 1, make([]byte, 5000)...), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseFrame(tt.in, 4096)
+			switch {
+			case tt.skip:
+				assert.ErrorIs(t, err, errSkip)
+			case tt.wantErr:
+				var pe *ProtocolError
+				assert.ErrorAs(t, err, &pe)
+			default:
+				assert.NoError(t, err)
+			}
+		})
+	}
+}
+
+func TestHeadsRoundTrip(t *testing.T) {
+	req, err := http.NewRequest(http.MethodPatch, "http://h.example/a/b?x=1&y=%20", nil)
+	require.NoError(t, err)
+	req.Header.Add("X-Multi", "1")
+	req.Header.Add("X-Multi", "2")
+	req.Header.Set("Connection", "close") // hop-by-hop: dropped
+	b := appendRequestHead(nil, 1500, req, 42)
+	b = append(b, "body"...)
+	h, off, err := parseRequestHead(b)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1500), h.timeoutMs)
+	assert.Equal(t, http.MethodPatch, h.method)
+	assert.Equal(t, "/a/b?x=1&y=%20", h.target)
+	assert.Equal(t, "h.example", h.host)
+	assert.Equal(t, int64(42), h.contentLength)
+	assert.Equal(t, []string{"1", "2"}, h.header.Values("X-Multi"))
+	assert.Empty(t, h.header.Get("Connection"))
+	assert.Equal(t, "body", string(b[off:]))
+
+	rb := appendResponseHead(nil, 404, http.Header{"Content-Type": {"text/plain"}}, -1)
+	rh, _, err := parseResponseHead(rb)
+	require.NoError(t, err)
+	assert.Equal(t, 404, rh.status)
+	assert.Equal(t, int64(-1), rh.contentLength)
+	assert.Equal(t, "text/plain", rh.header.Get("Content-Type"))
+}
+
+func TestHelloRoundTrip(t *testing.T) {
+	in := hello{major: ProtocolMajor, minor: 3, features: 5, nodeID: "n1", pingInterval: 5 * time.Second,
+		maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 100}
+	out, err := parseHello(in.appendTo(nil), true)
+	require.NoError(t, err)
+	assert.Equal(t, in, out)
+	_, err = parseHello((&hello{major: 2}).appendTo(nil), false)
+	assert.ErrorContains(t, err, "major version")
+	_, err = parseHello((&hello{major: 1}).appendTo(nil), true)
+	assert.ErrorContains(t, err, "missing field")
+}
+
+// A connector that sends hostile frames gets its session closed with a
+// protocol error; the gateway does not panic and keeps serving others.
+func TestHostileFramesCloseSession(t *testing.T) {
+	checkNoLeaks(t)
+	tests := []struct {
+		name  string
+		frame []byte
+	}{
+		{"request from connector", func() []byte { b := make([]byte, 8); putHeader(b, frameRequest, 0, 1); return b }()},
+		{"response for unopened stream", func() []byte { b := make([]byte, 8); putHeader(b, frameResponse, 0, 99); return b }()},
+		{"oversized", make([]byte, 70<<10)},
+		{"garbage", []byte{0xff, 0xff, 0xff}},
+		{"second hello", func() []byte { b := make([]byte, frameHeaderLen); putHeader(b, frameHello, 0, 0); return b }()},
+	}
+	e := newEnv(t, nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := e.enroll("t")
+			tok, err := signConnectToken(cfg.Key, cfg.ConnectorID, e.url, time.Now(), 30*time.Second, randReader{})
+			require.NoError(t, err)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			conn, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
+				HTTPClient:   e.httpClient(),
+				HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
+				Subprotocols: []string{Subprotocol},
+			})
+			require.NoError(t, err)
+			defer conn.CloseNow()
+			_, _, err = conn.Read(ctx) // server hello
+			require.NoError(t, err)
+			b := make([]byte, frameHeaderLen)
+			putHeader(b, frameHello, 0, 0)
+			require.NoError(t, conn.Write(ctx, websocket.MessageBinary, (&hello{major: 1}).appendTo(b)))
+			e.waitEvent(Connected, cfg.ConnectorID)
+			_ = conn.Write(ctx, websocket.MessageBinary, tt.frame)
+			ev := e.waitEvent(Disconnected, cfg.ConnectorID)
+			assert.Error(t, ev.Err)
+		})
+	}
+}
+
+func FuzzFrame(f *testing.F) {
+	req, _ := http.NewRequest(http.MethodGet, "http://x/p?q", nil)
+	req.Header.Set("A", "b")
+	seed := make([]byte, frameHeaderLen)
+	putHeader(seed, frameRequest, flagEnd, 1)
+	f.Add(appendRequestHead(seed, 10, req, -1))
+	rs := make([]byte, frameHeaderLen)
+	putHeader(rs, frameResponse, flagEnd, 1)
+	f.Add(appendResponseHead(rs, 200, http.Header{"C": {"d"}}, 3))
+	f.Add([]byte{byte(frameCredit), 0, 0, 0, 0, 1, 0, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := parseFrame(b, 64<<10)
+		if err != nil {
+			return
+		}
+		switch fr.typ {
+		case frameRequest:
+			if h, off, err := parseRequestHead(fr.payload); err == nil && (off > len(fr.payload) || h.method == "") {
+				t.Fatalf("bad offset %d", off)
+			}
+		case frameResponse:
+			if _, off, err := parseResponseHead(fr.payload); err == nil && off > len(fr.payload) {
+				t.Fatalf("bad offset %d", off)
+			}
+		case frameError, frameCancel:
+			parseErrorPayload(fr.payload)
+		}
+	})
+}
+
+func FuzzHello(f *testing.F) {
+	f.Add((&hello{major: 1, nodeID: "n", pingInterval: time.Second, maxFrameSize: 65536, initialWindow: 1 << 20, maxStreams: 10}).appendTo(nil))
+	f.Add((&hello{major: 1}).appendTo(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := parseHello(b, true)
+		if err != nil {
+			return
+		}
+		if h.maxFrameSize < minFrameSize || h.initialWindow < minWindow || h.maxStreams < 1 || h.pingInterval < minPing {
+			t.Fatalf("accepted out-of-range hello %+v", h)
+		}
+		again, err := parseHello(h.appendTo(nil), true)
+		if err != nil || again != h {
+			t.Fatalf("re-encode mismatch: %+v vs %+v (%v)", h, again, err)
+		}
+	})
+}
