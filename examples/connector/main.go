@@ -1,0 +1,79 @@
+// Command connector is Liaison's on-premises agent: it dials the vendor's
+// cloud over one outbound WebSocket and serves the directory and key services
+// the cloud asks for. Its directory subcommands let an administrator see what
+// the connector sees.
+//
+//	connector enroll --cloud URL --token T [--config FILE | --identity FILE]
+//	connector run --config FILE
+//	connector directory info|ous|groups|users|lookup|auth [flags]
+//
+// Exit codes: 0 success; 1 credentials refused (directory auth); 2 usage
+// error; 3 user not found and 4 ambiguous (directory lookup); 5 any other
+// failure (server unreachable, TLS, bad configuration).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes. They are part of the command's contract.
+const (
+	exitOK        = 0
+	exitRefused   = 1 // directory auth: the directory refused the credentials
+	exitUsage     = 2
+	exitNotFound  = 3 // directory lookup: no user matches
+	exitAmbiguous = 4 // directory lookup: more than one user matches
+	exitFailure   = 5 // anything else: unreachable, TLS, configuration
+)
+
+func main() {
+	if handled, code := runService(os.Args[1:]); handled {
+		os.Exit(code)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const usage = `usage:
+  connector enroll --cloud URL --token T [--config FILE | --identity FILE] [--ca-file FILE] [--proxy URL]
+  connector run --config FILE
+  connector directory info   [conn]
+  connector directory ous    [conn] [--base DN]
+  connector directory groups [conn] [--base DN]
+  connector directory users  [conn] [scope]
+  connector directory lookup [conn] [scope] LOGIN
+  connector directory auth   [conn] [scope] LOGIN   (password on stdin)
+
+[conn]  --url URL (repeatable, failover order) --bind-dn DN --bind-password-file FILE
+        --ca-file FILE --start-tls --profile auto|ad|openldap
+[scope] --base DN --ou DN (repeatable) --subtree=true|false --group DN (repeatable) --filter F
+`
+
+// run is the whole command, testable without a process: it returns the exit
+// code.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "directory":
+		return runDirectory(ctx, args[1:], stdin, stdout, stderr)
+	case "enroll":
+		return runEnroll(ctx, args[1:], stdout, stderr)
+	case "run":
+		return runAgent(ctx, args[1:], stderr)
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "connector: unknown command %q\n%s", args[0], usage)
+	return exitUsage
+}

@@ -1,0 +1,5 @@
+//go:build windows
+
+package main
+
+func runService(args []string) (handled bool, code int) { return false, 0 }
