@@ -170,4 +170,3 @@ func BenchmarkOpenRelease(b *testing.B) {
 		}
 	})
 }
-
