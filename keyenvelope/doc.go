@@ -104,7 +104,9 @@
 //	keypair = KEM.DeriveKeyPair(ikm)   (RFC 9180 §7.1.3)
 //
 // Kind 4, a public key, is the header (kind 4) followed by the KEM's
-// serialized public key (32 or 1216 bytes).
+// serialized public key (32 or 1216 bytes). It carries no signature: the
+// cloud must receive it over an authenticated channel (the connector's
+// tunnel), or whoever substitutes it learns every ekey sealed to it.
 //
 // # Kind 3: release to a backup worker
 //
@@ -139,6 +141,13 @@
 // envelope's), so a ticket for user A cannot release user B's ekey: the
 // AEAD fails. crypto/ed25519 rejects non-canonical signatures, so a ticket
 // has one hash.
+//
+// A ticket may be presented more than once before it expires. Every
+// release it yields is sealed to the same worker key, so a replay gives
+// nobody anything the worker did not already get; keep lifetimes short.
+// Whoever holds the scheduler's signing key can release any ekey of any
+// tenant whose connectors pin it: keep it in an HSM or KMS, and pin one
+// key per tenant if the cloud can.
 //
 // # Kind 5: KEK file
 //

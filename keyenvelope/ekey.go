@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // EkeySize is the size of an ekey in bytes.
@@ -104,4 +105,17 @@ func randOrDefault(r io.Reader) io.Reader {
 		return rand.Reader
 	}
 	return r
+}
+
+// lockedReader serializes reads from a caller-supplied randomness source,
+// which (unlike crypto/rand.Reader) need not be safe for concurrent use.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }

@@ -120,13 +120,17 @@ func (k *Keyring) MarshalKEKFile(passphrase []byte, params Argon2Params) ([]byte
 	if len(passphrase) == 0 {
 		return nil, errors.New("keyenvelope: empty passphrase")
 	}
+	// Snapshot under the lock; derive (hundreds of milliseconds) outside it.
 	k.mu.RLock()
-	defer k.mu.RUnlock()
-	b := make([]byte, 0, kekFileHeaderSize+commitSize+10+len(k.versions)*(5+KEKSize)+tagSize)
+	id := k.id
+	body := k.appendBody(nil)
+	k.mu.RUnlock()
+	defer clear(body)
+	b := make([]byte, 0, kekFileHeaderSize+commitSize+len(body)+tagSize)
 	b = append(b, magic...)
 	b = append(b, formatVersion, byte(kindKEKFile))
 	b = binary.BigEndian.AppendUint16(b, uint16(SuiteWrap))
-	b = append(b, k.id[:]...)
+	b = append(b, id[:]...)
 	b = binary.BigEndian.AppendUint32(b, params.Time)
 	b = binary.BigEndian.AppendUint32(b, params.MemoryKiB)
 	b = append(b, params.Threads)
@@ -137,8 +141,6 @@ func (k *Keyring) MarshalKEKFile(passphrase []byte, params Argon2Params) ([]byte
 	header := b[:kekFileHeaderSize]
 	aead, commit := deriveKEKFile(passphrase, header, params)
 	b = append(b, commit[:]...)
-	body := k.appendBody(nil)
-	defer clear(body)
 	return aead.Seal(b, zeroNonce[:], body, header), nil
 }
 

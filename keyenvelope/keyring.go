@@ -88,7 +88,10 @@ type Keyring struct {
 // ekeys) comes from rand, or crypto/rand when rand is nil. crypto/hpke draws
 // its ephemeral keys from crypto/rand regardless.
 func NewKeyring(rand io.Reader) (*Keyring, error) {
-	k := &Keyring{rand: randOrDefault(rand), primary: 1, minDecrypt: 1}
+	k := &Keyring{rand: randOrDefault(nil), primary: 1, minDecrypt: 1}
+	if rand != nil {
+		k.rand = &lockedReader{r: rand}
+	}
 	if _, err := io.ReadFull(k.rand, k.id[:]); err != nil {
 		return nil, fmt.Errorf("keyenvelope: read randomness: %w", err)
 	}

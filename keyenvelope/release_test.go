@@ -223,3 +223,51 @@ func TestNewReleaserValidation(t *testing.T) {
 	_, err = NewReleaser(ReleaserConfig{Keyring: newTestKeyring(t)})
 	assert.Error(t, err)
 }
+
+func TestReleaseHybridWorker(t *testing.T) {
+	f := newReleaseFixture(t)
+	worker, err := hpke.MLKEM768X25519().GenerateKey()
+	require.NoError(t, err)
+	ticket := f.ticket(t, func(tk *Ticket) { tk.WorkerKey = worker.PublicKey() })
+	rel, err := f.releaser.Release(ticket, f.wrapped)
+	require.NoError(t, err)
+	h, _, err := Inspect(rel)
+	require.NoError(t, err)
+	assert.Equal(t, SuiteXWing, h.Suite)
+	got, err := OpenRelease(worker, ticket, rel)
+	require.NoError(t, err)
+	assert.Equal(t, f.ekey.Key, got.Key)
+	_, err = OpenRelease(f.worker, ticket, rel)
+	assert.Equal(t, ErrUnwrap, err, "an X25519 worker key cannot open a hybrid release")
+}
+
+func TestConcurrentUse(t *testing.T) {
+	f := newReleaseFixture(t) // keyring with a caller-supplied, non-thread-safe rand
+	ticket := f.ticket(t, nil)
+	done := make(chan error)
+	for range 8 {
+		go func() {
+			for range 20 {
+				w, _, err := f.keyring.GenerateWrapped(ctxA)
+				if err == nil {
+					_, err = f.keyring.Rewrap(ctxA, w)
+				}
+				if err == nil {
+					_, err = f.releaser.Release(ticket, f.wrapped)
+				}
+				if err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	go func() {
+		_, err := f.keyring.AddVersion()
+		done <- err
+	}()
+	for range 9 {
+		require.NoError(t, <-done)
+	}
+}
