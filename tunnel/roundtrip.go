@@ -228,6 +228,9 @@ type respBody stream
 
 func (b *respBody) Read(p []byte) (int, error) { return (*stream)(b).Read(p) }
 
+// WriteTo lets io.Copy move the body without a copy buffer.
+func (b *respBody) WriteTo(w io.Writer) (int64, error) { return (*stream)(b).writeTo(w) }
+
 func (b *respBody) Close() error {
 	st := (*stream)(b)
 	st.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -82,6 +83,9 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 type reqBody stream
 
 func (b *reqBody) Read(p []byte) (int, error) { return (*stream)(b).Read(p) }
+
+// WriteTo lets io.Copy move the body without a copy buffer.
+func (b *reqBody) WriteTo(w io.Writer) (int64, error) { return (*stream)(b).writeTo(w) }
 func (b *reqBody) Close() error {
 	(*stream)(b).discard(errBodyClosed)
 	return nil

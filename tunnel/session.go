@@ -69,6 +69,7 @@ type Session struct {
 	err     error  // first fatal error; non-nil once closing
 	drain   bool   // GOAWAY sent or received
 	goaway0 *goawayNote
+	ka      *keepalive
 	idle    chan struct{}
 
 	inflight atomic.Int32
@@ -131,8 +132,7 @@ func (s *Session) Err() error {
 // run reads frames until the session dies, then waits for every goroutine
 // the session started. It returns the error that closed the session.
 func (s *Session) run() error {
-	s.wg.Add(1)
-	go s.keepalive()
+	s.startKeepalive()
 	err := s.readLoop()
 	s.closeWith(err)
 	s.wg.Wait()
@@ -179,6 +179,7 @@ func (s *Session) closeWith(err error) {
 	s.streams = nil
 	s.mu.Unlock()
 	close(s.done)
+	s.stopKeepalive()
 	s.cancel()
 	_ = s.conn.CloseNow()
 	lost := fmt.Errorf("%w: %w", ErrSessionLost, err)
@@ -240,39 +241,54 @@ func (s *Session) sendCancel(id uint32, code uint64, msg string) {
 }
 
 // keepalive pings every interval and closes the session when nothing was
-// received for three intervals.
-func (s *Session) keepalive() {
+// received for three intervals. It runs on a timer, not a goroutine, so an
+// idle session costs one goroutine (the reader).
+type keepalive struct {
+	s        *Session
+	t        *time.Timer
+	nextPing time.Time
+	seq      uint64
+}
+
+func (s *Session) startKeepalive() {
+	k := &keepalive{s: s, nextPing: s.cfg.now().Add(s.cfg.params.pingInterval)}
+	s.mu.Lock()
+	k.t = time.AfterFunc(s.cfg.params.pingInterval, k.tick)
+	s.ka = k
+	s.mu.Unlock()
+}
+
+func (k *keepalive) tick() {
+	s := k.s
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
 	defer s.wg.Done()
 	iv := s.cfg.params.pingInterval
 	dead := 3 * iv
 	now := s.cfg.now()
-	nextPing := now.Add(iv)
-	t := time.NewTimer(iv)
-	defer t.Stop()
-	var seq uint64
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-		}
-		now = s.cfg.now()
-		last := time.Unix(0, s.lastRecv.Load())
-		if now.Sub(last) >= dead {
-			s.closeWith(ErrPeerSilent)
-			return
-		}
-		if !now.Before(nextPing) {
-			seq++
-			var p [8]byte
-			binary.BigEndian.PutUint64(p[:], seq)
-			if s.writeControl(framePing, 0, 0, p[:]) != nil {
-				return
-			}
-			nextPing = now.Add(iv)
-		}
-		next := min(nextPing.Sub(now), last.Add(dead).Sub(now))
-		t.Reset(max(next, time.Millisecond))
+	last := time.Unix(0, s.lastRecv.Load())
+	if now.Sub(last) >= dead {
+		s.closeWith(ErrPeerSilent)
+		return
+	}
+	ping := !now.Before(k.nextPing)
+	var p [8]byte
+	if ping {
+		k.nextPing = now.Add(iv)
+		k.seq++
+		binary.BigEndian.PutUint64(p[:], k.seq)
+	}
+	next := min(k.nextPing.Sub(now), last.Add(dead).Sub(now))
+	// Re-arm before writing: a write stuck on a dead peer must not stop
+	// the silence check. Nothing below touches k.
+	k.t.Reset(max(next, time.Millisecond))
+	if ping {
+		_ = s.writeControl(framePing, 0, 0, p[:])
 	}
 }
 
@@ -489,7 +505,17 @@ func (s *Session) closeIfIdle() bool {
 	s.mu.Unlock()
 	// s.err is set, so closeWith would return early: finish by hand.
 	close(s.done)
+	s.stopKeepalive()
 	s.cancel()
 	_ = s.conn.CloseNow()
 	return true
+}
+
+func (s *Session) stopKeepalive() {
+	s.mu.Lock()
+	k := s.ka
+	s.mu.Unlock()
+	if k != nil {
+		k.t.Stop()
+	}
 }

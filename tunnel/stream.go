@@ -260,3 +260,44 @@ func (st *stream) streamFrom(r io.Reader) error {
 		}
 	}
 }
+
+// writeTo copies the received body to w chunk by chunk.
+func (st *stream) writeTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		st.mu.Lock()
+		for len(st.chunks) == 0 && st.recvErr == nil && !st.recvDone {
+			st.cond.Wait()
+		}
+		if len(st.chunks) == 0 {
+			err := st.recvErr
+			st.mu.Unlock()
+			if err != nil {
+				return total, err
+			}
+			st.s.bodyDone(st)
+			return total, nil
+		}
+		c := st.chunks[0]
+		st.chunks[0] = chunk{}
+		st.chunks = st.chunks[1:]
+		n := len(c.b)
+		st.recvBuf -= n
+		st.unacked += n
+		var credit int
+		if !st.recvDone && st.recvErr == nil && st.unacked >= st.s.window/4 {
+			credit = st.unacked
+			st.unacked = 0
+		}
+		st.mu.Unlock()
+		if credit > 0 {
+			st.s.sendCredit(st.id, credit)
+		}
+		m, err := w.Write(c.b)
+		st.s.cfg.pool.put(c.bp)
+		total += int64(m)
+		if err != nil {
+			return total, err
+		}
+	}
+}

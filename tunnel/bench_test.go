@@ -1,0 +1,273 @@
+package tunnel
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+const echoSize = 128
+
+// rawEcho is the baseline: a length-prefixed ping-pong server over TCP (or
+// TLS when cfg is non-nil).
+func rawEcho(b *testing.B, cfg *tls.Config) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if cfg != nil {
+		ln = tls.NewListener(ln, cfg)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 4+64<<10)
+				for {
+					if _, err := io.ReadFull(c, buf[:4]); err != nil {
+						return
+					}
+					n := binary.BigEndian.Uint32(buf[:4])
+					if n == 0 { // bulk mode: write forever
+						for {
+							if _, err := c.Write(buf[4:]); err != nil {
+								return
+							}
+						}
+					}
+					if _, err := io.ReadFull(c, buf[4:4+n]); err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:4+n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	b.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln
+}
+
+func rawRoundTrip(c net.Conn, msg, buf []byte) error {
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	_, err := io.ReadFull(c, buf[:len(msg)])
+	return err
+}
+
+// echoBody is a reusable 128-byte request body.
+type echoBody struct{ r bytes.Reader }
+
+func (e *echoBody) Read(p []byte) (int, error) { return e.r.Read(p) }
+func (e *echoBody) Close() error               { return nil }
+
+func benchEnv(b *testing.B) (*env, http.RoundTripper) {
+	e := newEnv(b, nil)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(w, r.Body)
+	})
+	e.start(e.enroll("t"), h)
+	return e, e.gw.RoundTripper("t")
+}
+
+func tunnelEcho(b *testing.B, rt http.RoundTripper, req *http.Request, body *echoBody, payload, out []byte) {
+	body.r.Reset(payload)
+	req.Body = body
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, _ := io.ReadFull(resp.Body, out)
+	resp.Body.Close()
+	if n != echoSize {
+		b.Fatalf("echo returned %d bytes", n)
+	}
+}
+
+func newEchoRequest() *http.Request {
+	req, _ := http.NewRequest(http.MethodPost, "http://c/echo", nil)
+	req.ContentLength = echoSize
+	return req
+}
+
+func reportP50(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	}
+}
+
+// BenchmarkRoundTrip: 128-byte echo, one caller. The baseline is a raw TCP
+// length-prefixed ping-pong; the tunnel runs over TLS 1.3 and WebSocket.
+// Allocations count both ends (same process).
+func BenchmarkRoundTrip(b *testing.B) {
+	b.Run("baseline=tcp", func(b *testing.B) {
+		ln := rawEcho(b, nil)
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		msg := make([]byte, 4+echoSize)
+		binary.BigEndian.PutUint32(msg, echoSize)
+		buf := make([]byte, len(msg))
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			if err := rawRoundTrip(c, msg, buf); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportP50(b, lat)
+	})
+	b.Run("liaison=tls", func(b *testing.B) {
+		_, rt := benchEnv(b)
+		req := newEchoRequest()
+		body := &echoBody{}
+		payload := bytes.Repeat([]byte("p"), echoSize)
+		out := make([]byte, echoSize+1)
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			tunnelEcho(b, rt, req, body, payload, out)
+			lat = append(lat, time.Since(t0))
+		}
+		reportP50(b, lat)
+	})
+}
+
+// BenchmarkConcurrent64: 64 callers. Baseline: raw TCP over 64 connections;
+// tunnel: 64 callers sharing one TLS session.
+func BenchmarkConcurrent64(b *testing.B) {
+	const callers = 64
+	run := func(b *testing.B, one func(i int)) {
+		var wg sync.WaitGroup
+		per := (b.N + callers - 1) / callers
+		b.ResetTimer()
+		start := time.Now()
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range per {
+					one(i)
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(float64(per*callers)/time.Since(start).Seconds(), "req/s")
+	}
+	b.Run("baseline=tcp-64conns", func(b *testing.B) {
+		ln := rawEcho(b, nil)
+		conns := make([]net.Conn, callers)
+		for i := range conns {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			conns[i] = c
+		}
+		msgs := make([][]byte, callers)
+		bufs := make([][]byte, callers)
+		for i := range msgs {
+			msgs[i] = make([]byte, 4+echoSize)
+			binary.BigEndian.PutUint32(msgs[i], echoSize)
+			bufs[i] = make([]byte, 4+echoSize)
+		}
+		run(b, func(i int) {
+			if err := rawRoundTrip(conns[i], msgs[i], bufs[i]); err != nil {
+				b.Error(err)
+			}
+		})
+	})
+	b.Run("liaison=tls-1session", func(b *testing.B) {
+		_, rt := benchEnv(b)
+		reqs := make([]*http.Request, callers)
+		bodies := make([]*echoBody, callers)
+		outs := make([][]byte, callers)
+		for i := range reqs {
+			reqs[i] = newEchoRequest()
+			bodies[i] = &echoBody{}
+			outs[i] = make([]byte, echoSize+1)
+		}
+		payload := bytes.Repeat([]byte("p"), echoSize)
+		run(b, func(i int) { tunnelEcho(b, rt, reqs[i], bodies[i], payload, outs[i]) })
+	})
+}
+
+// BenchmarkBulk: one large response. Baseline: raw TLS stream.
+func BenchmarkBulk(b *testing.B) {
+	const chunk = 64 << 10
+	b.Run("baseline=tls", func(b *testing.B) {
+		pki := newTestPKI(b)
+		ln := rawEcho(b, &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pki.caPEM)
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(make([]byte, 4)); err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, chunk)
+		b.SetBytes(chunk)
+		b.ResetTimer()
+		for range b.N {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("liaison=tls", func(b *testing.B) {
+		e := newEnv(b, nil)
+		e.start(e.enroll("t"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			buf := make([]byte, chunk)
+			for {
+				if _, err := w.Write(buf); err != nil {
+					return
+				}
+			}
+		}))
+		req, _ := http.NewRequest(http.MethodGet, "http://c/bulk", nil)
+		resp, err := e.gw.RoundTripper("t").RoundTrip(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		buf := make([]byte, chunk)
+		b.SetBytes(chunk)
+		b.ResetTimer()
+		for range b.N {
+			if _, err := io.ReadFull(resp.Body, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
