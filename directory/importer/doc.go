@@ -1,0 +1,63 @@
+// Package importer copies the users of a directory mapping into a cloud's
+// user store, on the cloud side: a full import of a mapping, incremental
+// imports of the changes since a cursor, and a Scheduler that runs them per
+// tenant.
+//
+// Use New with a Config naming a Source (a *directory.Client, or a remote
+// client reaching a connector through a tunnel) and a Store (the cloud's
+// users). Importer.Plan previews what an import would do; Importer.Run does
+// it. Run NewScheduler's Scheduler to import every tenant once a day.
+//
+// It does not store anything itself beyond MemoryStore (for tests and
+// examples), talk to a directory or tunnel directly, or decide which mappings
+// a tenant has: the composition passes them in.
+//
+// # Plans
+//
+// A Plan lists creates, updates, disables (a user disabled in the directory
+// but enabled in the store) and deletes, keyed by the directory's stable ID
+// (objectGUID, entryUUID), never by login, so renames and moves are updates.
+// Deletes come only from a complete full scan: an incremental import
+// (Job.Since) cannot see deletions and never deletes. An invalid cursor
+// (another domain controller) falls back to a full scan.
+//
+// # Safety
+//
+// A scan that stops before its end (the connector disconnected or was
+// killed, a size limit, cancellation) applies nothing at all and returns
+// ErrIncompleteScan: the store is left exactly as it was. Applying only the
+// creates and updates of a partial scan was rejected, because a half import
+// that looks finished is worse than none.
+//
+// A plan that would disable or delete more users than the Threshold allows
+// (by default 500 users or 10 % of the scope's users, whichever is smaller,
+// the percentage rounded up) is refused with a *ThresholdError matching
+// ErrThreshold, after Config.OnThreshold is called to raise an alert. Nothing
+// is applied unless the job is run again with Job.Override. This is the guard
+// against a narrowed mapping or a broken filter disabling a whole company.
+//
+// # Applying and resuming
+//
+// Operations are applied in batches (Config.BatchSize) and are idempotent.
+// With a CheckpointStore, the plan is saved before the first batch and the
+// count of applied operations after each, so a Run interrupted by a cloud
+// restart or a store failure resumes the saved plan without scanning again
+// (if the checkpoint is younger than Config.MaxCheckpointAge). Store the
+// Result's cursor only after Run succeeded.
+//
+// # Progress
+//
+// Config.OnProgress receives counts, rate and estimated time left for the
+// scan and apply phases, every Config.ProgressEvery items and at phase ends.
+//
+// # Scheduling
+//
+// The Scheduler asks for the tenant list at every poll, runs due tenants one
+// at a time, keeps next run times in a ScheduleStore (so they survive a
+// restart), adds random jitter, and treats a source that is not connected
+// (SchedulerConfig.IsUnavailable, by default errors.Is(err,
+// ErrSourceUnavailable)) as a skip: it calls OnSkip, to raise an alert, and
+// retries after RetryInterval. This package does not import the tunnel: a
+// composition either wraps the tunnel's "not connected" error in
+// ErrSourceUnavailable or passes a predicate.
+package importer

@@ -1,0 +1,97 @@
+package importer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/importer"
+)
+
+// A source with three users, standing in for a *directory.Client or a remote
+// client reaching a connector.
+func exampleSource() importer.Source {
+	return &fakeSource{users: users(3), cursor: "cursor-1"}
+}
+
+func ExampleNew() {
+	store := importer.NewMemoryStore()
+	im, err := importer.New(importer.Config{
+		Source:      exampleSource(),
+		Store:       store,
+		Checkpoints: store,
+		OnThreshold: func(_ context.Context, err *importer.ThresholdError) {
+			log.Printf("alert: %v", err)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	res, err := im.Run(context.Background(), importer.Job{
+		Scope:   importer.Scope{Tenant: "acme", MappingID: "staff"},
+		Mapping: directory.Mapping{OUs: []string{"ou=Staff,dc=acme,dc=test"}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("created %d, next cursor %s\n", res.Summary.Creates, res.Cursor)
+	// Output: created 3, next cursor cursor-1
+}
+
+func ExampleImporter_Plan() {
+	im, err := importer.New(importer.Config{Source: exampleSource(), Store: importer.NewMemoryStore()})
+	if err != nil {
+		log.Fatal(err)
+	}
+	plan, err := im.Plan(context.Background(), importer.Job{Scope: importer.Scope{Tenant: "acme", MappingID: "staff"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, op := range plan.Ops {
+		fmt.Println(op.Kind, op.Record.Login)
+	}
+	// Output:
+	// create user0
+	// create user1
+	// create user2
+}
+
+func ExampleImporter_Run_threshold() {
+	store := importer.NewMemoryStore()
+	scope := importer.Scope{Tenant: "acme", MappingID: "staff"}
+	full, _ := importer.New(importer.Config{Source: &fakeSource{users: users(100)}, Store: store})
+	if _, err := full.Run(context.Background(), importer.Job{Scope: scope}); err != nil {
+		log.Fatal(err)
+	}
+	// The mapping was narrowed by mistake: only 10 users remain in scope.
+	narrowed, _ := importer.New(importer.Config{Source: &fakeSource{users: users(10)}, Store: store})
+	_, err := narrowed.Run(context.Background(), importer.Job{Scope: scope})
+	fmt.Println(errors.Is(err, importer.ErrThreshold))
+	// Output: true
+}
+
+func ExampleNewScheduler() {
+	store := importer.NewMemoryStore()
+	s, err := importer.NewScheduler(importer.SchedulerConfig{
+		Tenants: func(context.Context) ([]string, error) { return []string{"acme"}, nil },
+		Run: func(ctx context.Context, tenant string) error {
+			// Run an Importer for each mapping of tenant; wrap "no
+			// connector" errors in importer.ErrSourceUnavailable.
+			return nil
+		},
+		State:    store,
+		Interval: 24 * time.Hour,
+		OnSkip: func(_ context.Context, tenant string, err error) {
+			log.Printf("alert: import of %s skipped: %v", tenant, err)
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // a real program runs until shutdown
+	_ = s.Run(ctx)
+}

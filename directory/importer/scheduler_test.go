@@ -1,0 +1,132 @@
+package importer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/directory/importer"
+)
+
+type runLog struct {
+	mu    sync.Mutex
+	runs  map[string][]time.Time
+	skips map[string]int
+}
+
+func (l *runLog) ran(tenant string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.runs[tenant] = append(l.runs[tenant], time.Now())
+}
+
+func TestSchedulerRunsEveryIntervalWithJitter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		state := importer.NewMemoryStore()
+		errNotConnected := errors.New("tunnel: not connected")
+		log := &runLog{runs: map[string][]time.Time{}, skips: map[string]int{}}
+		var onRun []error
+		s, err := importer.NewScheduler(importer.SchedulerConfig{
+			Tenants: func(context.Context) ([]string, error) { return []string{"a", "offline"}, nil },
+			Run: func(_ context.Context, tenant string) error {
+				log.ran(tenant)
+				if tenant == "offline" {
+					return errNotConnected
+				}
+				return nil
+			},
+			State:         state,
+			IsUnavailable: func(err error) bool { return errors.Is(err, errNotConnected) },
+			OnSkip: func(_ context.Context, tenant string, err error) {
+				assert.ErrorIs(t, err, errNotConnected)
+				log.skips[tenant]++
+			},
+			OnRun: func(_ context.Context, _ string, err error) { onRun = append(onRun, err) },
+			Rand:  bytes.NewReader(bytes.Repeat([]byte{0}, 8000)), // jitter 0
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+
+		time.Sleep(49*time.Hour + 30*time.Second) // fake time inside the bubble
+		synctest.Wait()
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+
+		// First seen at start: scheduled within the jitter, so run at the
+		// first poll after it (1 minute), then every 24 h.
+		require.Len(t, log.runs["a"], 3)
+		assert.Equal(t, time.Minute, log.runs["a"][0].Sub(start))
+		assert.Equal(t, 24*time.Hour+time.Minute, log.runs["a"][1].Sub(start))
+		assert.Len(t, onRun, 3)
+		// Unavailable: skipped with an alert, retried hourly.
+		assert.Len(t, log.runs["offline"], 49)
+		assert.Equal(t, 49, log.skips["offline"])
+		next, ok, err := state.NextRun(context.Background(), "a")
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, start.Add(72*time.Hour+time.Minute), next)
+	})
+}
+
+func TestSchedulerKeepsNextRunAcrossRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		state := importer.NewMemoryStore()
+		require.NoError(t, state.SetNextRun(context.Background(), "a", time.Now().Add(10*time.Hour)))
+		var runs []time.Time
+		s, err := importer.NewScheduler(importer.SchedulerConfig{
+			Tenants: func(context.Context) ([]string, error) { return []string{"a"}, nil },
+			Run:     func(context.Context, string) error { runs = append(runs, time.Now()); return nil },
+			State:   state,
+		})
+		require.NoError(t, err)
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(t.Context(), 11*time.Hour)
+		defer cancel()
+		require.ErrorIs(t, s.Run(ctx), context.DeadlineExceeded)
+		require.Len(t, runs, 1, "the stored time is kept, not reset by the restart")
+		assert.Equal(t, 10*time.Hour, runs[0].Sub(start))
+		next, _, err := state.NextRun(context.Background(), "a")
+		require.NoError(t, err)
+		d := next.Sub(runs[0])
+		assert.GreaterOrEqual(t, d, 24*time.Hour)
+		assert.Less(t, d, 25*time.Hour, "jitter is below the default hour")
+	})
+}
+
+func TestSchedulerSourceUnavailableSentinel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		state := importer.NewMemoryStore()
+		require.NoError(t, state.SetNextRun(context.Background(), "a", time.Now()))
+		skipped := 0
+		s, err := importer.NewScheduler(importer.SchedulerConfig{
+			Tenants: func(context.Context) ([]string, error) { return []string{"a"}, nil },
+			Run: func(context.Context, string) error {
+				return errors.Join(importer.ErrSourceUnavailable, errors.New("no session"))
+			},
+			State:  state,
+			OnSkip: func(context.Context, string, error) { skipped++ },
+			OnRun:  func(context.Context, string, error) { t.Error("a skip is not a run") },
+		})
+		require.NoError(t, err)
+		require.NoError(t, s.RunDue(t.Context()))
+		assert.Equal(t, 1, skipped)
+		next, _, err := state.NextRun(context.Background(), "a")
+		require.NoError(t, err)
+		assert.Equal(t, time.Hour, time.Until(next))
+	})
+}
+
+func TestNewSchedulerValidates(t *testing.T) {
+	_, err := importer.NewScheduler(importer.SchedulerConfig{})
+	assert.Error(t, err)
+}
