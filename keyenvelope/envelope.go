@@ -230,8 +230,12 @@ func EncodeText(b []byte) string {
 // alphabet and non-canonical encodings (non-zero trailing bits). It checks
 // only the encoding, not the object; it returns [ErrMalformed].
 func DecodeText(s string) ([]byte, error) {
+	return decodeText(s, maxTextLen)
+}
+
+func decodeText(s string, max int) ([]byte, error) {
 	body, ok := strings.CutPrefix(s, textPrefix)
-	if !ok || len(s) > maxTextLen {
+	if !ok || len(s) > max {
 		return nil, ErrMalformed
 	}
 	b, err := b64.DecodeString(body)

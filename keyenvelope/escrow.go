@@ -57,7 +57,7 @@ func (k *Keyring) appendEscrow(b []byte) []byte {
 // [ErrMalformed].
 func RestoreKeyring(escrow []byte) (*Keyring, error) {
 	s := strings.TrimSuffix(string(escrow), "\n")
-	b, err := DecodeText(s)
+	b, err := decodeText(s, len(textPrefix)+(maxKEKFileSize*4+2)/3)
 	if err != nil {
 		return nil, ErrMalformed
 	}

@@ -76,6 +76,26 @@ func TestEscrowAgeInterop(t *testing.T) {
 	assert.Error(t, err)
 }
 
+func TestRestoreLargeKeyring(t *testing.T) {
+	k := newTestKeyring(t)
+	for range maxVersions - 1 {
+		_, err := k.AddVersion()
+		require.NoError(t, err)
+	}
+	_, err := k.AddVersion()
+	assert.Error(t, err, "a keyring holds at most maxVersions versions")
+	k.mu.RLock()
+	text := EncodeText(k.appendEscrow(nil))
+	k.mu.RUnlock()
+	r, err := RestoreKeyring([]byte(text))
+	require.NoError(t, err)
+	assert.Len(t, r.Versions(), maxVersions)
+	data, err := k.MarshalKEKFile([]byte("pw"), fastParams)
+	require.NoError(t, err)
+	_, err = UnmarshalKEKFile(data, []byte("pw"))
+	require.NoError(t, err, "the largest keyring fits the KEK file size cap")
+}
+
 func TestAgeRecipientParsing(t *testing.T) {
 	// From the age specification's test keys (age-keygen output format).
 	valid := "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
