@@ -159,19 +159,19 @@ type envelope struct {
 
 // parseEnvelope parses the binary form strictly: known version, kind and
 // suite, exact length for that kind and suite, nothing trailing.
-func parseEnvelope(b []byte) (*envelope, bool) {
+func parseEnvelope(b []byte) (envelope, bool) {
 	kind, suite, ok := parsePrefix(b)
 	if !ok || len(b) < headerSize {
-		return nil, false
+		return envelope{}, false
 	}
-	e := &envelope{raw: b[:headerSize]}
+	e := envelope{raw: b[:headerSize]}
 	e.h = Header{Version: b[4], Kind: kind, Suite: suite, KeyVersion: binary.BigEndian.Uint32(b[24:28])}
 	copy(e.h.KeyID[:], b[8:24])
 	rest := b[headerSize:]
 	switch kind {
 	case KindWrap:
 		if suite != SuiteWrap || len(rest) != 16+saltSize+commitSize+ekeyCTSize || e.h.KeyVersion == 0 {
-			return nil, false
+			return envelope{}, false
 		}
 		copy(e.ekeyID[:], rest[:16])
 		e.salt = rest[16 : 16+saltSize]
@@ -180,7 +180,7 @@ func parseEnvelope(b []byte) (*envelope, bool) {
 	case KindSealed:
 		_, encSize, _, ok := suite.hpkeKEM()
 		if !ok || len(rest) != 16+encSize+ekeyCTSize || e.h.KeyVersion == 0 {
-			return nil, false
+			return envelope{}, false
 		}
 		copy(e.ekeyID[:], rest[:16])
 		e.enc = rest[16 : 16+encSize]
@@ -188,18 +188,18 @@ func parseEnvelope(b []byte) (*envelope, bool) {
 	case KindRelease:
 		_, encSize, _, ok := suite.hpkeKEM()
 		if !ok || len(rest) != encSize+ekeyCTSize || e.h.KeyVersion != 0 {
-			return nil, false
+			return envelope{}, false
 		}
 		e.enc = rest[:encSize]
 		e.ct = rest[encSize:]
 	case KindPublicKey:
 		_, _, pkSize, ok := suite.hpkeKEM()
 		if !ok || len(rest) != pkSize || e.h.KeyVersion == 0 {
-			return nil, false
+			return envelope{}, false
 		}
 		e.pk = rest
 	default:
-		return nil, false
+		return envelope{}, false
 	}
 	return e, true
 }

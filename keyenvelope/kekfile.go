@@ -151,7 +151,7 @@ func deriveKEKFile(passphrase, header []byte, p Argon2Params) (aead cipher.AEAD,
 	salt := header[kekFileHeaderSize-saltSize:]
 	stretched := argon2.IDKey(passphrase, salt, p.Time, p.MemoryKiB, p.Threads, 32)
 	defer clear(stretched)
-	okm, err := hkdf.Key(sha256.New, stretched, salt, string(labeled(labelKEKFile, header)), 64)
+	okm, err := hkdf.Key(sha256.New, stretched, salt, labelKEKFile+"\x00"+string(header), 64)
 	if err != nil {
 		panic("keyenvelope: hkdf: " + err.Error())
 	}

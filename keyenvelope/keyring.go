@@ -273,7 +273,7 @@ var zeroNonce [12]byte
 // HKDF-SHA256(ikm = secret, salt = salt, info = label || 0 || header), 64
 // bytes, split in two.
 func deriveWrap(secret, salt, header []byte) (cipher.AEAD, [commitSize]byte) {
-	okm, err := hkdf.Key(sha256.New, secret, salt, string(labeled(labelWrap, header)), 64)
+	okm, err := hkdf.Key(sha256.New, secret, salt, labelWrap+"\x00"+string(header), 64)
 	if err != nil {
 		panic("keyenvelope: hkdf: " + err.Error()) // cannot happen for 64 bytes
 	}
@@ -308,7 +308,7 @@ func (k *Keyring) Unwrap(c Context, wrapped []byte) (*Ekey, error) {
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	return k.unwrapLocked(c, env)
+	return k.unwrapLocked(c, &env)
 }
 
 func (k *Keyring) unwrapLocked(c Context, env *envelope) (*Ekey, error) {
@@ -320,17 +320,19 @@ func (k *Keyring) unwrapLocked(c Context, env *envelope) (*Ekey, error) {
 		return nil, ErrUnwrap
 	}
 	aad := appendAAD(append(make([]byte, 0, 128), env.raw...), c, env.ekeyID)
-	var pt []byte
+	e := &Ekey{ID: env.ekeyID}
 	switch env.h.Kind {
 	case KindWrap:
 		aead, commit := deriveWrap(v.key[:], env.salt, env.raw)
 		if subtle.ConstantTimeCompare(commit[:], env.commit) != 1 {
 			return nil, ErrUnwrap
 		}
-		var err error
-		if pt, err = aead.Open(nil, zeroNonce[:], env.ct, aad); err != nil {
+		// Decrypt straight into the Ekey: no intermediate plaintext copy.
+		// On failure crypto/cipher clears what it wrote.
+		if _, err := aead.Open(e.Key[:0], zeroNonce[:], env.ct, aad); err != nil {
 			return nil, ErrUnwrap
 		}
+		return e, nil
 	case KindSealed:
 		priv, err := v.hpkeKey(k.id, env.h.Suite)
 		if err != nil {
@@ -340,16 +342,15 @@ func (k *Keyring) unwrapLocked(c Context, env *envelope) (*Ekey, error) {
 		if err != nil {
 			return nil, ErrUnwrap
 		}
-		if pt, err = r.Open(aad, env.ct); err != nil {
+		pt, err := r.Open(aad, env.ct)
+		if err != nil {
 			return nil, ErrUnwrap
 		}
-	default:
-		return nil, ErrUnwrap
+		copy(e.Key[:], pt)
+		clear(pt)
+		return e, nil
 	}
-	e := &Ekey{ID: env.ekeyID}
-	copy(e.Key[:], pt)
-	clear(pt)
-	return e, nil
+	return nil, ErrUnwrap
 }
 
 // GenerateWrapped makes a new ekey, wraps it under the primary version bound
@@ -382,7 +383,7 @@ func (k *Keyring) Rewrap(c Context, wrapped []byte) ([]byte, error) {
 	}
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	e, err := k.unwrapLocked(c, env)
+	e, err := k.unwrapLocked(c, &env)
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func (r *Releaser) Release(ticket, wrapped []byte) ([]byte, error) {
 	}
 	c := Context{Tenant: t.Tenant, User: t.User, Purpose: t.Purpose}
 	r.keyring.mu.RLock()
-	e, err := r.keyring.unwrapLocked(c, env)
+	e, err := r.keyring.unwrapLocked(c, &env)
 	r.keyring.mu.RUnlock()
 	if err != nil {
 		return nil, err
