@@ -323,3 +323,99 @@ func TestNewValidatesConfig(t *testing.T) {
 		})
 	}
 }
+
+// A conflict on the device rolls back the user created in the same
+// transaction: nothing half-done remains.
+func TestActivateIsOneTransaction(t *testing.T) {
+	for name, newStore := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, newStore(t))
+			h.dir.add("m1", "corp.example", "bob", "guid-bob")
+			_, err := h.svc.Activate(context.Background(), newDevice(t, "shared-id").request("t1", h.token, "alice", "corp.example"))
+			require.NoError(t, err)
+
+			_, err = h.svc.Activate(context.Background(), newDevice(t, "shared-id").request("t1", h.token, "bob", "corp.example"))
+			require.ErrorIs(t, err, activation.ErrDeviceConflict)
+
+			res, err := h.svc.Activate(context.Background(), newDevice(t, "bob-laptop").request("t1", h.token, "bob", "corp.example"))
+			require.NoError(t, err)
+			assert.True(t, res.UserCreated, "bob was not left behind by the failed transaction")
+		})
+	}
+}
+
+// A device already activated for alice cannot be claimed by bob, even with
+// the same key (another user on the same machine needs their own device).
+func TestDeviceOfAnotherUser(t *testing.T) {
+	h := newHarness(t, activation.NewMemoryStore())
+	h.dir.add("m1", "corp.example", "bob", "guid-bob")
+	dev := newDevice(t, "pc-1")
+	_, err := h.svc.Activate(context.Background(), dev.request("t1", h.token, "alice", "corp.example"))
+	require.NoError(t, err)
+	_, err = h.svc.Activate(context.Background(), dev.request("t1", h.token, "bob", "corp.example"))
+	assert.ErrorIs(t, err, activation.ErrDeviceConflict)
+}
+
+func TestDirectoryFailureIsRetryable(t *testing.T) {
+	h := newHarness(t, activation.NewMemoryStore(), func(c *activation.Config) {
+		c.Directory = directoryFunc(func(context.Context, activation.Lookup) (activation.DirectoryUser, error) {
+			return activation.DirectoryUser{}, errors.New("ldap: connection reset")
+		})
+	})
+	_, err := h.svc.Activate(context.Background(), newDevice(t, "d").request("t1", h.token, "alice", "corp.example"))
+	var re *activation.RetryError
+	require.ErrorAs(t, err, &re)
+	assert.ErrorIs(t, err, activation.ErrDirectoryUnavailable)
+	assert.ErrorContains(t, err, "connection reset")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = h.svc.Activate(ctx, newDevice(t, "d").request("t1", h.token, "alice", "corp.example"))
+	assert.ErrorIs(t, err, context.Canceled)
+}
+
+type directoryFunc func(context.Context, activation.Lookup) (activation.DirectoryUser, error)
+
+func (f directoryFunc) LookupUser(ctx context.Context, q activation.Lookup) (activation.DirectoryUser, error) {
+	return f(ctx, q)
+}
+
+func TestTokenLifecycleAudited(t *testing.T) {
+	h := newHarness(t, activation.NewMemoryStore())
+	require.NoError(t, h.svc.RevokeToken(context.Background(), "t1", h.tokID))
+	h.audit.mu.Lock()
+	defer h.audit.mu.Unlock()
+	require.Len(t, h.audit.events, 2)
+	assert.Equal(t, activation.DecisionTokenIssued, h.audit.events[0].Decision)
+	assert.Equal(t, activation.DecisionTokenRevoke, h.audit.events[1].Decision)
+	assert.Equal(t, h.tokID, h.audit.events[1].TokenID)
+}
+
+// FuzzAuthenticateDevice feeds hostile credentials to the credential
+// parser: it must refuse them with ErrBadProof and never panic.
+func FuzzAuthenticateDevice(f *testing.F) {
+	h := newHarness(f, activation.NewMemoryStore())
+	dev := newDevice(f, "d1")
+	res, err := h.svc.Activate(context.Background(), dev.request("t1", h.token, "alice", "corp.example"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	msg := []byte("challenge")
+	sig := ed25519Sign(dev, msg)
+	f.Add(res.Credential)
+	f.Add("ldc1.")
+	f.Add("ldc1..")
+	f.Add(res.Credential[:len(res.Credential)/2])
+	f.Fuzz(func(t *testing.T, cred string) {
+		d, err := h.svc.AuthenticateDevice(context.Background(), "t1", cred, msg, sig)
+		if err == nil {
+			if cred != res.Credential || d.ID != "d1" {
+				t.Fatalf("accepted a forged credential %q", cred)
+			}
+			return
+		}
+		if !errors.Is(err, activation.ErrBadProof) {
+			t.Fatalf("unexpected error %v", err)
+		}
+	})
+}
