@@ -1,0 +1,314 @@
+package connectorapp
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// ErrClosed is returned by Agent.Run after Agent.Close.
+var ErrClosed = errors.New("connectorapp: agent closed")
+
+// Paths the connector serves over the tunnel. The cloud reaches the
+// directory service below DirectoryPrefix and the key service below
+// KeysPrefix; StatusPath is always allowed.
+const (
+	StatusPath      = "/v1/connector/status"
+	DirectoryPrefix = "/v1/directory"
+	KeysPrefix      = "/v1/keys"
+)
+
+// Agent is a running connector: the directory and key services behind the
+// capability policy, served over the tunnel.
+type Agent struct {
+	cfg      Config
+	log      *slog.Logger
+	identity tunnel.Identity
+	key      ed25519.PrivateKey
+	handler  http.Handler
+
+	dir      *directory.Client    // nil: key-only connector
+	keyring  *keyenvelope.Keyring // nil: directory-only connector
+	releaser *keyenvelope.Releaser
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	status tunnel.Status
+}
+
+// New checks cfg, reads the files it names (identity, key, passwords, KEK
+// file) and prepares the services. It does not connect anywhere: the
+// directory is dialled when the cloud first asks, the cloud when Run starts.
+// logger may be nil (discard). Errors about the configuration wrap ErrConfig.
+func New(cfg Config, logger *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{cfg: cfg, log: logger}
+	if err := a.loadIdentity(); err != nil {
+		return nil, err
+	}
+	a.identity.ConnectorID = a.cfg.Cloud.ConnectorID
+	if cfg.Cloud.CAFile != "" && cfg.Cloud.CAPEM == nil {
+		pem, err := readFile(cfg.Cloud.CAFile, "cloud.ca_file")
+		if err != nil {
+			return nil, err
+		}
+		a.cfg.Cloud.CAPEM = pem
+	}
+	if cfg.Directory != nil {
+		d, err := openDirectory(*cfg.Directory, logger)
+		if err != nil {
+			return nil, err
+		}
+		a.dir = d
+	}
+	if cfg.Keys != nil {
+		if err := a.openKeys(*cfg.Keys); err != nil {
+			if a.dir != nil {
+				a.dir.Close()
+			}
+			return nil, err
+		}
+	}
+	a.handler = a.buildHandler()
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.log = logger.With(slog.String("connector_id", a.identity.ConnectorID))
+	return a, nil
+}
+
+func (a *Agent) loadIdentity() error {
+	c := &a.cfg.Cloud
+	if c.ConnectorID == "" {
+		id, err := readIdentity(c.IdentityFile)
+		if err != nil {
+			return err
+		}
+		c.ConnectorID = id.ConnectorID
+		a.identity = tunnel.Identity{ConnectorID: id.ConnectorID, Tenant: id.Tenant}
+	}
+	if c.Key == nil {
+		key, err := loadKey(c.keyFile())
+		if err != nil {
+			return err
+		}
+		c.Key = key
+	}
+	if _, ok := c.Key.Public().(ed25519.PublicKey); !ok {
+		return fmt.Errorf("%w: the connector key must be Ed25519", ErrConfig)
+	}
+	return nil
+}
+
+func openDirectory(d Directory, logger *slog.Logger) (*directory.Client, error) {
+	pw := d.BindPassword
+	if pw == "" {
+		b, err := secret(d.BindPasswordFile, d.BindPasswordEnv, "directory bind password")
+		if err != nil {
+			return nil, err
+		}
+		pw = string(b)
+	}
+	profile, _ := directory.ParseProfile(d.Profile) // validated
+	dc := directory.Config{
+		URLs:         d.URLs,
+		BindDN:       d.BindDN,
+		BindPassword: pw,
+		CAPEM:        d.CAPEM,
+		Profile:      profile,
+		Plaintext:    d.InsecurePlaintext,
+		Logger:       logger.With(slog.String("service", "directory")),
+	}
+	if dc.CAPEM == nil && d.CAFile != "" {
+		pem, err := readFile(d.CAFile, "directory.ca_file")
+		if err != nil {
+			return nil, err
+		}
+		dc.CAPEM = pem
+	}
+	c, err := directory.Open(dc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: directory: %w", ErrConfig, err)
+	}
+	return c, nil
+}
+
+func (a *Agent) openKeys(k Keys) error {
+	kr := k.Keyring
+	if kr == nil {
+		pass, err := secret(k.PassphraseFile, k.PassphraseEnv, "kek passphrase")
+		if err != nil {
+			return err
+		}
+		kr, err = keyenvelope.ReadKEKFile(k.KEKFile, pass)
+		clear(pass)
+		if err != nil {
+			return fmt.Errorf("%w: keys.kek_file %s: %w (wrong passphrase or not a KEK file)", ErrConfig, k.KEKFile, err)
+		}
+	}
+	sched := k.SchedulerKey
+	if sched == nil {
+		sched, _ = parseEd25519(k.SchedulerPublicKey) // validated
+	}
+	rel, err := keyenvelope.NewReleaser(keyenvelope.ReleaserConfig{
+		Keyring: kr,
+		Policy:  keyenvelope.TicketPolicy{SchedulerKey: sched},
+	})
+	if err != nil {
+		return fmt.Errorf("%w: keys: %w", ErrConfig, err)
+	}
+	a.keyring, a.releaser = kr, rel
+	return nil
+}
+
+// Handler returns the connector's HTTP handler, policy included: what the
+// tunnel serves. It is usable on its own (httptest) without Run.
+func (a *Agent) Handler() http.Handler { return a.handler }
+
+// Directory returns the directory client, or nil for a key-only connector.
+func (a *Agent) Directory() *directory.Client { return a.dir }
+
+// Keyring returns the keyring, or nil for a directory-only connector.
+func (a *Agent) Keyring() *keyenvelope.Keyring { return a.keyring }
+
+// Identity returns the connector's enrolled identity. Tenant is empty when
+// the identity was given in code.
+func (a *Agent) Identity() tunnel.Identity { return a.identity }
+
+// Status returns the tunnel's last reported status (zero before Run).
+func (a *Agent) Status() tunnel.Status {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.status
+}
+
+func (a *Agent) buildHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+StatusPath, a.serveStatus)
+	if a.dir != nil {
+		mux.Handle(DirectoryPrefix+"/", enforce(a.cfg.Policy, classifyDirectory,
+			http.StripPrefix(DirectoryPrefix, a.directoryHandler())))
+	}
+	if a.keyring != nil {
+		mux.Handle(KeysPrefix+"/", enforce(a.cfg.Policy, only(OpKeys),
+			http.StripPrefix(KeysPrefix, a.keysHandler())))
+	}
+	return mux
+}
+
+// statusJSON is the body of StatusPath: what this connector offers.
+type statusJSON struct {
+	ConnectorID string      `json:"connector_id"`
+	Directory   bool        `json:"directory"`
+	Keys        bool        `json:"keys"`
+	Allow       []Operation `json:"allow"`
+}
+
+func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(statusJSON{
+		ConnectorID: a.identity.ConnectorID,
+		Directory:   a.dir != nil,
+		Keys:        a.keyring != nil,
+		Allow:       a.cfg.Policy.Allow,
+	})
+}
+
+// Run keeps the tunnel to the cloud up, reconnecting with backoff, and serves
+// the cloud's requests until ctx ends or Close is called. It returns
+// ctx's error, ErrClosed, or tunnel.ErrRevoked when the cloud revoked this
+// connector (not retried).
+func (a *Agent) Run(ctx context.Context) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return ErrClosed
+	}
+	a.wg.Add(1)
+	a.mu.Unlock()
+	defer a.wg.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(a.ctx, cancel)
+	defer stop()
+
+	c := a.cfg.Cloud
+	tc, err := tunnel.NewConnector(tunnel.ConnectorConfig{
+		URL:          c.tunnelURL(),
+		ConnectorID:  c.ConnectorID,
+		Key:          c.Key,
+		Handler:      a.handler,
+		ExtraRootCAs: c.CAPEM,
+		ProxyURL:     c.ProxyURL,
+		BackoffBase:  c.BackoffBase,
+		BackoffMax:   c.BackoffMax,
+		OnStatus:     a.onStatus,
+		Logger:       a.log.With(slog.String("service", "tunnel")),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: tunnel: %w", ErrConfig, err)
+	}
+	a.log.Info("connector starting", slog.String("tunnel_url", c.tunnelURL()),
+		slog.Bool("directory", a.dir != nil), slog.Bool("keys", a.keyring != nil))
+	err = tc.Run(ctx)
+	_ = tc.Close()
+	if a.ctx.Err() != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return ErrClosed
+	}
+	return err
+}
+
+func (a *Agent) onStatus(s tunnel.Status) {
+	a.mu.Lock()
+	a.status = s
+	a.mu.Unlock()
+	attrs := []any{slog.String("state", s.State.String())}
+	if s.NodeID != "" {
+		attrs = append(attrs, slog.String("node", s.NodeID))
+	}
+	if s.Err != nil {
+		attrs = append(attrs, slog.String("err", s.Err.Error()))
+	}
+	if s.RetryIn > 0 {
+		attrs = append(attrs, slog.Duration("retry_in", s.RetryIn.Round(time.Millisecond)))
+	}
+	a.log.Info("tunnel status", attrs...)
+	if a.cfg.OnStatus != nil {
+		a.cfg.OnStatus(s)
+	}
+}
+
+// Close stops Run, waits for it to return and closes the directory
+// connections. It is idempotent.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	a.mu.Unlock()
+	a.cancel()
+	a.wg.Wait()
+	if a.dir != nil {
+		return a.dir.Close()
+	}
+	return nil
+}

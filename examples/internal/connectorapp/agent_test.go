@@ -1,0 +1,245 @@
+package connectorapp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// agentConfig is a config built in code, with no file but the KEK file.
+func agentConfig(t *testing.T, withDirectory, withKeys bool, allow ...connectorapp.Operation) connectorapp.Config {
+	t.Helper()
+	id, key := memIdentity(t)
+	cfg := connectorapp.Config{
+		Cloud:  connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: id, Key: key},
+		Policy: connectorapp.Policy{Allow: allow},
+	}
+	if withDirectory {
+		// Open is lazy: no server is needed until a request reaches the
+		// directory service.
+		cfg.Directory = &connectorapp.Directory{URLs: []string{"ldaps://127.0.0.1:1"}, BindDN: "cn=svc", BindPassword: "pw"}
+	}
+	if withKeys {
+		kek, pass, sched := keyFiles(t, t.TempDir())
+		cfg.Keys = &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched}
+	}
+	return cfg
+}
+
+func newAgent(t *testing.T, cfg connectorapp.Config) *connectorapp.Agent {
+	t.Helper()
+	a, err := connectorapp.New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	return a
+}
+
+func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	return rec
+}
+
+func TestPolicyEnforced(t *testing.T) {
+	tests := []struct {
+		name    string
+		allow   []connectorapp.Operation
+		method  string
+		path    string
+		wantOp  connectorapp.Operation
+		allowed bool
+	}{
+		{"browse allowed", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/v1/directory/ous", "browse", true},
+		{"import refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/v1/directory/users", "import", false},
+		{"changes refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/v1/directory/changes", "import", false},
+		{"lookup refused", []connectorapp.Operation{connectorapp.OpImport}, "GET", "/v1/directory/lookup", "lookup", false},
+		{"credentials refused", []connectorapp.Operation{connectorapp.OpLookup}, "POST", "/v1/directory/credentials", "credentials", false},
+		{"credentials allowed", []connectorapp.Operation{connectorapp.OpCredentials}, "POST", "/v1/directory/credentials", "credentials", true},
+		{"keys refused", []connectorapp.Operation{connectorapp.OpBrowse}, "POST", "/v1/keys/release", "keys", false},
+		{"keys allowed", []connectorapp.Operation{connectorapp.OpKeys}, "POST", "/v1/keys/release", "keys", true},
+		{"unknown directory path refused", operationsAll(), "GET", "/v1/directory/delete-everything", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newAgent(t, agentConfig(t, true, true, tt.allow...))
+			rec := do(t, a.Handler(), tt.method, tt.path)
+			if tt.allowed {
+				assert.NotEqual(t, http.StatusForbidden, rec.Code, rec.Body.String())
+				return
+			}
+			require.Equal(t, http.StatusForbidden, rec.Code)
+			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+			pe := connectorapp.DecodePolicyError(rec.Body.Bytes())
+			require.NotNil(t, pe, rec.Body.String())
+			assert.Equal(t, tt.wantOp, pe.Operation)
+			if tt.wantOp == "" {
+				assert.Equal(t, connectorapp.CodeUnknownOperation, pe.Code)
+			} else {
+				assert.Equal(t, connectorapp.CodeForbidden, pe.Code)
+				assert.Contains(t, pe.Message, string(tt.wantOp))
+			}
+		})
+	}
+}
+
+func operationsAll() []connectorapp.Operation {
+	return []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpImport, connectorapp.OpLookup, connectorapp.OpCredentials, connectorapp.OpKeys}
+}
+
+func TestKeyOnlyConnector(t *testing.T) {
+	a := newAgent(t, agentConfig(t, false, true, connectorapp.OpKeys))
+	assert.Nil(t, a.Directory())
+	require.NotNil(t, a.Keyring())
+
+	rec := do(t, a.Handler(), "GET", connectorapp.StatusPath)
+	require.Equal(t, http.StatusOK, rec.Code)
+	var st map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &st))
+	assert.Equal(t, false, st["directory"])
+	assert.Equal(t, true, st["keys"])
+	assert.Equal(t, []any{"keys"}, st["allow"])
+
+	rec = do(t, a.Handler(), "GET", "/v1/directory/users")
+	assert.Equal(t, http.StatusNotFound, rec.Code, "a key-only connector has no directory service")
+	rec = do(t, a.Handler(), "POST", "/v1/keys/release")
+	assert.NotEqual(t, http.StatusForbidden, rec.Code)
+}
+
+func TestNewLoadsSecrets(t *testing.T) {
+	t.Run("wrong kek passphrase", func(t *testing.T) {
+		cfg := agentConfig(t, false, true, connectorapp.OpKeys)
+		require.NoError(t, os.WriteFile(cfg.Keys.PassphraseFile, []byte("wrong horse"), 0o600))
+		_, err := connectorapp.New(cfg, nil)
+		require.ErrorIs(t, err, connectorapp.ErrConfig)
+		assert.Contains(t, err.Error(), "keys.kek_file")
+		assert.NotContains(t, err.Error(), "wrong horse")
+	})
+	t.Run("bind password from env", func(t *testing.T) {
+		cfg := agentConfig(t, true, false, connectorapp.OpBrowse)
+		cfg.Directory.BindPassword = ""
+		cfg.Directory.BindPasswordEnv = "CONNECTORAPP_TEST_BIND_PW"
+		_, err := connectorapp.New(cfg, nil)
+		require.ErrorIs(t, err, connectorapp.ErrConfig)
+		assert.Contains(t, err.Error(), "CONNECTORAPP_TEST_BIND_PW is not set")
+		t.Setenv("CONNECTORAPP_TEST_BIND_PW", "s3cret")
+		a, err := connectorapp.New(cfg, nil)
+		require.NoError(t, err)
+		require.NoError(t, a.Close())
+	})
+	t.Run("not enrolled", func(t *testing.T) {
+		cfg := agentConfig(t, true, false, connectorapp.OpBrowse)
+		cfg.Cloud.ConnectorID, cfg.Cloud.Key = "", nil
+		cfg.Cloud.IdentityFile = filepath.Join(t.TempDir(), "identity.json")
+		_, err := connectorapp.New(cfg, nil)
+		require.ErrorIs(t, err, connectorapp.ErrNotEnrolled)
+		assert.Contains(t, err.Error(), "connector enroll")
+	})
+}
+
+// TestEnrollAndRun enrolls a connector with files, runs it against a real
+// tunnel gateway and calls it from the cloud side.
+func TestEnrollAndRun(t *testing.T) {
+	c := newCloud(t)
+	dir := t.TempDir()
+	cloudCfg := connectorapp.Cloud{
+		URL: c.url, CAPEM: c.caPEM, IdentityFile: filepath.Join(dir, "identity.json"),
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+	}
+	ctx := context.Background()
+
+	_, err := connectorapp.Enroll(ctx, cloudCfg, "not-a-token")
+	require.ErrorIs(t, err, tunnel.ErrUnauthorized)
+
+	tok, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Minute)
+	require.NoError(t, err)
+	id, err := connectorapp.Enroll(ctx, cloudCfg, tok)
+	require.NoError(t, err)
+	assert.Equal(t, "tenant-a", id.Tenant)
+	for _, f := range []string{cloudCfg.IdentityFile, cloudCfg.IdentityFile + ".key"} {
+		st, err := os.Stat(f)
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), f)
+	}
+	_, err = connectorapp.Enroll(ctx, cloudCfg, tok)
+	require.ErrorIs(t, err, connectorapp.ErrAlreadyEnrolled)
+
+	kek, pass, sched := keyFiles(t, dir)
+	a := newAgent(t, connectorapp.Config{
+		Cloud:  cloudCfg,
+		Keys:   &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched},
+		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
+	})
+	assert.Equal(t, id, a.Identity())
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	ev := c.waitPresence(t, tunnel.Connected)
+	assert.Equal(t, id.ConnectorID, ev.ConnectorID)
+
+	hc := &http.Client{Transport: c.gw.RoundTripper("tenant-a")}
+	resp, err := hc.Get("http://connector" + connectorapp.StatusPath)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), `"connector_id":"`+id.ConnectorID+`"`)
+
+	resp, err = hc.Get("http://connector/v1/directory/users")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "key-only over the tunnel")
+
+	_, err = (&http.Client{Transport: c.gw.RoundTripper("tenant-b")}).Get("http://connector" + connectorapp.StatusPath)
+	assert.ErrorIs(t, err, tunnel.ErrNotConnected, "another tenant never reaches this connector")
+
+	// Revocation stops Run for good.
+	require.NoError(t, c.gw.Revoke(ctx, id.ConnectorID))
+	select {
+	case err := <-runErr:
+		assert.ErrorIs(t, err, tunnel.ErrRevoked)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after revocation")
+	}
+}
+
+func TestCloseStopsRun(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	tok, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Minute)
+	require.NoError(t, err)
+	cfg := agentConfig(t, true, false, connectorapp.OpBrowse)
+	cfg.Cloud.URL, cfg.Cloud.CAPEM = c.url, c.caPEM
+	id, err := connectorapp.Enroll(ctx, cfg.Cloud, tok)
+	require.NoError(t, err)
+	cfg.Cloud.ConnectorID = id.ConnectorID
+
+	a, err := connectorapp.New(cfg, nil)
+	require.NoError(t, err)
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	c.waitPresence(t, tunnel.Connected)
+	require.NoError(t, a.Close())
+	select {
+	case err := <-runErr:
+		assert.True(t, errors.Is(err, connectorapp.ErrClosed), "Run returned %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still running after Close")
+	}
+	require.NoError(t, a.Close(), "Close is idempotent")
+	assert.ErrorIs(t, a.Run(ctx), connectorapp.ErrClosed)
+	c.waitPresence(t, tunnel.Disconnected)
+}

@@ -1,0 +1,340 @@
+package connectorapp
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// ErrConfig is wrapped by every configuration error returned by LoadConfig,
+// ParseConfig, Config.Validate and New.
+var ErrConfig = errors.New("connectorapp: invalid config")
+
+// Config is a connector's configuration: the JSON config file, or a value
+// built in code. Fields tagged json:"-" exist so a program can configure a
+// connector without any file (secrets, CA bundles, keys in memory); when both
+// a file field and its in-memory twin are set, the in-memory value wins.
+type Config struct {
+	Cloud Cloud `json:"cloud"`
+	// Directory is optional: without it the connector serves keys only.
+	Directory *Directory `json:"directory,omitempty"`
+	// Keys is optional: without it the connector serves the directory only.
+	Keys *Keys `json:"keys,omitempty"`
+	// Policy lists what the cloud may ask this connector for. The connector
+	// enforces it itself; the cloud cannot widen it.
+	Policy Policy `json:"policy"`
+
+	// OnStatus, if set, receives the tunnel's status changes in order on
+	// one goroutine (connected, disconnected with the reason and the retry
+	// delay).
+	OnStatus func(tunnel.Status) `json:"-"`
+}
+
+// Cloud says where the connector dials and who it is.
+type Cloud struct {
+	// URL is the cloud endpoint's base URL, https://host[:port]. The
+	// tunnel is at wss://host[:port]/v1/tunnel and enrollment at
+	// https://host[:port]/v1/enroll unless TunnelURL or EnrollURL say
+	// otherwise. Required.
+	URL       string `json:"url"`
+	TunnelURL string `json:"tunnel_url,omitempty"`
+	EnrollURL string `json:"enroll_url,omitempty"`
+	// ProxyURL is an explicit HTTP proxy (http://user:pass@proxy:3128);
+	// empty means HTTPS_PROXY / NO_PROXY from the environment.
+	ProxyURL string `json:"proxy_url,omitempty"`
+	// CAFile is a PEM bundle trusted in addition to the system roots: the
+	// CA of a TLS-inspecting proxy, or a private cloud CA. CAPEM is its
+	// in-memory twin.
+	CAFile string `json:"ca_file,omitempty"`
+	CAPEM  []byte `json:"-"`
+	// IdentityFile is where enroll writes the connector's identity (a small
+	// JSON file) and run reads it. The private key sits beside it in
+	// IdentityFile + ".key" (PKCS #8 PEM, mode 0600). Required unless
+	// ConnectorID and Key are set in code.
+	IdentityFile string `json:"identity_file,omitempty"`
+	// ConnectorID and Key are the identity in memory; when set, no
+	// identity file is read.
+	ConnectorID string        `json:"-"`
+	Key         crypto.Signer `json:"-"`
+	// BackoffBase and BackoffMax shape reconnects (tunnel defaults 1s and
+	// 30s); for tests.
+	BackoffBase time.Duration `json:"-"`
+	BackoffMax  time.Duration `json:"-"`
+}
+
+// Directory configures the directory service. Passwords come from a file or
+// an environment variable, never from the config file itself.
+type Directory struct {
+	// URLs are the LDAP servers in failover order: ldaps://host or
+	// ldap://host (upgraded with StartTLS). Required.
+	URLs []string `json:"urls"`
+	// BindDN is the service account. Required.
+	BindDN string `json:"bind_dn"`
+	// BindPasswordFile or BindPasswordEnv (the name of an environment
+	// variable) holds the service account's password; exactly one, unless
+	// BindPassword is set in code.
+	BindPasswordFile string `json:"bind_password_file,omitempty"`
+	BindPasswordEnv  string `json:"bind_password_env,omitempty"`
+	BindPassword     string `json:"-"`
+	// CAFile is the PEM bundle of the CAs that signed the servers'
+	// certificates (default: system roots). CAPEM is its in-memory twin.
+	CAFile string `json:"ca_file,omitempty"`
+	CAPEM  []byte `json:"-"`
+	// Profile is "auto" (default), "ad" or "openldap".
+	Profile string `json:"profile,omitempty"`
+	// InsecurePlaintext turns StartTLS off on ldap:// URLs: passwords
+	// cross the network in clear. Only for in-process test servers.
+	InsecurePlaintext bool `json:"insecure_plaintext,omitempty"`
+}
+
+// Keys configures the key service: the KEK file and how to unlock it, and the
+// cloud scheduler's public key that signs release tickets.
+type Keys struct {
+	// KEKFile is the passphrase-protected keyring file. Required unless
+	// Keyring is set in code.
+	KEKFile string `json:"kek_file,omitempty"`
+	// PassphraseFile or PassphraseEnv holds the KEK file's passphrase;
+	// exactly one.
+	PassphraseFile string `json:"passphrase_file,omitempty"`
+	PassphraseEnv  string `json:"passphrase_env,omitempty"`
+	// SchedulerPublicKey is the cloud scheduler's Ed25519 public key in
+	// standard base64 (32 bytes): only tickets it signed release ekeys.
+	// Required unless SchedulerKey is set in code.
+	SchedulerPublicKey string `json:"scheduler_public_key,omitempty"`
+
+	Keyring      *keyenvelope.Keyring `json:"-"`
+	SchedulerKey ed25519.PublicKey    `json:"-"`
+}
+
+// LoadConfig reads and validates a JSON config file. Unknown fields are
+// errors, so a typo never silently disables a setting.
+func LoadConfig(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	cfg, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%w (%s)", err, path)
+	}
+	return cfg, nil
+}
+
+// ParseConfig parses and validates the JSON form of a Config.
+func ParseConfig(b []byte) (Config, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if dec.More() {
+		return Config{}, fmt.Errorf("%w: trailing data after the JSON object", ErrConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Validate checks the configuration without touching files or the network.
+// Every error wraps ErrConfig and names the offending field.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	// Cloud.
+	if c.Cloud.URL == "" && (c.Cloud.TunnelURL == "" || c.Cloud.EnrollURL == "") {
+		bad("cloud.url is required")
+	}
+	for name, u := range map[string]string{"cloud.url": c.Cloud.URL, "cloud.enroll_url": c.Cloud.EnrollURL} {
+		if u != "" {
+			if err := checkURL(u, "https"); err != nil {
+				bad("%s: %v", name, err)
+			}
+		}
+	}
+	if c.Cloud.TunnelURL != "" {
+		if err := checkURL(c.Cloud.TunnelURL, "wss"); err != nil {
+			bad("cloud.tunnel_url: %v", err)
+		}
+	}
+	if c.Cloud.ProxyURL != "" {
+		if u, err := url.Parse(c.Cloud.ProxyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("cloud.proxy_url %q: want http://[user:pass@]host:port", redactURL(c.Cloud.ProxyURL))
+		}
+	}
+	if c.Cloud.IdentityFile == "" && (c.Cloud.ConnectorID == "" || c.Cloud.Key == nil) {
+		bad("cloud.identity_file is required")
+	}
+
+	// Directory.
+	if d := c.Directory; d != nil {
+		if len(d.URLs) == 0 {
+			bad("directory.urls is required (ldaps://host or ldap://host)")
+		}
+		for _, u := range d.URLs {
+			pu, err := url.Parse(u)
+			if err != nil || (pu.Scheme != "ldap" && pu.Scheme != "ldaps") || pu.Host == "" {
+				bad("directory.urls: %q is not an ldap:// or ldaps:// URL", u)
+			}
+		}
+		if d.BindDN == "" {
+			bad("directory.bind_dn is required")
+		}
+		if d.BindPassword == "" {
+			switch {
+			case d.BindPasswordFile == "" && d.BindPasswordEnv == "":
+				bad("directory: one of bind_password_file or bind_password_env is required")
+			case d.BindPasswordFile != "" && d.BindPasswordEnv != "":
+				bad("directory: bind_password_file and bind_password_env are exclusive")
+			}
+		}
+		if _, err := directory.ParseProfile(d.Profile); err != nil {
+			bad("directory.profile %q: want auto, ad or openldap", d.Profile)
+		}
+	}
+
+	// Keys.
+	if k := c.Keys; k != nil {
+		if k.Keyring == nil {
+			if k.KEKFile == "" {
+				bad("keys.kek_file is required")
+			}
+			switch {
+			case k.PassphraseFile == "" && k.PassphraseEnv == "":
+				bad("keys: one of passphrase_file or passphrase_env is required")
+			case k.PassphraseFile != "" && k.PassphraseEnv != "":
+				bad("keys: passphrase_file and passphrase_env are exclusive")
+			}
+		}
+		if k.SchedulerKey == nil {
+			if k.SchedulerPublicKey == "" {
+				bad("keys.scheduler_public_key is required (base64 Ed25519 public key)")
+			} else if _, err := parseEd25519(k.SchedulerPublicKey); err != nil {
+				bad("keys.scheduler_public_key: %v", err)
+			}
+		} else if len(k.SchedulerKey) != ed25519.PublicKeySize {
+			bad("keys: scheduler key is %d bytes, want %d", len(k.SchedulerKey), ed25519.PublicKeySize)
+		}
+	}
+	if c.Directory == nil && c.Keys == nil {
+		bad("neither a directory nor a keys section: the connector would serve nothing")
+	}
+
+	// Policy.
+	if len(c.Policy.Allow) == 0 {
+		bad("policy.allow is empty: list the operations the cloud may ask for (%s)", strings.Join(opNames(), ", "))
+	}
+	for _, op := range c.Policy.Allow {
+		switch {
+		case !slices.Contains(operations(), op):
+			bad("policy.allow: unknown operation %q (want %s)", op, strings.Join(opNames(), ", "))
+		case op.needsDirectory() && c.Directory == nil:
+			bad("policy.allow: %q needs a directory section", op)
+		case op == OpKeys && c.Keys == nil:
+			bad("policy.allow: %q needs a keys section", op)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(s, scheme string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q: %w", s, err)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", s)
+	}
+	if u.Scheme != scheme {
+		return fmt.Errorf("%q: want a %s:// URL (TLS is required)", s, scheme)
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q: credentials do not belong in this URL", redactURL(s))
+	}
+	return nil
+}
+
+// redactURL hides a password in a URL, for error messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+func parseEd25519(s string) (ed25519.PublicKey, error) {
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(s))
+	if err != nil {
+		return nil, fmt.Errorf("not base64: %w", err)
+	}
+	if len(b) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("%d bytes, want %d", len(b), ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// tunnelURL and enrollURL derive the endpoints from Cloud.URL.
+func (c *Cloud) tunnelURL() string {
+	if c.TunnelURL != "" {
+		return c.TunnelURL
+	}
+	u, _ := url.Parse(c.URL)
+	u.Scheme = "wss"
+	u.Path = strings.TrimSuffix(u.Path, "/") + TunnelPath
+	return u.String()
+}
+
+func (c *Cloud) enrollURL() string {
+	if c.EnrollURL != "" {
+		return c.EnrollURL
+	}
+	return strings.TrimSuffix(c.URL, "/") + EnrollPath
+}
+
+// keyFile is where the connector's private key lives.
+func (c *Cloud) keyFile() string { return c.IdentityFile + ".key" }
+
+// Paths of the cloud endpoint, relative to Cloud.URL.
+const (
+	TunnelPath = "/v1/tunnel"
+	EnrollPath = "/v1/enroll"
+)
+
+// secret reads a secret from a file (one trailing newline dropped) or an
+// environment variable.
+func secret(file, env, what string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrConfig, what, err)
+		}
+		b = bytes.TrimSuffix(b, []byte("\n"))
+		b = bytes.TrimSuffix(b, []byte("\r"))
+		if len(b) == 0 {
+			return nil, fmt.Errorf("%w: %s: file %s is empty", ErrConfig, what, file)
+		}
+		return b, nil
+	}
+	v, ok := os.LookupEnv(env)
+	if !ok || v == "" {
+		return nil, fmt.Errorf("%w: %s: environment variable %s is not set", ErrConfig, what, env)
+	}
+	return []byte(v), nil
+}

@@ -1,0 +1,58 @@
+// Package connectorapp is the on-premises connector as a library: the
+// directory and key services behind a capability policy, served over the
+// tunnel to the cloud, configured from a JSON file or in code. The
+// examples/connector command is a thin main around it; the quickstart and the
+// end-to-end tests run it in process.
+//
+// Use LoadConfig (or build a Config), New, then Agent.Run until the context
+// ends, and Agent.Close. Enroll registers a new connector with a one-time
+// token and stores its identity.
+//
+// It won't open a listening socket (the cloud reaches it through the
+// tunnel only), accept secrets inside the config file (passwords and
+// passphrases come from files or environment variables), or let the cloud
+// widen its policy.
+//
+// # Config file
+//
+//	{
+//	  "cloud": {
+//	    "url": "https://cloud.example.com",
+//	    "proxy_url": "http://proxy.corp:3128",
+//	    "ca_file": "/etc/liaison/proxy-ca.pem",
+//	    "identity_file": "/var/lib/liaison/identity.json"
+//	  },
+//	  "directory": {
+//	    "urls": ["ldaps://dc1.corp.example", "ldaps://dc2.corp.example"],
+//	    "bind_dn": "CN=liaison-svc,OU=Service,DC=corp,DC=example",
+//	    "bind_password_env": "LIAISON_BIND_PASSWORD",
+//	    "ca_file": "/etc/liaison/ad-ca.pem",
+//	    "profile": "auto"
+//	  },
+//	  "keys": {
+//	    "kek_file": "/var/lib/liaison/kek.kenv",
+//	    "passphrase_file": "/etc/liaison/kek-passphrase",
+//	    "scheduler_public_key": "base64 Ed25519 public key of the cloud scheduler"
+//	  },
+//	  "policy": {"allow": ["browse", "import", "lookup", "credentials", "keys"]}
+//	}
+//
+// The directory and keys sections are each optional (a key-only connector
+// has no directory section), but not both. Unknown fields are errors.
+//
+// # Policy
+//
+// Policy.Allow names the operations the cloud may ask for: browse (info,
+// OUs, groups), import (users of a mapping, changes since a cursor), lookup
+// (one user), credentials (password checks) and keys (generate, release,
+// rewrap). The connector enforces it on every request before any service
+// sees it and answers anything else with 403 and a JSON PolicyError; a
+// request it cannot classify is refused too.
+//
+// # Routes
+//
+// Over the tunnel the connector serves StatusPath (always allowed), the
+// directory service below DirectoryPrefix and the key service below
+// KeysPrefix. The cloud endpoint's tunnel is at Cloud.URL + TunnelPath and
+// its enrollment endpoint at Cloud.URL + EnrollPath.
+package connectorapp

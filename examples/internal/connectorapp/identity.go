@@ -1,0 +1,187 @@
+package connectorapp
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// ErrNotEnrolled is returned by New when the identity file does not exist:
+// run "connector enroll" first.
+var ErrNotEnrolled = errors.New("connectorapp: not enrolled")
+
+// ErrAlreadyEnrolled is returned by Enroll when the identity file exists.
+var ErrAlreadyEnrolled = errors.New("connectorapp: already enrolled")
+
+// identityFile is the content of Cloud.IdentityFile.
+type identityFile struct {
+	ConnectorID string    `json:"connector_id"`
+	Tenant      string    `json:"tenant"`
+	CloudURL    string    `json:"cloud_url,omitempty"`
+	Enrolled    time.Time `json:"enrolled"`
+}
+
+func readIdentity(path string) (identityFile, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return identityFile{}, fmt.Errorf("%w: no identity file %s (run: connector enroll --cloud URL --token T)", ErrNotEnrolled, path)
+	}
+	if err != nil {
+		return identityFile{}, fmt.Errorf("%w: identity file: %w", ErrConfig, err)
+	}
+	var id identityFile
+	if err := json.Unmarshal(b, &id); err != nil || id.ConnectorID == "" {
+		return identityFile{}, fmt.Errorf("%w: identity file %s is corrupt", ErrConfig, path)
+	}
+	return id, nil
+}
+
+// loadKey reads an existing key file; it never creates one (only Enroll does).
+func loadKey(path string) (crypto.Signer, error) {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: key file %s is missing (enroll again)", ErrNotEnrolled, path)
+		}
+		return nil, fmt.Errorf("%w: key file: %w", ErrConfig, err)
+	}
+	key, err := (&tunnel.FileKeyStore{Path: path}).LoadOrCreate()
+	if err != nil {
+		return nil, fmt.Errorf("%w: key file %s: %w", ErrConfig, path, err)
+	}
+	return key, nil
+}
+
+// writeFileAtomic writes b to path with mode 0600 through a rename.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".identity-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func readFile(path, what string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, what, err)
+	}
+	return b, nil
+}
+
+// HTTPClient returns an HTTP client that reaches the cloud the way the
+// tunnel does: TLS 1.3, the system roots plus Cloud.CAPEM (or CAFile),
+// and Cloud.ProxyURL or the environment's proxy.
+func (c Cloud) HTTPClient() (*http.Client, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	pem := c.CAPEM
+	if pem == nil && c.CAFile != "" {
+		if pem, err = readFile(c.CAFile, "cloud.ca_file"); err != nil {
+			return nil, err
+		}
+	}
+	if pem != nil && !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: cloud CA bundle holds no PEM certificate", ErrConfig)
+	}
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13},
+		TLSHandshakeTimeout: 15 * time.Second,
+	}
+	if c.ProxyURL != "" {
+		pu, err := url.Parse(c.ProxyURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w: cloud.proxy_url: %w", ErrConfig, err)
+		}
+		tr.Proxy = http.ProxyURL(pu)
+	}
+	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
+}
+
+// Enroll registers this connector with the cloud using a one-time enrollment
+// token and returns its identity. The key is c.Key, or the key file beside
+// c.IdentityFile, created on first use (mode 0600). When c.IdentityFile is
+// set the identity is written there (mode 0600); Enroll refuses to overwrite
+// an existing one (ErrAlreadyEnrolled: delete it to enroll again). A refused
+// token is tunnel.ErrUnauthorized.
+//
+// Only c.URL (or c.EnrollURL), c.CAPEM/c.CAFile, c.ProxyURL, c.Key and
+// c.IdentityFile are used.
+func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error) {
+	if c.URL == "" && c.EnrollURL == "" {
+		return tunnel.Identity{}, fmt.Errorf("%w: cloud url is required", ErrConfig)
+	}
+	if err := checkURL(c.enrollURL(), "https"); err != nil {
+		return tunnel.Identity{}, fmt.Errorf("%w: enroll url: %v", ErrConfig, err)
+	}
+	if token == "" {
+		return tunnel.Identity{}, fmt.Errorf("%w: enrollment token is required", ErrConfig)
+	}
+	if c.IdentityFile == "" && c.Key == nil {
+		return tunnel.Identity{}, fmt.Errorf("%w: an identity file or a key is required", ErrConfig)
+	}
+	if c.IdentityFile != "" {
+		if _, err := os.Stat(c.IdentityFile); err == nil {
+			id, _ := readIdentity(c.IdentityFile)
+			return tunnel.Identity{}, fmt.Errorf("%w as %s (tenant %s); delete %s to enroll again",
+				ErrAlreadyEnrolled, id.ConnectorID, id.Tenant, c.IdentityFile)
+		}
+	}
+	key := c.Key
+	if key == nil {
+		var err error
+		key, err = (&tunnel.FileKeyStore{Path: c.keyFile()}).LoadOrCreate()
+		if err != nil {
+			return tunnel.Identity{}, fmt.Errorf("connectorapp: key file: %w", err)
+		}
+	}
+	client, err := c.HTTPClient()
+	if err != nil {
+		return tunnel.Identity{}, err
+	}
+	id, err := tunnel.Enroll(ctx, client, c.enrollURL(), token, key)
+	if err != nil {
+		return tunnel.Identity{}, fmt.Errorf("connectorapp: enroll: %w", err)
+	}
+	if c.IdentityFile != "" {
+		b, _ := json.MarshalIndent(identityFile{
+			ConnectorID: id.ConnectorID, Tenant: id.Tenant,
+			CloudURL: c.URL, Enrolled: time.Now().UTC().Truncate(time.Second),
+		}, "", "  ")
+		if err := writeFileAtomic(c.IdentityFile, append(b, '\n')); err != nil {
+			return tunnel.Identity{}, fmt.Errorf("connectorapp: writing identity file: %w", err)
+		}
+	}
+	return id, nil
+}
