@@ -418,7 +418,7 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		_ = conn.CloseNow()
 		return nil, "", fmt.Errorf("tunnel: gateway does not speak %s", Subprotocol)
 	}
-	conn.SetReadLimit(frameHeaderLen + maxFrameSize)
+	conn.SetReadLimit(4 << 10) // a HELLO is small
 	typ, msg, err := conn.Read(ctx)
 	if err != nil {
 		_ = conn.CloseNow()
@@ -428,8 +428,8 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		_ = conn.CloseNow()
 		return nil, "", protocolErrorf("text message")
 	}
-	f, err := parseFrame(msg, maxFrameSize)
-	if err == nil && f.typ != frameHello {
+	f, size, err := parseFrame(msg, 4<<10)
+	if err == nil && (f.typ != frameHello || size != len(msg)) {
 		err = protocolErrorf("first frame is not hello")
 	}
 	var h hello
@@ -440,11 +440,11 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		_ = conn.CloseNow()
 		return nil, "", err
 	}
-	conn.SetReadLimit(int64(frameHeaderLen + h.maxFrameSize))
+	conn.SetReadLimit(int64(msgLimit(h.maxFrameSize)))
 	mine := hello{major: ProtocolMajor, minor: ProtocolMinor}
 	b := make([]byte, frameHeaderLen, 64)
 	putHeader(b, frameHello, 0, 0)
-	if err := conn.Write(ctx, websocket.MessageBinary, mine.appendTo(b)); err != nil {
+	if err := conn.Write(ctx, websocket.MessageBinary, setLen(mine.appendTo(b))); err != nil {
 		_ = conn.CloseNow()
 		return nil, "", fmt.Errorf("tunnel: hello: %w", err)
 	}
@@ -452,7 +452,8 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 	s := newSession(conn, sessionConfig{
 		params:      h,
 		handler:     c.cfg.Handler,
-		pool:        newBufPool(h.maxFrameSize),
+		pool:        newBufPool(msgLimit(h.maxFrameSize)),
+		small:       newBufPool(smallBufSize(h.maxFrameSize)),
 		log:         c.log,
 		now:         c.cfg.Now,
 		connectorID: c.cfg.ConnectorID,

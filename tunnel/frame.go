@@ -19,7 +19,7 @@ const (
 	// Subprotocol is the WebSocket subprotocol both ends must agree on.
 	Subprotocol = "liaison.tunnel.v1"
 
-	frameHeaderLen = 6
+	frameHeaderLen = 10
 )
 
 type frameType uint8
@@ -61,21 +61,32 @@ func (f frame) end() bool { return f.flags&flagEnd != 0 }
 // errSkip is returned by parseFrame for an unknown ignorable frame.
 var errSkip = errors.New("tunnel: skip frame")
 
-// parseFrame decodes one frame from b (one WebSocket message). It checks the
-// structural rules of SPEC.md that do not depend on session state.
-func parseFrame(b []byte, maxPayload int) (frame, error) {
+// parseFrame decodes the first frame of b (a WebSocket message holds one or
+// more frames) and returns it with its encoded size. It checks the
+// structural rules of SPEC.md that do not depend on session state. An
+// ignorable unknown frame returns errSkip with its size.
+func parseFrame(b []byte, maxPayload int) (frame, int, error) {
 	if len(b) < frameHeaderLen {
-		return frame{}, protocolErrorf("short frame (%d bytes)", len(b))
+		return frame{}, 0, protocolErrorf("short frame (%d bytes)", len(b))
 	}
-	f := frame{
+	n := binary.BigEndian.Uint32(b[6:10])
+	if n > uint32(maxPayload) {
+		return frame{}, 0, protocolErrorf("frame payload %d exceeds %d", n, maxPayload)
+	}
+	if int(n) > len(b)-frameHeaderLen {
+		return frame{}, 0, protocolErrorf("truncated frame")
+	}
+	size := frameHeaderLen + int(n)
+	f, err := checkFrame(frame{
 		typ:     frameType(b[0]),
 		flags:   b[1],
 		stream:  binary.BigEndian.Uint32(b[2:6]),
-		payload: b[frameHeaderLen:],
-	}
-	if len(f.payload) > maxPayload {
-		return frame{}, protocolErrorf("frame payload %d exceeds %d", len(f.payload), maxPayload)
-	}
+		payload: b[frameHeaderLen:size],
+	})
+	return f, size, err
+}
+
+func checkFrame(f frame) (frame, error) {
 	switch f.typ {
 	case frameHello, framePing, framePong, frameGoaway:
 		if f.stream != 0 {
@@ -113,11 +124,26 @@ func parseFrame(b []byte, maxPayload int) (frame, error) {
 	return f, nil
 }
 
+// putHeader fills in a frame header; the length is set by setLen (write
+// calls it).
 func putHeader(b []byte, typ frameType, flags uint8, stream uint32) {
 	b[0] = byte(typ)
 	b[1] = flags
 	binary.BigEndian.PutUint32(b[2:6], stream)
 }
+
+// setLen sets the payload length of the single frame b.
+func setLen(b []byte) []byte {
+	binary.BigEndian.PutUint32(b[6:10], uint32(len(b)-frameHeaderLen))
+	return b
+}
+
+// msgLimit is the largest WebSocket message for a max frame payload: frames
+// are batched into messages of up to two full frames.
+func msgLimit(maxPayload int) int { return 2 * (frameHeaderLen + maxPayload) }
+
+// smallBufSize is the size of buffers that hold copied body bytes.
+func smallBufSize(maxPayload int) int { return max(4<<10, maxPayload/4) }
 
 // ProtocolError reports a peer that broke the framing rules. The session that
 // saw it is closed.

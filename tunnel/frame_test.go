@@ -15,7 +15,7 @@ func TestParseFrame(t *testing.T) {
 	hdr := func(typ frameType, flags uint8, stream uint32, payload ...byte) []byte {
 		b := make([]byte, frameHeaderLen, frameHeaderLen+len(payload))
 		putHeader(b, typ, flags, stream)
-		return append(b, payload...)
+		return setLen(append(b, payload...))
 	}
 	tests := []struct {
 		name    string
@@ -35,10 +35,11 @@ func TestParseFrame(t *testing.T) {
 		{"unknown", hdr(0x42, 0, 0), true, false},
 		{"unknown ignorable", hdr(0x42, flagIgnorable, 0), false, true},
 		{"oversized", hdr(frameData, 0, 1, make([]byte, 5000)...), true, false},
+		{"truncated", hdr(frameData, 0, 1, 'x')[:frameHeaderLen], true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := parseFrame(tt.in, 4096)
+			_, _, err := parseFrame(tt.in, 4096)
 			switch {
 			case tt.skip:
 				assert.ErrorIs(t, err, errSkip)
@@ -99,11 +100,12 @@ func TestHostileFramesCloseSession(t *testing.T) {
 		name  string
 		frame []byte
 	}{
-		{"request from connector", func() []byte { b := make([]byte, 8); putHeader(b, frameRequest, 0, 1); return b }()},
-		{"response for unopened stream", func() []byte { b := make([]byte, 8); putHeader(b, frameResponse, 0, 99); return b }()},
-		{"oversized", make([]byte, 70<<10)},
+		{"request from connector", func() []byte { b := make([]byte, 12); putHeader(b, frameRequest, 0, 1); return setLen(b) }()},
+		{"response for unopened stream", func() []byte { b := make([]byte, 12); putHeader(b, frameResponse, 0, 99); return setLen(b) }()},
+		{"oversized message", make([]byte, 200<<10)},
 		{"garbage", []byte{0xff, 0xff, 0xff}},
-		{"second hello", func() []byte { b := make([]byte, frameHeaderLen); putHeader(b, frameHello, 0, 0); return b }()},
+		{"length past end", func() []byte { b := make([]byte, 12); putHeader(b, frameData, 0, 1); setLen(b); b[9]++; return b }()},
+		{"second hello", func() []byte { b := make([]byte, frameHeaderLen); putHeader(b, frameHello, 0, 0); return setLen(b) }()},
 	}
 	e := newEnv(t, nil)
 	for _, tt := range tests {
@@ -124,7 +126,7 @@ func TestHostileFramesCloseSession(t *testing.T) {
 			require.NoError(t, err)
 			b := make([]byte, frameHeaderLen)
 			putHeader(b, frameHello, 0, 0)
-			require.NoError(t, conn.Write(ctx, websocket.MessageBinary, (&hello{major: 1}).appendTo(b)))
+			require.NoError(t, conn.Write(ctx, websocket.MessageBinary, setLen((&hello{major: 1}).appendTo(b))))
 			e.waitEvent(Connected, cfg.ConnectorID)
 			_ = conn.Write(ctx, websocket.MessageBinary, tt.frame)
 			ev := e.waitEvent(Disconnected, cfg.ConnectorID)
@@ -138,29 +140,43 @@ func FuzzFrame(f *testing.F) {
 	req.Header.Set("A", "b")
 	seed := make([]byte, frameHeaderLen)
 	putHeader(seed, frameRequest, flagEnd, 1)
-	f.Add(appendRequestHead(seed, 10, req, -1))
+	f.Add(setLen(appendRequestHead(seed, 10, req, -1)))
 	rs := make([]byte, frameHeaderLen)
 	putHeader(rs, frameResponse, flagEnd, 1)
-	f.Add(appendResponseHead(rs, 200, http.Header{"C": {"d"}}, 3))
-	f.Add([]byte{byte(frameCredit), 0, 0, 0, 0, 1, 0, 0, 1, 0})
+	resp := setLen(appendResponseHead(rs, 200, http.Header{"C": {"d"}}, 3))
+	f.Add(append(resp, []byte{byte(frameCredit), 0, 0, 0, 0, 1, 0, 0, 0, 4, 0, 0, 1, 0}...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, err := parseFrame(b, 64<<10)
-		if err != nil {
-			return
-		}
-		switch fr.typ {
-		case frameRequest:
-			if h, off, err := parseRequestHead(fr.payload); err == nil && (off > len(fr.payload) || h.method == "") {
-				t.Fatalf("bad offset %d", off)
+		for len(b) > 0 {
+			fr, size, err := parseFrame(b, 64<<10)
+			if err == errSkip {
+				b = b[size:]
+				continue
 			}
-		case frameResponse:
-			if _, off, err := parseResponseHead(fr.payload); err == nil && off > len(fr.payload) {
-				t.Fatalf("bad offset %d", off)
+			if err != nil {
+				return
 			}
-		case frameError, frameCancel:
-			parseErrorPayload(fr.payload)
+			if size < frameHeaderLen || size > len(b) {
+				t.Fatalf("bad frame size %d of %d", size, len(b))
+			}
+			b = b[size:]
+			checkHeads(t, fr)
 		}
 	})
+}
+
+func checkHeads(t *testing.T, fr frame) {
+	switch fr.typ {
+	case frameRequest:
+		if h, off, err := parseRequestHead(fr.payload); err == nil && (off > len(fr.payload) || h.method == "") {
+			t.Fatalf("bad offset %d", off)
+		}
+	case frameResponse:
+		if _, off, err := parseResponseHead(fr.payload); err == nil && off > len(fr.payload) {
+			t.Fatalf("bad offset %d", off)
+		}
+	case frameError, frameCancel:
+		parseErrorPayload(fr.payload)
+	}
 }
 
 func FuzzHello(f *testing.F) {

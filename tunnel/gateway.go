@@ -97,6 +97,7 @@ type Gateway struct {
 	cfg    GatewayConfig
 	params hello
 	pool   *bufPool
+	small  *bufPool
 	log    *slog.Logger
 	store  Store
 	router Router
@@ -171,7 +172,8 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 			initialWindow: cfg.InitialWindow,
 			maxStreams:    cfg.MaxStreams,
 		},
-		pool:     newBufPool(cfg.MaxFrameSize),
+		pool:     newBufPool(msgLimit(cfg.MaxFrameSize)),
+		small:    newBufPool(smallBufSize(cfg.MaxFrameSize)),
 		log:      cfg.Logger.With("component", "tunnel_gateway", "node_id", cfg.NodeID),
 		store:    cfg.Store,
 		router:   cfg.Router,
@@ -343,7 +345,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	conn.SetReadLimit(int64(frameHeaderLen + g.cfg.MaxFrameSize))
+	conn.SetReadLimit(int64(msgLimit(g.cfg.MaxFrameSize)))
 	if err := g.helloExchange(conn); err != nil {
 		_ = conn.Close(websocket.StatusProtocolError, "hello failed")
 		return
@@ -352,6 +354,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		gateway:     true,
 		params:      g.params,
 		pool:        g.pool,
+		small:       g.small,
 		log:         g.log,
 		now:         g.cfg.Now,
 		tenant:      rec.Tenant,
@@ -385,7 +388,7 @@ func (g *Gateway) helloExchange(conn *websocket.Conn) error {
 	defer cancel()
 	b := make([]byte, frameHeaderLen, 128)
 	putHeader(b, frameHello, 0, 0)
-	b = g.params.appendTo(b)
+	b = setLen(g.params.appendTo(b))
 	if err := conn.Write(ctx, websocket.MessageBinary, b); err != nil {
 		return err
 	}
@@ -396,9 +399,12 @@ func (g *Gateway) helloExchange(conn *websocket.Conn) error {
 	if typ != websocket.MessageBinary {
 		return protocolErrorf("text message")
 	}
-	f, err := parseFrame(msg, g.cfg.MaxFrameSize)
+	f, size, err := parseFrame(msg, g.cfg.MaxFrameSize)
 	if err != nil {
 		return err
+	}
+	if size != len(msg) {
+		return protocolErrorf("hello message holds more than hello")
 	}
 	if f.typ != frameHello {
 		return protocolErrorf("first frame is not hello")

@@ -211,7 +211,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 		return kept, nil
 	}
 	st.resp = &http.Response{
-		Status:        strconv.Itoa(h.status) + " " + http.StatusText(h.status),
+		Status:        statusLine(h.status),
 		StatusCode:    h.status,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
@@ -243,4 +243,23 @@ func (b *respBody) Close() error {
 	st.discard(errBodyClosed)
 	st.finish()
 	return nil
+}
+
+// statusLine builds Response.Status without allocating for common codes.
+func statusLine(code int) string {
+	switch code {
+	case 200:
+		return "200 OK"
+	case 201:
+		return "201 Created"
+	case 204:
+		return "204 No Content"
+	case 400:
+		return "400 Bad Request"
+	case 404:
+		return "404 Not Found"
+	case 500:
+		return "500 Internal Server Error"
+	}
+	return strconv.Itoa(code) + " " + http.StatusText(code)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -16,10 +15,6 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 	h, off, err := parseRequestHead(f.payload)
 	if err != nil {
 		return false, err
-	}
-	u, err := url.ParseRequestURI(h.target)
-	if err != nil {
-		return false, protocolErrorf("bad request target")
 	}
 	s.mu.Lock()
 	if f.stream <= s.lastID {
@@ -57,12 +52,12 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 	} else {
 		ctx, cancel = context.WithCancel(s.baseCtx)
 	}
-	req, err := http.NewRequestWithContext(ctx, h.method, "", nil)
+	st.cancelFn = cancel
+	req, err := http.NewRequestWithContext(ctx, h.method, h.target, nil)
 	if err != nil {
 		cancel()
-		return kept, protocolErrorf("bad request")
+		return kept, protocolErrorf("bad request target")
 	}
-	req.URL = u
 	req.RequestURI = h.target
 	req.Host = h.host
 	req.Header = h.header
@@ -73,10 +68,15 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 	} else {
 		req.Body = http.NoBody
 	}
-	st.stop = func() bool { cancel(); return true }
-	if !s.goWG(func() { s.serve(st, req, cancel) }) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
 		cancel()
+		return kept, nil
 	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.serve(st, req)
 	return kept, nil
 }
 
@@ -92,9 +92,12 @@ func (b *reqBody) Close() error {
 }
 
 // serve runs the handler for one stream and sends what it wrote.
-func (s *Session) serve(st *stream, req *http.Request, cancel context.CancelFunc) {
-	rw := &responseWriter{st: st, header: make(http.Header)}
-	defer cancel()
+func (s *Session) serve(st *stream, req *http.Request) {
+	defer s.wg.Done()
+	rw := &st.rw
+	rw.st = st
+	rw.header = make(http.Header)
+	defer st.cancelFn()
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {

@@ -15,14 +15,14 @@ import (
 	"github.com/coder/websocket"
 )
 
-// bufPool holds frame buffers of one size (header plus max payload).
+// bufPool holds buffers of one size.
 type bufPool struct {
 	size int
 	p    sync.Pool
 }
 
-func newBufPool(maxPayload int) *bufPool {
-	bp := &bufPool{size: frameHeaderLen + maxPayload}
+func newBufPool(size int) *bufPool {
+	bp := &bufPool{size: size}
 	bp.p.New = func() any {
 		b := make([]byte, bp.size)
 		return &b
@@ -43,7 +43,8 @@ type sessionConfig struct {
 	gateway     bool
 	params      hello
 	handler     http.Handler // connector side
-	pool        *bufPool
+	pool        *bufPool // message-size buffers (msgLimit)
+	small       *bufPool // buffers for copied body bytes (smallBufSize)
 	log         *slog.Logger
 	now         func() time.Time
 	tenant      string
@@ -72,6 +73,15 @@ type Session struct {
 	ka      *keepalive
 	idle    chan struct{}
 
+	// write combining: one writer at a time; others queue their frames in
+	// wpend, which the writer sends as one message.
+	wmu    sync.Mutex
+	wcond  sync.Cond
+	wbusy  bool
+	wpend  *[]byte
+	wpendN int
+	werr   error
+
 	inflight atomic.Int32
 	slots    chan struct{} // gateway: one token per open stream
 	done     chan struct{} // closed when the session starts closing
@@ -95,6 +105,7 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		finished:   make(chan struct{}),
 		idle:       make(chan struct{}, 1),
 	}
+	s.wcond.L = &s.wmu
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
 	}
@@ -155,9 +166,11 @@ func (s *Session) closeNotify(code uint64, msg string, err error) {
 	b := (*bp)[:frameHeaderLen]
 	putHeader(b, frameError, 0, 0)
 	b = appendErrorPayload(b, code, msg)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = s.conn.Write(ctx, websocket.MessageBinary, b)
-	cancel()
+	done := make(chan struct{})
+	t := time.AfterFunc(time.Second, func() { s.closeWith(err) })
+	go func() { _ = s.write(b); close(done) }()
+	<-done
+	t.Stop()
 	s.cfg.pool.put(bp)
 	s.closeWith(err)
 }
@@ -205,9 +218,60 @@ func (s *Session) goWG(f func()) bool {
 	return true
 }
 
-// write sends one frame. A write error is fatal to the session.
+// write sends one frame b (its length field is set here). When another
+// goroutine is writing, b is copied to the pending batch, which that writer
+// sends as one message after its own: concurrent callers share TLS records
+// and system calls, and a lone caller writes without copying. A write error
+// is fatal to the session.
 func (s *Session) write(b []byte) error {
-	if err := s.conn.Write(context.Background(), websocket.MessageBinary, b); err != nil {
+	setLen(b)
+	s.wmu.Lock()
+	for s.wbusy && s.werr == nil {
+		if s.wpend == nil {
+			s.wpend = s.cfg.pool.get()
+			s.wpendN = 0
+		}
+		if s.wpendN+len(b) <= len(*s.wpend) {
+			copy((*s.wpend)[s.wpendN:], b)
+			s.wpendN += len(b)
+			s.wmu.Unlock()
+			return nil
+		}
+		s.wcond.Wait()
+	}
+	if s.werr != nil {
+		err := s.werr
+		s.wmu.Unlock()
+		return fmt.Errorf("%w: %w", ErrSessionLost, err)
+	}
+	s.wbusy = true
+	s.wmu.Unlock()
+	err := s.conn.Write(context.Background(), websocket.MessageBinary, b)
+	for err == nil {
+		s.wmu.Lock()
+		if s.wpend == nil || s.wpendN == 0 {
+			s.wmu.Unlock()
+			break
+		}
+		bp, n := s.wpend, s.wpendN
+		s.wpend, s.wpendN = nil, 0
+		s.wcond.Broadcast()
+		s.wmu.Unlock()
+		err = s.conn.Write(context.Background(), websocket.MessageBinary, (*bp)[:n])
+		s.cfg.pool.put(bp)
+	}
+	s.wmu.Lock()
+	s.wbusy = false
+	if err != nil && s.werr == nil {
+		s.werr = err
+	}
+	if s.wpend != nil && (err != nil || s.wpendN == 0) {
+		s.cfg.pool.put(s.wpend)
+		s.wpend, s.wpendN = nil, 0
+	}
+	s.wcond.Broadcast()
+	s.wmu.Unlock()
+	if err != nil {
 		s.closeWith(fmt.Errorf("tunnel: write: %w", err))
 		return fmt.Errorf("%w: %w", ErrSessionLost, err)
 	}
@@ -330,21 +394,35 @@ func (s *Session) readLoop() error {
 			return fmt.Errorf("tunnel: read: %w", err)
 		}
 		s.lastRecv.Store(s.cfg.now().UnixNano())
-		f, err := parseFrame(buf[:n], s.maxPayload)
-		if err == errSkip {
-			s.cfg.pool.put(bp)
-			continue
+		// At most one frame of a message may keep the buffer; the others
+		// copy what they keep.
+		own := bp
+		for off := 0; off < n; {
+			f, size, err := parseFrame(buf[off:n], s.maxPayload)
+			if err == errSkip {
+				off += size
+				continue
+			}
+			if err != nil {
+				if own != nil {
+					s.cfg.pool.put(own)
+				}
+				return err
+			}
+			off += size
+			kept, err := s.handle(f, own)
+			if kept {
+				own = nil
+			}
+			if err != nil {
+				if own != nil {
+					s.cfg.pool.put(own)
+				}
+				return err
+			}
 		}
-		if err != nil {
-			s.cfg.pool.put(bp)
-			return err
-		}
-		kept, err := s.handle(f, bp)
-		if !kept {
-			s.cfg.pool.put(bp)
-		}
-		if err != nil {
-			return err
+		if own != nil {
+			s.cfg.pool.put(own)
 		}
 	}
 }
@@ -441,8 +519,8 @@ func (s *Session) streamCancelled(id uint32, code uint64, msg string) {
 		err = fmt.Errorf("%w: %s", ErrAborted, msg)
 	default:
 		err = context.Canceled
-		if st.stop != nil {
-			st.stop()
+		if st.cancelFn != nil {
+			st.cancelFn()
 		}
 	}
 	st.fail(err, false)

@@ -1,16 +1,20 @@
 package tunnel
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync"
 )
 
-// chunk is received body bytes still owned by a pooled frame buffer.
+// chunk is received body bytes held in a pooled buffer.
 type chunk struct {
-	bp *[]byte
-	b  []byte
+	bp   *[]byte
+	pool *bufPool
+	b    []byte
 }
+
+func (c chunk) release() { c.pool.put(c.bp) }
 
 // stream is one request/response exchange. Both directions share mu; cond
 // wakes readers waiting for bytes, writers waiting for credit and callers
@@ -24,6 +28,7 @@ type stream struct {
 
 	// receive side: the body arriving from the peer
 	chunks   []chunk
+	chunkArr [2]chunk // chunks' first backing array, saving an allocation
 	recvBuf  int   // bytes buffered, bounded by the window
 	recvDone bool  // END seen
 	recvErr  error // reads fail with it once chunks are drained
@@ -41,11 +46,16 @@ type stream struct {
 
 	removed  bool
 	closeOne sync.Once
+
+	// connector side
+	cancelFn context.CancelFunc // cancels the handler's context
+	rw       responseWriter
 }
 
 func newStream(s *Session, id uint32) *stream {
 	st := &stream{s: s, id: id, credit: s.window}
 	st.cond.L = &st.mu
+	st.chunks = st.chunkArr[:0]
 	return st
 }
 
@@ -106,9 +116,30 @@ func (st *stream) queueLocked(p []byte, end bool, bp *[]byte) (bool, error) {
 		// cancelled locally: drop the bytes but keep the accounting honest
 		return false, nil
 	}
-	st.chunks = append(st.chunks, chunk{bp: bp, b: p})
 	st.recvBuf += len(p)
-	return true, nil
+	s := st.s
+	// A large payload keeps its message buffer (no copy); a small one is
+	// copied, so tiny frames cannot pin large buffers.
+	if bp != nil && len(p) >= s.maxPayload/2 {
+		st.chunks = append(st.chunks, chunk{bp: bp, pool: s.cfg.pool, b: p})
+		return true, nil
+	}
+	for len(p) > 0 {
+		if k := len(st.chunks); k > 0 {
+			last := &st.chunks[k-1]
+			if last.pool == s.cfg.small && len(last.b) < cap(last.b) {
+				n := min(cap(last.b)-len(last.b), len(p))
+				last.b = append(last.b, p[:n]...)
+				p = p[n:]
+				continue
+			}
+		}
+		sb := s.cfg.small.get()
+		n := min(len(*sb), len(p))
+		st.chunks = append(st.chunks, chunk{bp: sb, pool: s.cfg.small, b: append((*sb)[:0], p[:n]...)})
+		p = p[n:]
+	}
+	return false, nil
 }
 
 // Read reads the received body. It returns io.EOF after END.
@@ -131,11 +162,11 @@ func (st *stream) Read(p []byte) (int, error) {
 	n := copy(p, c.b)
 	c.b = c.b[n:]
 	if len(c.b) == 0 {
-		st.s.cfg.pool.put(c.bp)
+		c.release()
 		st.chunks[0] = chunk{}
 		st.chunks = st.chunks[1:]
 		if len(st.chunks) == 0 {
-			st.chunks = st.chunks[:0:0]
+			st.chunks = st.chunkArr[:0]
 		}
 	}
 	st.recvBuf -= n
@@ -156,7 +187,7 @@ func (st *stream) Read(p []byte) (int, error) {
 func (st *stream) discard(err error) {
 	st.mu.Lock()
 	for _, c := range st.chunks {
-		st.s.cfg.pool.put(c.bp)
+		c.release()
 	}
 	st.chunks = nil
 	st.recvBuf = 0
@@ -208,6 +239,7 @@ func (st *stream) sendData(p []byte) error {
 		}
 		n := min(c, s.maxPayload, len(p))
 		bp := s.cfg.pool.get()
+		// frame buffers come from the message pool, large enough for any frame
 		b := (*bp)[:frameHeaderLen+n]
 		putHeader(b, frameData, 0, st.id)
 		copy(b[frameHeaderLen:], p[:n])
@@ -281,6 +313,9 @@ func (st *stream) writeTo(w io.Writer) (int64, error) {
 		c := st.chunks[0]
 		st.chunks[0] = chunk{}
 		st.chunks = st.chunks[1:]
+		if len(st.chunks) == 0 {
+			st.chunks = st.chunkArr[:0]
+		}
 		n := len(c.b)
 		st.recvBuf -= n
 		st.unacked += n
@@ -294,7 +329,7 @@ func (st *stream) writeTo(w io.Writer) (int64, error) {
 			st.s.sendCredit(st.id, credit)
 		}
 		m, err := w.Write(c.b)
-		st.s.cfg.pool.put(c.bp)
+		c.release()
 		total += int64(m)
 		if err != nil {
 			return total, err
