@@ -165,7 +165,8 @@ type Request struct {
 	// [Request.SignedMessage]: the proof that it holds the private key.
 	Signature []byte
 	// Source is the client address, for the per-source rate limit; set by
-	// the server, not the device.
+	// the server, not the device. Requests with an empty Source share one
+	// bucket.
 	Source string
 }
 

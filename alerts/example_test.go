@@ -7,8 +7,6 @@ import (
 	"log"
 	"log/slog"
 	"os"
-	"testing"
-	"testing/synctest"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -16,32 +14,33 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 )
 
-// Example_notConnected runs in a synctest bubble so that the minute of
-// grace passes instantly.
+// chanNotifier hands notifications to the example.
+type chanNotifier chan alerts.Notification
+
+func (c chanNotifier) Notify(_ context.Context, n alerts.Notification) error {
+	c <- n
+	return nil
+}
+
 func Example_notConnected() {
-	synctest.Test(&testing.T{}, func(*testing.T) {
-		store := alerts.NewMemoryStore()
-		m, err := alerts.New(alerts.Config{Store: store})
-		if err != nil {
-			log.Fatal(err)
-		}
-		go m.Run(context.Background())
-		defer m.Close()
+	notes := make(chanNotifier, 4)
+	m, err := alerts.New(alerts.Config{Notifier: notes, Grace: 10 * time.Millisecond})
+	if err != nil {
+		log.Fatal(err)
+	}
+	go m.Run(context.Background())
+	defer m.Close()
 
-		m.Connected("tenant-1", "connector-a")
-		m.Disconnected("tenant-1", "connector-a")
-		time.Sleep(30 * time.Second)
-		m.Connected("tenant-1", "connector-a") // back within grace: nothing
-		m.Disconnected("tenant-1", "connector-a")
-		time.Sleep(2 * time.Minute) // gone for good
-		synctest.Wait()
+	m.Register("tenant-1") // no connector arrives within the grace period
+	n := <-notes
+	fmt.Println(n.Event, n.Alert.Tenant, n.Alert.Kind, n.Alert.Severity)
 
-		open, _ := store.List(context.Background(), alerts.Filter{OpenOnly: true})
-		for _, a := range open {
-			fmt.Println(a.Tenant, a.Kind, a.Severity)
-		}
-	})
-	// Output: tenant-1 not_connected critical
+	m.Connected("tenant-1", "connector-a")
+	n = <-notes
+	fmt.Println(n.Event, n.Alert.Tenant, n.Alert.Kind, n.Alert.Open())
+	// Output:
+	// raised tenant-1 not_connected critical
+	// resolved tenant-1 not_connected false
 }
 
 func ExampleNew() {
@@ -118,15 +117,12 @@ func ExampleMemoryStore_Raise() {
 }
 
 func ExampleMonitor_KeyReleaseFailed() {
-	synctest.Test(&testing.T{}, func(*testing.T) {
-		store := alerts.NewMemoryStore()
-		m, _ := alerts.New(alerts.Config{Store: store})
-		go m.Run(context.Background())
-		defer m.Close()
-		m.KeyReleaseFailed("tenant-1", "backup-job-42")
-		synctest.Wait()
-		open, _ := store.List(context.Background(), alerts.Filter{OpenOnly: true})
-		fmt.Println(open[0].Kind, open[0].Subject)
-	})
-	// Output: key_release_failed backup-job-42
+	notes := make(chanNotifier, 1)
+	m, _ := alerts.New(alerts.Config{Notifier: notes})
+	go m.Run(context.Background())
+	defer m.Close()
+	m.KeyReleaseFailed("tenant-1", "backup-job-42")
+	n := <-notes
+	fmt.Println(n.Event, n.Alert.Kind, n.Alert.Subject)
+	// Output: raised key_release_failed backup-job-42
 }

@@ -54,7 +54,8 @@ type WebhookConfig struct {
 	URL string
 	// Secret keys the HMAC signature; at least 16 bytes.
 	Secret []byte
-	// Client sends requests; nil means a client with DefaultTimeout.
+	// Client sends requests; nil means a client with DefaultTimeout that
+	// does not follow redirects (a 3xx counts as a permanent failure).
 	Client *http.Client
 	// QueueSize bounds the notifications waiting for delivery.
 	QueueSize int
@@ -113,7 +114,11 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 		tries: cfg.MaxAttempts, minBack: cfg.MinBackoff, maxBack: cfg.MaxBackoff,
 	}
 	if w.client == nil {
-		w.client = &http.Client{Timeout: DefaultTimeout}
+		// Redirects are not followed: a signed alert goes only where it
+		// was configured to go.
+		w.client = &http.Client{Timeout: DefaultTimeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
