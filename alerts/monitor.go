@@ -62,6 +62,7 @@ type Monitor struct {
 	mu      sync.Mutex
 	tenants map[string]*tenantState
 	pending []change
+	dropped int // changes dropped since the queue was last below maxPending
 	wake    chan struct{}
 	closed  bool
 	running bool
@@ -238,8 +239,20 @@ func (m *Monitor) apply(ctx context.Context, c change) {
 	}
 }
 
+// maxPending bounds the changes waiting for Run (a store down for long
+// while events keep coming); beyond it changes are dropped and logged.
+const maxPending = 100_000
+
 // queue adds a change and wakes Run. Called with m.mu held.
 func (m *Monitor) queue(c change) {
+	if len(m.pending) >= maxPending {
+		m.dropped++
+		if m.dropped == 1 {
+			m.log.Error("alerts: too many pending alert changes, dropping", "pending", len(m.pending))
+		}
+		return
+	}
+	m.dropped = 0
 	m.pending = append(m.pending, c)
 	select {
 	case m.wake <- struct{}{}:

@@ -380,3 +380,24 @@ func TestMonitorLifecycle(t *testing.T) {
 		assert.ErrorContains(t, err, "alerts: config:")
 	})
 }
+
+// With Run stalled, queued changes are bounded: the excess is dropped, the
+// rest written once Run starts.
+func TestPendingChangesAreBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := alerts.NewMemoryStore()
+		m, err := alerts.New(alerts.Config{Store: st})
+		require.NoError(t, err)
+		const maxPending = 100_000
+		for range maxPending + 10 {
+			m.KeyReleaseFailed("t1", "job")
+		}
+		go m.Run(context.Background())
+		synctest.Wait()
+		got, err := st.List(context.Background(), alerts.Filter{})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		assert.Equal(t, maxPending, got[0].Count)
+		require.NoError(t, m.Close())
+	})
+}

@@ -115,16 +115,22 @@ func TestStores(t *testing.T) {
 // The monitor writes through a SQL store just as through memory.
 func TestMonitorWithSQLiteStore(t *testing.T) {
 	st := newSQLiteStore(t)
-	m, err := alerts.New(alerts.Config{Store: st})
+	notes := make(chanNotifier, 2)
+	m, err := alerts.New(alerts.Config{Store: st, Notifier: notes})
 	require.NoError(t, err)
 	m.KeyReleaseFailed("t1", "job-1")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
-	require.Eventually(t, func() bool {
-		got, err := st.List(context.Background(), alerts.Filter{Tenant: "t1"})
-		return err == nil && len(got) == 1
-	}, 10*time.Second, 5*time.Millisecond)
+	n := <-notes // written to the store before notifying
+	got, err := st.List(context.Background(), alerts.Filter{Tenant: "t1"})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, n.Alert.ID, got[0].ID)
+	assert.Equal(t, alerts.KindKeyReleaseFailed, got[0].Kind)
+	m.Connected("t1", "c1")
+	n = <-notes
+	assert.Equal(t, alerts.EventResolved, n.Event)
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
 	require.NoError(t, m.Close())
