@@ -1,0 +1,417 @@
+package cloudapp
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/liaisonhq/liaison/activation"
+	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// Errors of the admin operations, matched with errors.Is.
+var (
+	// ErrInvalid: a parameter is missing or malformed.
+	ErrInvalid = errors.New("cloudapp: invalid request")
+	// ErrNotFound: no such mapping, connector, user or token in the tenant.
+	ErrNotFound = errors.New("cloudapp: not found")
+	// ErrBusy: an import of the same mapping is already running.
+	ErrBusy = errors.New("cloudapp: import already running")
+	// ErrNotConfigured: the Config lacks NewDirectory or NewKeys.
+	ErrNotConfigured = errors.New("cloudapp: not configured")
+	// ErrLoginFailed: a web login was refused. It says nothing about why,
+	// to the caller; the log and LoginError.Reason do.
+	ErrLoginFailed = errors.New("cloudapp: login failed")
+	// ErrLoginThrottled: too many failed logins of this account recently;
+	// the directory was not asked, so it cannot lock the account.
+	ErrLoginThrottled = errors.New("cloudapp: too many failed logins, try later")
+)
+
+// Alert kinds raised by the cloud besides the monitor's own.
+const (
+	KindImportThreshold alerts.Kind = "import_threshold" // a plan was refused by the removal threshold
+	KindImportSkipped   alerts.Kind = "import_skipped"   // a scheduled import found no connector
+)
+
+// IssueEnrollmentToken creates a one-time token a connector of tenant
+// enrolls with, valid for ttl (default 24h). The tenant is created if new,
+// and from then on expected to have a connector (Not Connected is raised
+// after the grace period otherwise).
+func (s *Server) IssueEnrollmentToken(ctx context.Context, tenant string, ttl time.Duration) (string, error) {
+	if !validName(tenant) {
+		return "", fmt.Errorf("%w: tenant", ErrInvalid)
+	}
+	if ttl <= 0 {
+		ttl = 24 * time.Hour
+	}
+	if err := s.addTenant(ctx, tenant); err != nil {
+		return "", err
+	}
+	return s.gw.IssueEnrollmentToken(ctx, tenant, ttl)
+}
+
+func (s *Server) addTenant(ctx context.Context, tenant string) error {
+	if err := s.db.addTenant(ctx, tenant, time.Now()); err != nil {
+		return err
+	}
+	s.monitor.Register(tenant)
+	return nil
+}
+
+// ConnectorInfo is a connector as the admin sees it.
+type ConnectorInfo struct {
+	ID       string    `json:"id"`
+	Tenant   string    `json:"tenant"`
+	Enrolled time.Time `json:"enrolled"`
+	Revoked  bool      `json:"revoked"`
+	// Sessions is the number of live tunnel sessions on this node.
+	Sessions int `json:"sessions"`
+	// LastChange is when it last connected or disconnected (this process).
+	LastChange time.Time `json:"last_change,omitzero"`
+}
+
+// Connectors lists the connectors of tenant ("" for every tenant) with
+// their presence.
+func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo, error) {
+	where, args := "", []any{}
+	if tenant != "" {
+		where, args = "WHERE tenant = ?", []any{tenant}
+	}
+	recs, err := s.tunnels.list(ctx, where, args...)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]ConnectorInfo, len(recs))
+	for i, r := range recs {
+		out[i] = ConnectorInfo{ID: r.ID, Tenant: r.Tenant, Enrolled: r.Enrolled.UTC(), Revoked: r.Revoked,
+			Sessions: s.presence[r.ID], LastChange: s.lastSeen[r.ID]}
+	}
+	return out, nil
+}
+
+// RevokeConnector revokes a connector of tenant and closes its sessions.
+func (s *Server) RevokeConnector(ctx context.Context, tenant, id string) error {
+	rec, err := s.tunnels.Connector(ctx, id)
+	if errors.Is(err, tunnel.ErrUnknownConnector) || (err == nil && rec.Tenant != tenant) {
+		return fmt.Errorf("%w: connector %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return err
+	}
+	return s.gw.Revoke(ctx, id)
+}
+
+// PutMapping creates or replaces a mapping of tenant. A changed mapping's
+// next import is a full one.
+func (s *Server) PutMapping(ctx context.Context, tenant, id string, m directory.Mapping) error {
+	if !validName(tenant) || !validName(id) {
+		return fmt.Errorf("%w: tenant and mapping ID", ErrInvalid)
+	}
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := s.addTenant(ctx, tenant); err != nil {
+		return err
+	}
+	return s.db.putMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m}, time.Now())
+}
+
+// Mappings lists the mappings of tenant.
+func (s *Server) Mappings(ctx context.Context, tenant string) ([]Mapping, error) {
+	return s.db.mappings(ctx, tenant, "")
+}
+
+func (s *Server) mapping(ctx context.Context, tenant, id string) (Mapping, error) {
+	ms, err := s.db.mappings(ctx, tenant, id)
+	if err != nil {
+		return Mapping{}, err
+	}
+	if len(ms) == 0 {
+		return Mapping{}, fmt.Errorf("%w: mapping %q", ErrNotFound, id)
+	}
+	return ms[0], nil
+}
+
+func (s *Server) directory(tenant string) (Directory, error) {
+	if s.cfg.NewDirectory == nil {
+		return nil, fmt.Errorf("%w: no NewDirectory", ErrNotConfigured)
+	}
+	return s.cfg.NewDirectory(tenant, s.gw.RoundTripper(tenant)), nil
+}
+
+// OUs browses the organizational units of tenant's directory under base
+// ("" = the default naming context), through a connector.
+func (s *Server) OUs(ctx context.Context, tenant, base string) ([]directory.OU, error) {
+	d, err := s.directory(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return d.OUs(ctx, base)
+}
+
+// Groups browses the groups of tenant's directory under base.
+func (s *Server) Groups(ctx context.Context, tenant, base string) ([]directory.Group, error) {
+	d, err := s.directory(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return d.Groups(ctx, base)
+}
+
+// Users lists the cloud users of tenant.
+func (s *Server) Users(ctx context.Context, tenant string) ([]User, error) {
+	return s.users.list(ctx, tenant)
+}
+
+// IssueDeploymentToken creates a mass-deployment token for a mapping of
+// tenant, valid for ttl (default 30 days). The token text is shown once.
+func (s *Server) IssueDeploymentToken(ctx context.Context, tenant, mappingID string, ttl time.Duration) (string, DeploymentToken, error) {
+	if _, err := s.mapping(ctx, tenant, mappingID); err != nil {
+		return "", DeploymentToken{}, err
+	}
+	if ttl <= 0 {
+		ttl = 30 * 24 * time.Hour
+	}
+	tok, rec, err := s.activator.IssueToken(ctx, tenant, mappingID, ttl)
+	if err != nil {
+		return "", DeploymentToken{}, err
+	}
+	return tok, DeploymentToken{ID: rec.ID, Tenant: rec.Tenant, MappingID: rec.MappingID,
+		CreatedAt: rec.CreatedAt.UTC(), ExpiresAt: rec.ExpiresAt.UTC()}, nil
+}
+
+// DeploymentTokens lists the mass-deployment tokens of tenant (never their
+// secrets).
+func (s *Server) DeploymentTokens(ctx context.Context, tenant string) ([]DeploymentToken, error) {
+	return s.db.deploymentTokens(ctx, tenant)
+}
+
+// RevokeDeploymentToken revokes a mass-deployment token of tenant.
+func (s *Server) RevokeDeploymentToken(ctx context.Context, tenant, id string) error {
+	err := s.activator.RevokeToken(ctx, tenant, id)
+	if errors.Is(err, activation.ErrNotFound) {
+		return fmt.Errorf("%w: token %q", ErrNotFound, id)
+	}
+	return err
+}
+
+// ActivationService returns the device activation service (mounted at
+// PathActivate), for AuthenticateDevice.
+func (s *Server) ActivationService() *activation.Service { return s.activator }
+
+// Alerts lists alerts, most recent first.
+func (s *Server) Alerts(ctx context.Context, f alerts.Filter) ([]alerts.Alert, error) {
+	return s.alertDB.List(ctx, f)
+}
+
+// LoginResult is a successful web login.
+type LoginResult struct {
+	User directory.User `json:"user"`
+	// CloudUserID is the cloud user's ID, when the user was imported or
+	// activated already.
+	CloudUserID string `json:"cloud_user_id,omitempty"`
+}
+
+// LoginError is the error of a refused login: it matches ErrLoginFailed or
+// ErrLoginThrottled, and carries the directory's reason for the logs.
+type LoginError struct {
+	Err    error            // ErrLoginFailed or ErrLoginThrottled
+	Reason directory.Reason // why the directory refused, when it did
+	Cause  error
+}
+
+func (e *LoginError) Error() string {
+	if e.Reason != directory.ReasonUnknown {
+		return e.Err.Error() + ": " + e.Reason.String()
+	}
+	return e.Err.Error()
+}
+func (e *LoginError) Unwrap() []error { return []error{e.Err, e.Cause} }
+
+// Login checks a user's password against tenant's directory, within a
+// mapping, through a connector. Failed attempts per account are counted:
+// after Config.LoginMaxFailures within Config.LoginWindow further attempts are
+// refused with ErrLoginThrottled without reaching the directory, so the cloud
+// can never push an account over the domain's lockout threshold. Concurrent
+// attempts count as failures until they finish.
+func (s *Server) Login(ctx context.Context, tenant, mappingID, login, password string) (LoginResult, error) {
+	if login == "" || password == "" {
+		return LoginResult{}, &LoginError{Err: ErrLoginFailed, Reason: directory.ReasonEmptyPassword}
+	}
+	m, err := s.mapping(ctx, tenant, mappingID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	d, err := s.directory(tenant)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	key := tenant + "\x00" + strings.ToLower(login)
+	release, ok := s.logins.acquire(key)
+	if !ok {
+		return LoginResult{}, &LoginError{Err: ErrLoginThrottled}
+	}
+	u, err := d.CheckCredentials(ctx, m.Mapping, login, password)
+	switch {
+	case err == nil:
+		release(false)
+	case errors.Is(err, directory.ErrInvalidCredentials), errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrAmbiguous):
+		release(true)
+		return LoginResult{}, &LoginError{Err: ErrLoginFailed, Reason: directory.ReasonOf(err), Cause: err}
+	default:
+		release(false) // the directory was not reached: not a failed attempt
+		return LoginResult{}, err
+	}
+	res := LoginResult{User: u}
+	_ = s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ? AND deleted = 0`, tenant, u.ID).Scan(&res.CloudUserID)
+	return res, nil
+}
+
+// Keys is what the cloud asks a tenant's connector about keys: the
+// operations of a keyenvelope.Keyring and Releaser it needs, usually through
+// a remote client over the tunnel.
+type Keys interface {
+	GenerateWrapped(ctx context.Context, c keyenvelope.Context) ([]byte, keyenvelope.EkeyID, error)
+	Release(ctx context.Context, ticket, wrapped []byte) ([]byte, error)
+}
+
+// Release is an ekey released to a backup worker.
+type Release struct {
+	Ticket  []byte `json:"ticket"`  // the job ticket, signed by the scheduler
+	Release []byte `json:"release"` // HPKE-sealed to the worker's key
+	EkeyID  string `json:"ekey_id"`
+}
+
+// ReleaseKey releases the backup ekey of a cloud user to a worker's X25519
+// public key for one job: it signs a job ticket (valid for ttl, default and
+// at most 1h) naming the worker key, creates the user's wrapped ekey through
+// a connector on first use, and asks a connector to release it. Without a
+// connected connector it raises a key-release alert and returns an error
+// wrapping tunnel.ErrNotConnected.
+func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, workerKey []byte, ttl time.Duration) (Release, error) {
+	if s.cfg.NewKeys == nil {
+		return Release{}, fmt.Errorf("%w: no NewKeys", ErrNotConfigured)
+	}
+	if !validName(jobID) || userID == "" {
+		return Release{}, fmt.Errorf("%w: job ID and user ID", ErrInvalid)
+	}
+	wk, err := hpke.DHKEM(ecdh.X25519()).NewPublicKey(workerKey)
+	if err != nil {
+		return Release{}, fmt.Errorf("%w: worker key: %w", ErrInvalid, err)
+	}
+	var exists int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE tenant = ? AND id = ? AND deleted = 0`, tenant, userID).Scan(&exists); err != nil {
+		return Release{}, err
+	}
+	if exists == 0 {
+		return Release{}, fmt.Errorf("%w: user %q", ErrNotFound, userID)
+	}
+	if ttl <= 0 || ttl > time.Hour {
+		ttl = time.Hour
+	}
+	keys := s.cfg.NewKeys(tenant, s.gw.RoundTripper(tenant))
+	const purpose = "backup"
+	wrapped, id, err := s.ekey(ctx, keys, tenant, userID, purpose)
+	if err == nil {
+		now := time.Now()
+		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, EkeyID: id,
+			IssuedAt: now, Expires: now.Add(ttl), WorkerKey: wk}
+		var ticket, rel []byte
+		if ticket, err = keyenvelope.IssueTicket(s.schedKey, t); err != nil {
+			return Release{}, err
+		}
+		if rel, err = keys.Release(ctx, ticket, wrapped); err == nil {
+			return Release{Ticket: ticket, Release: rel, EkeyID: fmt.Sprintf("%x", id[:])}, nil
+		}
+	}
+	if errors.Is(err, tunnel.ErrNotConnected) {
+		s.monitor.KeyReleaseFailed(tenant, "user:"+userID)
+	}
+	return Release{}, fmt.Errorf("cloudapp: release key: %w", err)
+}
+
+// ekey returns the user's wrapped ekey, generating it through a connector
+// the first time.
+func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
+	var wrapped []byte
+	var idText string
+	err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
+		tenant, userID, purpose).Scan(&wrapped, &idText)
+	if err == nil {
+		id, err := keyenvelope.ParseEkeyID(idText)
+		return wrapped, id, err
+	}
+	wrapped, id, err := keys.GenerateWrapped(ctx, keyenvelope.Context{Tenant: tenant, User: userID, Purpose: purpose})
+	if err != nil {
+		return nil, id, err
+	}
+	// Two racing first releases: keep the first ekey stored, use it.
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO ekeys (tenant, user_id, purpose, ekey_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`, tenant, userID, purpose, id.String(), wrapped, time.Now().UnixNano()); err != nil {
+		return nil, id, err
+	}
+	if err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
+		tenant, userID, purpose).Scan(&wrapped, &idText); err != nil {
+		return nil, id, err
+	}
+	id, err = keyenvelope.ParseEkeyID(idText)
+	return wrapped, id, err
+}
+
+// activationDirectory is activation.Directory over a tenant's connector.
+type activationDirectory struct{ s *Server }
+
+func (a activationDirectory) LookupUser(ctx context.Context, q activation.Lookup) (activation.DirectoryUser, error) {
+	m, err := a.s.mapping(ctx, q.Tenant, q.MappingID)
+	if errors.Is(err, ErrNotFound) {
+		return activation.DirectoryUser{}, fmt.Errorf("%w: mapping gone", activation.ErrOutOfScope)
+	}
+	if err != nil {
+		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
+	}
+	d, err := a.s.directory(q.Tenant)
+	if err != nil {
+		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
+	}
+	u, err := d.Lookup(ctx, m.Mapping, q.Login)
+	switch {
+	case errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrAmbiguous):
+		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrUserNotFound, err)
+	case err != nil:
+		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
+	}
+	if q.Domain != "" && !inDomain(u, q.Domain) {
+		return activation.DirectoryUser{}, fmt.Errorf("%w: %q is not in domain %q", activation.ErrUserNotFound, q.Login, q.Domain)
+	}
+	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email, DisplayName: u.DisplayName}, nil
+}
+
+// inDomain reports whether a user belongs to a DNS domain ("corp.example")
+// or NetBIOS-style name ("CORP"): its DN's dc= components or its UPN suffix.
+func inDomain(u directory.User, domain string) bool {
+	domain = strings.ToLower(domain)
+	var dcs []string
+	for _, rdn := range strings.Split(u.DN, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(rdn), "=")
+		if ok && strings.EqualFold(k, "dc") {
+			dcs = append(dcs, strings.ToLower(v))
+		}
+	}
+	if len(dcs) > 0 && (strings.Join(dcs, ".") == domain || dcs[0] == domain) {
+		return true
+	}
+	if _, suffix, ok := strings.Cut(u.UPN, "@"); ok && strings.EqualFold(suffix, domain) {
+		return true
+	}
+	return slices.Contains(dcs, domain) && len(dcs) == 1
+}

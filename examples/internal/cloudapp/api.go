@@ -1,0 +1,276 @@
+package cloudapp
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// Handler returns the Server's HTTP handler (what Run serves over TLS):
+// the public endpoints (Path* constants), the admin API under /v1/admin/
+// and the status page at /.
+//
+// Admin API (JSON; "Authorization: Bearer <admin token>"):
+//
+//	POST   /v1/admin/tenants/{tenant}/enrollment-tokens      {"ttl_seconds"}  -> {"token","enroll_url","tunnel_url"}
+//	GET    /v1/admin/tenants/{tenant}/connectors
+//	DELETE /v1/admin/tenants/{tenant}/connectors/{id}        revoke
+//	GET    /v1/admin/tenants/{tenant}/directory/ous?base=
+//	GET    /v1/admin/tenants/{tenant}/directory/groups?base=
+//	GET    /v1/admin/tenants/{tenant}/mappings
+//	PUT    /v1/admin/tenants/{tenant}/mappings/{id}          directory.Mapping
+//	GET    /v1/admin/tenants/{tenant}/mappings/{id}/plan     plan preview
+//	POST   /v1/admin/tenants/{tenant}/mappings/{id}/import   {"full","override"} -> importer.Result
+//	GET    /v1/admin/tenants/{tenant}/imports                status
+//	GET    /v1/admin/tenants/{tenant}/users
+//	POST   /v1/admin/tenants/{tenant}/deployment-tokens      {"mapping_id","ttl_seconds"} -> {"token", ...}
+//	GET    /v1/admin/tenants/{tenant}/deployment-tokens
+//	DELETE /v1/admin/tenants/{tenant}/deployment-tokens/{id}
+//	POST   /v1/admin/tenants/{tenant}/key-releases           {"user_id","job_id","worker_key"} -> Release
+//	GET    /v1/admin/alerts?tenant=&open=true&limit=
+//
+// Errors are {"error": "..."} with 400, 401, 404, 409, 429, 502 (directory
+// or connector failure) or 503 (no connector connected).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle(PathTunnel, s.gw)
+	mux.Handle("POST "+PathEnroll, s.gw.EnrollHandler())
+	mux.Handle("POST "+PathActivate, s.activator.Handler())
+	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
+	mux.HandleFunc("GET "+PathSchedulerKey, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"ed25519": base64.StdEncoding.EncodeToString(s.SchedulerPublicKey())})
+	})
+
+	admin := http.NewServeMux()
+	t := "/v1/admin/tenants/{tenant}"
+	admin.HandleFunc("POST "+t+"/enrollment-tokens", s.apiEnrollmentToken)
+	admin.HandleFunc("GET "+t+"/connectors", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.Connectors(r.Context(), r.PathValue("tenant")))
+	})
+	admin.HandleFunc("DELETE "+t+"/connectors/{id}", func(w http.ResponseWriter, r *http.Request) {
+		replyErr(w, s.RevokeConnector(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
+	})
+	admin.HandleFunc("GET "+t+"/directory/ous", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.OUs(r.Context(), r.PathValue("tenant"), r.URL.Query().Get("base")))
+	})
+	admin.HandleFunc("GET "+t+"/directory/groups", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.Groups(r.Context(), r.PathValue("tenant"), r.URL.Query().Get("base")))
+	})
+	admin.HandleFunc("GET "+t+"/mappings", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.Mappings(r.Context(), r.PathValue("tenant")))
+	})
+	admin.HandleFunc("PUT "+t+"/mappings/{id}", func(w http.ResponseWriter, r *http.Request) {
+		var m directory.Mapping
+		if !readJSON(w, r, &m) {
+			return
+		}
+		replyErr(w, s.PutMapping(r.Context(), r.PathValue("tenant"), r.PathValue("id"), m))
+	})
+	admin.HandleFunc("GET "+t+"/mappings/{id}/plan", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.PreviewImport(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
+	})
+	admin.HandleFunc("POST "+t+"/mappings/{id}/import", func(w http.ResponseWriter, r *http.Request) {
+		var opt ImportOptions
+		if r.ContentLength != 0 && !readJSON(w, r, &opt) {
+			return
+		}
+		res, err := s.RunImport(r.Context(), r.PathValue("tenant"), r.PathValue("id"), opt)
+		var terr *importer.ThresholdError
+		if errors.As(err, &terr) {
+			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "threshold": terr, "result": res})
+			return
+		}
+		reply(w)(res, err)
+	})
+	admin.HandleFunc("GET "+t+"/imports", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.Imports(r.Context(), r.PathValue("tenant")))
+	})
+	admin.HandleFunc("GET "+t+"/users", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.Users(r.Context(), r.PathValue("tenant")))
+	})
+	admin.HandleFunc("POST "+t+"/deployment-tokens", s.apiDeploymentToken)
+	admin.HandleFunc("GET "+t+"/deployment-tokens", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(s.DeploymentTokens(r.Context(), r.PathValue("tenant")))
+	})
+	admin.HandleFunc("DELETE "+t+"/deployment-tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
+		replyErr(w, s.RevokeDeploymentToken(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
+	})
+	admin.HandleFunc("POST "+t+"/key-releases", s.apiKeyRelease)
+	admin.HandleFunc("GET /v1/admin/alerts", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		f := alerts.Filter{Tenant: q.Get("tenant"), Kind: alerts.Kind(q.Get("kind")), OpenOnly: q.Get("open") == "true"}
+		f.Limit, _ = strconv.Atoi(q.Get("limit"))
+		reply(w)(s.Alerts(r.Context(), f))
+	})
+	mux.Handle("/v1/admin/", s.requireAdmin(admin))
+	mux.Handle("GET /{$}", s.requireAdmin(http.HandlerFunc(s.serveStatus)))
+	return mux
+}
+
+// requireAdmin checks the admin token: Bearer, or the password of basic auth
+// (so a browser can open the status page). Both sides are hashed before the
+// constant-time compare, so neither length nor content leaks.
+func (s *Server) requireAdmin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			_, tok, ok = r.BasicAuth()
+		}
+		sum := sha256.Sum256([]byte(tok))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="liaison admin", charset="UTF-8"`)
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "admin token required"})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+const maxBody = 1 << 20
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid JSON body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to do
+}
+
+func reply(w http.ResponseWriter) func(any, error) {
+	return func(v any, err error) {
+		if err != nil {
+			replyErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func replyErr(w http.ResponseWriter, err error) {
+	if err == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrInvalid), errors.Is(err, directory.ErrInvalidMapping):
+		status = http.StatusBadRequest
+	case errors.Is(err, ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, ErrBusy), errors.Is(err, importer.ErrThreshold):
+		status = http.StatusConflict
+	case errors.Is(err, ErrLoginThrottled):
+		status = http.StatusTooManyRequests
+	case errors.Is(err, ErrLoginFailed):
+		status = http.StatusUnauthorized
+	case errors.Is(err, tunnel.ErrNotConnected), errors.Is(err, ErrNotConfigured):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, importer.ErrIncompleteScan), errors.Is(err, directory.ErrUnavailable),
+		errors.Is(err, tunnel.ErrSessionLost), errors.Is(err, directory.ErrNotFound):
+		status = http.StatusBadGateway
+	}
+	writeJSON(w, status, errorBody{Error: err.Error()})
+}
+
+func (s *Server) apiEnrollmentToken(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		TTLSeconds int64 `json:"ttl_seconds"`
+	}
+	if r.ContentLength != 0 && !readJSON(w, r, &in) {
+		return
+	}
+	tok, err := s.IssueEnrollmentToken(r.Context(), r.PathValue("tenant"), time.Duration(in.TTLSeconds)*time.Second)
+	if err != nil {
+		replyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "enroll_url": s.EnrollURL(), "tunnel_url": s.TunnelURL()})
+}
+
+func (s *Server) apiDeploymentToken(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		MappingID  string `json:"mapping_id"`
+		TTLSeconds int64  `json:"ttl_seconds"`
+	}
+	if !readJSON(w, r, &in) {
+		return
+	}
+	tok, rec, err := s.IssueDeploymentToken(r.Context(), r.PathValue("tenant"), in.MappingID, time.Duration(in.TTLSeconds)*time.Second)
+	if err != nil {
+		replyErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Token string `json:"token"`
+		DeploymentToken
+	}{tok, rec})
+}
+
+func (s *Server) apiKeyRelease(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		UserID     string `json:"user_id"`
+		JobID      string `json:"job_id"`
+		WorkerKey  []byte `json:"worker_key"` // X25519 public key, base64
+		TTLSeconds int64  `json:"ttl_seconds"`
+	}
+	if !readJSON(w, r, &in) {
+		return
+	}
+	reply(w)(s.ReleaseKey(r.Context(), r.PathValue("tenant"), in.UserID, in.JobID, in.WorkerKey, time.Duration(in.TTLSeconds)*time.Second))
+}
+
+// LoginRequest is the body of PathLogin.
+type LoginRequest struct {
+	Tenant    string `json:"tenant"`
+	MappingID string `json:"mapping_id"`
+	Login     string `json:"login"`
+	Password  string `json:"password"`
+}
+
+// serveLogin is the public web-login endpoint. A refusal says only "login
+// failed" (401) or "too many failed logins" (429), never why.
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	var in LoginRequest
+	if !readJSON(w, r, &in) {
+		return
+	}
+	res, err := s.Login(r.Context(), in.Tenant, in.MappingID, in.Login, in.Password)
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, res)
+	case errors.Is(err, ErrLoginThrottled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.LoginWindow.Seconds())))
+		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: ErrLoginThrottled.Error()})
+	case errors.Is(err, ErrLoginFailed), errors.Is(err, ErrNotFound):
+		writeJSON(w, http.StatusUnauthorized, errorBody{Error: ErrLoginFailed.Error()})
+	case errors.Is(err, tunnel.ErrNotConnected):
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "directory unavailable"})
+	default:
+		s.log.Warn("cloudapp: login", "tenant", in.Tenant, "err", err)
+		writeJSON(w, http.StatusBadGateway, errorBody{Error: "directory unavailable"})
+	}
+}

@@ -1,0 +1,173 @@
+package cloudapp
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"database/sql"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/importer"
+)
+
+// Directory is what the cloud asks a tenant's connector about its directory:
+// the operations of *directory.Client it uses, also implemented by a remote
+// client that reaches the connector through the tunnel.
+type Directory interface {
+	importer.Source
+	Lookup(ctx context.Context, m directory.Mapping, name string) (directory.User, error)
+	CheckCredentials(ctx context.Context, m directory.Mapping, name, password string) (directory.User, error)
+	OUs(ctx context.Context, base string) ([]directory.OU, error)
+	Groups(ctx context.Context, base string) ([]directory.Group, error)
+}
+
+var _ Directory = (*directory.Client)(nil)
+
+// Config configures a Server. AdminToken and a database (DB or DBPath) are
+// required; every other zero field takes the documented default. New does not
+// modify the caller's copy.
+type Config struct {
+	// DB is the state database (SQLite through modernc.org/sqlite, opened
+	// with a busy timeout). Nil opens DBPath; the Server then closes it.
+	DB     *sql.DB
+	DBPath string
+
+	// Listener accepts the HTTPS connections; nil listens on Addr
+	// (default "127.0.0.1:8443"). The Server wraps it in TLS.
+	Listener net.Listener
+	Addr     string
+	// TLS: Certificate, else CertFile and KeyFile, else a CA and a
+	// server certificate (127.0.0.1, ::1, localhost and PublicURL's
+	// host) generated at start-up; CAOut, when set, receives that CA's PEM
+	// for connectors and devices to trust. TLS 1.3 only.
+	Certificate       *tls.Certificate
+	CertFile, KeyFile string
+	CAOut             string
+	// PublicURL is the https:// URL connectors and devices use; default
+	// https://<listener address>.
+	PublicURL string
+
+	// AdminToken authenticates the admin API and status page (Bearer, or
+	// the password of HTTP basic auth). Only its SHA-256 is kept; at
+	// least 16 characters.
+	AdminToken string
+
+	// Grace is how long a tenant may have no connector before Not
+	// Connected is raised; default alerts.DefaultGrace.
+	Grace time.Duration
+	// Notifier receives alert notifications; nil logs them to Logger.
+	Notifier alerts.Notifier
+
+	// ImportInterval, ImportJitter and ImportPoll shape the import
+	// scheduler (defaults 24h, 1h, 1m); DisableScheduler turns it off
+	// (imports then run only when asked).
+	ImportInterval, ImportJitter, ImportPoll time.Duration
+	DisableScheduler                         bool
+	// Threshold limits the users one import may disable or delete.
+	Threshold importer.Threshold
+
+	// LoginMaxFailures is how many failed web logins of one account within
+	// LoginWindow the cloud sends to the directory before refusing further
+	// attempts itself (defaults 3 and 30m). Keep it below the domain's
+	// lockout threshold, so the cloud never locks an AD account.
+	LoginMaxFailures int
+	LoginWindow      time.Duration
+
+	// NewDirectory builds the directory client of a tenant from a
+	// RoundTripper reaching its connectors. Required for browse, imports,
+	// activation and web login.
+	NewDirectory func(tenant string, rt http.RoundTripper) Directory
+	// NewKeys builds the key client of a tenant from a RoundTripper
+	// reaching its connectors. Required for ekey release.
+	NewKeys func(tenant string, rt http.RoundTripper) Keys
+
+	// PingInterval is the tunnel's ping interval (default 5s).
+	PingInterval time.Duration
+	// Logger receives operational logs; nil discards. Secrets are never
+	// logged.
+	Logger *slog.Logger
+}
+
+// certificate returns the listener's certificate and, when generated, the CA
+// that signed it.
+func (c *Config) certificate(publicHost string) (tls.Certificate, []byte, error) {
+	switch {
+	case c.Certificate != nil:
+		return *c.Certificate, nil, nil
+	case c.CertFile != "" || c.KeyFile != "":
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return tls.Certificate{}, nil, fmt.Errorf("cloudapp: load certificate: %w", err)
+		}
+		return cert, nil, nil
+	}
+	return selfSigned(publicHost)
+}
+
+// selfSigned makes a CA and a server certificate for loopback and host.
+func selfSigned(host string) (tls.Certificate, []byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "Liaison example cloud CA"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(1, 0, 0),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("cloudapp: make CA: %w", err)
+	}
+	ca, _ = x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "liaison cloud"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(0, 3, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		leaf.IPAddresses = append(leaf.IPAddresses, ip)
+	} else if host != "" && host != "localhost" {
+		leaf.DNSNames = append(leaf.DNSNames, host)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("cloudapp: make certificate: %w", err)
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caPEM, nil
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+var errConfig = errors.New("cloudapp: invalid config")

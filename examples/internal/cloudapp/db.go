@@ -1,0 +1,575 @@
+package cloudapp
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/liaisonhq/liaison/activation"
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// schema holds cloudapp's own tables; activation and alerts create theirs.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS tunnel_enrollments (hash BLOB PRIMARY KEY, tenant TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS tunnel_connectors (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, public_key BLOB NOT NULL,
+		enrolled_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)`,
+	`CREATE TABLE IF NOT EXISTS mappings (tenant TEXT NOT NULL, id TEXT NOT NULL, mapping TEXT NOT NULL,
+		cursor TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, PRIMARY KEY (tenant, id))`,
+	`CREATE TABLE IF NOT EXISTS users (tenant TEXT NOT NULL, directory_id TEXT NOT NULL, id TEXT NOT NULL,
+		mapping_id TEXT NOT NULL, login TEXT NOT NULL, upn TEXT NOT NULL, email TEXT NOT NULL, display_name TEXT NOT NULL,
+		dn TEXT NOT NULL, groups_json TEXT NOT NULL, disabled INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (tenant, directory_id))`,
+	`CREATE INDEX IF NOT EXISTS users_scope ON users (tenant, mapping_id, deleted)`,
+	`CREATE TABLE IF NOT EXISTS import_checkpoints (tenant TEXT NOT NULL, mapping_id TEXT NOT NULL, plan TEXT NOT NULL,
+		applied INTEGER NOT NULL, saved_at INTEGER NOT NULL, PRIMARY KEY (tenant, mapping_id))`,
+	`CREATE TABLE IF NOT EXISTS import_schedule (tenant TEXT PRIMARY KEY, next_run INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS import_runs (id INTEGER PRIMARY KEY AUTOINCREMENT, tenant TEXT NOT NULL, mapping_id TEXT NOT NULL,
+		started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, full_scan INTEGER NOT NULL, status TEXT NOT NULL,
+		summary TEXT NOT NULL, error TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS ekeys (tenant TEXT NOT NULL, user_id TEXT NOT NULL, purpose TEXT NOT NULL,
+		ekey_id TEXT NOT NULL, wrapped BLOB NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (tenant, user_id, purpose))`,
+}
+
+type db struct{ *sql.DB }
+
+func (d db) createSchema(ctx context.Context) error {
+	for _, s := range schema {
+		if _, err := d.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("cloudapp: create schema: %w", err)
+		}
+	}
+	return nil
+}
+
+// secret returns the named setting, generating n random bytes on first use.
+func (d db) secret(ctx context.Context, name string, n int) ([]byte, error) {
+	fresh := make([]byte, n)
+	if _, err := rand.Read(fresh); err != nil {
+		return nil, err
+	}
+	if _, err := d.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, fresh); err != nil {
+		return nil, fmt.Errorf("cloudapp: store %s: %w", name, err)
+	}
+	var v []byte
+	if err := d.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v); err != nil {
+		return nil, fmt.Errorf("cloudapp: load %s: %w", name, err)
+	}
+	return v, nil
+}
+
+func (d db) schedulerKey(ctx context.Context) (ed25519.PrivateKey, error) {
+	seed, err := d.secret(ctx, "scheduler_ed25519_seed", ed25519.SeedSize)
+	if err != nil {
+		return nil, err
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+func (d db) addTenant(ctx context.Context, tenant string, now time.Time) error {
+	_, err := d.ExecContext(ctx, `INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, tenant, now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("cloudapp: add tenant: %w", err)
+	}
+	return nil
+}
+
+func (d db) tenants(ctx context.Context) ([]string, error) {
+	rows, err := d.QueryContext(ctx, `SELECT name FROM tenants ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// tunnelStore is tunnel.Store over SQL, plus the listing the admin API needs.
+type tunnelStore struct{ db }
+
+var _ tunnel.Store = tunnelStore{}
+
+func (s tunnelStore) PutEnrollment(ctx context.Context, rec tunnel.EnrollmentRecord) error {
+	_, err := s.ExecContext(ctx, `INSERT INTO tunnel_enrollments (hash, tenant, expires_at) VALUES (?, ?, ?)`,
+		rec.Hash[:], rec.Tenant, rec.Expires.UnixNano())
+	if err != nil {
+		return fmt.Errorf("cloudapp: put enrollment: %w", err)
+	}
+	return nil
+}
+
+func (s tunnelStore) ConsumeEnrollment(ctx context.Context, h [32]byte, now time.Time) (tunnel.EnrollmentRecord, error) {
+	var tenant string
+	var exp int64
+	// DELETE ... RETURNING makes consumption atomic: two racing connectors
+	// cannot both use one token.
+	err := s.QueryRowContext(ctx, `DELETE FROM tunnel_enrollments WHERE hash = ? RETURNING tenant, expires_at`, h[:]).Scan(&tenant, &exp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return tunnel.EnrollmentRecord{}, tunnel.ErrBadEnrollmentToken
+	}
+	if err != nil {
+		return tunnel.EnrollmentRecord{}, fmt.Errorf("cloudapp: consume enrollment: %w", err)
+	}
+	rec := tunnel.EnrollmentRecord{Hash: h, Tenant: tenant, Expires: time.Unix(0, exp)}
+	if !now.Before(rec.Expires) {
+		return tunnel.EnrollmentRecord{}, tunnel.ErrBadEnrollmentToken
+	}
+	return rec, nil
+}
+
+func (s tunnelStore) PutConnector(ctx context.Context, rec tunnel.ConnectorRecord) error {
+	_, err := s.ExecContext(ctx, `INSERT INTO tunnel_connectors (id, tenant, public_key, enrolled_at, revoked) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, public_key = excluded.public_key,
+		enrolled_at = excluded.enrolled_at, revoked = excluded.revoked`,
+		rec.ID, rec.Tenant, []byte(rec.PublicKey), rec.Enrolled.UnixNano(), boolInt(rec.Revoked))
+	if err != nil {
+		return fmt.Errorf("cloudapp: put connector: %w", err)
+	}
+	return nil
+}
+
+func (s tunnelStore) Connector(ctx context.Context, id string) (tunnel.ConnectorRecord, error) {
+	recs, err := s.list(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return tunnel.ConnectorRecord{}, err
+	}
+	if len(recs) == 0 {
+		return tunnel.ConnectorRecord{}, tunnel.ErrUnknownConnector
+	}
+	return recs[0], nil
+}
+
+func (s tunnelStore) list(ctx context.Context, where string, args ...any) ([]tunnel.ConnectorRecord, error) {
+	rows, err := s.QueryContext(ctx, `SELECT id, tenant, public_key, enrolled_at, revoked FROM tunnel_connectors `+where+` ORDER BY enrolled_at, id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: list connectors: %w", err)
+	}
+	defer rows.Close()
+	var out []tunnel.ConnectorRecord
+	for rows.Next() {
+		var r tunnel.ConnectorRecord
+		var pk []byte
+		var enrolled int64
+		var revoked int
+		if err := rows.Scan(&r.ID, &r.Tenant, &pk, &enrolled, &revoked); err != nil {
+			return nil, fmt.Errorf("cloudapp: list connectors: %w", err)
+		}
+		r.PublicKey, r.Enrolled, r.Revoked = ed25519.PublicKey(pk), time.Unix(0, enrolled), revoked != 0
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// userStore is the cloud's users: importer.Store, CheckpointStore and
+// ScheduleStore. Users are keyed by (tenant, directory ID); the mapping that
+// last imported a user owns it. Deletes are soft, so a user who comes back
+// keeps the cloud ID (and devices) it had.
+type userStore struct {
+	db
+	now func() time.Time
+	rnd func() string
+}
+
+var (
+	_ importer.Store           = userStore{}
+	_ importer.CheckpointStore = userStore{}
+	_ importer.ScheduleStore   = userStore{}
+)
+
+const userCols = `directory_id, login, upn, email, display_name, dn, groups_json, disabled`
+
+func scanRecord(sc interface{ Scan(...any) error }) (importer.Record, error) {
+	var r importer.Record
+	var groups string
+	var disabled int
+	if err := sc.Scan(&r.DirectoryID, &r.Login, &r.UPN, &r.Email, &r.DisplayName, &r.DN, &groups, &disabled); err != nil {
+		return r, err
+	}
+	r.Disabled = disabled != 0
+	if groups != "" && groups != "null" {
+		if err := json.Unmarshal([]byte(groups), &r.Groups); err != nil {
+			return r, fmt.Errorf("cloudapp: groups of %s: %w", r.DirectoryID, err)
+		}
+	}
+	return r, nil
+}
+
+func (s userStore) Users(ctx context.Context, sc importer.Scope, fn func(importer.Record) error) error {
+	rows, err := s.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE tenant = ? AND mapping_id = ? AND deleted = 0 ORDER BY directory_id`,
+		sc.Tenant, sc.MappingID)
+	if err != nil {
+		return fmt.Errorf("cloudapp: list users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return fmt.Errorf("cloudapp: list users: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func (s userStore) User(ctx context.Context, sc importer.Scope, id string) (importer.Record, bool, error) {
+	r, err := scanRecord(s.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE tenant = ? AND mapping_id = ? AND directory_id = ? AND deleted = 0`,
+		sc.Tenant, sc.MappingID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return importer.Record{}, false, nil
+	}
+	if err != nil {
+		return importer.Record{}, false, fmt.Errorf("cloudapp: get user: %w", err)
+	}
+	return r, true, nil
+}
+
+func (s userStore) Apply(ctx context.Context, sc importer.Scope, ops []importer.Op) (err error) {
+	tx, err := s.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("cloudapp: apply: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the first error is the one to report
+		}
+	}()
+	now := s.now().UnixNano()
+	for _, op := range ops {
+		r := op.Record
+		if op.Kind == importer.OpDelete {
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET deleted = 1, updated_at = ? WHERE tenant = ? AND mapping_id = ? AND directory_id = ?`,
+				now, sc.Tenant, sc.MappingID, r.DirectoryID); err != nil {
+				return fmt.Errorf("cloudapp: apply delete: %w", err)
+			}
+			continue
+		}
+		groups, err := json.Marshal(r.Groups)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+			groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+			ON CONFLICT (tenant, directory_id) DO UPDATE SET mapping_id = excluded.mapping_id, login = excluded.login,
+			upn = excluded.upn, email = excluded.email, display_name = excluded.display_name, dn = excluded.dn,
+			groups_json = excluded.groups_json, disabled = excluded.disabled, deleted = 0, updated_at = excluded.updated_at`,
+			sc.Tenant, r.DirectoryID, s.rnd(), sc.MappingID, r.Login, r.UPN, r.Email, r.DisplayName, r.DN,
+			string(groups), boolInt(r.Disabled), now, now); err != nil {
+			return fmt.Errorf("cloudapp: apply %s: %w", op.Kind, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("cloudapp: apply: %w", err)
+	}
+	return nil
+}
+
+func (s userStore) LoadCheckpoint(ctx context.Context, sc importer.Scope) (*importer.Checkpoint, error) {
+	var plan string
+	var applied int
+	var saved int64
+	err := s.QueryRowContext(ctx, `SELECT plan, applied, saved_at FROM import_checkpoints WHERE tenant = ? AND mapping_id = ?`,
+		sc.Tenant, sc.MappingID).Scan(&plan, &applied, &saved)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: load checkpoint: %w", err)
+	}
+	c := &importer.Checkpoint{Applied: applied, Saved: time.Unix(0, saved), Plan: new(importer.Plan)}
+	if err := json.Unmarshal([]byte(plan), c.Plan); err != nil {
+		return nil, fmt.Errorf("cloudapp: load checkpoint: %w", err)
+	}
+	return c, nil
+}
+
+func (s userStore) SaveCheckpoint(ctx context.Context, sc importer.Scope, c importer.Checkpoint) error {
+	var err error
+	if c.Plan != nil {
+		var plan []byte
+		if plan, err = json.Marshal(c.Plan); err != nil {
+			return err
+		}
+		_, err = s.ExecContext(ctx, `INSERT INTO import_checkpoints (tenant, mapping_id, plan, applied, saved_at) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (tenant, mapping_id) DO UPDATE SET plan = excluded.plan, applied = excluded.applied, saved_at = excluded.saved_at`,
+			sc.Tenant, sc.MappingID, string(plan), c.Applied, c.Saved.UnixNano())
+	} else {
+		_, err = s.ExecContext(ctx, `UPDATE import_checkpoints SET applied = ?, saved_at = ? WHERE tenant = ? AND mapping_id = ?`,
+			c.Applied, c.Saved.UnixNano(), sc.Tenant, sc.MappingID)
+	}
+	if err != nil {
+		return fmt.Errorf("cloudapp: save checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s userStore) ClearCheckpoint(ctx context.Context, sc importer.Scope) error {
+	if _, err := s.ExecContext(ctx, `DELETE FROM import_checkpoints WHERE tenant = ? AND mapping_id = ?`, sc.Tenant, sc.MappingID); err != nil {
+		return fmt.Errorf("cloudapp: clear checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (s userStore) NextRun(ctx context.Context, tenant string) (time.Time, bool, error) {
+	var at int64
+	err := s.QueryRowContext(ctx, `SELECT next_run FROM import_schedule WHERE tenant = ?`, tenant).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("cloudapp: next run: %w", err)
+	}
+	return time.Unix(0, at), true, nil
+}
+
+func (s userStore) SetNextRun(ctx context.Context, tenant string, at time.Time) error {
+	if _, err := s.ExecContext(ctx, `INSERT INTO import_schedule (tenant, next_run) VALUES (?, ?)
+		ON CONFLICT (tenant) DO UPDATE SET next_run = excluded.next_run`, tenant, at.UnixNano()); err != nil {
+		return fmt.Errorf("cloudapp: set next run: %w", err)
+	}
+	return nil
+}
+
+// User is a cloud user, as the admin API lists it.
+type User struct {
+	ID          string   `json:"id"`
+	DirectoryID string   `json:"directory_id"`
+	MappingID   string   `json:"mapping_id"`
+	Login       string   `json:"login"`
+	UPN         string   `json:"upn,omitempty"`
+	Email       string   `json:"email,omitempty"`
+	DisplayName string   `json:"display_name,omitempty"`
+	DN          string   `json:"dn,omitempty"`
+	Groups      []string `json:"groups,omitempty"`
+	Disabled    bool     `json:"disabled"`
+}
+
+func (s userStore) list(ctx context.Context, tenant string) ([]User, error) {
+	rows, err := s.QueryContext(ctx, `SELECT id, mapping_id, `+userCols+` FROM users WHERE tenant = ? AND deleted = 0 ORDER BY login, directory_id`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []User
+	for rows.Next() {
+		var u User
+		var groups string
+		var disabled int
+		if err := rows.Scan(&u.ID, &u.MappingID, &u.DirectoryID, &u.Login, &u.UPN, &u.Email, &u.DisplayName, &u.DN, &groups, &disabled); err != nil {
+			return nil, fmt.Errorf("cloudapp: list users: %w", err)
+		}
+		u.Disabled = disabled != 0
+		_ = json.Unmarshal([]byte(groups), &u.Groups) // written by Apply; a bad value only hides groups
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// activationStore joins activation's users to the cloud's: a user activated
+// by a device before any import, or imported before any activation, is one
+// cloud user with one ID.
+type activationStore struct {
+	users userStore
+	inner *activation.SQLStore
+}
+
+var _ activation.Store = activationStore{}
+
+func (a activationStore) Activate(ctx context.Context, u activation.User, d activation.Device) (activation.Activation, error) {
+	now := a.users.now().UnixNano()
+	res, err := a.users.ExecContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, '', 'null', 0, 0, ?, ?)
+		ON CONFLICT (tenant, directory_id) DO NOTHING`,
+		u.Tenant, u.DirectoryID, u.ID, u.Login, u.UPN, u.Email, u.DisplayName, now, now)
+	if err != nil {
+		return activation.Activation{}, fmt.Errorf("cloudapp: activate user: %w", err)
+	}
+	created, _ := res.RowsAffected()
+	if err := a.users.QueryRowContext(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`, u.Tenant, u.DirectoryID).Scan(&u.ID); err != nil {
+		return activation.Activation{}, fmt.Errorf("cloudapp: activate user: %w", err)
+	}
+	d.UserID = u.ID
+	act, err := a.inner.Activate(ctx, u, d)
+	if err != nil {
+		return act, err
+	}
+	act.UserCreated = created == 1
+	return act, nil
+}
+
+func (a activationStore) Device(ctx context.Context, tenant, id string) (activation.Device, error) {
+	return a.inner.Device(ctx, tenant, id)
+}
+
+// mappingRow is a stored mapping.
+type Mapping struct {
+	ID      string            `json:"id"`
+	Tenant  string            `json:"tenant"`
+	Mapping directory.Mapping `json:"mapping"`
+	Cursor  directory.Cursor  `json:"cursor,omitempty"`
+}
+
+func (d db) putMapping(ctx context.Context, m Mapping, now time.Time) error {
+	b, err := json.Marshal(m.Mapping)
+	if err != nil {
+		return err
+	}
+	// A changed mapping invalidates its cursor: the next import is full.
+	_, err = d.ExecContext(ctx, `INSERT INTO mappings (tenant, id, mapping, cursor, created_at) VALUES (?, ?, ?, '', ?)
+		ON CONFLICT (tenant, id) DO UPDATE SET mapping = excluded.mapping,
+		cursor = CASE WHEN mappings.mapping = excluded.mapping THEN mappings.cursor ELSE '' END`,
+		m.Tenant, m.ID, string(b), now.UnixNano())
+	if err != nil {
+		return fmt.Errorf("cloudapp: put mapping: %w", err)
+	}
+	return nil
+}
+
+func (d db) mappings(ctx context.Context, tenant, id string) ([]Mapping, error) {
+	q := `SELECT tenant, id, mapping, cursor FROM mappings WHERE tenant = ?`
+	args := []any{tenant}
+	if id != "" {
+		q += ` AND id = ?`
+		args = append(args, id)
+	}
+	rows, err := d.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: list mappings: %w", err)
+	}
+	defer rows.Close()
+	var out []Mapping
+	for rows.Next() {
+		var m Mapping
+		var js string
+		if err := rows.Scan(&m.Tenant, &m.ID, &js, &m.Cursor); err != nil {
+			return nil, fmt.Errorf("cloudapp: list mappings: %w", err)
+		}
+		if err := json.Unmarshal([]byte(js), &m.Mapping); err != nil {
+			return nil, fmt.Errorf("cloudapp: mapping %s: %w", m.ID, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (d db) setCursor(ctx context.Context, tenant, id string, c directory.Cursor) error {
+	if _, err := d.ExecContext(ctx, `UPDATE mappings SET cursor = ? WHERE tenant = ? AND id = ?`, string(c), tenant, id); err != nil {
+		return fmt.Errorf("cloudapp: set cursor: %w", err)
+	}
+	return nil
+}
+
+// ImportRun is one finished (or refused) import.
+type ImportRun struct {
+	ID        int64            `json:"id"`
+	Tenant    string           `json:"tenant"`
+	MappingID string           `json:"mapping_id"`
+	Started   time.Time        `json:"started"`
+	Finished  time.Time        `json:"finished"`
+	Full      bool             `json:"full"`
+	Status    string           `json:"status"` // ok, refused, failed, skipped
+	Summary   importer.Summary `json:"summary"`
+	Error     string           `json:"error,omitempty"`
+}
+
+func (d db) addRun(ctx context.Context, r ImportRun) error {
+	sum, _ := json.Marshal(r.Summary)
+	_, err := d.ExecContext(ctx, `INSERT INTO import_runs (tenant, mapping_id, started_at, finished_at, full_scan, status, summary, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Tenant, r.MappingID, r.Started.UnixNano(), r.Finished.UnixNano(), boolInt(r.Full),
+		r.Status, string(sum), r.Error)
+	if err != nil {
+		return fmt.Errorf("cloudapp: record import: %w", err)
+	}
+	return nil
+}
+
+func (d db) runs(ctx context.Context, tenant string, limit int) ([]ImportRun, error) {
+	q := `SELECT id, tenant, mapping_id, started_at, finished_at, full_scan, status, summary, error FROM import_runs`
+	var args []any
+	if tenant != "" {
+		q += ` WHERE tenant = ?`
+		args = append(args, tenant)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
+	args = append(args, limit)
+	rows, err := d.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: list imports: %w", err)
+	}
+	defer rows.Close()
+	var out []ImportRun
+	for rows.Next() {
+		var r ImportRun
+		var st, fin int64
+		var full int
+		var sum string
+		if err := rows.Scan(&r.ID, &r.Tenant, &r.MappingID, &st, &fin, &full, &r.Status, &sum, &r.Error); err != nil {
+			return nil, fmt.Errorf("cloudapp: list imports: %w", err)
+		}
+		r.Started, r.Finished, r.Full = time.Unix(0, st).UTC(), time.Unix(0, fin).UTC(), full != 0
+		_ = json.Unmarshal([]byte(sum), &r.Summary) // written by addRun
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// tokenRow lists a mass-deployment token without its hash.
+type DeploymentToken struct {
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	MappingID string    `json:"mapping_id"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Revoked   bool      `json:"revoked"`
+}
+
+// deploymentTokens reads activation's token table: activation.TokenStore has
+// no listing, and the admin needs one.
+func (d db) deploymentTokens(ctx context.Context, tenant string) ([]DeploymentToken, error) {
+	rows, err := d.QueryContext(ctx, `SELECT id, tenant, mapping_id, created_at, expires_at, revoked_at FROM activation_tokens
+		WHERE tenant = ? ORDER BY created_at`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []DeploymentToken
+	for rows.Next() {
+		var t DeploymentToken
+		var c, e, r int64
+		if err := rows.Scan(&t.ID, &t.Tenant, &t.MappingID, &c, &e, &r); err != nil {
+			return nil, fmt.Errorf("cloudapp: list tokens: %w", err)
+		}
+		t.CreatedAt, t.ExpiresAt, t.Revoked = time.Unix(0, c).UTC(), time.Unix(0, e).UTC(), r != 0
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+func validName(s string) bool {
+	return s != "" && len(s) <= 128 && !strings.ContainsAny(s, "/\\ \t\r\n")
+}

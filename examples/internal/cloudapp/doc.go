@@ -1,0 +1,53 @@
+// Package cloudapp is the cloud endpoint of the Liaison examples as a
+// library: examples/cloud runs it from flags, and the quickstart and the
+// end-to-end tests start it in-process.
+//
+// New(Config) opens the SQLite state, binds the TLS listener and wires the
+// packages together; Run serves until its context ends; Close releases
+// everything. The admin operations are Go methods (IssueEnrollmentToken,
+// Connectors, PutMapping, RunImport, PreviewImport, IssueDeploymentToken,
+// Login, ReleaseKey, Alerts, ...) and the JSON admin API documented on
+// Server.Handler calls the same methods.
+//
+// # What it wires
+//
+//   - tunnel: the gateway at PathTunnel and enrollment at PathEnroll, its
+//     connector registry in SQLite (tunnel ships only a memory store);
+//     presence events feed the alerts monitor (Not Connected after
+//     Config.Grace) and the status page.
+//   - directory/importer: imports per mapping through the tenant's
+//     connector, the scheduler (every 24 h with jitter, next runs kept in
+//     SQLite), import-threshold and import-skipped alerts.
+//   - activation: the device endpoint at PathActivate, its SQL store joined
+//     to the cloud's users so an imported user and an activated one are the
+//     same user.
+//   - keyenvelope: job tickets signed by the cloud's scheduler key (served
+//     at PathSchedulerKey for connectors to pin) and ekey releases through
+//     a connector; a release without a connector raises an alert.
+//   - alerts: SQLite store, log notifier unless Config.Notifier is set.
+//
+// The directory and key clients are injected (Config.NewDirectory,
+// Config.NewKeys) from a RoundTripper that reaches the tenant's connectors,
+// so the package does not depend on a wire format.
+//
+// # Web login and lockout
+//
+// Server.Login counts failed attempts per account and stops asking the
+// directory after Config.LoginMaxFailures (default 3) within
+// Config.LoginWindow (default 30 minutes): set it below the domain's lockout
+// threshold and the cloud can never lock an account, whatever is thrown at
+// the login endpoint. Attempts in flight count as failures until they end.
+// The counters live in memory: a restart forgets them.
+//
+// # Security
+//
+// TLS 1.3 only. The admin token is kept as a SHA-256 and compared in
+// constant time. Enrollment and deployment tokens are stored hashed by their
+// packages. The activation credential key and the scheduler's signing key
+// are generated on first start and kept in the database: protect the file.
+//
+// # What it won't do
+//
+// It is one node (the tunnel's MemoryRouter), has one admin token for every
+// tenant, and no user-facing UI beyond the status page.
+package cloudapp

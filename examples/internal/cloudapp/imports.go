@@ -1,0 +1,172 @@
+package cloudapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+func (s *Server) importer(tenant string) (*importer.Importer, error) {
+	d, err := s.directory(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return importer.New(importer.Config{
+		Source:      d,
+		Store:       s.users,
+		Checkpoints: s.users,
+		Threshold:   s.cfg.Threshold,
+		Logger:      s.log,
+		OnProgress: func(p importer.Progress) {
+			s.mu.Lock()
+			s.progress[p.Scope] = p
+			s.mu.Unlock()
+		},
+		OnThreshold: func(ctx context.Context, err *importer.ThresholdError) {
+			s.raise(ctx, alerts.Alert{Kind: KindImportThreshold, Tenant: err.Tenant, Subject: err.MappingID,
+				Severity: alerts.SeverityCritical, Message: err.Error()})
+		},
+	})
+}
+
+// PreviewImport scans tenant's mapping through a connector and returns what
+// an import would do, applying nothing.
+func (s *Server) PreviewImport(ctx context.Context, tenant, mappingID string) (*importer.Plan, error) {
+	m, err := s.mapping(ctx, tenant, mappingID)
+	if err != nil {
+		return nil, err
+	}
+	im, err := s.importer(tenant)
+	if err != nil {
+		return nil, err
+	}
+	return im.Plan(ctx, importer.Job{Scope: importer.Scope{Tenant: tenant, MappingID: mappingID}, Mapping: m.Mapping, Since: m.Cursor})
+}
+
+// ImportOptions tune RunImport.
+type ImportOptions struct {
+	// Full ignores the stored cursor and scans the whole mapping (the only
+	// kind of import that deletes).
+	Full bool `json:"full"`
+	// Override applies a plan above the removal threshold.
+	Override bool `json:"override"`
+}
+
+// RunImport imports one mapping of tenant now: incremental from the stored
+// cursor, or full the first time (or with opt.Full). It records the run,
+// stores the new cursor on success, raises KindImportThreshold when the plan
+// is refused and resolves it after a successful run. It returns ErrBusy if an
+// import of the mapping is running.
+func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt ImportOptions) (importer.Result, error) {
+	m, err := s.mapping(ctx, tenant, mappingID)
+	if err != nil {
+		return importer.Result{}, err
+	}
+	scope := importer.Scope{Tenant: tenant, MappingID: mappingID}
+	s.mu.Lock()
+	if s.importing[scope] {
+		s.mu.Unlock()
+		return importer.Result{}, ErrBusy
+	}
+	s.importing[scope] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.importing, scope)
+		s.mu.Unlock()
+	}()
+
+	im, err := s.importer(tenant)
+	if err != nil {
+		return importer.Result{}, err
+	}
+	job := importer.Job{Scope: scope, Mapping: m.Mapping, Since: m.Cursor, Override: opt.Override}
+	if opt.Full {
+		job.Since = ""
+	}
+	start := time.Now()
+	res, err := im.Run(ctx, job)
+	run := ImportRun{Tenant: tenant, MappingID: mappingID, Started: start, Finished: time.Now(), Full: res.Full,
+		Summary: res.Summary, Status: "ok"}
+	switch {
+	case errors.Is(err, importer.ErrThreshold):
+		run.Status, run.Error = "refused", err.Error()
+	case errors.Is(err, tunnel.ErrNotConnected):
+		run.Status, run.Error = "skipped", err.Error()
+	case err != nil:
+		run.Status, run.Error = "failed", err.Error()
+	}
+	if rerr := s.db.addRun(context.WithoutCancel(ctx), run); rerr != nil {
+		s.log.Warn("cloudapp: record import run", "err", rerr)
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := s.db.setCursor(ctx, tenant, mappingID, res.Cursor); err != nil {
+		return res, err
+	}
+	s.resolve(ctx, tenant, KindImportThreshold, mappingID)
+	s.resolve(ctx, tenant, KindImportSkipped, "imports")
+	return res, nil
+}
+
+// importTenant is the scheduler's Run: every mapping of tenant, in turn.
+func (s *Server) importTenant(ctx context.Context, tenant string) error {
+	ms, err := s.db.mappings(ctx, tenant, "")
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range ms {
+		_, err := s.RunImport(ctx, tenant, m.ID, ImportOptions{})
+		if errors.Is(err, tunnel.ErrNotConnected) {
+			return err // no connector: the whole tenant is skipped
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mapping %s: %w", m.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Server) onImportSkipped(ctx context.Context, tenant string, err error) {
+	s.raise(ctx, alerts.Alert{Kind: KindImportSkipped, Tenant: tenant, Subject: "imports",
+		Severity: alerts.SeverityWarning, Message: "scheduled import skipped: no connector connected"})
+}
+
+// ImportStatus is what the admin sees of a tenant's imports.
+type ImportStatus struct {
+	Running  []importer.Progress `json:"running"`
+	Recent   []ImportRun         `json:"recent"`
+	NextRun  time.Time           `json:"next_run,omitzero"`
+	Mappings []Mapping           `json:"mappings"`
+}
+
+// Imports returns the running imports' progress, the recent runs and the
+// next scheduled run of tenant.
+func (s *Server) Imports(ctx context.Context, tenant string) (ImportStatus, error) {
+	var st ImportStatus
+	var err error
+	if st.Recent, err = s.db.runs(ctx, tenant, 20); err != nil {
+		return st, err
+	}
+	if st.Mappings, err = s.db.mappings(ctx, tenant, ""); err != nil {
+		return st, err
+	}
+	if next, ok, err := s.users.NextRun(ctx, tenant); err == nil && ok {
+		st.NextRun = next.UTC()
+	}
+	s.mu.Lock()
+	for scope, p := range s.progress {
+		if scope.Tenant == tenant && s.importing[scope] {
+			st.Running = append(st.Running, p)
+		}
+	}
+	s.mu.Unlock()
+	return st, nil
+}

@@ -1,0 +1,409 @@
+package cloudapp
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+
+	"github.com/liaisonhq/liaison/activation"
+	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// Paths of the public endpoints, under the Server's URL.
+const (
+	PathTunnel       = "/v1/tunnel"        // connectors' WebSocket upgrade
+	PathEnroll       = "/v1/enroll"        // connectors' enrollment
+	PathActivate     = "/v1/activate"      // devices' mass-deployment activation
+	PathLogin        = "/v1/login"         // web login (credential check)
+	PathSchedulerKey = "/v1/scheduler-key" // the Ed25519 key that signs job tickets
+)
+
+// Server is the cloud endpoint: tunnel gateway, admin API, device activation,
+// web login, key release, alerts and import scheduler over one TLS listener.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	db        db
+	ownDB     bool
+	ln        net.Listener
+	url       string
+	caPEM     []byte
+	adminHash [32]byte
+	schedKey  ed25519.PrivateKey
+
+	tunnels   tunnelStore
+	users     userStore
+	gw        *tunnel.Gateway
+	monitor   *alerts.Monitor
+	alertDB   *alerts.SQLStore
+	notifier  alerts.Notifier
+	activator *activation.Service
+	sched     *importer.Scheduler
+	logins    *throttle
+	http      *http.Server
+
+	mu        sync.Mutex
+	presence  map[string]int // connector ID -> live sessions on this node
+	lastSeen  map[string]time.Time
+	progress  map[importer.Scope]importer.Progress
+	importing map[importer.Scope]bool
+
+	runOnce   sync.Once
+	closeOnce sync.Once
+	closed    chan struct{}
+	done      chan struct{} // closed when Run returned
+	running   bool
+}
+
+// New validates cfg, opens the database, creates the schema and binds the
+// listener (so URL is known at once); call Run to serve.
+func New(cfg Config) (*Server, error) {
+	if len(cfg.AdminToken) < 16 {
+		return nil, fmt.Errorf("%w: AdminToken of at least 16 characters is required", errConfig)
+	}
+	if cfg.DB == nil && cfg.DBPath == "" {
+		return nil, fmt.Errorf("%w: DB or DBPath is required", errConfig)
+	}
+	if cfg.LoginMaxFailures == 0 {
+		cfg.LoginMaxFailures = 3
+	}
+	if cfg.LoginWindow == 0 {
+		cfg.LoginWindow = 30 * time.Minute
+	}
+	if cfg.Grace == 0 {
+		cfg.Grace = alerts.DefaultGrace
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:8443"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
+		presence: map[string]int{}, lastSeen: map[string]time.Time{},
+		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
+		closed: make(chan struct{}), done: make(chan struct{}),
+	}
+	s.logins = newThrottle(cfg.LoginMaxFailures, cfg.LoginWindow, time.Now)
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeResources()
+		}
+	}()
+	ctx := context.Background()
+
+	sqldb := cfg.DB
+	if sqldb == nil {
+		var err error
+		sqldb, err = sql.Open("sqlite", "file:"+cfg.DBPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+		if err != nil {
+			return nil, fmt.Errorf("cloudapp: open database: %w", err)
+		}
+		s.ownDB = true
+	}
+	s.db = db{sqldb}
+	if err := s.db.createSchema(ctx); err != nil {
+		return nil, err
+	}
+	act := activation.NewSQLStore(sqldb, activation.SQLite)
+	if err := act.CreateSchema(ctx); err != nil {
+		return nil, err
+	}
+	s.alertDB = alerts.NewSQLStore(sqldb, alerts.SQLite)
+	if err := s.alertDB.CreateSchema(ctx); err != nil {
+		return nil, err
+	}
+	s.tunnels = tunnelStore{s.db}
+	s.users = userStore{db: s.db, now: time.Now, rnd: randomID}
+	var err error
+	if s.schedKey, err = s.db.schedulerKey(ctx); err != nil {
+		return nil, err
+	}
+	credKey, err := s.db.secret(ctx, "activation_credential_key", 32)
+	if err != nil {
+		return nil, err
+	}
+
+	// Listener and URL.
+	s.ln = cfg.Listener
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+			return nil, fmt.Errorf("cloudapp: listen: %w", err)
+		}
+	}
+	s.url = cfg.PublicURL
+	if s.url == "" {
+		s.url = "https://" + s.ln.Addr().String()
+	}
+	u, err := url.Parse(s.url)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("%w: PublicURL must be an https URL", errConfig)
+	}
+	cert, caPEM, err := cfg.certificate(u.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	s.caPEM = caPEM
+	if caPEM != nil && cfg.CAOut != "" {
+		if err := os.WriteFile(cfg.CAOut, caPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("cloudapp: write CA: %w", err)
+		}
+	}
+
+	// Alerts.
+	s.notifier = cfg.Notifier
+	if s.notifier == nil {
+		s.notifier = alerts.NewLogNotifier(log)
+	}
+	if s.monitor, err = alerts.New(alerts.Config{Store: s.alertDB, Notifier: s.notifier, Grace: cfg.Grace, Logger: log}); err != nil {
+		return nil, err
+	}
+
+	// Tunnel.
+	if s.gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
+		Audience:     s.TunnelURL(),
+		Store:        s.tunnels,
+		PingInterval: cfg.PingInterval,
+		OnPresence:   s.onPresence,
+		Logger:       log,
+	}); err != nil {
+		return nil, err
+	}
+
+	// Activation.
+	if s.activator, err = activation.New(activation.Config{
+		Directory:     activationDirectory{s},
+		Store:         activationStore{users: s.users, inner: act},
+		Tokens:        act,
+		CredentialKey: credKey,
+		Logger:        log,
+	}); err != nil {
+		return nil, err
+	}
+
+	// Imports.
+	if !cfg.DisableScheduler {
+		if s.sched, err = importer.NewScheduler(importer.SchedulerConfig{
+			Tenants:       s.db.tenants,
+			Run:           s.importTenant,
+			State:         s.users,
+			Interval:      cfg.ImportInterval,
+			Jitter:        cfg.ImportJitter,
+			Poll:          cfg.ImportPoll,
+			IsUnavailable: func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
+			OnSkip:        s.onImportSkipped,
+			Logger:        log,
+		}); err != nil {
+			return nil, err
+		}
+	}
+
+	s.http = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}},
+	}
+	ok = true
+	return s, nil
+}
+
+func randomID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// URL returns the Server's public https URL.
+func (s *Server) URL() string { return s.url }
+
+// TunnelURL returns the wss:// URL connectors dial (their Audience too).
+func (s *Server) TunnelURL() string { return "wss" + s.url[len("https"):] + PathTunnel }
+
+// EnrollURL returns the URL connectors enroll at.
+func (s *Server) EnrollURL() string { return s.url + PathEnroll }
+
+// CAPEM returns the PEM of the CA generated at start-up, or nil when the
+// certificate came from the Config.
+func (s *Server) CAPEM() []byte { return s.caPEM }
+
+// SchedulerPublicKey returns the Ed25519 key job tickets are signed with:
+// connectors pin it (keyenvelope.TicketPolicy.SchedulerKey). It is also
+// served at PathSchedulerKey.
+func (s *Server) SchedulerPublicKey() ed25519.PublicKey {
+	return s.schedKey.Public().(ed25519.PublicKey)
+}
+
+// Gateway returns the tunnel gateway, for callers that need a RoundTripper
+// of their own.
+func (s *Server) Gateway() *tunnel.Gateway { return s.gw }
+
+// Run serves until ctx ends or Close is called, then shuts down and returns
+// nil (after Close) or ctx's error. It may be called once.
+func (s *Server) Run(ctx context.Context) error {
+	first := false
+	s.runOnce.Do(func() { first = true })
+	if !first {
+		return errors.New("cloudapp: Run called twice")
+	}
+	s.mu.Lock()
+	s.running = true
+	s.mu.Unlock()
+	defer close(s.done)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closed:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	tenants, err := s.db.tenants(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tenants {
+		s.monitor.Register(t)
+	}
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Go(func() {
+		if err := s.monitor.Run(ctx); err != nil && ctx.Err() == nil {
+			errc <- err
+		}
+	})
+	if s.sched != nil {
+		wg.Go(func() { _ = s.sched.Run(ctx) }) // returns ctx's error only
+	}
+	wg.Go(func() {
+		if err := s.http.ServeTLS(s.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("cloudapp: serve: %w", err)
+			cancel()
+		}
+	})
+	s.log.Info("cloud endpoint serving", "url", s.url)
+	<-ctx.Done()
+
+	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = s.gw.Shutdown(shutCtx) // best effort: connectors reconnect elsewhere
+	_ = s.gw.Close()
+	_ = s.http.Shutdown(shutCtx)
+	_ = s.http.Close()
+	_ = s.monitor.Close()
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+	select {
+	case <-s.closed:
+		return nil
+	default:
+		return context.Cause(ctx)
+	}
+}
+
+// Close stops Run, waits for it, and releases the listener, the gateway and
+// the database (when New opened it). It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.mu.Lock()
+		running := s.running
+		s.mu.Unlock()
+		if running {
+			<-s.done
+		}
+		s.closeResources()
+	})
+	return nil
+}
+
+func (s *Server) closeResources() {
+	if s.gw != nil {
+		_ = s.gw.Close()
+	}
+	if s.monitor != nil {
+		_ = s.monitor.Close()
+	}
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.ownDB && s.db.DB != nil {
+		_ = s.db.Close()
+	}
+}
+
+func (s *Server) onPresence(ev tunnel.PresenceEvent) {
+	s.mu.Lock()
+	switch ev.Kind {
+	case tunnel.Connected:
+		s.presence[ev.ConnectorID]++
+	case tunnel.Disconnected:
+		if s.presence[ev.ConnectorID]--; s.presence[ev.ConnectorID] <= 0 {
+			delete(s.presence, ev.ConnectorID)
+		}
+	}
+	s.lastSeen[ev.ConnectorID] = time.Now()
+	s.mu.Unlock()
+	switch ev.Kind {
+	case tunnel.Connected:
+		s.monitor.Connected(ev.Tenant, ev.ConnectorID)
+	case tunnel.Disconnected:
+		s.monitor.Disconnected(ev.Tenant, ev.ConnectorID)
+	}
+}
+
+// raise opens (or repeats) an alert the monitor has no method for, and
+// notifies when it opened.
+func (s *Server) raise(ctx context.Context, a alerts.Alert) {
+	stored, opened, err := s.alertDB.Raise(ctx, a, time.Now())
+	if err != nil {
+		s.log.Warn("cloudapp: raise alert", "kind", a.Kind, "tenant", a.Tenant, "err", err)
+		return
+	}
+	if opened {
+		if err := s.notifier.Notify(ctx, alerts.Notification{Event: alerts.EventRaised, Alert: stored}); err != nil {
+			s.log.Warn("cloudapp: notify", "kind", a.Kind, "err", err)
+		}
+	}
+}
+
+func (s *Server) resolve(ctx context.Context, tenant string, kind alerts.Kind, subject string) {
+	stored, closed, err := s.alertDB.Resolve(ctx, tenant, kind, subject, time.Now())
+	if err != nil {
+		s.log.Warn("cloudapp: resolve alert", "kind", kind, "tenant", tenant, "err", err)
+		return
+	}
+	if closed {
+		if err := s.notifier.Notify(ctx, alerts.Notification{Event: alerts.EventResolved, Alert: stored}); err != nil {
+			s.log.Warn("cloudapp: notify", "kind", kind, "err", err)
+		}
+	}
+}
