@@ -210,7 +210,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 	if st.headErr != nil {
 		return kept, nil
 	}
-	st.resp = &http.Response{
+	st.respStore = http.Response{
 		Status:        statusLine(h.status),
 		StatusCode:    h.status,
 		Proto:         "HTTP/1.1",
@@ -220,6 +220,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 		ContentLength: h.contentLength,
 		Body:          (*respBody)(st),
 	}
+	st.resp = &st.respStore
 	return kept, nil
 }
 

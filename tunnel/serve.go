@@ -45,17 +45,12 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 	if err != nil {
 		return kept, err
 	}
-	var ctx context.Context
-	var cancel context.CancelFunc
 	if h.timeoutMs > 0 {
-		ctx, cancel = context.WithTimeout(s.baseCtx, time.Duration(h.timeoutMs)*time.Millisecond)
-	} else {
-		ctx, cancel = context.WithCancel(s.baseCtx)
+		st.setDeadline(time.Duration(min(h.timeoutMs, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond)
 	}
-	st.cancelFn = cancel
-	req, err := http.NewRequestWithContext(ctx, h.method, h.target, nil)
+	req, err := http.NewRequestWithContext((*streamCtx)(st), h.method, h.target, nil)
 	if err != nil {
-		cancel()
+		st.cancelCtx(context.Canceled)
 		return kept, protocolErrorf("bad request target")
 	}
 	req.RequestURI = h.target
@@ -68,16 +63,49 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 	} else {
 		req.Body = http.NoBody
 	}
+	st.req = req
+	// Hand the stream to an idle worker (its stack is already grown for
+	// the TLS write path), or start one.
+	select {
+	case s.work <- st:
+		return kept, nil
+	default:
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
-		cancel()
+		st.cancelCtx(context.Canceled)
 		return kept, nil
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go s.serve(st, req)
+	go s.worker(st)
 	return kept, nil
+}
+
+// workerIdle is how long a handler goroutine waits for more work.
+const workerIdle = 2 * time.Second
+
+// worker serves st, then waits a while for more streams.
+func (s *Session) worker(st *stream) {
+	defer s.wg.Done()
+	var t *time.Timer
+	for {
+		s.serve(st, st.req)
+		if t == nil {
+			t = time.NewTimer(workerIdle)
+			defer t.Stop()
+		} else {
+			t.Reset(workerIdle)
+		}
+		select {
+		case st = <-s.work:
+		case <-t.C:
+			return
+		case <-s.done:
+			return
+		}
+	}
 }
 
 type reqBody stream
@@ -93,11 +121,11 @@ func (b *reqBody) Close() error {
 
 // serve runs the handler for one stream and sends what it wrote.
 func (s *Session) serve(st *stream, req *http.Request) {
-	defer s.wg.Done()
+	st.req = nil
 	rw := &st.rw
 	rw.st = st
 	rw.header = make(http.Header)
-	defer st.cancelFn()
+	defer st.cancelCtx(context.Canceled)
 	defer func() {
 		if v := recover(); v != nil {
 			if v != http.ErrAbortHandler {

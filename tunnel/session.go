@@ -72,6 +72,7 @@ type Session struct {
 	goaway0 *goawayNote
 	ka      *keepalive
 	idle    chan struct{}
+	work    chan *stream // connector: idle handler goroutines receive here
 
 	// write combining: one writer at a time; others queue their frames in
 	// wpend, which the writer sends as one message.
@@ -88,8 +89,6 @@ type Session struct {
 	finished chan struct{} // closed when every goroutine has returned
 	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
 	reason   atomic.Pointer[error]
-	baseCtx  context.Context
-	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
 
@@ -106,10 +105,10 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		idle:       make(chan struct{}, 1),
 	}
 	s.wcond.L = &s.wmu
+	s.work = make(chan *stream)
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
 	}
-	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	s.lastRecv.Store(cfg.now().UnixNano())
 	return s
 }
@@ -193,10 +192,12 @@ func (s *Session) closeWith(err error) {
 	s.mu.Unlock()
 	close(s.done)
 	s.stopKeepalive()
-	s.cancel()
 	_ = s.conn.CloseNow()
 	lost := fmt.Errorf("%w: %w", ErrSessionLost, err)
 	for _, st := range streams {
+		if !s.cfg.gateway {
+			st.cancelCtx(context.Canceled)
+		}
 		st.fail(lost, true)
 		s.release(st)
 	}
@@ -519,9 +520,7 @@ func (s *Session) streamCancelled(id uint32, code uint64, msg string) {
 		err = fmt.Errorf("%w: %s", ErrAborted, msg)
 	default:
 		err = context.Canceled
-		if st.cancelFn != nil {
-			st.cancelFn()
-		}
+		st.cancelCtx(context.Canceled)
 	}
 	st.fail(err, false)
 	if s.cfg.gateway {
@@ -584,7 +583,6 @@ func (s *Session) closeIfIdle() bool {
 	// s.err is set, so closeWith would return early: finish by hand.
 	close(s.done)
 	s.stopKeepalive()
-	s.cancel()
 	_ = s.conn.CloseNow()
 	return true
 }
