@@ -82,3 +82,29 @@ func TestHandler(t *testing.T) {
 		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
 	})
 }
+
+// FuzzHandler posts arbitrary bodies: the endpoint answers with a JSON
+// error or success, never a panic or a 500.
+func FuzzHandler(f *testing.F) {
+	h := newHarness(f, activation.NewMemoryStore(), func(c *activation.Config) { c.SourceBurst = 1 << 30 })
+	dev := newDevice(f, "d1")
+	r := dev.request("t1", h.token, "alice", "corp.example")
+	good, _ := json.Marshal(activation.ActivateRequest{Tenant: r.Tenant, Token: r.Token, Login: r.Login, Domain: r.Domain,
+		Hostname: r.Hostname, DeviceID: r.DeviceID, DevicePublicKey: r.DevicePublicKey, Signature: r.Signature})
+	f.Add(good)
+	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"device_public_key":"AAAA"}`))
+	f.Add([]byte(`null`))
+	handler := h.svc.Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body)))
+		if rec.Code == http.StatusInternalServerError {
+			t.Fatalf("500 for %q: %s", body, rec.Body)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Fatalf("non-JSON answer %q", rec.Body)
+		}
+	})
+}

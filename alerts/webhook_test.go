@@ -269,3 +269,17 @@ func TestNotifiersFanOut(t *testing.T) {
 type roundTripNotifier func() error
 
 func (f roundTripNotifier) Notify(context.Context, alerts.Notification) error { return f() }
+
+// FuzzVerifySignature: hostile headers and bodies are refused, never
+// accepted or panicking.
+func FuzzVerifySignature(f *testing.F) {
+	f.Add("1800000000", "v1=00", []byte("{}"))
+	f.Add("", "", []byte(nil))
+	f.Add("-9223372036854775808", "v1=", []byte("x"))
+	now := time.Unix(1_800_000_000, 0)
+	f.Fuzz(func(t *testing.T, ts, sig string, body []byte) {
+		if err := alerts.VerifySignature(secret, ts, sig, body, now, time.Hour); !errors.Is(err, alerts.ErrBadSignature) {
+			t.Fatalf("accepted forged signature %q %q: %v", ts, sig, err)
+		}
+	})
+}
