@@ -43,8 +43,8 @@ type sessionConfig struct {
 	gateway     bool
 	params      hello
 	handler     http.Handler // connector side
-	pool        *bufPool // message-size buffers (msgLimit)
-	small       *bufPool // buffers for copied body bytes (smallBufSize)
+	pool        *bufPool     // message-size buffers (msgLimit)
+	small       *bufPool     // buffers for copied body bytes (smallBufSize)
 	log         *slog.Logger
 	now         func() time.Time
 	tenant      string

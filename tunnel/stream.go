@@ -30,10 +30,10 @@ type stream struct {
 	// receive side: the body arriving from the peer
 	chunks   []chunk
 	chunkArr [2]chunk // chunks' first backing array, saving an allocation
-	recvBuf  int   // bytes buffered, bounded by the window
-	recvDone bool  // END seen
-	recvErr  error // reads fail with it once chunks are drained
-	unacked  int   // bytes consumed and not yet credited back
+	recvBuf  int      // bytes buffered, bounded by the window
+	recvDone bool     // END seen
+	recvErr  error    // reads fail with it once chunks are drained
+	unacked  int      // bytes consumed and not yet credited back
 
 	// send side: the body we send
 	credit  int
@@ -49,8 +49,8 @@ type stream struct {
 	closeOne sync.Once
 
 	// connector side
-	req      *http.Request
-	rw       responseWriter
+	req *http.Request
+	rw  responseWriter
 	// the handler's context (streamCtx), built into the stream to save
 	// allocations; guarded by mu
 	ctxDone  chan struct{}

@@ -2,16 +2,151 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+
+	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/tunnel"
 )
 
+// runEnroll: connector enroll --cloud URL --token T [--config FILE | --identity FILE].
 func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "connector: enroll: not implemented yet")
-	return exitFailure
+	fs := flag.NewFlagSet("connector enroll", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cloudURL := fs.String("cloud", "", "cloud endpoint base URL, https://host[:port] (default: the config's cloud.url)")
+	token := fs.String("token", "", "one-time enrollment token (or - to read it from stdin)")
+	configFile := fs.String("config", "", "config file: its cloud section gives the identity file, CA and proxy")
+	identity := fs.String("identity", "", "identity file to write (the key goes to FILE.key)")
+	caFile := fs.String("ca-file", "", "PEM bundle trusted in addition to the system roots")
+	proxy := fs.String("proxy", "", "HTTP proxy URL (default: HTTPS_PROXY)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "connector enroll: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	var c connectorapp.Cloud
+	if *configFile != "" {
+		// The config may not validate yet (no identity to run with); only
+		// its cloud section matters here.
+		cfg, err := connectorapp.LoadConfig(*configFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "connector: %v\n", err)
+			return exitUsage
+		}
+		c = cfg.Cloud
+	}
+	for _, kv := range []struct {
+		dst *string
+		v   string
+	}{{&c.URL, *cloudURL}, {&c.IdentityFile, *identity}, {&c.CAFile, *caFile}, {&c.ProxyURL, *proxy}} {
+		if kv.v != "" {
+			*kv.dst = kv.v
+		}
+	}
+	switch {
+	case c.URL == "":
+		fmt.Fprintln(stderr, "connector enroll: --cloud is required")
+		return exitUsage
+	case c.IdentityFile == "":
+		fmt.Fprintln(stderr, "connector enroll: --identity or --config is required")
+		return exitUsage
+	case *token == "":
+		fmt.Fprintln(stderr, "connector enroll: --token is required")
+		return exitUsage
+	}
+	tok := *token
+	if tok == "-" {
+		var err error
+		if tok, err = readPassword(os.Stdin); err != nil || tok == "" {
+			fmt.Fprintln(stderr, "connector enroll: no token on stdin")
+			return exitUsage
+		}
+	}
+	id, err := connectorapp.Enroll(ctx, c, tok)
+	switch {
+	case errors.Is(err, tunnel.ErrUnauthorized):
+		fmt.Fprintln(stderr, "connector: enrollment refused: the token is unknown, used or expired; ask for a new one")
+		return exitFailure
+	case err != nil:
+		fmt.Fprintf(stderr, "connector: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "enrolled: connector %s of tenant %s; identity in %s\n", id.ConnectorID, id.Tenant, c.IdentityFile)
+	return exitOK
 }
 
+// runAgent: connector run --config FILE. Logs go to stderr as text, or
+// JSON with --log-format json (for journald or a log shipper).
 func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "connector: run: not implemented yet")
+	fs := flag.NewFlagSet("connector run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "config file (JSON); required")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logFile := fs.String("log-file", "", "append logs to FILE instead of stderr")
+	verbose := fs.Bool("v", false, "debug logs")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *configFile == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: connector run --config FILE")
+		return exitUsage
+	}
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			fmt.Fprintf(stderr, "connector run: %v\n", err)
+			return exitFailure
+		}
+		defer f.Close()
+		stderr = f
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	var h slog.Handler
+	switch *logFormat {
+	case "text":
+		h = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		h = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	default:
+		fmt.Fprintf(stderr, "connector run: unknown --log-format %q\n", *logFormat)
+		return exitUsage
+	}
+	logger := slog.New(h)
+	cfg, err := connectorapp.LoadConfig(*configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "connector: %v\n", err)
+		return exitFailure
+	}
+	agent, err := connectorapp.New(cfg, logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "connector: %v\n", err)
+		return exitFailure
+	}
+	err = agent.Run(ctx)
+	_ = agent.Close()
+	switch {
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, connectorapp.ErrClosed):
+		logger.Info("connector stopped")
+		return exitOK
+	case errors.Is(err, tunnel.ErrRevoked):
+		logger.Error("connector revoked by the cloud: enroll again with a new token")
+	default:
+		logger.Error("connector failed", slog.String("err", err.Error()))
+	}
 	return exitFailure
 }

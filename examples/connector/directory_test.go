@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -346,4 +347,23 @@ func mustGroupDN(t *testing.T, ds *directorytest.Dataset, name, base string) str
 	g, ok := ds.Group(name)
 	require.True(t, ok, name)
 	return g.DN(base)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -23,9 +23,9 @@ var ErrClosed = errors.New("connectorapp: agent closed")
 // directory service below DirectoryPrefix and the key service below
 // KeysPrefix; StatusPath is always allowed.
 const (
-	StatusPath      = "/v1/connector/status"
-	DirectoryPrefix = "/v1/directory"
-	KeysPrefix      = "/v1/keys"
+	StatusPath      = "/status"
+	DirectoryPrefix = "/directory"
+	KeysPrefix      = "/keys"
 )
 
 // Agent is a running connector: the directory and key services behind the
@@ -87,7 +87,14 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 			return nil, err
 		}
 	}
-	a.handler = a.buildHandler()
+	h, err := a.buildHandler()
+	if err != nil {
+		if a.dir != nil {
+			a.dir.Close()
+		}
+		return nil, err
+	}
+	a.handler = h
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.log = logger.With(slog.String("connector_id", a.identity.ConnectorID))
 	return a, nil
@@ -198,7 +205,7 @@ func (a *Agent) Status() tunnel.Status {
 	return a.status
 }
 
-func (a *Agent) buildHandler() http.Handler {
+func (a *Agent) buildHandler() (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+StatusPath, a.serveStatus)
 	if a.dir != nil {
@@ -206,10 +213,13 @@ func (a *Agent) buildHandler() http.Handler {
 			http.StripPrefix(DirectoryPrefix, a.directoryHandler())))
 	}
 	if a.keyring != nil {
-		mux.Handle(KeysPrefix+"/", enforce(a.cfg.Policy, only(OpKeys),
-			http.StripPrefix(KeysPrefix, a.keysHandler())))
+		kh, err := a.keysHandler()
+		if err != nil {
+			return nil, fmt.Errorf("connectorapp: keys: %w", err)
+		}
+		mux.Handle(KeysPrefix+"/", enforce(a.cfg.Policy, only(OpKeys), http.StripPrefix(KeysPrefix, kh)))
 	}
-	return mux
+	return mux, nil
 }
 
 // statusJSON is the body of StatusPath: what this connector offers.

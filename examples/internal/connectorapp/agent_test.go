@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -63,15 +65,15 @@ func TestPolicyEnforced(t *testing.T) {
 		wantOp  connectorapp.Operation
 		allowed bool
 	}{
-		{"browse allowed", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/v1/directory/ous", "browse", true},
-		{"import refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/v1/directory/users", "import", false},
-		{"changes refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/v1/directory/changes", "import", false},
-		{"lookup refused", []connectorapp.Operation{connectorapp.OpImport}, "GET", "/v1/directory/lookup", "lookup", false},
-		{"credentials refused", []connectorapp.Operation{connectorapp.OpLookup}, "POST", "/v1/directory/credentials", "credentials", false},
-		{"credentials allowed", []connectorapp.Operation{connectorapp.OpCredentials}, "POST", "/v1/directory/credentials", "credentials", true},
-		{"keys refused", []connectorapp.Operation{connectorapp.OpBrowse}, "POST", "/v1/keys/release", "keys", false},
-		{"keys allowed", []connectorapp.Operation{connectorapp.OpKeys}, "POST", "/v1/keys/release", "keys", true},
-		{"unknown directory path refused", operationsAll(), "GET", "/v1/directory/delete-everything", "", false},
+		{"browse allowed", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/directory/ous", "browse", true},
+		{"import refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/directory/users", "import", false},
+		{"changes refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/directory/changes", "import", false},
+		{"lookup refused", []connectorapp.Operation{connectorapp.OpImport}, "GET", "/directory/lookup", "lookup", false},
+		{"credentials refused", []connectorapp.Operation{connectorapp.OpLookup}, "POST", "/directory/credentials", "credentials", false},
+		{"credentials allowed", []connectorapp.Operation{connectorapp.OpCredentials}, "POST", "/directory/credentials", "credentials", true},
+		{"keys refused", []connectorapp.Operation{connectorapp.OpBrowse}, "POST", "/keys/v1/release", "keys", false},
+		{"keys allowed", []connectorapp.Operation{connectorapp.OpKeys}, "POST", "/keys/v1/release", "keys", true},
+		{"unknown directory path refused", operationsAll(), "GET", "/directory/delete-everything", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +98,21 @@ func TestPolicyEnforced(t *testing.T) {
 	}
 }
 
+// TestPolicyErrorThroughKeyClient: a refused operation reaches a cloud-side
+// client as a typed error it can branch on, not as a transport failure.
+func TestPolicyErrorThroughKeyClient(t *testing.T) {
+	a := newAgent(t, agentConfig(t, true, true, connectorapp.OpBrowse))
+	srv := httptest.NewServer(a.Handler())
+	defer srv.Close()
+	kc, err := keyhttp.NewClient(srv.URL+connectorapp.KeysPrefix, http.DefaultTransport)
+	require.NoError(t, err)
+	_, _, err = kc.GenerateWrapped(context.Background(), keyenvelope.Context{Tenant: "t", User: "u"})
+	var ke *keyhttp.Error
+	require.ErrorAs(t, err, &ke)
+	assert.Equal(t, http.StatusForbidden, ke.StatusCode)
+	assert.Equal(t, connectorapp.CodeForbidden, ke.Code)
+}
+
 func operationsAll() []connectorapp.Operation {
 	return []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpImport, connectorapp.OpLookup, connectorapp.OpCredentials, connectorapp.OpKeys}
 }
@@ -113,9 +130,9 @@ func TestKeyOnlyConnector(t *testing.T) {
 	assert.Equal(t, true, st["keys"])
 	assert.Equal(t, []any{"keys"}, st["allow"])
 
-	rec = do(t, a.Handler(), "GET", "/v1/directory/users")
+	rec = do(t, a.Handler(), "GET", "/directory/users")
 	assert.Equal(t, http.StatusNotFound, rec.Code, "a key-only connector has no directory service")
-	rec = do(t, a.Handler(), "POST", "/v1/keys/release")
+	rec = do(t, a.Handler(), "POST", "/keys/v1/release")
 	assert.NotEqual(t, http.StatusForbidden, rec.Code)
 }
 
@@ -198,7 +215,18 @@ func TestEnrollAndRun(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, string(body), `"connector_id":"`+id.ConnectorID+`"`)
 
-	resp, err = hc.Get("http://connector/v1/directory/users")
+	// The key service answers through the tunnel, with package keyhttp's
+	// client, and what it wraps opens with the connector's keyring.
+	kc, err := keyhttp.NewClient("http://connector"+connectorapp.KeysPrefix, c.gw.RoundTripper("tenant-a"))
+	require.NoError(t, err)
+	kctx := keyenvelope.Context{Tenant: "tenant-a", User: "u1", Purpose: "backup"}
+	wrapped, ekeyID, err := kc.GenerateWrapped(ctx, kctx)
+	require.NoError(t, err)
+	ek, err := a.Keyring().Unwrap(kctx, wrapped)
+	require.NoError(t, err)
+	assert.Equal(t, ekeyID, ek.ID)
+
+	resp, err = hc.Get("http://connector/directory/users")
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "key-only over the tunnel")

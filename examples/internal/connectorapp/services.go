@@ -2,6 +2,8 @@ package connectorapp
 
 import (
 	"net/http"
+
+	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 )
 
 // directoryHandler serves the directory service (below DirectoryPrefix).
@@ -9,9 +11,10 @@ func (a *Agent) directoryHandler() http.Handler {
 	return notBuilt("directory")
 }
 
-// keysHandler serves the key service (below KeysPrefix).
-func (a *Agent) keysHandler() http.Handler {
-	return notBuilt("keys")
+// keysHandler serves the key service (below KeysPrefix): package keyhttp
+// over the keyring, with the releaser for ticketed releases.
+func (a *Agent) keysHandler() (http.Handler, error) {
+	return keyhttp.NewHandler(keyhttp.Config{Keyring: a.keyring, Releaser: a.releaser})
 }
 
 func notBuilt(what string) http.Handler {

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+// testCloud is a tunnel gateway behind TLS 1.3 on loopback, with the paths
+// connectorapp dials; caFile holds its CA.
+func testCloud(t *testing.T) (url, caFile string, gw *tunnel.Gateway, events chan tunnel.PresenceEvent) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "connector test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600))
+
+	mux := http.NewServeMux()
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS13}
+	srv.StartTLS()
+	events = make(chan tunnel.PresenceEvent, 16)
+	gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
+		Audience:   "wss://" + srv.Listener.Addr().String() + connectorapp.TunnelPath,
+		OnPresence: func(ev tunnel.PresenceEvent) { events <- ev },
+	})
+	require.NoError(t, err)
+	mux.Handle(connectorapp.TunnelPath, gw)
+	mux.Handle(connectorapp.EnrollPath, gw.EnrollHandler())
+	t.Cleanup(func() {
+		_ = gw.Close()
+		srv.Close()
+	})
+	return srv.URL, caFile, gw, events
+}
+
+func TestEnrollAndRunCommands(t *testing.T) {
+	url, caFile, gw, events := testCloud(t)
+	dir := t.TempDir()
+	identity := filepath.Join(dir, "identity.json")
+	ctx := context.Background()
+
+	r := invoke(t, "", "enroll", "--cloud", url, "--ca-file", caFile, "--identity", identity, "--token", "bogus")
+	assert.Equal(t, exitFailure, r.code)
+	assert.Contains(t, r.stderr, "enrollment refused")
+	assert.NoFileExists(t, identity)
+
+	r = invoke(t, "", "enroll", "--cloud", url, "--identity", identity, "--token", "bogus")
+	assert.Equal(t, exitFailure, r.code, "the cloud's CA is not trusted without --ca-file")
+	assert.Contains(t, r.stderr, "certificate")
+
+	tok, err := gw.IssueEnrollmentToken(ctx, "tenant-x", time.Minute)
+	require.NoError(t, err)
+	r = invoke(t, "", "enroll", "--cloud", url, "--ca-file", caFile, "--identity", identity, "--token", tok)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "of tenant tenant-x")
+	assert.FileExists(t, identity)
+	assert.FileExists(t, identity+".key")
+
+	r = invoke(t, "", "enroll", "--cloud", url, "--ca-file", caFile, "--identity", identity, "--token", tok)
+	assert.Equal(t, exitFailure, r.code)
+	assert.Contains(t, r.stderr, "already enrolled")
+
+	// A key-only connector config.
+	kr, err := keyenvelope.NewKeyring(nil)
+	require.NoError(t, err)
+	kek := filepath.Join(dir, "kek.kenv")
+	require.NoError(t, kr.WriteKEKFile(kek, []byte("pass phrase"), keyenvelope.Argon2Params{Time: 2, MemoryKiB: 19 << 10, Threads: 1}))
+	sched, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	t.Setenv("CONNECTOR_TEST_KEK_PASS", "pass phrase")
+	cfg := map[string]any{
+		"cloud": map[string]any{"url": url, "ca_file": caFile, "identity_file": identity},
+		"keys": map[string]any{"kek_file": kek, "passphrase_env": "CONNECTOR_TEST_KEK_PASS",
+			"scheduler_public_key": base64.StdEncoding.EncodeToString(sched)},
+		"policy": map[string]any{"allow": []string{"keys"}},
+	}
+	b, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	cfgFile := filepath.Join(dir, "connector.json")
+	require.NoError(t, os.WriteFile(cfgFile, b, 0o600))
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan result, 1)
+	go func() {
+		var out, errb syncBuffer
+		code := run(runCtx, []string{"run", "--config", cfgFile, "--log-format", "json"}, nil, &out, &errb)
+		done <- result{code, out.String(), errb.String()}
+	}()
+	select {
+	case ev := <-events:
+		assert.Equal(t, tunnel.Connected, ev.Kind)
+		assert.Equal(t, "tenant-x", ev.Tenant)
+	case r := <-done:
+		t.Fatalf("run ended early: %d %s", r.code, r.stderr)
+	case <-time.After(10 * time.Second):
+		t.Fatal("connector never connected")
+	}
+	cancel()
+	select {
+	case r := <-done:
+		assert.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stderr, `"msg":"connector stopped"`)
+		assert.NotContains(t, r.stderr, "pass phrase")
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop on cancel")
+	}
+}
+
+func TestRunCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"cloud":{"url":"http://x"},"policy":{"allow":["browse"]}}`), 0o600))
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"no config flag", []string{"run"}, exitUsage, []string{"usage: connector run --config FILE"}},
+		{"missing file", []string{"run", "--config", filepath.Join(dir, "nope.json")}, exitFailure, []string{"invalid config", "nope.json"}},
+		{"invalid config", []string{"run", "--config", bad}, exitFailure, []string{"want a https:// URL", "cloud.identity_file is required", `"browse" needs a directory section`}},
+		{"bad log format", []string{"run", "--config", bad, "--log-format", "xml"}, exitUsage, []string{"unknown --log-format"}},
+		{"enroll without token", []string{"enroll", "--cloud", "https://c", "--identity", filepath.Join(dir, "id")}, exitUsage, []string{"--token is required"}},
+		{"enroll without identity", []string{"enroll", "--cloud", "https://c", "--token", "t"}, exitUsage, []string{"--identity or --config is required"}},
+		{"enroll over http", []string{"enroll", "--cloud", "http://c", "--token", "t", "--identity", filepath.Join(dir, "id")}, exitFailure, []string{"https://"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := invoke(t, "", tt.args...)
+			assert.Equal(t, tt.code, r.code, r.stderr)
+			for _, w := range tt.want {
+				assert.Contains(t, r.stderr, w)
+			}
+		})
+	}
+}
