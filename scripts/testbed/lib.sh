@@ -6,11 +6,11 @@ tb_die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
 
 # tb_kill_pid PID NAME: TERM, wait up to 10 s, then KILL.
 tb_kill_pid() {
-	local pid=$1 name=$2 i
+	local pid=$1 name=$2
 	kill -0 "$pid" 2>/dev/null || return 0
 	tb_log "stopping $name (pid $pid)"
 	kill -TERM "$pid" 2>/dev/null || true
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -38,7 +38,7 @@ tb_port_pids() {
 # tb_free_port PORT: stop a slapd or samba left listening on PORT (a previous
 # test bed); fail if anything else holds it.
 tb_free_port() {
-	local port=$1 pid comm i
+	local port=$1 pid comm
 	for pid in $(tb_port_pids "$port"); do
 		comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
 		case "$comm" in
@@ -46,7 +46,7 @@ tb_free_port() {
 		*) tb_die "port $port is held by pid $pid ($comm), not by a test server: stop it first" ;;
 		esac
 	done
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		[ -z "$(tb_port_pids "$port")" ] && return 0
 		sleep 0.1
 	done
@@ -56,8 +56,8 @@ tb_free_port() {
 # tb_wait_ldap NAME LOGFILE PID URL CAFILE [ldapsearch args...]: wait up to
 # 60 s until an anonymous RootDSE search over URL succeeds with TLS verified.
 tb_wait_ldap() {
-	local name=$1 logfile=$2 pid=$3 url=$4 ca=$5 i
-	for i in $(seq 600); do
+	local name=$1 logfile=$2 pid=$3 url=$4 ca=$5
+	for _ in $(seq 600); do
 		if LDAPTLS_CACERT="$ca" LDAPTLS_REQCERT=demand ldapsearch -x -H "$url" -s base -b "" -LLL namingContexts >/dev/null 2>&1; then
 			return 0
 		fi
@@ -71,4 +71,11 @@ tb_wait_ldap() {
 	tb_log "$name did not answer on $url within 60 s; last lines of $logfile:"
 	tail -n 40 "$logfile" >&2 || true
 	tb_die "$name failed to start"
+}
+
+# tb_check_starttls NAME URL CAFILE: fail unless StartTLS (-ZZ) with the CA works.
+tb_check_starttls() {
+	local out
+	out=$(LDAPTLS_CACERT="$3" LDAPTLS_REQCERT=demand ldapsearch -x -ZZ -H "$2" -s base -b "" -LLL namingContexts 2>&1) ||
+		tb_die "$1: StartTLS on $2 failed: $out"
 }
