@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -112,4 +113,24 @@ func (m *MemoryStore) RevokeToken(_ context.Context, tenant, id string, at time.
 func cloneDevice(d Device) Device {
 	d.PublicKey = ed25519.PublicKey(slices.Clone(d.PublicKey))
 	return d
+}
+
+// ListTokens returns tenant's token records, oldest first, for an admin
+// listing (not part of [TokenStore]: the service never lists).
+func (m *MemoryStore) ListTokens(_ context.Context, tenant string) ([]TokenRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []TokenRecord
+	for _, rec := range m.tokens {
+		if rec.Tenant == tenant {
+			out = append(out, rec)
+		}
+	}
+	slices.SortFunc(out, func(a, b TokenRecord) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
 }

@@ -215,24 +215,13 @@ func (s *SQLStore) CreateToken(ctx context.Context, rec TokenRecord) error {
 
 // Token implements [TokenStore].
 func (s *SQLStore) Token(ctx context.Context, id string) (TokenRecord, error) {
-	var rec TokenRecord
-	var hash string
-	var created, expires, revoked int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, tenant, mapping_id, hash, created_at, expires_at, revoked_at
-		FROM activation_tokens WHERE id = ?`), id).
-		Scan(&rec.ID, &rec.Tenant, &rec.MappingID, &hash, &created, &expires, &revoked)
+	rec, err := scanToken(s.db.QueryRowContext(ctx, s.q(`SELECT id, tenant, mapping_id, hash, created_at, expires_at, revoked_at
+		FROM activation_tokens WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return TokenRecord{}, ErrNotFound
 	}
 	if err != nil {
 		return TokenRecord{}, fmt.Errorf("activation: load token: %w", err)
-	}
-	if rec.Hash, err = hex.DecodeString(hash); err != nil {
-		return TokenRecord{}, fmt.Errorf("activation: load token %s: corrupt hash", id)
-	}
-	rec.CreatedAt, rec.ExpiresAt = time.Unix(0, created), time.Unix(0, expires)
-	if revoked != 0 {
-		rec.RevokedAt = time.Unix(0, revoked)
 	}
 	return rec, nil
 }
@@ -257,4 +246,45 @@ func unixOrZero(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixNano()
+}
+
+// ListTokens returns tenant's token records, oldest first, for an admin
+// listing (not part of [TokenStore]: the service never lists).
+func (s *SQLStore) ListTokens(ctx context.Context, tenant string) ([]TokenRecord, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, tenant, mapping_id, hash, created_at, expires_at, revoked_at
+		FROM activation_tokens WHERE tenant = ? ORDER BY created_at, id`), tenant)
+	if err != nil {
+		return nil, fmt.Errorf("activation: list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []TokenRecord
+	for rows.Next() {
+		rec, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("activation: list tokens: %w", err)
+	}
+	return out, nil
+}
+
+func scanToken(r interface{ Scan(...any) error }) (TokenRecord, error) {
+	var rec TokenRecord
+	var hash string
+	var created, expires, revoked int64
+	if err := r.Scan(&rec.ID, &rec.Tenant, &rec.MappingID, &hash, &created, &expires, &revoked); err != nil {
+		return TokenRecord{}, err
+	}
+	var err error
+	if rec.Hash, err = hex.DecodeString(hash); err != nil {
+		return TokenRecord{}, fmt.Errorf("activation: load token %s: corrupt hash", rec.ID)
+	}
+	rec.CreatedAt, rec.ExpiresAt = time.Unix(0, created), time.Unix(0, expires)
+	if revoked != 0 {
+		rec.RevokedAt = time.Unix(0, revoked)
+	}
+	return rec, nil
 }
