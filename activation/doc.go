@@ -72,5 +72,6 @@
 //
 // [MemoryStore] for tests and single processes; [SQLStore] over
 // database/sql for SQLite (tested with modernc.org/sqlite) and, with the
-// [Postgres] dialect, PostgreSQL. The package imports no driver.
+// [Postgres] dialect, PostgreSQL. The package imports no driver. Both
+// also offer ListTokens for admin listings.
 package activation

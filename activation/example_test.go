@@ -177,3 +177,17 @@ func ExampleNew() {
 	fmt.Println(err)
 	// Output: activation: config: Directory is required
 }
+
+func ExampleMemoryStore_ListTokens() {
+	ctx := context.Background()
+	store := activation.NewMemoryStore()
+	svc, _ := activation.New(activation.Config{Directory: &exampleDirectory{}, Store: store, Tokens: store,
+		CredentialKey: []byte("use 32 or more random bytes here")})
+	_, rec, _ := svc.IssueToken(ctx, "tenant-1", "sales-ou", time.Hour)
+	_ = svc.RevokeToken(ctx, "tenant-1", rec.ID)
+	list, _ := store.ListTokens(ctx, "tenant-1")
+	for _, t := range list {
+		fmt.Println(t.ID == rec.ID, t.MappingID, !t.RevokedAt.IsZero())
+	}
+	// Output: true sales-ou true
+}
