@@ -299,9 +299,6 @@ type Release struct {
 // connected connector it raises a key-release alert and returns an error
 // wrapping tunnel.ErrNotConnected.
 func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, workerKey []byte, ttl time.Duration) (Release, error) {
-	if s.cfg.NewKeys == nil {
-		return Release{}, fmt.Errorf("%w: no NewKeys", ErrNotConfigured)
-	}
 	if !validName(jobID) || userID == "" {
 		return Release{}, fmt.Errorf("%w: job ID and user ID", ErrInvalid)
 	}
@@ -331,7 +328,7 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 			return Release{}, err
 		}
 		if rel, err = keys.Release(ctx, ticket, wrapped); err == nil {
-			return Release{Ticket: ticket, Release: rel, EkeyID: fmt.Sprintf("%x", id[:])}, nil
+			return Release{Ticket: ticket, Release: rel, EkeyID: id.String()}, nil
 		}
 	}
 	if errors.Is(err, tunnel.ErrNotConnected) {

@@ -91,7 +91,8 @@ type Config struct {
 	// activation and web login.
 	NewDirectory func(tenant string, rt http.RoundTripper) Directory
 	// NewKeys builds the key client of a tenant from a RoundTripper
-	// reaching its connectors. Required for ekey release.
+	// reaching its connectors; nil means a keyhttp client of
+	// ConnectorKeysURL.
 	NewKeys func(tenant string, rt http.RoundTripper) Keys
 
 	// PingInterval is the tunnel's ping interval (default 5s).

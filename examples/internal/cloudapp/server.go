@@ -23,6 +23,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -33,6 +34,13 @@ const (
 	PathActivate     = "/v1/activate"      // devices' mass-deployment activation
 	PathLogin        = "/v1/login"         // web login (credential check)
 	PathSchedulerKey = "/v1/scheduler-key" // the Ed25519 key that signs job tickets
+)
+
+// Where the connector (examples/internal/connectorapp) serves its services,
+// as seen through the tunnel; the host is ignored by the tunnel.
+const (
+	ConnectorDirectoryURL = "http://connector/directory"
+	ConnectorKeysURL      = "http://connector/keys"
 )
 
 // Server is the cloud endpoint: tunnel gateway, admin API, device activation,
@@ -89,6 +97,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = alerts.DefaultGrace
+	}
+	if cfg.NewKeys == nil {
+		cfg.NewKeys = func(_ string, rt http.RoundTripper) Keys {
+			c, err := keyhttp.NewClient(ConnectorKeysURL, rt)
+			if err != nil {
+				panic(err) // a constant URL
+			}
+			return c
+		}
 	}
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:8443"
