@@ -338,6 +338,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unsupported tunnel protocol, want "+Subprotocol, http.StatusUpgradeRequired)
 		return
 	}
+	// Server read/write timeouts must not end a long-lived session.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
@@ -369,8 +373,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if cur, err := g.store.Connector(r.Context(), rec.ID); err != nil || cur.Revoked {
 		s.closeWith(ErrRevoked)
 	}
-	err = s.run()
-	g.unregister(s, err)
+	// The session runs on its own goroutine so that the HTTP server's
+	// goroutine (its stack grown by the TLS handshake) and the upgrade
+	// request are released: an idle session costs less memory.
+	g.wg.Add(1) // ServeHTTP holds a count, so this Add cannot race Wait
+	go func() {
+		defer g.wg.Done()
+		err := s.run()
+		g.unregister(s, err)
+	}()
 }
 
 func websocketProtocols(r *http.Request) []string {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -113,6 +114,16 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		_, stop := idleSessions(b, n, 5*time.Second)
 		time.Sleep(2 * time.Second) // settle: handshakes done, buffers released
 		after := memInUse()
+		if path := os.Getenv("LIAISON_BENCH_HEAPPROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				_ = f.Close()
+			}
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.StackInuse)/n, "stackB/session")
+		b.ReportMetric(float64(runtime.NumGoroutine())/n, "goroutines/session")
 		stop()
 		b.ReportMetric(float64(after-before)/n, "B/session")
 	}
