@@ -47,8 +47,10 @@ func NewSQLStore(db *sql.DB, d Dialect) *SQLStore {
 	return &SQLStore{db: db, dialect: d}
 }
 
-var schema = []string{
-	`CREATE TABLE IF NOT EXISTS activation_users (
+// schema returns the statements creating the tables.
+func schema() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS activation_users (
 		tenant TEXT NOT NULL,
 		id TEXT NOT NULL,
 		directory_id TEXT NOT NULL,
@@ -61,7 +63,7 @@ var schema = []string{
 		PRIMARY KEY (tenant, id),
 		UNIQUE (tenant, directory_id)
 	)`,
-	`CREATE TABLE IF NOT EXISTS activation_devices (
+		`CREATE TABLE IF NOT EXISTS activation_devices (
 		tenant TEXT NOT NULL,
 		id TEXT NOT NULL,
 		user_id TEXT NOT NULL,
@@ -70,7 +72,7 @@ var schema = []string{
 		activated_at BIGINT NOT NULL,
 		PRIMARY KEY (tenant, id)
 	)`,
-	`CREATE TABLE IF NOT EXISTS activation_tokens (
+		`CREATE TABLE IF NOT EXISTS activation_tokens (
 		id TEXT NOT NULL PRIMARY KEY,
 		tenant TEXT NOT NULL,
 		mapping_id TEXT NOT NULL,
@@ -79,11 +81,12 @@ var schema = []string{
 		expires_at BIGINT NOT NULL,
 		revoked_at BIGINT NOT NULL
 	)`,
+	}
 }
 
 // CreateSchema creates the store's tables if they do not exist.
 func (s *SQLStore) CreateSchema(ctx context.Context) error {
-	for _, q := range schema {
+	for _, q := range schema() {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("activation: create schema: %w", err)
 		}

@@ -36,8 +36,10 @@ var _ Store = (*SQLStore)(nil)
 // NewSQLStore returns a store over db.
 func NewSQLStore(db *sql.DB, d Dialect) *SQLStore { return &SQLStore{db: db, dialect: d} }
 
-var schema = []string{
-	`CREATE TABLE IF NOT EXISTS alerts (
+// schema returns the statements creating the tables.
+func schema() []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS alerts (
 		id TEXT NOT NULL PRIMARY KEY,
 		tenant TEXT NOT NULL,
 		kind TEXT NOT NULL,
@@ -49,13 +51,14 @@ var schema = []string{
 		resolved_at BIGINT NOT NULL,
 		count BIGINT NOT NULL
 	)`,
-	`CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (tenant, kind, subject) WHERE resolved_at = 0`,
-	`CREATE INDEX IF NOT EXISTS alerts_tenant_first_seen ON alerts (tenant, first_seen)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS alerts_open ON alerts (tenant, kind, subject) WHERE resolved_at = 0`,
+		`CREATE INDEX IF NOT EXISTS alerts_tenant_first_seen ON alerts (tenant, first_seen)`,
+	}
 }
 
 // CreateSchema creates the table and indexes if they do not exist.
 func (s *SQLStore) CreateSchema(ctx context.Context) error {
-	for _, q := range schema {
+	for _, q := range schema() {
 		if _, err := s.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("alerts: create schema: %w", err)
 		}
