@@ -193,7 +193,16 @@ func (s *Server) IssueDeploymentToken(ctx context.Context, tenant, mappingID str
 // DeploymentTokens lists the mass-deployment tokens of tenant (never their
 // secrets).
 func (s *Server) DeploymentTokens(ctx context.Context, tenant string) ([]DeploymentToken, error) {
-	return s.db.deploymentTokens(ctx, tenant)
+	recs, err := s.actStore.ListTokens(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]DeploymentToken, len(recs))
+	for i, r := range recs {
+		out[i] = DeploymentToken{ID: r.ID, Tenant: r.Tenant, MappingID: r.MappingID, CreatedAt: r.CreatedAt.UTC(),
+			ExpiresAt: r.ExpiresAt.UTC(), Revoked: !r.RevokedAt.IsZero()}
+	}
+	return out, nil
 }
 
 // RevokeDeploymentToken revokes a mass-deployment token of tenant.

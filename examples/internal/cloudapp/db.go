@@ -426,7 +426,8 @@ func (a activationStore) Device(ctx context.Context, tenant, id string) (activat
 	return a.inner.Device(ctx, tenant, id)
 }
 
-// mappingRow is a stored mapping.
+// Mapping is a stored mapping of a tenant, with the cursor of its last
+// successful import.
 type Mapping struct {
 	ID      string            `json:"id"`
 	Tenant  string            `json:"tenant"`
@@ -538,7 +539,8 @@ func (d db) runs(ctx context.Context, tenant string, limit int) ([]ImportRun, er
 	return out, rows.Err()
 }
 
-// tokenRow lists a mass-deployment token without its hash.
+// DeploymentToken is a mass-deployment token as the admin sees it, without
+// its secret or hash.
 type DeploymentToken struct {
 	ID        string    `json:"id"`
 	Tenant    string    `json:"tenant"`
@@ -546,28 +548,6 @@ type DeploymentToken struct {
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	Revoked   bool      `json:"revoked"`
-}
-
-// deploymentTokens reads activation's token table: activation.TokenStore has
-// no listing, and the admin needs one.
-func (d db) deploymentTokens(ctx context.Context, tenant string) ([]DeploymentToken, error) {
-	rows, err := d.QueryContext(ctx, `SELECT id, tenant, mapping_id, created_at, expires_at, revoked_at FROM activation_tokens
-		WHERE tenant = ? ORDER BY created_at`, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("cloudapp: list tokens: %w", err)
-	}
-	defer rows.Close()
-	var out []DeploymentToken
-	for rows.Next() {
-		var t DeploymentToken
-		var c, e, r int64
-		if err := rows.Scan(&t.ID, &t.Tenant, &t.MappingID, &c, &e, &r); err != nil {
-			return nil, fmt.Errorf("cloudapp: list tokens: %w", err)
-		}
-		t.CreatedAt, t.ExpiresAt, t.Revoked = time.Unix(0, c).UTC(), time.Unix(0, e).UTC(), r != 0
-		out = append(out, t)
-	}
-	return out, rows.Err()
 }
 
 func validName(s string) bool {

@@ -63,6 +63,7 @@ type Server struct {
 	alertDB   *alerts.SQLStore
 	notifier  alerts.Notifier
 	activator *activation.Service
+	actStore  *activation.SQLStore
 	sched     *importer.Scheduler
 	logins    *throttle
 	http      *http.Server
@@ -143,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	act := activation.NewSQLStore(sqldb, activation.SQLite)
+	s.actStore = act
 	if err := act.CreateSchema(ctx); err != nil {
 		return nil, err
 	}

@@ -200,7 +200,7 @@ func TestImportThroughTunnel(t *testing.T) {
 	t.Run("threshold refuses a mass delete and alerts; override applies", func(t *testing.T) {
 		e.dir.set(demoUsers(10)) // the mapping lost 21 users
 		var refused struct {
-			Error     string                   `json:"error"`
+			Error     string                  `json:"error"`
 			Threshold importer.ThresholdError `json:"threshold"`
 		}
 		require.Equal(t, http.StatusConflict, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import",

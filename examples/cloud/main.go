@@ -1,0 +1,96 @@
+// Command cloud runs the Liaison example cloud endpoint: the tunnel gateway
+// connectors dial, the admin API, device activation, web login, key release,
+// alerts and the import scheduler, over one TLS listener, with its state in a
+// SQLite file.
+//
+//	cloud --listen 127.0.0.1:8443 --db cloud.db --admin-token-file admin.token \
+//	      --self-signed-ca-out ca.pem
+//
+// With --tls-cert and --tls-key it serves that certificate; otherwise it
+// generates a CA and a certificate at start-up and writes the CA to
+// --self-signed-ca-out for connectors and devices to trust. The admin token
+// comes from --admin-token-file or LIAISON_ADMIN_TOKEN. See package
+// examples/internal/cloudapp for the API.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "cloud:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("cloud", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
+	publicURL := fs.String("public-url", "", "https URL connectors and devices use (default https://<listen>)")
+	dbPath := fs.String("db", "liaison-cloud.db", "SQLite database file")
+	certFile := fs.String("tls-cert", "", "PEM certificate chain of the listener")
+	keyFile := fs.String("tls-key", "", "PEM private key of the listener")
+	caOut := fs.String("self-signed-ca-out", "", "without --tls-cert: write the generated CA here")
+	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (else $LIAISON_ADMIN_TOKEN)")
+	grace := fs.Duration("grace", 0, "time without connector before Not Connected is raised (default 60s)")
+	interval := fs.Duration("import-interval", 0, "time between scheduled imports of a tenant (default 24h)")
+	noSched := fs.Bool("no-scheduler", false, "run imports only when asked")
+	verbose := fs.Bool("v", false, "debug logs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if (*certFile == "") != (*keyFile == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	token := os.Getenv("LIAISON_ADMIN_TOKEN")
+	if *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			return err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return errors.New("an admin token is required: --admin-token-file or LIAISON_ADMIN_TOKEN")
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	srv, err := cloudapp.New(cloudapp.Config{
+		DBPath: *dbPath, Addr: *listen, PublicURL: *publicURL,
+		CertFile: *certFile, KeyFile: *keyFile, CAOut: *caOut,
+		AdminToken: token, Grace: *grace,
+		ImportInterval: *interval, DisableScheduler: *noSched,
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	logger.Info("cloud endpoint", "url", srv.URL(), "tunnel", srv.TunnelURL(), "db", *dbPath)
+	if *caOut != "" && srv.CAPEM() != nil {
+		logger.Info("generated CA written", "path", *caOut)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = srv.Run(ctx)
+	if errors.Is(err, context.Canceled) {
+		logger.Info("stopped")
+		return nil
+	}
+	return err
+}
