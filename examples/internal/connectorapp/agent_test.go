@@ -22,7 +22,7 @@ import (
 )
 
 // agentConfig is a config built in code, with no file but the KEK file.
-func agentConfig(t *testing.T, withDirectory, withKeys bool, allow ...connectorapp.Operation) connectorapp.Config {
+func agentConfig(t testing.TB, withDirectory, withKeys bool, allow ...connectorapp.Operation) connectorapp.Config {
 	t.Helper()
 	id, key := memIdentity(t)
 	cfg := connectorapp.Config{

@@ -161,10 +161,10 @@ func (c *Config) Validate() error {
 	if c.Cloud.URL == "" && (c.Cloud.TunnelURL == "" || c.Cloud.EnrollURL == "") {
 		bad("cloud.url is required")
 	}
-	for name, u := range map[string]string{"cloud.url": c.Cloud.URL, "cloud.enroll_url": c.Cloud.EnrollURL} {
-		if u != "" {
-			if err := checkURL(u, "https"); err != nil {
-				bad("%s: %v", name, err)
+	for _, f := range []struct{ name, url string }{{"cloud.url", c.Cloud.URL}, {"cloud.enroll_url", c.Cloud.EnrollURL}} {
+		if f.url != "" {
+			if err := checkURL(f.url, "https"); err != nil {
+				bad("%s: %v", f.name, err)
 			}
 		}
 	}

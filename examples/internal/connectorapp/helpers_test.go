@@ -101,7 +101,7 @@ func testPKI(t *testing.T) ([]byte, tls.Certificate) {
 
 // keyFiles writes a KEK file and its passphrase file, and returns the
 // scheduler's public key in base64.
-func keyFiles(t *testing.T, dir string) (kekFile, passFile, schedulerB64 string) {
+func keyFiles(t testing.TB, dir string) (kekFile, passFile, schedulerB64 string) {
 	t.Helper()
 	kr, err := keyenvelope.NewKeyring(nil)
 	require.NoError(t, err)
@@ -116,7 +116,7 @@ func keyFiles(t *testing.T, dir string) (kekFile, passFile, schedulerB64 string)
 }
 
 // memIdentity is an identity given in code.
-func memIdentity(t *testing.T) (string, ed25519.PrivateKey) {
+func memIdentity(t testing.TB) (string, ed25519.PrivateKey) {
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	return "conn-test", key
