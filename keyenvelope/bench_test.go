@@ -12,6 +12,17 @@ import (
 //
 //	go test -run '^$' -bench . -benchmem ./keyenvelope
 
+// reportCPU reports process CPU time per operation as "cpu-ns/op"; call
+// as defer reportCPU(b)() just before the loop.
+func reportCPU(b *testing.B) func() {
+	start := processCPU()
+	return func() {
+		if d := processCPU() - start; d > 0 && b.N > 0 {
+			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
 func benchKeyring(b *testing.B) (*Keyring, *Ekey, []byte) {
 	k, err := NewKeyring(nil)
 	if err != nil {
@@ -46,12 +57,14 @@ func BenchmarkWrap(b *testing.B) {
 	b.Run("baseline=aes256gcm-seal-32B", func(b *testing.B) {
 		g := rawGCM(b)
 		dst := make([]byte, 0, 48)
+		defer reportCPU(b)()
 		for b.Loop() {
 			dst = g.Seal(dst[:0], nonce, e.Key[:], nil)
 		}
 	})
 	b.Run("baseline=aes256gcm-newkey-seal-32B", func(b *testing.B) {
 		key := make([]byte, 32)
+		defer reportCPU(b)()
 		for b.Loop() {
 			block, _ := aes.NewCipher(key)
 			g, _ := cipher.NewGCM(block)
@@ -59,6 +72,7 @@ func BenchmarkWrap(b *testing.B) {
 		}
 	})
 	b.Run("liaison=wrap", func(b *testing.B) {
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := k.Wrap(ctxA, e); err != nil {
 				b.Fatal(err)
@@ -74,6 +88,7 @@ func BenchmarkUnwrap(b *testing.B) {
 		g := rawGCM(b)
 		ct := g.Seal(nil, nonce, e.Key[:], nil)
 		dst := make([]byte, 0, 32)
+		defer reportCPU(b)()
 		for b.Loop() {
 			var err error
 			if dst, err = g.Open(dst[:0], nonce, ct, nil); err != nil {
@@ -85,6 +100,7 @@ func BenchmarkUnwrap(b *testing.B) {
 		key := make([]byte, 32)
 		g := rawGCM(b)
 		ct := g.Seal(nil, nonce, e.Key[:], nil)
+		defer reportCPU(b)()
 		for b.Loop() {
 			block, _ := aes.NewCipher(key)
 			g, _ := cipher.NewGCM(block)
@@ -94,6 +110,7 @@ func BenchmarkUnwrap(b *testing.B) {
 		}
 	})
 	b.Run("liaison=unwrap", func(b *testing.B) {
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := k.Unwrap(ctxA, w); err != nil {
 				b.Fatal(err)
@@ -108,6 +125,7 @@ func BenchmarkRelease(b *testing.B) {
 	worker := f.worker.PublicKey()
 	info := labeled(labelRelease, make([]byte, headerSize))
 	b.Run("baseline=hpke-seal-32B", func(b *testing.B) {
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := hpke.Seal(worker, hpke.HKDFSHA256(), hpke.AES256GCM(), info, f.ekey.Key[:]); err != nil {
 				b.Fatal(err)
@@ -118,6 +136,7 @@ func BenchmarkRelease(b *testing.B) {
 		pub := f.scheduler.Public().(ed25519.PublicKey)
 		msg := []byte("ticket-sized message, about two hundred bytes long, standing in for the signed part of a job ticket")
 		sig := ed25519.Sign(f.scheduler, msg)
+		defer reportCPU(b)()
 		for b.Loop() {
 			if !ed25519.Verify(pub, msg, sig) {
 				b.Fatal("verify")
@@ -129,6 +148,7 @@ func BenchmarkRelease(b *testing.B) {
 	})
 	b.Run("liaison=release-seal-step", func(b *testing.B) {
 		th := ticketHash(ticket)
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := sealRelease(worker, SuiteX25519, th, f.ekey); err != nil {
 				b.Fatal(err)
@@ -136,6 +156,7 @@ func BenchmarkRelease(b *testing.B) {
 		}
 	})
 	b.Run("liaison=release", func(b *testing.B) {
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := f.releaser.Release(ticket, f.wrapped); err != nil {
 				b.Fatal(err)
@@ -156,6 +177,7 @@ func BenchmarkOpenRelease(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := hpke.Open(f.worker, hpke.HKDFSHA256(), hpke.AES256GCM(), nil, ct); err != nil {
 				b.Fatal(err)
@@ -163,6 +185,7 @@ func BenchmarkOpenRelease(b *testing.B) {
 		}
 	})
 	b.Run("liaison=open-release", func(b *testing.B) {
+		defer reportCPU(b)()
 		for b.Loop() {
 			if _, err := OpenRelease(f.worker, ticket, rel); err != nil {
 				b.Fatal(err)
