@@ -280,3 +280,103 @@ func ExampleNewEkey() {
 	fmt.Println(len(e.Key), id == e.ID, err)
 	// Output: 32 true <nil>
 }
+
+func ExampleKeyring_MarshalKEKFile() {
+	k, err := keyenvelope.NewKeyring(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	floor := keyenvelope.Argon2Params{Time: 2, MemoryKiB: 19 << 10, Threads: 1}
+	data, err := k.MarshalKEKFile([]byte("admin passphrase"), floor)
+	if err != nil {
+		log.Fatal(err)
+	}
+	loaded, err := keyenvelope.UnmarshalKEKFile(data, []byte("admin passphrase"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = k.MarshalKEKFile([]byte("admin passphrase"), keyenvelope.Argon2Params{Time: 1, MemoryKiB: 1024, Threads: 1})
+	fmt.Println(loaded.ID() == k.ID(), err)
+	// Output: true keyenvelope: argon2 parameters out of range
+}
+
+func ExampleKeyring_SetMinDecryptionVersion() {
+	k, err := keyenvelope.NewKeyring(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	old, _, err := k.GenerateWrapped(alice)
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, _ := k.AddVersion()
+	_ = k.Promote(v)
+	if err := k.SetMinDecryptionVersion(v); err != nil {
+		log.Fatal(err)
+	}
+	_, err = k.Unwrap(alice, old)
+	fmt.Println(err)
+	// Lowering it again (or Enable after Disable) undoes the refusal.
+	_ = k.SetMinDecryptionVersion(1)
+	_, err = k.Unwrap(alice, old)
+	fmt.Println(err, k.MinDecryptionVersion(), k.Primary())
+	// Output:
+	// keyenvelope: unwrap failed
+	// <nil> 1 2
+}
+
+func ExampleInspect() {
+	k, err := keyenvelope.NewKeyring(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	wrapped, _, err := k.GenerateWrapped(alice)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// A background rewrap job finds envelopes not under the primary.
+	h, _, err := keyenvelope.Inspect(wrapped)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(h.Kind, h.Suite, h.KeyID == k.ID(), h.KeyVersion == k.Primary())
+	_, _, err = keyenvelope.Inspect(wrapped[:100])
+	fmt.Println(err)
+	// Output:
+	// wrap hkdf-sha256+aes-256-gcm+commit true true
+	// keyenvelope: malformed envelope
+}
+
+func ExampleOpenRelease() {
+	// The worker's side alone: it holds its one-time key and the ticket it
+	// was given, and gets the release from the cloud.
+	worker, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = keyenvelope.OpenRelease(worker, []byte("not a ticket"), []byte("not a release"))
+	fmt.Println(err)
+	// Output: keyenvelope: unwrap failed
+}
+
+func ExampleIssueTicket() {
+	_, scheduler, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	worker, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	if err != nil {
+		log.Fatal(err)
+	}
+	now := time.Now()
+	ticket, err := keyenvelope.IssueTicket(scheduler, &keyenvelope.Ticket{
+		JobID: "job-9", Tenant: "acme", User: "alice", Purpose: "backup",
+		IssuedAt: now, Expires: now.Add(5 * time.Minute), WorkerKey: worker.PublicKey(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Tickets travel in the text form like every other object.
+	fmt.Println(keyenvelope.EncodeText(ticket)[:6])
+	// Output: kenv1.
+}

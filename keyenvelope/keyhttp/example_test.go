@@ -108,3 +108,18 @@ func ExampleClient_PublicKey() {
 	fmt.Println(pub.Suite, pub.Version)
 	// Output: hpke-x25519-hkdf-sha256-aes-256-gcm 1
 }
+
+func ExampleNewClient() {
+	// Any RoundTripper works: the tunnel's in production. A transport that
+	// cannot reach a connector surfaces its own error, wrapped.
+	errOffline := errors.New("tunnel: not connected")
+	c, err := keyhttp.NewClient("http://connector/keys", roundTripperFunc(func(*http.Request) (*http.Response, error) {
+		return nil, errOffline
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, _, err = c.GenerateWrapped(context.Background(), keyenvelope.Context{Tenant: "acme", User: "alice"})
+	fmt.Println(errors.Is(err, errOffline))
+	// Output: true
+}
