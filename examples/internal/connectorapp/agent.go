@@ -34,8 +34,10 @@ type Agent struct {
 	cfg      Config
 	log      *slog.Logger
 	identity tunnel.Identity
-	key      ed25519.PrivateKey
-	handler  http.Handler
+	// schedulerKey is the scheduler key from the identity file (base64).
+	schedulerKey string
+	key          ed25519.PrivateKey
+	handler      http.Handler
 
 	dir      *directory.Client    // nil: key-only connector
 	keyring  *keyenvelope.Keyring // nil: directory-only connector
@@ -109,6 +111,13 @@ func (a *Agent) loadIdentity() error {
 		}
 		c.ConnectorID = id.ConnectorID
 		a.identity = tunnel.Identity{ConnectorID: id.ConnectorID, Tenant: id.Tenant}
+		a.schedulerKey = id.SchedulerPublicKey
+	} else if k := a.cfg.Keys; k != nil && k.SchedulerKey == nil && k.SchedulerPublicKey == "" && c.IdentityFile != "" {
+		id, err := readIdentity(c.IdentityFile)
+		if err != nil {
+			return err
+		}
+		a.schedulerKey = id.SchedulerPublicKey
 	}
 	if c.Key == nil {
 		key, err := loadKey(c.keyFile())
@@ -171,7 +180,14 @@ func (a *Agent) openKeys(k Keys) error {
 	}
 	sched := k.SchedulerKey
 	if sched == nil {
-		sched, _ = parseEd25519(k.SchedulerPublicKey) // validated
+		b64 := k.SchedulerPublicKey
+		if b64 == "" {
+			b64 = a.schedulerKey
+		}
+		var err error
+		if sched, err = parseEd25519(b64); err != nil {
+			return fmt.Errorf("%w: keys: no scheduler key: set keys.scheduler_public_key (the identity file holds none)", ErrConfig)
+		}
 	}
 	rel, err := keyenvelope.NewReleaser(keyenvelope.ReleaserConfig{
 		Keyring: kr,

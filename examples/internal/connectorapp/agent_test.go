@@ -2,6 +2,8 @@ package connectorapp_test
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/hpke"
 	"encoding/json"
 	"errors"
 	"io"
@@ -194,10 +196,11 @@ func TestEnrollAndRun(t *testing.T) {
 	_, err = connectorapp.Enroll(ctx, cloudCfg, tok)
 	require.ErrorIs(t, err, connectorapp.ErrAlreadyEnrolled)
 
-	kek, pass, sched := keyFiles(t, dir)
+	// No scheduler key in the config: the one fetched at enrollment is used.
+	kek, pass, _ := keyFiles(t, dir)
 	a := newAgent(t, connectorapp.Config{
 		Cloud:  cloudCfg,
-		Keys:   &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched},
+		Keys:   &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass},
 		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
 	})
 	assert.Equal(t, id, a.Identity())
@@ -225,6 +228,22 @@ func TestEnrollAndRun(t *testing.T) {
 	ek, err := a.Keyring().Unwrap(kctx, wrapped)
 	require.NoError(t, err)
 	assert.Equal(t, ekeyID, ek.ID)
+
+	// A release against a ticket from the cloud's scheduler opens with the
+	// worker's key; the key pinned at enrollment verified the ticket.
+	worker, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	require.NoError(t, err)
+	ticket, err := keyenvelope.IssueTicket(c.scheduler, &keyenvelope.Ticket{
+		JobID: "job-1", Tenant: "tenant-a", User: "u1", Purpose: "backup", EkeyID: ekeyID,
+		IssuedAt: time.Now().Truncate(time.Second), Expires: time.Now().Add(10 * time.Minute).Truncate(time.Second),
+		WorkerKey: worker.PublicKey(),
+	})
+	require.NoError(t, err)
+	release, err := kc.Release(ctx, ticket, wrapped)
+	require.NoError(t, err)
+	got, err := keyenvelope.OpenRelease(worker, ticket, release)
+	require.NoError(t, err)
+	assert.Equal(t, ek.Key, got.Key)
 
 	resp, err = hc.Get("http://connector/directory/users")
 	require.NoError(t, err)

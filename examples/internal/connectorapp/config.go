@@ -112,7 +112,8 @@ type Keys struct {
 	PassphraseEnv  string `json:"passphrase_env,omitempty"`
 	// SchedulerPublicKey is the cloud scheduler's Ed25519 public key in
 	// standard base64 (32 bytes): only tickets it signed release ekeys.
-	// Required unless SchedulerKey is set in code.
+	// Default: the key fetched from the cloud at enrollment and kept in the
+	// identity file. SchedulerKey is its in-memory twin.
 	SchedulerPublicKey string `json:"scheduler_public_key,omitempty"`
 
 	Keyring      *keyenvelope.Keyring `json:"-"`
@@ -224,7 +225,9 @@ func (c *Config) Validate() error {
 		}
 		if k.SchedulerKey == nil {
 			if k.SchedulerPublicKey == "" {
-				bad("keys.scheduler_public_key is required (base64 Ed25519 public key)")
+				if c.Cloud.IdentityFile == "" {
+					bad("keys.scheduler_public_key is required (base64 Ed25519 public key)")
+				}
 			} else if _, err := parseEd25519(k.SchedulerPublicKey); err != nil {
 				bad("keys.scheduler_public_key: %v", err)
 			}
@@ -313,8 +316,9 @@ func (c *Cloud) keyFile() string { return c.IdentityFile + ".key" }
 
 // Paths of the cloud endpoint, relative to Cloud.URL.
 const (
-	TunnelPath = "/v1/tunnel"
-	EnrollPath = "/v1/enroll"
+	TunnelPath       = "/v1/tunnel"
+	EnrollPath       = "/v1/enroll"
+	SchedulerKeyPath = "/v1/scheduler-key" // {"ed25519": base64}
 )
 
 // secret reads a secret from a file (one trailing newline dropped) or an

@@ -31,14 +31,16 @@
 //	  },
 //	  "keys": {
 //	    "kek_file": "/var/lib/liaison/kek.kenv",
-//	    "passphrase_file": "/etc/liaison/kek-passphrase",
-//	    "scheduler_public_key": "base64 Ed25519 public key of the cloud scheduler"
+//	    "passphrase_file": "/etc/liaison/kek-passphrase"
 //	  },
 //	  "policy": {"allow": ["browse", "import", "lookup", "credentials", "keys"]}
 //	}
 //
 // The directory and keys sections are each optional (a key-only connector
 // has no directory section), but not both. Unknown fields are errors.
+// keys.scheduler_public_key (base64 Ed25519) pins the key that signs release
+// tickets; without it the connector uses the key Enroll fetched from the
+// cloud over verified TLS and kept in the identity file.
 //
 // # Policy
 //

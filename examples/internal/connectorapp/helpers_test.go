@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -29,10 +30,11 @@ import (
 // cloud is a tunnel gateway behind a TLS 1.3 loopback server with a CA made
 // for the test, mounted at the paths connectorapp expects.
 type cloud struct {
-	url    string // https base URL
-	caPEM  []byte
-	gw     *tunnel.Gateway
-	events chan tunnel.PresenceEvent
+	url       string             // https base URL
+	scheduler ed25519.PrivateKey // signs job tickets; its public key is served at SchedulerKeyPath
+	caPEM     []byte
+	gw        *tunnel.Gateway
+	events    chan tunnel.PresenceEvent
 }
 
 func newCloud(t *testing.T) *cloud {
@@ -43,6 +45,12 @@ func newCloud(t *testing.T) *cloud {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	srv.StartTLS()
 	c := &cloud{url: srv.URL, caPEM: caPEM, events: make(chan tunnel.PresenceEvent, 64)}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	c.scheduler = priv
+	mux.HandleFunc("GET "+connectorapp.SchedulerKeyPath, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"ed25519":%q}`, base64.StdEncoding.EncodeToString(pub))
+	})
 	gw, err := tunnel.NewGateway(tunnel.GatewayConfig{
 		Audience:   "wss://" + srv.Listener.Addr().String() + connectorapp.TunnelPath,
 		OnPresence: func(ev tunnel.PresenceEvent) { c.events <- ev },

@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/liaisonhq/liaison/tunnel"
@@ -32,6 +34,9 @@ type identityFile struct {
 	Tenant      string    `json:"tenant"`
 	CloudURL    string    `json:"cloud_url,omitempty"`
 	Enrolled    time.Time `json:"enrolled"`
+	// SchedulerPublicKey is the cloud scheduler's key as fetched at
+	// enrollment (base64), used when the config pins none.
+	SchedulerPublicKey string `json:"scheduler_public_key,omitempty"`
 }
 
 func readIdentity(path string) (identityFile, error) {
@@ -129,10 +134,41 @@ func (c Cloud) HTTPClient() (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
 }
 
+// fetchSchedulerKey reads the cloud scheduler's public key from
+// SchedulerKeyPath, over the same verified TLS as enrollment. It is best
+// effort: the token is already spent, so a failure leaves the key to the
+// config (keys.scheduler_public_key) instead of failing enrollment.
+func fetchSchedulerKey(ctx context.Context, client *http.Client, c Cloud) string {
+	if c.URL == "" {
+		return ""
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.URL, "/")+SchedulerKeyPath, nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Ed25519 string `json:"ed25519"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body) != nil {
+		return ""
+	}
+	if _, err := parseEd25519(body.Ed25519); err != nil {
+		return ""
+	}
+	return body.Ed25519
+}
+
 // Enroll registers this connector with the cloud using a one-time enrollment
 // token and returns its identity. The key is c.Key, or the key file beside
 // c.IdentityFile, created on first use (mode 0600). When c.IdentityFile is
-// set the identity is written there (mode 0600); Enroll refuses to overwrite
+// set the identity is written there (mode 0600) with the cloud scheduler's
+// public key, fetched from SchedulerKeyPath, for a key service whose config
+// pins none; Enroll refuses to overwrite
 // an existing one (ErrAlreadyEnrolled: delete it to enroll again). A refused
 // token is tunnel.ErrUnauthorized.
 //
@@ -178,6 +214,7 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 		b, _ := json.MarshalIndent(identityFile{
 			ConnectorID: id.ConnectorID, Tenant: id.Tenant,
 			CloudURL: c.URL, Enrolled: time.Now().UTC().Truncate(time.Second),
+			SchedulerPublicKey: fetchSchedulerKey(ctx, client, c),
 		}, "", "  ")
 		if err := writeFileAtomic(c.IdentityFile, append(b, '\n')); err != nil {
 			return tunnel.Identity{}, fmt.Errorf("connectorapp: writing identity file: %w", err)
