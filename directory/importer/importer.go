@@ -84,10 +84,14 @@ type Record struct {
 }
 
 // RecordOf converts a directory user to a Record (groups sorted, so that
-// records compare regardless of the server's order).
+// records compare regardless of the server's order). The Record may share
+// u's Groups slice.
 func RecordOf(u directory.User) Record {
-	g := slices.Clone(u.Groups)
-	slices.Sort(g)
+	g := u.Groups
+	if !slices.IsSorted(g) {
+		g = slices.Clone(g)
+		slices.Sort(g)
+	}
 	return Record{
 		DirectoryID: u.ID, Login: u.Login, UPN: u.UPN, Email: u.Email,
 		DisplayName: u.DisplayName, DN: u.DN, Groups: g, Disabled: u.Disabled,
@@ -482,7 +486,7 @@ func (im *Importer) planFull(ctx context.Context, job Job) (*Plan, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("importer: list store users: %w", err)
 	}
-	p := &planner{plan: &Plan{Scope: job.Scope, Full: true, Existing: len(existing)}, index: make(map[string]int)}
+	p := &planner{plan: &Plan{Scope: job.Scope, Full: true, Existing: len(existing)}, index: make(map[string]int, len(existing))}
 	pr := im.progress(job.Scope, PhaseScan, len(existing))
 	cursor, err := im.cfg.Source.Users(ctx, job.Mapping, func(u directory.User) error {
 		if u.ID == "" {

@@ -259,6 +259,16 @@ func (s userStore) Apply(ctx context.Context, sc importer.Scope, ops []importer.
 			_ = tx.Rollback() // the first error is the one to report
 		}
 	}()
+	// Prepared once per batch: parsing the upsert costs more than running it.
+	upsert, err := tx.PrepareContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+		ON CONFLICT (tenant, directory_id) DO UPDATE SET mapping_id = excluded.mapping_id, login = excluded.login,
+		upn = excluded.upn, email = excluded.email, display_name = excluded.display_name, dn = excluded.dn,
+		groups_json = excluded.groups_json, disabled = excluded.disabled, deleted = 0, updated_at = excluded.updated_at`)
+	if err != nil {
+		return fmt.Errorf("cloudapp: apply: %w", err)
+	}
+	defer upsert.Close()
 	now := s.now().UnixNano()
 	for _, op := range ops {
 		r := op.Record
@@ -273,12 +283,7 @@ func (s userStore) Apply(ctx context.Context, sc importer.Scope, ops []importer.
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
-			groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-			ON CONFLICT (tenant, directory_id) DO UPDATE SET mapping_id = excluded.mapping_id, login = excluded.login,
-			upn = excluded.upn, email = excluded.email, display_name = excluded.display_name, dn = excluded.dn,
-			groups_json = excluded.groups_json, disabled = excluded.disabled, deleted = 0, updated_at = excluded.updated_at`,
-			sc.Tenant, r.DirectoryID, s.rnd(), sc.MappingID, r.Login, r.UPN, r.Email, r.DisplayName, r.DN,
+		if _, err := upsert.ExecContext(ctx, sc.Tenant, r.DirectoryID, s.rnd(), sc.MappingID, r.Login, r.UPN, r.Email, r.DisplayName, r.DN,
 			string(groups), boolInt(r.Disabled), now, now); err != nil {
 			return fmt.Errorf("cloudapp: apply %s: %w", op.Kind, err)
 		}

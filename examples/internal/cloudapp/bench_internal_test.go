@@ -1,0 +1,80 @@
+package cloudapp
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/liaisonhq/liaison/directory/importer"
+)
+
+// BenchmarkApply measures writing imported users to SQLite in batches of 500:
+// the baseline is a bare prepared INSERT of the same columns in one
+// transaction per batch; liaison is userStore.Apply (upsert keeping cloud IDs).
+func BenchmarkApply(b *testing.B) {
+	const n, batch = 5000, 500
+	recs := make([]importer.Op, n)
+	for i := range recs {
+		recs[i] = importer.Op{Kind: importer.OpCreate, Record: importer.Record{
+			DirectoryID: fmt.Sprintf("guid-%06d", i), Login: fmt.Sprintf("user%d", i), DN: fmt.Sprintf("cn=user%d,ou=Corp,dc=x", i),
+			Email: "u@x", DisplayName: "User", Groups: []string{"cn=a", "cn=b"},
+		}}
+	}
+	open := func(b *testing.B) db {
+		sqldb, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "b.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { sqldb.Close() })
+		d := db{sqldb}
+		if err := d.createSchema(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	b.Run(fmt.Sprintf("baseline=insert/users=%d", n), func(b *testing.B) {
+		d := open(b)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			for start := 0; start < n; start += batch {
+				tx, err := d.Begin()
+				if err != nil {
+					b.Fatal(err)
+				}
+				stmt, err := tx.Prepare(`INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+					groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0)`)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, op := range recs[start : start+batch] {
+					r := op.Record
+					if _, err := stmt.Exec(fmt.Sprint("t", i), r.DirectoryID, r.DirectoryID, "m", r.Login, r.UPN, r.Email, r.DisplayName, r.DN, `["cn=a","cn=b"]`); err != nil {
+						b.Fatal(err)
+					}
+				}
+				stmt.Close()
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
+	})
+	b.Run(fmt.Sprintf("liaison=apply/users=%d", n), func(b *testing.B) {
+		d := open(b)
+		us := userStore{db: d, now: time.Now, rnd: randomID}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			sc := importer.Scope{Tenant: fmt.Sprint("t", i), MappingID: "m"}
+			for start := 0; start < n; start += batch {
+				if err := us.Apply(context.Background(), sc, recs[start:start+batch]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
+	})
+}
