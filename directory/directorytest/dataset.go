@@ -49,12 +49,15 @@ type User struct {
 	OUPath         []string
 	Password       string
 	UIDNumber      int
-	Disabled       bool     // AD userAccountControl 0x2; OpenLDAP pwdAccountLockedTime=000001010000Z
-	Locked         bool     // locked out (see the package doc for each flavor)
-	Expired        bool     // AD: account expired; OpenLDAP: password expired
-	MustChange     bool     // AD: pwdLastSet=0; OpenLDAP: pwdReset=TRUE
-	Special        bool     // one of the hand-made edge cases rather than a generated user
-	Groups         []string // direct groups, by Group.Name, sorted
+	Disabled       bool // AD userAccountControl 0x2; OpenLDAP pwdAccountLockedTime=000001010000Z
+	Locked         bool // locked out (see the package doc for each flavor)
+	Expired        bool // AD: account expired (or password: PasswordExpired); OpenLDAP: password expired
+	// PasswordExpired marks the user whose password, rather than account,
+	// has expired on AD (bind data code 532); Expired is set too.
+	PasswordExpired bool
+	MustChange      bool     // AD: pwdLastSet=0; OpenLDAP: pwdReset=TRUE
+	Special         bool     // one of the hand-made edge cases rather than a generated user
+	Groups          []string // direct groups, by Group.Name, sorted
 }
 
 // LoginFor returns the login of u on a server of the given flavor:
@@ -239,6 +242,7 @@ func specialUsers() []User {
 		{Key: "disabled", Login: "disabled.user", CN: "Disabled User", OUPath: pathSpecial, Mail: "disabled.user@" + Domain, Disabled: true},
 		{Key: "locked", Login: "locked.user", CN: "Locked User", OUPath: pathSpecial, Mail: "locked.user@" + Domain, Locked: true},
 		{Key: "expired", Login: "expired.user", CN: "Expired User", OUPath: pathSpecial, Mail: "expired.user@" + Domain, Expired: true},
+		{Key: "pwexpired", Login: "pwexpired.user", CN: "PwExpired User", OUPath: pathSpecial, Mail: "pwexpired.user@" + Domain, Expired: true, PasswordExpired: true},
 		{Key: "mustchange", Login: "mustchange.user", CN: "MustChange User", OUPath: pathSpecial, Mail: "mustchange.user@" + Domain, MustChange: true},
 		{Key: "nested", Login: "nested.user", CN: "Nested User", OUPath: pathSpecial, Mail: "nested.user@" + Domain},
 		{Key: "cycle-a", Login: "cycle.user.a", CN: "Cycle User A", OUPath: pathSpecial, Mail: "cycle.user.a@" + Domain},

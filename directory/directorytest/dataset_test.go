@@ -89,6 +89,8 @@ func TestGenerateHardData(t *testing.T) {
 		assert.True(t, byKey("disabled").Disabled)
 		assert.True(t, byKey("locked").Locked)
 		assert.True(t, byKey("expired").Expired)
+		assert.False(t, byKey("expired").PasswordExpired)
+		assert.True(t, byKey("pwexpired").Expired && byKey("pwexpired").PasswordExpired)
 		assert.True(t, byKey("mustchange").MustChange)
 		n := 0
 		for _, u := range d.Users {

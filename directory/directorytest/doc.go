@@ -34,7 +34,7 @@
 //     (cycle-a ∋ cycle-b ∋ cycle-a) and "all-staff" with more than 1 500
 //     members when there are enough users (forces AD range retrieval);
 //   - disabled users (every 50th regular user and "disabled.user"), one
-//     locked, one expired and one must-change user;
+//     locked, two expired (account and password) and one must-change user;
 //   - Unicode display names, CNs and logins (German, Chinese, Cyrillic);
 //   - RDN values holding , + " \ < > ; = # * ( ), leading and trailing spaces;
 //   - a known password for every user ([User.Password]);
@@ -69,8 +69,10 @@
 // Users are user objects named by CN, with sAMAccountName ([User.SAMAccountName]),
 // userPrincipalName ([User.UPN]), mail, displayName and userAccountControl
 // (0x2 for disabled). Expired is accountExpires in the past (bind data code
-// 701), must-change is pwdLastSet=0 (773), locked is produced by failed binds
-// after start (775), disabled gives 533. AD forbids a duplicate
+// 701) for "expired.user"; "pwexpired.user" ([User.PasswordExpired]) has a
+// password set in 2020, older than the domain's maximum age (532); must-change is
+// pwdLastSet=0 (773), locked is produced by failed binds after start (775),
+// disabled gives 533. AD forbids a duplicate
 // sAMAccountName, so the analogue of the duplicate login is two users with
 // the same CN and display name in two OUs whose sAMAccountNames are "dupe"
 // and "dupe.sales"; ambiguity on AD is exercised through the shared mail.

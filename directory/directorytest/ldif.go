@@ -76,7 +76,13 @@ func (d *Dataset) WriteLDIF(w io.Writer, flavor, base string) error {
 				uac |= 0x2
 			}
 			e.add("userAccountControl", strconv.Itoa(uac))
-			if u.Expired {
+			switch {
+			case u.PasswordExpired:
+				// 2020-01-01: older than the domain's maximum password age.
+				// Samba accepts a pwdLastSet other than 0 or -1 only with its
+				// bypass-password-hash control (scripts/testbed/samba-load.py).
+				e.add("pwdLastSet", "132223104000000000")
+			case u.Expired:
 				e.add("accountExpires", "116444736000000000") // 1970-01-01
 			}
 			if u.MustChange {

@@ -154,6 +154,11 @@ func TestWriteLDIF(t *testing.T) {
 				assert.Equal(t, []string{"514"}, lr["userAccountControl"])
 				assert.Equal(t, []string{locked.SAMAccountName}, lr["sAMAccountName"])
 				assert.Equal(t, []string{adPassword(locked.Password)}, lr["unicodePwd"])
+				pwx, _ := d.User("pwexpired")
+				assert.Equal(t, []string{"132223104000000000"}, byDN[pwx.DN(base)]["pwdLastSet"])
+				assert.Empty(t, byDN[pwx.DN(base)]["accountExpires"])
+				exp, _ := d.User("expired")
+				assert.Equal(t, []string{"116444736000000000"}, byDN[exp.DN(base)]["accountExpires"])
 				// Group-in-group members come as modify records, after every add.
 				cyc, _ := d.Group("cycle-a")
 				assert.NotContains(t, byDN[cyc.DN(base)]["member"], OUDN(nil, ""))

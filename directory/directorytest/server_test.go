@@ -81,6 +81,9 @@ func TestServersHoldDataset(t *testing.T) {
 					case u.Locked:
 						assert.False(t, ok, out)
 						assertReason(t, s, out, "data 775", "Account locked")
+					case u.PasswordExpired:
+						assert.False(t, ok, out)
+						assertReason(t, s, out, "data 532", "Password expired")
 					case u.Expired:
 						assert.False(t, ok, out)
 						assertReason(t, s, out, "data 701", "Password expired")

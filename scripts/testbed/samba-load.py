@@ -11,7 +11,9 @@ Samba derives Kerberos keys from each new password (about 30 ms a user), so
 for generated users (sAMAccountName userNNNNNN) the loader stores only the NT
 hash, through Samba's bypass-password-hash control: LDAP simple binds check
 the NT hash, so those passwords work for LDAP as if set normally. The
-hand-made special users get their passwords the normal way.
+hand-made special users get their passwords the normal way, except a user
+with an explicit old pwdLastSet (password expired), which only the bypass
+lets us store.
 """
 import re
 import struct
@@ -80,15 +82,19 @@ def main():
             try:
                 if changetype == ldb.CHANGETYPE_MODIFY:
                     samdb.modify(msg)
-                elif "unicodePwd" in msg and GENERATED.match(str(msg.get("sAMAccountName", ""))):
+                elif "unicodePwd" in msg and (GENERATED.match(str(msg.get("sAMAccountName", ""))) or
+                                              str(msg.get("pwdLastSet", "0")) not in ("0", "-1")):
                     # unicodePwd holds the quoted password in UTF-16LE; store its NT hash.
                     pw = msg["unicodePwd"][0]
                     msg["unicodePwd"] = ldb.MessageElement(md4(pw[2:-2]), ldb.FLAG_MOD_ADD, "unicodePwd")
+                    # With the bypass, a given pwdLastSet is stored as is (an old
+                    # one makes the password expired)...
                     samdb.add(msg, controls=bypass)
-                    # The bypass leaves pwdLastSet at 0 ("must change"): set it to now.
-                    m = ldb.Message(msg.dn)
-                    m["pwdLastSet"] = ldb.MessageElement("-1", ldb.FLAG_MOD_REPLACE, "pwdLastSet")
-                    samdb.modify(m)
+                    if "pwdLastSet" not in msg:
+                        # ...and a missing one stays 0 ("must change"): set it to now.
+                        m = ldb.Message(msg.dn)
+                        m["pwdLastSet"] = ldb.MessageElement("-1", ldb.FLAG_MOD_REPLACE, "pwdLastSet")
+                        samdb.modify(m)
                 else:
                     samdb.add(msg)
             except ldb.LdbError as e:
