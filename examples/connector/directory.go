@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 )
 
 // stringList is a repeatable string flag.
@@ -26,9 +27,11 @@ func (s *stringList) Set(v string) error {
 
 // connFlags are the [conn] flags shared by every directory subcommand.
 type connFlags struct {
+	configFile   string
 	urls         stringList
 	bindDN       string
 	passwordFile string
+	passwordEnv  string // from --config only
 	caFile       string
 	startTLS     bool
 	profile      string
@@ -41,6 +44,44 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.caFile, "ca-file", "", "PEM file of the CAs that signed the servers' certificates (default: system roots)")
 	fs.BoolVar(&c.startTLS, "start-tls", true, "upgrade ldap:// URLs with StartTLS; =false sends passwords in clear (insecure, test servers only)")
 	fs.StringVar(&c.profile, "profile", "auto", "directory profile: auto, ad or openldap")
+	fs.StringVar(&c.configFile, "config", "", "take the connection settings from this connector config's directory section (flags override)")
+}
+
+// fromConfig fills the flags the command line did not set from the
+// directory section of a connector config file.
+func (c *connFlags) fromConfig(fs *flag.FlagSet) error {
+	if c.configFile == "" {
+		return nil
+	}
+	cfg, err := connectorapp.LoadConfig(c.configFile)
+	if err != nil {
+		return err
+	}
+	d := cfg.Directory
+	if d == nil {
+		return fmt.Errorf("%s has no directory section (a key-only connector)", c.configFile)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !set["url"] {
+		c.urls = d.URLs
+	}
+	if !set["bind-dn"] {
+		c.bindDN = d.BindDN
+	}
+	if !set["bind-password-file"] {
+		c.passwordFile, c.passwordEnv = d.BindPasswordFile, d.BindPasswordEnv
+	}
+	if !set["ca-file"] {
+		c.caFile = d.CAFile
+	}
+	if !set["profile"] && d.Profile != "" {
+		c.profile = d.Profile
+	}
+	if !set["start-tls"] {
+		c.startTLS = !d.InsecurePlaintext
+	}
+	return nil
 }
 
 // config turns the flags into a directory.Config.
@@ -51,12 +92,19 @@ func (c *connFlags) config(stderr io.Writer) (directory.Config, error) {
 	if c.bindDN == "" {
 		return directory.Config{}, errors.New("--bind-dn is required")
 	}
-	if c.passwordFile == "" {
+	var pw string
+	switch {
+	case c.passwordFile != "":
+		var err error
+		if pw, err = readSecretFile(c.passwordFile); err != nil {
+			return directory.Config{}, err
+		}
+	case c.passwordEnv != "":
+		if pw = os.Getenv(c.passwordEnv); pw == "" {
+			return directory.Config{}, fmt.Errorf("environment variable %s (bind_password_env) is not set", c.passwordEnv)
+		}
+	default:
 		return directory.Config{}, errors.New("--bind-password-file is required")
-	}
-	pw, err := readSecretFile(c.passwordFile)
-	if err != nil {
-		return directory.Config{}, err
 	}
 	profile, err := directory.ParseProfile(c.profile)
 	if err != nil {
@@ -216,6 +264,10 @@ func runDirectory(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return exitUsage
 	case !wantLogin && len(pos) != 0:
 		fmt.Fprintf(stderr, "connector: directory %s: unexpected argument %q\n", sub, pos[0])
+		return exitUsage
+	}
+	if err := conn.fromConfig(fs); err != nil {
+		fmt.Fprintf(stderr, "connector: %v\n", err)
 		return exitUsage
 	}
 	cfg, err := conn.config(stderr)

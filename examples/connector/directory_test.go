@@ -199,6 +199,22 @@ func testServer(t *testing.T, srv directorytest.Server) {
 		assert.True(t, found, "base %s among naming contexts %v", srv.BaseDN, info["naming_contexts"])
 	})
 
+	t.Run("info from a connector config", func(t *testing.T) {
+		cfg, err := json.Marshal(map[string]any{
+			"cloud": map[string]any{"url": "https://cloud.example", "identity_file": "/nonexistent"},
+			"directory": map[string]any{"urls": []string{srv.LDAPSURL}, "bind_dn": srv.BindDN,
+				"bind_password_file": pw, "ca_file": srv.CAFile},
+			"policy": map[string]any{"allow": []string{"browse"}},
+		})
+		require.NoError(t, err)
+		f := filepath.Join(t.TempDir(), "connector.json")
+		require.NoError(t, os.WriteFile(f, cfg, 0o600))
+		r := invoke(t, "", "directory", "info", "--config", f)
+		require.Equal(t, exitOK, r.code, r.stderr)
+		assert.Contains(t, r.stdout, `"server":"`+srv.LDAPSURL+`"`)
+		assert.Contains(t, r.stdout, `"profile":"`+wantProfile+`"`)
+	})
+
 	t.Run("failover past a dead url", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
@@ -366,4 +382,47 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestDirectoryFromConfig(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := "ldaps://" + l.Addr().String()
+	require.NoError(t, l.Close())
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+		return p
+	}
+	withDir := write("with.json", `{"cloud":{"url":"https://c","identity_file":"/i"},
+		"directory":{"urls":["`+dead+`"],"bind_dn":"cn=svc","bind_password_env":"CONNECTOR_TEST_BIND_PW"},
+		"policy":{"allow":["browse"]}}`)
+	keyOnly := write("keyonly.json", `{"cloud":{"url":"https://c","identity_file":"/i"},
+		"keys":{"kek_file":"/k","passphrase_env":"P"},"policy":{"allow":["keys"]}}`)
+
+	t.Run("settings come from the config", func(t *testing.T) {
+		t.Setenv("CONNECTOR_TEST_BIND_PW", "pw")
+		r := invoke(t, "", "directory", "info", "--config", withDir)
+		assert.Equal(t, exitFailure, r.code)
+		assert.Contains(t, r.stderr, dead, "the config's URL was dialled")
+	})
+	t.Run("flags override the config", func(t *testing.T) {
+		t.Setenv("CONNECTOR_TEST_BIND_PW", "pw")
+		r := invoke(t, "", "directory", "info", "--config", withDir, "--url", "ldaps://127.0.0.1:1")
+		assert.Equal(t, exitFailure, r.code)
+		assert.Contains(t, r.stderr, "ldaps://127.0.0.1:1")
+		assert.NotContains(t, r.stderr, dead)
+	})
+	t.Run("unset password variable", func(t *testing.T) {
+		t.Setenv("CONNECTOR_TEST_BIND_PW", "")
+		r := invoke(t, "", "directory", "info", "--config", withDir)
+		assert.Equal(t, exitUsage, r.code)
+		assert.Contains(t, r.stderr, "CONNECTOR_TEST_BIND_PW")
+	})
+	t.Run("key-only config", func(t *testing.T) {
+		r := invoke(t, "", "directory", "info", "--config", keyOnly)
+		assert.Equal(t, exitUsage, r.code)
+		assert.Contains(t, r.stderr, "no directory section")
+	})
 }

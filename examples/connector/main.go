@@ -53,6 +53,7 @@ const usage = `usage:
 
 [conn]  --url URL (repeatable, failover order) --bind-dn DN --bind-password-file FILE
         --ca-file FILE --start-tls --profile auto|ad|openldap
+        (or --config FILE: the connector config's directory section; flags override)
 [scope] --base DN --ou DN (repeatable) --subtree=true|false --group DN (repeatable) --filter F
 `
 
