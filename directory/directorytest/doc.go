@@ -63,6 +63,7 @@
 //     every other operation is refused until the password is changed.
 //
 // The default policy locks an account after 5 failures within 60 s for 300 s.
+// The service account (policy cn=service) never locks.
 //
 // # Active Directory (Samba) conventions
 //
@@ -72,10 +73,15 @@
 // 701) for "expired.user"; "pwexpired.user" ([User.PasswordExpired]) has a
 // password set in 2020, older than the domain's maximum age (532); must-change is
 // pwdLastSet=0 (773), locked is produced by failed binds after start (775),
-// disabled gives 533. AD forbids a duplicate
+// disabled gives 533. Five bad passwords within a minute lock an account
+// until an administrator unlocks it; the service account and Administrator
+// never lock (fine-grained policy liaison-service). AD forbids a duplicate
 // sAMAccountName, so the analogue of the duplicate login is two users with
 // the same CN and display name in two OUs whose sAMAccountNames are "dupe"
 // and "dupe.sales"; ambiguity on AD is exercised through the shared mail.
 // sAMAccountName also forbids " / \ [ ] : ; | = , + * ? < > and is at most
 // 20 characters, so special characters appear in CNs and uids only.
+// To load fast, generated users (userNNNNNN) get only an NT hash on Samba:
+// LDAP simple binds work, Kerberos does not; special users have full
+// credentials.
 package directorytest
