@@ -209,6 +209,14 @@
 // [ErrKeyState]; bad contexts [ErrInvalidContext]. Misuse that only a
 // programming error can cause (a TicketPolicy without a key) panics.
 //
+// The error is uniform; the time it takes is not. An unwrap stops at the
+// first failing stage: parsing, key lookup by the header's KEK ID and
+// version, the commitment check, the AEAD tag. Everything the first two
+// depend on is public, and telling a commitment failure from a tag failure
+// tells an attacker only whether a blob they made was made under this KEK
+// version, which the commitment exists to make useless: it cannot be turned
+// into a partitioning oracle, because one blob commits to one key.
+//
 // # Rotation runbook
 //
 // Rotation never touches backup data: data is encrypted under ekeys, and
