@@ -212,10 +212,11 @@
 // The error is uniform; the time it takes is not. An unwrap stops at the
 // first failing stage: parsing, key lookup by the header's KEK ID and
 // version, the commitment check, the AEAD tag. Everything the first two
-// depend on is public, and telling a commitment failure from a tag failure
-// tells an attacker only whether a blob they made was made under this KEK
-// version, which the commitment exists to make useless: it cannot be turned
-// into a partitioning oracle, because one blob commits to one key.
+// depend on is public. Telling a commitment failure from a tag failure
+// reveals only whether the header, salt and commitment come from a genuine
+// wrap under this KEK version, which the cloud storing the blobs knows
+// anyway; without the KEK nobody can make a blob that passes the
+// commitment, so no partitioning oracle follows.
 //
 // # Rotation runbook
 //
