@@ -49,6 +49,12 @@
 // tunnel's "not connected") are returned wrapped with %w, so errors.Is
 // matches them too.
 //
+// # Retries
+//
+// Rewrap, release and public-key are safe to retry: they change nothing on
+// the connector. Generate makes a new ekey on every call, so a retry after
+// a lost response leaves an unused wrapped ekey behind, which is harmless.
+//
 // # Trust
 //
 // The public key returned by [Client.PublicKey] is only as authentic as the
