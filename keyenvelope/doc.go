@@ -243,8 +243,9 @@
 //
 // What the package owns is overwritten after use: derived AES keys and
 // commitments (the HKDF output), the Argon2id output, decrypted plaintext
-// buffers, the keyring body after writing a KEK file, and a destroyed
-// version's secret. [Ekey.Zero] clears an ekey the caller holds. Go cannot
+// buffers, the keyring body after writing a KEK file, the escrow text
+// (built and parsed as bytes, never as a string), and a destroyed version's
+// secret. [Ekey.Zero] clears an ekey the caller holds. Go cannot
 // promise more, and the package does not pretend to: the garbage collector
 // may have copied any value before it was cleared, AES key schedules and
 // HPKE contexts live inside crypto/aes and crypto/hpke where they cannot be

@@ -1,13 +1,13 @@
 package keyenvelope
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Errors returned by parsing and unwrapping.
@@ -230,24 +230,34 @@ func EncodeText(b []byte) string {
 // alphabet and non-canonical encodings (non-zero trailing bits). It checks
 // only the encoding, not the object; it returns [ErrMalformed].
 func DecodeText(s string) ([]byte, error) {
-	return decodeText(s, maxTextLen)
+	return decodeText([]byte(s), maxTextLen)
 }
 
-func decodeText(s string, max int) ([]byte, error) {
-	body, ok := strings.CutPrefix(s, textPrefix)
+// decodeText works on bytes so that secret-bearing text (an escrow export)
+// is never copied into an immutable string.
+func decodeText(s []byte, max int) ([]byte, error) {
+	body, ok := bytes.CutPrefix(s, []byte(textPrefix))
 	if !ok || len(s) > max {
 		return nil, ErrMalformed
 	}
-	b, err := b64.DecodeString(body)
+	out := make([]byte, b64.DecodedLen(len(body)))
+	n, err := b64.Decode(out, body)
 	if err != nil {
+		clear(out)
 		return nil, ErrMalformed
 	}
+	out = out[:n]
 	// The decoder skips CR and LF; re-encoding catches them and any other
 	// non-canonical form.
-	if b64.EncodeToString(b) != body {
+	again := make([]byte, b64.EncodedLen(n))
+	b64.Encode(again, out)
+	canonical := bytes.Equal(again, body)
+	clear(again)
+	if !canonical {
+		clear(out)
 		return nil, ErrMalformed
 	}
-	return b, nil
+	return out, nil
 }
 
 // labels for domain separation; each is followed by a zero byte.

@@ -38,7 +38,10 @@ func (k *Keyring) ExportAge(w io.Writer, recipient string) error {
 	plain := k.appendEscrow(nil)
 	k.mu.RUnlock()
 	defer clear(plain)
-	text := []byte(EncodeText(plain) + "\n")
+	// Build the text form in a byte slice: a string could not be cleared.
+	text := append([]byte(textPrefix), make([]byte, b64.EncodedLen(len(plain)))...)
+	b64.Encode(text[len(textPrefix):], plain)
+	text = append(text, '\n')
 	defer clear(text)
 	return writeAge(w, k.rand, pk, text)
 }
@@ -56,7 +59,7 @@ func (k *Keyring) appendEscrow(b []byte) []byte {
 // written to a new KEK file with [Keyring.WriteKEKFile]. It returns
 // [ErrMalformed].
 func RestoreKeyring(escrow []byte) (*Keyring, error) {
-	s := strings.TrimSuffix(string(escrow), "\n")
+	s := bytes.TrimSuffix(escrow, []byte("\n"))
 	b, err := decodeText(s, len(textPrefix)+(maxKEKFileSize*4+2)/3)
 	if err != nil {
 		return nil, ErrMalformed
@@ -110,11 +113,11 @@ func writeAge(w io.Writer, rand io.Reader, recipient *ecdh.PublicKey, plaintext 
 	}
 	body := aead.Seal(nil, make([]byte, chacha20poly1305.NonceSize), fileKey[:], nil)
 
-	b64 := base64.RawStdEncoding
+	std := base64.RawStdEncoding
 	var hdr bytes.Buffer
 	hdr.WriteString("age-encryption.org/v1\n")
-	hdr.WriteString("-> X25519 " + b64.EncodeToString(share) + "\n")
-	enc := b64.EncodeToString(body)
+	hdr.WriteString("-> X25519 " + std.EncodeToString(share) + "\n")
+	enc := std.EncodeToString(body)
 	for len(enc) >= 64 {
 		hdr.WriteString(enc[:64] + "\n")
 		enc = enc[64:]
@@ -128,7 +131,7 @@ func writeAge(w io.Writer, rand io.Reader, recipient *ecdh.PublicKey, plaintext 
 	defer clear(macKey)
 	mac := hmac.New(sha256.New, macKey)
 	mac.Write(hdr.Bytes())
-	hdr.WriteString(" " + b64.EncodeToString(mac.Sum(nil)) + "\n")
+	hdr.WriteString(" " + std.EncodeToString(mac.Sum(nil)) + "\n")
 
 	var nonce [16]byte
 	if _, err := io.ReadFull(rand, nonce[:]); err != nil {
