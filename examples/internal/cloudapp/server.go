@@ -288,6 +288,12 @@ func (s *Server) Run(ctx context.Context) error {
 		return errors.New("cloudapp: Run called twice")
 	}
 	s.mu.Lock()
+	select {
+	case <-s.closed:
+		s.mu.Unlock()
+		return nil // closed before it ran
+	default:
+	}
 	s.running = true
 	s.mu.Unlock()
 	defer close(s.done)
@@ -327,9 +333,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("cloud endpoint serving", "url", s.url)
 	<-ctx.Done()
 
+	// One node: there is no other gateway to drain connectors to, so the
+	// sessions are closed at once (connectors reconnect when it is back).
 	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
-	_ = s.gw.Shutdown(shutCtx) // best effort: connectors reconnect elsewhere
 	_ = s.gw.Close()
 	_ = s.http.Shutdown(shutCtx)
 	_ = s.http.Close()
@@ -352,8 +359,8 @@ func (s *Server) Run(ctx context.Context) error {
 // the database (when New opened it). It is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		close(s.closed)
 		s.mu.Lock()
+		close(s.closed)
 		running := s.running
 		s.mu.Unlock()
 		if running {

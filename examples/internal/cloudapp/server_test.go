@@ -456,3 +456,34 @@ func TestSchedulerKeyEndpoint(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.doToken("", http.MethodGet, cloudapp.PathSchedulerKey, nil, &out))
 	assert.Equal(t, []byte(e.srv.SchedulerPublicKey()), out["ed25519"])
 }
+
+func TestCloseIsIdempotentAndRestartKeepsState(t *testing.T) {
+	dbPath := t.TempDir() + "/cloud.db"
+	cfg := cloudapp.Config{DBPath: dbPath, Addr: "127.0.0.1:0", AdminToken: adminToken, DisableScheduler: true}
+	srv, err := cloudapp.New(cfg)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(context.Background()) }()
+	require.NoError(t, srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
+	key := srv.SchedulerPublicKey()
+	require.NoError(t, srv.Close())
+	require.NoError(t, <-done)
+	require.NoError(t, srv.Close())
+	assert.Error(t, srv.Run(context.Background()), "Run may be called once")
+
+	again, err := cloudapp.New(cfg)
+	require.NoError(t, err)
+	defer again.Close()
+	ms, err := again.Mappings(context.Background(), "acme")
+	require.NoError(t, err)
+	require.Len(t, ms, 1)
+	assert.Equal(t, "staff", ms[0].ID)
+	assert.Equal(t, key, again.SchedulerPublicKey(), "the ticket signing key survives restarts")
+	assert.ErrorIs(t, again.Run(closedCtx()), context.Canceled, "Run returns ctx's error")
+}
+
+func closedCtx() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
