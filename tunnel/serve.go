@@ -33,7 +33,10 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 	}
 	if open >= s.cfg.params.maxStreams {
 		s.mu.Unlock()
-		s.sendCancel(f.stream, codeRefused, "too many streams")
+		var arr [64]byte
+		b := arr[:frameHeaderLen]
+		putHeader(b, frameCancel, 0, f.stream)
+		s.writeAsync(appendErrorPayload(b, codeRefused, "too many streams"))
 		return false, nil
 	}
 	st := newStream(s, f.stream)

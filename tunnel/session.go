@@ -247,12 +247,53 @@ func (s *Session) write(b []byte) error {
 	}
 	s.wbusy = true
 	s.wmu.Unlock()
-	err := s.conn.Write(context.Background(), websocket.MessageBinary, b)
-	for err == nil {
+	return s.flush(s.conn.Write(context.Background(), websocket.MessageBinary, b))
+}
+
+// writeAsync queues frame b without ever blocking on the network: the read
+// loop uses it (PONG, refusals), because a reader blocked on a write while
+// the peer's reader is blocked the same way would deadlock the session.
+// If nobody is writing, a goroutine is started to send the queue.
+func (s *Session) writeAsync(b []byte) {
+	setLen(b)
+	s.wmu.Lock()
+	if s.werr != nil {
+		s.wmu.Unlock()
+		return
+	}
+	if s.wpend == nil {
+		s.wpend = s.cfg.pool.get()
+		s.wpendN = 0
+	}
+	if s.wpendN+len(b) > len(*s.wpend) {
+		// The queue is full: the peer is not reading. Dropping a PONG is
+		// harmless; anything else is lost with the session soon anyway.
+		s.wmu.Unlock()
+		return
+	}
+	copy((*s.wpend)[s.wpendN:], b)
+	s.wpendN += len(b)
+	if s.wbusy {
+		s.wmu.Unlock()
+		return
+	}
+	s.wbusy = true
+	s.wmu.Unlock()
+	if !s.goWG(func() { _ = s.flush(nil) }) {
 		s.wmu.Lock()
-		if s.wpend == nil || s.wpendN == 0 {
-			s.wmu.Unlock()
-			break
+		s.wbusy = false
+		s.wcond.Broadcast()
+		s.wmu.Unlock()
+	}
+}
+
+// flush is run by the goroutine that set wbusy: it sends queued frames
+// until the queue is empty or err is set, then gives up the writer role.
+func (s *Session) flush(err error) error {
+	for {
+		s.wmu.Lock()
+		if err != nil || s.wpend == nil || s.wpendN == 0 {
+			break // still holding wmu, so no frame can slip in unsent
 		}
 		bp, n := s.wpend, s.wpendN
 		s.wpend, s.wpendN = nil, 0
@@ -261,7 +302,6 @@ func (s *Session) write(b []byte) error {
 		err = s.conn.Write(context.Background(), websocket.MessageBinary, (*bp)[:n])
 		s.cfg.pool.put(bp)
 	}
-	s.wmu.Lock()
 	s.wbusy = false
 	if err != nil && s.werr == nil {
 		s.werr = err
@@ -435,7 +475,11 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 	case frameHello:
 		return false, protocolErrorf("second hello")
 	case framePing:
-		return false, s.writeControl(framePong, 0, 0, f.payload)
+		var arr [frameHeaderLen + 8]byte
+		putHeader(arr[:], framePong, 0, 0)
+		copy(arr[frameHeaderLen:], f.payload)
+		s.writeAsync(arr[:])
+		return false, nil
 	case framePong:
 		return false, nil
 	case frameGoaway:

@@ -1,0 +1,115 @@
+package tunnel
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// hijacker is the minimal http.ResponseWriter websocket.Accept needs, over
+// one side of a net.Pipe.
+type hijacker struct {
+	conn net.Conn
+	brw  *bufio.ReadWriter
+	h    http.Header
+}
+
+func (h *hijacker) Header() http.Header         { return h.h }
+func (h *hijacker) Write(p []byte) (int, error) { return h.brw.Write(p) }
+func (h *hijacker) WriteHeader(code int) {
+	_, _ = h.brw.WriteString("HTTP/1.1 " + statusLine(code) + "\r\n")
+	_ = h.h.Write(h.brw)
+	_, _ = h.brw.WriteString("\r\n")
+	_ = h.brw.Flush()
+}
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn, h.brw, nil }
+
+// pipePair makes two sessions joined by a net.Pipe, so that everything runs
+// inside a synctest bubble. The returned pipe ends let a test freeze a side.
+func pipePair(t *testing.T, ping time.Duration) (gw, conn *Session, gwEnd net.Conn) {
+	t.Helper()
+	a, b := net.Pipe()
+	params := hello{major: 1, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
+	accepted := make(chan *websocket.Conn, 1)
+	go func() {
+		brw := bufio.NewReadWriter(bufio.NewReader(a), bufio.NewWriter(a))
+		req, err := http.ReadRequest(brw.Reader)
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		c, err := websocket.Accept(&hijacker{conn: a, brw: brw, h: http.Header{}}, req, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return b, nil }}
+	cc, _, err := websocket.Dial(context.Background(), "ws://pipe/connect", &websocket.DialOptions{
+		HTTPClient:   &http.Client{Transport: tr},
+		Subprotocols: []string{Subprotocol},
+	})
+	require.NoError(t, err)
+	sc := <-accepted
+	require.NotNil(t, sc)
+	mk := func(c *websocket.Conn, gateway bool) *Session {
+		return newSession(c, sessionConfig{
+			gateway: gateway, params: params,
+			pool: newBufPool(msgLimit(params.maxFrameSize)), small: newBufPool(smallBufSize(params.maxFrameSize)),
+			log: slog.New(slog.DiscardHandler), now: time.Now,
+			tenant: "t", connectorID: "c", handler: http.NotFoundHandler(),
+		})
+	}
+	return mk(sc, true), mk(cc, false), a
+}
+
+// With fake time: a live peer keeps a session up for an hour of pings both
+// ways, and both sides close at once when one closes.
+func TestKeepaliveLiveSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gw, conn, _ := pipePair(t, 5*time.Second)
+		gwDone := make(chan error, 1)
+		go func() { gwDone <- gw.run() }()
+		connDone := make(chan error, 1)
+		go func() { connDone <- conn.run() }()
+
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		assert.NoError(t, gw.Err(), "live session closed")
+		assert.NoError(t, conn.Err())
+
+		start := time.Now()
+		require.NoError(t, conn.Close())
+		assert.ErrorIs(t, <-connDone, ErrClosed)
+		err := <-gwDone
+		assert.Error(t, err)
+		assert.False(t, errors.Is(err, ErrPeerSilent), "a clean close is noticed at once, got %v", err)
+		assert.Zero(t, time.Since(start), "no timer involved")
+	})
+}
+
+// A peer that stops delivering bytes without closing is declared dead
+// exactly three ping intervals after the last frame it sent.
+func TestKeepaliveSilentPeerSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const iv = 5 * time.Second
+		gw, conn, _ := pipePair(t, iv)
+		// The connector side never runs: it neither reads nor writes.
+		start := time.Now()
+		err := gw.run()
+		assert.ErrorIs(t, err, ErrPeerSilent)
+		assert.Equal(t, 3*iv, time.Since(start))
+		_ = conn.conn.CloseNow()
+	})
+}
