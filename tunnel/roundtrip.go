@@ -10,24 +10,28 @@ import (
 )
 
 // openStream allocates a stream ID, registers the stream and sends its
-// REQUEST frame b (header filled in here) in ID order.
+// REQUEST frame b (header filled in here). The ID is allocated under the
+// writer lock, so IDs reach the wire in increasing order, and the system
+// call happens outside every lock but the writer role.
 func (s *Session) openStream(b []byte) (*stream, error) {
-	s.openMu.Lock()
-	defer s.openMu.Unlock()
+	st := newStream(s, 0)
+	setLen(b)
+	s.wmu.Lock()
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
+		s.wmu.Unlock()
 		<-s.slots
 		return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
 	}
 	id := s.nextID
 	s.nextID++
-	st := newStream(s, id)
+	st.id = id
 	s.streams[id] = st
 	s.inflight.Add(1)
 	s.mu.Unlock()
 	b[2], b[3], b[4], b[5] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
-	if err := s.write(b); err != nil {
+	if err := s.writeLocked(b); err != nil {
 		s.removeStream(st)
 		return nil, err
 	}

@@ -62,7 +62,6 @@ type Session struct {
 	maxPayload int
 	window     int
 
-	openMu  sync.Mutex // orders stream ID allocation with the REQUEST write
 	mu      sync.Mutex
 	streams map[uint32]*stream
 	nextID  uint32 // gateway: next stream ID
@@ -227,6 +226,11 @@ func (s *Session) goWG(f func()) bool {
 func (s *Session) write(b []byte) error {
 	setLen(b)
 	s.wmu.Lock()
+	return s.writeLocked(b)
+}
+
+// writeLocked is write with s.wmu held; it releases it.
+func (s *Session) writeLocked(b []byte) error {
 	for s.wbusy && s.werr == nil {
 		if s.wpend == nil {
 			s.wpend = s.cfg.pool.get()
