@@ -25,11 +25,50 @@ func parseDN(s string) (*ldap.DN, error) {
 // escaped per RFC 4514. Unparsable DNs key as themselves, lowercased, with a
 // prefix that no canonical form has.
 func dnKey(dn string) string {
+	if k, ok := fastDNKey(dn); ok {
+		return k
+	}
 	d, err := ldap.ParseDN(dn)
 	if err != nil {
 		return "\x00" + strings.ToLower(dn)
 	}
 	return canonicalDN(d)
+}
+
+// fastDNKey computes dnKey without a full parse for the common DN with no
+// escapes, quotes, multi-valued RDNs or hex values; ok is false otherwise.
+// It must agree with canonicalDN(ParseDN(dn)) (FuzzDN checks).
+func fastDNKey(dn string) (string, bool) {
+	if dn == "" || strings.ContainsAny(dn, "\\\"+#;<>\x00") {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(len(dn))
+	for i, rdn := range strings.Split(dn, ",") {
+		typ, val, ok := strings.Cut(rdn, "=")
+		typ = strings.Trim(typ, " ")
+		val = strings.Trim(val, " ")
+		if !ok || typ == "" || val == "" || !isAttrType(typ) || strings.Contains(val, "=") {
+			return "", false
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strings.ToLower(typ))
+		b.WriteByte('=')
+		b.WriteString(escapeRDNValue(strings.ToLower(val)))
+	}
+	return b.String(), true
+}
+
+func isAttrType(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func canonicalDN(d *ldap.DN) string {

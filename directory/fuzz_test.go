@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // FuzzFilterValue checks that any user input placed in a filter by eq
@@ -47,7 +49,16 @@ func FuzzDN(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, dn, value string) {
 		k := dnKey(dn)
-		if d, err := ldap.ParseDN(dn); err == nil && utf8.ValidString(dn) {
+		if fk, ok := fastDNKey(dn); ok {
+			d, err := ldap.ParseDN(dn)
+			if err != nil {
+				t.Fatalf("fast path accepted %q, ParseDN refuses it: %v", dn, err)
+			}
+			if slow := canonicalDN(d); slow != fk {
+				t.Fatalf("fast key %q != parsed key %q for %q", fk, slow, dn)
+			}
+		}
+		if d, err := ldap.ParseDN(dn); err == nil && utf8.ValidString(dn) && validTypes(d) {
 			// The canonical form is a fixed point.
 			if d2, err := ldap.ParseDN(canonicalDN(d)); err != nil || canonicalDN(d2) != k {
 				t.Fatalf("dnKey not stable: %q -> %q (%v)", dn, k, err)
@@ -98,4 +109,82 @@ func FuzzParseRange(f *testing.F) {
 			t.Fatalf("bad range from %q: %d-%d", s, lo, hi)
 		}
 	})
+}
+
+// validTypes reports whether every attribute type is a descriptor
+// (go-ldap's parser also accepts garbage types, which no server sends).
+func validTypes(d *ldap.DN) bool {
+	for _, r := range d.RDNs {
+		for _, a := range r.Attributes {
+			if a.Type == "" || !isAttrType(a.Type) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// FuzzWireMessage feeds hostile server messages to the scan decoder: they
+// are refused or decoded, never panic, and entries round-trip.
+func FuzzWireMessage(f *testing.F) {
+	entry := tlv(nil, tagOctetString, []byte("cn=a,dc=x"))
+	attr := tlv(nil, tagOctetString, []byte("uid"))
+	attr = tlv(attr, tagSet, tlv(nil, tagOctetString, []byte("alice")))
+	entry = tlv(entry, tagSequence, tlv(nil, tagSequence, attr))
+	msg := append(berInt(tagInteger, 7), tlv(nil, appSearchEntry, entry)...)
+	f.Add(tlv(nil, tagSequence, msg))
+	done := append(berInt(tagEnumerated, 0), tlv(nil, tagOctetString, nil)...)
+	done = tlv(done, tagOctetString, nil)
+	pv := tlv(berInt(tagInteger, 0), tagOctetString, []byte("cookie"))
+	ctrl := tlv(tlv(nil, tagOctetString, []byte(ldap.ControlTypePaging)), tagOctetString, tlv(nil, tagSequence, pv))
+	dmsg := append(berInt(tagInteger, 7), tlv(nil, appSearchDone, done)...)
+	dmsg = tlv(dmsg, ctxControls, tlv(nil, tagSequence, ctrl))
+	f.Add(tlv(nil, tagSequence, dmsg))
+	f.Add([]byte{0x30, 0x84, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		buf := make([]byte, len(b))
+		copy(buf, b)
+		m, err := parseMessage(buf)
+		if err != nil {
+			return
+		}
+		switch m.op {
+		case appSearchEntry:
+			e, err := parseEntry(buf, string(buf), m.body)
+			if err == nil && e == nil {
+				t.Fatal("nil entry without error")
+			}
+		case appSearchDone:
+			_ = parseResult(m.body)
+			_, _ = pagingCookie(m.controls)
+		}
+	})
+}
+
+func TestWireEntryDecode(t *testing.T) {
+	entry := tlv(nil, tagOctetString, []byte(`cn=Comma\, Carla,dc=x`))
+	var attrs []byte
+	a := tlv(nil, tagOctetString, []byte("uid"))
+	a = tlv(a, tagSet, tlv(tlv(nil, tagOctetString, []byte("carla")), tagOctetString, []byte("c2")))
+	attrs = tlv(attrs, tagSequence, a)
+	g := tlv(nil, tagOctetString, []byte("objectGUID"))
+	g = tlv(g, tagSet, tlv(nil, tagOctetString, []byte{0, 1, 2, 0xff}))
+	attrs = tlv(attrs, tagSequence, g)
+	entry = tlv(entry, tagSequence, attrs)
+	msg := tlv(nil, tagSequence, append(berInt(tagInteger, 300), tlv(nil, appSearchEntry, entry)...))
+	m, err := parseMessage(msg)
+	require.NoError(t, err)
+	assert.EqualValues(t, 300, m.id)
+	e, err := parseEntry(msg, string(msg), m.body)
+	require.NoError(t, err)
+	assert.Equal(t, `cn=Comma\, Carla,dc=x`, e.DN)
+	assert.Equal(t, []string{"carla", "c2"}, e.GetAttributeValues("uid"))
+	assert.Equal(t, []byte{0, 1, 2, 0xff}, e.GetRawAttributeValue("objectGUID"))
+	for _, n := range []int64{0, 1, 127, 128, 255, 256, 65535, 1 << 40, -1, -129} {
+		_, c, _, err := readElem(berInt(tagInteger, n))
+		require.NoError(t, err)
+		v, err := parseInt(c)
+		require.NoError(t, err)
+		assert.Equal(t, n, v)
+	}
 }

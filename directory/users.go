@@ -86,7 +86,7 @@ func (c *Client) scan(ctx context.Context, m Mapping, since Cursor, fn func(User
 			if cm.m.OneLevel {
 				scope = ldap.ScopeSingleLevel
 			}
-			err := c.searchPages(cn, newSearch(b, scope, filter, attrs), func(e *ldap.Entry) error {
+			err := c.wirePages(ctx, cn.srv, newSearch(b, scope, filter, attrs), func(e *ldap.Entry) error {
 				key := dnKey(e.DN)
 				if allowed != nil {
 					if _, ok := allowed[key]; !ok {
