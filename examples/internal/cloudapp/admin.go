@@ -13,6 +13,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
 )
@@ -123,7 +124,11 @@ func (s *Server) PutMapping(ctx context.Context, tenant, id string, m directory.
 	if err := s.addTenant(ctx, tenant); err != nil {
 		return err
 	}
-	return s.db.putMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m}, time.Now())
+	if err := s.db.putMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m}, time.Now()); err != nil {
+		return err
+	}
+	// A half-applied plan of the old mapping must not be resumed.
+	return s.users.ClearCheckpoint(ctx, importer.Scope{Tenant: tenant, MappingID: id})
 }
 
 // Mappings lists the mappings of tenant.

@@ -307,7 +307,8 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 
-	tenants, err := s.db.tenants(ctx)
+	// Not ctx: a Close racing with start-up is a clean stop, not an error.
+	tenants, err := s.db.tenants(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}
