@@ -30,7 +30,7 @@ import (
 //	GET    /v1/admin/tenants/{tenant}/directory/groups?base=
 //	GET    /v1/admin/tenants/{tenant}/mappings
 //	PUT    /v1/admin/tenants/{tenant}/mappings/{id}          directory.Mapping
-//	GET    /v1/admin/tenants/{tenant}/mappings/{id}/plan     plan preview
+//	GET    /v1/admin/tenants/{tenant}/mappings/{id}/plan     plan preview (?limit= ops, default 1000)
 //	POST   /v1/admin/tenants/{tenant}/mappings/{id}/import   {"full","override"} -> importer.Result
 //	GET    /v1/admin/tenants/{tenant}/imports                status
 //	GET    /v1/admin/tenants/{tenant}/users
@@ -78,7 +78,23 @@ func (s *Server) Handler() http.Handler {
 		replyErr(w, s.PutMapping(r.Context(), r.PathValue("tenant"), r.PathValue("id"), m))
 	})
 	admin.HandleFunc("GET "+t+"/mappings/{id}/plan", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.PreviewImport(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
+		p, err := s.PreviewImport(r.Context(), r.PathValue("tenant"), r.PathValue("id"))
+		if err != nil {
+			replyErr(w, err)
+			return
+		}
+		// A 100 000-user plan is too big to show: the first ops (?limit=,
+		// default 1000) and the summary tell the admin what will happen.
+		limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+		if err != nil || limit < 0 {
+			limit = 1000
+		}
+		total := len(p.Ops)
+		p.Ops = p.Ops[:min(limit, total)]
+		writeJSON(w, http.StatusOK, struct {
+			*importer.Plan
+			TotalOps int `json:"total_ops"`
+		}{p, total})
 	})
 	admin.HandleFunc("POST "+t+"/mappings/{id}/import", func(w http.ResponseWriter, r *http.Request) {
 		var opt ImportOptions

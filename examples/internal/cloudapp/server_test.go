@@ -173,9 +173,14 @@ func TestImportThroughTunnel(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/admin/tenants/acme/directory/ous", nil, &ous))
 	assert.Equal(t, "Corp", ous[0].Name)
 
-	var plan importer.Plan
-	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/admin/tenants/acme/mappings/staff/plan", nil, &plan))
+	var plan struct {
+		importer.Plan
+		TotalOps int `json:"total_ops"`
+	}
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/admin/tenants/acme/mappings/staff/plan?limit=5", nil, &plan))
 	assert.Equal(t, 30, plan.Summary.Creates)
+	assert.Equal(t, 30, plan.TotalOps)
+	assert.Len(t, plan.Ops, 5)
 
 	var res importer.Result
 	require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import", nil, &res))
