@@ -14,7 +14,9 @@ import (
 // reserved for credential checks that is reset to anonymous right after, so
 // no connection is ever left bound as an end user.
 //
-// It returns the user when the directory accepts the password. A refusal
+// It returns the user when the directory accepts the password, without
+// Groups (nil) unless the mapping names groups: call [Client.Lookup] for
+// them. A refusal
 // is a *[CredentialError] matching [ErrInvalidCredentials], whose Reason
 // says why: wrong password, locked, disabled, password expired, account
 // expired, must change password. An empty password is refused before any
@@ -26,7 +28,19 @@ func (c *Client) CheckCredentials(ctx context.Context, m Mapping, name, password
 	if password == "" {
 		return User{}, &CredentialError{Reason: ReasonEmptyPassword}
 	}
-	u, err := c.Lookup(ctx, m, name)
+	cm, err := m.compile()
+	if err != nil {
+		return User{}, err
+	}
+	if name == "" {
+		return User{}, ErrNotFound
+	}
+	var u User
+	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+		var err error
+		u, err = c.lookup(cn, cm, name, false)
+		return err
+	})
 	if err != nil {
 		return User{}, err
 	}

@@ -153,6 +153,7 @@ func BenchmarkCheckCredentials(b *testing.B) {
 	tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 	b.Run("baseline=fresh-dial-bind", func(b *testing.B) {
 		var i atomic.Int64
+		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				u := users[int(i.Add(1))%len(users)]
@@ -174,6 +175,7 @@ func BenchmarkCheckCredentials(b *testing.B) {
 	b.Run("liaison=CheckCredentials", func(b *testing.B) {
 		c := benchClient(b, s, nil)
 		var i atomic.Int64
+		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				u := users[int(i.Add(1))%len(users)]

@@ -186,14 +186,17 @@ func (c *Client) Lookup(ctx context.Context, m Mapping, name string) (User, erro
 	}
 	var found User
 	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
-		u, err := c.lookup(cn, cm, name)
+		u, err := c.lookup(cn, cm, name, true)
 		found = u
 		return err
 	})
 	return found, err
 }
 
-func (c *Client) lookup(cn *conn, cm *compiled, name string) (User, error) {
+// lookup finds name in the mapping; withGroups resolves nested groups
+// (needed anyway when the mapping names groups and the server has no
+// in-chain rule).
+func (c *Client) lookup(cn *conn, cm *compiled, name string, withGroups bool) (User, error) {
 	si, err := c.serverInfo(cn)
 	if err != nil {
 		return User{}, err
@@ -220,13 +223,15 @@ func (c *Client) lookup(cn *conn, cm *compiled, name string) (User, error) {
 			}
 			seen[key] = true
 			u := p.user(e, c.cfg.Attributes)
-			groups, err := c.groupsOfUser(cn, si, nc, e.DN)
-			if err != nil {
-				return err
-			}
-			u.Groups = groups
-			if len(cm.groups) > 0 && !p.inChain && !memberOfAny(groups, cm.groups) {
-				return nil
+			if withGroups || len(cm.groups) > 0 && !p.inChain {
+				groups, err := c.groupsOfUser(cn, si, nc, e.DN)
+				if err != nil {
+					return err
+				}
+				u.Groups = groups
+				if len(cm.groups) > 0 && !p.inChain && !memberOfAny(groups, cm.groups) {
+					return nil
+				}
 			}
 			matches = append(matches, u)
 			if len(matches) > 1 {
