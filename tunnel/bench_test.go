@@ -142,6 +142,31 @@ func BenchmarkRoundTrip(b *testing.B) {
 		}
 		reportP50(b, lat)
 	})
+	b.Run("baseline=tls", func(b *testing.B) {
+		pki := newTestPKI(b)
+		ln := rawEcho(b, &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pki.caPEM)
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		msg := make([]byte, 4+echoSize)
+		binary.BigEndian.PutUint32(msg, echoSize)
+		buf := make([]byte, len(msg))
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			if err := rawRoundTrip(c, msg, buf); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(t0))
+		}
+		reportP50(b, lat)
+	})
 	b.Run("liaison=tls", func(b *testing.B) {
 		_, rt := benchEnv(b)
 		req := newEchoRequest()

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -116,6 +117,8 @@ type Connector struct {
 	log    *slog.Logger
 	events *dispatcher
 
+	lastConn atomic.Pointer[corkConn] // the connection of the latest dial
+
 	mu      sync.Mutex
 	closed  bool
 	running bool
@@ -185,22 +188,30 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	if dial == nil {
 		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
+	c := &Connector{}
 	tr := &http.Transport{
-		Proxy:               proxy,
-		DialContext:         dial,
+		Proxy: proxy,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cc := &corkConn{Conn: conn}
+			c.lastConn.Store(cc)
+			return cc, nil
+		},
 		TLSClientConfig:     tlsConf,
 		TLSHandshakeTimeout: 15 * time.Second,
 		ForceAttemptHTTP2:   false,
 		MaxIdleConns:        1,
 		IdleConnTimeout:     time.Second,
 	}
-	return &Connector{
-		cfg:    cfg,
-		tr:     tr,
-		client: &http.Client{Transport: tr},
-		log:    cfg.Logger.With("component", "tunnel_connector", "connector_id", cfg.ConnectorID),
-		done:   make(chan struct{}),
-	}, nil
+	c.cfg = cfg
+	c.tr = tr
+	c.client = &http.Client{Transport: tr}
+	c.log = cfg.Logger.With("component", "tunnel_connector", "connector_id", cfg.ConnectorID)
+	c.done = make(chan struct{})
+	return c, nil
 }
 
 func clientTLS(base *tls.Config, extra []byte) (*tls.Config, error) {
@@ -396,6 +407,7 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	c.lastConn.Store(nil)
 	conn, resp, err := websocket.Dial(ctx, c.cfg.URL, &websocket.DialOptions{
 		HTTPClient:      c.client,
 		HTTPHeader:      http.Header{"Authorization": {authScheme + tok}},
@@ -458,6 +470,7 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		now:         c.cfg.Now,
 		connectorID: c.cfg.ConnectorID,
 		onGoaway:    ga.note,
+		cork:        c.lastConn.Load(),
 	})
 	s.goaway0 = ga
 	return s, h.nodeID, nil

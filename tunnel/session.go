@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,69 @@ type sessionConfig struct {
 	tenant      string
 	connectorID string
 	onGoaway    func(grace time.Duration) // connector side
+	cork        *corkConn                 // connector side: the TCP connection, or nil
+}
+
+// connWrite writes one WebSocket message. On the connector the WebSocket
+// library flushes masked payloads every 4 KiB; corking the TCP connection
+// for the duration of the message turns those into one system call.
+func (s *Session) connWrite(b []byte) error {
+	c := s.cfg.cork
+	if c == nil {
+		return s.conn.Write(context.Background(), websocket.MessageBinary, b)
+	}
+	c.setCork(true)
+	err := s.conn.Write(context.Background(), websocket.MessageBinary, b)
+	if ferr := c.setCork(false); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// corkConn is a net.Conn whose writes can be held back and sent together.
+type corkConn struct {
+	net.Conn
+	mu     sync.Mutex
+	corked bool
+	buf    []byte
+}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.corked {
+		return c.Conn.Write(p)
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, 0, 160<<10)
+	}
+	if len(c.buf)+len(p) > cap(c.buf) {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// setCork holds writes (on) or sends what was held (off).
+func (c *corkConn) setCork(on bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.corked = on
+	if !on {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+func (c *corkConn) flushLocked() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	c.buf = c.buf[:0]
+	return err
 }
 
 // Session is one live tunnel between a connector and a gateway. On the
@@ -251,7 +315,7 @@ func (s *Session) writeLocked(b []byte) error {
 	}
 	s.wbusy = true
 	s.wmu.Unlock()
-	return s.flush(s.conn.Write(context.Background(), websocket.MessageBinary, b))
+	return s.flush(s.connWrite(b))
 }
 
 // writeAsync queues frame b without ever blocking on the network: the read
@@ -303,7 +367,7 @@ func (s *Session) flush(err error) error {
 		s.wpend, s.wpendN = nil, 0
 		s.wcond.Broadcast()
 		s.wmu.Unlock()
-		err = s.conn.Write(context.Background(), websocket.MessageBinary, (*bp)[:n])
+		err = s.connWrite((*bp)[:n])
 		s.cfg.pool.put(bp)
 	}
 	s.wbusy = false
