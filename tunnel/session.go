@@ -479,61 +479,82 @@ func (s *Session) readLoop() error {
 		if typ != websocket.MessageBinary {
 			return protocolErrorf("text message")
 		}
-		bp := s.cfg.pool.get()
-		buf := *bp
-		n, err := io.ReadFull(r, buf)
-		switch {
-		case err == nil:
+		bp, pool, n, err := s.readMessage(r)
+		if err != nil {
+			return err
+		}
+		s.lastRecv.Store(s.cfg.now().UnixNano())
+		kept, err := s.handleMessage((*bp)[:n], bp, pool == s.cfg.pool)
+		if !kept {
+			pool.put(bp)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// handleMessage handles the frames of one message in buffer bp. When
+// canKeep is set, at most one frame may keep the buffer (kept reports it);
+// the others copy what they keep.
+func (s *Session) handleMessage(buf []byte, bp *[]byte, canKeep bool) (kept bool, err error) {
+	own := bp
+	if !canKeep {
+		own = nil
+	}
+	for off := 0; off < len(buf); {
+		f, size, err := parseFrame(buf[off:], s.maxPayload)
+		if err == errSkip {
+			off += size
+			continue
+		}
+		if err != nil {
+			return kept, err
+		}
+		off += size
+		k, err := s.handle(f, own)
+		if k {
+			kept, own = true, nil
+		}
+		if err != nil {
+			return kept, err
+		}
+	}
+	return kept, nil
+}
+
+// readMessage reads one message into a small pooled buffer, moving to a
+// message-size buffer only when it does not fit: small messages never
+// touch large buffers.
+func (s *Session) readMessage(r io.Reader) (*[]byte, *bufPool, int, error) {
+	bp, pool := s.cfg.small.get(), s.cfg.small
+	n, err := io.ReadFull(r, *bp)
+	if err == nil {
+		big := s.cfg.pool.get()
+		copy(*big, *bp)
+		s.cfg.small.put(bp)
+		bp, pool = big, s.cfg.pool
+		var m int
+		m, err = io.ReadFull(r, (*bp)[n:])
+		n += m
+		if err == nil {
 			var one [1]byte
 			m, err2 := r.Read(one[:])
 			for m == 0 && err2 == nil {
 				m, err2 = r.Read(one[:])
 			}
 			if m > 0 {
-				s.cfg.pool.put(bp)
-				return protocolErrorf("frame exceeds %d bytes", len(buf))
+				pool.put(bp)
+				return nil, nil, 0, protocolErrorf("message exceeds %d bytes", len(*bp))
 			}
-			if err2 != io.EOF {
-				s.cfg.pool.put(bp)
-				return fmt.Errorf("tunnel: read: %w", err2)
-			}
-		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		default:
-			s.cfg.pool.put(bp)
-			return fmt.Errorf("tunnel: read: %w", err)
-		}
-		s.lastRecv.Store(s.cfg.now().UnixNano())
-		// At most one frame of a message may keep the buffer; the others
-		// copy what they keep.
-		own := bp
-		for off := 0; off < n; {
-			f, size, err := parseFrame(buf[off:n], s.maxPayload)
-			if err == errSkip {
-				off += size
-				continue
-			}
-			if err != nil {
-				if own != nil {
-					s.cfg.pool.put(own)
-				}
-				return err
-			}
-			off += size
-			kept, err := s.handle(f, own)
-			if kept {
-				own = nil
-			}
-			if err != nil {
-				if own != nil {
-					s.cfg.pool.put(own)
-				}
-				return err
-			}
-		}
-		if own != nil {
-			s.cfg.pool.put(own)
+			err = err2
 		}
 	}
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		pool.put(bp)
+		return nil, nil, 0, fmt.Errorf("tunnel: read: %w", err)
+	}
+	return bp, pool, n, nil
 }
 
 // handle dispatches one frame. kept reports whether the buffer now belongs
