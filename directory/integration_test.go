@@ -469,12 +469,41 @@ func TestIntegrationChanges(t *testing.T) {
 		require.True(t, pool.AppendCertsFromPEM(ca))
 		l, err := ldap.DialURL(s.LDAPSURL, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool}))
 		require.NoError(t, err)
-		defer l.Close()
+		t.Cleanup(func() { l.Close() }) // after the data is put back (cleanups run last-in first-out)
 		require.NoError(t, l.Bind(s.AdminDN, s.AdminPassword))
 		newName := "Changed " + strconv.Itoa(rand.IntN(1e6))
 		mod := ldap.NewModifyRequest(target.DN(s.BaseDN), nil)
 		mod.Replace("displayName", []string{newName})
 		require.NoError(t, l.Modify(mod))
+		t.Cleanup(func() { // the test bed is shared: put the data back
+			undo := ldap.NewModifyRequest(target.DN(s.BaseDN), nil)
+			undo.Replace("displayName", []string{target.DisplayName})
+			assert.NoError(t, l.Modify(undo))
+		})
+		// Add another Engineering user to a group: only the group entry
+		// changes, yet the user must be reported.
+		var joiner directorytest.User
+		for _, u := range d.UsersUnder([]string{"Corp", "Engineering"}, false)[1:] {
+			if !slices.Contains(u.Groups, "cycle-b") {
+				joiner = u
+				break
+			}
+		}
+		cb, ok := d.Group("cycle-b")
+		require.True(t, ok)
+		// An interrupted earlier run may have left the member in: remove it
+		// first (ignoring "no such value"), so the add is a real change.
+		pre := ldap.NewModifyRequest(cb.DN(s.BaseDN), nil)
+		pre.Delete("member", []string{joiner.DN(s.BaseDN)})
+		_ = l.Modify(pre)
+		add := ldap.NewModifyRequest(cb.DN(s.BaseDN), nil)
+		add.Add("member", []string{joiner.DN(s.BaseDN)})
+		require.NoError(t, l.Modify(add))
+		t.Cleanup(func() {
+			del := ldap.NewModifyRequest(cb.DN(s.BaseDN), nil)
+			del.Delete("member", []string{joiner.DN(s.BaseDN)})
+			assert.NoError(t, l.Modify(del))
+		})
 
 		var changed []directory.User
 		next, err := c.Changes(t.Context(), m, cur, func(u directory.User) error {
@@ -486,7 +515,10 @@ func TestIntegrationChanges(t *testing.T) {
 		i := slices.IndexFunc(changed, func(u directory.User) bool { return directory.SameDN(u.DN, target.DN(s.BaseDN)) })
 		require.GreaterOrEqual(t, i, 0, "modified user not reported")
 		assert.Equal(t, newName, changed[i].DisplayName)
-		assert.Less(t, len(changed), 3, "changes must not be a full scan")
+		j := slices.IndexFunc(changed, func(u directory.User) bool { return directory.SameDN(u.DN, joiner.DN(s.BaseDN)) })
+		require.GreaterOrEqual(t, j, 0, "user added to a group not reported")
+		assert.True(t, hasDN(changed[j].Groups, cb.DN(s.BaseDN)), "new group in %v", changed[j].Groups)
+		assert.Less(t, len(changed), 4, "changes must not be a full scan")
 
 		t.Run("nothing new", func(t *testing.T) {
 			var again []directory.User

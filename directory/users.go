@@ -24,9 +24,11 @@ func (c *Client) Users(ctx context.Context, m Mapping, fn func(User) error) (Cur
 // cursor was taken, and returns a new cursor. It returns [ErrCursorInvalid]
 // when the cursor is malformed, was made by another mapping, or by another
 // server (a different AD domain controller: update sequence numbers are per
-// DC); the caller must then run [Client.Users]. Changes cannot see
-// deletions and may repeat users already seen: deletions are found only by
-// a complete scan, and applying a user twice must be harmless.
+// DC); the caller must then run [Client.Users]. Users whose group
+// membership changed are reported too (through the changed groups).
+// Changes cannot see deletions, nor users who left the scope, and may
+// repeat users already seen: those are found only by a complete scan, and
+// applying a user twice must be harmless.
 func (c *Client) Changes(ctx context.Context, m Mapping, since Cursor, fn func(User) error) (Cursor, error) {
 	if since == "" {
 		return "", ErrCursorInvalid
@@ -78,34 +80,71 @@ func (c *Client) scan(ctx context.Context, m Mapping, since Cursor, fn func(User
 				allowed = ix.memberSet(cm.m.Groups, c.cfg.MaxGroupDepth)
 			}
 		}
-		filter := and(p.userFilter, cm.m.Filter, groupFilter, changeFilter)
 		attrs := p.userAttributes(c.cfg.Attributes)
 		maxChange := ""
-		for _, b := range basesOf(cm, nc) {
-			scope := ldap.ScopeWholeSubtree
-			if cm.m.OneLevel {
-				scope = ldap.ScopeSingleLevel
-			}
-			err := c.wirePages(ctx, cn.srv, newSearch(b, scope, filter, attrs), func(e *ldap.Entry) error {
-				key := dnKey(e.DN)
-				if allowed != nil {
-					if _, ok := allowed[key]; !ok {
-						return nil
+		var emitted map[string]bool // keys reported by a Changes pass
+		if changeFilter != "" {
+			emitted = map[string]bool{}
+		}
+		pass := func(filter string, only map[string]struct{}) error {
+			for _, b := range basesOf(cm, nc) {
+				scope := ldap.ScopeWholeSubtree
+				if cm.m.OneLevel {
+					scope = ldap.ScopeSingleLevel
+				}
+				err := c.wirePages(ctx, cn.srv, newSearch(b, scope, filter, attrs), func(e *ldap.Entry) error {
+					key := dnKey(e.DN)
+					if allowed != nil {
+						if _, ok := allowed[key]; !ok {
+							return nil
+						}
 					}
+					if only != nil {
+						if _, ok := only[key]; !ok || emitted[key] {
+							return nil
+						}
+					}
+					if emitted != nil {
+						emitted[key] = true
+					}
+					u := p.user(e, c.cfg.Attributes)
+					u.Groups = ix.groupsOf(key, c.cfg.MaxGroupDepth)
+					if p.kind == ProfileOpenLDAP && validCSN(u.change) && u.change > maxChange {
+						maxChange = u.change
+					}
+					cn.delivered = true
+					if err := fn(u); err != nil {
+						return &callerError{err}
+					}
+					return nil
+				})
+				if err != nil {
+					return err
 				}
-				u := p.user(e, c.cfg.Attributes)
-				u.Groups = ix.groupsOf(key, c.cfg.MaxGroupDepth)
-				if p.kind == ProfileOpenLDAP && validCSN(u.change) && u.change > maxChange {
-					maxChange = u.change
-				}
-				cn.delivered = true
-				if err := fn(u); err != nil {
-					return &callerError{err}
-				}
+			}
+			return nil
+		}
+		if err := pass(and(p.userFilter, cm.m.Filter, groupFilter, changeFilter), nil); err != nil {
+			return err
+		}
+		if changeFilter != "" {
+			// A membership change touches the group entry, not the user's:
+			// report the members of changed groups too.
+			var changed []string
+			err := c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, and(p.groupFilter, changeFilter), []string{"1.1"}), func(e *ldap.Entry) error {
+				changed = append(changed, e.DN)
 				return nil
 			})
 			if err != nil {
 				return err
+			}
+			if len(changed) > 0 {
+				members := ix.memberSet(changed, c.cfg.MaxGroupDepth)
+				if len(members) > 0 {
+					if err := pass(and(p.userFilter, cm.m.Filter, groupFilter), members); err != nil {
+						return err
+					}
+				}
 			}
 		}
 		if p.kind == ProfileOpenLDAP && start.CSN == "" {
