@@ -1,0 +1,195 @@
+package directoryhttp
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/liaisonhq/liaison/directory"
+)
+
+// Directory is what the handler serves: the operations of
+// *directory.Client.
+type Directory interface {
+	Info(ctx context.Context) (directory.Info, error)
+	NamingContexts(ctx context.Context) ([]string, error)
+	OUs(ctx context.Context, base string) ([]directory.OU, error)
+	Groups(ctx context.Context, base string) ([]directory.Group, error)
+	Users(ctx context.Context, m directory.Mapping, fn func(directory.User) error) (directory.Cursor, error)
+	Changes(ctx context.Context, m directory.Mapping, since directory.Cursor, fn func(directory.User) error) (directory.Cursor, error)
+	Lookup(ctx context.Context, m directory.Mapping, name string) (directory.User, error)
+	CheckCredentials(ctx context.Context, m directory.Mapping, name, password string) (directory.User, error)
+}
+
+var _ Directory = (*directory.Client)(nil)
+
+// flushEvery is how many users are written between flushes of a stream.
+const flushEvery = 64
+
+// NewHandler returns the HTTP handler of the directory service over d.
+func NewHandler(d Directory) http.Handler {
+	h := &handler{d: d}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) {
+		v, err := d.Info(r.Context())
+		reply(w, v, err)
+	})
+	mux.HandleFunc("GET /naming-contexts", func(w http.ResponseWriter, r *http.Request) {
+		v, err := d.NamingContexts(r.Context())
+		reply(w, nonNil(v), err)
+	})
+	mux.HandleFunc("GET /ous", func(w http.ResponseWriter, r *http.Request) {
+		v, err := d.OUs(r.Context(), r.URL.Query().Get("base"))
+		reply(w, nonNil(v), err)
+	})
+	mux.HandleFunc("GET /groups", func(w http.ResponseWriter, r *http.Request) {
+		v, err := d.Groups(r.Context(), r.URL.Query().Get("base"))
+		reply(w, nonNil(v), err)
+	})
+	mux.HandleFunc("POST /users", h.users)
+	mux.HandleFunc("POST /changes", h.changes)
+	mux.HandleFunc("POST /lookup", func(w http.ResponseWriter, r *http.Request) {
+		var in lookupRequest
+		if !readJSON(w, r, &in) {
+			return
+		}
+		v, err := d.Lookup(r.Context(), in.Mapping, in.Name)
+		reply(w, v, err)
+	})
+	mux.HandleFunc("POST /credentials", func(w http.ResponseWriter, r *http.Request) {
+		var in credentialsRequest
+		if !readJSON(w, r, &in) {
+			return
+		}
+		v, err := d.CheckCredentials(r.Context(), in.Mapping, in.Name, in.Password)
+		in.Password = ""
+		reply(w, v, err)
+	})
+	return mux
+}
+
+type handler struct{ d Directory }
+
+func (h *handler) users(w http.ResponseWriter, r *http.Request) {
+	var in usersRequest
+	if !readJSON(w, r, &in) {
+		return
+	}
+	stream(w, func(fn func(directory.User) error) (directory.Cursor, error) {
+		return h.d.Users(r.Context(), in.Mapping, fn)
+	})
+}
+
+func (h *handler) changes(w http.ResponseWriter, r *http.Request) {
+	var in changesRequest
+	if !readJSON(w, r, &in) {
+		return
+	}
+	stream(w, func(fn func(directory.User) error) (directory.Cursor, error) {
+		return h.d.Changes(r.Context(), in.Mapping, in.Since, fn)
+	})
+}
+
+// stream runs scan, writing each user as a JSON line and a final cursor or
+// error line. An error before the first user is a plain error response.
+func stream(w http.ResponseWriter, scan func(fn func(directory.User) error) (directory.Cursor, error)) {
+	var (
+		bw      *bufio.Writer
+		enc     *json.Encoder
+		started bool
+		n       int
+	)
+	flusher, _ := w.(http.Flusher)
+	begin := func() {
+		started = true
+		w.Header().Set("Content-Type", "application/jsonl")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		bw = bufio.NewWriterSize(w, 32<<10)
+		enc = json.NewEncoder(bw)
+	}
+	cursor, err := scan(func(u directory.User) error {
+		if !started {
+			begin()
+		}
+		if err := enc.Encode(streamLine{User: &u}); err != nil {
+			return err
+		}
+		if n++; n%flushEvery == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		return nil
+	})
+	if !started {
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		begin()
+	}
+	if err != nil {
+		_, e := encodeError(err)
+		_ = enc.Encode(streamLine{Error: e})
+	} else {
+		_ = enc.Encode(streamLine{Cursor: &cursor})
+	}
+	_ = bw.Flush()
+}
+
+func nonNil[T any](v []T) []T {
+	if v == nil {
+		return []T{}
+	}
+	return v
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, e := encodeError(err)
+	writeJSON(w, status, errorBody{Error: e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		status = http.StatusInternalServerError
+		buf.Reset()
+		fmt.Fprintf(&buf, `{"error":{"code":%q,"message":"encoding the response failed"}}`+"\n", codeInternal)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// readJSON decodes a request body of at most maxBody bytes, refusing
+// unknown fields and trailing data.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return false
+	}
+	if dec.More() {
+		writeError(w, fmt.Errorf("%w: trailing data", ErrBadRequest))
+		return false
+	}
+	return true
+}

@@ -1,0 +1,152 @@
+package directoryhttp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/liaisonhq/liaison/directory"
+)
+
+// Errors of this package, besides the directory package's.
+var (
+	// ErrBadRequest: the handler could not parse a request.
+	ErrBadRequest = errors.New("directoryhttp: bad request")
+	// ErrRemote: the handler failed for a reason it did not classify.
+	ErrRemote = errors.New("directoryhttp: remote directory error")
+	// ErrIncomplete: a user stream ended before its final line.
+	ErrIncomplete = errors.New("directoryhttp: user stream incomplete")
+)
+
+// maxBody caps request bodies and single response objects.
+const maxBody = 1 << 20
+
+// Error codes on the wire.
+const (
+	codeNotFound       = "not_found"
+	codeAmbiguous      = "ambiguous"
+	codeInvalidCreds   = "invalid_credentials"
+	codeCursorInvalid  = "cursor_invalid"
+	codeInvalidMapping = "invalid_mapping"
+	codeSizeLimit      = "size_limit"
+	codeTimeLimit      = "time_limit"
+	codeUnavailable    = "unavailable"
+	codeBadRequest     = "bad_request"
+	codeInternal       = "internal"
+)
+
+// wireError is the JSON error object.
+type wireError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Reason is a directory.Reason name, for invalid_credentials.
+	Reason string `json:"reason,omitempty"`
+}
+
+type errorBody struct {
+	Error *wireError `json:"error"`
+}
+
+// Request bodies.
+type (
+	usersRequest struct {
+		Mapping directory.Mapping `json:"mapping"`
+	}
+	changesRequest struct {
+		Mapping directory.Mapping `json:"mapping"`
+		Since   directory.Cursor  `json:"since"`
+	}
+	lookupRequest struct {
+		Mapping directory.Mapping `json:"mapping"`
+		Name    string            `json:"name"`
+	}
+	credentialsRequest struct {
+		Mapping  directory.Mapping `json:"mapping"`
+		Name     string            `json:"name"`
+		Password string            `json:"password"`
+	}
+)
+
+// streamLine is one line of a user stream: exactly one field is set.
+type streamLine struct {
+	User   *directory.User   `json:"user,omitempty"`
+	Cursor *directory.Cursor `json:"cursor,omitempty"`
+	Error  *wireError        `json:"error,omitempty"`
+}
+
+// encodeError classifies err for the wire. Messages of unclassified errors
+// are kept short and never carry request data.
+func encodeError(err error) (int, *wireError) {
+	var ce *directory.CredentialError
+	switch {
+	case errors.As(err, &ce):
+		return http.StatusUnauthorized, &wireError{Code: codeInvalidCreds, Message: "invalid credentials", Reason: ce.Reason.String()}
+	case errors.Is(err, directory.ErrNotFound):
+		return http.StatusNotFound, &wireError{Code: codeNotFound, Message: err.Error()}
+	case errors.Is(err, directory.ErrAmbiguous):
+		return http.StatusConflict, &wireError{Code: codeAmbiguous, Message: err.Error()}
+	case errors.Is(err, directory.ErrCursorInvalid):
+		return http.StatusConflict, &wireError{Code: codeCursorInvalid, Message: err.Error()}
+	case errors.Is(err, directory.ErrInvalidMapping):
+		return http.StatusBadRequest, &wireError{Code: codeInvalidMapping, Message: err.Error()}
+	case errors.Is(err, directory.ErrSizeLimit):
+		return http.StatusBadGateway, &wireError{Code: codeSizeLimit, Message: err.Error()}
+	case errors.Is(err, directory.ErrTimeLimit):
+		return http.StatusBadGateway, &wireError{Code: codeTimeLimit, Message: err.Error()}
+	case errors.Is(err, directory.ErrUnavailable):
+		return http.StatusServiceUnavailable, &wireError{Code: codeUnavailable, Message: err.Error()}
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest, &wireError{Code: codeBadRequest, Message: err.Error()}
+	}
+	return http.StatusInternalServerError, &wireError{Code: codeInternal, Message: err.Error()}
+}
+
+// decodeError turns a wire error back into the error the directory package
+// would have returned.
+func decodeError(e *wireError) error {
+	if e == nil {
+		return fmt.Errorf("%w: empty error", ErrRemote)
+	}
+	var base error
+	switch e.Code {
+	case codeInvalidCreds:
+		return &directory.CredentialError{Reason: directory.ParseReason(e.Reason)}
+	case codeNotFound:
+		base = directory.ErrNotFound
+	case codeAmbiguous:
+		base = directory.ErrAmbiguous
+	case codeCursorInvalid:
+		base = directory.ErrCursorInvalid
+	case codeInvalidMapping:
+		base = directory.ErrInvalidMapping
+	case codeSizeLimit:
+		base = directory.ErrSizeLimit
+	case codeTimeLimit:
+		base = directory.ErrTimeLimit
+	case codeUnavailable:
+		base = directory.ErrUnavailable
+	case codeBadRequest:
+		base = ErrBadRequest
+	default:
+		base = ErrRemote
+	}
+	return &Error{Code: e.Code, Message: e.Message, err: base}
+}
+
+// Error is an error reported by the remote handler. It matches the
+// directory package's sentinel for its code with errors.Is.
+type Error struct {
+	Code    string
+	Message string
+	err     error
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "directoryhttp: remote: " + e.Code
+	}
+	return "directoryhttp: remote: " + e.Message
+}
+
+// Unwrap returns the sentinel matching Code.
+func (e *Error) Unwrap() error { return e.err }
