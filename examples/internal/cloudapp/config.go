@@ -87,8 +87,8 @@ type Config struct {
 	LoginWindow      time.Duration
 
 	// NewDirectory builds the directory client of a tenant from a
-	// RoundTripper reaching its connectors. Required for browse, imports,
-	// activation and web login.
+	// RoundTripper reaching its connectors; nil means a directoryhttp
+	// client of ConnectorDirectoryURL.
 	NewDirectory func(tenant string, rt http.RoundTripper) Directory
 	// NewKeys builds the key client of a tenant from a RoundTripper
 	// reaching its connectors; nil means a keyhttp client of

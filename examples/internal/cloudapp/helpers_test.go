@@ -1,7 +1,6 @@
 package cloudapp_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -9,11 +8,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -23,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
@@ -48,9 +46,6 @@ func newEnv(t *testing.T, mod func(*cloudapp.Config)) *env {
 		AdminToken:       adminToken,
 		DisableScheduler: true,
 		PingInterval:     200 * time.Millisecond,
-		NewDirectory: func(_ string, rt http.RoundTripper) cloudapp.Directory {
-			return &remoteDir{client: &http.Client{Transport: rt}}
-		},
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -129,7 +124,7 @@ func (e *env) enroll(tenant string) *connector {
 	require.NoError(e.t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/keys/", http.StripPrefix("/keys", kh))
-	mux.Handle("/directory/", http.StripPrefix("/directory", e.dir))
+	mux.Handle("/directory/", http.StripPrefix("/directory", directoryhttp.NewHandler(e.dir)))
 	return &connector{id: id.ConnectorID, key: key, keyring: kr, handler: mux}
 }
 
@@ -183,20 +178,23 @@ func (e *env) kill(c *connector) {
 	c.stop = nil
 }
 
-// fakeDir is the connector side of a small directory protocol: JSON lines
-// of users, lookup and auth. It is not directoryhttp: it lets these tests
-// cut the stream half-way and count what reached the "directory".
+// fakeDir is an in-memory directory served by the real directoryhttp
+// handler on the connector, so the cloud talks the real wire format through
+// the real tunnel. It can stall a scan half-way (the connector is then
+// killed) and counts credential checks that reached it.
 type fakeDir struct {
 	mu        sync.Mutex
 	users     []directory.User
 	passwords map[string]string
-	// stallAfter > 0: the user stream stops after that many users and
-	// blocks until the request ends (the connector is killed meanwhile).
+	// stallAfter > 0: a scan stops after that many users and blocks until
+	// its request ends.
 	stallAfter int
 	stalled    chan struct{}
 	authCalls  atomic.Int32
 	cursor     int
 }
+
+var _ directoryhttp.Directory = (*fakeDir)(nil)
 
 func newFakeDir() *fakeDir {
 	return &fakeDir{passwords: map[string]string{}, stalled: make(chan struct{}, 1)}
@@ -209,140 +207,74 @@ func (f *fakeDir) set(users []directory.User) {
 	f.cursor++
 }
 
-func (f *fakeDir) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *fakeDir) snapshot() ([]directory.User, int, directory.Cursor) {
 	f.mu.Lock()
-	users, stall, cursor := append([]directory.User(nil), f.users...), f.stallAfter, f.cursor
-	f.mu.Unlock()
-	switch r.URL.Path {
-	case "/users", "/changes":
-		w.Header().Set("Directory-Cursor", fmt.Sprintf("c%d", cursor))
-		enc := json.NewEncoder(w)
-		for i, u := range users {
-			if stall > 0 && i == stall {
-				w.(http.Flusher).Flush()
-				f.stalled <- struct{}{}
-				<-r.Context().Done()
-				return
-			}
-			_ = enc.Encode(u)
-		}
-		_ = enc.Encode(directory.User{}) // end marker: a complete stream
-	case "/lookup", "/auth":
-		name := r.URL.Query().Get("name")
-		for _, u := range users {
-			if u.Login != name {
-				continue
-			}
-			if r.URL.Path == "/auth" {
-				f.authCalls.Add(1)
-				f.mu.Lock()
-				ok := f.passwords[name] == r.Header.Get("Password")
-				f.mu.Unlock()
-				if !ok {
-					w.WriteHeader(http.StatusUnauthorized)
-					return
-				}
-			}
-			_ = json.NewEncoder(w).Encode(u)
-			return
-		}
-		w.WriteHeader(http.StatusNotFound)
-	case "/ous":
-		_ = json.NewEncoder(w).Encode([]directory.OU{{DN: "ou=Corp,dc=test", Name: "Corp", Parent: "dc=test"}})
-	default:
-		http.NotFound(w, r)
-	}
+	defer f.mu.Unlock()
+	return append([]directory.User(nil), f.users...), f.stallAfter, directory.Cursor(fmt.Sprintf("c%d", f.cursor))
 }
 
-// remoteDir is the cloud side of fakeDir's protocol over the tunnel.
-type remoteDir struct{ client *http.Client }
-
-var _ cloudapp.Directory = (*remoteDir)(nil)
-
-func (d *remoteDir) get(ctx context.Context, path string, hdr http.Header) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cloudapp.ConnectorDirectoryURL+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range hdr {
-		req.Header[k] = v
-	}
-	return d.client.Do(req)
-}
-
-func (d *remoteDir) stream(ctx context.Context, path string, fn func(directory.User) error) (directory.Cursor, error) {
-	resp, err := d.get(ctx, path, nil)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		var u directory.User
-		if err := json.Unmarshal(sc.Bytes(), &u); err != nil {
-			return "", err
-		}
-		if u.ID == "" {
-			return directory.Cursor(resp.Header.Get("Directory-Cursor")), nil
+func (f *fakeDir) scan(ctx context.Context, fn func(directory.User) error) (directory.Cursor, error) {
+	users, stall, cursor := f.snapshot()
+	for i, u := range users {
+		if stall > 0 && i == stall {
+			f.stalled <- struct{}{}
+			<-ctx.Done()
+			return "", ctx.Err()
 		}
 		if err := fn(u); err != nil {
 			return "", err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return "", err
+	return cursor, nil
+}
+
+func (f *fakeDir) Users(ctx context.Context, _ directory.Mapping, fn func(directory.User) error) (directory.Cursor, error) {
+	return f.scan(ctx, fn)
+}
+
+func (f *fakeDir) Changes(ctx context.Context, _ directory.Mapping, _ directory.Cursor, fn func(directory.User) error) (directory.Cursor, error) {
+	return f.scan(ctx, fn) // every user "changed": harmless, the importer skips equal ones
+}
+
+func (f *fakeDir) Lookup(_ context.Context, _ directory.Mapping, name string) (directory.User, error) {
+	users, _, _ := f.snapshot()
+	for _, u := range users {
+		if u.Login == name {
+			return u, nil
+		}
 	}
-	return "", io.ErrUnexpectedEOF // no end marker: the stream was cut
+	return directory.User{}, directory.ErrNotFound
 }
 
-func (d *remoteDir) Users(ctx context.Context, _ directory.Mapping, fn func(directory.User) error) (directory.Cursor, error) {
-	return d.stream(ctx, "/users", fn)
-}
-
-func (d *remoteDir) Changes(ctx context.Context, _ directory.Mapping, _ directory.Cursor, fn func(directory.User) error) (directory.Cursor, error) {
-	return d.stream(ctx, "/changes", fn)
-}
-
-func (d *remoteDir) one(ctx context.Context, path, name, password string) (directory.User, error) {
-	hdr := http.Header{}
-	if password != "" {
-		hdr.Set("Password", password)
-	}
-	resp, err := d.get(ctx, path+"?name="+url.QueryEscape(name), hdr)
+func (f *fakeDir) CheckCredentials(ctx context.Context, m directory.Mapping, name, password string) (directory.User, error) {
+	u, err := f.Lookup(ctx, m, name)
 	if err != nil {
-		return directory.User{}, err
+		return u, err
 	}
-	defer resp.Body.Close()
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		return directory.User{}, directory.ErrNotFound
-	case http.StatusUnauthorized:
+	f.authCalls.Add(1)
+	f.mu.Lock()
+	ok := f.passwords[name] == password
+	f.mu.Unlock()
+	if !ok {
 		return directory.User{}, &directory.CredentialError{Reason: directory.ReasonBadPassword}
 	}
-	var u directory.User
-	return u, json.NewDecoder(resp.Body).Decode(&u)
+	return u, nil
 }
 
-func (d *remoteDir) Lookup(ctx context.Context, _ directory.Mapping, name string) (directory.User, error) {
-	return d.one(ctx, "/lookup", name, "")
+func (f *fakeDir) OUs(context.Context, string) ([]directory.OU, error) {
+	return []directory.OU{{DN: "ou=Corp,dc=corp,dc=test", Name: "Corp", Parent: "dc=corp,dc=test"}}, nil
 }
 
-func (d *remoteDir) CheckCredentials(ctx context.Context, _ directory.Mapping, name, password string) (directory.User, error) {
-	return d.one(ctx, "/auth", name, password)
+func (f *fakeDir) Groups(context.Context, string) ([]directory.Group, error) {
+	return []directory.Group{{DN: "cn=staff,ou=Corp,dc=corp,dc=test", Name: "staff", MemberCount: 1}}, nil
 }
 
-func (d *remoteDir) OUs(ctx context.Context, _ string) ([]directory.OU, error) {
-	resp, err := d.get(ctx, "/ous", nil)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var ous []directory.OU
-	return ous, json.NewDecoder(resp.Body).Decode(&ous)
+func (f *fakeDir) Info(context.Context) (directory.Info, error) {
+	return directory.Info{Profile: directory.ProfileOpenLDAP, NamingContexts: []string{"dc=corp,dc=test"}}, nil
 }
 
-func (d *remoteDir) Groups(context.Context, string) ([]directory.Group, error) {
-	return nil, errors.New("fake: no groups")
+func (f *fakeDir) NamingContexts(context.Context) ([]string, error) {
+	return []string{"dc=corp,dc=test"}, nil
 }
 
 func demoUsers(n int) []directory.User {

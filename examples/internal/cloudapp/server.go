@@ -22,6 +22,7 @@ import (
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
@@ -98,6 +99,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Grace == 0 {
 		cfg.Grace = alerts.DefaultGrace
+	}
+	if cfg.NewDirectory == nil {
+		cfg.NewDirectory = func(_ string, rt http.RoundTripper) Directory {
+			c, err := directoryhttp.NewClient(ConnectorDirectoryURL, rt)
+			if err != nil {
+				panic(err) // a constant URL
+			}
+			return c
+		}
 	}
 	if cfg.NewKeys == nil {
 		cfg.NewKeys = func(_ string, rt http.RoundTripper) Keys {
