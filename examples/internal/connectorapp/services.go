@@ -3,12 +3,14 @@ package connectorapp
 import (
 	"net/http"
 
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 )
 
-// directoryHandler serves the directory service (below DirectoryPrefix).
+// directoryHandler serves the directory service (below DirectoryPrefix):
+// package directoryhttp over the directory client.
 func (a *Agent) directoryHandler() http.Handler {
-	return notBuilt("directory")
+	return directoryhttp.NewHandler(a.dir)
 }
 
 // keysHandler serves the key service (below KeysPrefix): package keyhttp

@@ -18,6 +18,7 @@ import (
 
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
@@ -50,7 +51,8 @@ type Config struct {
 	// the middle of an import.
 	OnUser func(n int)
 	// NewDirectory builds the cloud's client of the connector's directory
-	// service from a RoundTripper reaching the tenant's connectors.
+	// service from a RoundTripper reaching the tenant's connectors
+	// (default: a directoryhttp.Client).
 	NewDirectory func(rt http.RoundTripper) cloudapp.Directory
 	// Logger receives the cloud's and the connector's logs; nil discards.
 	Logger *slog.Logger
@@ -118,11 +120,17 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	_, _ = rand.Read(tok)
 	st.AdminToken = hex.EncodeToString(tok)
 
-	var newDir func(string, http.RoundTripper) cloudapp.Directory
-	if cfg.NewDirectory != nil {
-		newDir = func(tenant string, rt http.RoundTripper) cloudapp.Directory {
-			return &countingDirectory{Directory: cfg.NewDirectory(rt), st: st}
+	if cfg.NewDirectory == nil {
+		cfg.NewDirectory = func(rt http.RoundTripper) cloudapp.Directory {
+			c, err := directoryhttp.NewClient(connectorBase+connectorapp.DirectoryPrefix, rt)
+			if err != nil {
+				panic(err) // a constant URL and a non-nil RoundTripper
+			}
+			return c
 		}
+	}
+	newDir := func(tenant string, rt http.RoundTripper) cloudapp.Directory {
+		return &countingDirectory{Directory: cfg.NewDirectory(rt), st: st}
 	}
 	st.Cloud, err = cloudapp.New(cloudapp.Config{
 		DBPath:           filepath.Join(dir, "cloud.db"),
