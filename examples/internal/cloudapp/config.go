@@ -81,8 +81,11 @@ type Config struct {
 
 	// LoginMaxFailures is how many failed web logins of one account within
 	// LoginWindow the cloud sends to the directory before refusing further
-	// attempts itself (defaults 3 and 30m). Keep it below the domain's
-	// lockout threshold, so the cloud never locks an AD account.
+	// attempts itself (defaults 3 and 30m). The cloud cannot lock an
+	// account when LoginMaxFailures is below the domain's lockout threshold
+	// and LoginWindow is at least its "reset lockout counter after" period
+	// (AD's observation window; 30 minutes is the usual value). Leave room
+	// for the failures users make elsewhere: 3 against AD's common 5 or 10.
 	LoginMaxFailures int
 	LoginWindow      time.Duration
 
