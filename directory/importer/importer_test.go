@@ -457,3 +457,56 @@ func TestInvalidInput(t *testing.T) {
 	_, err = newImporter(t, noID, importer.NewMemoryStore(), nil).Run(context.Background(), importer.Job{Scope: scope})
 	assert.ErrorIs(t, err, importer.ErrIncompleteScan)
 }
+
+// cancellingStore cancels the import's context after its first batch, as a
+// cloud shutting down mid-apply does.
+type cancellingStore struct {
+	*importer.MemoryStore
+	cancel context.CancelFunc
+}
+
+func (c *cancellingStore) Apply(ctx context.Context, s importer.Scope, ops []importer.Op) error {
+	err := c.MemoryStore.Apply(ctx, s, ops)
+	c.cancel()
+	return err
+}
+
+func TestCancelledApplyResumes(t *testing.T) {
+	mem := importer.NewMemoryStore()
+	ctx, cancel := context.WithCancel(context.Background())
+	src := &fakeSource{users: users(9), cursor: "c1"}
+	im, err := importer.New(importer.Config{Source: src, Store: &cancellingStore{MemoryStore: mem, cancel: cancel}, Checkpoints: mem, BatchSize: 4})
+	require.NoError(t, err)
+	res, err := im.Run(ctx, importer.Job{Scope: scope})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Empty(t, res.Cursor, "no cursor to store after a partial apply")
+	assert.Len(t, storeRecords(t, mem, scope), 4)
+
+	im2, err := importer.New(importer.Config{Source: src, Store: mem, Checkpoints: mem, BatchSize: 4})
+	require.NoError(t, err)
+	res, err = im2.Run(context.Background(), importer.Job{Scope: scope})
+	require.NoError(t, err)
+	assert.True(t, res.Resumed)
+	assert.Equal(t, directory.Cursor("c1"), res.Cursor)
+	assert.Len(t, storeRecords(t, mem, scope), 9)
+}
+
+func TestIncrementalThreshold(t *testing.T) {
+	st := importer.NewMemoryStore()
+	seed(t, st, users(100))
+	var changes []directory.User
+	for i := range 11 {
+		u := user(i)
+		u.Disabled = true
+		changes = append(changes, u)
+	}
+	src := &fakeSource{changes: changes}
+	_, err := newImporter(t, src, st, nil).Run(context.Background(), importer.Job{Scope: scope, Since: "c1"})
+	var terr *importer.ThresholdError
+	require.ErrorAs(t, err, &terr)
+	assert.Equal(t, 11, terr.Disables)
+	assert.Equal(t, 100, terr.Existing)
+	for _, r := range storeRecords(t, st, scope) {
+		assert.False(t, r.Disabled)
+	}
+}
