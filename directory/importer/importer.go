@@ -404,7 +404,8 @@ func (im *Importer) apply(ctx context.Context, plan *Plan, applied int) error {
 		pr.add(end - applied)
 		applied = end
 		if cp != nil && applied < len(plan.Ops) {
-			if err := cp.SaveCheckpoint(ctx, plan.Scope, Checkpoint{Applied: applied, Saved: im.cfg.Now()}); err != nil {
+			// Record the batch even if ctx just ended: it is applied.
+			if err := cp.SaveCheckpoint(context.WithoutCancel(ctx), plan.Scope, Checkpoint{Applied: applied, Saved: im.cfg.Now()}); err != nil {
 				return fmt.Errorf("importer: save checkpoint: %w", err)
 			}
 		}
