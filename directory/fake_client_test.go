@@ -321,3 +321,61 @@ func TestCloseIsIdempotent(t *testing.T) {
 	_, err = c.Info(context.Background())
 	assert.True(t, errors.Is(err, directory.ErrClosed), "got %v", err)
 }
+
+// fakeAD is a fake domain controller whose invocation ID is id.
+func fakeAD(t *testing.T, id byte) *fakeDir {
+	const ds = "CN=NTDS Settings,CN=DC1,CN=Servers,CN=Site,CN=Sites,CN=Configuration," + fakeBase
+	f := &fakeDir{rootDSE: map[string][]string{
+		"supportedCapabilities": {"1.2.840.113556.1.4.800"},
+		"defaultNamingContext":  {fakeBase},
+		"namingContexts":        {fakeBase},
+		"dsServiceName":         {ds},
+		"highestCommittedUSN":   {"100"},
+	}}
+	f.search = func(w *gldap.ResponseWriter, r *gldap.Request, m *gldap.SearchMessage) {
+		switch {
+		case strings.EqualFold(m.BaseDN, ds):
+			w.Write(r.NewSearchResponseEntry(ds, gldap.WithAttributes(map[string][]string{
+				"invocationId": {string([]byte{id, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})},
+			})))
+		case strings.Contains(m.Filter, "objectClass=user"):
+			w.Write(r.NewSearchResponseEntry("CN=Alice,"+fakeBase, gldap.WithAttributes(map[string][]string{
+				"sAMAccountName": {"alice"}, "uSNChanged": {"90"}, "userAccountControl": {"514"},
+				"objectGUID": {string([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})},
+			})))
+		}
+		done(w, r, gldap.ResultSuccess, "")
+	}
+	return startFake(t, f, false)
+}
+
+func TestCursorTiedToDomainController(t *testing.T) {
+	dc1, dc2 := fakeAD(t, 1), fakeAD(t, 2)
+	c := openFake(t, dc1, func(cfg *directory.Config) { cfg.URLs = []string{dc1.URL, dc2.URL} })
+	var got []directory.User
+	cur, err := c.Users(context.Background(), directory.Mapping{}, func(u directory.User) error {
+		got = append(got, u)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "04030201-0605-0807-090a-0b0c0d0e0f10", got[0].ID, "objectGUID as Windows prints it")
+	assert.True(t, got[0].Disabled, "userAccountControl 0x2")
+
+	t.Run("same DC", func(t *testing.T) {
+		_, err := c.Changes(context.Background(), directory.Mapping{}, cur, func(directory.User) error { return nil })
+		require.NoError(t, err)
+		assert.Contains(t, dc1.Filters(), "(&(&(objectClass=user)(!(objectClass=computer)))(uSNChanged>=101))")
+	})
+	t.Run("failover to another DC", func(t *testing.T) {
+		dead := "ldap://127.0.0.1:" + strconv.Itoa(freePort(t))
+		c := openFake(t, dc2, func(cfg *directory.Config) { cfg.URLs = []string{dead, dc2.URL} })
+		_, err := c.Changes(context.Background(), directory.Mapping{}, cur, func(directory.User) error { return nil })
+		require.ErrorIs(t, err, directory.ErrCursorInvalid)
+		// A full scan on the new DC gives a cursor that works there.
+		cur2, err := c.Users(context.Background(), directory.Mapping{}, func(directory.User) error { return nil })
+		require.NoError(t, err)
+		_, err = c.Changes(context.Background(), directory.Mapping{}, cur2, func(directory.User) error { return nil })
+		require.NoError(t, err)
+	})
+}
