@@ -324,8 +324,27 @@ type randReader struct{}
 
 func (randReader) Read(p []byte) (int, error) { return rand32(p) }
 
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
 func TestEnrollmentTokenOneTime(t *testing.T) {
-	e := newEnv(t, nil)
+	clk := &clock{t: time.Now()}
+	e := newEnv(t, func(c *GatewayConfig) { c.Now = clk.Now })
 	tok, err := e.gw.IssueEnrollmentToken(context.Background(), "t", time.Minute)
 	require.NoError(t, err)
 	_, key, _ := ed25519.GenerateKey(nil)
@@ -336,9 +355,9 @@ func TestEnrollmentTokenOneTime(t *testing.T) {
 	_, err = Enroll(context.Background(), e.httpClient(), e.srv.URL+"/enroll", "lenr1_bogus", key)
 	assert.ErrorIs(t, err, ErrUnauthorized, "unknown token")
 
-	expired, err := e.gw.IssueEnrollmentToken(context.Background(), "t", time.Nanosecond)
+	expired, err := e.gw.IssueEnrollmentToken(context.Background(), "t", time.Hour)
 	require.NoError(t, err)
-	time.Sleep(time.Millisecond) // let a nanosecond TTL pass on the real clock
+	clk.Add(time.Hour)
 	_, err = Enroll(context.Background(), e.httpClient(), e.srv.URL+"/enroll", expired, key)
 	assert.ErrorIs(t, err, ErrUnauthorized, "expired token")
 

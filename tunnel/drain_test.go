@@ -61,6 +61,8 @@ func TestGoawayDrainZeroFailures(t *testing.T) {
 
 	rt := a.gw.RoundTripper("t")
 	var failures, calls atomic.Int32
+	// milestone[n] is closed when n calls have completed
+	milestones := map[int32]chan struct{}{50: make(chan struct{}), 300: make(chan struct{})}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 8 {
@@ -75,7 +77,9 @@ func TestGoawayDrainZeroFailures(t *testing.T) {
 				}
 				req, _ := http.NewRequest(http.MethodPost, "http://c/work", nil)
 				resp, err := rt.RoundTrip(req)
-				calls.Add(1)
+				if ch, ok := milestones[calls.Add(1)]; ok {
+					close(ch)
+				}
 				if err != nil {
 					failures.Add(1)
 					t.Logf("call failed: %v", err)
@@ -89,16 +93,15 @@ func TestGoawayDrainZeroFailures(t *testing.T) {
 			}
 		}()
 	}
-	for calls.Load() < 50 {
-		time.Sleep(time.Millisecond) // let traffic build up
-	}
+	<-milestones[50] // traffic is flowing
 	front.Store(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	require.NoError(t, a.gw.Shutdown(ctx))
-	before := calls.Load()
-	for calls.Load() < before+50 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-milestones[300]: // and keeps flowing after the drain
+	case <-ctx.Done():
+		t.Fatal("calls stopped after the drain")
 	}
 	close(stop)
 	wg.Wait()

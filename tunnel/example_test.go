@@ -161,3 +161,37 @@ func ExampleNewMemoryRouter() {
 	fmt.Println(err)
 	// Output: tunnel: not connected
 }
+
+// A product can keep connectors and enrollment tokens in its database by
+// implementing the four-method Store; MemoryStore is the in-process one.
+func ExampleNewMemoryStore() {
+	store := tunnel.NewMemoryStore()
+	gw, _ := tunnel.NewGateway(tunnel.GatewayConfig{Audience: "wss://x/connect", Store: store})
+	defer gw.Close()
+	_, err := store.Connector(context.Background(), "conn_unknown")
+	fmt.Println(errors.Is(err, tunnel.ErrUnknownConnector))
+	// Output: true
+}
+
+// The gateway is the upgrade endpoint; EnrollHandler serves enrollment.
+func ExampleGateway_ServeHTTP() {
+	gw, _ := tunnel.NewGateway(tunnel.GatewayConfig{Audience: "wss://cloud.example.com/connect"})
+	defer gw.Close()
+	http.Handle("/connect", gw)
+	http.Handle("/enroll", gw.EnrollHandler())
+}
+
+func ExampleGateway_EnrollHandler() {
+	gw, _ := tunnel.NewGateway(tunnel.GatewayConfig{Audience: "wss://cloud.example.com/connect"})
+	defer gw.Close()
+	mux := http.NewServeMux()
+	mux.Handle("POST /enroll", gw.EnrollHandler())
+}
+
+// Close stops Run and waits for every goroutine of the connector.
+func ExampleConnector_Close() {
+	var c *tunnel.Connector // from NewConnector
+	go func() { _ = c.Run(context.Background()) }()
+	// ... on shutdown:
+	_ = c.Close()
+}
