@@ -46,6 +46,10 @@ func run(args []string) error {
 	grace := fs.Duration("grace", 0, "time without connector before Not Connected is raised (default 60s)")
 	interval := fs.Duration("import-interval", 0, "time between scheduled imports of a tenant (default 24h)")
 	noSched := fs.Bool("no-scheduler", false, "run imports only when asked")
+	tokenRate := fs.Float64("activation-token-rate", 0, "activations per second per deployment token (default 50)")
+	tokenBurst := fs.Int("activation-token-burst", 0, "activation burst per deployment token (default 1000)")
+	sourceRate := fs.Float64("activation-source-rate", 0, "activations per second per source address (default 5)")
+	sourceBurst := fs.Int("activation-source-burst", 0, "activation burst per source address (default 100)")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -75,6 +79,8 @@ func run(args []string) error {
 		CertFile: *certFile, KeyFile: *keyFile, CAOut: *caOut,
 		AdminToken: token, Grace: *grace,
 		ImportInterval: *interval, DisableScheduler: *noSched,
+		ActivationTokenRate: *tokenRate, ActivationTokenBurst: *tokenBurst,
+		ActivationSourceRate: *sourceRate, ActivationSourceBurst: *sourceBurst,
 		Logger: logger,
 	})
 	if err != nil {

@@ -89,6 +89,15 @@ type Config struct {
 	LoginMaxFailures int
 	LoginWindow      time.Duration
 
+	// Activation rate limits, per mass-deployment token and per source
+	// address: refill rate per second and burst. Zero means activation's
+	// defaults (50/s burst 1000 per token, 5/s burst 100 per source), which
+	// a load test from one address must raise.
+	ActivationTokenRate   float64
+	ActivationTokenBurst  int
+	ActivationSourceRate  float64
+	ActivationSourceBurst int
+
 	// NewDirectory builds the directory client of a tenant from a
 	// RoundTripper reaching its connectors; nil means a directoryhttp
 	// client of ConnectorDirectoryURL.

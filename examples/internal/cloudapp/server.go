@@ -225,6 +225,10 @@ func New(cfg Config) (*Server, error) {
 		Store:         activationStore{users: s.users, inner: act},
 		Tokens:        act,
 		CredentialKey: credKey,
+		TokenRate:     cfg.ActivationTokenRate,
+		TokenBurst:    cfg.ActivationTokenBurst,
+		SourceRate:    cfg.ActivationSourceRate,
+		SourceBurst:   cfg.ActivationSourceBurst,
 		Logger:        log,
 	}); err != nil {
 		return nil, err
