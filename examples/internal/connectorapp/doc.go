@@ -54,7 +54,10 @@
 // # Routes
 //
 // Over the tunnel the connector serves StatusPath (always allowed), the
-// directory service below DirectoryPrefix and the key service below
-// KeysPrefix. The cloud endpoint's tunnel is at Cloud.URL + TunnelPath and
+// directory service below DirectoryPrefix (package directoryhttp: the cloud
+// uses directoryhttp.NewClient("http://connector/directory", rt)) and the
+// key service below KeysPrefix (package keyhttp, "http://connector/keys").
+// A policy refusal reaches those clients as their *Error with Code
+// CodeForbidden. The cloud endpoint's tunnel is at Cloud.URL + TunnelPath and
 // its enrollment endpoint at Cloud.URL + EnrollPath.
 package connectorapp

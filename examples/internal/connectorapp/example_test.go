@@ -73,7 +73,7 @@ func ExampleDecodePolicyError() {
 		fmt.Fprint(w, `{"error":{"code":"forbidden_by_connector_policy","operation":"credentials","message":"connector policy does not allow credentials"}}`)
 	})
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/directory/auth", nil))
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/directory/credentials", nil))
 	if pe := connectorapp.DecodePolicyError(rec.Body.Bytes()); pe != nil {
 		fmt.Println(pe.Operation, "refused by the connector")
 	}

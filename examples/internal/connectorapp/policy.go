@@ -117,8 +117,8 @@ func only(op Operation) func(*http.Request) (Operation, bool) {
 	return func(*http.Request) (Operation, bool) { return op, true }
 }
 
-// classifyDirectory maps a directory service path (below DirectoryPrefix) to
-// its operation.
+// classifyDirectory maps a directory service path (below DirectoryPrefix,
+// package directoryhttp's routes) to its operation.
 func classifyDirectory(r *http.Request) (Operation, bool) {
 	p := strings.TrimPrefix(r.URL.Path, DirectoryPrefix)
 	p = strings.Trim(p, "/")
@@ -132,7 +132,7 @@ func classifyDirectory(r *http.Request) (Operation, bool) {
 		return OpImport, true
 	case "lookup":
 		return OpLookup, true
-	case "credentials", "check-credentials", "auth":
+	case "credentials":
 		return OpCredentials, true
 	}
 	return "", false

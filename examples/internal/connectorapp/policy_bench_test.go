@@ -20,5 +20,5 @@ func BenchmarkPolicy(b *testing.B) {
 	}
 	b.Run("baseline=bare-handler", func(b *testing.B) { run(b, bare, "/directory/lookup") })
 	b.Run("liaison=policy-allowed", func(b *testing.B) { run(b, enforce(p, classifyDirectory, bare), "/directory/lookup") })
-	b.Run("liaison=policy-refused", func(b *testing.B) { run(b, enforce(p, classifyDirectory, bare), "/directory/auth") })
+	b.Run("liaison=policy-refused", func(b *testing.B) { run(b, enforce(p, classifyDirectory, bare), "/directory/credentials") })
 }

@@ -18,9 +18,3 @@ func (a *Agent) directoryHandler() http.Handler {
 func (a *Agent) keysHandler() (http.Handler, error) {
 	return keyhttp.NewHandler(keyhttp.Config{Keyring: a.keyring, Releaser: a.releaser})
 }
-
-func notBuilt(what string) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "connectorapp: "+what+" service adapter not available in this build", http.StatusNotImplemented)
-	})
-}
