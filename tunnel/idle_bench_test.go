@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +36,20 @@ func TestHelperIdleConnectors(t *testing.T) {
 		t.Skip("helper process for the idle benchmarks")
 	}
 	n, _ := strconv.Atoi(os.Getenv("LIAISON_HELPER_N"))
+	if addr, ok := strings.CutPrefix(url, "tls://"); ok {
+		// baseline: plain TLS connections that stay idle
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(os.Getenv("LIAISON_HELPER_CA")))
+		var conns []*tls.Conn
+		for range n {
+			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+		select {}
+	}
 	keyb, _ := base64.StdEncoding.DecodeString(os.Getenv("LIAISON_HELPER_KEY"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM([]byte(os.Getenv("LIAISON_HELPER_CA")))
@@ -117,9 +132,69 @@ func memInUse() uint64 {
 	return m.HeapInuse + m.StackInuse
 }
 
+// rawIdleServer is the baseline: a TLS server holding idle connections,
+// one goroutine blocked in Read on each (what any server of long-lived TLS
+// connections pays).
+func rawIdleServer(b *testing.B, n int) func() {
+	if os.Getenv("LIAISON_BENCH_IDLE") != "1" {
+		b.Skip("set LIAISON_BENCH_IDLE=1 to run the idle-session benchmarks")
+	}
+	pki := newTestPKI(b)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				var one [1]byte
+				_ = c.(*tls.Conn).Handshake()
+				accepted.Add(1)
+				_, _ = c.Read(one[:])
+				c.Close()
+			}()
+		}
+	}()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperIdleConnectors$", "-test.timeout=0")
+	cmd.Env = append(os.Environ(),
+		"LIAISON_HELPER_URL=tls://"+ln.Addr().String(),
+		"LIAISON_HELPER_N="+strconv.Itoa(n),
+		"LIAISON_HELPER_CA="+string(pki.caPEM),
+	)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	for accepted.Load() < int64(n) {
+		time.Sleep(100 * time.Millisecond) // waiting for a child process
+	}
+	return func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); ln.Close() }
+}
+
 // BenchmarkIdleSessionMemory reports gateway memory per idle TLS session
-// over 5000 sessions (heap and stacks, after GC).
+// over 5000 sessions (heap and stacks, after GC), beside plain idle TLS
+// connections.
 func BenchmarkIdleSessionMemory(b *testing.B) {
+	const n = 5000
+	b.Run("baseline=tls-conn", func(b *testing.B) {
+		for range b.N {
+			before := memInUse()
+			stop := rawIdleServer(b, n)
+			time.Sleep(2 * time.Second) // settle
+			after := memInUse()
+			stop()
+			b.ReportMetric(float64(after-before)/n, "B/session")
+		}
+	})
+	b.Run("liaison=gateway-session", benchIdleSessionMemory)
+}
+
+func benchIdleSessionMemory(b *testing.B) {
 	const n = 5000
 	for range b.N {
 		before := memInUse()
@@ -145,6 +220,21 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 // 10 000 idle sessions at the default 5 s interval, as a percentage of one
 // core, measured over three intervals once every session is up.
 func BenchmarkHeartbeatCPU(b *testing.B) {
+	const window = 15 * time.Second
+	b.Run("baseline=no-sessions", func(b *testing.B) {
+		if os.Getenv("LIAISON_BENCH_IDLE") != "1" {
+			b.Skip("set LIAISON_BENCH_IDLE=1 to run the idle-session benchmarks")
+		}
+		for range b.N {
+			u0 := cpuTime()
+			time.Sleep(window) // measuring CPU over a wall-clock window
+			b.ReportMetric((cpuTime()-u0).Seconds()/window.Seconds()*100, "%core")
+		}
+	})
+	b.Run("liaison=10000-sessions", benchHeartbeatCPU)
+}
+
+func benchHeartbeatCPU(b *testing.B) {
 	const n = 10000
 	const window = 15 * time.Second
 	for range b.N {
