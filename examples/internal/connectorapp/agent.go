@@ -32,7 +32,8 @@ const (
 // capability policy, served over the tunnel.
 type Agent struct {
 	cfg      Config
-	log      *slog.Logger
+	log      *slog.Logger // scoped with the connector ID
+	baseLog  *slog.Logger // the caller's, for packages that add the ID themselves
 	identity tunnel.Identity
 	// schedulerKey is the scheduler key from the identity file (base64).
 	schedulerKey string
@@ -62,7 +63,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: logger}
+	a := &Agent{cfg: cfg, log: logger, baseLog: logger}
 	if err := a.loadIdentity(); err != nil {
 		return nil, err
 	}
@@ -286,7 +287,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		BackoffBase:  c.BackoffBase,
 		BackoffMax:   c.BackoffMax,
 		OnStatus:     a.onStatus,
-		Logger:       a.log.With(slog.String("service", "tunnel")),
+		Logger:       a.baseLog, // tunnel logs the connector ID itself
 	})
 	if err != nil {
 		return fmt.Errorf("%w: tunnel: %w", ErrConfig, err)
