@@ -2,6 +2,8 @@ package connectorapp_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log"
@@ -12,6 +14,7 @@ import (
 	"os/signal"
 
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -78,4 +81,59 @@ func ExampleDecodePolicyError() {
 		fmt.Println(pe.Operation, "refused by the connector")
 	}
 	// Output: credentials refused by the connector
+}
+
+// A connector configured in code, with no file at all, serving its handler
+// locally (as the tunnel would) to show the policy at work.
+func ExampleAgent_Handler() {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	kr, _ := keyenvelope.NewKeyring(nil)
+	sched, _, _ := ed25519.GenerateKey(rand.Reader)
+	agent, err := connectorapp.New(connectorapp.Config{
+		Cloud:  connectorapp.Cloud{URL: "https://cloud.example.com", ConnectorID: "conn_1", Key: key},
+		Keys:   &connectorapp.Keys{Keyring: kr, SchedulerKey: sched},
+		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
+	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer agent.Close()
+	srv := httptest.NewServer(agent.Handler())
+	defer srv.Close()
+	for _, path := range []string{connectorapp.StatusPath, "/keys/v1/public-key?suite=x25519", "/directory/users"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(path, resp.StatusCode)
+	}
+	// Output:
+	// /status 200
+	// /keys/v1/public-key?suite=x25519 200
+	// /directory/users 404
+}
+
+func ExampleLoadConfig() {
+	cfg, err := connectorapp.LoadConfig("/etc/liaison/connector.json")
+	if err != nil {
+		log.Fatal(err) // names the file and every bad field
+	}
+	fmt.Println(cfg.Policy.Allow)
+}
+
+func ExamplePolicy_Allows() {
+	p := connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpLookup}}
+	fmt.Println(p.Allows(connectorapp.OpLookup), p.Allows(connectorapp.OpCredentials))
+	// Output: true false
+}
+
+// The HTTP client a product would use to reach the cloud like the connector
+// does (proxy, extra CA, TLS 1.3).
+func ExampleCloud_HTTPClient() {
+	c, err := connectorapp.Cloud{URL: "https://cloud.example.com", ProxyURL: "http://proxy.corp:3128"}.HTTPClient()
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = c
 }
