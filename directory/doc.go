@@ -49,6 +49,10 @@
 //
 // Searches are paged (RFC 2696) and streamed to a callback; a size or time
 // limit is [ErrSizeLimit] or [ErrTimeLimit], never a silent end of data.
+// The pages of a full scan are read on their own connection by a small BER
+// reader (one buffer per message, values sliced from it) that keeps a
+// 100 000-user scan faster than ldapsearch with a flat heap; everything else
+// goes through go-ldap.
 // Referrals (Samba returns one to CN=Configuration from the domain root) are
 // ignored, never chased. [Client.Lookup] returns [ErrNotFound] for no match
 // and [ErrAmbiguous] for several: it never takes the first hit.
