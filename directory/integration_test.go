@@ -133,14 +133,20 @@ func TestIntegrationUsersCountMatchesLdapsearch(t *testing.T) {
 			{"corp subtree", directory.Mapping{OUs: []string{corp}}, corp, "sub", d.UsersUnder([]string{"Corp"}, true)},
 			{"engineering subtree", directory.Mapping{OUs: []string{eng}}, eng, "sub", d.UsersUnder([]string{"Corp", "Engineering"}, true)},
 			{"engineering one level", directory.Mapping{OUs: []string{eng}, OneLevel: true}, eng, "one", d.UsersUnder([]string{"Corp", "Engineering"}, false)},
+			{"extra filter", directory.Mapping{OUs: []string{corp}, Filter: "(mail=*0@" + directorytest.Domain + ")"}, corp, "sub", nil},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				// Other tests may add users to the shared test bed while this
 				// runs: count with ldapsearch before and after the scan.
-				before := ldapsearchCount(t, s, tt.base, tt.scope, userFilter(s))
+				filter := userFilter(s)
+				if tt.m.Filter != "" {
+					filter = "(&" + filter + tt.m.Filter + ")"
+				}
+				before := ldapsearchCount(t, s, tt.base, tt.scope, filter)
 				users, cur := collect(t, c, tt.m)
-				after := ldapsearchCount(t, s, tt.base, tt.scope, userFilter(s))
+				after := ldapsearchCount(t, s, tt.base, tt.scope, filter)
+				require.NotZero(t, after)
 				if before == after {
 					assert.Equal(t, before, len(users), "directory vs ldapsearch -E pr=1000/noprompt")
 				} else {
