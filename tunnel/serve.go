@@ -36,7 +36,7 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 		var arr [64]byte
 		b := arr[:frameHeaderLen]
 		putHeader(b, frameCancel, 0, f.stream)
-		s.writeAsync(appendErrorPayload(b, codeRefused, "too many streams"))
+		s.writeAsync(appendErrorPayload(b, codeRefused, "too many streams"), true)
 		return false, nil
 	}
 	st := newStream(s, f.stream)

@@ -321,11 +321,14 @@ func (s *Session) writeLocked(b []byte) error {
 // writeAsync queues frame b without ever blocking on the network: the read
 // loop uses it (PONG, refusals), because a reader blocked on a write while
 // the peer's reader is blocked the same way would deadlock the session.
-// If nobody is writing, a goroutine is started to send the queue.
-func (s *Session) writeAsync(b []byte) {
+// If nobody is writing and urgent is set, a goroutine is started to send
+// the queue. A frame that is not urgent (a PONG) is dropped instead: it is
+// best effort, liveness rests on each side's own PINGs, and an idle
+// session then costs no goroutine and holds no buffer.
+func (s *Session) writeAsync(b []byte, urgent bool) {
 	setLen(b)
 	s.wmu.Lock()
-	if s.werr != nil {
+	if s.werr != nil || !s.wbusy && !urgent {
 		s.wmu.Unlock()
 		return
 	}
@@ -567,7 +570,7 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 		var arr [frameHeaderLen + 8]byte
 		putHeader(arr[:], framePong, 0, 0)
 		copy(arr[frameHeaderLen:], f.payload)
-		s.writeAsync(arr[:])
+		s.writeAsync(arr[:], false)
 		return false, nil
 	case framePong:
 		return false, nil
