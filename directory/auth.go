@@ -45,15 +45,19 @@ func (c *Client) CheckCredentials(ctx context.Context, m Mapping, name, password
 		return User{}, err
 	}
 	var prof *profile
-	err = c.use(ctx, c.auth, func(ctx context.Context, cn *conn) error {
-		prof = nil
-		c.mu.Lock()
-		if si := c.infos[cn.srv]; si != nil {
-			prof = si.prof
-		}
-		c.mu.Unlock()
-		return c.bindAs(cn, prof, u, password)
-	})
+	if c.authMode == authDedicated {
+		err = c.bindDedicated(ctx, u, password)
+	} else {
+		err = c.use(ctx, c.auth, func(ctx context.Context, cn *conn) error {
+			prof = nil
+			c.mu.Lock()
+			if si := c.infos[cn.srv]; si != nil {
+				prof = si.prof
+			}
+			c.mu.Unlock()
+			return c.bindAs(cn, prof, u, password)
+		})
+	}
 	if err != nil {
 		return User{}, err
 	}
@@ -84,7 +88,11 @@ func (c *Client) bindAs(cn *conn, prof *profile, u User, password string) error 
 	}
 	// Never leave the connection bound as the user. An anonymous bind is
 	// the cheapest reset; if it fails the connection is dropped.
-	if _, rerr := cn.l.SimpleBind(&ldap.SimpleBindRequest{AllowEmptyPassword: true}); rerr != nil {
+	reset := &ldap.SimpleBindRequest{AllowEmptyPassword: true}
+	if c.authMode == authResetService {
+		reset = ldap.NewSimpleBindRequest(c.cfg.BindDN, c.cfg.BindPassword, nil)
+	}
+	if _, rerr := cn.l.SimpleBind(reset); rerr != nil {
 		cn.l.Close()
 	}
 	if pp != nil && pp.Error == 2 { // changeAfterReset: bound, but only to change the password
@@ -141,4 +149,28 @@ func adReason(code string) Reason {
 		return ReasonMustChange
 	}
 	return ReasonUnknown
+}
+
+// Ways to isolate credential checks, measured by BenchmarkCredentialIsolation.
+const (
+	authResetAnonymous = iota // pooled, reset with an anonymous bind (default)
+	authResetService          // pooled, reset by binding as the service account
+	authDedicated             // a fresh connection per check
+)
+
+// bindDedicated checks the password on a connection of its own, closed
+// right after.
+func (c *Client) bindDedicated(ctx context.Context, u User, password string) error {
+	cn, err := c.dial(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer cn.l.Close()
+	var prof *profile
+	c.mu.Lock()
+	if si := c.infos[cn.srv]; si != nil {
+		prof = si.prof
+	}
+	c.mu.Unlock()
+	return c.guard(ctx, cn, func(ctx context.Context, cn *conn) error { return c.bindAs(cn, prof, u, password) })
 }

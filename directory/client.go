@@ -22,6 +22,10 @@ type Client struct {
 	search  *pool // bound as the service account
 	auth    *pool // used only for end-user binds, reset to anonymous after each
 
+	// authMode is for benchmarks comparing the ways to isolate
+	// credential checks (see export_test.go); zero is the production mode.
+	authMode int
+
 	mu        sync.Mutex
 	preferred int
 	infos     map[int]*serverInfo
