@@ -370,6 +370,14 @@ func TestIntegrationCredentialReasons(t *testing.T) {
 			{"expired", special("expired"), special("expired").Password, expired},
 			{"must change", special("mustchange"), special("mustchange").Password, directory.ReasonMustChange},
 		}
+		if u, ok := d.User("pwexpired"); ok { // password (not account) expired: AD 532
+			tests = append(tests, struct {
+				name string
+				u    directorytest.User
+				pw   string
+				want directory.Reason
+			}{"password expired", u, u.Password, directory.ReasonPasswordExpired})
+		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				_, err := c.CheckCredentials(t.Context(), directory.Mapping{}, tt.u.LoginFor(s.Flavor), tt.pw)
