@@ -344,7 +344,7 @@ func runDirectory(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		}
 		return encode(enc, stderr, toUserJSON(u))
 	default: // auth
-		pw, err := readPassword(stdin)
+		pw, err := promptPassword(stdin, stderr, pos[0])
 		if err != nil {
 			fmt.Fprintf(stderr, "connector: reading password from stdin: %v\n", err)
 			return exitUsage
@@ -366,6 +366,19 @@ func runDirectory(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		}
 		return fail(stderr, err)
 	}
+}
+
+// promptPassword reads the password from stdin; on a terminal it prompts on
+// stderr and turns echo off while the password is typed.
+func promptPassword(stdin io.Reader, stderr io.Writer, login string) (string, error) {
+	if f, ok := stdin.(*os.File); ok {
+		if restore, tty := noEcho(f.Fd()); tty {
+			fmt.Fprintf(stderr, "password for %s: ", login)
+			defer fmt.Fprintln(stderr)
+			defer restore()
+		}
+	}
+	return readPassword(stdin)
 }
 
 // readPassword reads the first line of r without its line ending. Spaces are
