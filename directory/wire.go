@@ -450,13 +450,10 @@ func (c *Client) wirePages(ctx context.Context, idx int, req *ldap.SearchRequest
 		return err
 	}
 	defer w.Close()
+	// The caller runs under guard, which reports ctx's error.
 	stop := context.AfterFunc(ctx, func() { w.Close() })
 	defer stop()
-	err = c.wireSearch(w, req, fn)
-	if ctx.Err() != nil {
-		return fmt.Errorf("directory: %w (%w)", context.Cause(ctx), err)
-	}
-	return err
+	return c.wireSearch(w, req, fn)
 }
 
 func (c *Client) wireSearch(w *wireConn, req *ldap.SearchRequest, fn func(*ldap.Entry) error) error {
