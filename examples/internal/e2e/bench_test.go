@@ -11,8 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/directorytest"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
+	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
 )
 
@@ -22,6 +24,10 @@ import (
 // package directory reading them in process (no tunnel, no store). It uses
 // the big benchmark server when scripts/bench started one
 // (LIAISON_BENCH_OPENLDAP_*), else the test OpenLDAP.
+//
+// The liaison=scan sub-benchmark isolates the tunnel and directoryhttp
+// (users streamed to the cloud and dropped); liaison=import adds the
+// importer's plan and the cloud's SQLite store.
 //
 //	go test -run '^$' -bench Import -benchtime 3x ./examples/internal/e2e
 func BenchmarkImport(b *testing.B) {
@@ -63,6 +69,19 @@ func BenchmarkImport(b *testing.B) {
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
 	})
+	b.Run("liaison=scan-through-tunnel", func(b *testing.B) {
+		st := startStackB(b, s)
+		defer st.Close()
+		c, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, st.Cloud.Gateway().RoundTripper(tenant))
+		require.NoError(b, err)
+		n := 0
+		for b.Loop() {
+			n = 0
+			_, err := c.Users(context.Background(), directory.Mapping{OUs: []string{corp}}, func(directory.User) error { n++; return nil })
+			require.NoError(b, err)
+		}
+		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
+	})
 	b.Run("liaison=import-through-tunnel", func(b *testing.B) {
 		n := 0
 		for b.Loop() {
@@ -80,6 +99,9 @@ func BenchmarkImport(b *testing.B) {
 			b.StartTimer()
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
+		// Cloud and connector share this process: run this sub-benchmark
+		// alone (-bench 'Import/liaison=import') for their joint peak.
+		b.ReportMetric(peakRSSMB(), "peak-RSS-MiB")
 	})
 }
 
