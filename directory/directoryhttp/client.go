@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/liaisonhq/liaison/directory"
 )
@@ -25,12 +27,17 @@ const maxLine = 16 << 20
 type Client struct {
 	base string
 	hc   *http.Client
+	key  *ecdh.PublicKey // seal passwords to it when set
+	now  func() time.Time
 }
 
 // NewClient returns a client of the handler mounted at baseURL (for example
 // "http://connector/directory"), sending requests through rt, such as the
 // tunnel's RoundTripper for a tenant. rt is required.
-func NewClient(baseURL string, rt http.RoundTripper) (*Client, error) {
+//
+// With [WithConnectorKey] every credential-check password is sealed to the
+// connector's key.
+func NewClient(baseURL string, rt http.RoundTripper, opts ...ClientOption) (*Client, error) {
 	if rt == nil {
 		return nil, errors.New("directoryhttp: nil RoundTripper")
 	}
@@ -38,7 +45,14 @@ func NewClient(baseURL string, rt http.RoundTripper) (*Client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("directoryhttp: base URL %q: want http(s)://host[/prefix]", baseURL)
 	}
-	return &Client{base: strings.TrimSuffix(baseURL, "/"), hc: &http.Client{Transport: rt}}, nil
+	c := &Client{base: strings.TrimSuffix(baseURL, "/"), hc: &http.Client{Transport: rt}, now: time.Now}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.key != nil && c.key.Curve() != ecdh.X25519() {
+		return nil, errors.New("directoryhttp: connector key must be an X25519 public key")
+	}
+	return c, nil
 }
 
 // Info returns the remote server's description.
@@ -83,7 +97,15 @@ func (c *Client) CheckCredentials(ctx context.Context, m directory.Mapping, name
 		return directory.User{}, &directory.CredentialError{Reason: directory.ReasonEmptyPassword}
 	}
 	var v directory.User
-	err := c.post(ctx, "/credentials", credentialsRequest{Mapping: m, Name: name, Password: password}, &v)
+	req := credentialsRequest{Mapping: m, Name: name, Password: password}
+	if c.key != nil {
+		sealed, err := sealPassword(c.key, name, password, c.now())
+		if err != nil {
+			return directory.User{}, err
+		}
+		req.Password, req.SealedPassword = "", sealed
+	}
+	err := c.post(ctx, "/credentials", req, &v)
 	return v, err
 }
 

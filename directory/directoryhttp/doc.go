@@ -54,8 +54,17 @@
 //
 // It does not authenticate the caller (the tunnel does: only the cloud
 // reaches a connector), enforce which operations the cloud may use (wrap the
-// handler with the connector's policy), retry, or log. Passwords of
-// credential checks travel inside the request body, protected by the
-// tunnel's TLS only; sealing them to the connector's key is not done here
-// yet. Passwords are never echoed in responses or errors.
+// handler with the connector's policy), retry, or log. Passwords are never
+// echoed in responses or errors.
+//
+// # Sealed passwords
+//
+// Corporate proxies may inspect TLS, so a credential check's password can
+// travel sealed to the connector's X25519 key with HPKE (RFC 9180,
+// DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, ChaCha20-Poly1305): give the
+// handler the private key with [WithPrivateKey] (it then refuses plain
+// passwords) and the cloud's client the public key with
+// [WithConnectorKey]. The sealed payload binds the login name and the time
+// of sealing; the handler refuses it for another name or after
+// [SealMaxAge], with one opaque [ErrBadRequest].
 package directoryhttp

@@ -2,6 +2,8 @@ package directoryhttp_test
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"fmt"
 	"log"
 	"net/http"
@@ -41,4 +43,36 @@ func ExampleNewClient() {
 		return
 	}
 	fmt.Println(n, cursor != "")
+}
+
+// Seal credential-check passwords to the connector's key: the connector
+// keeps the private key, the cloud is configured with the public one.
+func ExampleWithConnectorKey() {
+	connectorKey, err := ecdh.X25519().GenerateKey(rand.Reader) // stored by the connector
+	if err != nil {
+		log.Fatal(err)
+	}
+	var d directoryhttp.Directory // a *directory.Client on the connector
+	h := directoryhttp.NewHandler(d, directoryhttp.WithPrivateKey(connectorKey))
+	_ = h // served over the tunnel
+
+	// In the cloud, with the public key registered at enrollment:
+	c, err := directoryhttp.NewClient("http://connector/directory", http.DefaultTransport,
+		directoryhttp.WithConnectorKey(connectorKey.PublicKey()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = c.CheckCredentials(context.Background(), directory.Mapping{}, "jdoe", "from the login form")
+	fmt.Println(err != nil)
+}
+
+func ExampleWithPrivateKey() {
+	key, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var d directoryhttp.Directory // a *directory.Client
+	mux := http.NewServeMux()
+	mux.Handle("/directory/", http.StripPrefix("/directory", directoryhttp.NewHandler(d, directoryhttp.WithPrivateKey(key))))
+	_ = mux
 }

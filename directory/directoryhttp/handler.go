@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/liaisonhq/liaison/directory"
 )
@@ -31,8 +33,16 @@ var _ Directory = (*directory.Client)(nil)
 const flushEvery = 64
 
 // NewHandler returns the HTTP handler of the directory service over d.
-func NewHandler(d Directory) http.Handler {
-	h := &handler{d: d}
+// With [WithPrivateKey] it accepts only sealed credential-check passwords.
+// It panics if a private key is not X25519 (a programming error).
+func NewHandler(d Directory, opts ...HandlerOption) http.Handler {
+	h := &handler{d: d, now: time.Now}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.key != nil && h.key.Curve() != ecdh.X25519() {
+		panic("directoryhttp: WithPrivateKey needs an X25519 key")
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) {
 		v, err := d.Info(r.Context())
@@ -65,14 +75,39 @@ func NewHandler(d Directory) http.Handler {
 		if !readJSON(w, r, &in) {
 			return
 		}
-		v, err := d.CheckCredentials(r.Context(), in.Mapping, in.Name, in.Password)
-		in.Password = ""
+		password, err := h.password(&in)
+		in.Password, in.SealedPassword = "", ""
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		v, err := d.CheckCredentials(r.Context(), in.Mapping, in.Name, password)
 		reply(w, v, err)
 	})
 	return mux
 }
 
-type handler struct{ d Directory }
+type handler struct {
+	d   Directory
+	key *ecdh.PrivateKey // when set, passwords must be sealed to it
+	now func() time.Time
+}
+
+// password returns the request's password: opened from sealed_password
+// when the handler has a key (a plain password is then refused), else the
+// plain one.
+func (h *handler) password(in *credentialsRequest) (string, error) {
+	if h.key == nil {
+		if in.SealedPassword != "" {
+			return "", fmt.Errorf("%w: sealed password but no connector key", ErrBadRequest)
+		}
+		return in.Password, nil
+	}
+	if in.Password != "" || in.SealedPassword == "" {
+		return "", fmt.Errorf("%w: this connector accepts only sealed passwords", ErrBadRequest)
+	}
+	return openPassword(h.key, in.SealedPassword, in.Name, h.now())
+}
 
 func (h *handler) users(w http.ResponseWriter, r *http.Request) {
 	var in usersRequest

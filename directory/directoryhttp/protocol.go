@@ -63,7 +63,10 @@ type (
 	credentialsRequest struct {
 		Mapping  directory.Mapping `json:"mapping"`
 		Name     string            `json:"name"`
-		Password string            `json:"password"`
+		Password string            `json:"password,omitempty"`
+		// SealedPassword is the password sealed to the connector's key
+		// (see seal.go), base64url without padding.
+		SealedPassword string `json:"sealed_password,omitempty"`
 	}
 )
 
