@@ -43,6 +43,8 @@ type demo struct {
 	st     *e2e.Stack
 	client *http.Client // trusts the cloud's CA only
 	users  map[string]cloudapp.User
+	// lastError is the body of the last non-200 answer, for messages.
+	lastError string
 }
 
 type step struct {
@@ -298,7 +300,11 @@ func (d *demo) post(ctx context.Context, path string, body []byte, out any) (int
 	if err != nil {
 		return resp.StatusCode, err
 	}
-	if resp.StatusCode == http.StatusOK && out != nil {
+	if resp.StatusCode != http.StatusOK {
+		d.lastError = strings.TrimSpace(string(b))
+		return resp.StatusCode, nil
+	}
+	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {
 			return resp.StatusCode, fmt.Errorf("%s: %w", path, err)
 		}
@@ -316,7 +322,7 @@ func activateDevices(ctx context.Context, d *demo) error {
 
 	res, code, err := d.activate(ctx, token, "carol.smith", "laptop-0142", key)
 	if err != nil || code != http.StatusOK {
-		return fmt.Errorf("activation of carol.smith: status %d, %v", code, err)
+		return fmt.Errorf("activation of carol.smith: status %d %s %v", code, d.lastError, err)
 	}
 	if res.UserCreated || !res.DeviceCreated || res.UserID != d.users["carol.smith"].ID {
 		return fmt.Errorf("carol.smith (imported) should get a new device on her existing user, got %+v", res)
@@ -335,7 +341,7 @@ func activateDevices(ctx context.Context, d *demo) error {
 	_, key2, _ := ed25519.GenerateKey(rand.Reader)
 	res2, code, err := d.activate(ctx, token, "uma.fresh", "laptop-0143", key2)
 	if err != nil || code != http.StatusOK || !res2.UserCreated || !res2.DeviceCreated {
-		return fmt.Errorf("uma.fresh (in the directory, not yet imported) should be created and activated: status %d %+v %v", code, res2, err)
+		return fmt.Errorf("uma.fresh (in the directory, not yet imported) should be created and activated: status %d %s %v", code, d.lastError, err)
 	}
 	d.say("laptop-0143 for uma.fresh (new in the directory): user created from the directory, device activated")
 
@@ -425,14 +431,6 @@ func connectorDown(ctx context.Context, d *demo) error {
 		return err
 	}
 	d.say("connector stopped; grace period %s", grace)
-	code, err := d.login(ctx, "alice.martin", demoldap.Password)
-	if err != nil {
-		return err
-	}
-	if code != http.StatusServiceUnavailable {
-		return fmt.Errorf("a web login without connector: status %d, want 503", code)
-	}
-	d.say("meanwhile a web login answers %d %s", code, http.StatusText(code))
 	wctx, cancel := context.WithTimeout(ctx, grace+10*time.Second)
 	defer cancel()
 	a, err := d.st.WaitAlert(wctx, alerts.KindNotConnected, alerts.EventRaised, t0)
@@ -444,6 +442,14 @@ func connectorDown(ctx context.Context, d *demo) error {
 		return fmt.Errorf("Not Connected raised after %s, before the %s grace period", after, grace)
 	}
 	d.say("alert raised after %s: [%s] %s", after.Round(10*time.Millisecond), a.Severity, a.Message)
+	code, err := d.login(ctx, "alice.martin", demoldap.Password)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusServiceUnavailable {
+		return fmt.Errorf("a web login without connector: status %d, want 503", code)
+	}
+	d.say("meanwhile a web login answers %d %s: the cloud knows no connector is there", code, http.StatusText(code))
 	return nil
 }
 
