@@ -37,7 +37,7 @@ type cloud struct {
 	events    chan tunnel.PresenceEvent
 }
 
-func newCloud(t *testing.T) *cloud {
+func newCloud(t testing.TB) *cloud {
 	t.Helper()
 	caPEM, cert := testPKI(t)
 	mux := http.NewServeMux()
@@ -80,7 +80,7 @@ func (c *cloud) waitPresence(t *testing.T, kind tunnel.PresenceKind) tunnel.Pres
 	}
 }
 
-func testPKI(t *testing.T) ([]byte, tls.Certificate) {
+func testPKI(t testing.TB) ([]byte, tls.Certificate) {
 	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
