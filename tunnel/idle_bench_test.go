@@ -240,9 +240,16 @@ func benchHeartbeatCPU(b *testing.B) {
 	for range b.N {
 		_, stop := idleSessions(b, n, 5*time.Second)
 		time.Sleep(5 * time.Second) // let the connect ramp's garbage collection finish
+		if path := os.Getenv("LIAISON_BENCH_CPUPROFILE"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				_ = pprof.StartCPUProfile(f)
+				defer f.Close()
+			}
+		}
 		u0 := cpuTime()
 		time.Sleep(window) // measuring CPU over a wall-clock window
 		used := cpuTime() - u0
+		pprof.StopCPUProfile()
 		stop()
 		b.ReportMetric(used.Seconds()/window.Seconds()*100, "%core")
 		fmt.Fprintf(os.Stderr, "heartbeat cpu: %v over %v for %d sessions at 5s pings\n", used, window, n)
