@@ -72,6 +72,7 @@ func TestPolicyEnforced(t *testing.T) {
 		{"changes refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/directory/changes", "import", false},
 		{"lookup refused", []connectorapp.Operation{connectorapp.OpImport}, "GET", "/directory/lookup", "lookup", false},
 		{"credentials refused", []connectorapp.Operation{connectorapp.OpLookup}, "POST", "/directory/credentials", "credentials", false},
+		{"credentials key refused", []connectorapp.Operation{connectorapp.OpLookup}, "GET", "/directory/credentials-key", "credentials", false},
 		{"credentials allowed", []connectorapp.Operation{connectorapp.OpCredentials}, "POST", "/directory/credentials", "credentials", true},
 		{"keys refused", []connectorapp.Operation{connectorapp.OpBrowse}, "POST", "/keys/v1/release", "keys", false},
 		{"keys allowed", []connectorapp.Operation{connectorapp.OpKeys}, "POST", "/keys/v1/release", "keys", true},

@@ -132,7 +132,7 @@ func classifyDirectory(r *http.Request) (Operation, bool) {
 		return OpImport, true
 	case "lookup":
 		return OpLookup, true
-	case "credentials":
+	case "credentials", "credentials-key": // the key passwords are sealed to
 		return OpCredentials, true
 	}
 	return "", false
