@@ -47,8 +47,10 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		select {
 		case s.slots <- struct{}{}:
 		case <-ctx.Done():
+			closeBody(req.Body)
 			return nil, ctx.Err()
 		case <-s.done:
+			// not sent: the caller may retry elsewhere, with GetBody
 			return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
 		}
 	}
@@ -63,6 +65,7 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		d := time.Until(dl)
 		if d <= 0 {
+			closeBody(req.Body)
 			return nil, context.DeadlineExceeded
 		}
 		timeoutMs = uint64((d + time.Millisecond - 1) / time.Millisecond)
