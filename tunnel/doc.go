@@ -6,8 +6,10 @@
 // service" but can only dial out. The connector serves an ordinary
 // [net/http.Handler]; the cloud gets an [net/http.RoundTripper] bound to a
 // tenant (or one connector), so http.Client{Transport: rt} just works. It
-// won't carry anything but HTTP, expose raw streams, or route across cloud
-// nodes by itself: a [Router] shared by the nodes does that.
+// won't carry anything but HTTP (no trailers, 1xx responses, upgrades or
+// hijacking), expose raw streams, open requests from the connector to the
+// cloud, or route across cloud nodes by itself: a [Router] shared by the
+// nodes does that.
 //
 // # Cloud side
 //
