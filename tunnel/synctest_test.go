@@ -36,7 +36,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn
 
 // pipePair makes two sessions joined by a net.Pipe, so that everything runs
 // inside a synctest bubble. The returned pipe ends let a test freeze a side.
-func pipePair(t *testing.T, ping time.Duration) (gw, conn *Session, gwEnd net.Conn) {
+func pipePair(t *testing.T, ping time.Duration, handler http.Handler) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
 	a, b := net.Pipe()
 	params := hello{major: 1, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
@@ -64,11 +64,12 @@ func pipePair(t *testing.T, ping time.Duration) (gw, conn *Session, gwEnd net.Co
 	sc := <-accepted
 	require.NotNil(t, sc)
 	mk := func(c *websocket.Conn, gateway bool) *Session {
+		c.SetReadLimit(int64(msgLimit(params.maxFrameSize)))
 		return newSession(c, sessionConfig{
 			gateway: gateway, params: params,
 			pool: newBufPool(msgLimit(params.maxFrameSize)), small: newBufPool(smallBufSize(params.maxFrameSize)),
 			log: slog.New(slog.DiscardHandler), now: time.Now,
-			tenant: "t", connectorID: "c", handler: http.NotFoundHandler(),
+			tenant: "t", connectorID: "c", handler: handler,
 		})
 	}
 	return mk(sc, true), mk(cc, false), a
@@ -78,7 +79,7 @@ func pipePair(t *testing.T, ping time.Duration) (gw, conn *Session, gwEnd net.Co
 // ways, and both sides close at once when one closes.
 func TestKeepaliveLiveSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		gw, conn, _ := pipePair(t, 5*time.Second)
+		gw, conn, _ := pipePair(t, 5*time.Second, http.NotFoundHandler())
 		gwDone := make(chan error, 1)
 		go func() { gwDone <- gw.run() }()
 		connDone := make(chan error, 1)
@@ -104,7 +105,7 @@ func TestKeepaliveLiveSynctest(t *testing.T) {
 func TestKeepaliveSilentPeerSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const iv = 5 * time.Second
-		gw, conn, _ := pipePair(t, iv)
+		gw, conn, _ := pipePair(t, iv, http.NotFoundHandler())
 		// The connector side never runs: it neither reads nor writes.
 		start := time.Now()
 		err := gw.run()
@@ -112,4 +113,59 @@ func TestKeepaliveSilentPeerSynctest(t *testing.T) {
 		assert.Equal(t, 3*iv, time.Since(start))
 		_ = conn.conn.CloseNow()
 	})
+}
+
+// A connector closes the session with a protocol error when the gateway
+// breaks the rules: streams out of order, data beyond the window, frames
+// for streams never opened.
+func TestConnectorRejectsHostileGateway(t *testing.T) {
+	frame := func(typ frameType, flags uint8, stream uint32, payload []byte) []byte {
+		b := make([]byte, frameHeaderLen, frameHeaderLen+len(payload))
+		putHeader(b, typ, flags, stream)
+		return append(b, payload...)
+	}
+	request := func(stream uint32, end bool) []byte {
+		req, _ := http.NewRequest(http.MethodPost, "http://c/x", nil)
+		var flags uint8
+		if end {
+			flags = flagEnd
+		}
+		return frame(frameRequest, flags, stream, appendRequestHead(nil, 0, req, -1))
+	}
+	tests := []struct {
+		name   string
+		frames func() [][]byte
+	}{
+		{"stream IDs out of order", func() [][]byte { return [][]byte{request(5, true), request(3, true)} }},
+		{"data for a stream never opened", func() [][]byte { return [][]byte{frame(frameData, 0, 9, []byte("x"))} }},
+		{"response from the gateway", func() [][]byte { return [][]byte{request(1, false), frame(frameResponse, 0, 1, appendResponseHead(nil, 200, nil, 0))} }},
+		{"data beyond the window", func() [][]byte {
+			out := [][]byte{request(1, false)}
+			chunk := make([]byte, 64<<10)
+			for range (1<<20)/len(chunk) + 1 {
+				out = append(out, frame(frameData, 0, 1, chunk))
+			}
+			return out
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				// the handler never reads its body, so data piles up
+				hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+				gw, conn, _ := pipePair(t, time.Hour, hold)
+				done := make(chan error, 1)
+				go func() { done <- conn.run() }()
+				for _, f := range tt.frames() {
+					if gw.write(f) != nil {
+						break
+					}
+				}
+				err := <-done
+				var pe *ProtocolError
+				assert.ErrorAs(t, err, &pe)
+				_ = gw.conn.CloseNow()
+			})
+		})
+	}
 }
