@@ -78,16 +78,18 @@ func TestDeltaImportSeesAddedModifiedDisabled(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s server) {
 		st := startStack(t, s, e2e.Config{})
 		ctx := ctxT(t, 5*time.Minute)
-		require.NoError(t, st.Cloud.PutMapping(ctx, tenant, "corp", directory.Mapping{OUs: []string{s.corp()}}))
+		ou := s.e2eOU(t)
+		modified, _, modDN := s.addUser(t, ou, "e2e.delta.mod")
+		disabled, _, disDN := s.addUser(t, ou, "e2e.delta.dis")
+		require.NoError(t, st.Cloud.PutMapping(ctx, tenant, "corp", directory.Mapping{OUs: []string{s.corp(), ou}}))
 		full, err := st.Cloud.RunImport(ctx, tenant, "corp", cloudapp.ImportOptions{})
 		require.NoError(t, err)
 		require.True(t, full.Full)
+		require.False(t, usersByLogin(t, st)[disabled].Disabled)
 
-		picked := s.regularUsers(2)
-		modified, disabled := picked[0], picked[1]
-		login, _, _ := s.addUser(t, "e2e.delta.add")
-		s.setAttr(t, modified.DN(s.BaseDN), "displayName", "E2E Modified "+modified.Key)
-		s.disable(t, disabled.DN(s.BaseDN))
+		added, _, _ := s.addUser(t, ou, "e2e.delta.add")
+		s.setAttr(t, modDN, "displayName", "E2E Modified")
+		s.disable(t, disDN)
 
 		delta, err := st.Cloud.RunImport(ctx, tenant, "corp", cloudapp.ImportOptions{})
 		require.NoError(t, err)
@@ -98,11 +100,12 @@ func TestDeltaImportSeesAddedModifiedDisabled(t *testing.T) {
 		assert.GreaterOrEqual(t, delta.Summary.Disables, 1)
 
 		users := usersByLogin(t, st)
-		added, ok := users[login]
+		a, ok := users[added]
 		require.True(t, ok, "the added user is in the cloud")
-		assert.Equal(t, "E2E "+login, added.DisplayName)
-		assert.Equal(t, "E2E Modified "+modified.Key, users[strings.ToLower(modified.LoginFor(s.Flavor))].DisplayName)
-		assert.True(t, users[strings.ToLower(disabled.LoginFor(s.Flavor))].Disabled)
+		assert.Equal(t, "E2E "+added, a.DisplayName)
+		assert.False(t, a.Disabled)
+		assert.Equal(t, "E2E Modified", users[modified].DisplayName)
+		assert.True(t, users[disabled].Disabled)
 		all, err := st.Cloud.Users(ctx, tenant)
 		require.NoError(t, err)
 		assert.Equal(t, full.Scanned+1, len(all), "one user more than the full import") // not the map: "dupe" is two users on OpenLDAP
@@ -137,11 +140,12 @@ func TestActivationOfExistingAndNewUser(t *testing.T) {
 	forEachServer(t, func(t *testing.T, s server) {
 		st := startStack(t, s, e2e.Config{})
 		ctx := ctxT(t, 5*time.Minute)
-		require.NoError(t, st.Cloud.PutMapping(ctx, tenant, "corp", directory.Mapping{OUs: []string{s.corp()}}))
+		ou := s.e2eOU(t)
+		require.NoError(t, st.Cloud.PutMapping(ctx, tenant, "corp", directory.Mapping{OUs: []string{s.corp(), ou}}))
 		_, err := st.Cloud.RunImport(ctx, tenant, "corp", cloudapp.ImportOptions{})
 		require.NoError(t, err)
 		existing := s.regularUsers(3)[2]
-		newLogin, _, _ := s.addUser(t, "e2e.act.new")
+		newLogin, _, _ := s.addUser(t, ou, "e2e.act.new") // in the directory, not in the cloud
 
 		token, _, err := st.Cloud.IssueDeploymentToken(ctx, tenant, "corp", time.Hour)
 		require.NoError(t, err)

@@ -112,16 +112,53 @@ func entryAttr(t *testing.T, l *ldap.Conn, dn, attr string) string {
 	return res.Entries[0].GetAttributeValue(attr)
 }
 
-// addUser creates a user under OU=Corp/Engineering (deleting a leftover of
-// an interrupted run first) and deletes it when the test ends. It returns
-// the login the cloud sees and the password.
-func (s server) addUser(t *testing.T, name string) (login, password, dn string) {
+// e2eOU creates OU=LiaisonE2E under the base, outside OU=Corp, so the
+// entries these tests add or change never disturb other packages' tests,
+// which compare what they read under OU=Corp with the dataset. It is
+// deleted (with anything left in it) when the test ends.
+func (s server) e2eOU(t *testing.T) string {
 	t.Helper()
 	l := s.admin(t)
-	dn = "CN=" + name + "," + directorytest.OUDN([]string{"Corp", "Engineering"}, s.BaseDN)
-	if err := l.Del(ldap.NewDelRequest(dn, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
-		require.NoError(t, err)
+	dn := "OU=LiaisonE2E," + s.BaseDN
+	deleteTree(t, l, dn) // a leftover of an interrupted run
+	add := ldap.NewAddRequest(dn, nil)
+	add.Attribute("objectClass", []string{"top", "organizationalUnit"})
+	add.Attribute("ou", []string{"LiaisonE2E"})
+	require.NoError(t, l.Add(add), "adding %s", dn)
+	t.Cleanup(func() { deleteTree(t, l, dn) })
+	return dn
+}
+
+// deleteTree deletes dn and the entries right below it (users: one level
+// is all these tests make).
+func deleteTree(t *testing.T, l *ldap.Conn, dn string) {
+	t.Helper()
+	res, err := l.Search(ldap.NewSearchRequest(dn, ldap.ScopeSingleLevel, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"1.1"}, nil))
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		return
 	}
+	if err != nil {
+		t.Errorf("cleanup: listing %s: %v", dn, err)
+		return
+	}
+	for _, e := range res.Entries {
+		if err := l.Del(ldap.NewDelRequest(e.DN, nil)); err != nil {
+			t.Errorf("cleanup: deleting %s: %v", e.DN, err)
+		}
+	}
+	if err := l.Del(ldap.NewDelRequest(dn, nil)); err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject) {
+		t.Errorf("cleanup: deleting %s: %v", dn, err)
+	}
+}
+
+// addUser creates an enabled user named name in the OU ou (made by e2eOU,
+// which deletes it) and returns the login the cloud sees, its password and
+// DN.
+func (s server) addUser(t *testing.T, ou, name string) (login, password, dn string) {
+	t.Helper()
+	l := s.admin(t)
+	dn = "CN=" + name + "," + ou
 	password = "E2e-Pass-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 10) + "!"
 	add := ldap.NewAddRequest(dn, nil)
 	if s.ad() {
@@ -140,11 +177,6 @@ func (s server) addUser(t *testing.T, name string) (login, password, dn string) 
 	add.Attribute("mail", []string{name + "@" + directorytest.Domain})
 	add.Attribute("displayName", []string{"E2E " + name})
 	require.NoError(t, l.Add(add), "adding %s", dn)
-	t.Cleanup(func() {
-		if err := l.Del(ldap.NewDelRequest(dn, nil)); err != nil {
-			t.Errorf("cleanup: deleting %s: %v", dn, err)
-		}
-	})
 	return name, password, dn
 }
 
@@ -159,7 +191,7 @@ func adPassword(p string) string {
 }
 
 // setAttr replaces attr of dn and restores the old value when the test
-// ends.
+// ends (for entries outside the e2e OU).
 func (s server) setAttr(t *testing.T, dn, attr, value string) {
 	t.Helper()
 	l := s.admin(t)
