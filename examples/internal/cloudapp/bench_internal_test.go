@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/directory/importer"
 )
 
@@ -24,7 +25,7 @@ func BenchmarkApply(b *testing.B) {
 		}}
 	}
 	open := func(b *testing.B) db {
-		sqldb, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "b.db")+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+		sqldb, err := sql.Open("sqlite", sqliteDSN(filepath.Join(b.TempDir(), "b.db")))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -76,5 +77,48 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
+	})
+}
+
+// BenchmarkActivateStore measures the store side of one activation (new user,
+// new device) on SQLite: the baseline is activation's own SQLStore; liaison
+// is cloudapp's wrapper that also creates or finds the cloud user first, so
+// imported and activated users are one.
+func BenchmarkActivateStore(b *testing.B) {
+	open := func(b *testing.B) (db, *activation.SQLStore) {
+		sqldb, err := sql.Open("sqlite", sqliteDSN(filepath.Join(b.TempDir(), "b.db")))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { sqldb.Close() })
+		d := db{sqldb}
+		act := activation.NewSQLStore(sqldb, activation.SQLite)
+		if err := d.createSchema(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if err := act.CreateSchema(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		return d, act
+	}
+	run := func(b *testing.B, st activation.Store) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			id := fmt.Sprintf("%08d", i)
+			u := activation.User{Tenant: "t", ID: "u" + id, DirectoryID: "guid-" + id, Login: "user" + id, CreatedAt: time.Now()}
+			d := activation.Device{Tenant: "t", ID: "dev-" + id, UserID: u.ID, Hostname: "pc", PublicKey: make([]byte, 32), ActivatedAt: time.Now()}
+			if _, err := st.Activate(context.Background(), u, d); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "activations/s")
+	}
+	b.Run("baseline=activation.SQLStore", func(b *testing.B) {
+		_, act := open(b)
+		run(b, act)
+	})
+	b.Run("liaison=cloud-users+activation", func(b *testing.B) {
+		d, act := open(b)
+		run(b, activationStore{users: userStore{db: d, now: time.Now, rnd: randomID}, inner: act})
 	})
 }

@@ -406,25 +406,42 @@ type activationStore struct {
 var _ activation.Store = activationStore{}
 
 func (a activationStore) Activate(ctx context.Context, u activation.User, d activation.Device) (activation.Activation, error) {
+	id, created, err := a.cloudUser(ctx, u)
+	if err != nil {
+		return activation.Activation{}, fmt.Errorf("cloudapp: activate user: %w", err)
+	}
+	u.ID, d.UserID = id, id
+	act, err := a.inner.Activate(ctx, u, d)
+	if err != nil {
+		return act, err
+	}
+	act.UserCreated = created
+	return act, nil
+}
+
+// cloudUser returns the cloud ID of u, creating the cloud user if needed.
+// Most activations are of users the import (or an earlier device) created:
+// a read finds them without a write.
+func (a activationStore) cloudUser(ctx context.Context, u activation.User) (id string, created bool, err error) {
+	const find = `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`
+	err = a.users.QueryRowContext(ctx, find, u.Tenant, u.DirectoryID).Scan(&id)
+	if !errors.Is(err, sql.ErrNoRows) {
+		return id, false, err
+	}
 	now := a.users.now().UnixNano()
 	res, err := a.users.ExecContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
 		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, '', 'null', 0, 0, ?, ?)
 		ON CONFLICT (tenant, directory_id) DO NOTHING`,
 		u.Tenant, u.DirectoryID, u.ID, u.Login, u.UPN, u.Email, u.DisplayName, now, now)
 	if err != nil {
-		return activation.Activation{}, fmt.Errorf("cloudapp: activate user: %w", err)
+		return "", false, err
 	}
-	created, _ := res.RowsAffected()
-	if err := a.users.QueryRowContext(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`, u.Tenant, u.DirectoryID).Scan(&u.ID); err != nil {
-		return activation.Activation{}, fmt.Errorf("cloudapp: activate user: %w", err)
+	if n, _ := res.RowsAffected(); n == 1 {
+		return u.ID, true, nil
 	}
-	d.UserID = u.ID
-	act, err := a.inner.Activate(ctx, u, d)
-	if err != nil {
-		return act, err
-	}
-	act.UserCreated = created == 1
-	return act, nil
+	// A concurrent activation created it first.
+	err = a.users.QueryRowContext(ctx, find, u.Tenant, u.DirectoryID).Scan(&id)
+	return id, false, err
 }
 
 func (a activationStore) Device(ctx context.Context, tenant, id string) (activation.Device, error) {

@@ -143,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 	sqldb := cfg.DB
 	if sqldb == nil {
 		var err error
-		sqldb, err = sql.Open("sqlite", "file:"+cfg.DBPath+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+		sqldb, err = sql.Open("sqlite", sqliteDSN(cfg.DBPath))
 		if err != nil {
 			return nil, fmt.Errorf("cloudapp: open database: %w", err)
 		}
@@ -259,6 +259,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// sqliteDSN opens path in WAL mode with a busy timeout (writers wait for
+// each other instead of failing) and synchronous=NORMAL: in WAL mode that
+// cannot corrupt the database, and a power cut loses at most the last
+// transactions instead of paying an fsync per commit.
+func sqliteDSN(path string) string {
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 }
 
 func randomID() string {
