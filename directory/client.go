@@ -116,6 +116,15 @@ func (c *Client) NamingContexts(ctx context.Context) ([]string, error) {
 	return info.NamingContexts, err
 }
 
+// profile returns the profile for p, adjusted by the config.
+func (c *Client) profile(p Profile) *profile {
+	prof := *profileFor(p)
+	if c.cfg.NoInChain {
+		prof.inChain = false
+	}
+	return &prof
+}
+
 func readRootDSE(cn *conn, attrs []string) (*ldap.Entry, error) {
 	req := ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
 		"(objectClass=*)", attrs, nil)
@@ -155,7 +164,7 @@ func (c *Client) serverInfo(cn *conn) (*serverInfo, error) {
 			NamingContexts:       e.GetEqualFoldAttributeValues("namingContexts"),
 			DefaultNamingContext: e.GetEqualFoldAttributeValue("defaultNamingContext"),
 		},
-		prof:          profileFor(p),
+		prof:          c.profile(p),
 		dsServiceName: e.GetEqualFoldAttributeValue("dsServiceName"),
 	}
 	if si.Vendor == "" && p == ProfileActiveDirectory {

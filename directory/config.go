@@ -99,6 +99,11 @@ type Config struct {
 	// MaxGroupDepth bounds nested-group expansion where the server has no
 	// in-chain matching rule (default 32).
 	MaxGroupDepth int
+	// NoInChain expands nested groups breadth first on Active Directory
+	// too, instead of with the in-chain matching rule
+	// (1.2.840.113556.1.4.1941). Samba evaluates that rule slowly: about
+	// 0.8 s per user lookup on the test bed, against 30 ms breadth first.
+	NoInChain bool
 
 	// Attributes are extra attributes copied into User.Attributes.
 	Attributes []string

@@ -41,7 +41,9 @@
 // Groups always holds nested memberships. On AD a single user's groups come
 // from the in-chain matching rule (1.2.840.113556.1.4.1941); elsewhere that
 // rule silently matches nothing, so groups are expanded breadth first with
-// cycle detection, at most Config.MaxGroupDepth levels. Full scans load the
+// cycle detection, at most Config.MaxGroupDepth levels (Config.NoInChain
+// does the same on AD, for servers such as Samba that evaluate the rule
+// slowly). Full scans load the
 // group graph once instead of querying per user. Large AD groups are read
 // with range retrieval ("member;range=0-1499", ...).
 //

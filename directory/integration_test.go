@@ -181,7 +181,16 @@ func TestIntegrationUsersCountMatchesLdapsearch(t *testing.T) {
 
 func TestIntegrationNestedGroupsAndCycle(t *testing.T) {
 	eachServer(t, func(t *testing.T, s directorytest.Server) {
-		c := serverClient(t, s, nil)
+		t.Run("default", func(t *testing.T) { testNestedGroups(t, s, false) })
+		if s.Flavor == directorytest.FlavorSamba {
+			t.Run("no in-chain", func(t *testing.T) { testNestedGroups(t, s, true) })
+		}
+	})
+}
+
+func testNestedGroups(t *testing.T, s directorytest.Server, noInChain bool) {
+	{
+		c := serverClient(t, s, func(cfg *directory.Config) { cfg.NoInChain = noInChain })
 		d := s.Dataset()
 		groupDN := func(name string) string {
 			g, ok := d.Group(name)
@@ -246,7 +255,7 @@ func TestIntegrationNestedGroupsAndCycle(t *testing.T) {
 				}
 			})
 		}
-	})
+	}
 }
 
 func TestIntegrationRangeRetrieval(t *testing.T) {
