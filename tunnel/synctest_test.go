@@ -138,7 +138,9 @@ func TestConnectorRejectsHostileGateway(t *testing.T) {
 	}{
 		{"stream IDs out of order", func() [][]byte { return [][]byte{request(5, true), request(3, true)} }},
 		{"data for a stream never opened", func() [][]byte { return [][]byte{frame(frameData, 0, 9, []byte("x"))} }},
-		{"response from the gateway", func() [][]byte { return [][]byte{request(1, false), frame(frameResponse, 0, 1, appendResponseHead(nil, 200, nil, 0))} }},
+		{"response from the gateway", func() [][]byte {
+			return [][]byte{request(1, false), frame(frameResponse, 0, 1, appendResponseHead(nil, 200, nil, 0))}
+		}},
 		{"data beyond the window", func() [][]byte {
 			out := [][]byte{request(1, false)}
 			chunk := make([]byte, 64<<10)
