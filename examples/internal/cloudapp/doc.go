@@ -26,17 +26,21 @@
 //     a connector; a release without a connector raises an alert.
 //   - alerts: SQLite store, log notifier unless Config.Notifier is set.
 //
-// The directory and key clients are injected (Config.NewDirectory,
-// Config.NewKeys) from a RoundTripper that reaches the tenant's connectors,
-// so the package does not depend on a wire format.
+// The directory and key clients are built per tenant from a RoundTripper
+// that reaches the tenant's connectors: by default directoryhttp and keyhttp
+// clients of ConnectorDirectoryURL and ConnectorKeysURL, where
+// examples/internal/connectorapp serves them; Config.NewDirectory and
+// Config.NewKeys replace them (tests, other connectors).
 //
 // # Web login and lockout
 //
 // Server.Login counts failed attempts per account and stops asking the
 // directory after Config.LoginMaxFailures (default 3) within
-// Config.LoginWindow (default 30 minutes): set it below the domain's lockout
-// threshold and the cloud can never lock an account, whatever is thrown at
-// the login endpoint. Attempts in flight count as failures until they end.
+// Config.LoginWindow (default 30 minutes): with the count below the domain's
+// lockout threshold and the window at least its lockout observation window,
+// the cloud can never lock an account, whatever is thrown at the login
+// endpoint. It does not stop a password spray (few attempts on many
+// accounts): that needs per-source limits in front of the endpoint. Attempts in flight count as failures until they end.
 // The counters live in memory: a restart forgets them.
 //
 // # Security
