@@ -43,9 +43,9 @@
 // rule silently matches nothing, so groups are expanded breadth first with
 // cycle detection, at most Config.MaxGroupDepth levels (Config.NoInChain
 // does the same on AD, for servers such as Samba that evaluate the rule
-// slowly). Full scans load the
-// group graph once instead of querying per user. Large AD groups are read
-// with range retrieval ("member;range=0-1499", ...).
+// slowly). Full scans load the group graph once instead of querying per
+// user. Large AD groups are read with range retrieval
+// ("member;range=0-1499", ...).
 //
 // # Searching
 //
