@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -25,6 +26,8 @@ type Client struct {
 	// authMode is for benchmarks comparing the ways to isolate
 	// credential checks (see export_test.go); zero is the production mode.
 	authMode int
+	// rangeSteps counts range-retrieval follow-up requests (tests).
+	rangeSteps atomic.Int64
 
 	mu        sync.Mutex
 	preferred int

@@ -100,6 +100,7 @@ func (c *Client) walkRange(cn *conn, dn, attr string, start int) ([]string, erro
 	var out []string
 	for {
 		want := fmt.Sprintf("%s;range=%d-%d", attr, start, start+c.cfg.RangeSize-1)
+		c.rangeSteps.Add(1)
 		entries, err := searchOne(cn, newSearch(dn, ldap.ScopeBaseObject, "(objectClass=*)", []string{want}))
 		if err != nil {
 			return nil, fmt.Errorf("directory: range retrieval of %s: %w", attr, err)
