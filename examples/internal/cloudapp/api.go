@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -274,7 +275,19 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &in) {
 		return
 	}
+	// Per source address too, against sprays over many accounts.
+	src, _, splitErr := net.SplitHostPort(r.RemoteAddr)
+	if splitErr != nil {
+		src = r.RemoteAddr
+	}
+	release, ok := s.sources.acquire(src)
+	if !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.LoginWindow.Seconds())))
+		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: ErrLoginThrottled.Error()})
+		return
+	}
 	res, err := s.Login(r.Context(), in.Tenant, in.MappingID, in.Login, in.Password)
+	release(errors.Is(err, ErrLoginFailed))
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, res)

@@ -88,6 +88,11 @@ type Config struct {
 	// for the failures users make elsewhere: 3 against AD's common 5 or 10.
 	LoginMaxFailures int
 	LoginWindow      time.Duration
+	// LoginSourceMaxFailures is how many failed logins from one source
+	// address within LoginWindow the login endpoint accepts before refusing
+	// that address (default 50), against password sprays over many
+	// accounts. Behind a proxy every client shares its address.
+	LoginSourceMaxFailures int
 
 	// Activation rate limits, per mass-deployment token and per source
 	// address: refill rate per second and burst. Zero means activation's

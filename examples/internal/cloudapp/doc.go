@@ -39,8 +39,9 @@
 // Config.LoginWindow (default 30 minutes): with the count below the domain's
 // lockout threshold and the window at least its lockout observation window,
 // the cloud can never lock an account, whatever is thrown at the login
-// endpoint. It does not stop a password spray (few attempts on many
-// accounts): that needs per-source limits in front of the endpoint. Attempts in flight count as failures until they end.
+// endpoint. The HTTP endpoint also limits failures per source address
+// (Config.LoginSourceMaxFailures), against sprays of a few guesses over many
+// accounts. Attempts in flight count as failures until they end.
 // The counters live in memory: a restart forgets them.
 //
 // # Security

@@ -66,7 +66,8 @@ type Server struct {
 	activator *activation.Service
 	actStore  *activation.SQLStore
 	sched     *importer.Scheduler
-	logins    *throttle
+	logins    *throttle // per account
+	sources   *throttle // per source address (HTTP only)
 	http      *http.Server
 
 	mu        sync.Mutex
@@ -93,6 +94,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.LoginMaxFailures == 0 {
 		cfg.LoginMaxFailures = 3
+	}
+	if cfg.LoginSourceMaxFailures == 0 {
+		cfg.LoginSourceMaxFailures = 50
 	}
 	if cfg.LoginWindow == 0 {
 		cfg.LoginWindow = 30 * time.Minute
@@ -132,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		closed: make(chan struct{}), done: make(chan struct{}),
 	}
 	s.logins = newThrottle(cfg.LoginMaxFailures, cfg.LoginWindow, time.Now)
+	s.sources = newThrottle(cfg.LoginSourceMaxFailures, cfg.LoginWindow, time.Now)
 	ok := false
 	defer func() {
 		if !ok {

@@ -7,6 +7,7 @@ import (
 	"crypto/hpke"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -491,4 +492,23 @@ func closedCtx() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+func TestLoginSourceLimit(t *testing.T) {
+	e := newEnv(t, func(c *cloudapp.Config) { c.LoginSourceMaxFailures = 4 })
+	c := e.enroll("acme")
+	e.start(c)
+	e.dir.set(demoUsers(10))
+	require.NoError(t, e.srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
+	login := func(user string) int {
+		return e.doToken("", http.MethodPost, cloudapp.PathLogin, cloudapp.LoginRequest{Tenant: "acme", MappingID: "staff", Login: user, Password: "guess"}, nil)
+	}
+	// One guess per account, as a spray does: the per-account limit never
+	// triggers, the per-source one does.
+	for i := range 4 {
+		assert.Equal(t, http.StatusUnauthorized, login(fmt.Sprintf("user%d", i)))
+	}
+	calls := e.dir.authCalls.Load()
+	assert.Equal(t, http.StatusTooManyRequests, login("user5"))
+	assert.Equal(t, calls, e.dir.authCalls.Load())
 }
