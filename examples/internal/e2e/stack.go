@@ -65,12 +65,14 @@ type Stack struct {
 	// AdminToken authenticates the cloud's admin API.
 	AdminToken string
 
-	cfg      Config
-	log      *slog.Logger
-	tmp      string
-	alerts   chan alerts.Notification
-	cloudErr chan error
-	keyring  *keyenvelope.Keyring
+	cfg       Config
+	log       *slog.Logger
+	tmp       string
+	alerts    chan alerts.Notification
+	cloudErr  chan error
+	closeOnce sync.Once
+	closeErr  error
+	keyring   *keyenvelope.Keyring
 
 	mu          sync.Mutex
 	agent       *connectorapp.Agent
@@ -155,7 +157,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	go func() { st.cloudErr <- st.Cloud.Run(context.Background()) }()
+	cloud := st.Cloud
+	go func() { st.cloudErr <- cloud.Run(context.Background()) }()
 
 	token, err := st.Cloud.IssueEnrollmentToken(ctx, cfg.Tenant, 10*time.Minute)
 	if err != nil {
@@ -343,19 +346,20 @@ func (st *Stack) WaitAlert(ctx context.Context, kind alerts.Kind, ev alerts.Even
 	}
 }
 
-// Close stops the connector and the cloud and removes the temporary
-// directory. It is idempotent.
+// Close stops the connector and the cloud (waiting for both) and removes
+// the temporary directory. It is idempotent.
 func (st *Stack) Close() error {
-	err := st.StopConnector()
-	if st.Cloud != nil {
-		err = errors.Join(err, st.Cloud.Close())
-		st.Cloud = nil
-	}
-	if st.tmp != "" {
-		err = errors.Join(err, os.RemoveAll(st.tmp))
-		st.tmp = ""
-	}
-	return err
+	st.closeOnce.Do(func() {
+		err := st.StopConnector()
+		if st.Cloud != nil {
+			err = errors.Join(err, st.Cloud.Close())
+		}
+		if st.tmp != "" {
+			err = errors.Join(err, os.RemoveAll(st.tmp))
+		}
+		st.closeErr = err
+	})
+	return st.closeErr
 }
 
 // connectorBase is the base URL of requests to a connector through the
