@@ -1,0 +1,134 @@
+package cloudapp
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/tunnel"
+)
+
+func testDB(t *testing.T) db {
+	t.Helper()
+	sqldb, err := sql.Open("sqlite", sqliteDSN(filepath.Join(t.TempDir(), "t.db")))
+	require.NoError(t, err)
+	t.Cleanup(func() { sqldb.Close() })
+	d := db{sqldb}
+	require.NoError(t, d.createSchema(context.Background()))
+	return d
+}
+
+func TestUserStoreCheckpointRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	us := userStore{db: testDB(t), now: time.Now, rnd: randomID}
+	sc := importer.Scope{Tenant: "t", MappingID: "m"}
+	c, err := us.LoadCheckpoint(ctx, sc)
+	require.NoError(t, err)
+	assert.Nil(t, c)
+
+	plan := &importer.Plan{Scope: sc, Full: true, Cursor: "cur", Existing: 2, Summary: importer.Summary{Creates: 1, Deletes: 1},
+		Ops: []importer.Op{
+			{Kind: importer.OpCreate, Record: importer.Record{DirectoryID: "a", Login: "a", Groups: []string{"cn=g"}}},
+			{Kind: importer.OpDelete, Record: importer.Record{DirectoryID: "b", Login: "b"}},
+		}}
+	saved := time.Unix(1700000000, 0)
+	require.NoError(t, us.SaveCheckpoint(ctx, sc, importer.Checkpoint{Plan: plan, Saved: saved}))
+	require.NoError(t, us.SaveCheckpoint(ctx, sc, importer.Checkpoint{Applied: 1, Saved: saved.Add(time.Second)}))
+	c, err = us.LoadCheckpoint(ctx, sc)
+	require.NoError(t, err)
+	require.NotNil(t, c)
+	assert.Equal(t, 1, c.Applied)
+	assert.Equal(t, plan, c.Plan, "the plan of the first save is kept")
+	assert.True(t, c.Saved.Equal(saved.Add(time.Second)))
+	other, err := us.LoadCheckpoint(ctx, importer.Scope{Tenant: "t2", MappingID: "m"})
+	require.NoError(t, err)
+	assert.Nil(t, other)
+	require.NoError(t, us.ClearCheckpoint(ctx, sc))
+	c, err = us.LoadCheckpoint(ctx, sc)
+	require.NoError(t, err)
+	assert.Nil(t, c)
+}
+
+func TestUserStoreSoftDeleteKeepsID(t *testing.T) {
+	ctx := context.Background()
+	us := userStore{db: testDB(t), now: time.Now, rnd: randomID}
+	sc := importer.Scope{Tenant: "t", MappingID: "m"}
+	rec := importer.Record{DirectoryID: "guid", Login: "alice", Groups: []string{"cn=a"}}
+	require.NoError(t, us.Apply(ctx, sc, []importer.Op{{Kind: importer.OpCreate, Record: rec}}))
+	first, err := us.list(ctx, "t")
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+
+	require.NoError(t, us.Apply(ctx, sc, []importer.Op{{Kind: importer.OpDelete, Record: rec}}))
+	_, ok, err := us.User(ctx, sc, "guid")
+	require.NoError(t, err)
+	assert.False(t, ok)
+	// Applying the same batch twice is harmless.
+	require.NoError(t, us.Apply(ctx, sc, []importer.Op{{Kind: importer.OpDelete, Record: rec}}))
+
+	rec.Login = "alice2"
+	require.NoError(t, us.Apply(ctx, sc, []importer.Op{{Kind: importer.OpCreate, Record: rec}}))
+	back, err := us.list(ctx, "t")
+	require.NoError(t, err)
+	require.Len(t, back, 1)
+	assert.Equal(t, first[0].ID, back[0].ID, "a returning user keeps its cloud ID")
+	assert.Equal(t, "alice2", back[0].Login)
+	got, ok, err := us.User(ctx, sc, "guid")
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, rec, got)
+}
+
+func TestTunnelStoreConsumesOnce(t *testing.T) {
+	ctx := context.Background()
+	ts := tunnelStore{testDB(t)}
+	now := time.Now()
+	h := [32]byte{1}
+	require.NoError(t, ts.PutEnrollment(ctx, tunnel.EnrollmentRecord{Hash: h, Tenant: "t", Expires: now.Add(time.Minute)}))
+	rec, err := ts.ConsumeEnrollment(ctx, h, now)
+	require.NoError(t, err)
+	assert.Equal(t, "t", rec.Tenant)
+	_, err = ts.ConsumeEnrollment(ctx, h, now)
+	assert.ErrorIs(t, err, tunnel.ErrBadEnrollmentToken)
+
+	expired := [32]byte{2}
+	require.NoError(t, ts.PutEnrollment(ctx, tunnel.EnrollmentRecord{Hash: expired, Tenant: "t", Expires: now.Add(-time.Second)}))
+	_, err = ts.ConsumeEnrollment(ctx, expired, now)
+	assert.ErrorIs(t, err, tunnel.ErrBadEnrollmentToken)
+
+	_, err = ts.Connector(ctx, "nope")
+	assert.ErrorIs(t, err, tunnel.ErrUnknownConnector)
+}
+
+func TestThrottle(t *testing.T) {
+	now := time.Unix(0, 0)
+	th := newThrottle(2, time.Minute, func() time.Time { return now })
+	r1, ok := th.acquire("a")
+	require.True(t, ok)
+	r2, ok := th.acquire("a")
+	require.True(t, ok)
+	_, ok = th.acquire("a")
+	assert.False(t, ok, "two in flight fill the budget")
+	r1(true)
+	r2(true)
+	_, ok = th.acquire("a")
+	assert.False(t, ok, "two failures fill it")
+	_, ok = th.acquire("b")
+	assert.True(t, ok, "per key")
+	now = now.Add(time.Minute)
+	r, ok := th.acquire("a")
+	require.True(t, ok, "failures age out")
+	r(false)
+	r(true) // a second release is ignored
+	for range 2 {
+		r, ok = th.acquire("a")
+		require.True(t, ok, "a success reset the count")
+		r(true)
+	}
+}
