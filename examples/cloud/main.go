@@ -24,6 +24,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 )
 
@@ -50,6 +51,8 @@ func run(args []string) error {
 	tokenBurst := fs.Int("activation-token-burst", 0, "activation burst per deployment token (default 1000)")
 	sourceRate := fs.Float64("activation-source-rate", 0, "activations per second per source address (default 5)")
 	sourceBurst := fs.Int("activation-source-burst", 0, "activation burst per source address (default 100)")
+	webhookURL := fs.String("webhook-url", "", "POST alert notifications here, signed with HMAC (https, or http on loopback)")
+	webhookSecretFile := fs.String("webhook-secret-file", "", "file holding the webhook HMAC secret (at least 16 bytes)")
 	verbose := fs.Bool("v", false, "debug logs")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -74,8 +77,26 @@ func run(args []string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var notifier alerts.Notifier
+	if *webhookURL != "" {
+		secret, err := os.ReadFile(*webhookSecretFile)
+		if err != nil {
+			return fmt.Errorf("webhook secret: %w", err)
+		}
+		wh, err := alerts.NewWebhook(alerts.WebhookConfig{URL: *webhookURL, Secret: []byte(strings.TrimSpace(string(secret))), Logger: logger})
+		if err != nil {
+			return err
+		}
+		defer wh.Close()
+		go func() { _ = wh.Run(ctx) }() // returns when ctx ends or Close is called
+		notifier = alerts.Notifiers{alerts.NewLogNotifier(logger), wh}
+	}
+
 	srv, err := cloudapp.New(cloudapp.Config{
-		DBPath: *dbPath, Addr: *listen, PublicURL: *publicURL,
+		Notifier: notifier,
+		DBPath:   *dbPath, Addr: *listen, PublicURL: *publicURL,
 		CertFile: *certFile, KeyFile: *keyFile, CAOut: *caOut,
 		AdminToken: token, Grace: *grace,
 		ImportInterval: *interval, DisableScheduler: *noSched,
@@ -91,8 +112,6 @@ func run(args []string) error {
 	if *caOut != "" && srv.CAPEM() != nil {
 		logger.Info("generated CA written", "path", *caOut)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err = srv.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		logger.Info("stopped")

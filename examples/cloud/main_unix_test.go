@@ -1,0 +1,44 @@
+//go:build unix
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestRunServesUntilSignalled starts the program on a free port with a
+// generated CA, waits for the CA file, and stops it as an operator would.
+func TestRunServesUntilSignalled(t *testing.T) {
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "admin.token")
+	require.NoError(t, os.WriteFile(tokenFile, []byte("0123456789abcdef-admin\n"), 0o600))
+	caOut := filepath.Join(dir, "ca.pem")
+	done := make(chan error, 1)
+	go func() {
+		done <- run([]string{"--listen", "127.0.0.1:0", "--db", filepath.Join(dir, "cloud.db"),
+			"--admin-token-file", tokenFile, "--self-signed-ca-out", caOut, "--no-scheduler"})
+	}()
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(caOut)
+		return err == nil && len(b) > 0
+	}, 20*time.Second, 10*time.Millisecond)
+	b, err := os.ReadFile(caOut)
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "BEGIN CERTIFICATE")
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGINT))
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not stop on SIGINT")
+	}
+	_, err = os.Stat(filepath.Join(dir, "cloud.db"))
+	assert.NoError(t, err, "state kept in the database file")
+}
