@@ -23,7 +23,6 @@ import (
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
-	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -52,7 +51,7 @@ type Config struct {
 	OnUser func(n int)
 	// NewDirectory builds the cloud's client of the connector's directory
 	// service from a RoundTripper reaching the tenant's connectors
-	// (default: a directoryhttp.Client).
+	// (default: cloudapp's).
 	NewDirectory func(rt http.RoundTripper) cloudapp.Directory
 	// Logger receives the cloud's and the connector's logs; nil discards.
 	Logger *slog.Logger
@@ -122,17 +121,23 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	_, _ = rand.Read(tok)
 	st.AdminToken = hex.EncodeToString(tok)
 
-	if cfg.NewDirectory == nil {
-		cfg.NewDirectory = func(rt http.RoundTripper) cloudapp.Directory {
-			c, err := directoryhttp.NewClient(connectorBase+connectorapp.DirectoryPrefix, rt)
-			if err != nil {
-				panic(err) // a constant URL and a non-nil RoundTripper
+	// The cloud's own directory client (cloudapp's default) unless a test
+	// needs to see the users streamed to it.
+	var newDir func(string, http.RoundTripper) cloudapp.Directory
+	if cfg.NewDirectory != nil || cfg.OnUser != nil {
+		mk := cfg.NewDirectory
+		if mk == nil {
+			mk = func(rt http.RoundTripper) cloudapp.Directory {
+				c, err := directoryhttp.NewClient(cloudapp.ConnectorDirectoryURL, rt)
+				if err != nil {
+					panic(err) // a constant URL and a non-nil RoundTripper
+				}
+				return c
 			}
-			return c
 		}
-	}
-	newDir := func(tenant string, rt http.RoundTripper) cloudapp.Directory {
-		return &countingDirectory{Directory: cfg.NewDirectory(rt), st: st}
+		newDir = func(tenant string, rt http.RoundTripper) cloudapp.Directory {
+			return &countingDirectory{Directory: mk(rt), st: st}
+		}
 	}
 	st.Cloud, err = cloudapp.New(cloudapp.Config{
 		DBPath:           filepath.Join(dir, "cloud.db"),
@@ -145,13 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		LoginMaxFailures: cfg.LoginMaxFailures,
 		PingInterval:     time.Second,
 		NewDirectory:     newDir,
-		NewKeys: func(tenant string, rt http.RoundTripper) cloudapp.Keys {
-			kc, err := keyhttp.NewClient(connectorBase+connectorapp.KeysPrefix, rt)
-			if err != nil {
-				return failedKeys{err}
-			}
-			return kc
-		},
+
 		Logger: log.With("side", "cloud"),
 	})
 	if err != nil {
@@ -366,16 +365,6 @@ func (st *Stack) Close() error {
 // tunnel: the host part is not used for routing (the RoundTripper picks a
 // live connector of the tenant).
 const connectorBase = "http://connector"
-
-// failedKeys answers every call with the error that prevented building a
-// key client.
-type failedKeys struct{ err error }
-
-func (f failedKeys) GenerateWrapped(context.Context, keyenvelope.Context) ([]byte, keyenvelope.EkeyID, error) {
-	return nil, keyenvelope.EkeyID{}, f.err
-}
-
-func (f failedKeys) Release(context.Context, []byte, []byte) ([]byte, error) { return nil, f.err }
 
 // notifier is an alerts.Notifier that hands notifications to a channel,
 // dropping them when nobody reads (it must never block the monitor).
