@@ -2,6 +2,7 @@ package connectorapp
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,7 @@ type Agent struct {
 	handler      http.Handler
 
 	dir      *directory.Client    // nil: key-only connector
+	credKey  *ecdh.PrivateKey     // set when credential checks require sealed passwords
 	keyring  *keyenvelope.Keyring // nil: directory-only connector
 	releaser *keyenvelope.Releaser
 
@@ -81,6 +83,12 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 			return nil, err
 		}
 		a.dir = d
+		if cfg.Directory.SealedPasswords {
+			if a.credKey, err = credentialsKey(*cfg.Directory, cfg.Cloud.IdentityFile); err != nil {
+				d.Close()
+				return nil, err
+			}
+		}
 	}
 	if cfg.Keys != nil {
 		if err := a.openKeys(*cfg.Keys); err != nil {
@@ -239,22 +247,32 @@ func (a *Agent) buildHandler() (http.Handler, error) {
 	return mux, nil
 }
 
-// statusJSON is the body of StatusPath: what this connector offers.
-type statusJSON struct {
-	ConnectorID string      `json:"connector_id"`
-	Directory   bool        `json:"directory"`
-	Keys        bool        `json:"keys"`
-	Allow       []Operation `json:"allow"`
+// StatusResponse is the JSON body of StatusPath: what this connector
+// offers. When SealedPasswords is true, a credential check must seal its
+// password to CredentialsKey (X25519, 32 bytes) with
+// directoryhttp.WithConnectorKey, and reach this connector (ConnectorID:
+// tunnel.Gateway.RoundTripperFor), since each connector has its own key.
+type StatusResponse struct {
+	ConnectorID     string      `json:"connector_id"`
+	Directory       bool        `json:"directory"`
+	Keys            bool        `json:"keys"`
+	Allow           []Operation `json:"allow"`
+	SealedPasswords bool        `json:"sealed_passwords"`
+	CredentialsKey  []byte      `json:"credentials_key,omitempty"`
 }
 
 func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(statusJSON{
+	st := StatusResponse{
 		ConnectorID: a.identity.ConnectorID,
 		Directory:   a.dir != nil,
 		Keys:        a.keyring != nil,
 		Allow:       a.cfg.Policy.Allow,
-	})
+	}
+	if a.credKey != nil {
+		st.SealedPasswords, st.CredentialsKey = true, a.credKey.PublicKey().Bytes()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 // Run keeps the tunnel to the cloud up, reconnecting with backoff, and serves

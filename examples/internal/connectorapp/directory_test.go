@@ -2,7 +2,12 @@ package connectorapp_test
 
 import (
 	"context"
+	"crypto/ecdh"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -95,4 +100,75 @@ func TestDirectoryOverTunnel(t *testing.T) {
 
 	require.NoError(t, a.Close())
 	assert.ErrorIs(t, <-runErr, connectorapp.ErrClosed)
+}
+
+// TestSealedPasswords: with sealed_passwords on, the connector publishes its
+// X25519 key at StatusPath, accepts passwords sealed to it and refuses plain
+// ones; the key survives a restart (kept beside the identity file).
+func TestSealedPasswords(t *testing.T) {
+	ldap, err := demoldap.Start(demoldap.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ldap.Close() })
+	c := newCloud(t)
+	ctx := context.Background()
+	tok, err := c.gw.IssueEnrollmentToken(ctx, "acme", time.Minute)
+	require.NoError(t, err)
+	cloudCfg := connectorapp.Cloud{URL: c.url, CAPEM: c.caPEM, IdentityFile: filepath.Join(t.TempDir(), "identity.json")}
+	_, err = connectorapp.Enroll(ctx, cloudCfg, tok)
+	require.NoError(t, err)
+	cfg := connectorapp.Config{
+		Cloud: cloudCfg,
+		Directory: &connectorapp.Directory{
+			URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN, BindPassword: demoldap.ServicePassword,
+			CAPEM: ldap.CAPEM(), SealedPasswords: true,
+		},
+		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpCredentials}},
+	}
+	start := func() (*connectorapp.Agent, chan error) {
+		a, err := connectorapp.New(cfg, nil)
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		c.waitPresence(t, tunnel.Connected)
+		return a, done
+	}
+	status := func() connectorapp.StatusResponse {
+		resp, err := (&http.Client{Transport: c.gw.RoundTripper("acme")}).Get("http://connector" + connectorapp.StatusPath)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var st connectorapp.StatusResponse
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+		return st
+	}
+
+	a, done := start()
+	st := status()
+	require.True(t, st.SealedPasswords)
+	pub, err := ecdh.X25519().NewPublicKey(st.CredentialsKey)
+	require.NoError(t, err)
+	rt := c.gw.RoundTripperFor("acme", st.ConnectorID)
+	sealed, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, rt, directoryhttp.WithConnectorKey(pub))
+	require.NoError(t, err)
+	plain, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, rt)
+	require.NoError(t, err)
+
+	someone := ldap.Users()[0].Login
+	u, err := sealed.CheckCredentials(ctx, directory.Mapping{}, someone, demoldap.Password)
+	require.NoError(t, err)
+	assert.Equal(t, someone, u.Login)
+	_, err = sealed.CheckCredentials(ctx, directory.Mapping{}, someone, "wrong-"+demoldap.Password)
+	assert.ErrorIs(t, err, directory.ErrInvalidCredentials)
+	_, err = plain.CheckCredentials(ctx, directory.Mapping{}, someone, demoldap.Password)
+	require.Error(t, err, "a plain password is refused")
+	assert.NotErrorIs(t, err, directory.ErrInvalidCredentials)
+
+	require.NoError(t, a.Close())
+	<-done
+	c.waitPresence(t, tunnel.Disconnected)
+	a, done = start()
+	defer func() { a.Close(); <-done }()
+	assert.Equal(t, st.CredentialsKey, status().CredentialsKey, "the key is kept across restarts")
+	if fi, err := os.Stat(cloudCfg.IdentityFile + ".x25519"); assert.NoError(t, err) {
+		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	}
 }

@@ -27,7 +27,8 @@
 //	    "bind_dn": "CN=liaison-svc,OU=Service,DC=corp,DC=example",
 //	    "bind_password_env": "LIAISON_BIND_PASSWORD",
 //	    "ca_file": "/etc/liaison/ad-ca.pem",
-//	    "profile": "auto"
+//	    "profile": "auto",
+//	    "sealed_passwords": true
 //	  },
 //	  "keys": {
 //	    "kek_file": "/var/lib/liaison/kek.kenv",
@@ -41,6 +42,15 @@
 // keys.scheduler_public_key (base64 Ed25519) pins the key that signs release
 // tickets; without it the connector uses the key Enroll fetched from the
 // cloud over verified TLS and kept in the identity file.
+//
+// # Sealed passwords
+//
+// With directory.sealed_passwords, credential checks must carry the password
+// sealed with HPKE to the connector's X25519 key (package directoryhttp), so
+// a TLS-inspecting proxy between connector and cloud never reads it. The key
+// is kept beside the identity file and published in StatusResponse; the cloud
+// seals to it with directoryhttp.WithConnectorKey and sends the check to that
+// connector (tunnel.Gateway.RoundTripperFor).
 //
 // # Policy
 //

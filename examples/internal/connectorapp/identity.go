@@ -3,9 +3,12 @@ package connectorapp
 import (
 	"context"
 	"crypto"
+	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -221,4 +224,51 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 		}
 	}
 	return id, nil
+}
+
+// credentialsKey returns the X25519 key sealed passwords are opened with:
+// d.CredentialsKey, else the file beside the identity file (created on first
+// use), else a key made now.
+func credentialsKey(d Directory, identityFile string) (*ecdh.PrivateKey, error) {
+	if d.CredentialsKey != nil {
+		if d.CredentialsKey.Curve() != ecdh.X25519() {
+			return nil, fmt.Errorf("%w: directory credentials key must be X25519", ErrConfig)
+		}
+		return d.CredentialsKey, nil
+	}
+	if identityFile == "" {
+		return ecdh.X25519().GenerateKey(rand.Reader)
+	}
+	path := identityFile + ".x25519"
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := ecdh.X25519().GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+			return nil, fmt.Errorf("connectorapp: writing credentials key: %w", err)
+		}
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: credentials key: %w", ErrConfig, err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%w: credentials key %s is not PEM", ErrConfig, path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: credentials key %s: %w", ErrConfig, path, err)
+	}
+	ek, ok := k.(*ecdh.PrivateKey)
+	if !ok || ek.Curve() != ecdh.X25519() {
+		return nil, fmt.Errorf("%w: credentials key %s is not X25519", ErrConfig, path)
+	}
+	return ek, nil
 }

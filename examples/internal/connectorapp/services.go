@@ -10,6 +10,9 @@ import (
 // directoryHandler serves the directory service (below DirectoryPrefix):
 // package directoryhttp over the directory client.
 func (a *Agent) directoryHandler() http.Handler {
+	if a.credKey != nil {
+		return directoryhttp.NewHandler(a.dir, directoryhttp.WithPrivateKey(a.credKey))
+	}
 	return directoryhttp.NewHandler(a.dir)
 }
 
