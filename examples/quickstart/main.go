@@ -11,23 +11,32 @@
 // connector is back. It checks every step and exits 0 only if all did what
 // they should; otherwise it names the failed step and exits 1.
 //
-//	go run ./examples/quickstart
+//	go run ./examples/quickstart      # the story, step by step
+//	go run ./examples/quickstart -v   # and the cloud's and connector's logs on stderr
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"time"
 )
 
 func main() {
+	verbose := flag.Bool("v", false, "write the cloud's and the connector's logs to stderr")
+	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if err := run(ctx, os.Stdout); err != nil {
+	var logger *slog.Logger
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if err := runWith(ctx, os.Stdout, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart:", err)
 		os.Exit(1)
 	}

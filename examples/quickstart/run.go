@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,6 +40,7 @@ const (
 // demo is the state the steps share.
 type demo struct {
 	w      io.Writer
+	logger *slog.Logger
 	ldap   *demoldap.Server
 	st     *e2e.Stack
 	client *http.Client // trusts the cloud's CA only
@@ -69,8 +71,12 @@ func steps() []step {
 
 // run walks every step, printing what it does to w, and returns an error
 // naming the first step that did not do what it should.
-func run(ctx context.Context, w io.Writer) error {
-	d := &demo{w: w}
+func run(ctx context.Context, w io.Writer) error { return runWith(ctx, w, nil) }
+
+// runWith is run with the cloud's and the connector's logs sent to logger
+// (nil discards them).
+func runWith(ctx context.Context, w io.Writer, logger *slog.Logger) error {
+	d := &demo{w: w, logger: logger}
 	defer d.close()
 	all := steps()
 	fmt.Fprintf(w, "Liaison quickstart: a directory, the cloud and a connector in one process\n\n")
@@ -117,6 +123,7 @@ func startCloud(ctx context.Context, d *demo) error {
 	d.st, err = e2e.Start(ctx, e2e.Config{
 		Tenant: tenant,
 		Grace:  grace,
+		Logger: d.logger,
 		Directory: connectorapp.Directory{
 			URLs:         []string{d.ldap.URL()},
 			BindDN:       demoldap.ServiceDN,
