@@ -150,3 +150,50 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	return exitFailure
 }
+
+// runCheck: connector check --config FILE. It loads the config as run
+// would (identity, key, passwords, KEK file), asks the directory for its
+// RootDSE when there is one, and prints what the connector would serve,
+// without dialling the cloud.
+func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("connector check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "config file (JSON); required")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if *configFile == "" || fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: connector check --config FILE")
+		return exitUsage
+	}
+	cfg, err := connectorapp.LoadConfig(*configFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "connector: %v\n", err)
+		return exitFailure
+	}
+	agent, err := connectorapp.New(cfg, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "connector: %v\n", err)
+		return exitFailure
+	}
+	defer agent.Close()
+	id := agent.Identity()
+	fmt.Fprintf(stdout, "config:    %s: valid\n", *configFile)
+	fmt.Fprintf(stdout, "identity:  connector %s, tenant %s\n", id.ConnectorID, id.Tenant)
+	fmt.Fprintf(stdout, "policy:    %v\n", cfg.Policy.Allow)
+	if kr := agent.Keyring(); kr != nil {
+		fmt.Fprintf(stdout, "keys:      KEK file opened, %d version(s), primary %d\n", len(kr.Versions()), kr.Primary())
+	}
+	if d := agent.Directory(); d != nil {
+		info, err := d.Info(ctx)
+		if err != nil {
+			fmt.Fprintf(stderr, "connector: directory: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(stdout, "directory: %s (%s, %s)\n", info.Server, info.Profile, info.Vendor)
+	}
+	return exitOK
+}

@@ -120,6 +120,16 @@ func TestEnrollAndRunCommands(t *testing.T) {
 	cfgFile := filepath.Join(dir, "connector.json")
 	require.NoError(t, os.WriteFile(cfgFile, b, 0o600))
 
+	r = invoke(t, "", "check", "--config", cfgFile)
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "tenant tenant-x")
+	assert.Contains(t, r.stdout, "KEK file opened, 1 version(s), primary 1")
+	t.Setenv("CONNECTOR_TEST_KEK_PASS", "wrong phrase")
+	r = invoke(t, "", "check", "--config", cfgFile)
+	assert.Equal(t, exitFailure, r.code)
+	assert.Contains(t, r.stderr, "keys.kek_file")
+	t.Setenv("CONNECTOR_TEST_KEK_PASS", "pass phrase")
+
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan result, 1)

@@ -5,6 +5,7 @@
 //
 //	connector enroll --cloud URL --token T [--config FILE | --identity FILE]
 //	connector run --config FILE
+//	connector check --config FILE
 //	connector directory info|ous|groups|users|lookup|auth [flags]
 //
 // Exit codes: 0 success; 1 credentials refused (directory auth); 2 usage
@@ -43,7 +44,8 @@ func main() {
 
 const usage = `usage:
   connector enroll --cloud URL --token T [--config FILE | --identity FILE] [--ca-file FILE] [--proxy URL]
-  connector run --config FILE
+  connector run --config FILE [--log-format text|json] [--log-file FILE]
+  connector check --config FILE      (load everything, ask the directory, do not dial the cloud)
   connector directory info   [conn]
   connector directory ous    [conn] [--base DN]
   connector directory groups [conn] [--base DN]
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runEnroll(ctx, args[1:], stdout, stderr)
 	case "run":
 		return runAgent(ctx, args[1:], stderr)
+	case "check":
+		return runCheck(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
