@@ -150,8 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		LoginMaxFailures: cfg.LoginMaxFailures,
 		PingInterval:     time.Second,
 		NewDirectory:     newDir,
-
-		Logger: log.With("side", "cloud"),
+		Logger:           log.With("side", "cloud"),
 	})
 	if err != nil {
 		return nil, err
