@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,6 +37,11 @@ func TestHelperIdleConnectors(t *testing.T) {
 		t.Skip("helper process for the idle benchmarks")
 	}
 	n, _ := strconv.Atoi(os.Getenv("LIAISON_HELPER_N"))
+	// Exit with the parent: it holds our stdin open.
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
 	if addr, ok := strings.CutPrefix(url, "tls://"); ok {
 		// baseline: plain TLS connections that stay idle
 		pool := x509.NewCertPool()
@@ -109,6 +115,11 @@ func idleSessions(b *testing.B, n int, ping time.Duration) (*env, func()) {
 		"LIAISON_HELPER_CA="+string(e.pki.caPEM),
 	)
 	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe() // closed when this process exits
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = stdin.Close() })
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -167,6 +178,11 @@ func rawIdleServer(b *testing.B, n int) func() {
 		"LIAISON_HELPER_CA="+string(pki.caPEM),
 	)
 	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe() // closed when this process exits
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = stdin.Close() })
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
