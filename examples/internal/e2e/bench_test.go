@@ -44,6 +44,9 @@ func BenchmarkImport(b *testing.B) {
 	users := 0
 
 	b.Run("baseline=ldapsearch", func(b *testing.B) {
+		if _, err := exec.LookPath("ldapsearch"); err != nil {
+			b.Skip("ldapsearch not installed (apt-get install ldap-utils)")
+		}
 		pw := filepath.Join(b.TempDir(), "pw")
 		require.NoError(b, os.WriteFile(pw, []byte(s.BindPassword), 0o600))
 		for b.Loop() {
