@@ -44,6 +44,12 @@
 // accounts. Attempts in flight count as failures until they end.
 // The counters live in memory: a restart forgets them.
 //
+// Passwords cross the tunnel sealed (HPKE) to the key the chosen connector
+// publishes at ConnectorStatusURL, since a corporate proxy may inspect TLS;
+// the check goes to that connector only (tunnel.Gateway.RoundTripperFor),
+// because each connector has its own key. A connector that publishes no key
+// gets the password inside TLS only.
+//
 // # Security
 //
 // TLS 1.3 only. The admin token is kept as a SHA-256 and compared in

@@ -3,6 +3,7 @@ package cloudapp_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -108,6 +109,14 @@ type connector struct {
 
 func (e *env) enroll(tenant string) *connector {
 	e.t.Helper()
+	return e.enrollWith(tenant, nil)
+}
+
+// enrollWith enrolls a connector; with sealKey its directory handler accepts
+// only passwords sealed to that key, published at /status as connectorapp
+// does.
+func (e *env) enrollWith(tenant string, sealKey *ecdh.PrivateKey) *connector {
+	e.t.Helper()
 	tok, err := e.srv.IssueEnrollmentToken(context.Background(), tenant, time.Minute)
 	require.NoError(e.t, err)
 	_, key, err := ed25519.GenerateKey(rand.Reader)
@@ -124,7 +133,15 @@ func (e *env) enroll(tenant string) *connector {
 	require.NoError(e.t, err)
 	mux := http.NewServeMux()
 	mux.Handle("/keys/", http.StripPrefix("/keys", kh))
-	mux.Handle("/directory/", http.StripPrefix("/directory", directoryhttp.NewHandler(e.dir)))
+	var hopts []directoryhttp.HandlerOption
+	if sealKey != nil {
+		hopts = append(hopts, directoryhttp.WithPrivateKey(sealKey))
+		mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(map[string]any{"connector_id": id.ConnectorID, "sealed_passwords": true,
+				"credentials_key": sealKey.PublicKey().Bytes()})
+		})
+	}
+	mux.Handle("/directory/", http.StripPrefix("/directory", directoryhttp.NewHandler(e.dir, hopts...)))
 	return &connector{id: id.ConnectorID, key: key, keyring: kr, handler: mux}
 }
 

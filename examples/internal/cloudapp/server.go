@@ -22,7 +22,6 @@ import (
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
-	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
@@ -70,11 +69,13 @@ type Server struct {
 	sources   *throttle // per source address (HTTP only)
 	http      *http.Server
 
-	mu        sync.Mutex
-	presence  map[string]int // connector ID -> live sessions on this node
-	lastSeen  map[string]time.Time
-	progress  map[importer.Scope]importer.Progress
-	importing map[importer.Scope]bool
+	mu         sync.Mutex
+	presence   map[string]int             // connector ID -> live sessions on this node
+	connTenant map[string]string          // connector ID -> tenant, for those seen live
+	statuses   map[string]connectorStatus // connector ID -> its status, while connected
+	lastSeen   map[string]time.Time
+	progress   map[importer.Scope]importer.Progress
+	importing  map[importer.Scope]bool
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -104,15 +105,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Grace == 0 {
 		cfg.Grace = alerts.DefaultGrace
 	}
-	if cfg.NewDirectory == nil {
-		cfg.NewDirectory = func(_ string, rt http.RoundTripper) Directory {
-			c, err := directoryhttp.NewClient(ConnectorDirectoryURL, rt)
-			if err != nil {
-				panic(err) // a constant URL
-			}
-			return c
-		}
-	}
 	if cfg.NewKeys == nil {
 		cfg.NewKeys = func(_ string, rt http.RoundTripper) Keys {
 			c, err := keyhttp.NewClient(ConnectorKeysURL, rt)
@@ -132,8 +124,12 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
 		presence: map[string]int{}, lastSeen: map[string]time.Time{},
+		connTenant: map[string]string{}, statuses: map[string]connectorStatus{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
 		closed: make(chan struct{}), done: make(chan struct{}),
+	}
+	if s.cfg.NewDirectory == nil {
+		s.cfg.NewDirectory = s.defaultDirectory
 	}
 	s.logins = newThrottle(cfg.LoginMaxFailures, cfg.LoginWindow, time.Now)
 	s.sources = newThrottle(cfg.LoginSourceMaxFailures, cfg.LoginWindow, time.Now)
@@ -419,7 +415,9 @@ func (s *Server) onPresence(ev tunnel.PresenceEvent) {
 	switch ev.Kind {
 	case tunnel.Connected:
 		s.presence[ev.ConnectorID]++
+		s.connTenant[ev.ConnectorID] = ev.Tenant
 	case tunnel.Disconnected:
+		delete(s.statuses, ev.ConnectorID)
 		if s.presence[ev.ConnectorID]--; s.presence[ev.ConnectorID] <= 0 {
 			delete(s.presence, ev.ConnectorID)
 		}

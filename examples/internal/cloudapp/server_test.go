@@ -20,6 +20,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
@@ -511,4 +512,28 @@ func TestLoginSourceLimit(t *testing.T) {
 	calls := e.dir.authCalls.Load()
 	assert.Equal(t, http.StatusTooManyRequests, login("user5"))
 	assert.Equal(t, calls, e.dir.authCalls.Load())
+}
+
+func TestLoginSealsPasswordsToTheConnectorKey(t *testing.T) {
+	e := newEnv(t, nil)
+	key, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	c := e.enrollWith("acme", key)
+	e.start(c)
+	e.dir.set(demoUsers(2))
+	e.dir.passwords["user0"] = "right"
+	require.NoError(t, e.srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
+
+	res, err := e.srv.Login(context.Background(), "acme", "staff", "user0", "right")
+	require.NoError(t, err, "the handler refuses plain passwords: this one was sealed")
+	assert.Equal(t, "guid-000", res.User.ID)
+	_, err = e.srv.Login(context.Background(), "acme", "staff", "user0", "wrong")
+	assert.ErrorIs(t, err, cloudapp.ErrLoginFailed)
+	assert.Equal(t, directory.ReasonBadPassword, directory.ReasonOf(err))
+
+	// A plain (unsealed) check is refused by that connector.
+	plain, err := directoryhttp.NewClient(cloudapp.ConnectorDirectoryURL, e.srv.Gateway().RoundTripper("acme"))
+	require.NoError(t, err)
+	_, err = plain.CheckCredentials(context.Background(), directory.Mapping{}, "user0", "right")
+	assert.ErrorIs(t, err, directoryhttp.ErrBadRequest)
 }
