@@ -148,10 +148,11 @@ func (s *Server) mapping(ctx context.Context, tenant, id string) (Mapping, error
 }
 
 func (s *Server) directory(tenant string) (Directory, error) {
-	if s.cfg.NewDirectory == nil {
-		return nil, fmt.Errorf("%w: no NewDirectory", ErrNotConfigured)
+	d := s.cfg.NewDirectory(tenant, s.gw.RoundTripper(tenant))
+	if s.cfg.WrapDirectory != nil {
+		d = s.cfg.WrapDirectory(tenant, d)
 	}
-	return s.cfg.NewDirectory(tenant, s.gw.RoundTripper(tenant)), nil
+	return d, nil
 }
 
 // OUs browses the organizational units of tenant's directory under base

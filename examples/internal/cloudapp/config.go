@@ -107,6 +107,10 @@ type Config struct {
 	// RoundTripper reaching its connectors; nil means a directoryhttp
 	// client of ConnectorDirectoryURL.
 	NewDirectory func(tenant string, rt http.RoundTripper) Directory
+	// WrapDirectory, if set, wraps every tenant's Directory (the default
+	// one or NewDirectory's), for counting or fault injection in tests
+	// without losing the default's sealed credential checks.
+	WrapDirectory func(tenant string, d Directory) Directory
 	// NewKeys builds the key client of a tenant from a RoundTripper
 	// reaching its connectors; nil means a keyhttp client of
 	// ConnectorKeysURL.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -536,4 +537,29 @@ func TestLoginSealsPasswordsToTheConnectorKey(t *testing.T) {
 	require.NoError(t, err)
 	_, err = plain.CheckCredentials(context.Background(), directory.Mapping{}, "user0", "right")
 	assert.ErrorIs(t, err, directoryhttp.ErrBadRequest)
+}
+
+// countingDir counts the scans that went through it.
+type countingDir struct {
+	cloudapp.Directory
+	scans *atomic.Int32
+}
+
+func (c countingDir) Users(ctx context.Context, m directory.Mapping, fn func(directory.User) error) (directory.Cursor, error) {
+	c.scans.Add(1)
+	return c.Directory.Users(ctx, m, fn)
+}
+
+func TestWrapDirectory(t *testing.T) {
+	var scans atomic.Int32
+	e := newEnv(t, func(c *cloudapp.Config) {
+		c.WrapDirectory = func(_ string, d cloudapp.Directory) cloudapp.Directory { return countingDir{d, &scans} }
+	})
+	c := e.enroll("acme")
+	e.start(c)
+	e.dir.set(demoUsers(3))
+	require.NoError(t, e.srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
+	_, err := e.srv.RunImport(context.Background(), "acme", "staff", cloudapp.ImportOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, int32(1), scans.Load())
 }
