@@ -26,8 +26,6 @@ var (
 	ErrNotFound = errors.New("cloudapp: not found")
 	// ErrBusy: an import of the same mapping is already running.
 	ErrBusy = errors.New("cloudapp: import already running")
-	// ErrNotConfigured: the Config lacks NewDirectory or NewKeys.
-	ErrNotConfigured = errors.New("cloudapp: not configured")
 	// ErrLoginFailed: a web login was refused. It says nothing about why,
 	// to the caller; the log and LoginError.Reason do.
 	ErrLoginFailed = errors.New("cloudapp: login failed")

@@ -204,7 +204,7 @@ func replyErr(w http.ResponseWriter, err error) {
 		status = http.StatusTooManyRequests
 	case errors.Is(err, ErrLoginFailed):
 		status = http.StatusUnauthorized
-	case errors.Is(err, tunnel.ErrNotConnected), errors.Is(err, ErrNotConfigured):
+	case errors.Is(err, tunnel.ErrNotConnected):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, importer.ErrIncompleteScan), errors.Is(err, directory.ErrUnavailable),
 		errors.Is(err, tunnel.ErrSessionLost), errors.Is(err, directory.ErrNotFound):
