@@ -89,6 +89,14 @@ func TestHelperIdleConnectors(t *testing.T) {
 }
 
 func idleSessions(b *testing.B, n int, ping time.Duration) (*env, func()) {
+	e, stop, _ := idleSessionsCounted(b, n, ping)
+	return e, stop
+}
+
+// idleSessionsCounted also returns a counter of presence events, to check
+// that no session churned during a measurement.
+func idleSessionsCounted(b *testing.B, n int, ping time.Duration) (*env, func(), *atomic.Int64) {
+	var events atomic.Int64
 	if os.Getenv("LIAISON_BENCH_IDLE") != "1" {
 		b.Skip("set LIAISON_BENCH_IDLE=1 to run the idle-session benchmarks")
 	}
@@ -97,6 +105,7 @@ func idleSessions(b *testing.B, n int, ping time.Duration) (*env, func()) {
 		c.PingInterval = ping
 		c.HelloTimeout = time.Minute
 		c.OnPresence = func(ev PresenceEvent) {
+			events.Add(1)
 			if ev.Kind == Connected {
 				connected.Add(1)
 			} else {
@@ -132,7 +141,7 @@ func idleSessions(b *testing.B, n int, ping time.Duration) (*env, func()) {
 		}
 		time.Sleep(100 * time.Millisecond) // waiting for a child process
 	}
-	return e, stop
+	return e, stop, &events
 }
 
 func memInUse() uint64 {
@@ -254,8 +263,9 @@ func benchHeartbeatCPU(b *testing.B) {
 	const n = 10000
 	const window = 15 * time.Second
 	for range b.N {
-		_, stop := idleSessions(b, n, 5*time.Second)
+		_, stop, events := idleSessionsCounted(b, n, 5*time.Second)
 		time.Sleep(5 * time.Second) // let the connect ramp's garbage collection finish
+		ev0 := events.Load()
 		if path := os.Getenv("LIAISON_BENCH_CPUPROFILE"); path != "" {
 			if f, err := os.Create(path); err == nil {
 				_ = pprof.StartCPUProfile(f)
@@ -265,9 +275,11 @@ func benchHeartbeatCPU(b *testing.B) {
 		u0 := cpuTime()
 		time.Sleep(window) // measuring CPU over a wall-clock window
 		used := cpuTime() - u0
+		churn := events.Load() - ev0
 		pprof.StopCPUProfile()
 		stop()
 		b.ReportMetric(used.Seconds()/window.Seconds()*100, "%core")
+		b.ReportMetric(float64(churn), "presence-events-in-window")
 		fmt.Fprintf(os.Stderr, "heartbeat cpu: %v over %v for %d sessions at 5s pings\n", used, window, n)
 	}
 }

@@ -173,7 +173,9 @@ func (st *stream) queueLocked(p []byte, end bool, bp *[]byte) (bool, error) {
 	if st.recvDone {
 		return false, protocolErrorf("data after end on stream %d", st.id)
 	}
-	if st.recvBuf+len(p) > st.s.window {
+	// Bytes buffered or consumed but not yet credited back are what the
+	// peer may have outstanding: at most one window.
+	if st.recvBuf+st.unacked+len(p) > st.s.window {
 		return false, protocolErrorf("flow control: stream %d exceeded its window", st.id)
 	}
 	if end {
