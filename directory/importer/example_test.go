@@ -95,3 +95,15 @@ func ExampleNewScheduler() {
 	cancel() // a real program runs until shutdown
 	_ = s.Run(ctx)
 }
+
+func ExampleThreshold_Limit() {
+	var t importer.Threshold // the default: 500 users or 10 %, whichever is smaller
+	fmt.Println(t.Limit(20), t.Limit(1_000), t.Limit(100_000))
+	// Output: 2 100 500
+}
+
+func ExampleRecordOf() {
+	r := importer.RecordOf(directory.User{ID: "6f1c…", Login: "alice", Groups: []string{"cn=staff", "cn=admins"}})
+	fmt.Println(r.DirectoryID, r.Login, r.Groups)
+	// Output: 6f1c… alice [cn=admins cn=staff]
+}

@@ -60,3 +60,35 @@ func ExampleServer_Login() {
 	}
 	log.Printf("welcome %s", res.User.DisplayName)
 }
+
+func ExampleServer_ReleaseKey() {
+	var srv *cloudapp.Server // from cloudapp.New
+	// The backup worker made a one-time X25519 key pair for this job and
+	// sent its public key; only it can open the release.
+	var workerPublicKey []byte
+	rel, err := srv.ReleaseKey(context.Background(), "acme", "cloud-user-id", "job-0001", workerPublicKey, time.Hour)
+	if err != nil {
+		log.Fatal(err) // wraps tunnel.ErrNotConnected when no connector is up (an alert is raised)
+	}
+	// Hand rel.Ticket and rel.Release to the worker: keyenvelope.OpenRelease.
+	_ = rel
+}
+
+func ExampleServer_PreviewImport() {
+	var srv *cloudapp.Server // from cloudapp.New
+	plan, err := srv.PreviewImport(context.Background(), "acme", "staff")
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("would create %d, update %d, disable %d, delete %d",
+		plan.Summary.Creates, plan.Summary.Updates, plan.Summary.Disables, plan.Summary.Deletes)
+}
+
+func ExampleServer_Handler() {
+	var srv *cloudapp.Server // from cloudapp.New
+	// Run serves the handler over TLS itself; a product embedding the cloud
+	// in its own server can mount it instead.
+	mux := http.NewServeMux()
+	mux.Handle("/", srv.Handler())
+	_ = mux
+}
