@@ -42,7 +42,7 @@ type Agent struct {
 	handler      http.Handler
 
 	dir      *directory.Client    // nil: key-only connector
-	credKey  *ecdh.PrivateKey     // set when credential checks require sealed passwords
+	credKey  *ecdh.PrivateKey     // nil when plain passwords are allowed
 	keyring  *keyenvelope.Keyring // nil: directory-only connector
 	releaser *keyenvelope.Releaser
 
@@ -83,7 +83,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 			return nil, err
 		}
 		a.dir = d
-		if cfg.Directory.SealedPasswords {
+		if !cfg.Directory.InsecurePlainPasswords {
 			if a.credKey, err = credentialsKey(*cfg.Directory, cfg.Cloud.IdentityFile); err != nil {
 				d.Close()
 				return nil, err

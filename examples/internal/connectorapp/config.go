@@ -100,12 +100,13 @@ type Directory struct {
 	// cross the network in clear. Only for in-process test servers.
 	InsecurePlaintext bool `json:"insecure_plaintext,omitempty"`
 
-	// SealedPasswords makes credential checks require the password sealed
-	// with HPKE to the connector's X25519 key (package directoryhttp), so a
-	// TLS-inspecting proxy never sees it; plain passwords are refused. The
-	// public key is published at StatusPath. The cloud must seal (see
-	// StatusResponse); leave it off only for a cloud that cannot yet.
-	SealedPasswords bool `json:"sealed_passwords,omitempty"`
+	// Credential checks require the password sealed with HPKE to the
+	// connector's X25519 key (package directoryhttp), so a TLS-inspecting
+	// proxy never sees it; plain passwords are refused. The public key is
+	// published in StatusResponse. InsecurePlainPasswords turns this off,
+	// for a cloud that cannot seal: the password is then protected by the
+	// tunnel's TLS alone.
+	InsecurePlainPasswords bool `json:"insecure_plain_passwords,omitempty"`
 	// CredentialsKey is the X25519 key passwords are sealed to. Nil: the
 	// file Cloud.IdentityFile + ".x25519" (created on first use, mode
 	// 0600), or a key made at start-up when there is no identity file.

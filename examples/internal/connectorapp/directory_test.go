@@ -102,7 +102,7 @@ func TestDirectoryOverTunnel(t *testing.T) {
 	assert.ErrorIs(t, <-runErr, connectorapp.ErrClosed)
 }
 
-// TestSealedPasswords: with sealed_passwords on, the connector publishes its
+// TestSealedPasswords: by default the connector publishes its
 // X25519 key at StatusPath, accepts passwords sealed to it and refuses plain
 // ones; the key survives a restart (kept beside the identity file).
 func TestSealedPasswords(t *testing.T) {
@@ -120,7 +120,7 @@ func TestSealedPasswords(t *testing.T) {
 		Cloud: cloudCfg,
 		Directory: &connectorapp.Directory{
 			URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN, BindPassword: demoldap.ServicePassword,
-			CAPEM: ldap.CAPEM(), SealedPasswords: true,
+			CAPEM: ldap.CAPEM(),
 		},
 		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpCredentials}},
 	}
@@ -168,6 +168,18 @@ func TestSealedPasswords(t *testing.T) {
 	a, done = start()
 	defer func() { a.Close(); <-done }()
 	assert.Equal(t, st.CredentialsKey, status().CredentialsKey, "the key is kept across restarts")
+
+	// The opt-out: plain passwords accepted, no key published.
+	require.NoError(t, a.Close())
+	<-done
+	c.waitPresence(t, tunnel.Disconnected)
+	cfg.Directory.InsecurePlainPasswords = true
+	a, done = start()
+	st = status()
+	assert.False(t, st.SealedPasswords)
+	assert.Empty(t, st.CredentialsKey)
+	_, err = plain.CheckCredentials(ctx, directory.Mapping{}, someone, demoldap.Password)
+	require.NoError(t, err)
 	if fi, err := os.Stat(cloudCfg.IdentityFile + ".x25519"); assert.NoError(t, err) {
 		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	}

@@ -27,8 +27,7 @@
 //	    "bind_dn": "CN=liaison-svc,OU=Service,DC=corp,DC=example",
 //	    "bind_password_env": "LIAISON_BIND_PASSWORD",
 //	    "ca_file": "/etc/liaison/ad-ca.pem",
-//	    "profile": "auto",
-//	    "sealed_passwords": true
+//	    "profile": "auto"
 //	  },
 //	  "keys": {
 //	    "kek_file": "/var/lib/liaison/kek.kenv",
@@ -45,12 +44,13 @@
 //
 // # Sealed passwords
 //
-// With directory.sealed_passwords, credential checks must carry the password
-// sealed with HPKE to the connector's X25519 key (package directoryhttp), so
-// a TLS-inspecting proxy between connector and cloud never reads it. The key
-// is kept beside the identity file and published in StatusResponse; the cloud
-// seals to it with directoryhttp.WithConnectorKey and sends the check to that
-// connector (tunnel.Gateway.RoundTripperFor).
+// Credential checks must carry the password sealed with HPKE to the
+// connector's X25519 key (package directoryhttp), so a TLS-inspecting proxy
+// between connector and cloud never reads it. The key is kept beside the
+// identity file and published in StatusResponse; the cloud seals to it with
+// directoryhttp.WithConnectorKey and sends the check to that connector
+// (tunnel.Gateway.RoundTripperFor). directory.insecure_plain_passwords turns
+// this off for a cloud that cannot seal.
 //
 // # Policy
 //
