@@ -159,7 +159,7 @@ func (st *stream) sendBody(body io.ReadCloser) {
 		st.mu.Unlock()
 		if mine {
 			st.s.sendCancel(st.id, codeInternal, "request body failed")
-			st.fail(fmt.Errorf("tunnel: request body: %w", err), false)
+			st.fail(fmt.Errorf("tunnel: request body: %w", err))
 			st.s.removeStream(st)
 		}
 	}
@@ -174,7 +174,7 @@ func (st *stream) abort(err error) {
 	if !removed {
 		st.s.sendCancel(st.id, codeCancel, "")
 	}
-	st.fail(err, false)
+	st.fail(err)
 	st.s.removeStream(st)
 }
 

@@ -261,7 +261,7 @@ func (s *Session) closeWith(err error) {
 		if !s.cfg.gateway {
 			st.cancelCtx(context.Canceled)
 		}
-		st.fail(lost, true)
+		st.fail(lost)
 		s.release(st)
 	}
 }
@@ -658,7 +658,7 @@ func (s *Session) streamCancelled(id uint32, code uint64, msg string) {
 		err = context.Canceled
 		st.cancelCtx(context.Canceled)
 	}
-	st.fail(err, false)
+	st.fail(err)
 	if s.cfg.gateway {
 		s.removeStream(st)
 	}

@@ -127,12 +127,11 @@ func newStream(s *Session, id uint32) *stream {
 }
 
 // fail ends the stream in both directions with err. Waiters wake up.
-func (st *stream) fail(err error, sessionDead bool) {
+func (st *stream) fail(err error) {
 	st.mu.Lock()
+	// A body that arrived complete stays readable after its session died.
 	if st.recvErr == nil && !st.recvDone {
 		st.recvErr = err
-	} else if st.recvErr == nil && sessionDead && st.recvDone {
-		// the body is complete; let the reader drain it
 	}
 	if st.sendErr == nil {
 		st.sendErr = err
