@@ -543,3 +543,33 @@ func TestSilentPeerDetected(t *testing.T) {
 	// and the connector comes back on a fresh connection
 	e.waitEvent(Connected, cfg.ConnectorID)
 }
+
+// TLS is verified: without the CA the connector cannot connect; with the CA
+// as an extra bundle (a TLS-inspecting proxy's) it can.
+func TestExtraRootCAs(t *testing.T) {
+	checkNoLeaks(t)
+	e := newEnv(t, nil)
+	t.Run("unknown CA refused", func(t *testing.T) {
+		cfg := e.enroll("t")
+		cfg.TLSConfig = nil
+		cfg.Handler = echoHandler()
+		statuses := make(chan Status, 16)
+		cfg.OnStatus = func(s Status) { statuses <- s }
+		c, err := NewConnector(cfg)
+		require.NoError(t, err)
+		go func() { _ = c.Run(context.Background()) }()
+		defer c.Close()
+		st := <-statuses
+		assert.Equal(t, StateDisconnected, st.State)
+		assert.ErrorContains(t, st.Err, "certificate")
+	})
+	t.Run("extra CA bundle", func(t *testing.T) {
+		cfg := e.enroll("t")
+		cfg.TLSConfig = nil
+		cfg.ExtraRootCAs = e.pki.caPEM
+		c := e.start(cfg, echoHandler())
+		assert.Equal(t, "", getBody(t, e.gw.RoundTripper("t"), "/"))
+		require.NoError(t, c.Close())
+		e.waitEvent(Disconnected, cfg.ConnectorID)
+	})
+}
