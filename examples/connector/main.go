@@ -7,6 +7,7 @@
 //	connector run --config FILE
 //	connector check --config FILE
 //	connector directory info|ous|groups|users|lookup|auth [flags]
+//	connector keys init|status|rotate|promote|disable|enable|destroy|passwd|escrow [flags]
 //
 // Exit codes: 0 success; 1 credentials refused (directory auth); 2 usage
 // error; 3 user not found and 4 ambiguous (directory lookup); 5 any other
@@ -53,10 +54,14 @@ const usage = `usage:
   connector directory lookup [conn] [scope] LOGIN
   connector directory auth   [conn] [scope] LOGIN   (password on stdin)
 
+  connector keys init|status|rotate|promote|disable|enable|destroy|passwd|escrow [key]
+                                     (the KEK file; connector keys help for the rotation runbook)
+
 [conn]  --url URL (repeatable, failover order) --bind-dn DN --bind-password-file FILE
         --ca-file FILE --start-tls --profile auto|ad|openldap
         (or --config FILE: the connector config's directory section; flags override)
 [scope] --base DN --ou DN (repeatable) --subtree=true|false --group DN (repeatable) --filter F
+[key]   --kek-file FILE (--passphrase-file FILE | --passphrase-env VAR) or --config FILE
 `
 
 // run is the whole command, testable without a process: it returns the exit
@@ -75,6 +80,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runAgent(ctx, args[1:], stderr)
 	case "check":
 		return runCheck(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return runKeys(args[1:], stdin, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
