@@ -46,13 +46,31 @@ func TestHelperIdleConnectors(t *testing.T) {
 		// baseline: plain TLS connections that stay idle
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM([]byte(os.Getenv("LIAISON_HELPER_CA")))
+		ping, _ := time.ParseDuration(os.Getenv("LIAISON_HELPER_PING"))
 		var conns []*tls.Conn
-		for range n {
+		for i := range n {
 			c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
 			if err != nil {
 				t.Fatal(err)
 			}
 			conns = append(conns, c)
+			if ping > 0 {
+				// a 16-byte ping every interval, phases spread like
+				// connectors' that started at different times
+				go func() {
+					time.Sleep(ping * time.Duration(i) / time.Duration(n))
+					msg := make([]byte, 16)
+					for {
+						if _, err := c.Write(msg); err != nil {
+							return
+						}
+						if _, err := io.ReadFull(c, msg); err != nil {
+							return
+						}
+						time.Sleep(ping)
+					}
+				}()
+			}
 		}
 		select {}
 	}
@@ -155,7 +173,7 @@ func memInUse() uint64 {
 // rawIdleServer is the baseline: a TLS server holding idle connections,
 // one goroutine blocked in Read on each (what any server of long-lived TLS
 // connections pays).
-func rawIdleServer(b *testing.B, n int) func() {
+func rawIdleServer(b *testing.B, n int, ping time.Duration) func() {
 	if os.Getenv("LIAISON_BENCH_IDLE") != "1" {
 		b.Skip("set LIAISON_BENCH_IDLE=1 to run the idle-session benchmarks")
 	}
@@ -172,17 +190,25 @@ func rawIdleServer(b *testing.B, n int) func() {
 				return
 			}
 			go func() {
-				var one [1]byte
+				defer c.Close()
 				_ = c.(*tls.Conn).Handshake()
 				accepted.Add(1)
-				_, _ = c.Read(one[:])
-				c.Close()
+				var msg [16]byte
+				for { // echo pings
+					if _, err := io.ReadFull(c, msg[:]); err != nil {
+						return
+					}
+					if _, err := c.Write(msg[:]); err != nil {
+						return
+					}
+				}
 			}()
 		}
 	}()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperIdleConnectors$", "-test.timeout=0")
 	cmd.Env = append(os.Environ(),
 		"LIAISON_HELPER_URL=tls://"+ln.Addr().String(),
+		"LIAISON_HELPER_PING="+ping.String(),
 		"LIAISON_HELPER_N="+strconv.Itoa(n),
 		"LIAISON_HELPER_CA="+string(pki.caPEM),
 	)
@@ -209,7 +235,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 	b.Run("baseline=tls-conn", func(b *testing.B) {
 		for range b.N {
 			before := memInUse()
-			stop := rawIdleServer(b, n)
+			stop := rawIdleServer(b, n, 0)
 			time.Sleep(2 * time.Second) // settle
 			after := memInUse()
 			stop()
@@ -246,6 +272,19 @@ func benchIdleSessionMemory(b *testing.B) {
 // core, measured over three intervals once every session is up.
 func BenchmarkHeartbeatCPU(b *testing.B) {
 	const window = 15 * time.Second
+	b.Run("baseline=tls-pingpong", func(b *testing.B) {
+		// 10 000 plain TLS connections, each echoing a 16-byte ping every
+		// 5 s: the least any heartbeat over TLS can cost
+		for range b.N {
+			stop := rawIdleServer(b, 10000, 5*time.Second)
+			time.Sleep(10 * time.Second) // every connection has started pinging
+			u0 := cpuTime()
+			time.Sleep(window) // measuring CPU over a wall-clock window
+			used := cpuTime() - u0
+			stop()
+			b.ReportMetric(used.Seconds()/window.Seconds()*100, "%core")
+		}
+	})
 	b.Run("baseline=no-sessions", func(b *testing.B) {
 		if os.Getenv("LIAISON_BENCH_IDLE") != "1" {
 			b.Skip("set LIAISON_BENCH_IDLE=1 to run the idle-session benchmarks")

@@ -452,14 +452,19 @@ func (k *keepalive) tick() {
 		s.closeWith(ErrPeerSilent)
 		return
 	}
-	ping := !now.Before(k.nextPing)
+	// The connector pings on this timer; the gateway answers each PING
+	// from its read loop, so its timer only watches for silence.
+	ping := !s.cfg.gateway && !now.Before(k.nextPing)
 	var p [8]byte
 	if ping {
 		k.nextPing = now.Add(iv)
 		k.seq++
 		binary.BigEndian.PutUint64(p[:], k.seq)
 	}
-	next := min(k.nextPing.Sub(now), last.Add(dead).Sub(now))
+	next := last.Add(dead).Sub(now)
+	if !s.cfg.gateway {
+		next = min(next, k.nextPing.Sub(now))
+	}
 	// Re-arm before writing: a write stuck on a dead peer must not stop
 	// the silence check. Nothing below touches k.
 	k.t.Reset(max(next, time.Millisecond))
@@ -568,6 +573,14 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 		return false, protocolErrorf("second hello")
 	case framePing:
 		var arr [frameHeaderLen + 8]byte
+		if s.cfg.gateway {
+			// The gateway's own PING, sent from the read loop: no timer
+			// goroutine per interval. Safe because the connector's read
+			// loop never blocks on a write, so this write always drains.
+			putHeader(arr[:], framePing, 0, 0)
+			copy(arr[frameHeaderLen:], f.payload)
+			return false, s.write(arr[:])
+		}
 		putHeader(arr[:], framePong, 0, 0)
 		copy(arr[frameHeaderLen:], f.payload)
 		s.writeAsync(arr[:], false)
