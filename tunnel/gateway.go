@@ -106,7 +106,8 @@ type Gateway struct {
 	mu       sync.Mutex
 	sessions map[*Session]struct{}
 	tenants  map[string]int
-	nonces   map[string]time.Time
+	nonces   map[string]time.Time // connect-token nonces seen, until they expire
+	prune    int                  // prune nonces when the map reaches this size
 	closed   bool
 	draining bool
 	wg       sync.WaitGroup
@@ -181,6 +182,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		sessions: make(map[*Session]struct{}),
 		tenants:  make(map[string]int),
 		nonces:   make(map[string]time.Time),
+		prune:    1024,
 	}
 	return g, nil
 }
@@ -302,12 +304,14 @@ func (g *Gateway) authenticate(ctx context.Context, header string) (ConnectorRec
 	if _, seen := g.nonces[claims.Nonce]; seen {
 		return ConnectorRecord{}, http.StatusUnauthorized, errors.New("replayed")
 	}
-	if len(g.nonces) > 1024 {
+	if len(g.nonces) >= g.prune {
+		// amortized: scan only when the map doubled since the last scan
 		for n, e := range g.nonces {
 			if now.After(e) {
 				delete(g.nonces, n)
 			}
 		}
+		g.prune = 2*len(g.nonces) + 1024
 	}
 	g.nonces[claims.Nonce] = exp.Add(clockSkew)
 	return rec, 0, nil
