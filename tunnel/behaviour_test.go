@@ -475,7 +475,16 @@ func (c *freezeConn) Read(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	default:
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	select {
+	case <-c.frozen:
+		// a read already in flight when the link froze delivers nothing,
+		// not even the peer's FIN
+		<-c.closed
+		return 0, net.ErrClosed
+	default:
+	}
+	return n, err
 }
 
 func (c *freezeConn) Write(p []byte) (int, error) {
