@@ -41,7 +41,9 @@ type Config struct {
 
 	// Audit receives every decision; nil discards them.
 	Audit Auditor
-	// Logger logs internal failures only (never tokens); nil discards.
+	// Logger logs internal failures only (never tokens): every activation
+	// that [PublicError] maps to 500 is logged at error level with its
+	// cause. Nil discards.
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -243,6 +245,12 @@ func (s *Service) Activate(ctx context.Context, req Request) (res Result, err er
 		}
 		ev.UserID = res.User.ID
 		s.record(ctx, ev)
+		if status, _ := PublicError(err); status == http.StatusInternalServerError {
+			// The device sees only "internal error": the cause goes to the
+			// log, never the token (only its ID) nor the request's proof.
+			s.log.ErrorContext(ctx, "activation: internal error", "tenant", req.Tenant, "token_id", ev.TokenID,
+				"login", req.Login, "domain", req.Domain, "device_id", req.DeviceID, "err", err)
+		}
 	}()
 
 	now := s.now()

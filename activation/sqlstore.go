@@ -124,6 +124,22 @@ func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation
 			_ = tx.Rollback() // the error that matters is err
 		}
 	}()
+	a, err := s.ActivateTx(ctx, tx, u, d)
+	if err != nil {
+		return Activation{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return Activation{}, fmt.Errorf("activation: commit: %w", err)
+	}
+	return a, nil
+}
+
+// ActivateTx does what [SQLStore.Activate] does within the caller's
+// transaction, which must be on this store's database, so that the caller
+// can write its own rows (an application's user record, say) atomically
+// with the activation. It neither commits nor rolls back: on any error,
+// including [ErrDeviceConflict], the caller must roll tx back.
+func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device) (Activation, error) {
 	var a Activation
 	// A write first, so SQLite takes the write lock at once and concurrent
 	// transactions queue on the busy timeout instead of deadlocking.
@@ -157,7 +173,7 @@ func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation
 			return Activation{}, fmt.Errorf("%w: device %q", ErrDeviceConflict, d.ID)
 		}
 		a.Device, a.UserCreated = old, false
-		return a, tx.Commit()
+		return a, nil
 	case !errors.Is(err, ErrNotFound):
 		return Activation{}, err
 	}
@@ -166,9 +182,6 @@ func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation
 		(tenant, id, user_id, hostname, public_key, activated_at) VALUES (?, ?, ?, ?, ?, ?)`),
 		d.Tenant, d.ID, d.UserID, d.Hostname, base64.StdEncoding.EncodeToString(d.PublicKey), d.ActivatedAt.UnixNano()); err != nil {
 		return Activation{}, fmt.Errorf("activation: insert device: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return Activation{}, fmt.Errorf("activation: commit: %w", err)
 	}
 	d.ActivatedAt = time.Unix(0, d.ActivatedAt.UnixNano())
 	a.Device, a.DeviceCreated = d, true

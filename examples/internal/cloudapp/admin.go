@@ -366,7 +366,7 @@ func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose st
 		return nil, id, err
 	}
 	// Two racing first releases: keep the first ekey stored, use it.
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO ekeys (tenant, user_id, purpose, ekey_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)
+	if _, err := s.db.exec(ctx, `INSERT INTO ekeys (tenant, user_id, purpose, ekey_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT DO NOTHING`, tenant, userID, purpose, id.String(), wrapped, time.Now().UnixNano()); err != nil {
 		return nil, id, err
 	}

@@ -57,31 +57,31 @@ func (s *Server) Handler() http.Handler {
 	t := "/v1/admin/tenants/{tenant}"
 	admin.HandleFunc("POST "+t+"/enrollment-tokens", s.apiEnrollmentToken)
 	admin.HandleFunc("GET "+t+"/connectors", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.Connectors(r.Context(), r.PathValue("tenant")))
+		s.reply(w)(s.Connectors(r.Context(), r.PathValue("tenant")))
 	})
 	admin.HandleFunc("DELETE "+t+"/connectors/{id}", func(w http.ResponseWriter, r *http.Request) {
-		replyErr(w, s.RevokeConnector(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
+		s.replyErr(w, s.RevokeConnector(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 	})
 	admin.HandleFunc("GET "+t+"/directory/ous", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.OUs(r.Context(), r.PathValue("tenant"), r.URL.Query().Get("base")))
+		s.reply(w)(s.OUs(r.Context(), r.PathValue("tenant"), r.URL.Query().Get("base")))
 	})
 	admin.HandleFunc("GET "+t+"/directory/groups", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.Groups(r.Context(), r.PathValue("tenant"), r.URL.Query().Get("base")))
+		s.reply(w)(s.Groups(r.Context(), r.PathValue("tenant"), r.URL.Query().Get("base")))
 	})
 	admin.HandleFunc("GET "+t+"/mappings", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.Mappings(r.Context(), r.PathValue("tenant")))
+		s.reply(w)(s.Mappings(r.Context(), r.PathValue("tenant")))
 	})
 	admin.HandleFunc("PUT "+t+"/mappings/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var m directory.Mapping
 		if !readJSON(w, r, &m) {
 			return
 		}
-		replyErr(w, s.PutMapping(r.Context(), r.PathValue("tenant"), r.PathValue("id"), m))
+		s.replyErr(w, s.PutMapping(r.Context(), r.PathValue("tenant"), r.PathValue("id"), m))
 	})
 	admin.HandleFunc("GET "+t+"/mappings/{id}/plan", func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.PreviewImport(r.Context(), r.PathValue("tenant"), r.PathValue("id"))
 		if err != nil {
-			replyErr(w, err)
+			s.replyErr(w, err)
 			return
 		}
 		// A 100 000-user plan is too big to show: the first ops (?limit=,
@@ -108,27 +108,27 @@ func (s *Server) Handler() http.Handler {
 			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "threshold": terr, "result": res})
 			return
 		}
-		reply(w)(res, err)
+		s.reply(w)(res, err)
 	})
 	admin.HandleFunc("GET "+t+"/imports", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.Imports(r.Context(), r.PathValue("tenant")))
+		s.reply(w)(s.Imports(r.Context(), r.PathValue("tenant")))
 	})
 	admin.HandleFunc("GET "+t+"/users", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.Users(r.Context(), r.PathValue("tenant")))
+		s.reply(w)(s.Users(r.Context(), r.PathValue("tenant")))
 	})
 	admin.HandleFunc("POST "+t+"/deployment-tokens", s.apiDeploymentToken)
 	admin.HandleFunc("GET "+t+"/deployment-tokens", func(w http.ResponseWriter, r *http.Request) {
-		reply(w)(s.DeploymentTokens(r.Context(), r.PathValue("tenant")))
+		s.reply(w)(s.DeploymentTokens(r.Context(), r.PathValue("tenant")))
 	})
 	admin.HandleFunc("DELETE "+t+"/deployment-tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
-		replyErr(w, s.RevokeDeploymentToken(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
+		s.replyErr(w, s.RevokeDeploymentToken(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 	})
 	admin.HandleFunc("POST "+t+"/key-releases", s.apiKeyRelease)
 	admin.HandleFunc("GET /v1/admin/alerts", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f := alerts.Filter{Tenant: q.Get("tenant"), Kind: alerts.Kind(q.Get("kind")), OpenOnly: q.Get("open") == "true"}
 		f.Limit, _ = strconv.Atoi(q.Get("limit"))
-		reply(w)(s.Alerts(r.Context(), f))
+		s.reply(w)(s.Alerts(r.Context(), f))
 	})
 	mux.Handle("/v1/admin/", s.requireAdmin(admin))
 	mux.Handle("GET /{$}", s.requireAdmin(http.HandlerFunc(s.serveStatus)))
@@ -177,17 +177,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to do
 }
 
-func reply(w http.ResponseWriter) func(any, error) {
+func (s *Server) reply(w http.ResponseWriter) func(any, error) {
 	return func(v any, err error) {
 		if err != nil {
-			replyErr(w, err)
+			s.replyErr(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, v)
 	}
 }
 
-func replyErr(w http.ResponseWriter, err error) {
+// replyErr answers with err's status; an error it cannot classify is a 500
+// and is logged with its cause (errors never carry secrets).
+func (s *Server) replyErr(w http.ResponseWriter, err error) {
 	if err == nil {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -210,6 +212,9 @@ func replyErr(w http.ResponseWriter, err error) {
 		errors.Is(err, tunnel.ErrSessionLost), errors.Is(err, directory.ErrNotFound):
 		status = http.StatusBadGateway
 	}
+	if status == http.StatusInternalServerError {
+		s.log.Error("cloudapp: internal error", "err", err)
+	}
 	writeJSON(w, status, errorBody{Error: err.Error()})
 }
 
@@ -222,7 +227,7 @@ func (s *Server) apiEnrollmentToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, err := s.IssueEnrollmentToken(r.Context(), r.PathValue("tenant"), time.Duration(in.TTLSeconds)*time.Second)
 	if err != nil {
-		replyErr(w, err)
+		s.replyErr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "enroll_url": s.EnrollURL(), "tunnel_url": s.TunnelURL()})
@@ -238,7 +243,7 @@ func (s *Server) apiDeploymentToken(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, rec, err := s.IssueDeploymentToken(r.Context(), r.PathValue("tenant"), in.MappingID, time.Duration(in.TTLSeconds)*time.Second)
 	if err != nil {
-		replyErr(w, err)
+		s.replyErr(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {
@@ -257,7 +262,7 @@ func (s *Server) apiKeyRelease(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &in) {
 		return
 	}
-	reply(w)(s.ReleaseKey(r.Context(), r.PathValue("tenant"), in.UserID, in.JobID, in.WorkerKey, time.Duration(in.TTLSeconds)*time.Second))
+	s.reply(w)(s.ReleaseKey(r.Context(), r.PathValue("tenant"), in.UserID, in.JobID, in.WorkerKey, time.Duration(in.TTLSeconds)*time.Second))
 }
 
 // LoginRequest is the body of PathLogin.

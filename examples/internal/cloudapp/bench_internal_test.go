@@ -30,7 +30,7 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { sqldb.Close() })
-		d := db{sqldb}
+		d := newDB(sqldb)
 		if err := d.createSchema(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func BenchmarkActivateStore(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { sqldb.Close() })
-		d := db{sqldb}
+		d := newDB(sqldb)
 		act := activation.NewSQLStore(sqldb, activation.SQLite)
 		if err := d.createSchema(context.Background()); err != nil {
 			b.Fatal(err)

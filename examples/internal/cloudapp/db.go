@@ -41,11 +41,46 @@ var schema = []string{
 		ekey_id TEXT NOT NULL, wrapped BLOB NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (tenant, user_id, purpose))`,
 }
 
-type db struct{ *sql.DB }
+// db is the cloud's database. SQLite has one writer at a time, and its busy
+// handler polls with growing sleeps: under a storm of concurrent writers a
+// waiting writer can lose the lock to newcomers again and again until its
+// busy timeout expires (SQLITE_BUSY, a 500 to the device) and the lucky ones
+// still wait seconds. So every write of this package queues on w, a one-slot
+// gate whose waiters Go serves in order, and holds it for one statement or
+// transaction: SQLite's busy handler is left with writes from other packages
+// (alerts) and processes. Reads do not take the gate (WAL readers never wait
+// for the writer).
+type db struct {
+	*sql.DB
+	w chan struct{}
+}
+
+func newDB(sqldb *sql.DB) db { return db{DB: sqldb, w: make(chan struct{}, 1)} }
+
+// lock takes the write gate; unlock releases it.
+func (d db) lock(ctx context.Context) error {
+	select {
+	case d.w <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d db) unlock() { <-d.w }
+
+// exec runs one writing statement under the write gate.
+func (d db) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if err := d.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer d.unlock()
+	return d.ExecContext(ctx, query, args...)
+}
 
 func (d db) createSchema(ctx context.Context) error {
 	for _, s := range schema {
-		if _, err := d.ExecContext(ctx, s); err != nil {
+		if _, err := d.exec(ctx, s); err != nil {
 			return fmt.Errorf("cloudapp: create schema: %w", err)
 		}
 	}
@@ -58,7 +93,7 @@ func (d db) secret(ctx context.Context, name string, n int) ([]byte, error) {
 	if _, err := rand.Read(fresh); err != nil {
 		return nil, err
 	}
-	if _, err := d.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, fresh); err != nil {
+	if _, err := d.exec(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, fresh); err != nil {
 		return nil, fmt.Errorf("cloudapp: store %s: %w", name, err)
 	}
 	var v []byte
@@ -77,7 +112,7 @@ func (d db) schedulerKey(ctx context.Context) (ed25519.PrivateKey, error) {
 }
 
 func (d db) addTenant(ctx context.Context, tenant string, now time.Time) error {
-	_, err := d.ExecContext(ctx, `INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, tenant, now.UnixNano())
+	_, err := d.exec(ctx, `INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, tenant, now.UnixNano())
 	if err != nil {
 		return fmt.Errorf("cloudapp: add tenant: %w", err)
 	}
@@ -107,7 +142,7 @@ type tunnelStore struct{ db }
 var _ tunnel.Store = tunnelStore{}
 
 func (s tunnelStore) PutEnrollment(ctx context.Context, rec tunnel.EnrollmentRecord) error {
-	_, err := s.ExecContext(ctx, `INSERT INTO tunnel_enrollments (hash, tenant, expires_at) VALUES (?, ?, ?)`,
+	_, err := s.exec(ctx, `INSERT INTO tunnel_enrollments (hash, tenant, expires_at) VALUES (?, ?, ?)`,
 		rec.Hash[:], rec.Tenant, rec.Expires.UnixNano())
 	if err != nil {
 		return fmt.Errorf("cloudapp: put enrollment: %w", err)
@@ -120,7 +155,11 @@ func (s tunnelStore) ConsumeEnrollment(ctx context.Context, h [32]byte, now time
 	var exp int64
 	// DELETE ... RETURNING makes consumption atomic: two racing connectors
 	// cannot both use one token.
+	if err := s.lock(ctx); err != nil {
+		return tunnel.EnrollmentRecord{}, err
+	}
 	err := s.QueryRowContext(ctx, `DELETE FROM tunnel_enrollments WHERE hash = ? RETURNING tenant, expires_at`, h[:]).Scan(&tenant, &exp)
+	s.unlock()
 	if errors.Is(err, sql.ErrNoRows) {
 		return tunnel.EnrollmentRecord{}, tunnel.ErrBadEnrollmentToken
 	}
@@ -135,7 +174,7 @@ func (s tunnelStore) ConsumeEnrollment(ctx context.Context, h [32]byte, now time
 }
 
 func (s tunnelStore) PutConnector(ctx context.Context, rec tunnel.ConnectorRecord) error {
-	_, err := s.ExecContext(ctx, `INSERT INTO tunnel_connectors (id, tenant, public_key, enrolled_at, revoked) VALUES (?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, `INSERT INTO tunnel_connectors (id, tenant, public_key, enrolled_at, revoked) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, public_key = excluded.public_key,
 		enrolled_at = excluded.enrolled_at, revoked = excluded.revoked`,
 		rec.ID, rec.Tenant, []byte(rec.PublicKey), rec.Enrolled.UnixNano(), boolInt(rec.Revoked))
@@ -250,6 +289,10 @@ func (s userStore) User(ctx context.Context, sc importer.Scope, id string) (impo
 }
 
 func (s userStore) Apply(ctx context.Context, sc importer.Scope, ops []importer.Op) (err error) {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("cloudapp: apply: %w", err)
+	}
+	defer s.unlock()
 	tx, err := s.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("cloudapp: apply: %w", err)
@@ -320,11 +363,11 @@ func (s userStore) SaveCheckpoint(ctx context.Context, sc importer.Scope, c impo
 		if plan, err = json.Marshal(c.Plan); err != nil {
 			return err
 		}
-		_, err = s.ExecContext(ctx, `INSERT INTO import_checkpoints (tenant, mapping_id, plan, applied, saved_at) VALUES (?, ?, ?, ?, ?)
+		_, err = s.exec(ctx, `INSERT INTO import_checkpoints (tenant, mapping_id, plan, applied, saved_at) VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (tenant, mapping_id) DO UPDATE SET plan = excluded.plan, applied = excluded.applied, saved_at = excluded.saved_at`,
 			sc.Tenant, sc.MappingID, string(plan), c.Applied, c.Saved.UnixNano())
 	} else {
-		_, err = s.ExecContext(ctx, `UPDATE import_checkpoints SET applied = ?, saved_at = ? WHERE tenant = ? AND mapping_id = ?`,
+		_, err = s.exec(ctx, `UPDATE import_checkpoints SET applied = ?, saved_at = ? WHERE tenant = ? AND mapping_id = ?`,
 			c.Applied, c.Saved.UnixNano(), sc.Tenant, sc.MappingID)
 	}
 	if err != nil {
@@ -334,7 +377,7 @@ func (s userStore) SaveCheckpoint(ctx context.Context, sc importer.Scope, c impo
 }
 
 func (s userStore) ClearCheckpoint(ctx context.Context, sc importer.Scope) error {
-	if _, err := s.ExecContext(ctx, `DELETE FROM import_checkpoints WHERE tenant = ? AND mapping_id = ?`, sc.Tenant, sc.MappingID); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM import_checkpoints WHERE tenant = ? AND mapping_id = ?`, sc.Tenant, sc.MappingID); err != nil {
 		return fmt.Errorf("cloudapp: clear checkpoint: %w", err)
 	}
 	return nil
@@ -353,7 +396,7 @@ func (s userStore) NextRun(ctx context.Context, tenant string) (time.Time, bool,
 }
 
 func (s userStore) SetNextRun(ctx context.Context, tenant string, at time.Time) error {
-	if _, err := s.ExecContext(ctx, `INSERT INTO import_schedule (tenant, next_run) VALUES (?, ?)
+	if _, err := s.exec(ctx, `INSERT INTO import_schedule (tenant, next_run) VALUES (?, ?)
 		ON CONFLICT (tenant) DO UPDATE SET next_run = excluded.next_run`, tenant, at.UnixNano()); err != nil {
 		return fmt.Errorf("cloudapp: set next run: %w", err)
 	}
@@ -397,7 +440,8 @@ func (s userStore) list(ctx context.Context, tenant string) ([]User, error) {
 
 // activationStore joins activation's users to the cloud's: a user activated
 // by a device before any import, or imported before any activation, is one
-// cloud user with one ID.
+// cloud user with one ID. The cloud user row and activation's rows are one
+// transaction: a refused activation (device conflict) leaves no user behind.
 type activationStore struct {
 	users userStore
 	inner *activation.SQLStore
@@ -405,42 +449,53 @@ type activationStore struct {
 
 var _ activation.Store = activationStore{}
 
-func (a activationStore) Activate(ctx context.Context, u activation.User, d activation.Device) (activation.Activation, error) {
-	id, created, err := a.cloudUser(ctx, u)
+func (a activationStore) Activate(ctx context.Context, u activation.User, d activation.Device) (_ activation.Activation, err error) {
+	if err := a.users.lock(ctx); err != nil {
+		return activation.Activation{}, fmt.Errorf("cloudapp: activate: %w", err)
+	}
+	defer a.users.unlock()
+	tx, err := a.users.BeginTx(ctx, nil)
+	if err != nil {
+		return activation.Activation{}, fmt.Errorf("cloudapp: activate: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback() // the error that matters is err
+		}
+	}()
+	id, created, err := a.cloudUser(ctx, tx, u)
 	if err != nil {
 		return activation.Activation{}, fmt.Errorf("cloudapp: activate user: %w", err)
 	}
 	u.ID, d.UserID = id, id
-	act, err := a.inner.Activate(ctx, u, d)
+	act, err := a.inner.ActivateTx(ctx, tx, u, d)
 	if err != nil {
-		return act, err
+		return activation.Activation{}, err
+	}
+	if err := tx.Commit(); err != nil {
+		return activation.Activation{}, fmt.Errorf("cloudapp: activate: commit: %w", err)
 	}
 	act.UserCreated = created
 	return act, nil
 }
 
-// cloudUser returns the cloud ID of u, creating the cloud user if needed.
-// Most activations are of users the import (or an earlier device) created:
-// a read finds them without a write.
-func (a activationStore) cloudUser(ctx context.Context, u activation.User) (id string, created bool, err error) {
-	const find = `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`
-	err = a.users.QueryRowContext(ctx, find, u.Tenant, u.DirectoryID).Scan(&id)
-	if !errors.Is(err, sql.ErrNoRows) {
-		return id, false, err
-	}
+// cloudUser returns the cloud ID of u within tx, creating the cloud user if
+// needed (with u.ID).
+func (a activationStore) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (id string, created bool, err error) {
 	now := a.users.now().UnixNano()
-	res, err := a.users.ExecContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+	res, err := tx.ExecContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
 		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, '', 'null', 0, 0, ?, ?)
 		ON CONFLICT (tenant, directory_id) DO NOTHING`,
 		u.Tenant, u.DirectoryID, u.ID, u.Login, u.UPN, u.Email, u.DisplayName, now, now)
 	if err != nil {
 		return "", false, err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if n, err := res.RowsAffected(); err != nil {
+		return "", false, err
+	} else if n == 1 {
 		return u.ID, true, nil
 	}
-	// A concurrent activation created it first.
-	err = a.users.QueryRowContext(ctx, find, u.Tenant, u.DirectoryID).Scan(&id)
+	err = tx.QueryRowContext(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`, u.Tenant, u.DirectoryID).Scan(&id)
 	return id, false, err
 }
 
@@ -463,7 +518,7 @@ func (d db) putMapping(ctx context.Context, m Mapping, now time.Time) error {
 		return err
 	}
 	// A changed mapping invalidates its cursor: the next import is full.
-	_, err = d.ExecContext(ctx, `INSERT INTO mappings (tenant, id, mapping, cursor, created_at) VALUES (?, ?, ?, '', ?)
+	_, err = d.exec(ctx, `INSERT INTO mappings (tenant, id, mapping, cursor, created_at) VALUES (?, ?, ?, '', ?)
 		ON CONFLICT (tenant, id) DO UPDATE SET mapping = excluded.mapping,
 		cursor = CASE WHEN mappings.mapping = excluded.mapping THEN mappings.cursor ELSE '' END`,
 		m.Tenant, m.ID, string(b), now.UnixNano())
@@ -501,7 +556,7 @@ func (d db) mappings(ctx context.Context, tenant, id string) ([]Mapping, error) 
 }
 
 func (d db) setCursor(ctx context.Context, tenant, id string, c directory.Cursor) error {
-	if _, err := d.ExecContext(ctx, `UPDATE mappings SET cursor = ? WHERE tenant = ? AND id = ?`, string(c), tenant, id); err != nil {
+	if _, err := d.exec(ctx, `UPDATE mappings SET cursor = ? WHERE tenant = ? AND id = ?`, string(c), tenant, id); err != nil {
 		return fmt.Errorf("cloudapp: set cursor: %w", err)
 	}
 	return nil
@@ -522,7 +577,7 @@ type ImportRun struct {
 
 func (d db) addRun(ctx context.Context, r ImportRun) error {
 	sum, _ := json.Marshal(r.Summary)
-	_, err := d.ExecContext(ctx, `INSERT INTO import_runs (tenant, mapping_id, started_at, finished_at, full_scan, status, summary, error)
+	_, err := d.exec(ctx, `INSERT INTO import_runs (tenant, mapping_id, started_at, finished_at, full_scan, status, summary, error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Tenant, r.MappingID, r.Started.UnixNano(), r.Finished.UnixNano(), boolInt(r.Full),
 		r.Status, string(sum), r.Error)
 	if err != nil {

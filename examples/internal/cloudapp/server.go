@@ -149,8 +149,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("cloudapp: open database: %w", err)
 		}
 		s.ownDB = true
+		// database/sql keeps 2 idle connections by default: with more
+		// concurrent requests every query would open a connection (pragmas,
+		// schema parse) and close it again.
+		sqldb.SetMaxIdleConns(32)
 	}
-	s.db = db{sqldb}
+	s.db = newDB(sqldb)
 	if err := s.db.createSchema(ctx); err != nil {
 		return nil, err
 	}
@@ -262,12 +266,15 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// sqliteDSN opens path in WAL mode with a busy timeout (writers wait for
-// each other instead of failing) and synchronous=NORMAL: in WAL mode that
-// cannot corrupt the database, and a power cut loses at most the last
-// transactions instead of paying an fsync per commit.
+// sqliteDSN opens path in WAL mode with a busy timeout (a writer from
+// elsewhere waits instead of failing; this package's writers queue on the
+// db write gate), transactions that take the write lock at BEGIN (a
+// transaction that read first cannot fail to upgrade with SQLITE_BUSY) and
+// synchronous=NORMAL: in WAL mode that cannot corrupt the database, and a
+// power cut loses at most the last transactions instead of paying an fsync
+// per commit.
 func sqliteDSN(path string) string {
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 func randomID() string {

@@ -19,7 +19,7 @@ func testDB(t *testing.T) db {
 	sqldb, err := sql.Open("sqlite", sqliteDSN(filepath.Join(t.TempDir(), "t.db")))
 	require.NoError(t, err)
 	t.Cleanup(func() { sqldb.Close() })
-	d := db{sqldb}
+	d := newDB(sqldb)
 	require.NoError(t, d.createSchema(context.Background()))
 	return d
 }
