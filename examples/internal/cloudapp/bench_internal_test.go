@@ -82,8 +82,9 @@ func BenchmarkApply(b *testing.B) {
 
 // BenchmarkActivateStore measures the store side of one activation (new user,
 // new device) on SQLite: the baseline is activation's own SQLStore; liaison
-// is cloudapp's wrapper that also creates or finds the cloud user first, so
-// imported and activated users are one.
+// is cloudapp's wrapper that also creates or finds the cloud user in the same
+// transaction (behind the write gate), so imported and activated users are
+// one.
 func BenchmarkActivateStore(b *testing.B) {
 	open := func(b *testing.B) (db, *activation.SQLStore) {
 		sqldb, err := sql.Open("sqlite", sqliteDSN(filepath.Join(b.TempDir(), "b.db")))
