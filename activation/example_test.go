@@ -156,6 +156,51 @@ func ExampleNewSQLStore() {
 	// Output: true
 }
 
+// An application that keeps its own user table writes its row in the same
+// transaction as the activation: a refused activation leaves neither.
+func ExampleSQLStore_ActivateTx() {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:activatetx?mode=memory&cache=shared&_pragma=busy_timeout(5000)")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	store := activation.NewSQLStore(db, activation.SQLite)
+	if err := store.CreateSchema(ctx); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE app_users (directory_id TEXT PRIMARY KEY)`); err != nil {
+		log.Fatal(err)
+	}
+	activate := func(u activation.User, d activation.Device) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() // after Commit, a no-op
+		if _, err := tx.ExecContext(ctx, `INSERT INTO app_users (directory_id) VALUES (?) ON CONFLICT DO NOTHING`, u.DirectoryID); err != nil {
+			return err
+		}
+		if _, err := store.ActivateTx(ctx, tx, u, d); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	key := make(ed25519.PublicKey, ed25519.PublicKeySize)
+	dev := activation.Device{Tenant: "t", ID: "laptop-17", Hostname: "laptop-17", PublicKey: key, ActivatedAt: time.Now()}
+	fmt.Println(activate(activation.User{Tenant: "t", ID: "u1", DirectoryID: "guid-alice", Login: "alice"}, dev))
+	// The same device for another user is a conflict: bob's row is rolled back.
+	err = activate(activation.User{Tenant: "t", ID: "u2", DirectoryID: "guid-bob", Login: "bob"}, dev)
+	fmt.Println(errors.Is(err, activation.ErrDeviceConflict))
+	var n int
+	_ = db.QueryRowContext(ctx, `SELECT count(*) FROM app_users`).Scan(&n)
+	fmt.Println(n)
+	// Output:
+	// <nil>
+	// true
+	// 1
+}
+
 func ExampleNewMemoryStore() {
 	store := activation.NewMemoryStore()
 	_, err := store.Token(context.Background(), "unknown")

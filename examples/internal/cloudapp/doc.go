@@ -20,7 +20,8 @@
 //     SQLite), import-threshold and import-skipped alerts.
 //   - activation: the device endpoint at PathActivate, its SQL store joined
 //     to the cloud's users so an imported user and an activated one are the
-//     same user.
+//     same user; the cloud user row is written in activation's transaction
+//     (a refused activation leaves no user).
 //   - keyenvelope: job tickets signed by the cloud's scheduler key (served
 //     at PathSchedulerKey for connectors to pin) and ekey releases through
 //     a connector; a release without a connector raises an alert.
@@ -31,6 +32,15 @@
 // clients of ConnectorDirectoryURL and ConnectorKeysURL, where
 // examples/internal/connectorapp serves them; Config.NewDirectory and
 // Config.NewKeys replace them (tests, other connectors).
+//
+// # SQLite under load
+//
+// SQLite has one writer at a time and its busy handler polls, so under a storm
+// of concurrent activations waiting writers starve and time out. Every write of
+// this package therefore queues, in order, on one in-process gate and SQLite's
+// busy timeout (10 s) only arbitrates other writers (the alerts store, other
+// processes). A request that still fails with an internal error is logged at
+// error level with its cause; the device or admin sees a 500.
 //
 // # Web login and lockout
 //
