@@ -31,7 +31,11 @@ const (
 // With SQLite, open the database with a busy timeout (for modernc.org/sqlite:
 // "file:x.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"): each
 // activation transaction starts with a write, so concurrent activations wait
-// for the write lock instead of failing.
+// for the write lock instead of failing. SQLite's busy handler polls, though:
+// under dozens of concurrent writers a waiting one can lose the lock to
+// newcomers until its timeout expires, so a busy server should also queue
+// its writers in-process (one at a time, in order) and may use
+// [SQLStore.ActivateTx] inside its own write transaction.
 type SQLStore struct {
 	db      *sql.DB
 	dialect Dialect
