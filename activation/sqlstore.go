@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -39,6 +40,7 @@ const (
 type SQLStore struct {
 	db      *sql.DB
 	dialect Dialect
+	stmts   sync.Map // query -> *sql.Stmt, prepared once on the hot paths
 }
 
 var (
@@ -116,6 +118,33 @@ func (s *SQLStore) q(query string) string {
 	return b.String()
 }
 
+// stmt returns query prepared for the dialect, preparing it once: parsing a
+// statement costs more than running it, and database/sql then reuses it on
+// every connection (and in transactions, through Tx.StmtContext).
+func (s *SQLStore) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close() // a concurrent caller prepared it first
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// txStmt is [SQLStore.stmt] within tx.
+func (s *SQLStore) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	st, err := s.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
 // Activate implements [Store]: the user insert, the device check and the
 // device insert are one transaction.
 func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation, err error) {
@@ -147,9 +176,13 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 	var a Activation
 	// A write first, so SQLite takes the write lock at once and concurrent
 	// transactions queue on the busy timeout instead of deadlocking.
-	r, err := tx.ExecContext(ctx, s.q(`INSERT INTO activation_users
+	insUser, err := s.txStmt(ctx, tx, `INSERT INTO activation_users
 		(tenant, id, directory_id, login, domain, upn, email, display_name, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, directory_id) DO NOTHING`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, directory_id) DO NOTHING`)
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: insert user: %w", err)
+	}
+	r, err := insUser.ExecContext(ctx,
 		u.Tenant, u.ID, u.DirectoryID, u.Login, u.Domain, u.UPN, u.Email, u.DisplayName, u.CreatedAt.UnixNano())
 	if err != nil {
 		return Activation{}, fmt.Errorf("activation: insert user: %w", err)
@@ -160,8 +193,12 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 	}
 	a.UserCreated = n == 1
 	var created int64
-	err = tx.QueryRowContext(ctx, s.q(`SELECT id, login, domain, upn, email, display_name, created_at
-		FROM activation_users WHERE tenant = ? AND directory_id = ?`), u.Tenant, u.DirectoryID).
+	selUser, err := s.txStmt(ctx, tx, `SELECT id, login, domain, upn, email, display_name, created_at
+		FROM activation_users WHERE tenant = ? AND directory_id = ?`)
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: load user: %w", err)
+	}
+	err = selUser.QueryRowContext(ctx, u.Tenant, u.DirectoryID).
 		Scan(&u.ID, &u.Login, &u.Domain, &u.UPN, &u.Email, &u.DisplayName, &created)
 	if err != nil {
 		return Activation{}, fmt.Errorf("activation: load user: %w", err)
@@ -169,8 +206,11 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 	u.CreatedAt = time.Unix(0, created)
 	a.User = u
 
-	old, err := scanDevice(tx.QueryRowContext(ctx, s.q(`SELECT tenant, id, user_id, hostname, public_key, activated_at
-		FROM activation_devices WHERE tenant = ? AND id = ?`), d.Tenant, d.ID))
+	selDev, err := s.txStmt(ctx, tx, selectDevice)
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: load device: %w", err)
+	}
+	old, err := scanDevice(selDev.QueryRowContext(ctx, d.Tenant, d.ID))
 	switch {
 	case err == nil:
 		if old.UserID != u.ID || !old.PublicKey.Equal(d.PublicKey) {
@@ -182,8 +222,12 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 		return Activation{}, err
 	}
 	d.UserID = u.ID
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO activation_devices
-		(tenant, id, user_id, hostname, public_key, activated_at) VALUES (?, ?, ?, ?, ?, ?)`),
+	insDev, err := s.txStmt(ctx, tx, `INSERT INTO activation_devices
+		(tenant, id, user_id, hostname, public_key, activated_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return Activation{}, fmt.Errorf("activation: insert device: %w", err)
+	}
+	if _, err := insDev.ExecContext(ctx,
 		d.Tenant, d.ID, d.UserID, d.Hostname, base64.StdEncoding.EncodeToString(d.PublicKey), d.ActivatedAt.UnixNano()); err != nil {
 		return Activation{}, fmt.Errorf("activation: insert device: %w", err)
 	}
@@ -191,6 +235,9 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 	a.Device, a.DeviceCreated = d, true
 	return a, nil
 }
+
+const selectDevice = `SELECT tenant, id, user_id, hostname, public_key, activated_at
+		FROM activation_devices WHERE tenant = ? AND id = ?`
 
 func scanDevice(row *sql.Row) (Device, error) {
 	var d Device
@@ -213,8 +260,11 @@ func scanDevice(row *sql.Row) (Device, error) {
 
 // Device implements [Store].
 func (s *SQLStore) Device(ctx context.Context, tenant, id string) (Device, error) {
-	d, err := scanDevice(s.db.QueryRowContext(ctx, s.q(`SELECT tenant, id, user_id, hostname, public_key, activated_at
-		FROM activation_devices WHERE tenant = ? AND id = ?`), tenant, id))
+	st, err := s.stmt(ctx, selectDevice)
+	if err != nil {
+		return Device{}, fmt.Errorf("activation: load device: %w", err)
+	}
+	d, err := scanDevice(st.QueryRowContext(ctx, tenant, id))
 	if errors.Is(err, ErrNotFound) {
 		return Device{}, fmt.Errorf("%w: device %q", ErrNotFound, id)
 	}
@@ -235,8 +285,12 @@ func (s *SQLStore) CreateToken(ctx context.Context, rec TokenRecord) error {
 
 // Token implements [TokenStore].
 func (s *SQLStore) Token(ctx context.Context, id string) (TokenRecord, error) {
-	rec, err := scanToken(s.db.QueryRowContext(ctx, s.q(`SELECT id, tenant, mapping_id, hash, created_at, expires_at, revoked_at
-		FROM activation_tokens WHERE id = ?`), id))
+	st, err := s.stmt(ctx, `SELECT id, tenant, mapping_id, hash, created_at, expires_at, revoked_at
+		FROM activation_tokens WHERE id = ?`)
+	if err != nil {
+		return TokenRecord{}, fmt.Errorf("activation: load token: %w", err)
+	}
+	rec, err := scanToken(st.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return TokenRecord{}, ErrNotFound
 	}

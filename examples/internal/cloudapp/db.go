@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/liaisonhq/liaison/activation"
@@ -52,10 +53,28 @@ var schema = []string{
 // for the writer).
 type db struct {
 	*sql.DB
-	w chan struct{}
+	w     chan struct{}
+	stmts *sync.Map // query -> *sql.Stmt, for the per-activation queries
 }
 
-func newDB(sqldb *sql.DB) db { return db{DB: sqldb, w: make(chan struct{}, 1)} }
+func newDB(sqldb *sql.DB) db { return db{DB: sqldb, w: make(chan struct{}, 1), stmts: new(sync.Map)} }
+
+// stmt returns query prepared once: parsing a statement costs more than
+// running it, and database/sql reuses it on every connection.
+func (d db) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := d.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := d.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := d.stmts.LoadOrStore(query, st); loaded {
+		_ = st.Close() // a concurrent caller prepared it first
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
 
 // lock takes the write gate; unlock releases it.
 func (d db) lock(ctx context.Context) error {
@@ -482,10 +501,18 @@ func (a activationStore) Activate(ctx context.Context, u activation.User, d acti
 // cloudUser returns the cloud ID of u within tx, creating the cloud user if
 // needed (with u.ID).
 func (a activationStore) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (id string, created bool, err error) {
-	now := a.users.now().UnixNano()
-	res, err := tx.ExecContext(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+	ins, err := a.users.stmt(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
 		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, '', 'null', 0, 0, ?, ?)
-		ON CONFLICT (tenant, directory_id) DO NOTHING`,
+		ON CONFLICT (tenant, directory_id) DO NOTHING`)
+	if err != nil {
+		return "", false, err
+	}
+	sel, err := a.users.stmt(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`)
+	if err != nil {
+		return "", false, err
+	}
+	now := a.users.now().UnixNano()
+	res, err := tx.StmtContext(ctx, ins).ExecContext(ctx,
 		u.Tenant, u.DirectoryID, u.ID, u.Login, u.UPN, u.Email, u.DisplayName, now, now)
 	if err != nil {
 		return "", false, err
@@ -495,7 +522,7 @@ func (a activationStore) cloudUser(ctx context.Context, tx *sql.Tx, u activation
 	} else if n == 1 {
 		return u.ID, true, nil
 	}
-	err = tx.QueryRowContext(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`, u.Tenant, u.DirectoryID).Scan(&id)
+	err = tx.StmtContext(ctx, sel).QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id)
 	return id, false, err
 }
 
@@ -535,7 +562,11 @@ func (d db) mappings(ctx context.Context, tenant, id string) ([]Mapping, error) 
 		q += ` AND id = ?`
 		args = append(args, id)
 	}
-	rows, err := d.QueryContext(ctx, q+` ORDER BY id`, args...)
+	st, err := d.stmt(ctx, q+` ORDER BY id`) // once per activation
+	if err != nil {
+		return nil, fmt.Errorf("cloudapp: list mappings: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("cloudapp: list mappings: %w", err)
 	}
