@@ -55,6 +55,66 @@ func TestUserStoreCheckpointRoundTrip(t *testing.T) {
 	assert.Nil(t, c)
 }
 
+// TestUserStoreCheckpointProgress covers the progress row kept apart from
+// the plan: a new plan resets the progress of the previous one, a batch
+// leaves the plan's row alone, and a checkpoint written before the progress
+// table existed (no progress row) still resumes from its own applied.
+func TestUserStoreCheckpointProgress(t *testing.T) {
+	ctx := context.Background()
+	sc := importer.Scope{Tenant: "t", MappingID: "m"}
+	plan := func(login string) *importer.Plan {
+		return &importer.Plan{Scope: sc, Full: true, Ops: []importer.Op{{Kind: importer.OpCreate, Record: importer.Record{DirectoryID: login, Login: login}}}}
+	}
+	saved := time.Unix(1700000000, 0)
+	tests := []struct {
+		name        string
+		setup       func(t *testing.T, us userStore)
+		wantApplied int
+		wantLogin   string
+		wantSaved   time.Time
+	}{
+		{"new plan resets progress", func(t *testing.T, us userStore) {
+			require.NoError(t, us.SaveCheckpoint(ctx, sc, importer.Checkpoint{Plan: plan("old"), Saved: saved}))
+			require.NoError(t, us.SaveCheckpoint(ctx, sc, importer.Checkpoint{Applied: 7, Saved: saved.Add(time.Second)}))
+			require.NoError(t, us.SaveCheckpoint(ctx, sc, importer.Checkpoint{Plan: plan("new"), Applied: 0, Saved: saved.Add(2 * time.Second)}))
+		}, 0, "new", saved.Add(2 * time.Second)},
+		{"batches leave the plan row alone", func(t *testing.T, us userStore) {
+			require.NoError(t, us.SaveCheckpoint(ctx, sc, importer.Checkpoint{Plan: plan("a"), Saved: saved}))
+			for i := 1; i <= 3; i++ {
+				require.NoError(t, us.SaveCheckpoint(ctx, sc, importer.Checkpoint{Applied: i * 500, Saved: saved.Add(time.Duration(i) * time.Second)}))
+			}
+			var applied int
+			require.NoError(t, us.QueryRowContext(ctx, `SELECT applied FROM import_checkpoints WHERE tenant = ? AND mapping_id = ?`,
+				sc.Tenant, sc.MappingID).Scan(&applied))
+			require.Equal(t, 0, applied, "the plan's row keeps the values it was saved with")
+		}, 1500, "a", saved.Add(3 * time.Second)},
+		{"checkpoint without a progress row", func(t *testing.T, us userStore) {
+			_, err := us.exec(ctx, `INSERT INTO import_checkpoints (tenant, mapping_id, plan, applied, saved_at) VALUES (?, ?, ?, ?, ?)`,
+				sc.Tenant, sc.MappingID, `{"scope":{"tenant":"t","mapping_id":"m"},"full":true,"ops":[{"kind":"create","record":{"directory_id":"legacy","login":"legacy"}}]}`,
+				3, saved.UnixNano())
+			require.NoError(t, err)
+		}, 3, "legacy", saved},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			us := userStore{db: testDB(t), now: time.Now, rnd: randomID}
+			tt.setup(t, us)
+			c, err := us.LoadCheckpoint(ctx, sc)
+			require.NoError(t, err)
+			require.NotNil(t, c)
+			assert.Equal(t, tt.wantApplied, c.Applied)
+			assert.True(t, c.Saved.Equal(tt.wantSaved), "saved %v, want %v", c.Saved, tt.wantSaved)
+			require.Len(t, c.Plan.Ops, 1)
+			assert.Equal(t, tt.wantLogin, c.Plan.Ops[0].Record.Login)
+
+			require.NoError(t, us.ClearCheckpoint(ctx, sc))
+			var n int
+			require.NoError(t, us.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM import_checkpoints) + (SELECT count(*) FROM import_progress)`).Scan(&n))
+			assert.Zero(t, n, "clear removes the plan and its progress")
+		})
+	}
+}
+
 func TestUserStoreSoftDeleteKeepsID(t *testing.T) {
 	ctx := context.Background()
 	us := userStore{db: testDB(t), now: time.Now, rnd: randomID}
