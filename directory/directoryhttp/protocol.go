@@ -77,29 +77,41 @@ type streamLine struct {
 	Error  *wireError        `json:"error,omitempty"`
 }
 
+// wireCode ties an error code on the wire to the sentinel it stands for and
+// the HTTP status that carries it. encodeError and decodeError both read
+// wireCodes, so a code cannot be sent without being understood.
+type wireCode struct {
+	code   string
+	status int
+	err    error
+}
+
+// wireCodes lists the classified errors, most specific first. Invalid
+// credentials are handled apart: they carry a reason.
+func wireCodes() []wireCode {
+	return []wireCode{
+		{codeNotFound, http.StatusNotFound, directory.ErrNotFound},
+		{codeAmbiguous, http.StatusConflict, directory.ErrAmbiguous},
+		{codeCursorInvalid, http.StatusConflict, directory.ErrCursorInvalid},
+		{codeInvalidMapping, http.StatusBadRequest, directory.ErrInvalidMapping},
+		{codeSizeLimit, http.StatusBadGateway, directory.ErrSizeLimit},
+		{codeTimeLimit, http.StatusBadGateway, directory.ErrTimeLimit},
+		{codeUnavailable, http.StatusServiceUnavailable, directory.ErrUnavailable},
+		{codeBadRequest, http.StatusBadRequest, ErrBadRequest},
+	}
+}
+
 // encodeError classifies err for the wire. Messages of unclassified errors
 // are kept short and never carry request data.
 func encodeError(err error) (int, *wireError) {
 	var ce *directory.CredentialError
-	switch {
-	case errors.As(err, &ce):
+	if errors.As(err, &ce) {
 		return http.StatusUnauthorized, &wireError{Code: codeInvalidCreds, Message: "invalid credentials", Reason: ce.Reason.String()}
-	case errors.Is(err, directory.ErrNotFound):
-		return http.StatusNotFound, &wireError{Code: codeNotFound, Message: err.Error()}
-	case errors.Is(err, directory.ErrAmbiguous):
-		return http.StatusConflict, &wireError{Code: codeAmbiguous, Message: err.Error()}
-	case errors.Is(err, directory.ErrCursorInvalid):
-		return http.StatusConflict, &wireError{Code: codeCursorInvalid, Message: err.Error()}
-	case errors.Is(err, directory.ErrInvalidMapping):
-		return http.StatusBadRequest, &wireError{Code: codeInvalidMapping, Message: err.Error()}
-	case errors.Is(err, directory.ErrSizeLimit):
-		return http.StatusBadGateway, &wireError{Code: codeSizeLimit, Message: err.Error()}
-	case errors.Is(err, directory.ErrTimeLimit):
-		return http.StatusBadGateway, &wireError{Code: codeTimeLimit, Message: err.Error()}
-	case errors.Is(err, directory.ErrUnavailable):
-		return http.StatusServiceUnavailable, &wireError{Code: codeUnavailable, Message: err.Error()}
-	case errors.Is(err, ErrBadRequest):
-		return http.StatusBadRequest, &wireError{Code: codeBadRequest, Message: err.Error()}
+	}
+	for _, w := range wireCodes() {
+		if errors.Is(err, w.err) {
+			return w.status, &wireError{Code: w.code, Message: err.Error()}
+		}
 	}
 	return http.StatusInternalServerError, &wireError{Code: codeInternal, Message: err.Error()}
 }
@@ -110,28 +122,15 @@ func decodeError(e *wireError) error {
 	if e == nil {
 		return fmt.Errorf("%w: empty error", ErrRemote)
 	}
-	var base error
-	switch e.Code {
-	case codeInvalidCreds:
+	if e.Code == codeInvalidCreds {
 		return &directory.CredentialError{Reason: directory.ParseReason(e.Reason)}
-	case codeNotFound:
-		base = directory.ErrNotFound
-	case codeAmbiguous:
-		base = directory.ErrAmbiguous
-	case codeCursorInvalid:
-		base = directory.ErrCursorInvalid
-	case codeInvalidMapping:
-		base = directory.ErrInvalidMapping
-	case codeSizeLimit:
-		base = directory.ErrSizeLimit
-	case codeTimeLimit:
-		base = directory.ErrTimeLimit
-	case codeUnavailable:
-		base = directory.ErrUnavailable
-	case codeBadRequest:
-		base = ErrBadRequest
-	default:
-		base = ErrRemote
+	}
+	base := ErrRemote
+	for _, w := range wireCodes() {
+		if w.code == e.Code {
+			base = w.err
+			break
+		}
 	}
 	return &Error{Code: e.Code, Message: e.Message, err: base}
 }
