@@ -19,15 +19,8 @@ type OU struct {
 // context), base included when it is one, parents before children.
 func (c *Client) OUs(ctx context.Context, base string) ([]OU, error) {
 	var out []OU
-	err := c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+	err := c.browse(ctx, base, func(cn *conn, _ *serverInfo, base string) error {
 		out = out[:0]
-		si, err := c.serverInfo(cn)
-		if err != nil {
-			return err
-		}
-		if base == "" {
-			base = si.DefaultNamingContext
-		}
 		req := newSearch(base, ldap.ScopeWholeSubtree, "(objectClass=organizationalUnit)", []string{"ou"})
 		return c.searchPages(cn, req, func(e *ldap.Entry) error {
 			d, err := parseDN(e.DN)
@@ -44,6 +37,22 @@ func (c *Client) OUs(ctx context.Context, base string) ([]OU, error) {
 	})
 	sortByDepth(out)
 	return out, err
+}
+
+// browse runs fn on a service connection, with base defaulted to the
+// default naming context of the server that answered (each failover attempt
+// resolves it anew).
+func (c *Client) browse(ctx context.Context, base string, fn func(cn *conn, si *serverInfo, base string) error) error {
+	return c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+		si, err := c.serverInfo(cn)
+		if err != nil {
+			return err
+		}
+		if base == "" {
+			base = si.DefaultNamingContext
+		}
+		return fn(cn, si, base)
+	})
 }
 
 func sortByDepth(ous []OU) {

@@ -27,15 +27,8 @@ type Group struct {
 // with their direct member counts.
 func (c *Client) Groups(ctx context.Context, base string) ([]Group, error) {
 	var out []Group
-	err := c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+	err := c.browse(ctx, base, func(cn *conn, si *serverInfo, base string) error {
 		out = out[:0]
-		si, err := c.serverInfo(cn)
-		if err != nil {
-			return err
-		}
-		if base == "" {
-			base = si.DefaultNamingContext
-		}
 		return c.eachGroup(cn, si.prof, base, []string{"cn"}, func(e *ldap.Entry, members []string) error {
 			g := Group{DN: e.DN, Name: e.GetEqualFoldAttributeValue("cn"), MemberCount: len(members)}
 			if g.Name == "" {
