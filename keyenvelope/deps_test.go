@@ -7,7 +7,8 @@ import (
 )
 
 // keyenvelope depends on the standard library and golang.org/x/crypto (and
-// what x/crypto itself needs, golang.org/x/sys) and nothing else.
+// what x/crypto itself needs, golang.org/x/sys), plus filippo.io/age (and its
+// filippo.io/hpke) for the escrow format, and nothing else.
 func TestDependencies(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not found: cannot list dependencies")
@@ -20,7 +21,9 @@ func TestDependencies(t *testing.T) {
 		switch {
 		case p == "github.com/liaisonhq/liaison/keyenvelope",
 			strings.HasPrefix(p, "golang.org/x/crypto/"),
-			strings.HasPrefix(p, "golang.org/x/sys/"):
+			strings.HasPrefix(p, "golang.org/x/sys/"),
+			p == "filippo.io/age", strings.HasPrefix(p, "filippo.io/age/"),
+			p == "filippo.io/hpke", strings.HasPrefix(p, "filippo.io/hpke/"):
 		default:
 			t.Errorf("keyenvelope depends on %s", p)
 		}

@@ -191,10 +191,9 @@
 // [Keyring.ExportAge] writes the keyring (kind 6: prefix, KEK ID, body, in
 // text form) encrypted in the age v1 format to an X25519 age recipient, so
 // the standard age tool opens it without Liaison; the tests check this with
-// Debian's age. [RestoreKeyring] reads the decrypted line back. The age
-// encoder is about 100 lines over golang.org/x/crypto's ChaCha20-Poly1305
-// rather than a new dependency; it writes only what age reads (one X25519
-// stanza, STREAM with 64 KiB chunks).
+// Debian's age. [RestoreKeyring] reads the decrypted line back. The file is
+// written by filippo.io/age, the reference implementation of the format,
+// rather than by an encoder of this package's own.
 //
 // # Errors
 //

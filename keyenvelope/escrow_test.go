@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -95,42 +94,6 @@ func TestRestoreLargeKeyring(t *testing.T) {
 	require.NoError(t, err)
 	_, err = UnmarshalKEKFile(data, []byte("pw"))
 	require.NoError(t, err, "the largest keyring fits the KEK file size cap")
-}
-
-// The age encoder's STREAM chunking, checked by age on sizes around the
-// 64 KiB chunk boundary (escrow exports themselves stay under one chunk).
-func TestAgeStreamChunks(t *testing.T) {
-	keygen := needTool(t, "age-keygen", "age")
-	ageBin := needTool(t, "age", "age")
-	dir := t.TempDir()
-	idPath := filepath.Join(dir, "identity.txt")
-	out, err := exec.Command(keygen, "-o", idPath).CombinedOutput()
-	require.NoError(t, err, string(out))
-	id, err := os.ReadFile(idPath)
-	require.NoError(t, err)
-	var recipient string
-	for line := range strings.Lines(string(id)) {
-		if r, ok := strings.CutPrefix(strings.TrimSpace(line), "# public key: "); ok {
-			recipient = r
-		}
-	}
-	pk, err := parseAgeRecipient(recipient)
-	require.NoError(t, err)
-	for _, n := range []int{0, 1, 64<<10 - 1, 64 << 10, 64<<10 + 1, 3 * 64 << 10} {
-		t.Run(strconv.Itoa(n), func(t *testing.T) {
-			plain := bytes.Repeat([]byte{'k'}, n)
-			var buf bytes.Buffer
-			require.NoError(t, writeAge(&buf, testRand(byte(n)), pk, plain))
-			path := filepath.Join(dir, "f.age")
-			require.NoError(t, os.WriteFile(path, buf.Bytes(), 0o600))
-			var stderr bytes.Buffer
-			cmd := exec.Command(ageBin, "-d", "-i", idPath, path)
-			cmd.Stderr = &stderr
-			got, err := cmd.Output()
-			require.NoError(t, err, stderr.String())
-			assert.Equal(t, plain, got)
-		})
-	}
 }
 
 func TestAgeRecipientParsing(t *testing.T) {
