@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 )
@@ -371,12 +373,11 @@ func runDirectory(ctx context.Context, args []string, stdin io.Reader, stdout, s
 // promptPassword reads the password from stdin; on a terminal it prompts on
 // stderr and turns echo off while the password is typed.
 func promptPassword(stdin io.Reader, stderr io.Writer, login string) (string, error) {
-	if f, ok := stdin.(*os.File); ok {
-		if restore, tty := noEcho(f.Fd()); tty {
-			fmt.Fprintf(stderr, "password for %s: ", login)
-			defer fmt.Fprintln(stderr)
-			defer restore()
-		}
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(stderr, "password for %s: ", login)
+		defer fmt.Fprintln(stderr)
+		b, err := term.ReadPassword(int(f.Fd()))
+		return string(b), err
 	}
 	return readPassword(stdin)
 }
@@ -419,14 +420,11 @@ func listUsers(ctx context.Context, client *directory.Client, m directory.Mappin
 	return exitOK
 }
 
-// isTerminal reports whether w is a character device (a terminal).
+// isTerminal reports whether w is a terminal (a console on Windows). A
+// character device that is not one, such as /dev/null, is not.
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func encode(enc *json.Encoder, stderr io.Writer, v any) int {

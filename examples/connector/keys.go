@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/term"
+
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 )
@@ -478,32 +480,15 @@ func passphrase(file, env string, stdin io.Reader, stderr io.Writer, what string
 // promptSecret prompts on stderr and reads one line from the terminal f
 // with echo off; it returns errNoPassphrase when f is not a terminal.
 func promptSecret(f *os.File, stderr io.Writer, prompt string) ([]byte, error) {
-	restore, tty := noEcho(f.Fd())
-	if !tty {
+	if !term.IsTerminal(int(f.Fd())) {
 		return nil, errNoPassphrase
 	}
 	fmt.Fprint(stderr, prompt)
 	defer fmt.Fprintln(stderr)
-	defer restore()
-	// Read byte by byte: a buffered reader would swallow the next answer.
-	var line []byte
-	var b [1]byte
-	for {
-		n, err := f.Read(b[:])
-		if n == 1 && b[0] == '\n' {
-			break
-		}
-		if n == 1 {
-			line = append(line, b[0])
-			continue
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			clear(line)
-			return nil, err
-		}
+	line, err := term.ReadPassword(int(f.Fd()))
+	if err != nil {
+		clear(line)
+		return nil, err
 	}
 	return trimLineEnd(line), nil
 }

@@ -348,3 +348,13 @@ func TestExampleConfig(t *testing.T) {
 	assert.ElementsMatch(t, []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpImport,
 		connectorapp.OpLookup, connectorapp.OpCredentials, connectorapp.OpKeys}, cfg.Policy.Allow)
 }
+
+// A character device that is not a terminal, such as /dev/null, is not
+// refused as one: `connector keys escrow > /dev/null` must work.
+func TestIsTerminalDevNull(t *testing.T) {
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	require.NoError(t, err)
+	defer f.Close()
+	assert.False(t, isTerminal(f), "%s is a character device but not a terminal", os.DevNull)
+	assert.False(t, isTerminal(new(strings.Builder)))
+}
