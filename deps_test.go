@@ -2,6 +2,8 @@ package liaison_test
 
 import (
 	"encoding/json"
+	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -64,4 +66,51 @@ func TestEveryPackageHasDoc(t *testing.T) {
 			t.Errorf("%s has no package doc comment", p.ImportPath)
 		}
 	}
+}
+
+// No build output is ever tracked: a compiled test binary or program
+// committed by mistake (it happened: directory/importer/importer.test) makes
+// the repository heavier forever and hides what the sources build.
+func TestNoTrackedBinaries(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not found: cannot list tracked files")
+	}
+	out, err := exec.Command("git", "ls-files", "-z").Output()
+	if err != nil {
+		t.Skipf("not a git checkout (%v): nothing to check", err)
+	}
+	for _, name := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		if name == "" {
+			continue
+		}
+		if strings.HasSuffix(name, ".test") || strings.HasSuffix(name, ".exe") || strings.HasSuffix(name, ".prof") {
+			t.Errorf("%s is a build output and must not be tracked (git rm --cached it)", name)
+			continue
+		}
+		if isExecutableBinary(t, name) {
+			t.Errorf("%s is a compiled binary and must not be tracked (git rm --cached it)", name)
+		}
+	}
+}
+
+// isExecutableBinary reports whether the file starts with an ELF, PE or
+// Mach-O magic number.
+func isExecutableBinary(t *testing.T, name string) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false // deleted in the work tree
+	}
+	defer f.Close()
+	var head [4]byte
+	n, _ := io.ReadFull(f, head[:])
+	if n < 4 {
+		return false
+	}
+	switch {
+	case string(head[:]) == "\x7fELF",
+		string(head[:2]) == "MZ",
+		head == [4]byte{0xcf, 0xfa, 0xed, 0xfe}, head == [4]byte{0xce, 0xfa, 0xed, 0xfe}:
+		return true
+	}
+	return false
 }
