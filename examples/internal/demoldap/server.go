@@ -206,12 +206,15 @@ func (s *Server) listen(secure bool) (*listener, error) {
 
 func (s *Server) tryListen(secure bool) (*listener, error) {
 	l := &listener{secure: secure, conns: map[int]*connState{}, done: make(chan struct{})}
+	probed := make(chan struct{})
+	var probedOnce sync.Once
 	srv, err := gldap.NewServer(
 		gldap.WithLogger(hclog.New(&hclog.LoggerOptions{Output: io.Discard, Level: hclog.Off})),
 		gldap.WithOnClose(func(id int) {
 			l.mu.Lock()
 			delete(l.conns, id)
 			l.mu.Unlock()
+			probedOnce.Do(func() { close(probed) })
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("demoldap: %w", err)
@@ -260,6 +263,14 @@ func (s *Server) tryListen(secure bool) (*listener, error) {
 		return nil, fmt.Errorf("demoldap: listen: %w", err)
 	}
 	c.Close()
+	// Wait until gldap has finished with the probe connection: its Run
+	// counts connections in a WaitGroup that Stop waits on, and an Add
+	// racing with a later Stop's Wait is a data race (seen under -race
+	// when a server is closed right after Start).
+	select {
+	case <-probed:
+	case <-time.After(2 * time.Second):
+	}
 	select {
 	case err := <-errc:
 		return nil, fmt.Errorf("demoldap: listen: %w", err)
