@@ -77,6 +77,7 @@ type Service struct {
 	bySource *limiter
 	byToken  *limiter
 	srcAddr  func(*http.Request) string
+	nonces   nonceCache // accepted device-authentication nonces
 }
 
 // New returns a Service for cfg; it does not retain or modify cfg.

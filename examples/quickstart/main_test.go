@@ -20,7 +20,7 @@ func TestQuickstart(t *testing.T) {
 	err := runWith(ctx, &out, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Log("\n" + out.String())
 	require.NoError(t, err)
-	assert.Contains(t, out.String(), "All 10 steps passed")
+	assert.Contains(t, out.String(), "All 11 steps passed")
 	assert.NotContains(t, out.String(), "FAILED")
 	assert.NotEmpty(t, logs.String(), "the cloud and the connector logged")
 	for _, secret := range []string{demoldap.Password, demoldap.ServicePassword} {
@@ -35,6 +35,6 @@ func TestQuickstartNamesTheFailedStep(t *testing.T) {
 	var out bytes.Buffer
 	err := run(ctx, &out)
 	require.Error(t, err)
-	assert.Regexp(t, `^step \d+/10 ".+" failed: `, err.Error())
+	assert.Regexp(t, `^step \d+/11 ".+" failed: `, err.Error())
 	assert.Contains(t, out.String(), "FAILED")
 }

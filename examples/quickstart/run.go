@@ -45,6 +45,12 @@ type demo struct {
 	st     *e2e.Stack
 	client *http.Client // trusts the cloud's CA only
 	users  map[string]cloudapp.User
+	// device is carol.smith's activated laptop: its key and credential.
+	device struct {
+		key        ed25519.PrivateKey
+		credential string
+		id         string
+	}
 	// lastError is the body of the last non-200 answer, for messages.
 	lastError string
 }
@@ -65,6 +71,7 @@ func steps() []step {
 		{"web login, password checked by the directory through the connector", webLogin},
 		{"release a user's backup ekey to a worker", releaseKey},
 		{"stop the connector: Not Connected raised after the grace period", connectorDown},
+		{"with no connector, an activated device still authenticates before its backup", deviceWithoutConnector},
 		{"bring the connector back: the alert resolves", connectorBack},
 	}
 }
@@ -335,6 +342,7 @@ func activateDevices(ctx context.Context, d *demo) error {
 		return fmt.Errorf("carol.smith (imported) should get a new device on her existing user, got %+v", res)
 	}
 	d.say("laptop-0142 for carol.smith (already imported): device activated, credential issued")
+	d.device.key, d.device.credential, d.device.id = key, res.Credential, res.DeviceID
 
 	again, code, err := d.activate(ctx, token, "carol.smith", "laptop-0142", key)
 	if err != nil || code != http.StatusOK || again.DeviceCreated || again.DeviceID != res.DeviceID {
@@ -457,6 +465,38 @@ func connectorDown(ctx context.Context, d *demo) error {
 		return fmt.Errorf("a web login without connector: status %d, want 503", code)
 	}
 	d.say("meanwhile a web login answers %d %s: the cloud knows no connector is there", code, http.StatusText(code))
+	return nil
+}
+
+// deviceWithoutConnector: the device activated earlier calls the device
+// endpoint, as a backup client does before each backup, while the tenant
+// has no connector; a replay of the same signed request is refused.
+func deviceWithoutConnector(ctx context.Context, d *demo) error {
+	if d.device.credential == "" {
+		return errors.New("no activated device from the activation step")
+	}
+	req, err := activation.SignDeviceAuth(d.device.key, tenant, d.device.credential, time.Now(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(req)
+	var out activation.DeviceAuthResponse
+	code, err := d.post(ctx, cloudapp.PathDeviceAuth, body, &out)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK || out.DeviceID != d.device.id || out.UserID != d.users["carol.smith"].ID {
+		return fmt.Errorf("device authentication with no connector: status %d %s %+v, want 200 for %s", code, d.lastError, out, d.device.id)
+	}
+	d.say("%s (carol.smith) authenticated with its credential and key: %d %s, no connector involved", out.DeviceID, code, http.StatusText(code))
+	code, err = d.post(ctx, cloudapp.PathDeviceAuth, body, nil)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusUnauthorized {
+		return fmt.Errorf("a replayed device request: status %d, want 401", code)
+	}
+	d.say("the same signed request replayed: %d %s", code, http.StatusText(code))
 	return nil
 }
 

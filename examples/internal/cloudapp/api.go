@@ -22,6 +22,13 @@ import (
 // the public endpoints (Path* constants), the admin API under /v1/admin/
 // and the status page at /.
 //
+// Device endpoint (no connector needed): an activated device POSTs an
+// [activation.DeviceAuthRequest] to [PathDeviceAuth] before each backup,
+// signed with its activation key over a fresh time and nonce
+// ([activation.SignDeviceAuth]); the answer is 200 with an
+// [activation.DeviceAuthResponse], or 401 for every failure (unknown or
+// revoked credential, wrong key, stale or replayed request).
+//
 // Admin API (JSON; "Authorization: Bearer <admin token>"):
 //
 //	POST   /v1/admin/tenants/{tenant}/enrollment-tokens      {"ttl_seconds"}  -> {"token","enroll_url","tunnel_url"}
@@ -49,6 +56,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST "+PathEnroll, s.gw.EnrollHandler())
 	mux.Handle("POST "+PathActivate, s.activator.Handler())
 	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
+	mux.Handle("POST "+PathDeviceAuth, s.activator.DeviceAuthHandler())
 	mux.HandleFunc("GET "+PathSchedulerKey, func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"ed25519": base64.StdEncoding.EncodeToString(s.SchedulerPublicKey())})
 	})

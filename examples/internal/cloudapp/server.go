@@ -29,11 +29,12 @@ import (
 
 // Paths of the public endpoints, under the Server's URL.
 const (
-	PathTunnel       = "/v1/tunnel"        // connectors' WebSocket upgrade
-	PathEnroll       = "/v1/enroll"        // connectors' enrollment
-	PathActivate     = "/v1/activate"      // devices' mass-deployment activation
-	PathLogin        = "/v1/login"         // web login (credential check)
-	PathSchedulerKey = "/v1/scheduler-key" // the Ed25519 key that signs job tickets
+	PathTunnel       = "/v1/tunnel"               // connectors' WebSocket upgrade
+	PathEnroll       = "/v1/enroll"               // connectors' enrollment
+	PathActivate     = "/v1/activate"             // devices' mass-deployment activation
+	PathLogin        = "/v1/login"                // web login (credential check)
+	PathDeviceAuth   = "/v1/devices/authenticate" // an activated device before a backup (no connector needed)
+	PathSchedulerKey = "/v1/scheduler-key"        // the Ed25519 key that signs job tickets
 )
 
 // Where the connector (examples/internal/connectorapp) serves its services,
