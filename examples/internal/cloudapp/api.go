@@ -15,6 +15,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/httpguard"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -130,26 +131,38 @@ func (s *Server) Handler() http.Handler {
 		f.Limit, _ = strconv.Atoi(q.Get("limit"))
 		s.reply(w)(s.Alerts(r.Context(), f))
 	})
-	mux.Handle("/v1/admin/", s.requireAdmin(admin))
+	// State-changing admin requests: bearer token, JSON bodies, same origin
+	// (httpguard.ProtectWrites), checked before the token itself.
+	mux.Handle("/v1/admin/", httpguard.ProtectWrites(s.requireAdmin(admin)))
 	mux.Handle("GET /{$}", s.requireAdmin(http.HandlerFunc(s.serveStatus)))
 	return mux
 }
 
-// requireAdmin checks the admin token: Bearer, or the password of basic auth
-// (so a browser can open the status page). Both sides are hashed before the
-// constant-time compare, so neither length nor content leaks.
+// requireAdmin checks the admin token: Bearer, or for reads (GET, HEAD)
+// the password of basic auth, so a browser can open the status page. A
+// browser caches basic credentials and replays them to any request a page
+// makes, so they never authorize a change (httpguard.ProtectWrites refuses
+// them first; the check here holds even without it). Both sides are hashed
+// before the constant-time compare, so neither length nor content leaks.
+// An authenticated request may take Config.AdminTimeout to answer.
 func (s *Server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
+		if !ok && read {
 			_, tok, ok = r.BasicAuth()
 		}
 		sum := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="liaison admin", charset="UTF-8"`)
+			if read {
+				w.Header().Set("WWW-Authenticate", `Basic realm="liaison admin", charset="UTF-8"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="liaison admin"`)
+			}
 			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "admin token required"})
 			return
 		}
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.AdminTimeout))
 		h.ServeHTTP(w, r)
 	})
 }
