@@ -3,7 +3,6 @@ package cloudapp
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -41,6 +40,16 @@ import (
 //	DELETE /v1/admin/tenants/{tenant}/deployment-tokens/{id}
 //	POST   /v1/admin/tenants/{tenant}/key-releases           {"user_id","job_id","worker_key"} -> Release
 //	GET    /v1/admin/alerts?tenant=&open=true&limit=
+//	GET    /v1/admin/scheduler-keys                          SchedulerKeys {"ed25519","next","previous"}
+//	POST   /v1/admin/scheduler-keys/next                     prepare a rotation -> {"next"}
+//	DELETE /v1/admin/scheduler-keys/previous                 end a rotation
+//
+// POST, PUT and DELETE need the token as a Bearer (HTTP basic is refused
+// for them: browsers cache and replay it), a Content-Type of
+// application/json when they carry a body, and no cross-origin browser
+// headers (Sec-Fetch-Site / Origin): 401, 415 or 403 otherwise. GET
+// requests and the status page also accept the token as the password of
+// HTTP basic auth.
 //
 // Errors are {"error": "..."} with 400, 401, 404, 409, 429, 502 (directory
 // or connector failure) or 503 (no connector connected).
@@ -51,7 +60,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST "+PathActivate, s.activator.Handler())
 	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
 	mux.HandleFunc("GET "+PathSchedulerKey, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"ed25519": base64.StdEncoding.EncodeToString(s.SchedulerPublicKey())})
+		s.reply(w)(s.SchedulerKeys(r.Context()))
 	})
 
 	admin := http.NewServeMux()
@@ -125,6 +134,16 @@ func (s *Server) Handler() http.Handler {
 		s.replyErr(w, s.RevokeDeploymentToken(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 	})
 	admin.HandleFunc("POST "+t+"/key-releases", s.apiKeyRelease)
+	admin.HandleFunc("GET /v1/admin/scheduler-keys", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w)(s.SchedulerKeys(r.Context()))
+	})
+	admin.HandleFunc("POST /v1/admin/scheduler-keys/next", func(w http.ResponseWriter, r *http.Request) {
+		k, err := s.PrepareSchedulerKey(r.Context())
+		s.reply(w)(map[string][]byte{"next": k}, err)
+	})
+	admin.HandleFunc("DELETE /v1/admin/scheduler-keys/previous", func(w http.ResponseWriter, r *http.Request) {
+		s.replyErr(w, s.RetireSchedulerKey(r.Context()))
+	})
 	admin.HandleFunc("GET /v1/admin/alerts", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f := alerts.Filter{Tenant: q.Get("tenant"), Kind: alerts.Kind(q.Get("kind")), OpenOnly: q.Get("open") == "true"}

@@ -87,6 +87,14 @@ type Config struct {
 	// characters.
 	AdminToken string
 
+	// PromoteSchedulerKey makes the ticket-signing key prepared by
+	// Server.PrepareSchedulerKey the one in use, from this start on; the
+	// replaced key is kept as the previous one until
+	// Server.RetireSchedulerKey. New fails when no key was prepared, so the
+	// setting cannot stay on by mistake and promote a key connectors never
+	// saw. See the package doc, "Rotating the ticket signing key".
+	PromoteSchedulerKey bool
+
 	// Grace is how long a tenant may have no connector before Not
 	// Connected is raised; default alerts.DefaultGrace.
 	Grace time.Duration

@@ -236,12 +236,80 @@ func (d db) migrateSecrets(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
+// Names of the ticket-signing seeds: the one New signs with, the one
+// prepared for the next rotation, and the one replaced by the last
+// (kept until retired).
+const (
+	secretScheduler         = "scheduler_ed25519_seed"
+	secretSchedulerNext     = "scheduler_ed25519_seed_next"
+	secretSchedulerPrevious = "scheduler_ed25519_seed_previous"
+)
+
 func (d db) schedulerKey(ctx context.Context) (ed25519.PrivateKey, error) {
-	seed, err := d.secret(ctx, "scheduler_ed25519_seed", ed25519.SeedSize)
+	seed, err := d.secret(ctx, secretScheduler, ed25519.SeedSize)
 	if err != nil {
 		return nil, err
 	}
 	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// existingSecret returns the named secret if the database holds it, without
+// generating one.
+func (d db) existingSecret(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, name string) ([]byte, bool, error) {
+	var sealed []byte
+	err := q.QueryRowContext(ctx, `SELECT sealed FROM sealed_settings WHERE name = ?`, name).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("cloudapp: load %s: %w", name, err)
+	}
+	v, err := d.mk.Open(name, sealed)
+	if err != nil {
+		return nil, false, fmt.Errorf("cloudapp: secret %s does not open with the master key (MasterKeyFile)", name)
+	}
+	return v, true, nil
+}
+
+func (d db) deleteSecret(ctx context.Context, name string) error {
+	if _, err := d.exec(ctx, `DELETE FROM sealed_settings WHERE name = ?`, name); err != nil {
+		return fmt.Errorf("cloudapp: delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// promoteSchedulerKey makes the prepared next seed the signing one and keeps
+// the signing one as previous, in one transaction. It reports false when no
+// next seed was prepared.
+func (d db) promoteSchedulerKey(ctx context.Context) (bool, error) {
+	promoted := false
+	err := d.tx(ctx, "promote scheduler key", func(tx *sql.Tx) error {
+		next, ok, err := d.existingSecret(ctx, tx, secretSchedulerNext)
+		if err != nil || !ok {
+			return err
+		}
+		cur, ok, err := d.existingSecret(ctx, tx, secretScheduler)
+		if err != nil {
+			return err
+		}
+		put := `INSERT INTO sealed_settings (name, sealed) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed`
+		if ok {
+			if _, err := tx.ExecContext(ctx, put, secretSchedulerPrevious, d.mk.Seal(secretSchedulerPrevious, cur)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, put, secretScheduler, d.mk.Seal(secretScheduler, next)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sealed_settings WHERE name = ?`, secretSchedulerNext); err != nil {
+			return err
+		}
+		promoted = true
+		return nil
+	})
+	return promoted, err
 }
 
 func (d db) addTenant(ctx context.Context, tenant string, now time.Time) error {

@@ -187,6 +187,16 @@ func New(cfg Config) (*Server, error) {
 	s.tunnels = tunnelStore{s.db}
 	s.users = userStore{db: s.db, now: time.Now, rnd: randomID}
 	var err error
+	if cfg.PromoteSchedulerKey {
+		promoted, err := s.db.promoteSchedulerKey(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !promoted {
+			return nil, fmt.Errorf("%w: PromoteSchedulerKey (--promote-scheduler-key) is set but no next key was prepared (POST /v1/admin/scheduler-keys/next): remove it", errConfig)
+		}
+		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
+	}
 	if s.schedKey, err = s.db.schedulerKey(ctx); err != nil {
 		return nil, err
 	}
