@@ -365,3 +365,53 @@ func TestAdminWritesRefuseCSRF(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 	})
 }
+
+// slowDir delays scans, as a large directory does.
+type slowDir struct {
+	cloudapp.Directory
+	delay time.Duration
+}
+
+func (s slowDir) Users(ctx context.Context, m directory.Mapping, fn func(directory.User) error) (directory.Cursor, error) {
+	time.Sleep(s.delay)
+	return s.Directory.Users(ctx, m, fn)
+}
+
+// TestAdminTimeoutOutlivesWriteTimeout: an authenticated admin request (a
+// synchronous import) may take longer than the write timeout of the public
+// endpoints, up to Config.AdminTimeout, and no longer.
+func TestAdminTimeoutOutlivesWriteTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		adminTime time.Duration
+		ok        bool
+	}{{"within admin timeout", time.Minute, true}, {"past admin timeout", 100 * time.Millisecond, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *cloudapp.Config) {
+				c.HTTP = httpguard.Limits{WriteTimeout: 200 * time.Millisecond}
+				c.AdminTimeout = tc.adminTime
+				c.WrapDirectory = func(_ string, d cloudapp.Directory) cloudapp.Directory { return slowDir{d, 700 * time.Millisecond} }
+			})
+			c := e.enroll("acme")
+			e.start(c)
+			e.dir.set(demoUsers(2))
+			require.NoError(t, e.srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
+			req, err := http.NewRequest(http.MethodPost, e.srv.URL()+"/v1/admin/tenants/acme/mappings/staff/import", nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			resp, err := e.client.Do(req)
+			if !tc.ok {
+				// The write deadline passed: the connection is closed
+				// without an answer.
+				if err == nil {
+					resp.Body.Close()
+				}
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+		})
+	}
+}
