@@ -417,3 +417,26 @@ func TestAdminTimeoutOutlivesWriteTimeout(t *testing.T) {
 		})
 	}
 }
+
+// TestSlowLoginBodyCutOffHTTP2: the same over HTTP/2, where the read timeout
+// applies per stream.
+func TestSlowLoginBodyCutOffHTTP2(t *testing.T) {
+	e := hardEnv(t, httpguard.Limits{ReadTimeout: time.Second})
+	tlsCfg := e.client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	tr := &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 15 * time.Second}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte(`{"tenant":`)) }() // and nothing more
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL()+cloudapp.PathLogin, pr)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	start := time.Now()
+	resp, err := client.Do(req)
+	require.NoError(t, err, "the server answers instead of waiting for the body")
+	defer resp.Body.Close()
+	assert.Equal(t, 2, resp.ProtoMajor)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Less(t, time.Since(start), 10*time.Second)
+}
