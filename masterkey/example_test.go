@@ -21,3 +21,19 @@ func Example() {
 	fmt.Println(created, len(seed), err)
 	// Output: true 32 <nil>
 }
+
+func ExampleRestrict() {
+	dir, _ := os.MkdirTemp("", "masterkey")
+	defer os.RemoveAll(dir)
+	db := filepath.Join(dir, "app.db")
+	// Before the database library opens (and creates) it: 0600 whatever
+	// the umask.
+	if err := masterkey.CreatePrivate(db); err != nil {
+		panic(err)
+	}
+	_ = os.Chmod(db, 0o644) // as an older version or a careless copy left it
+	tightened, err := masterkey.Restrict(db)
+	fi, _ := os.Stat(db)
+	fmt.Println(tightened, err, fi.Mode().Perm())
+	// Output: true <nil> -rw-------
+}
