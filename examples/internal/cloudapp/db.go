@@ -178,12 +178,13 @@ func (d db) migrateSecrets(ctx context.Context) ([]string, error) {
 	if _, err := conn.ExecContext(ctx, `PRAGMA secure_delete = ON`); err != nil {
 		return nil, fmt.Errorf("cloudapp: migrate secrets: %w", err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = OFF`) //nolint:errcheck // the connection goes back to the pool
+	// The connection goes back to the pool as it was.
+	defer func() { _, _ = conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA secure_delete = OFF`) }()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("cloudapp: migrate secrets: %w", err)
 	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	defer func() { _ = tx.Rollback() }() // a no-op after Commit
 	rows, err := tx.QueryContext(ctx, `SELECT name, value FROM settings ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("cloudapp: migrate secrets: %w", err)
