@@ -98,6 +98,18 @@ func Parse(b []byte) (*Key, error) {
 // it does not exist. An existing file with a mode wider than 0600 is
 // tightened first; created reports a new file, tightened a mode change.
 func LoadOrCreate(path string) (k *Key, created, tightened bool, err error) {
+	// Twice at most: when another process creates the file between our
+	// read and our create, its key is the one to use.
+	for range 2 {
+		k, created, tightened, err = loadOrCreate(path)
+		if !errors.Is(err, fs.ErrExist) {
+			return k, created, tightened, err
+		}
+	}
+	return nil, false, false, fmt.Errorf("masterkey: %s appears to exist but cannot be read: %w", path, err)
+}
+
+func loadOrCreate(path string) (k *Key, created, tightened bool, err error) {
 	tightened, err = Restrict(path)
 	if err != nil {
 		return nil, false, false, err
@@ -120,10 +132,7 @@ func LoadOrCreate(path string) (k *Key, created, tightened bool, err error) {
 	defer clear(raw)
 	text := []byte(prefix + base64.StdEncoding.EncodeToString(raw) + "\n")
 	defer clear(text)
-	if err := createFile(path, text); errors.Is(err, fs.ErrExist) {
-		// Another process created it first: its key is the one to use.
-		return LoadOrCreate(path)
-	} else if err != nil {
+	if err := createFile(path, text); err != nil {
 		return nil, false, false, err
 	}
 	return New(raw), true, false, nil

@@ -71,3 +71,16 @@ func TestRestrict(t *testing.T) {
 	assert.True(t, tightened)
 	assert.Equal(t, os.FileMode(0o600), mode(t, kp))
 }
+
+// TestDanglingSymlink: a key path that is a symlink to nowhere neither
+// loops nor replaces the link.
+func TestDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	kp := filepath.Join(dir, "k")
+	require.NoError(t, os.Symlink(filepath.Join(dir, "nowhere"), kp))
+	_, _, _, err := masterkey.LoadOrCreate(kp)
+	require.Error(t, err)
+	target, err := os.Readlink(kp)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "nowhere"), target)
+}
