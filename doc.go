@@ -26,6 +26,10 @@
 //     device activation, on the cloud side.
 //   - [github.com/liaisonhq/liaison/alerts]: presence-fed "Not Connected"
 //     alerts and other alert kinds, with notifiers, on the cloud side.
+//   - [github.com/liaisonhq/liaison/httpguard] and
+//     [github.com/liaisonhq/liaison/masterkey]: small helpers for the cloud
+//     side: timeouts, a connection cap and CSRF protection for its HTTP
+//     server; a master key file its own secrets are sealed under.
 //
 // The five packages do not import each other. They meet through standard
 // library types and small interfaces declared by the package that consumes

@@ -133,7 +133,10 @@
 //	..  64  Ed25519 signature over "liaison/keyenvelope/v1 ticket" || 0x00 ||
 //	        every preceding byte
 //
-// The connector checks the signature against a pinned scheduler key, that
+// The connector checks the signature against a pinned scheduler key (or,
+// during a rotation of the scheduler's key, one of
+// [TicketPolicy].ExtraSchedulerKeys: old and new are both valid while the
+// cloud switches), that
 // the lifetime is at most [TicketPolicy].MaxLifetime (default 1 hour), that
 // it was not issued more than ClockSkew (default 1 minute) in the future,
 // and that it has not expired. It then unwraps the ekey with the context

@@ -1,6 +1,7 @@
 package keyenvelope
 
 import (
+	"crypto/ed25519"
 	"crypto/hpke"
 	"errors"
 	"time"
@@ -32,11 +33,20 @@ func NewReleaser(cfg ReleaserConfig) (*Releaser, error) {
 	if len(cfg.Policy.SchedulerKey) != 32 {
 		return nil, errors.New("keyenvelope: releaser needs a 32-byte Ed25519 scheduler key")
 	}
+	for _, k := range cfg.Policy.ExtraSchedulerKeys {
+		if len(k) != 32 {
+			return nil, errors.New("keyenvelope: every extra scheduler key must be a 32-byte Ed25519 key")
+		}
+	}
 	if cfg.Policy.MaxLifetime < 0 || cfg.Policy.ClockSkew < 0 {
 		return nil, errors.New("keyenvelope: negative ticket lifetime or skew")
 	}
 	r := &Releaser{keyring: cfg.Keyring, policy: cfg.Policy, now: cfg.Now}
 	r.policy.SchedulerKey = append([]byte(nil), cfg.Policy.SchedulerKey...)
+	r.policy.ExtraSchedulerKeys = nil
+	for _, k := range cfg.Policy.ExtraSchedulerKeys {
+		r.policy.ExtraSchedulerKeys = append(r.policy.ExtraSchedulerKeys, append(ed25519.PublicKey(nil), k...))
+	}
 	if r.now == nil {
 		r.now = time.Now
 	}

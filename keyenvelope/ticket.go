@@ -142,6 +142,12 @@ type TicketPolicy struct {
 	// SchedulerKey is the pinned public key of the cloud's scheduler.
 	// Required.
 	SchedulerKey ed25519.PublicKey
+	// ExtraSchedulerKeys are further scheduler keys whose tickets are
+	// accepted, for the overlap of a key rotation: the cloud's next key
+	// before it switches to it, or its previous key until the switch is
+	// done. Tickets carry no key ID; each key is tried in turn. Empty
+	// outside rotations.
+	ExtraSchedulerKeys []ed25519.PublicKey
 	// MaxLifetime refuses tickets whose expiry is further than this after
 	// their issue time. Zero means 1 hour.
 	MaxLifetime time.Duration
@@ -151,14 +157,14 @@ type TicketPolicy struct {
 }
 
 // VerifyTicket parses a ticket strictly and checks its signature against
-// p.SchedulerKey, its lifetime and its expiry at now. It returns
-// [ErrTicketExpired] or [ErrInvalidTicket].
+// p.SchedulerKey (or one of p.ExtraSchedulerKeys), its lifetime and its
+// expiry at now. It returns [ErrTicketExpired] or [ErrInvalidTicket].
 func (p TicketPolicy) VerifyTicket(b []byte, now time.Time) (*Ticket, error) {
 	if len(p.SchedulerKey) != ed25519.PublicKeySize {
 		panic("keyenvelope: TicketPolicy.SchedulerKey is not an Ed25519 public key")
 	}
 	t, signed, sig, ok := parseTicket(b)
-	if !ok || !ed25519.Verify(p.SchedulerKey, labeled(labelTicket, signed), sig) {
+	if !ok || !p.verifySignature(labeled(labelTicket, signed), sig) {
 		return nil, ErrInvalidTicket
 	}
 	maxLife, skew := p.MaxLifetime, p.ClockSkew
@@ -175,4 +181,21 @@ func (p TicketPolicy) VerifyTicket(b []byte, now time.Time) (*Ticket, error) {
 		return nil, ErrTicketExpired
 	}
 	return t, nil
+}
+
+// verifySignature reports whether sig over msg verifies with one of the
+// policy's scheduler keys.
+func (p TicketPolicy) verifySignature(msg, sig []byte) bool {
+	if ed25519.Verify(p.SchedulerKey, msg, sig) {
+		return true
+	}
+	for _, k := range p.ExtraSchedulerKeys {
+		if len(k) != ed25519.PublicKeySize {
+			panic("keyenvelope: TicketPolicy.ExtraSchedulerKeys holds a key that is not an Ed25519 public key")
+		}
+		if ed25519.Verify(k, msg, sig) {
+			return true
+		}
+	}
+	return false
 }

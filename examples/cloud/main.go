@@ -11,6 +11,20 @@
 // --self-signed-ca-out for connectors and devices to trust. The admin token
 // comes from --admin-token-file or LIAISON_ADMIN_TOKEN. See package
 // examples/internal/cloudapp for the API.
+//
+// Files: the database (--db) and its -wal and -shm files, and the master
+// key file (--master-key-file, default <db>.key) are created 0600, and
+// tightened to 0600 at start when found wider. The secrets the cloud makes
+// (the job-ticket signing key, the activation credential key) are sealed in
+// the database under the master key: back up both files, and keep the
+// copies apart, since either alone is useless and both together are every
+// secret. --self-signed-ca-out is a public certificate (0644).
+//
+// Rotating the job-ticket signing key: POST /v1/admin/scheduler-keys/next,
+// add the returned key to every connector's keys.extra_scheduler_public_keys,
+// restart the cloud once with --promote-scheduler-key, then pin the new key
+// on every connector and DELETE /v1/admin/scheduler-keys/previous. See
+// examples/internal/cloudapp, "Rotating the ticket signing key".
 package main
 
 import (
@@ -26,6 +40,7 @@ import (
 
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
+	"github.com/liaisonhq/liaison/httpguard"
 )
 
 func main() {
@@ -39,7 +54,12 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("cloud", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	publicURL := fs.String("public-url", "", "https URL connectors and devices use (default https://<listen>)")
-	dbPath := fs.String("db", "liaison-cloud.db", "SQLite database file")
+	dbPath := fs.String("db", "liaison-cloud.db", "SQLite database file (created 0600)")
+	masterKeyFile := fs.String("master-key-file", "", "file of the key the cloud's secrets are sealed under in the database (default <db>.key, created 0600; back it up with the database)")
+	promote := fs.Bool("promote-scheduler-key", false, "sign job tickets with the key prepared by POST /v1/admin/scheduler-keys/next from this start on (once, during a rotation)")
+	maxConns := fs.Int("max-conns", 0, "open connections at most, tunnel sessions included (default 4096)")
+	readTimeout := fs.Duration("read-timeout", 0, "time to read a request, body included (default 30s)")
+	idleTimeout := fs.Duration("idle-timeout", 0, "keep-alive connections idle longer are closed (default 60s)")
 	certFile := fs.String("tls-cert", "", "PEM certificate chain of the listener")
 	keyFile := fs.String("tls-key", "", "PEM private key of the listener")
 	caOut := fs.String("self-signed-ca-out", "", "without --tls-cert: write the generated CA here")
@@ -96,7 +116,9 @@ func run(args []string) error {
 
 	srv, err := cloudapp.New(cloudapp.Config{
 		Notifier: notifier,
-		DBPath:   *dbPath, Addr: *listen, PublicURL: *publicURL,
+		DBPath:   *dbPath, MasterKeyFile: *masterKeyFile, PromoteSchedulerKey: *promote,
+		HTTP: httpguard.Limits{MaxConns: *maxConns, ReadTimeout: *readTimeout, IdleTimeout: *idleTimeout},
+		Addr: *listen, PublicURL: *publicURL,
 		CertFile: *certFile, KeyFile: *keyFile, CAOut: *caOut,
 		AdminToken: token, Grace: *grace,
 		ImportInterval: *interval, DisableScheduler: *noSched,

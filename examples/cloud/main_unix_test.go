@@ -41,4 +41,10 @@ func TestRunServesUntilSignalled(t *testing.T) {
 	}
 	_, err = os.Stat(filepath.Join(dir, "cloud.db"))
 	assert.NoError(t, err, "state kept in the database file")
+	for _, name := range []string{"cloud.db", "cloud.db.key"} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if assert.NoError(t, err, name) {
+			assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm(), name)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package cloudapp
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -15,6 +14,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/httpguard"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -47,6 +47,16 @@ import (
 //	DELETE /v1/admin/tenants/{tenant}/deployment-tokens/{id}
 //	POST   /v1/admin/tenants/{tenant}/key-releases           {"user_id","job_id","worker_key"} -> Release
 //	GET    /v1/admin/alerts?tenant=&open=true&limit=
+//	GET    /v1/admin/scheduler-keys                          SchedulerKeys {"ed25519","next","previous"}
+//	POST   /v1/admin/scheduler-keys/next                     prepare a rotation -> {"next"}
+//	DELETE /v1/admin/scheduler-keys/previous                 end a rotation
+//
+// POST, PUT and DELETE need the token as a Bearer (HTTP basic is refused
+// for them: browsers cache and replay it), a Content-Type of
+// application/json when they carry a body, and no cross-origin browser
+// headers (Sec-Fetch-Site / Origin): 401, 415 or 403 otherwise. GET
+// requests and the status page also accept the token as the password of
+// HTTP basic auth.
 //
 // Errors are {"error": "..."} with 400, 401, 404, 409, 429, 502 (directory
 // or connector failure) or 503 (no connector connected).
@@ -58,7 +68,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
 	mux.Handle("POST "+PathDeviceAuth, s.activator.DeviceAuthHandler())
 	mux.HandleFunc("GET "+PathSchedulerKey, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"ed25519": base64.StdEncoding.EncodeToString(s.SchedulerPublicKey())})
+		s.reply(w)(s.SchedulerKeys(r.Context()))
 	})
 
 	admin := http.NewServeMux()
@@ -132,32 +142,54 @@ func (s *Server) Handler() http.Handler {
 		s.replyErr(w, s.RevokeDeploymentToken(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 	})
 	admin.HandleFunc("POST "+t+"/key-releases", s.apiKeyRelease)
+	admin.HandleFunc("GET /v1/admin/scheduler-keys", func(w http.ResponseWriter, r *http.Request) {
+		s.reply(w)(s.SchedulerKeys(r.Context()))
+	})
+	admin.HandleFunc("POST /v1/admin/scheduler-keys/next", func(w http.ResponseWriter, r *http.Request) {
+		k, err := s.PrepareSchedulerKey(r.Context())
+		s.reply(w)(map[string][]byte{"next": k}, err)
+	})
+	admin.HandleFunc("DELETE /v1/admin/scheduler-keys/previous", func(w http.ResponseWriter, r *http.Request) {
+		s.replyErr(w, s.RetireSchedulerKey(r.Context()))
+	})
 	admin.HandleFunc("GET /v1/admin/alerts", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		f := alerts.Filter{Tenant: q.Get("tenant"), Kind: alerts.Kind(q.Get("kind")), OpenOnly: q.Get("open") == "true"}
 		f.Limit, _ = strconv.Atoi(q.Get("limit"))
 		s.reply(w)(s.Alerts(r.Context(), f))
 	})
-	mux.Handle("/v1/admin/", s.requireAdmin(admin))
+	// State-changing admin requests: bearer token, JSON bodies, same origin
+	// (httpguard.ProtectWrites), checked before the token itself.
+	mux.Handle("/v1/admin/", httpguard.ProtectWrites(s.requireAdmin(admin)))
 	mux.Handle("GET /{$}", s.requireAdmin(http.HandlerFunc(s.serveStatus)))
 	return mux
 }
 
-// requireAdmin checks the admin token: Bearer, or the password of basic auth
-// (so a browser can open the status page). Both sides are hashed before the
-// constant-time compare, so neither length nor content leaks.
+// requireAdmin checks the admin token: Bearer, or for reads (GET, HEAD)
+// the password of basic auth, so a browser can open the status page. A
+// browser caches basic credentials and replays them to any request a page
+// makes, so they never authorize a change (httpguard.ProtectWrites refuses
+// them first; the check here holds even without it). Both sides are hashed
+// before the constant-time compare, so neither length nor content leaks.
+// An authenticated request may take Config.AdminTimeout to answer.
 func (s *Server) requireAdmin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok {
+		if !ok && read {
 			_, tok, ok = r.BasicAuth()
 		}
 		sum := sha256.Sum256([]byte(tok))
 		if !ok || subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Basic realm="liaison admin", charset="UTF-8"`)
+			if read {
+				w.Header().Set("WWW-Authenticate", `Basic realm="liaison admin", charset="UTF-8"`)
+			} else {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="liaison admin"`)
+			}
 			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "admin token required"})
 			return
 		}
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.cfg.AdminTimeout))
 		h.ServeHTTP(w, r)
 	})
 }

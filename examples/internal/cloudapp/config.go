@@ -21,6 +21,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/httpguard"
 )
 
 // Directory is what the cloud asks a tenant's connector about its directory:
@@ -41,14 +42,33 @@ var _ Directory = (*directory.Client)(nil)
 // modify the caller's copy.
 type Config struct {
 	// DB is the state database (SQLite through modernc.org/sqlite, opened
-	// with a busy timeout). Nil opens DBPath; the Server then closes it.
+	// with a busy timeout). Nil opens DBPath, creating its files with mode
+	// 0600 and tightening existing ones readable by others (logged); the
+	// Server then closes it. A caller's DB is the caller's to protect.
 	DB     *sql.DB
 	DBPath string
+	// MasterKeyFile holds the key the cloud's own secrets (the ticket
+	// signing seed, the activation credential key, ...) are sealed under
+	// in the database, so that the database file alone reveals none of
+	// them. Default: DBPath + ".key"; required when DBPath is empty. Created (mode 0600)
+	// on first start; back it up with the database, but apart from it:
+	// neither is usable without the other.
+	MasterKeyFile string
 
 	// Listener accepts the HTTPS connections; nil listens on Addr
 	// (default "127.0.0.1:8443"). The Server wraps it in TLS.
 	Listener net.Listener
 	Addr     string
+	// HTTP bounds what one client may hold of the listener: header, read,
+	// write and idle timeouts, header size and the number of open
+	// connections (tunnel sessions included). Zero fields take
+	// httpguard's defaults (10s, 30s, 2m, 60s, 64 KiB, 4096). Tunnel
+	// sessions clear their deadlines once their connect token is verified.
+	HTTP httpguard.Limits
+	// AdminTimeout replaces HTTP.WriteTimeout for admin requests once
+	// their token is verified: a synchronous import of 100 000 users takes
+	// minutes. Default 1h.
+	AdminTimeout time.Duration
 	// TLS: Certificate, else CertFile and KeyFile, else a CA and a
 	// server certificate (127.0.0.1, ::1, localhost and PublicURL's
 	// host) generated at start-up; CAOut, when set, receives that CA's PEM
@@ -60,10 +80,20 @@ type Config struct {
 	// https://<listener address>.
 	PublicURL string
 
-	// AdminToken authenticates the admin API and status page (Bearer, or
-	// the password of HTTP basic auth). Only its SHA-256 is kept; at
-	// least 16 characters.
+	// AdminToken authenticates the admin API and status page. Requests
+	// that change state (POST, PUT, DELETE) need it as a Bearer token;
+	// reads (GET, the status page) also take it as the password of HTTP
+	// basic auth, for a browser. Only its SHA-256 is kept; at least 16
+	// characters.
 	AdminToken string
+
+	// PromoteSchedulerKey makes the ticket-signing key prepared by
+	// Server.PrepareSchedulerKey the one in use, from this start on; the
+	// replaced key is kept as the previous one until
+	// Server.RetireSchedulerKey. New fails when no key was prepared, so the
+	// setting cannot stay on by mistake and promote a key connectors never
+	// saw. See the package doc, "Rotating the ticket signing key".
+	PromoteSchedulerKey bool
 
 	// Grace is how long a tenant may have no connector before Not
 	// Connected is raised; default alerts.DefaultGrace.

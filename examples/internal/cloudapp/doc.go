@@ -64,8 +64,79 @@
 //
 // TLS 1.3 only. The admin token is kept as a SHA-256 and compared in
 // constant time. Enrollment and deployment tokens are stored hashed by their
-// packages. The activation credential key and the scheduler's signing key
-// are generated on first start and kept in the database: protect the file.
+// packages.
+//
+// Files. The database (Config.DBPath) is created with mode 0600 whatever the
+// umask, and SQLite gives its -wal and -shm files the same mode; files of an
+// existing database found readable by group or others are set to 0600 at
+// start, with a warning in the log. The master key file is created 0600 and
+// tightened the same way. Config.CAOut is a public certificate (0644).
+//
+// Secrets. The secrets the cloud makes on first start (the scheduler's
+// Ed25519 seed that signs job tickets, the activation credential key, and
+// any other kept with the same mechanism) are stored in the database sealed
+// (AES-256-GCM, bound to their name) under a 32-byte master key kept in a
+// separate file, Config.MasterKeyFile (default DBPath + ".key"; package
+// masterkey). The database file alone, or a copy of it, reveals none of
+// them. A database written by an older version, which kept them in the
+// clear, has them sealed and erased at the first start (secure delete and a
+// WAL checkpoint, so the bytes are gone from the file too; old backups still
+// hold them: rotate the signing key, below, if those backups were exposed).
+// A start with a missing or different master key file over a database that
+// holds sealed secrets fails instead of making new keys.
+//
+// Backups: the database and the master key file are both needed, and each
+// is useless without the other. Back both up, and keep the copies apart (a
+// backup holding both holds every secret).
+//
+// HTTP. Every endpoint has header, read, write and idle timeouts and a
+// header size limit, and the listener a cap on open connections
+// (Config.HTTP, package httpguard: 10s, 30s, 2m, 60s, 64 KiB, 4096 by
+// default). A connection beyond the cap is closed at once. Tunnel sessions
+// count against the cap and clear their deadlines once their connect token
+// is verified, so they outlive every timeout; authenticated admin requests
+// may take Config.AdminTimeout (1h) to answer.
+//
+// Admin API. Requests that change state (POST, PUT, DELETE under
+// /v1/admin/) need "Authorization: Bearer <token>", a JSON Content-Type when
+// they carry a body, and are refused when a browser marks them cross-origin
+// (Sec-Fetch-Site, or an Origin that is not the Host): HTTP basic auth, which
+// browsers cache and replay to any page's requests, never authorizes a
+// change, and neither can an HTML form or a cross-site fetch. Reads (GET,
+// the status page at /) also accept the token as the basic-auth password so
+// an admin can open the status page in a browser; they change nothing.
+//
+// # Rotating the ticket signing key
+//
+// Connectors pin the scheduler's public key (keys.scheduler_public_key, or
+// the key fetched at enrollment) and release ekeys only against tickets it
+// signed. Tickets carry no key ID; a connector accepts a set of keys
+// (keyenvelope.TicketPolicy.ExtraSchedulerKeys,
+// keys.extra_scheduler_public_keys in connectorapp's config), so old and new
+// keys are both valid during an overlap:
+//
+//  1. Prepare: POST /v1/admin/scheduler-keys/next (Server.PrepareSchedulerKey)
+//     returns the next public key; PathSchedulerKey and GET
+//     /v1/admin/scheduler-keys show it as "next". The cloud still signs with
+//     the current key.
+//  2. On every connector with a keys section: add the next key to
+//     keys.extra_scheduler_public_keys and restart it.
+//  3. Restart the cloud once with Config.PromoteSchedulerKey
+//     (--promote-scheduler-key): it signs with the next key from then on and
+//     keeps the replaced one as "previous". A start with the setting but no
+//     prepared key fails, so it cannot stay on by mistake.
+//  4. On every connector: set keys.scheduler_public_key to the new key and
+//     empty keys.extra_scheduler_public_keys.
+//  5. Retire: DELETE /v1/admin/scheduler-keys/previous
+//     (Server.RetireSchedulerKey).
+//
+// Limits: step 2 and 4 are by hand on each connector (the cloud cannot tell
+// which keys a connector trusts; a connector missed in step 2 answers key
+// releases with invalid_ticket after step 3, which the admin sees as failed
+// releases); connectors enrolled during the overlap pin the key the cloud
+// signs with at that moment. A connector keeps accepting the old key until
+// its operator removes it: when the old key leaked, do step 4 quickly. The
+// master key itself is not rotated.
 //
 // # What it won't do
 //

@@ -83,6 +83,9 @@ func (e *env) doToken(token, method, path string, in, out any) int {
 	}
 	req, err := http.NewRequest(method, e.srv.URL()+path, body)
 	require.NoError(e.t, err)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

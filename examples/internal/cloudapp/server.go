@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
+	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -94,6 +96,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DB == nil && cfg.DBPath == "" {
 		return nil, fmt.Errorf("%w: DB or DBPath is required", errConfig)
 	}
+	if cfg.MasterKeyFile == "" {
+		if cfg.DBPath == "" {
+			return nil, fmt.Errorf("%w: MasterKeyFile is required with DB and no DBPath", errConfig)
+		}
+		cfg.MasterKeyFile = cfg.DBPath + ".key"
+	}
+	if cfg.AdminTimeout == 0 {
+		cfg.AdminTimeout = time.Hour
+	}
 	if cfg.LoginMaxFailures == 0 {
 		cfg.LoginMaxFailures = 3
 	}
@@ -144,6 +155,9 @@ func New(cfg Config) (*Server, error) {
 
 	sqldb := cfg.DB
 	if sqldb == nil {
+		if err := s.privateDBFiles(); err != nil {
+			return nil, err
+		}
 		var err error
 		sqldb, err = sql.Open("sqlite", sqliteDSN(cfg.DBPath))
 		if err != nil {
@@ -159,6 +173,9 @@ func New(cfg Config) (*Server, error) {
 	if err := s.db.createSchema(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.openSecrets(ctx); err != nil {
+		return nil, err
+	}
 	act := activation.NewSQLStore(sqldb, activation.SQLite)
 	s.actStore = act
 	if err := act.CreateSchema(ctx); err != nil {
@@ -171,6 +188,16 @@ func New(cfg Config) (*Server, error) {
 	s.tunnels = tunnelStore{s.db}
 	s.users = userStore{db: s.db, now: time.Now, rnd: randomID}
 	var err error
+	if cfg.PromoteSchedulerKey {
+		promoted, err := s.db.promoteSchedulerKey(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if !promoted {
+			return nil, fmt.Errorf("%w: PromoteSchedulerKey (--promote-scheduler-key) is set but no next key was prepared (POST /v1/admin/scheduler-keys/next): remove it", errConfig)
+		}
+		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
+	}
 	if s.schedKey, err = s.db.schedulerKey(ctx); err != nil {
 		return nil, err
 	}
@@ -180,12 +207,13 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	// Listener and URL.
-	s.ln = cfg.Listener
-	if s.ln == nil {
-		if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 			return nil, fmt.Errorf("cloudapp: listen: %w", err)
 		}
 	}
+	s.ln = cfg.HTTP.Listener(ln)
 	s.url = cfg.PublicURL
 	if s.url == "" {
 		s.url = "https://" + s.ln.Addr().String()
@@ -258,13 +286,67 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s.http = &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}},
+		Handler:   s.Handler(),
+		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}},
 	}
+	cfg.HTTP.Apply(s.http)
 	ok = true
 	return s, nil
+}
+
+// privateDBFiles creates the database file with mode 0600 before SQLite
+// opens it (SQLite gives its WAL and shared-memory files the database's
+// mode), and tightens the files of an existing database that are readable
+// by others, saying so in the log.
+func (s *Server) privateDBFiles() error {
+	if err := masterkey.CreatePrivate(s.cfg.DBPath); err != nil {
+		return fmt.Errorf("cloudapp: database file (DBPath): %w", err)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		p := s.cfg.DBPath + suffix
+		tightened, err := masterkey.Restrict(p)
+		if err != nil {
+			return fmt.Errorf("cloudapp: database file (DBPath): %w", err)
+		}
+		if tightened {
+			s.log.Warn("cloudapp: database file was readable by other users; set to mode 0600", "path", p)
+		}
+	}
+	return nil
+}
+
+// openSecrets loads (or creates) the master key file and moves secrets an
+// older version kept in the clear in the database under it.
+func (s *Server) openSecrets(ctx context.Context) error {
+	path := s.cfg.MasterKeyFile
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		sealed, err := s.db.hasSealedSecrets(ctx)
+		if err != nil {
+			return err
+		}
+		if sealed {
+			// Creating a new key would lock the existing secrets away for
+			// ever (and connectors pin the signing key).
+			return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
+		}
+	}
+	mk, created, tightened, err := masterkey.LoadOrCreate(path)
+	if err != nil {
+		return fmt.Errorf("cloudapp: master key file (MasterKeyFile, --master-key-file): %w", err)
+	}
+	if created {
+		s.log.Info("cloudapp: master key file created; back it up with the database, apart from it", "path", path)
+	}
+	if tightened {
+		s.log.Warn("cloudapp: master key file was readable by other users; set to mode 0600", "path", path)
+	}
+	s.db.mk = mk
+	moved, err := s.db.migrateSecrets(ctx)
+	if len(moved) > 0 {
+		s.log.Warn("cloudapp: secrets kept in the clear by an older version moved under the master key; old backups of the database still hold them", "names", moved)
+	}
+	return err
 }
 
 // sqliteDSN opens path in WAL mode with a busy timeout (a writer from

@@ -198,9 +198,17 @@ func (a *Agent) openKeys(k Keys) error {
 			return fmt.Errorf("%w: keys: no scheduler key: set keys.scheduler_public_key (the identity file holds none)", ErrConfig)
 		}
 	}
+	var extra []ed25519.PublicKey
+	for i, b64 := range k.ExtraSchedulerPublicKeys {
+		e, err := parseEd25519(b64)
+		if err != nil {
+			return fmt.Errorf("%w: keys.extra_scheduler_public_keys[%d]: %w", ErrConfig, i, err)
+		}
+		extra = append(extra, e)
+	}
 	rel, err := keyenvelope.NewReleaser(keyenvelope.ReleaserConfig{
 		Keyring: kr,
-		Policy:  keyenvelope.TicketPolicy{SchedulerKey: sched},
+		Policy:  keyenvelope.TicketPolicy{SchedulerKey: sched, ExtraSchedulerKeys: extra},
 	})
 	if err != nil {
 		return fmt.Errorf("%w: keys: %w", ErrConfig, err)

@@ -128,6 +128,13 @@ type Keys struct {
 	// Default: the key fetched from the cloud at enrollment and kept in the
 	// identity file. SchedulerKey is its in-memory twin.
 	SchedulerPublicKey string `json:"scheduler_public_key,omitempty"`
+	// ExtraSchedulerPublicKeys are further scheduler keys (standard
+	// base64) whose tickets are accepted: during a rotation of the cloud's
+	// ticket-signing key, its next key before the cloud switches, or its
+	// previous key until every connector pins the new one. See the cloud's
+	// rotation procedure (examples/internal/cloudapp, "Rotating the ticket
+	// signing key"). Empty outside rotations.
+	ExtraSchedulerPublicKeys []string `json:"extra_scheduler_public_keys,omitempty"`
 
 	Keyring      *keyenvelope.Keyring `json:"-"`
 	SchedulerKey ed25519.PublicKey    `json:"-"`
@@ -246,6 +253,11 @@ func (c *Config) Validate() error {
 			}
 		} else if len(k.SchedulerKey) != ed25519.PublicKeySize {
 			bad("keys: scheduler key is %d bytes, want %d", len(k.SchedulerKey), ed25519.PublicKeySize)
+		}
+		for i, e := range k.ExtraSchedulerPublicKeys {
+			if _, err := parseEd25519(e); err != nil {
+				bad("keys.extra_scheduler_public_keys[%d]: %v", i, err)
+			}
 		}
 	}
 	if c.Directory == nil && c.Keys == nil {

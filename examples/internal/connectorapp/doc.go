@@ -41,6 +41,9 @@
 // keys.scheduler_public_key (base64 Ed25519) pins the key that signs release
 // tickets; without it the connector uses the key Enroll fetched from the
 // cloud over verified TLS and kept in the identity file.
+// keys.extra_scheduler_public_keys lists further keys accepted during a
+// rotation of the cloud's signing key (old and new both valid while the
+// cloud switches); empty otherwise.
 //
 // # Sealed passwords
 //
