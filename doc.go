@@ -26,13 +26,12 @@
 //     device activation, on the cloud side.
 //   - [github.com/liaisonhq/liaison/alerts]: presence-fed "Not Connected"
 //     alerts and other alert kinds, with notifiers, on the cloud side.
-//   - [github.com/liaisonhq/liaison/httpguard] and
-//     [github.com/liaisonhq/liaison/masterkey]: small helpers for the cloud
-//     side: timeouts, a connection cap and CSRF protection for its HTTP
-//     server; a master key file its own secrets are sealed under.
 //
 // The five packages do not import each other. They meet through standard
 // library types and small interfaces declared by the package that consumes
 // them; the programs under examples/ compose them into a connector, a cloud
-// endpoint, a device client and a one-process quickstart.
+// endpoint, a device client and a one-process quickstart. Two small
+// module-internal helpers serve the cloud side: internal/httpguard
+// (timeouts, a connection cap, CSRF protection of its HTTP server) and
+// internal/masterkey (a master key file its own secrets are sealed under).
 package liaison

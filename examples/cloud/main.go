@@ -40,7 +40,7 @@ import (
 
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/httpguard"
+	"github.com/liaisonhq/liaison/internal/httpguard"
 )
 
 func main() {

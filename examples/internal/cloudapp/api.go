@@ -14,7 +14,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
-	"github.com/liaisonhq/liaison/httpguard"
+	"github.com/liaisonhq/liaison/internal/httpguard"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 

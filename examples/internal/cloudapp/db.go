@@ -15,7 +15,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
-	"github.com/liaisonhq/liaison/masterkey"
+	"github.com/liaisonhq/liaison/internal/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 

@@ -25,7 +25,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
-	"github.com/liaisonhq/liaison/masterkey"
+	"github.com/liaisonhq/liaison/internal/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
