@@ -24,8 +24,8 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
-	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/internal/masterkey"
+	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
