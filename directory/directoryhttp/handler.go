@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/liaisonhq/liaison/directory"
@@ -81,10 +82,43 @@ func NewHandler(d Directory, opts ...HandlerOption) http.Handler {
 			writeError(w, err)
 			return
 		}
-		v, err := d.CheckCredentials(r.Context(), in.Mapping, in.Name, password)
+		var v directory.User
+		if in.ExpectID != "" {
+			v, err = checkAccount(r.Context(), d, in.Mapping, in.Name, in.ExpectID, password)
+		} else {
+			v, err = d.CheckCredentials(r.Context(), in.Mapping, in.Name, password)
+		}
 		reply(w, v, err)
 	})
 	return mux
+}
+
+// AccountChecker is an optional capability of a [Directory]: a credential
+// check bound to an account's stable ID, as *directory.Client's
+// CheckAccount. A Directory without it gets the same contract from a
+// Lookup before the check (and a comparison after).
+type AccountChecker interface {
+	CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error)
+}
+
+var _ AccountChecker = (*directory.Client)(nil)
+
+func checkAccount(ctx context.Context, d Directory, m directory.Mapping, name, id, password string) (directory.User, error) {
+	if ac, ok := d.(AccountChecker); ok {
+		return ac.CheckAccount(ctx, m, name, id, password)
+	}
+	u, err := d.Lookup(ctx, m, name)
+	if err != nil {
+		return directory.User{}, err
+	}
+	if !strings.EqualFold(u.ID, id) {
+		return directory.User{}, directory.ErrAccountChanged
+	}
+	u, err = d.CheckCredentials(ctx, m, name, password)
+	if err == nil && !strings.EqualFold(u.ID, id) {
+		return directory.User{}, directory.ErrAccountChanged
+	}
+	return u, err
 }
 
 type handler struct {

@@ -25,6 +25,7 @@ const maxBody = 1 << 20
 const (
 	codeNotFound       = "not_found"
 	codeAmbiguous      = "ambiguous"
+	codeAccountChanged = "account_changed"
 	codeInvalidCreds   = "invalid_credentials"
 	codeCursorInvalid  = "cursor_invalid"
 	codeInvalidMapping = "invalid_mapping"
@@ -67,6 +68,10 @@ type (
 		// SealedPassword is the password sealed to the connector's key
 		// (see seal.go), base64url without padding.
 		SealedPassword string `json:"sealed_password,omitempty"`
+		// ExpectID, when set, binds the check to the account with that
+		// stable ID: the handler refuses with account_changed, before any
+		// bind, if Name resolves to another one.
+		ExpectID string `json:"expect_id,omitempty"`
 	}
 )
 
@@ -92,6 +97,7 @@ func wireCodes() []wireCode {
 	return []wireCode{
 		{codeNotFound, http.StatusNotFound, directory.ErrNotFound},
 		{codeAmbiguous, http.StatusConflict, directory.ErrAmbiguous},
+		{codeAccountChanged, http.StatusConflict, directory.ErrAccountChanged},
 		{codeCursorInvalid, http.StatusConflict, directory.ErrCursorInvalid},
 		{codeInvalidMapping, http.StatusBadRequest, directory.ErrInvalidMapping},
 		{codeSizeLimit, http.StatusBadGateway, directory.ErrSizeLimit},

@@ -1,0 +1,82 @@
+package directoryhttp_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
+)
+
+// accountFake has CheckAccount, as *directory.Client has.
+type accountFake struct {
+	*fakeDir
+	gotID string
+}
+
+func (f *accountFake) CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error) {
+	f.gotID = id
+	u, err := f.Lookup(ctx, m, name)
+	if err != nil {
+		return u, err
+	}
+	if u.ID != id {
+		return directory.User{}, directory.ErrAccountChanged
+	}
+	return f.CheckCredentials(ctx, m, name, password)
+}
+
+// A check bound to an account ID reaches the password check only when the
+// name still resolves to that account, whether or not the served directory
+// has CheckAccount itself.
+func TestCheckAccountCrossesTheWire(t *testing.T) {
+	ctx := context.Background()
+	t.Run("handler emulates it over Lookup", func(t *testing.T) {
+		f := newFake(3)
+		c := start(t, f)
+		u, err := c.CheckAccount(ctx, directory.Mapping{}, "user1", "id-1", "s3cret")
+		require.NoError(t, err)
+		assert.Equal(t, "id-1", u.ID)
+
+		f.gotPw = ""
+		_, err = c.CheckAccount(ctx, directory.Mapping{}, "user1", "id-2", "s3cret")
+		assert.ErrorIs(t, err, directory.ErrAccountChanged)
+		assert.Empty(t, f.gotPw, "the password check was never reached")
+
+		_, err = c.CheckAccount(ctx, directory.Mapping{}, "user1", "", "s3cret")
+		assert.ErrorIs(t, err, directory.ErrAccountChanged, "an empty ID binds to nothing")
+		_, err = c.CheckAccount(ctx, directory.Mapping{}, "user1", "id-1", "")
+		assert.ErrorIs(t, err, directory.ErrEmptyPassword)
+	})
+	t.Run("handler delegates to CheckAccount", func(t *testing.T) {
+		f := &accountFake{fakeDir: newFake(3)}
+		srv := httptest.NewServer(directoryhttp.NewHandler(f))
+		t.Cleanup(srv.Close)
+		c, err := directoryhttp.NewClient(srv.URL, srv.Client().Transport)
+		require.NoError(t, err)
+		_, err = c.CheckAccount(ctx, directory.Mapping{}, "user2", "id-0", "s3cret")
+		assert.ErrorIs(t, err, directory.ErrAccountChanged)
+		assert.Equal(t, "id-0", f.gotID)
+		assert.Empty(t, f.gotPw)
+		u, err := c.CheckCredentials(ctx, directory.Mapping{}, "user2", "s3cret")
+		require.NoError(t, err)
+		assert.Equal(t, "id-2", u.ID, "without an ID the plain check runs")
+	})
+	t.Run("a remote side that ignores expect_id", func(t *testing.T) {
+		// An older or hostile connector answers for another account.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(directory.User{ID: "someone-else", Login: "user1"})
+		}))
+		t.Cleanup(srv.Close)
+		c, err := directoryhttp.NewClient(srv.URL, srv.Client().Transport)
+		require.NoError(t, err)
+		_, err = c.CheckAccount(ctx, directory.Mapping{}, "user1", "id-1", "s3cret")
+		assert.ErrorIs(t, err, directory.ErrAccountChanged)
+	})
+}
