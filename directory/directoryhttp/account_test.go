@@ -80,3 +80,41 @@ func TestCheckAccountCrossesTheWire(t *testing.T) {
 		assert.ErrorIs(t, err, directory.ErrAccountChanged)
 	})
 }
+
+// resolveFake has Resolve, as *directory.Client has.
+type resolveFake struct {
+	*fakeDir
+	resolved int
+}
+
+func (f *resolveFake) Resolve(ctx context.Context, m directory.Mapping, name string) (directory.User, error) {
+	f.resolved++
+	u, err := f.Lookup(ctx, m, name)
+	u.Groups = nil
+	return u, err
+}
+
+func TestResolveCrossesTheWire(t *testing.T) {
+	ctx := context.Background()
+	f := &resolveFake{fakeDir: newFake(3)}
+	srv := httptest.NewServer(directoryhttp.NewHandler(f))
+	t.Cleanup(srv.Close)
+	c, err := directoryhttp.NewClient(srv.URL, srv.Client().Transport)
+	require.NoError(t, err)
+	u, err := c.Resolve(ctx, directory.Mapping{}, "user1")
+	require.NoError(t, err)
+	assert.Equal(t, "id-1", u.ID)
+	assert.Nil(t, u.Groups)
+	assert.Equal(t, 1, f.resolved)
+	_, err = c.Resolve(ctx, directory.Mapping{}, "nobody")
+	assert.ErrorIs(t, err, directory.ErrNotFound)
+	u, err = c.Lookup(ctx, directory.Mapping{}, "user1")
+	require.NoError(t, err)
+	assert.NotEmpty(t, u.Groups, "Lookup still brings the groups")
+	assert.Equal(t, 2, f.resolved)
+
+	// A directory without Resolve answers with Lookup.
+	u, err = start(t, newFake(3)).Resolve(ctx, directory.Mapping{}, "user2")
+	require.NoError(t, err)
+	assert.Equal(t, "id-2", u.ID)
+}

@@ -90,6 +90,14 @@ func (c *Client) Lookup(ctx context.Context, m directory.Mapping, name string) (
 	return v, err
 }
 
+// Resolve finds one user of the mapping without its groups (see
+// directory.Client.Resolve).
+func (c *Client) Resolve(ctx context.Context, m directory.Mapping, name string) (directory.User, error) {
+	var v directory.User
+	err := c.post(ctx, "/lookup", lookupRequest{Mapping: m, Name: name, NoGroups: true}, &v)
+	return v, err
+}
+
 // CheckCredentials checks a password (see directory.Client.CheckCredentials).
 // An empty password is refused here, before anything is sent.
 func (c *Client) CheckCredentials(ctx context.Context, m directory.Mapping, name, password string) (directory.User, error) {

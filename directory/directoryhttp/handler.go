@@ -68,7 +68,13 @@ func NewHandler(d Directory, opts ...HandlerOption) http.Handler {
 		if !readJSON(w, r, &in) {
 			return
 		}
-		v, err := d.Lookup(r.Context(), in.Mapping, in.Name)
+		var v directory.User
+		var err error
+		if res, ok := d.(Resolver); ok && in.NoGroups {
+			v, err = res.Resolve(r.Context(), in.Mapping, in.Name)
+		} else {
+			v, err = d.Lookup(r.Context(), in.Mapping, in.Name)
+		}
 		reply(w, v, err)
 	})
 	mux.HandleFunc("POST /credentials", func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +107,17 @@ type AccountChecker interface {
 	CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error)
 }
 
-var _ AccountChecker = (*directory.Client)(nil)
+// Resolver is an optional capability of a [Directory]: Lookup without the
+// user's groups, as *directory.Client's Resolve. Without it a no_groups
+// lookup is answered by Lookup.
+type Resolver interface {
+	Resolve(ctx context.Context, m directory.Mapping, name string) (directory.User, error)
+}
+
+var (
+	_ AccountChecker = (*directory.Client)(nil)
+	_ Resolver       = (*directory.Client)(nil)
+)
 
 func checkAccount(ctx context.Context, d Directory, m directory.Mapping, name, id, password string) (directory.User, error) {
 	if ac, ok := d.(AccountChecker); ok {

@@ -60,6 +60,8 @@ type (
 	lookupRequest struct {
 		Mapping directory.Mapping `json:"mapping"`
 		Name    string            `json:"name"`
+		// NoGroups asks for the user without its groups (Resolve).
+		NoGroups bool `json:"no_groups,omitempty"`
 	}
 	credentialsRequest struct {
 		Mapping  directory.Mapping `json:"mapping"`

@@ -252,3 +252,28 @@ func TestIntegrationWithoutGuardLocks(t *testing.T) {
 		assert.Contains(t, reasons, directory.ReasonLocked)
 	})
 }
+
+// A check bound to one account's ID, given a name of another account, is
+// refused before any bind: the other account's count does not move.
+func TestIntegrationCheckAccountRefusesAnotherAccount(t *testing.T) {
+	eachServer(t, func(t *testing.T, s directorytest.Server) {
+		b := newLockoutBed(t, s)
+		guarded, _ := directorytest.LockoutUserByKey("guarded")
+		control, _ := directorytest.LockoutUserByKey("control")
+		b.reset(t, control)
+		t.Cleanup(func() { b.reset(t, control) })
+		g, err := b.c.Resolve(t.Context(), b.m, guarded.Mail)
+		require.NoError(t, err)
+		require.NotEmpty(t, g.ID)
+		assert.Nil(t, g.Groups, "Resolve does not resolve groups")
+		for range 3 {
+			_, err = b.c.CheckAccount(t.Context(), b.m, control.Login, g.ID, "wrong")
+			require.ErrorIs(t, err, directory.ErrAccountChanged)
+		}
+		st := b.state(t, control)
+		assert.Zero(t, st.failures, "no bind reached the other account: %s", st.raw)
+		u, err := b.c.CheckAccount(t.Context(), b.m, strings.ToUpper(guarded.Login), g.ID, guarded.Password)
+		require.NoError(t, err, "the bound check of the right account works")
+		assert.Equal(t, g.ID, u.ID)
+	})
+}
