@@ -161,11 +161,13 @@ func (c *counter) prune(now time.Time) {
 	c.failures = c.failures[i:]
 }
 
+// retry rounds a wait up to whole seconds (what HTTP's Retry-After
+// carries), at least one.
 func retry(d time.Duration) time.Duration {
 	if d < time.Second {
 		return time.Second
 	}
-	return d
+	return (d + time.Second - 1).Truncate(time.Second)
 }
 
 // Len returns how many counters the store holds.
