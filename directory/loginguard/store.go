@@ -38,7 +38,8 @@ type MemoryConfig struct {
 	// MaxKeys counters are all live (a spray of more distinct names or
 	// sources than that within the window), attempts on new keys are
 	// throttled until the oldest live counter expires: the store fails
-	// closed rather than forget a failure. Default 100 000 (about 30 MB).
+	// closed rather than forget a failure. Default 100 000 (about 25 MB,
+	// measured with one failure each).
 	MaxKeys int
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
