@@ -200,7 +200,7 @@ func TestIntegrationGuardNeverLocks(t *testing.T) {
 			wg.Wait()
 		}
 		require.EqualValues(t, attempts, failed.Load()+throttled.Load())
-		t.Logf("%s: %d attempts, %d checks reached the directory, %d refused by it, %d throttled",
+		t.Logf("%s: %d attempts, %d checks reached the directory, %d refused (bad password or unknown spelling), %d throttled",
 			s.Flavor, attempts, d.checks.Load(), failed.Load(), throttled.Load())
 		assert.EqualValues(t, directorytest.LockoutThreshold-1, d.checks.Load(), "binds that reached the directory")
 
