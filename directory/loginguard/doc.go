@@ -56,7 +56,16 @@
 //     ("Reset account lockout counter after", msDS-LockoutObservationWindow;
 //     pwdFailureCountInterval, and when that is 0 the guard cannot help);
 //   - every path of this service that binds as the user goes through the
-//     same Guard (or the same Store).
+//     same Guard, and every node of the service shares one Store: N nodes
+//     with a MemoryStore each grant N times MaxFailures;
+//   - the counters outlive the window: a MemoryStore forgets everything on
+//     restart, so a restart within the window grants a fresh MaxFailures
+//     (with MaxFailures 3 under a threshold of 10, two restarts within the
+//     window still cannot lock; under a threshold of 5, one can). Use a
+//     persistent or shared Store where restarts are frequent;
+//   - the directory resets its count on a successful bind, as Active
+//     Directory (badPwdCount) and OpenLDAP ppolicy (pwdFailureTime) do,
+//     since the guard resets its own.
 //
 // # Errors
 //
