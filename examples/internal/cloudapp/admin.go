@@ -30,8 +30,9 @@ var (
 	// ErrLoginFailed: a web login was refused. It says nothing about why,
 	// to the caller; the log and LoginError.Reason do.
 	ErrLoginFailed = errors.New("cloudapp: login failed")
-	// ErrLoginThrottled: too many failed logins of this account recently;
-	// the directory was not asked, so it cannot lock the account.
+	// ErrLoginThrottled: too many failed logins of this account (however
+	// spelled), of this unknown name, or from this source recently; the
+	// directory was not asked, so it cannot lock the account.
 	ErrLoginThrottled = errors.New("cloudapp: too many failed logins, try later")
 )
 
