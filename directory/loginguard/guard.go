@@ -164,7 +164,9 @@ func (g *Guard) Login(ctx context.Context, d Directory, a Attempt) (directory.Us
 		return directory.User{}, fmt.Errorf("%w: %w", ErrFailed, directory.ErrNotFound)
 	}
 	// The releases must run even when ctx is done: a reservation left open
-	// would count as a failure for ever.
+	// counts as a failure until the store expires it. Their errors are
+	// dropped for the same reason: a release that did not land leaves the
+	// attempt counted as a failure, the safe side (see Store).
 	bg := context.WithoutCancel(ctx)
 
 	var srcKey string

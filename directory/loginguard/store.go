@@ -20,8 +20,9 @@ const (
 // Store keeps failure counters by key. Keys are short ASCII strings
 // ([A-Za-z0-9._-]). An implementation shared by several nodes makes the
 // limits hold across them; it must make Reserve atomic (two nodes may not
-// both take the last slot), and should expire a reservation that is never
-// released (a node died mid-check) as a failure after the window.
+// both take the last slot), and must count a reservation that is never
+// released (a node died mid-check, a Release that failed) as a failure
+// until the window has passed: the guard ignores Release errors.
 type Store interface {
 	// Reserve takes one attempt on key unless its failures within window
 	// plus its attempts in flight reach max; then it returns a
