@@ -29,7 +29,8 @@
 //     Directory resets badPwdCount), a failure adds to it, and an outcome
 //     the guard cannot know (a timeout, a lost connection after the request
 //     left) counts as a failure, since the bind may have reached the
-//     directory.
+//     directory; [directory.ErrUnavailable] (no server could be dialled)
+//     does not.
 //
 // Names that resolve to nothing (or to more than one account) never reach a
 // bind; they count per realm and typed string, case-folded, trimmed, with

@@ -216,12 +216,15 @@ func (g *Guard) Login(ctx context.Context, d Directory, a Attempt) (directory.Us
 	case errors.Is(err, directory.ErrEmptyPassword):
 		_ = g.store.Release(bg, acctKey, Neutral) // refused before any bind
 		return directory.User{}, fmt.Errorf("%w: %w", ErrFailed, err)
+	case errors.Is(err, directory.ErrUnavailable):
+		_ = g.store.Release(bg, acctKey, Neutral) // no server could be dialled: no bind was sent
+		return directory.User{}, err
 	case errors.Is(err, directory.ErrInvalidCredentials), errors.Is(err, directory.ErrNotFound),
 		errors.Is(err, directory.ErrAmbiguous), errors.Is(err, directory.ErrAccountChanged):
 	default:
-		// Unreachable directory, lost tunnel, timeout: the bind may have
-		// reached the directory, so it costs the account one attempt; the
-		// source is not blamed.
+		// Lost connection or tunnel, timeout: the bind may have reached
+		// the directory, so it costs the account one attempt; the source is
+		// not blamed.
 		_ = g.store.Release(bg, acctKey, Failure)
 		return directory.User{}, err
 	}

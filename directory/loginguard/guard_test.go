@@ -3,6 +3,7 @@ package loginguard_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,11 +317,17 @@ func (d accountRenamingDir) CheckAccount(ctx context.Context, m directory.Mappin
 
 func TestUnknownOutcomeCountsAgainstTheAccount(t *testing.T) {
 	d := newFakeDir()
-	d.checkErr = directory.ErrUnavailable
 	g, _ := newGuard(t, loginguard.Config{MaxFailures: 2, MaxSourceFailures: 1})
+	d.checkErr = fmt.Errorf("directory: %w", directory.ErrUnavailable)
+	for range 5 {
+		_, err := g.Login(context.Background(), d, loginguard.Attempt{Realm: "r", Name: "bob", Password: "right", Source: "192.0.2.9"})
+		require.ErrorIs(t, err, directory.ErrUnavailable, "no server dialled, no bind sent: not counted")
+	}
+	lost := errors.New("ldap: connection closed")
+	d.checkErr = lost
 	for range 2 {
 		_, err := g.Login(context.Background(), d, loginguard.Attempt{Realm: "r", Name: "bob", Password: "right", Source: "192.0.2.9"})
-		require.ErrorIs(t, err, directory.ErrUnavailable)
+		require.ErrorIs(t, err, lost)
 		assert.NotErrorIs(t, err, loginguard.ErrFailed, "not a refusal: the directory could not answer")
 	}
 	d.checkErr = nil
