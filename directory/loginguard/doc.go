@@ -80,7 +80,12 @@
 // # What it won't do
 //
 // It does not stop other clients of the directory from locking accounts,
-// and it cannot undo a lockout. It does not normalise Unicode forms of names
+// and it cannot undo a lockout. It trusts the answers of the Directory it is
+// given: when those cross a relay that could alter them (a remote directory
+// behind a TLS-inspecting proxy), the resolved ID, the expected ID of the
+// check and the verdict must be authenticated end to end, or a forged
+// success (which resets the count) or a forged ID (a fresh count) would
+// let binds through. It does not normalise Unicode forms of names
 // that resolve to nothing (NFC and NFD spellings of an unknown name count
 // apart; no account is at risk, no bind is sent, and the per-source limit
 // still applies). It does not equalise response times between unknown names
