@@ -14,7 +14,9 @@
 //   - [github.com/liaisonhq/liaison/directory]: Active Directory and LDAP.
 //     Browse naming contexts, OUs and groups, search users of a mapping
 //     (paged and streamed), look a user up, check a credential, track
-//     changes. Used by the connector.
+//     changes. Used by the connector. Its subpackage
+//     [github.com/liaisonhq/liaison/directory/loginguard] fronts a web login
+//     so that it can never lock a directory account.
 //   - [github.com/liaisonhq/liaison/keyenvelope]: digital envelope
 //     encryption. Wrap per-user data keys (ekeys) under a connector-held
 //     key-encryption key, seal releases to backup workers with HPKE, rotate

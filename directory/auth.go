@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -25,6 +26,28 @@ import (
 // matches nobody is [ErrNotFound], more than one [ErrAmbiguous]. The
 // password is never logged nor put in an error.
 func (c *Client) CheckCredentials(ctx context.Context, m Mapping, name, password string) (User, error) {
+	return c.checkCredentials(ctx, m, name, "", password)
+}
+
+// CheckAccount is [Client.CheckCredentials] bound to one account: name
+// must still resolve to the user whose stable ID ([User.ID]) is id, or
+// CheckAccount returns [ErrAccountChanged] without sending any bind. A
+// login guard that counts failures per account (package
+// directory/loginguard) resolves the name first and checks with the ID it
+// counted against, so a name that moved to another account between the
+// two steps can never cost that other account a bad-password bind. An
+// empty id is refused with ErrAccountChanged too.
+func (c *Client) CheckAccount(ctx context.Context, m Mapping, name, id, password string) (User, error) {
+	if id == "" {
+		if password == "" {
+			return User{}, &CredentialError{Reason: ReasonEmptyPassword}
+		}
+		return User{}, ErrAccountChanged
+	}
+	return c.checkCredentials(ctx, m, name, id, password)
+}
+
+func (c *Client) checkCredentials(ctx context.Context, m Mapping, name, wantID, password string) (User, error) {
 	if password == "" {
 		return User{}, &CredentialError{Reason: ReasonEmptyPassword}
 	}
@@ -43,6 +66,9 @@ func (c *Client) CheckCredentials(ctx context.Context, m Mapping, name, password
 	})
 	if err != nil {
 		return User{}, err
+	}
+	if wantID != "" && !strings.EqualFold(u.ID, wantID) {
+		return User{}, ErrAccountChanged
 	}
 	var prof *profile
 	if c.authMode == authDedicated {

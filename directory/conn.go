@@ -246,8 +246,11 @@ func (c *Client) use(ctx context.Context, p *pool, fn func(ctx context.Context, 
 		}
 		err = c.guard(ctx, cn, fn)
 		healthy := err == nil || !isConnBroken(err) && ctx.Err() == nil
+		// Read cn's state before put: once back in the pool, another
+		// goroutine may take it (and put resets it).
+		stale := cn.pooled && !cn.delivered
 		p.put(cn, healthy)
-		if err != nil && cn.pooled && !cn.delivered && attempt == 0 && isConnBroken(err) && ctx.Err() == nil {
+		if err != nil && stale && attempt == 0 && isConnBroken(err) && ctx.Err() == nil {
 			continue
 		}
 		return err

@@ -69,6 +69,12 @@
 // sub-codes (52e, 775, 533, 532, 701, 773) or OpenLDAP's password-policy
 // response control. Passwords are never logged.
 //
+// A service that checks passwords on users' behalf must not lock their
+// accounts: put package directory/loginguard in front. It resolves the name
+// with [Client.Resolve] (a lookup without groups) and checks with
+// [Client.CheckAccount], which refuses with [ErrAccountChanged], before any
+// bind, when the name no longer resolves to the account it counted.
+//
 // # Change tracking
 //
 // Every full scan returns a [Cursor]; [Client.Changes] returns the users

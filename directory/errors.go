@@ -22,6 +22,10 @@ var (
 	// anonymous bind that Active Directory reports as a success). The
 	// *CredentialError that carries it also matches ErrInvalidCredentials.
 	ErrEmptyPassword = errors.New("directory: empty password")
+	// ErrAccountChanged: [Client.CheckAccount] found that the name no
+	// longer resolves to the account it was asked to check (renamed, moved,
+	// or replaced since the caller resolved it). No bind was sent.
+	ErrAccountChanged = errors.New("directory: name resolves to another account")
 	// ErrSizeLimit: the server stopped a search at its size limit. A search
 	// never ends silently on a limit.
 	ErrSizeLimit = errors.New("directory: size limit exceeded")

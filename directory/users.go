@@ -232,6 +232,29 @@ func (c *Client) Lookup(ctx context.Context, m Mapping, name string) (User, erro
 	return found, err
 }
 
+// Resolve finds one user of the mapping by login, UPN or email, like
+// [Client.Lookup], without resolving the user's nested groups (Groups is
+// nil unless the mapping names groups): the cheap search to run before a
+// credential check, for example by a login guard that needs only the
+// account's stable ID. It returns [ErrNotFound] and [ErrAmbiguous] as
+// Lookup does.
+func (c *Client) Resolve(ctx context.Context, m Mapping, name string) (User, error) {
+	cm, err := m.compile()
+	if err != nil {
+		return User{}, err
+	}
+	if name == "" {
+		return User{}, ErrNotFound
+	}
+	var found User
+	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+		u, err := c.lookup(cn, cm, name, false)
+		found = u
+		return err
+	})
+	return found, err
+}
+
 // lookup finds name in the mapping; withGroups resolves nested groups
 // (needed anyway when the mapping names groups and the server has no
 // in-chain rule).

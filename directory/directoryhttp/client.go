@@ -90,14 +90,42 @@ func (c *Client) Lookup(ctx context.Context, m directory.Mapping, name string) (
 	return v, err
 }
 
+// Resolve finds one user of the mapping without its groups (see
+// directory.Client.Resolve).
+func (c *Client) Resolve(ctx context.Context, m directory.Mapping, name string) (directory.User, error) {
+	var v directory.User
+	err := c.post(ctx, "/lookup", lookupRequest{Mapping: m, Name: name, NoGroups: true}, &v)
+	return v, err
+}
+
 // CheckCredentials checks a password (see directory.Client.CheckCredentials).
 // An empty password is refused here, before anything is sent.
 func (c *Client) CheckCredentials(ctx context.Context, m directory.Mapping, name, password string) (directory.User, error) {
+	return c.check(ctx, m, name, "", password)
+}
+
+// CheckAccount checks a password bound to the account whose stable ID is
+// id (see directory.Client.CheckAccount): the remote side refuses with an
+// error matching directory.ErrAccountChanged, before any bind, when name
+// resolves to another account. An empty id is refused here.
+func (c *Client) CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error) {
+	if id == "" && password != "" {
+		return directory.User{}, directory.ErrAccountChanged
+	}
+	u, err := c.check(ctx, m, name, id, password)
+	if err == nil && !strings.EqualFold(u.ID, id) {
+		// A remote side that ignored expect_id answered for another account.
+		return directory.User{}, directory.ErrAccountChanged
+	}
+	return u, err
+}
+
+func (c *Client) check(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error) {
 	if password == "" {
 		return directory.User{}, &directory.CredentialError{Reason: directory.ReasonEmptyPassword}
 	}
 	var v directory.User
-	req := credentialsRequest{Mapping: m, Name: name, Password: password}
+	req := credentialsRequest{Mapping: m, Name: name, Password: password, ExpectID: id}
 	if c.key != nil {
 		sealed, err := sealPassword(c.key, name, password, c.now())
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/liaisonhq/liaison/directory"
@@ -67,7 +68,13 @@ func NewHandler(d Directory, opts ...HandlerOption) http.Handler {
 		if !readJSON(w, r, &in) {
 			return
 		}
-		v, err := d.Lookup(r.Context(), in.Mapping, in.Name)
+		var v directory.User
+		var err error
+		if res, ok := d.(Resolver); ok && in.NoGroups {
+			v, err = res.Resolve(r.Context(), in.Mapping, in.Name)
+		} else {
+			v, err = d.Lookup(r.Context(), in.Mapping, in.Name)
+		}
 		reply(w, v, err)
 	})
 	mux.HandleFunc("POST /credentials", func(w http.ResponseWriter, r *http.Request) {
@@ -81,10 +88,53 @@ func NewHandler(d Directory, opts ...HandlerOption) http.Handler {
 			writeError(w, err)
 			return
 		}
-		v, err := d.CheckCredentials(r.Context(), in.Mapping, in.Name, password)
+		var v directory.User
+		if in.ExpectID != "" {
+			v, err = checkAccount(r.Context(), d, in.Mapping, in.Name, in.ExpectID, password)
+		} else {
+			v, err = d.CheckCredentials(r.Context(), in.Mapping, in.Name, password)
+		}
 		reply(w, v, err)
 	})
 	return mux
+}
+
+// AccountChecker is an optional capability of a [Directory]: a credential
+// check bound to an account's stable ID, as *directory.Client's
+// CheckAccount. A Directory without it gets the same contract from a
+// Lookup before the check (and a comparison after).
+type AccountChecker interface {
+	CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error)
+}
+
+// Resolver is an optional capability of a [Directory]: Lookup without the
+// user's groups, as *directory.Client's Resolve. Without it a no_groups
+// lookup is answered by Lookup.
+type Resolver interface {
+	Resolve(ctx context.Context, m directory.Mapping, name string) (directory.User, error)
+}
+
+var (
+	_ AccountChecker = (*directory.Client)(nil)
+	_ Resolver       = (*directory.Client)(nil)
+)
+
+func checkAccount(ctx context.Context, d Directory, m directory.Mapping, name, id, password string) (directory.User, error) {
+	if ac, ok := d.(AccountChecker); ok {
+		return ac.CheckAccount(ctx, m, name, id, password)
+	}
+	u, err := d.Lookup(ctx, m, name)
+	if err != nil {
+		return directory.User{}, err
+	}
+	if !strings.EqualFold(u.ID, id) {
+		return directory.User{}, directory.ErrAccountChanged
+	}
+	u, err = d.CheckCredentials(ctx, m, name, password)
+	if err == nil && !strings.EqualFold(u.ID, id) {
+		return directory.User{}, directory.ErrAccountChanged
+	}
+	return u, err
 }
 
 type handler struct {

@@ -25,6 +25,7 @@ const maxBody = 1 << 20
 const (
 	codeNotFound       = "not_found"
 	codeAmbiguous      = "ambiguous"
+	codeAccountChanged = "account_changed"
 	codeInvalidCreds   = "invalid_credentials"
 	codeCursorInvalid  = "cursor_invalid"
 	codeInvalidMapping = "invalid_mapping"
@@ -59,6 +60,8 @@ type (
 	lookupRequest struct {
 		Mapping directory.Mapping `json:"mapping"`
 		Name    string            `json:"name"`
+		// NoGroups asks for the user without its groups (Resolve).
+		NoGroups bool `json:"no_groups,omitempty"`
 	}
 	credentialsRequest struct {
 		Mapping  directory.Mapping `json:"mapping"`
@@ -67,6 +70,10 @@ type (
 		// SealedPassword is the password sealed to the connector's key
 		// (see seal.go), base64url without padding.
 		SealedPassword string `json:"sealed_password,omitempty"`
+		// ExpectID, when set, binds the check to the account with that
+		// stable ID: the handler refuses with account_changed, before any
+		// bind, if Name resolves to another one.
+		ExpectID string `json:"expect_id,omitempty"`
 	}
 )
 
@@ -92,6 +99,7 @@ func wireCodes() []wireCode {
 	return []wireCode{
 		{codeNotFound, http.StatusNotFound, directory.ErrNotFound},
 		{codeAmbiguous, http.StatusConflict, directory.ErrAmbiguous},
+		{codeAccountChanged, http.StatusConflict, directory.ErrAccountChanged},
 		{codeCursorInvalid, http.StatusConflict, directory.ErrCursorInvalid},
 		{codeInvalidMapping, http.StatusBadRequest, directory.ErrInvalidMapping},
 		{codeSizeLimit, http.StatusBadGateway, directory.ErrSizeLimit},

@@ -41,6 +41,14 @@
 //   - two users sharing one mail (shared@liaison.test);
 //   - the same login "dupe" in two OUs (OpenLDAP; see below for AD).
 //
+// # Lockout-test users
+//
+// [LockoutUsers] are made by scripts/testbed/lockout (run by
+// scripts/testbed/start) under OU=Lockout, outside Corp, with a policy of
+// their own ([LockoutThreshold] failures within [LockoutWindow] lock until
+// an administrator unlocks). Only tests that lock accounts on purpose use
+// them, and they unlock them when done.
+//
 // # OpenLDAP conventions
 //
 // Users are inetOrgPerson + posixAccount entries named by cn, with the login

@@ -18,11 +18,18 @@ func main() {
 	base := flag.String("base", "", "base DN the data goes under (default: dc=liaison,dc=test)")
 	counts := flag.Bool("counts", false, "print counts (users, groups, ous, disabled) instead of LDIF")
 	user := flag.String("user", "", "print one user, by key, as DN, login, sAMAccountName and password lines, instead of LDIF")
+	lockout := flag.Bool("lockout", false, "print the lockout-test users (directorytest.LockoutUsers), one a line: DN, login, CN, mail, UPN and password, tab-separated, instead of LDIF")
 	flag.Parse()
 	if *base == "" {
 		*base = "dc=liaison,dc=test"
 	}
 	d := directorytest.Generate(*seed, *users)
+	if *lockout {
+		for _, u := range directorytest.LockoutUsers() {
+			fmt.Printf("%s\t%s\t%s\t%s\t%s\t%s\n", u.DN(*base), u.Login, u.CN, u.Mail, u.UPN, u.Password)
+		}
+		return
+	}
 	if *user != "" {
 		u, ok := d.User(*user)
 		if !ok {

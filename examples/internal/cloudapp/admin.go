@@ -14,6 +14,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
 )
@@ -29,8 +30,9 @@ var (
 	// ErrLoginFailed: a web login was refused. It says nothing about why,
 	// to the caller; the log and LoginError.Reason do.
 	ErrLoginFailed = errors.New("cloudapp: login failed")
-	// ErrLoginThrottled: too many failed logins of this account recently;
-	// the directory was not asked, so it cannot lock the account.
+	// ErrLoginThrottled: too many failed logins of this account (however
+	// spelled), of this unknown name, or from this source recently; the
+	// directory was not asked, so it cannot lock the account.
 	ErrLoginThrottled = errors.New("cloudapp: too many failed logins, try later")
 )
 
@@ -252,12 +254,19 @@ func (e *LoginError) Error() string {
 func (e *LoginError) Unwrap() []error { return []error{e.Err, e.Cause} }
 
 // Login checks a user's password against tenant's directory, within a
-// mapping, through a connector. Failed attempts per account are counted:
-// after Config.LoginMaxFailures within Config.LoginWindow further attempts are
-// refused with ErrLoginThrottled without reaching the directory, so the cloud
-// can never push an account over the domain's lockout threshold. Concurrent
-// attempts count as failures until they finish.
+// mapping, through a connector, behind the login guard
+// (directory/loginguard): failed attempts are counted per account as the
+// directory resolves it (every spelling of one name shares a count), and
+// after Config.LoginMaxFailures within Config.LoginWindow further attempts
+// are refused with ErrLoginThrottled without reaching the directory, so the
+// cloud can never push an account over the domain's lockout threshold.
+// Concurrent attempts count as failures until they finish.
 func (s *Server) Login(ctx context.Context, tenant, mappingID, login, password string) (LoginResult, error) {
+	return s.login(ctx, tenant, mappingID, login, password, "")
+}
+
+// login is Login with the client's address, for the per-source limit.
+func (s *Server) login(ctx context.Context, tenant, mappingID, login, password, source string) (LoginResult, error) {
 	if login == "" || password == "" {
 		return LoginResult{}, &LoginError{Err: ErrLoginFailed, Reason: directory.ReasonEmptyPassword}
 	}
@@ -269,20 +278,14 @@ func (s *Server) Login(ctx context.Context, tenant, mappingID, login, password s
 	if err != nil {
 		return LoginResult{}, err
 	}
-	key := tenant + "\x00" + strings.ToLower(login)
-	release, ok := s.logins.acquire(key)
-	if !ok {
-		return LoginResult{}, &LoginError{Err: ErrLoginThrottled}
-	}
-	u, err := d.CheckCredentials(ctx, m.Mapping, login, password)
+	u, err := s.logins.Login(ctx, d, loginguard.Attempt{Realm: tenant, Mapping: m.Mapping, Name: login, Password: password, Source: source})
 	switch {
 	case err == nil:
-		release(false)
-	case errors.Is(err, directory.ErrInvalidCredentials), errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrAmbiguous):
-		release(true)
+	case errors.Is(err, loginguard.ErrThrottled):
+		return LoginResult{}, &LoginError{Err: ErrLoginThrottled, Cause: err}
+	case errors.Is(err, loginguard.ErrFailed):
 		return LoginResult{}, &LoginError{Err: ErrLoginFailed, Reason: directory.ReasonOf(err), Cause: err}
 	default:
-		release(false) // the directory was not reached: not a failed attempt
 		return LoginResult{}, err
 	}
 	res := LoginResult{User: u}

@@ -14,6 +14,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/internal/httpguard"
 	"github.com/liaisonhq/liaison/tunnel"
 )
@@ -325,19 +326,13 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if splitErr != nil {
 		src = r.RemoteAddr
 	}
-	release, ok := s.sources.acquire(src)
-	if !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.LoginWindow.Seconds())))
-		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: ErrLoginThrottled.Error()})
-		return
-	}
-	res, err := s.Login(r.Context(), in.Tenant, in.MappingID, in.Login, in.Password)
-	release(errors.Is(err, ErrLoginFailed))
+	res, err := s.login(r.Context(), in.Tenant, in.MappingID, in.Login, in.Password, src)
+	var te *loginguard.ThrottledError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, res)
-	case errors.Is(err, ErrLoginThrottled):
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.LoginWindow.Seconds())))
+	case errors.As(err, &te):
+		w.Header().Set("Retry-After", strconv.Itoa(int((te.RetryAfter+time.Second-1)/time.Second)))
 		writeJSON(w, http.StatusTooManyRequests, errorBody{Error: ErrLoginThrottled.Error()})
 	case errors.Is(err, ErrLoginFailed), errors.Is(err, ErrNotFound):
 		writeJSON(w, http.StatusUnauthorized, errorBody{Error: ErrLoginFailed.Error()})

@@ -44,13 +44,19 @@
 //
 // # Web login and lockout
 //
-// Server.Login counts failed attempts per account and stops asking the
-// directory after Config.LoginMaxFailures (default 3) within
-// Config.LoginWindow (default 30 minutes): with the count below the domain's
-// lockout threshold and the window at least its lockout observation window,
-// the cloud can never lock an account, whatever is thrown at the login
-// endpoint. The HTTP endpoint also limits failures per source address
-// (Config.LoginSourceMaxFailures), against sprays of a few guesses over many
+// Server.Login goes through a directory/loginguard Guard: the typed name is
+// resolved to the account's stable ID before any bind, and failures are
+// counted per account, so sAMAccountName, UPN, mail, case and spacing
+// variants of one name share one count; the check is bound to that ID on
+// the connector (a name that moved to another account meanwhile is refused
+// before any bind). After Config.LoginMaxFailures (default 3) within
+// Config.LoginWindow (default 30 minutes) the directory is not asked again:
+// with the count below the domain's lockout threshold and the window at
+// least its lockout observation window, the cloud can never lock an
+// account, whatever is thrown at the login endpoint. Names that resolve to
+// nothing count per typed name (folded) and get the same answers. The HTTP
+// endpoint also limits failures per source address (IPv6 per /64,
+// Config.LoginSourceMaxFailures), against sprays of a few guesses over many
 // accounts. Attempts in flight count as failures until they end.
 // The counters live in memory: a restart forgets them.
 //

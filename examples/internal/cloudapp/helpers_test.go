@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -259,7 +260,8 @@ func (f *fakeDir) Changes(ctx context.Context, _ directory.Mapping, _ directory.
 func (f *fakeDir) Lookup(_ context.Context, _ directory.Mapping, name string) (directory.User, error) {
 	users, _, _ := f.snapshot()
 	for _, u := range users {
-		if u.Login == name {
+		// As a directory does: login or UPN, in any case.
+		if strings.EqualFold(u.Login, name) || u.UPN != "" && strings.EqualFold(u.UPN, name) {
 			return u, nil
 		}
 	}
@@ -273,7 +275,7 @@ func (f *fakeDir) CheckCredentials(ctx context.Context, m directory.Mapping, nam
 	}
 	f.authCalls.Add(1)
 	f.mu.Lock()
-	ok := f.passwords[name] == password
+	ok := f.passwords[u.Login] == password
 	f.mu.Unlock()
 	if !ok {
 		return directory.User{}, &directory.CredentialError{Reason: directory.ReasonBadPassword}

@@ -46,14 +46,21 @@ func (s *Server) defaultDirectory(tenant string, rt http.RoundTripper) Directory
 }
 
 func (d *remoteDirectory) CheckCredentials(ctx context.Context, m directory.Mapping, name, password string) (directory.User, error) {
+	return d.CheckAccount(ctx, m, name, "", password)
+}
+
+// CheckAccount is CheckCredentials bound to the account whose stable ID is
+// id (none when id is ""): the connector refuses before any bind when name
+// now resolves to another account. The login guard checks through it.
+func (d *remoteDirectory) CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error) {
 	ids := d.s.liveConnectors(d.tenant)
 	if len(ids) == 0 {
 		return directory.User{}, fmt.Errorf("cloudapp: credential check: %w", tunnel.ErrNotConnected)
 	}
 	var err error
-	for _, id := range ids {
+	for _, connectorID := range ids {
 		var u directory.User
-		u, err = d.checkVia(ctx, id, m, name, password)
+		u, err = d.checkVia(ctx, connectorID, m, name, id, password)
 		if !errors.Is(err, tunnel.ErrNotConnected) {
 			return u, err
 		}
@@ -62,7 +69,7 @@ func (d *remoteDirectory) CheckCredentials(ctx context.Context, m directory.Mapp
 	return directory.User{}, err
 }
 
-func (d *remoteDirectory) checkVia(ctx context.Context, connectorID string, m directory.Mapping, name, password string) (directory.User, error) {
+func (d *remoteDirectory) checkVia(ctx context.Context, connectorID string, m directory.Mapping, name, id, password string) (directory.User, error) {
 	rt := d.s.gw.RoundTripperFor(d.tenant, connectorID)
 	st, err := d.s.connectorStatus(ctx, connectorID, rt)
 	if err != nil {
@@ -80,7 +87,10 @@ func (d *remoteDirectory) checkVia(ctx context.Context, connectorID string, m di
 	if err != nil {
 		return directory.User{}, err
 	}
-	return c.CheckCredentials(ctx, m, name, password)
+	if id == "" {
+		return c.CheckCredentials(ctx, m, name, password)
+	}
+	return c.CheckAccount(ctx, m, name, id, password)
 }
 
 // liveConnectors returns the tenant's connectors with a live session here.

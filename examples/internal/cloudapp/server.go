@@ -24,6 +24,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/internal/masterkey"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
@@ -68,8 +69,7 @@ type Server struct {
 	activator *activation.Service
 	actStore  *activation.SQLStore
 	sched     *importer.Scheduler
-	logins    *throttle // per account
-	sources   *throttle // per source address (HTTP only)
+	logins    *loginguard.Guard // per account, per unknown name, per source
 	http      *http.Server
 
 	mu         sync.Mutex
@@ -143,8 +143,11 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.NewDirectory == nil {
 		s.cfg.NewDirectory = s.defaultDirectory
 	}
-	s.logins = newThrottle(cfg.LoginMaxFailures, cfg.LoginWindow, time.Now)
-	s.sources = newThrottle(cfg.LoginSourceMaxFailures, cfg.LoginWindow, time.Now)
+	logins, lerr := loginguard.New(loginguard.Config{MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginWindow, MaxSourceFailures: cfg.LoginSourceMaxFailures})
+	if lerr != nil {
+		return nil, fmt.Errorf("%w: LoginMaxFailures, LoginWindow: %w", errConfig, lerr)
+	}
+	s.logins = logins
 	ok := false
 	defer func() {
 		if !ok {

@@ -165,30 +165,3 @@ func TestTunnelStoreConsumesOnce(t *testing.T) {
 	_, err = ts.Connector(ctx, "nope")
 	assert.ErrorIs(t, err, tunnel.ErrUnknownConnector)
 }
-
-func TestThrottle(t *testing.T) {
-	now := time.Unix(0, 0)
-	th := newThrottle(2, time.Minute, func() time.Time { return now })
-	r1, ok := th.acquire("a")
-	require.True(t, ok)
-	r2, ok := th.acquire("a")
-	require.True(t, ok)
-	_, ok = th.acquire("a")
-	assert.False(t, ok, "two in flight fill the budget")
-	r1(true)
-	r2(true)
-	_, ok = th.acquire("a")
-	assert.False(t, ok, "two failures fill it")
-	_, ok = th.acquire("b")
-	assert.True(t, ok, "per key")
-	now = now.Add(time.Minute)
-	r, ok := th.acquire("a")
-	require.True(t, ok, "failures age out")
-	r(false)
-	r(true) // a second release is ignored
-	for range 2 {
-		r, ok = th.acquire("a")
-		require.True(t, ok, "a success reset the count")
-		r(true)
-	}
-}
