@@ -1,0 +1,106 @@
+package connectorapp_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/tunnel/audit"
+)
+
+// Every request the cloud makes, refused ones included, is in the audit log
+// with its operation, subject and outcome, and never a password.
+func TestAgentAuditsRequests(t *testing.T) {
+	cfg := agentConfig(t, true, true, connectorapp.OpBrowse, connectorapp.OpCredentials)
+	cfg.Directory.InsecurePlainPasswords = true
+	cfg.Audit.Dir = filepath.Join(t.TempDir(), "audit")
+	a, err := connectorapp.New(cfg, nil)
+	require.NoError(t, err)
+	h := a.Handler()
+
+	do(t, h, "GET", connectorapp.StatusPath)
+	do(t, h, "GET", "/directory/ous?base=ou%3Dpeople%2Cdc%3Dexample")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/directory/credentials",
+		strings.NewReader(`{"mapping":{},"name":"alice","password":"Plain-Pa55word"}`)))
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/keys/v1/release",
+		strings.NewReader(`{"ticket":"kenv1.TICKET","wrapped":"kenv1.WRAPPED"}`)))
+	assert.Equal(t, 403, rec.Code, "keys are not in the policy")
+	do(t, h, "GET", "/directory/delete-everything")
+	require.NoError(t, a.Close())
+
+	files, err := audit.Files(cfg.Audit.Dir)
+	require.NoError(t, err)
+	rep, err := audit.VerifyFiles(cfg.Cloud.Key.Public().(ed25519.PublicKey), files...)
+	require.NoError(t, err, "closing the agent closes the log")
+	assert.Equal(t, 5, rep.Entries)
+
+	var es []audit.Line
+	var raw []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		raw = append(raw, b...)
+		for _, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+			ln, err := audit.ParseLine(l)
+			require.NoError(t, err)
+			if ln.Kind == audit.KindEntry {
+				es = append(es, ln)
+			}
+		}
+	}
+	require.Len(t, es, 5)
+	want := []struct{ op, subject, outcome string }{
+		{"status", "", "ok"},
+		{"browse/ous", "ou=people,dc=example", "unavailable"}, // no directory server at 127.0.0.1:1
+		{"credentials", "alice", "unavailable"},
+		{"keys/v1/release", "", connectorapp.CodeForbidden},
+		{"GET /directory/delete-everything", "", connectorapp.CodeUnknownOperation},
+	}
+	for i, w := range want {
+		assert.Equal(t, w.op, es[i].Op, "entry %d", i)
+		assert.Equal(t, w.subject, es[i].Subject, "entry %d", i)
+		assert.Equal(t, w.outcome, es[i].Outcome, "entry %d", i)
+		assert.Equal(t, "", es[i].Tenant, "identity given in code has no tenant")
+	}
+	for _, secret := range []string{"Plain-Pa55word", "TICKET", "WRAPPED", `"password"`} {
+		assert.NotContains(t, string(raw), secret)
+	}
+}
+
+func TestAuditDirDefault(t *testing.T) {
+	cfg := connectorapp.Config{Cloud: connectorapp.Cloud{IdentityFile: "/var/lib/liaison/identity.json"}}
+	assert.Equal(t, filepath.Join("/var/lib/liaison", "audit"), cfg.AuditDir())
+	cfg.Audit.Dir = "/srv/audit"
+	assert.Equal(t, "/srv/audit", cfg.AuditDir())
+	cfg.Audit.Disabled = true
+	assert.Equal(t, "", cfg.AuditDir())
+	assert.Equal(t, "", (&connectorapp.Config{}).AuditDir(), "identity in code: off unless audit.dir is set")
+}
+
+func TestAuditConfigParse(t *testing.T) {
+	base := `{"cloud":{"url":"https://c.example","identity_file":"/x/id.json"},"keys":{"kek_file":"k","passphrase_file":"p"},"policy":{"allow":["keys"]},`
+	cfg, err := connectorapp.ParseConfig([]byte(base + `"audit":{"dir":"/a","checkpoint_interval":"30s","max_file_age":"1h","max_file_size":1000}}`))
+	require.NoError(t, err)
+	assert.Equal(t, "/a", cfg.AuditDir())
+	assert.Equal(t, "30s", mustJSON(t, cfg.Audit.CheckpointInterval))
+	for _, bad := range []string{`"audit":{"checkpoint_interval":"soon"}}`, `"audit":{"checkpoint_interval":"-1m"}}`, `"audit":{"max_file_age":60}}`, `"audit":{"fsync":true}}`} {
+		_, err := connectorapp.ParseConfig([]byte(base + bad))
+		assert.ErrorIs(t, err, connectorapp.ErrConfig, bad)
+	}
+}
+
+func mustJSON(t *testing.T, v interface{ MarshalJSON() ([]byte, error) }) string {
+	b, err := v.MarshalJSON()
+	require.NoError(t, err)
+	return strings.Trim(string(b), `"`)
+}

@@ -1,0 +1,4 @@
+package connectorapp
+
+// Annotate is the audit annotation wrapper, for the audit benchmark.
+var Annotate = annotate
