@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Kinds of line.
@@ -113,14 +115,101 @@ func lineHash(body []byte) [hashSize]byte {
 
 func sigMessage(hash string) []byte { return []byte(sigLabel + hash) }
 
-// encodeBody marshals l without its hash and signature and without the
-// closing brace: the bytes that are hashed.
-func encodeBody(l *Line) ([]byte, error) {
-	b, err := json.Marshal(l)
-	if err != nil {
-		return nil, err
+// appendBody appends l without its hash and signature and without the
+// closing brace: the bytes that are hashed. It writes what json.Marshal
+// would (field order, omitempty, escaping), without reflection: it runs
+// once per request.
+func appendBody(b []byte, l *Line) []byte {
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(l.Version), 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, l.Seq, 10)
+	b = appendField(b, "kind", l.Kind, false)
+	b = append(b, `,"time":"`...)
+	b = l.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendField(b, "tenant", l.Tenant, true)
+	b = appendField(b, "op", l.Op, true)
+	b = appendField(b, "subject", l.Subject, true)
+	b = appendField(b, "outcome", l.Outcome, true)
+	b = appendField(b, "reason", l.Reason, true)
+	if l.Status != 0 {
+		b = append(b, `,"status":`...)
+		b = strconv.AppendInt(b, int64(l.Status), 10)
 	}
-	return b[:len(b)-1], nil // drop '}'
+	if l.Duration != 0 {
+		b = append(b, `,"dur_us":`...)
+		b = strconv.AppendInt(b, l.Duration, 10)
+	}
+	b = appendField(b, "prev_file", l.PrevFile, true)
+	if l.Unclean {
+		b = append(b, `,"unclean":true`...)
+	}
+	b = appendField(b, "why", l.Why, true)
+	b = appendField(b, "key_id", l.KeyID, true)
+	return appendField(b, "prev", l.Prev, false)
+}
+
+func appendField(b []byte, name, v string, omitEmpty bool) []byte {
+	if omitEmpty && v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, v)
+}
+
+// appendString appends s as a JSON string the way encoding/json does:
+// invalid UTF-8 becomes U+FFFD; quotes, backslashes, control characters,
+// <, >, &, U+2028 and U+2029 are escaped.
+func appendString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		j := i
+		for j < len(s) && s[j] >= 0x20 && s[j] < utf8.RuneSelf && s[j] != '"' && s[j] != '\\' && s[j] != '<' && s[j] != '>' && s[j] != '&' {
+			j++
+		}
+		b = append(b, s[i:j]...)
+		if i = j; i == len(s) {
+			break
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c == '\b':
+				b = append(b, '\\', 'b')
+			case c == '\f':
+				b = append(b, '\\', 'f')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 // finish appends the hash (and signature) and the newline to body.

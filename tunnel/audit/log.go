@@ -88,6 +88,7 @@ type Log struct {
 	head     string // hash of the last line written
 	unsigned int    // lines since the last checkpoint
 	err      error  // sticky write failure
+	buf      []byte // the line being written, reused
 	closed   bool
 
 	stop chan struct{}
@@ -276,19 +277,18 @@ func (l *Log) write(ln *Line, sign bool) error {
 		ln.Time = l.cfg.Now()
 	}
 	ln.Time = ln.Time.UTC()
-	body, err := encodeBody(ln)
-	if err != nil {
-		return fmt.Errorf("audit: encode: %w", err)
-	}
+	body := appendBody(l.buf[:0], ln)
 	sum := lineHash(body)
 	hash := hex.EncodeToString(sum[:])
 	var sig []byte
 	if sign {
+		var err error
 		if sig, err = l.cfg.Signer.Sign(rand.Reader, sigMessage(hash), crypto.Hash(0)); err != nil {
 			return l.fail(fmt.Errorf("sign checkpoint: %w", err))
 		}
 	}
 	b := finish(body, hash, sig)
+	l.buf = b[:0]
 	if _, err := l.f.Write(b); err != nil { // one write: a line is never interleaved
 		return l.fail(err)
 	}
