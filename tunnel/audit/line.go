@@ -35,11 +35,14 @@ const (
 // Line is one parsed line of an audit file. Which fields are set depends on
 // Kind.
 type Line struct {
-	Version int       `json:"v"`
-	Seq     uint64    `json:"seq"`
-	Kind    string    `json:"kind"`
-	Time    time.Time `json:"time"`
-	Tenant  string    `json:"tenant,omitempty"`
+	Version int    `json:"v"`
+	Seq     uint64 `json:"seq"` // rises by one from line to line, across files
+	Kind    string `json:"kind"`
+	// Time is when an entry's request arrived (so concurrent requests may
+	// appear slightly out of time order; Seq is the order of recording), or
+	// when a start or checkpoint line was written. UTC.
+	Time   time.Time `json:"time"`
+	Tenant string    `json:"tenant,omitempty"`
 
 	// Entry fields.
 	Op       string `json:"op,omitempty"`

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +131,10 @@ func New(cfg Config) (*Log, error) {
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit: audit directory (Config.Dir): %w", err)
+	}
+	if st, err := os.Stat(cfg.Dir); err == nil && st.Mode().Perm()&0o077 != 0 && runtime.GOOS != "windows" {
+		cfg.Logger.Warn("audit directory is readable or writable by others: chmod 700 it",
+			slog.String("dir", cfg.Dir), slog.String("mode", st.Mode().Perm().String()))
 	}
 	l := &Log{cfg: cfg, log: cfg.Logger, keyID: KeyID(pub), head: zeroHash}
 	prevFile, unclean, err := l.resume()
