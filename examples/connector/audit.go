@@ -19,7 +19,7 @@ import (
 
 const auditUsage = `usage:
   connector audit tail   [--config FILE | --dir DIR] [-n N] [--json]
-  connector audit verify [--config FILE | --identity FILE | --public-key B64] [--dir DIR] [--live] [FILE...]
+  connector audit verify [--config FILE | --identity FILE | --public-key B64] [--dir DIR] [--live] [--strict] [FILE...]
 
 tail prints the last N requests the cloud made to this connector.
 
@@ -30,7 +30,10 @@ file, --identity FILE, or --public-key, standard base64). It exits 0 when the
 log is intact and ends with the checkpoint written at shutdown, 1 naming the
 first bad line otherwise. --live accepts a log that is still being written
 (a running connector's): the lines after its last checkpoint are reported,
-since removing them cannot be detected from the files alone.
+since removing them cannot be detected from the files alone. Notes (a
+restart after an unclean stop, which is also how lines cut from or added to
+a stopped connector's log show; a log whose first file was not given) are
+printed; --strict makes them fail too.
 `
 
 // runAudit: connector audit tail|verify.
@@ -210,6 +213,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	identity := fs.String("identity", "", "the connector's identity file (its key is FILE.key)")
 	pubB64 := fs.String("public-key", "", "the connector's Ed25519 public key, standard base64")
 	live := fs.Bool("live", false, "accept a log still being written (no closing checkpoint yet)")
+	strict := fs.Bool("strict", false, "fail on notes too (unclean restarts, a log whose beginning was not given)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -262,6 +266,10 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
+	if *strict && len(rep.Notes) > 0 {
+		fmt.Fprintf(stderr, "connector audit verify: FAILED (--strict): %d note(s)\n", len(rep.Notes))
+		return exitRefused
 	}
 	return exitOK
 }

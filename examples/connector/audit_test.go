@@ -94,6 +94,7 @@ func TestAuditVerifyCommand(t *testing.T) {
 		{"truncated in a line", orig[:len(orig)-30], []string{"--config", cfgFile}, exitRefused, "", file + " line 5: incomplete line"},
 		{"truncated tail", bytes.Join(ls[:4], nil), []string{"--config", cfgFile}, exitRefused, "", file + " line 4: no checkpoint at all in 4 line(s)"},
 		{"truncated tail, --live", bytes.Join(ls[:4], nil), []string{"--config", cfgFile, "--live"}, exitOK, "open: 4 line(s) after the last checkpoint are not signed yet", ""},
+		{"strict, clean", nil, []string{"--config", cfgFile, "--strict"}, exitOK, "intact", ""},
 		{"missing file", nil, []string{"--config", cfgFile, file + ".nope"}, exitFailure, "", "no such file"},
 	}
 	for _, tc := range tests {
@@ -109,6 +110,28 @@ func TestAuditVerifyCommand(t *testing.T) {
 			assert.Contains(t, r.stderr, tc.stderr)
 		})
 	}
+}
+
+// --strict fails on an unclean restart, which a plain verify only notes.
+func TestAuditVerifyStrict(t *testing.T) {
+	dir, cfgFile, identity, files, _ := auditFixture(t)
+	b, err := os.ReadFile(files[0])
+	require.NoError(t, err)
+	ls := bytes.SplitAfter(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	require.NoError(t, os.WriteFile(files[0], bytes.Join(ls[:len(ls)-1], nil), 0o600)) // closing checkpoint cut
+	key, err := (&tunnel.FileKeyStore{Path: identity + ".key"}).LoadOrCreate()
+	require.NoError(t, err)
+	l, err := audit.New(audit.Config{Dir: filepath.Join(dir, "audit"), Signer: key, CheckpointInterval: -1})
+	require.NoError(t, err)
+	require.NoError(t, l.Close())
+
+	r := invoke(t, "", "audit", "verify", "--config", cfgFile)
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "note: ")
+	assert.Contains(t, r.stdout, "did not end with a checkpoint")
+	r = invoke(t, "", "audit", "verify", "--config", cfgFile, "--strict")
+	assert.Equal(t, exitRefused, r.code, r.stdout)
+	assert.Contains(t, r.stderr, "FAILED (--strict)")
 }
 
 func TestAuditTailCommand(t *testing.T) {

@@ -437,6 +437,54 @@ func TestReopenContinuesChain(t *testing.T) {
 	assert.Equal(t, rep.HeadHash, hash)
 }
 
+// forge builds a well-formed entry line chained to prev, as an attacker
+// without the key can.
+func forge(seq int, prev, subject string) []byte {
+	body := fmt.Sprintf(`{"v":1,"seq":%d,"kind":"entry","time":"2026-12-02T04:00:00Z","tenant":"tenant-1","op":"lookup","subject":%q,"outcome":"ok","status":200,"prev":%q`, seq, subject, prev)
+	sum := sha256.Sum256([]byte("liaison audit line v1\n" + body))
+	return []byte(body + `,"hash":"` + hex.EncodeToString(sum[:]) + "\"}\n")
+}
+
+func lineHash(t *testing.T, raw []byte) string {
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	return m["hash"].(string)
+}
+
+// A forged line inserted with a correct hash, chained to the line before
+// it, breaks the chain at the line after it.
+func TestForgedInsertIsDetected(t *testing.T) {
+	_, file := writeLog(t, 5)
+	ls := lines(t, file)
+	f := forge(4, lineHash(t, ls[2]), "mallory")
+	edited := append(ls[:3:3], append([][]byte{f}, ls[3:]...)...)
+	require.NoError(t, os.WriteFile(file, bytes.Join(edited, nil), 0o600))
+	_, err := verify(file)
+	requireBadLine(t, err, file, 5, "sequence number 4, want 5")
+}
+
+// Lines appended to a stopped connector's log chain correctly and the next
+// run's checkpoints cover them: the chain cannot tell, but the restart is
+// recorded as unclean and reported.
+func TestForgedAppendWhileStoppedIsReported(t *testing.T) {
+	dir, file := writeLog(t, 2)
+	ls := lines(t, file)
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.Write(forge(len(ls)+1, lineHash(t, ls[len(ls)-1]), "mallory"))
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	l := newLog(t, dir, nil)
+	record(t, l, 1)
+	require.NoError(t, l.Close())
+	files, _ := audit.Files(dir)
+	rep, err := verify(files...)
+	require.NoError(t, err)
+	require.Len(t, rep.Notes, 1)
+	assert.Contains(t, rep.Notes[0], filepath.Base(file)+" did not end with a checkpoint")
+}
+
 func TestCorruptNewestFileStopsNew(t *testing.T) {
 	_, file := writeLog(t, 1)
 	b, _ := os.ReadFile(file)

@@ -91,7 +91,11 @@
 //     can write a whole new, consistent, signed history. Compare the
 //     checkpoint hashes kept elsewhere.
 //
-// A restart after a crash, or after lines were cut from a stopped
-// connector's log, is recorded in the next start line (unclean) and
-// reported as a note, since the chain itself stays consistent.
+// A restart after a crash, or after lines were cut from or appended to the
+// end of a stopped connector's log (forged lines chained to the last real
+// one), is recorded in the next start line (unclean) and reported as a
+// [Report] note, since the chain itself stays consistent and the next
+// checkpoints then cover whatever the file held at restart. Only the
+// closing checkpoint tells a clean stop from those; treat the note as an
+// alarm unless the connector is known to have crashed.
 package audit

@@ -54,8 +54,8 @@ type Line struct {
 
 	// Start fields: PrevFile is the name of the file before this one;
 	// Unclean says that file did not end with a checkpoint when this one
-	// was opened (a crash, or a tail removed while the connector was
-	// stopped).
+	// was opened (a crash, or lines removed from or added to its end while
+	// the connector was stopped).
 	PrevFile string `json:"prev_file,omitempty"`
 	Unclean  bool   `json:"unclean,omitempty"`
 

@@ -165,7 +165,7 @@ func (v *Verifier) link(name string, n int, ln *Line) error {
 	}
 	if ln.Kind == KindStart && ln.Unclean {
 		v.rep.Notes = append(v.rep.Notes, fmt.Sprintf(
-			"%s line 1: %s did not end with a checkpoint when the connector restarted (a crash, or its tail was removed while the connector was stopped)", name, ln.PrevFile))
+			"%s line 1: %s did not end with a checkpoint when the connector restarted (a crash, or lines were removed from or added to its end while the connector was stopped)", name, ln.PrevFile))
 	}
 	v.lastWhy = ""
 	switch ln.Kind {
