@@ -527,3 +527,23 @@ func TestLongFieldsAreClipped(t *testing.T) {
 func TestErrorsAreDistinct(t *testing.T) {
 	assert.False(t, errors.Is(audit.ErrOpenTail, audit.ErrTampered))
 }
+
+// One Log at a time writes a directory: a second would fork the chain.
+func TestDirectoryLocked(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("the directory is locked on Unix only")
+	}
+	dir := t.TempDir()
+	l := newLog(t, dir, nil)
+	_, err := audit.New(audit.Config{Dir: dir, Signer: testKey(1)})
+	require.ErrorIs(t, err, audit.ErrLocked)
+	assert.Contains(t, err.Error(), "already running")
+	require.NoError(t, l.Close())
+	l = newLog(t, dir, nil)
+	require.NoError(t, l.Close())
+	files, _ := audit.Files(dir)
+	rep, err := verify(files...)
+	require.NoError(t, err)
+	assert.Equal(t, 2, rep.Files)
+	assert.Empty(t, rep.Notes)
+}

@@ -8,6 +8,7 @@ func (l *Log) CrashForTest() {
 	close(l.stop)
 	<-l.done
 	l.f.Close()
+	l.unlock() // the kernel releases a crashed process's lock
 }
 
 // BreakFileForTest closes the current file under the log, so the next

@@ -24,6 +24,9 @@ import (
 var (
 	// ErrConfig is wrapped by every error New returns for a bad Config.
 	ErrConfig = errors.New("audit: invalid config")
+	// ErrLocked is returned by New when another process (or Log) has the
+	// directory open (on Unix, where the directory is locked).
+	ErrLocked = errors.New("audit: audit directory in use by another process")
 	// ErrClosed is returned by Log.Record after Log.Close.
 	ErrClosed = errors.New("audit: log closed")
 	// ErrTampered is wrapped by every error the verifier and ParseLine
@@ -46,7 +49,9 @@ const (
 // field.
 type Config struct {
 	// Dir holds the audit files (audit-<first seq>.jsonl, mode 0600); it is
-	// created with mode 0700. Required.
+	// created with mode 0700. One Log at a time writes a directory: on Unix
+	// New takes a lock (Dir/.lock) and returns ErrLocked while another
+	// holds it. Required.
 	Dir string
 	// Signer signs checkpoints: the connector's Ed25519 identity key
 	// (tunnel.FileKeyStore gives it). Required.
@@ -90,6 +95,7 @@ type Log struct {
 	unsigned int    // lines since the last checkpoint
 	err      error  // sticky write failure
 	buf      []byte // the line being written, reused
+	lock     *os.File
 	closed   bool
 
 	stop chan struct{}
@@ -136,12 +142,17 @@ func New(cfg Config) (*Log, error) {
 		cfg.Logger.Warn("audit directory is readable or writable by others: chmod 700 it",
 			slog.String("dir", cfg.Dir), slog.String("mode", st.Mode().Perm().String()))
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger, keyID: KeyID(pub), head: zeroHash}
-	prevFile, unclean, err := l.resume()
+	lock, err := lockDir(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.startFile(prevFile, unclean); err != nil {
+	l := &Log{cfg: cfg, log: cfg.Logger, keyID: KeyID(pub), head: zeroHash, lock: lock}
+	prevFile, unclean, err := l.resume()
+	if err == nil {
+		err = l.startFile(prevFile, unclean)
+	}
+	if err != nil {
+		l.unlock()
 		return nil, err
 	}
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
@@ -430,7 +441,15 @@ func (l *Log) Close() error {
 	if cerr := l.f.Close(); err == nil && cerr != nil && !errors.Is(cerr, fs.ErrClosed) {
 		err = cerr
 	}
+	l.unlock()
 	return err
+}
+
+func (l *Log) unlock() {
+	if l.lock != nil {
+		l.lock.Close() // releases the flock
+		l.lock = nil
+	}
 }
 
 // Head returns the sequence number and hash of the last line written: what
