@@ -187,7 +187,7 @@ func formatLine(b []byte) string {
 			from = "continues " + audit.Sanitize(ln.PrevFile)
 		}
 		if ln.Unclean {
-			from += ", which did not end with a checkpoint"
+			from += "; unclean restart: the log did not end with its closing checkpoint"
 		}
 		return fmt.Sprintf("%s  --- file started (#%d, %s)", ts, ln.Seq, from)
 	case audit.KindCheckpoint:

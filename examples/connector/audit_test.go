@@ -128,7 +128,7 @@ func TestAuditVerifyStrict(t *testing.T) {
 	r := invoke(t, "", "audit", "verify", "--config", cfgFile)
 	assert.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "note: ")
-	assert.Contains(t, r.stdout, "did not end with a checkpoint")
+	assert.Contains(t, r.stdout, "unclean restart")
 	r = invoke(t, "", "audit", "verify", "--config", cfgFile, "--strict")
 	assert.Equal(t, exitRefused, r.code, r.stdout)
 	assert.Contains(t, r.stderr, "FAILED (--strict)")

@@ -431,7 +431,7 @@ func TestReopenContinuesChain(t *testing.T) {
 	require.NoError(t, err, "the partial line was cut when the log reopened")
 	assert.Equal(t, 5, rep.Entries)
 	require.Len(t, rep.Notes, 1)
-	assert.Contains(t, rep.Notes[0], filepath.Base(files[1])+" did not end with a checkpoint")
+	assert.Contains(t, rep.Notes[0], "unclean restart: the log did not end with a closing checkpoint after "+filepath.Base(files[1]))
 	seq, hash := l.Head()
 	assert.Equal(t, rep.Head.Seq, seq)
 	assert.Equal(t, rep.HeadHash, hash)
@@ -482,7 +482,7 @@ func TestForgedAppendWhileStoppedIsReported(t *testing.T) {
 	rep, err := verify(files...)
 	require.NoError(t, err)
 	require.Len(t, rep.Notes, 1)
-	assert.Contains(t, rep.Notes[0], filepath.Base(file)+" did not end with a checkpoint")
+	assert.Contains(t, rep.Notes[0], "unclean restart: the log did not end with a closing checkpoint after "+filepath.Base(file))
 }
 
 func TestCorruptNewestFileStopsNew(t *testing.T) {
@@ -546,4 +546,32 @@ func TestDirectoryLocked(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 2, rep.Files)
 	assert.Empty(t, rep.Notes)
+}
+
+// Removing or emptying the newest file of a stopped connector is reported
+// when the log is reopened.
+func TestRemovedNewestFileIsReported(t *testing.T) {
+	for _, how := range []string{"deleted", "emptied"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			l := newLog(t, dir, func(c *audit.Config) { c.MaxFileSize = 1000 })
+			record(t, l, 8)
+			require.NoError(t, l.Close())
+			files, _ := audit.Files(dir)
+			require.GreaterOrEqual(t, len(files), 2)
+			last := files[len(files)-1]
+			if how == "deleted" {
+				require.NoError(t, os.Remove(last))
+			} else {
+				require.NoError(t, os.Truncate(last, 0))
+			}
+			l = newLog(t, dir, nil)
+			require.NoError(t, l.Close())
+			files, _ = audit.Files(dir)
+			rep, err := verify(files...)
+			require.NoError(t, err, "the chain itself is consistent")
+			require.Len(t, rep.Notes, 1)
+			assert.Contains(t, rep.Notes[0], "unclean restart")
+		})
+	}
 }

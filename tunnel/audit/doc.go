@@ -32,8 +32,8 @@
 // adds "sig": the standard base64 Ed25519 signature of
 // "liaison audit checkpoint v1\n" followed by its hex hash. The first line of
 // every file is a start line: its prev is the last hash of the file before
-// (named in prev_file), or all zeros when a log begins; unclean says that
-// file did not end with a checkpoint when the log was reopened.
+// (named in prev_file), or all zeros when a log begins; unclean says the
+// log did not end with the closing checkpoint when it was reopened.
 //
 // A Log always starts a new file when it is opened, continuing the chain of
 // the newest file in the directory. It rotates when the file passes
@@ -84,6 +84,11 @@
 //     and hash go to Config.Logger, and [Log.Head] gives the current ones:
 //     keep them elsewhere (journald, a log shipper) and compare with
 //     [Report.Head] to detect this;
+//   - removal of the newest files of a stopped connector back to the end
+//     of an earlier run (a file ending with the closing checkpoint): the
+//     next run continues from there, cleanly. Removing files back to a
+//     "rotate" checkpoint, or emptying a file, is reported as an unclean
+//     restart;
 //   - removal of whole files from the beginning, or of all files: the first
 //     file given is trusted as the start ([Report.FirstPrev] is not zero and
 //     a note says so when the log's real beginning is missing);

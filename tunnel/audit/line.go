@@ -53,9 +53,9 @@ type Line struct {
 	Duration int64  `json:"dur_us,omitempty"` // microseconds
 
 	// Start fields: PrevFile is the name of the file before this one;
-	// Unclean says that file did not end with a checkpoint when this one
-	// was opened (a crash, or lines removed from or added to its end while
-	// the connector was stopped).
+	// Unclean says the log did not end with a closing checkpoint when this
+	// file was opened (a crash, or lines or files removed from or added to
+	// its end while the connector was stopped).
 	PrevFile string `json:"prev_file,omitempty"`
 	Unclean  bool   `json:"unclean,omitempty"`
 

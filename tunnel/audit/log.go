@@ -184,17 +184,18 @@ func (l *Log) resume() (prevFile string, unclean bool, err error) {
 	if err != nil {
 		return "", false, fmt.Errorf("audit: audit directory (Config.Dir): %w", err)
 	}
+	removed := false
 	for len(files) > 0 {
 		path := files[len(files)-1]
 		last, cut, err := lastLine(path)
 		if err != nil {
 			return "", false, fmt.Errorf("audit: cannot continue the chain of %s: %w (move the file out of the audit directory to start a new chain)", path, err)
 		}
-		if last == nil { // empty file: a crash right after creating it
+		if last == nil { // no complete line: a crash right after creating it, or emptied
 			if err := os.Remove(path); err != nil {
 				return "", false, fmt.Errorf("audit: %w", err)
 			}
-			files = files[:len(files)-1]
+			files, removed = files[:len(files)-1], true
 			continue
 		}
 		ln, err := ParseLine(last)
@@ -202,8 +203,13 @@ func (l *Log) resume() (prevFile string, unclean bool, err error) {
 			return "", false, fmt.Errorf("audit: cannot continue the chain of %s: %w (move the file out of the audit directory to start a new chain)", path, err)
 		}
 		l.seq, l.head = ln.Seq, ln.Hash
-		clean := !cut && ln.Kind == KindCheckpoint && (ln.Why == ReasonClose || ln.Why == ReasonRotate)
+		// Only the closing checkpoint ends a log cleanly: a "rotate" one
+		// as the last line means the file after it is gone.
+		clean := !cut && !removed && ln.Kind == KindCheckpoint && ln.Why == ReasonClose
 		return filepath.Base(path), !clean, nil
+	}
+	if removed {
+		return "", true, nil
 	}
 	return "", false, nil
 }
@@ -240,7 +246,7 @@ func lastLine(path string) (line []byte, cut bool, err error) {
 		buf, cut = buf[:i+1], true
 		if len(buf) == 0 {
 			if start == 0 {
-				return nil, true, errors.New("the file holds no complete line")
+				return nil, true, nil // no complete line at all
 			}
 			return nil, true, errors.New("last line too long")
 		}

@@ -164,8 +164,12 @@ func (v *Verifier) link(name string, n int, ln *Line) error {
 		return bad("does not chain to the line before (prev hash mismatch): lines were removed, inserted or reordered")
 	}
 	if ln.Kind == KindStart && ln.Unclean {
+		prev := ln.PrevFile
+		if prev == "" {
+			prev = "(none)"
+		}
 		v.rep.Notes = append(v.rep.Notes, fmt.Sprintf(
-			"%s line 1: %s did not end with a checkpoint when the connector restarted (a crash, or lines were removed from or added to its end while the connector was stopped)", name, ln.PrevFile))
+			"%s line 1: unclean restart: the log did not end with a closing checkpoint after %s (a crash, or lines or files removed from or added to its end while the connector was stopped)", name, prev))
 	}
 	v.lastWhy = ""
 	switch ln.Kind {
