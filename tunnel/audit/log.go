@@ -328,6 +328,13 @@ func (l *Log) fail(err error) error {
 	return l.err
 }
 
+// open reports whether the log still records.
+func (l *Log) open() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err == nil && !l.closed
+}
+
 // Err returns the write failure that stopped the log, if any.
 func (l *Log) Err() error {
 	l.mu.Lock()

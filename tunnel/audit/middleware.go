@@ -65,11 +65,11 @@ func SetOutcome(ctx context.Context, outcome, reason string) {
 // shape directoryhttp, keyhttp and the connector's policy answer with, or
 // "http_NNN". Nothing else of the request or response is kept.
 //
-// When the log cannot be written (Log.Err), requests are refused with 503
-// instead of being served unrecorded.
+// When the log cannot be written (Log.Err), or after Log.Close, requests
+// are refused with 503 instead of being served unrecorded.
 func (l *Log) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.Err() != nil {
+		if !l.open() {
 			http.Error(w, "audit log unavailable", http.StatusServiceUnavailable)
 			return
 		}

@@ -166,6 +166,17 @@ func TestMiddlewareRefusesWhenLogFails(t *testing.T) {
 	assert.Error(t, l.Close())
 }
 
+func TestMiddlewareRefusesAfterClose(t *testing.T) {
+	l := newLog(t, t.TempDir(), nil)
+	served := false
+	h := l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served = true }))
+	require.NoError(t, l.Close())
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/late", nil))
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.False(t, served)
+}
+
 func TestPeekJSONLimits(t *testing.T) {
 	body := `{"name":"alice","password":"pw"}`
 	r := httptest.NewRequest("POST", "/", strings.NewReader(body))
