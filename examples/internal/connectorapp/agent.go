@@ -46,6 +46,7 @@ type Agent struct {
 	credKey  *ecdh.PrivateKey     // nil when plain passwords are allowed
 	keyring  *keyenvelope.Keyring // nil: directory-only connector
 	releaser *keyenvelope.Releaser
+	tickets  keyenvelope.TicketPolicy // the releaser's, to name a release's user in the audit log
 	audit    *audit.Log // nil: audit log off
 
 	ctx    context.Context // cancelled by Close
@@ -112,7 +113,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	}
 	a.handler = h
 	if a.audit != nil {
-		a.handler = a.audit.Middleware(annotate(h))
+		a.handler = a.audit.Middleware(annotate(h, a.tickets))
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.log = logger.With(slog.String("connector_id", a.identity.ConnectorID))
@@ -213,7 +214,7 @@ func (a *Agent) openKeys(k Keys) error {
 	if err != nil {
 		return fmt.Errorf("%w: keys: %w", ErrConfig, err)
 	}
-	a.keyring, a.releaser = kr, rel
+	a.keyring, a.releaser, a.tickets = kr, rel, keyenvelope.TicketPolicy{SchedulerKey: sched}
 	return nil
 }
 

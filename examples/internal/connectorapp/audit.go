@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel/audit"
 )
@@ -129,10 +130,12 @@ const peekLimit = 1 << 20
 
 // annotate names each request's operation and subject for the audit log:
 // the policy's operation (or "status"), the login name or base DN for the
-// directory, the user of a key context. Bodies are read through
-// audit.PeekJSON into structs without password, sealed password, ekey or
-// ticket fields, so none of them reaches the log.
-func annotate(next http.Handler) http.Handler {
+// directory, the user of a key context, and for a release the user, job and
+// ekey named by the ticket once its signature checks against tickets (zero
+// policy: not named). Bodies are read through audit.PeekJSON into structs
+// without password, sealed password or wrapped ekey fields, so none of them
+// reaches the log; of a ticket only those three names are kept.
+func annotate(next http.Handler, tickets keyenvelope.TicketPolicy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, p := r.Context(), r.URL.Path
 		switch {
@@ -168,6 +171,9 @@ func annotate(next http.Handler) http.Handler {
 		case strings.HasPrefix(p, KeysPrefix+"/"):
 			route := strings.TrimPrefix(p, KeysPrefix)
 			audit.SetOperation(ctx, opName(OpKeys, strings.TrimPrefix(route, "/")))
+			if route == keyhttp.PathRelease && tickets.SchedulerKey != nil {
+				audit.SetSubject(ctx, ticketSubject(r, tickets))
+			}
 			if route == keyhttp.PathGenerate || route == keyhttp.PathRewrap {
 				var in struct {
 					Tenant  string `json:"tenant"`
@@ -181,6 +187,26 @@ func annotate(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// ticketSubject names the user, job and ekey of a release request's ticket,
+// or "" when the ticket does not verify (the release then fails too).
+func ticketSubject(r *http.Request, p keyenvelope.TicketPolicy) string {
+	var in struct {
+		Ticket string `json:"ticket"`
+	}
+	if audit.PeekJSON(r, peekLimit, &in) != nil {
+		return ""
+	}
+	b, err := keyenvelope.DecodeText(in.Ticket)
+	if err != nil {
+		return ""
+	}
+	t, err := p.VerifyTicket(b, time.Now())
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s (job %s, ekey %s)", t.User, t.JobID, t.EkeyID)
 }
 
 // opName is the policy's operation, and the route when it says more:

@@ -2,17 +2,23 @@ package connectorapp_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel/audit"
 )
 
@@ -75,6 +81,79 @@ func TestAgentAuditsRequests(t *testing.T) {
 	for _, secret := range []string{"Plain-Pa55word", "TICKET", "WRAPPED", `"password"`} {
 		assert.NotContains(t, string(raw), secret)
 	}
+}
+
+// A key release is recorded with the user, job and ekey its ticket names,
+// once the ticket verifies; never the ticket, the wrapped ekey or the
+// release.
+func TestAuditNamesReleasedUser(t *testing.T) {
+	ctx := context.Background()
+	schedPub, sched, err := ed25519.GenerateKey(nil)
+	require.NoError(t, err)
+	kr, err := keyenvelope.NewKeyring(nil)
+	require.NoError(t, err)
+	id, key := memIdentity(t)
+	cfg := connectorapp.Config{
+		Cloud:  connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: id, Key: key},
+		Keys:   &connectorapp.Keys{Keyring: kr, SchedulerKey: schedPub},
+		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
+		Audit:  connectorapp.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
+	}
+	a, err := connectorapp.New(cfg, nil)
+	require.NoError(t, err)
+	kc, err := keyhttp.NewClient("http://connector"+connectorapp.KeysPrefix, handlerTransport{a.Handler()})
+	require.NoError(t, err)
+	kctx := keyenvelope.Context{Tenant: "tenant-a", User: "u-42", Purpose: "backup"}
+	wrapped, ekeyID, err := kc.GenerateWrapped(ctx, kctx)
+	require.NoError(t, err)
+	worker, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	require.NoError(t, err)
+	ticket, err := keyenvelope.IssueTicket(sched, &keyenvelope.Ticket{
+		JobID: "job-7", Tenant: "tenant-a", User: "u-42", Purpose: "backup", EkeyID: ekeyID,
+		IssuedAt: time.Now().Truncate(time.Second), Expires: time.Now().Add(10 * time.Minute).Truncate(time.Second),
+		WorkerKey: worker.PublicKey(),
+	})
+	require.NoError(t, err)
+	release, err := kc.Release(ctx, ticket, wrapped)
+	require.NoError(t, err)
+	forged, err := keyenvelope.IssueTicket(ed25519.NewKeyFromSeed(make([]byte, 32)), &keyenvelope.Ticket{
+		JobID: "job-evil", Tenant: "tenant-a", User: "someone-else", Purpose: "backup", EkeyID: ekeyID,
+		IssuedAt: time.Now().Truncate(time.Second), Expires: time.Now().Add(10 * time.Minute).Truncate(time.Second),
+		WorkerKey: worker.PublicKey(),
+	})
+	require.NoError(t, err)
+	_, err = kc.Release(ctx, forged, wrapped)
+	require.Error(t, err)
+	require.NoError(t, a.Close())
+
+	files, err := audit.Files(cfg.Audit.Dir)
+	require.NoError(t, err)
+	var es []audit.Line
+	var raw []byte
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		raw = append(raw, b...)
+		for _, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+			ln, err := audit.ParseLine(l)
+			require.NoError(t, err)
+			if ln.Kind == audit.KindEntry {
+				es = append(es, ln)
+			}
+		}
+	}
+	require.Len(t, es, 3)
+	assert.Equal(t, "keys/v1/generate", es[0].Op)
+	assert.Equal(t, "u-42", es[0].Subject)
+	assert.Equal(t, "keys/v1/release", es[1].Op)
+	assert.Equal(t, "u-42 (job job-7, ekey "+ekeyID.String()+")", es[1].Subject)
+	assert.Equal(t, "ok", es[1].Outcome)
+	assert.Empty(t, es[2].Subject, "a ticket that does not verify names nobody")
+	assert.NotEqual(t, "ok", es[2].Outcome)
+	for _, secret := range [][]byte{ticket, wrapped, release, forged} {
+		assert.NotContains(t, string(raw), keyenvelope.EncodeText(secret))
+	}
+	assert.NotContains(t, string(raw), "someone-else")
 }
 
 func TestAuditDirDefault(t *testing.T) {

@@ -67,8 +67,10 @@
 // Every request the cloud makes, refused ones included, is appended to a
 // hash-chained local audit log (package tunnel/audit): time, operation
 // ("lookup", "browse/ous", "keys/v1/release"), tenant, the login or base DN
-// it touched (and the DN a lookup or credential check answered with), the
-// outcome and status, never a password, sealed blob, ekey or ticket. The log
+// it touched (and the DN a lookup or credential check answered with; for a
+// key release the user, job and ekey ID of its ticket once the ticket's
+// signature checks), the outcome and status, never a password, sealed blob,
+// ekey or ticket. The log
 // is on by default in "audit" beside the identity file (directory 0700,
 // files 0600); audit.dir moves it, audit.disabled turns it off, and
 // audit.checkpoint_interval ("1m" by default), audit.max_file_size and
