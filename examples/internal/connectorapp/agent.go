@@ -47,7 +47,7 @@ type Agent struct {
 	keyring  *keyenvelope.Keyring // nil: directory-only connector
 	releaser *keyenvelope.Releaser
 	tickets  keyenvelope.TicketPolicy // the releaser's, to name a release's user in the audit log
-	audit    *audit.Log // nil: audit log off
+	audit    *audit.Log               // nil: audit log off
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
