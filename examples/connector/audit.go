@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,8 @@ import (
 
 const auditUsage = `usage:
   connector audit tail   [--config FILE | --dir DIR] [-n N] [--json]
-  connector audit verify [--config FILE | --identity FILE | --public-key B64] [--dir DIR] [--live] [--strict] [FILE...]
+  connector audit verify [--config FILE | --identity FILE | --public-key B64] [--dir DIR]
+                         [--live] [--strict] [--expect SEQ:HASH] [FILE...]
 
 tail prints the last N requests the cloud made to this connector.
 
@@ -34,6 +36,11 @@ since removing them cannot be detected from the files alone. Notes (a
 restart after an unclean stop, which is also how lines cut from or added to
 a stopped connector's log show; a log whose first file was not given) are
 printed; --strict makes them fail too.
+
+--expect SEQ:HASH names a checkpoint recorded outside the connector (each
+one is logged as "audit checkpoint" with its seq and hash): verify then fails
+unless the log still holds that line with that hash, which detects lines cut
+from the end of a running connector's log and a log rewritten with the key.
 `
 
 // runAudit: connector audit tail|verify.
@@ -214,6 +221,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	pubB64 := fs.String("public-key", "", "the connector's Ed25519 public key, standard base64")
 	live := fs.Bool("live", false, "accept a log still being written (no closing checkpoint yet)")
 	strict := fs.Bool("strict", false, "fail on notes too (unclean restarts, a log whose beginning was not given)")
+	expect := fs.String("expect", "", "SEQ:HASH of a checkpoint recorded outside the connector; fail unless the log holds it")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -239,7 +247,17 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connector audit verify: %v\n", err)
 		return exitFailure
 	}
-	rep, err := audit.VerifyFiles(pub, files...)
+	v := audit.NewVerifier(pub)
+	if *expect != "" {
+		seqS, hash, ok := strings.Cut(*expect, ":")
+		seq, err := strconv.ParseUint(seqS, 10, 64)
+		if !ok || err != nil || seq == 0 || len(hash) != 64 {
+			fmt.Fprintln(stderr, "connector audit verify: --expect: want SEQ:HASH (a sequence number and 64 hex digits, as the \"audit checkpoint\" log line gives them)")
+			return exitUsage
+		}
+		v.Expect(seq, hash)
+	}
+	rep, err := v.VerifyFiles(files...)
 	var le *audit.LineError
 	switch {
 	case err == nil:

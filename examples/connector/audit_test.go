@@ -94,6 +94,10 @@ func TestAuditVerifyCommand(t *testing.T) {
 		{"truncated in a line", orig[:len(orig)-30], []string{"--config", cfgFile}, exitRefused, "", file + " line 5: incomplete line"},
 		{"truncated tail", bytes.Join(ls[:4], nil), []string{"--config", cfgFile}, exitRefused, "", file + " line 4: no checkpoint at all in 4 line(s)"},
 		{"truncated tail, --live", bytes.Join(ls[:4], nil), []string{"--config", cfgFile, "--live"}, exitOK, "open: 4 line(s) after the last checkpoint are not signed yet", ""},
+		{"expect the closing checkpoint", nil, []string{"--config", cfgFile, "--expect", "5:" + lineHashOf(t, ls[4])}, exitOK, "intact", ""},
+		{"expect, truncated tail, --live", bytes.Join(ls[:4], nil), []string{"--config", cfgFile, "--live", "--expect", "5:" + lineHashOf(t, ls[4])}, exitRefused, "",
+			file + " line 4: the log ends at line 4, before line 5 recorded outside"},
+		{"expect malformed", nil, []string{"--config", cfgFile, "--expect", "5"}, exitUsage, "", "--expect: want SEQ:HASH"},
 		{"strict, clean", nil, []string{"--config", cfgFile, "--strict"}, exitOK, "intact", ""},
 		{"missing file", nil, []string{"--config", cfgFile, file + ".nope"}, exitFailure, "", "no such file"},
 	}
@@ -110,6 +114,12 @@ func TestAuditVerifyCommand(t *testing.T) {
 			assert.Contains(t, r.stderr, tc.stderr)
 		})
 	}
+}
+
+func lineHashOf(t *testing.T, line []byte) string {
+	var m struct{ Hash string }
+	require.NoError(t, json.Unmarshal(line, &m))
+	return m.Hash
 }
 
 // --strict fails on an unclean restart, which a plain verify only notes.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -574,4 +575,74 @@ func TestRemovedNewestFileIsReported(t *testing.T) {
 			assert.Contains(t, rep.Notes[0], "unclean restart")
 		})
 	}
+}
+
+// A checkpoint recorded outside the connector detects what the files alone
+// cannot: a running log cut back at a line boundary, or rewritten.
+func TestExpectedCheckpointDetectsLiveTruncation(t *testing.T) {
+	dir := t.TempDir()
+	var logged bytes.Buffer // what journald would keep
+	l := newLog(t, dir, func(c *audit.Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logged, nil))
+	})
+	record(t, l, 3)
+	require.NoError(t, l.Checkpoint())
+	record(t, l, 2)
+	seq, hash := l.Head()
+	var rec struct {
+		Seq  uint64 `json:"seq"`
+		Hash string `json:"hash"`
+	}
+	for _, l := range bytes.Split(logged.Bytes(), []byte("\n")) {
+		if bytes.Contains(l, []byte(`"msg":"audit checkpoint"`)) {
+			require.NoError(t, json.Unmarshal(l, &rec))
+		}
+	}
+	require.Equal(t, uint64(5), rec.Seq, "the checkpoint's log record names its line")
+	l.CrashForTest() // the connector is "running": no closing checkpoint
+	files, _ := audit.Files(dir)
+	ls := lines(t, files[0])
+	require.Len(t, ls, 7)
+
+	expect := func(seq uint64, hash string) (audit.Report, error) {
+		v := audit.NewVerifier(testKey(1).Public().(ed25519.PublicKey))
+		v.Expect(seq, hash)
+		return v.VerifyFiles(files...)
+	}
+	_, err := expect(rec.Seq, rec.Hash)
+	require.ErrorIs(t, err, audit.ErrOpenTail, "intact, still open")
+	_, err = expect(seq, hash)
+	require.ErrorIs(t, err, audit.ErrOpenTail)
+
+	// Cut back to the checkpoint: the files alone cannot tell.
+	require.NoError(t, os.WriteFile(files[0], bytes.Join(ls[:5], nil), 0o600))
+	_, err = verify(files...)
+	require.ErrorIs(t, err, audit.ErrOpenTail)
+	require.NotErrorIs(t, err, audit.ErrTampered)
+	_, err = expect(rec.Seq, rec.Hash)
+	require.ErrorIs(t, err, audit.ErrOpenTail, "the recorded checkpoint survives")
+	// Cut before the recorded checkpoint: detected.
+	require.NoError(t, os.WriteFile(files[0], bytes.Join(ls[:4], nil), 0o600))
+	_, err = expect(rec.Seq, rec.Hash)
+	requireBadLine(t, err, files[0], 4, "before line 5 recorded outside")
+	// A different line 5 (a rewritten log signed with the key): detected.
+	require.NoError(t, os.WriteFile(files[0], bytes.Join(ls, nil), 0o600))
+	_, err = expect(rec.Seq, strings.Repeat("ab", 32))
+	requireBadLine(t, err, files[0], 5, "was recorded for it")
+}
+
+// Lines cut from a running connector's log: its next line chains to the
+// line that was removed.
+func TestTruncationWhileRunningIsDetectedAtTheNextLine(t *testing.T) {
+	dir := t.TempDir()
+	l := newLog(t, dir, nil)
+	record(t, l, 4)
+	files, _ := audit.Files(dir)
+	ls := lines(t, files[0])
+	require.Len(t, ls, 5)
+	require.NoError(t, os.WriteFile(files[0], bytes.Join(ls[:3], nil), 0o600)) // O_APPEND: the log writes at the new end
+	record(t, l, 1)
+	require.NoError(t, l.Close())
+	_, err := verify(files...)
+	requireBadLine(t, err, files[0], 4, "sequence number 6, want 4")
 }

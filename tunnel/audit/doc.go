@@ -61,46 +61,66 @@
 //
 //   - any changed, added or removed byte inside a line (hash mismatch, or a
 //     line that no longer parses);
-//   - a deleted, inserted, duplicated or moved line (sequence number or
-//     prev hash mismatch at the first line after the change);
-//   - a missing or reordered file when the files around it are given (the
-//     start line names the previous file's last hash);
+//   - a deleted, inserted (even with a correct hash), duplicated or moved
+//     line: sequence number or prev hash mismatch at the first line after
+//     the change;
+//   - a missing, truncated or reordered file when the files around it are
+//     given (the start line names the previous file's last hash);
 //   - a rewritten history with recomputed hashes: the next checkpoint's
 //     signature no longer verifies, and forging one needs the key;
-//   - a checkpoint signed by another key (key_id, then the signature);
-//   - a truncation in the middle of a line (no final newline);
-//   - a log that does not end with the closing checkpoint ([ErrOpenTail],
-//     naming the last line): this is how removing lines from the end of a
-//     stopped connector's log shows, including removing everything up to an
-//     earlier checkpoint.
+//   - a checkpoint signed by another key (key_id, then the signature).
 //
-// It cannot detect, from the files alone:
+// # Truncation
 //
-//   - removal of whole lines from the end of the log of a connector that is
-//     running or crashed: the remaining prefix is a valid chain, and an
-//     open tail is what such a log looks like anyway. The lines after the
-//     last checkpoint ([Report.Unsigned]) are at risk; an attacker can also
-//     cut back to any earlier checkpoint. Each checkpoint's sequence number
-//     and hash go to Config.Logger, and [Log.Head] gives the current ones:
-//     keep them elsewhere (journald, a log shipper) and compare with
-//     [Report.Head] to detect this;
-//   - removal of the newest files of a stopped connector back to the end
-//     of an earlier run (a file ending with the closing checkpoint): the
-//     next run continues from there, cleanly. Removing files back to a
-//     "rotate" checkpoint, or emptying a file, is reported as an unclean
-//     restart;
-//   - removal of whole files from the beginning, or of all files: the first
+// Lines removed from the end of the log are the hard case, because a log
+// that is still being written legitimately ends with lines no checkpoint
+// covers yet. Precisely:
+//
+//   - Cut in the middle of a line: always detected (the last line has no
+//     newline), until the connector restarts, which cuts the partial line
+//     and marks its restart unclean (see below).
+//   - Cut at a line boundary in the log of a connector that stopped cleanly:
+//     detected, whatever was cut, even back to an earlier interval
+//     checkpoint. The last line is then not the closing checkpoint, which
+//     cannot be forged: Verifier.Finish returns [ErrOpenTail] naming the new
+//     last line.
+//   - Cut at a line boundary while the connector runs: detected as soon as
+//     it writes its next line (the next request, interval checkpoint or the
+//     closing checkpoint), since that line chains to the hash of the last
+//     line it wrote, which is gone.
+//   - Cut at a line boundary in the log of a connector that crashed or was
+//     killed (or in a copy taken while it ran, before it wrote again): NOT
+//     detectable from the files alone, and not only for the lines after the
+//     last checkpoint ([Report.Unsigned]): a checkpoint proves the lines
+//     before it, nothing proves that lines after the last surviving one
+//     existed, so the log can be cut back to any earlier line. [ErrOpenTail]
+//     is what such a log looks like anyway. What detects it is a record
+//     kept outside: each checkpoint's sequence number and hash go to
+//     Config.Logger (journald, a log shipper), [Log.Head] gives the current
+//     ones, and [Verifier.Expect] fails when the log no longer holds a
+//     recorded line. With checkpoints every Config.CheckpointInterval (one
+//     minute by default) and their log records out of the attacker's reach,
+//     at most the requests since the last recorded checkpoint can vanish
+//     without trace.
+//   - Cut while the connector is stopped, then the connector restarted: the
+//     new file's start line is marked unclean and [Report.Notes] says so;
+//     the chain itself is consistent (the next checkpoints cover what the
+//     file held at restart), so this is a note, not an error. A crash looks
+//     the same. The same note shows lines appended to a stopped
+//     connector's log (forged lines chained to the last real one), an
+//     emptied newest file, and the newest files removed back to a "rotate"
+//     checkpoint.
+//
+// It also cannot detect, from the files alone:
+//
+//   - removal of the newest files of a stopped connector back to the end of
+//     an earlier run (a file ending with the closing checkpoint): the next
+//     run continues from there, cleanly. An outside record
+//     ([Verifier.Expect]) detects it;
+//   - removal of whole files from the beginning, or of every file: the first
 //     file given is trusted as the start ([Report.FirstPrev] is not zero and
 //     a note says so when the log's real beginning is missing);
 //   - anything done by someone holding the connector's private key: they
-//     can write a whole new, consistent, signed history. Compare the
-//     checkpoint hashes kept elsewhere.
-//
-// A restart after a crash, or after lines were cut from or appended to the
-// end of a stopped connector's log (forged lines chained to the last real
-// one), is recorded in the next start line (unclean) and reported as a
-// [Report] note, since the chain itself stays consistent and the next
-// checkpoints then cover whatever the file held at restart. Only the
-// closing checkpoint tells a clean stop from those; treat the note as an
-// alarm unless the connector is known to have crashed.
+//     can write a whole new, consistent, signed history. Only a hash
+//     recorded outside ([Verifier.Expect]) shows the rewrite.
 package audit

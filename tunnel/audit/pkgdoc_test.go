@@ -18,7 +18,7 @@ func TestPackageDoc(t *testing.T) {
 	require.NotNil(t, f.Doc)
 	doc := f.Doc.Text()
 	assert.True(t, strings.HasPrefix(doc, "Package audit "))
-	for _, h := range []string{"# Format", "# Durability", "# What verification detects", "It cannot detect"} {
+	for _, h := range []string{"# Format", "# Durability", "# What verification detects", "# Truncation", "cannot detect, from the files alone", "[Verifier.Expect]"} {
 		assert.Contains(t, doc, h)
 	}
 	// The documented labels are the ones the code uses.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -79,6 +80,19 @@ type Verifier struct {
 	head    string
 	lastWhy string // checkpoint reason of the last line, "" if not one
 	err     error
+
+	expSeq  uint64 // 0: nothing expected
+	expHash string
+	expSeen bool
+}
+
+// Expect makes verification fail unless the log holds line seq with this
+// hash: a checkpoint recorded outside the connector (Config.Logger writes
+// each one's sequence number and hash), so that removing it and everything
+// after it, which the files alone cannot show, is detected. Call it before
+// File.
+func (v *Verifier) Expect(seq uint64, hash string) {
+	v.expSeq, v.expHash = seq, strings.ToLower(hash)
 }
 
 // NewVerifier returns a Verifier that accepts checkpoints signed by pub.
@@ -187,6 +201,12 @@ func (v *Verifier) link(name string, n int, ln *Line) error {
 		v.rep.Unsigned = -1
 		v.lastWhy = ln.Why
 	}
+	if v.expSeq != 0 && ln.Seq == v.expSeq {
+		if ln.Hash != v.expHash {
+			return bad("line %d has hash %.16s…, but %.16s… was recorded for it: the log was rewritten", ln.Seq, ln.Hash, v.expHash)
+		}
+		v.expSeen = true
+	}
 	v.rep.Unsigned++
 	v.rep.Lines++
 	v.rep.Head = Position{File: name, Line: n, Seq: ln.Seq, Time: ln.Time}
@@ -206,6 +226,14 @@ func (v *Verifier) Finish() (Report, error) {
 	if v.rep.Lines == 0 {
 		return v.rep, fmt.Errorf("%w: no lines", ErrTampered)
 	}
+	if v.expSeq != 0 && !v.expSeen {
+		h := v.rep.Head
+		reason := fmt.Sprintf("the log ends at line %d, before line %d recorded outside: lines were removed from the end", h.Seq, v.expSeq)
+		if v.rep.FirstSeq > v.expSeq {
+			reason = fmt.Sprintf("the files given start at line %d, after line %d recorded outside: give the earlier files", v.rep.FirstSeq, v.expSeq)
+		}
+		return v.rep, &LineError{File: h.File, Line: h.Line, Reason: reason, Err: ErrTampered}
+	}
 	v.rep.Closed = v.lastWhy == ReasonClose
 	if !v.rep.Closed {
 		h := v.rep.Head
@@ -224,7 +252,12 @@ func (v *Verifier) Finish() (Report, error) {
 // VerifyFiles verifies the files at paths, in order, as one log (Files
 // lists a directory's in order).
 func VerifyFiles(pub ed25519.PublicKey, paths ...string) (Report, error) {
-	v := NewVerifier(pub)
+	return NewVerifier(pub).VerifyFiles(paths...)
+}
+
+// VerifyFiles reads the files at paths, in order, and returns Finish's
+// result.
+func (v *Verifier) VerifyFiles(paths ...string) (Report, error) {
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
