@@ -122,15 +122,17 @@ func TestMiddlewareDefaults(t *testing.T) {
 			http.NewResponseController(w).Flush()
 		case "/panic":
 			panic("boom")
+		case "/override":
+			audit.SetOutcome(r.Context(), "partial", "stream_cut")
 		}
 	}))
-	for _, p := range []string{"/teapot", "/policy", "/stream", "/nothing"} {
+	for _, p := range []string{"/teapot", "/policy", "/stream", "/nothing", "/override"} {
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", p+"?base=x", nil))
 	}
 	assert.Panics(t, func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/panic", nil)) })
 	require.NoError(t, l.Close())
 	es := entries(t, dir)
-	require.Len(t, es, 5)
+	require.Len(t, es, 6)
 	want := []struct {
 		op, outcome string
 		status      int
@@ -139,8 +141,10 @@ func TestMiddlewareDefaults(t *testing.T) {
 		{"GET /policy", "forbidden_by_connector_policy", 403},
 		{"GET /stream", "ok", 200},
 		{"GET /nothing", "ok", 200},
+		{"GET /override", "partial", 200},
 		{"GET /panic", "panic", 200},
 	}
+	assert.Equal(t, "stream_cut", es[4].Reason)
 	for i, w := range want {
 		assert.Equal(t, w.op, es[i].Op)
 		assert.Equal(t, w.outcome, es[i].Outcome)

@@ -2,6 +2,7 @@ package connectorapp
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -159,6 +160,10 @@ func annotate(next http.Handler, tickets keyenvelope.TicketPolicy) http.Handler 
 					b, _ := json.Marshal(in.Mapping)
 					audit.SetSubject(ctx, string(b))
 				}
+				sr := &streamRecorder{ResponseWriter: w}
+				next.ServeHTTP(sr, r)
+				sr.record(ctx)
+				return
 			case "lookup", "credentials":
 				var in struct {
 					Name string `json:"name"`
@@ -207,6 +212,84 @@ func ticketSubject(r *http.Request, p keyenvelope.TicketPolicy) string {
 		return ""
 	}
 	return fmt.Sprintf("%s (job %s, ekey %s)", t.User, t.JobID, t.EkeyID)
+}
+
+// streamRecorder counts the users of a user stream (package directoryhttp:
+// one JSON line per user, then a cursor or error line) and keeps its last
+// line, so the audit entry says how many users left and whether the stream
+// ended with an error after its 200.
+type streamRecorder struct {
+	http.ResponseWriter
+	status int
+	lines  int
+	last   []byte // the line being written, capped
+	final  []byte // the last complete line
+}
+
+func (s *streamRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *streamRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	for rest := b; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			s.keep(rest)
+			break
+		}
+		s.keep(rest[:i])
+		s.lines++
+		s.final, s.last = append(s.final[:0], s.last...), s.last[:0]
+		rest = rest[i+1:]
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// maxStreamLine caps what is kept of a line: an error or cursor line is
+// small, a user line is not looked at.
+const maxStreamLine = 4 << 10
+
+func (s *streamRecorder) keep(b []byte) {
+	if n := maxStreamLine - len(s.last); n > 0 {
+		s.last = append(s.last, b[:min(len(b), n)]...)
+	}
+}
+
+func (s *streamRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *streamRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// record sets the outcome of a stream that began with 200: "ok" with the
+// number of users, or the error code of its final line.
+func (s *streamRecorder) record(ctx context.Context) {
+	if s.status != http.StatusOK || s.lines == 0 {
+		return // an error before the stream began: the middleware reads it
+	}
+	users := s.lines - 1
+	var end struct {
+		Error *struct {
+			Code string `json:"code"`
+		} `json:"error"`
+		Cursor json.RawMessage `json:"cursor"`
+	}
+	switch {
+	case json.Unmarshal(s.final, &end) != nil || (end.Error == nil && end.Cursor == nil):
+		audit.SetOutcome(ctx, "incomplete", fmt.Sprintf("stream ended without its final line after %d lines", s.lines))
+	case end.Error != nil:
+		audit.SetOutcome(ctx, end.Error.Code, fmt.Sprintf("stream failed after %d users", users))
+	default:
+		audit.SetOutcome(ctx, "ok", fmt.Sprintf("%d users", users))
+	}
 }
 
 // opName is the policy's operation, and the route when it says more:

@@ -6,6 +6,8 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hpke"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -16,6 +18,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
+	"github.com/liaisonhq/liaison/directory/directorytest"
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
@@ -182,4 +187,104 @@ func mustJSON(t *testing.T, v interface{ MarshalJSON() ([]byte, error) }) string
 	b, err := v.MarshalJSON()
 	require.NoError(t, err)
 	return strings.Trim(string(b), `"`)
+}
+
+// A user stream's entry says how many users left, and an error after the
+// 200 is the outcome.
+func TestAuditUserStreams(t *testing.T) {
+	dir := t.TempDir()
+	_, key := memIdentity(t)
+	l, err := audit.New(audit.Config{Dir: dir, Signer: key})
+	require.NoError(t, err)
+	streams := map[string]string{
+		"ok":         `{"user":{"login":"a"}}` + "\n" + `{"user":{"login":"b"}}` + "\n" + `{"cursor":{"v":1}}` + "\n",
+		"error":      `{"user":{"login":"a"}}` + "\n" + `{"error":{"code":"unavailable","message":"x"}}` + "\n",
+		"incomplete": `{"user":{"login":"a"}}` + "\n" + `{"user":{"log`,
+		"empty":      `{"cursor":{}}` + "\n",
+	}
+	h := l.Middleware(connectorapp.Annotate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := streams[r.URL.Query().Get("s")]
+		for len(body) > 0 { // in odd pieces, as a stream flushes
+			n := min(len(body), 7)
+			w.Write([]byte(body[:n]))
+			body = body[n:]
+		}
+	})))
+	for _, name := range []string{"ok", "error", "incomplete", "empty"} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/directory/users?s="+name,
+			strings.NewReader(`{"mapping":{"ous":["ou=Staff,dc=example"]}}`)))
+	}
+	require.NoError(t, l.Close())
+	es := auditEntries(t, dir)
+	require.Len(t, es, 4)
+	want := []struct{ outcome, reason string }{
+		{"ok", "2 users"},
+		{"unavailable", "stream failed after 1 users"},
+		{"incomplete", "stream ended without its final line after 1 lines"},
+		{"ok", "0 users"},
+	}
+	for i, w := range want {
+		assert.Equal(t, "import/users", es[i].Op)
+		assert.Equal(t, `{"ous":["ou=Staff,dc=example"]}`, es[i].Subject)
+		assert.Equal(t, w.outcome, es[i].Outcome, "entry %d", i)
+		assert.Equal(t, w.reason, es[i].Reason, "entry %d", i)
+	}
+}
+
+// The count in the audit entry of a real import equals the users the
+// directory client returns for the same mapping (test-bed OpenLDAP).
+func TestAuditImportCountsUsers(t *testing.T) {
+	srv := directorytest.OpenLDAP(t)
+	ca, err := os.ReadFile(srv.CAFile)
+	require.NoError(t, err)
+	ctx := context.Background()
+	m := directory.Mapping{OUs: []string{"ou=Corp," + srv.BaseDN}}
+	dc, err := directory.Open(directory.Config{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword, CAPEM: ca})
+	require.NoError(t, err)
+	defer dc.Close()
+	direct := 0
+	_, err = dc.Users(ctx, m, func(directory.User) error { direct++; return nil })
+	require.NoError(t, err)
+	require.Positive(t, direct)
+
+	_, key := memIdentity(t)
+	cfg := connectorapp.Config{
+		Cloud: connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: "c", Key: key},
+		Directory: &connectorapp.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword,
+			CAPEM: ca, InsecurePlainPasswords: true},
+		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpImport}},
+		Audit:  connectorapp.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
+	}
+	a, err := connectorapp.New(cfg, nil)
+	require.NoError(t, err)
+	rc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, handlerTransport{a.Handler()})
+	require.NoError(t, err)
+	viaConnector := 0
+	_, err = rc.Users(ctx, m, func(directory.User) error { viaConnector++; return nil })
+	require.NoError(t, err)
+	require.NoError(t, a.Close())
+	es := auditEntries(t, cfg.Audit.Dir)
+	require.Len(t, es, 1)
+	assert.Equal(t, "ok", es[0].Outcome)
+	assert.Equal(t, fmt.Sprintf("%d users", direct), es[0].Reason)
+	assert.Equal(t, direct, viaConnector)
+}
+
+func auditEntries(t *testing.T, dir string) []audit.Line {
+	t.Helper()
+	files, err := audit.Files(dir)
+	require.NoError(t, err)
+	var es []audit.Line
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		for _, l := range bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n")) {
+			ln, err := audit.ParseLine(l)
+			require.NoError(t, err)
+			if ln.Kind == audit.KindEntry {
+				es = append(es, ln)
+			}
+		}
+	}
+	return es
 }

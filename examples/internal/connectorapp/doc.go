@@ -69,8 +69,9 @@
 // ("lookup", "browse/ous", "keys/v1/release"), tenant, the login or base DN
 // it touched (and the DN a lookup or credential check answered with; for a
 // key release the user, job and ekey ID of its ticket once the ticket's
-// signature checks), the outcome and status, never a password, sealed blob,
-// ekey or ticket. The log
+// signature checks), the outcome and status (for an import stream, the
+// number of users sent, or the error that ended it after its 200), never a
+// password, sealed blob, ekey or ticket. The log
 // is on by default in "audit" beside the identity file (directory 0700,
 // files 0600); audit.dir moves it, audit.disabled turns it off, and
 // audit.checkpoint_interval ("1m" by default), audit.max_file_size and
