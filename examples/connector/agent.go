@@ -174,6 +174,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "connector: %v\n", err)
 		return exitFailure
 	}
+	auditDir := cfg.AuditDir()
+	cfg.Audit.Disabled = true // a running connector owns the audit log: do not fork its chain
 	agent, err := connectorapp.New(cfg, nil)
 	if err != nil {
 		fmt.Fprintf(stderr, "connector: %v\n", err)
@@ -184,6 +186,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fmt.Fprintf(stdout, "config:    %s: valid\n", *configFile)
 	fmt.Fprintf(stdout, "identity:  connector %s, tenant %s\n", id.ConnectorID, id.Tenant)
 	fmt.Fprintf(stdout, "policy:    %v\n", cfg.Policy.Allow)
+	if auditDir != "" {
+		fmt.Fprintf(stdout, "audit:     %s\n", auditDir)
+	} else {
+		fmt.Fprintln(stdout, "audit:     off")
+	}
 	if kr := agent.Keyring(); kr != nil {
 		fmt.Fprintf(stdout, "keys:      KEK file opened, %d version(s), primary %d\n", len(kr.Versions()), kr.Primary())
 	}

@@ -147,6 +147,10 @@ func TestEnrollAndRunCommands(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("connector never connected")
 	}
+	resp, err := (&http.Client{Transport: gw.RoundTripper("tenant-x")}).Get("http://connector" + connectorapp.StatusPath)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	cancel()
 	select {
 	case r := <-done:
@@ -156,6 +160,19 @@ func TestEnrollAndRunCommands(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not stop on cancel")
 	}
+
+	// The run recorded the cloud's request in the audit log beside the
+	// identity file, closed it at shutdown; check did not open it.
+	files, err := filepath.Glob(filepath.Join(dir, "audit", "audit-*.jsonl"))
+	require.NoError(t, err)
+	assert.Len(t, files, 1, "one file: run's (check does not open the log)")
+	r = invoke(t, "", "audit", "verify", "--config", cfgFile)
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "intact: 1 file(s), 3 line(s), 1 request(s), 1 checkpoint(s)")
+	r = invoke(t, "", "audit", "tail", "--config", cfgFile)
+	assert.Equal(t, exitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, " status ")
+	assert.Contains(t, r.stdout, "checkpoint #3 (close)")
 }
 
 func TestRunCommandErrors(t *testing.T) {

@@ -8,10 +8,12 @@
 //	connector check --config FILE
 //	connector directory info|ous|groups|users|lookup|auth [flags]
 //	connector keys init|status|rotate|promote|disable|enable|destroy|passwd|escrow [flags]
+//	connector audit tail|verify [flags]
 //
 // Exit codes: 0 success; 1 credentials refused (directory auth); 2 usage
 // error; 3 user not found and 4 ambiguous (directory lookup); 5 any other
-// failure (server unreachable, TLS, bad configuration).
+// failure (server unreachable, TLS, bad configuration). audit verify exits 1
+// when a line fails verification or the log lacks its closing checkpoint.
 package main
 
 import (
@@ -26,7 +28,7 @@ import (
 // Exit codes. They are part of the command's contract.
 const (
 	exitOK        = 0
-	exitRefused   = 1 // directory auth: the directory refused the credentials
+	exitRefused   = 1 // directory auth: the directory refused the credentials; audit verify: the log failed
 	exitUsage     = 2
 	exitNotFound  = 3 // directory lookup: no user matches
 	exitAmbiguous = 4 // directory lookup: more than one user matches
@@ -56,6 +58,8 @@ const usage = `usage:
 
   connector keys init|status|rotate|promote|disable|enable|destroy|passwd|escrow [key]
                                      (the KEK file; connector keys help for the rotation runbook)
+  connector audit tail   [--config FILE | --dir DIR] [-n N]       (the cloud's recent requests)
+  connector audit verify [--config FILE] [--live] [FILE...]       (connector audit help)
 
 [conn]  --url URL (repeatable, failover order) --bind-dn DN --bind-password-file FILE
         --ca-file FILE --start-tls --profile auto|ad|openldap
@@ -82,6 +86,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runCheck(ctx, args[1:], stdout, stderr)
 	case "keys":
 		return runKeys(args[1:], stdin, stdout, stderr)
+	case "audit":
+		return runAudit(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -15,6 +15,7 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/audit"
 )
 
 // ErrClosed is returned by Agent.Run after Agent.Close.
@@ -45,6 +46,8 @@ type Agent struct {
 	credKey  *ecdh.PrivateKey     // nil when plain passwords are allowed
 	keyring  *keyenvelope.Keyring // nil: directory-only connector
 	releaser *keyenvelope.Releaser
+	tickets  keyenvelope.TicketPolicy // the releaser's, to name a release's user in the audit log
+	audit    *audit.Log               // nil: audit log off
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -99,6 +102,9 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		}
 	}
 	h, err := a.buildHandler()
+	if err == nil {
+		a.audit, err = a.openAudit(logger)
+	}
 	if err != nil {
 		if a.dir != nil {
 			a.dir.Close()
@@ -106,6 +112,9 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.handler = h
+	if a.audit != nil {
+		a.handler = a.audit.Middleware(annotate(h, a.tickets))
+	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.log = logger.With(slog.String("connector_id", a.identity.ConnectorID))
 	return a, nil
@@ -213,7 +222,7 @@ func (a *Agent) openKeys(k Keys) error {
 	if err != nil {
 		return fmt.Errorf("%w: keys: %w", ErrConfig, err)
 	}
-	a.keyring, a.releaser = kr, rel
+	a.keyring, a.releaser, a.tickets = kr, rel, keyenvelope.TicketPolicy{SchedulerKey: sched}
 	return nil
 }
 
@@ -360,8 +369,12 @@ func (a *Agent) Close() error {
 	a.mu.Unlock()
 	a.cancel()
 	a.wg.Wait()
-	if a.dir != nil {
-		return a.dir.Close()
+	var errs []error
+	if a.audit != nil {
+		errs = append(errs, a.audit.Close()) // the closing checkpoint
 	}
-	return nil
+	if a.dir != nil {
+		errs = append(errs, a.dir.Close())
+	}
+	return errors.Join(errs...)
 }

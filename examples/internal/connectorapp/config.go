@@ -37,6 +37,9 @@ type Config struct {
 	// Policy lists what the cloud may ask this connector for. The connector
 	// enforces it itself; the cloud cannot widen it.
 	Policy Policy `json:"policy"`
+	// Audit configures the local audit log of the cloud's requests (on by
+	// default, beside the identity file).
+	Audit Audit `json:"audit,omitzero"`
 
 	// OnStatus, if set, receives the tunnel's status changes in order on
 	// one goroutine (connected, disconnected with the reason and the retry
@@ -263,6 +266,8 @@ func (c *Config) Validate() error {
 	if c.Directory == nil && c.Keys == nil {
 		bad("neither a directory nor a keys section: the connector would serve nothing")
 	}
+
+	c.Audit.validate(bad)
 
 	// Policy.
 	if len(c.Policy.Allow) == 0 {

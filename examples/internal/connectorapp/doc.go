@@ -33,7 +33,8 @@
 //	    "kek_file": "/var/lib/liaison/kek.kenv",
 //	    "passphrase_file": "/etc/liaison/kek-passphrase"
 //	  },
-//	  "policy": {"allow": ["browse", "import", "lookup", "credentials", "keys"]}
+//	  "policy": {"allow": ["browse", "import", "lookup", "credentials", "keys"]},
+//	  "audit": {"dir": "/var/lib/liaison/audit", "checkpoint_interval": "1m"}
 //	}
 //
 // The directory and keys sections are each optional (a key-only connector
@@ -63,6 +64,27 @@
 // rewrap). The connector enforces it on every request before any service
 // sees it and answers anything else with 403 and a JSON PolicyError; a
 // request it cannot classify is refused too.
+//
+// # Audit log
+//
+// Every request the cloud makes, refused ones included, is appended to a
+// hash-chained local audit log (package tunnel/audit): time, operation
+// ("lookup", "browse/ous", "keys/v1/release"), tenant, the login or base DN
+// it touched (and the DN a lookup or credential check answered with; for a
+// key release the user, job and ekey ID of its ticket once the ticket's
+// signature checks), the outcome and status (for an import stream, the
+// number of users sent, or the error that ended it after its 200), never a
+// password, sealed blob, ekey or ticket. The log
+// is on by default in "audit" beside the identity file (directory 0700,
+// files 0600); audit.dir moves it, audit.disabled turns it off, and
+// audit.checkpoint_interval ("1m" by default), audit.max_file_size and
+// audit.max_file_age set how often the connector signs a checkpoint with its
+// identity key and when files rotate. Agent.Close writes the closing
+// checkpoint. When the log cannot be written, requests are refused (503)
+// rather than served unrecorded. One process owns a log: "connector check"
+// does not open it. "connector audit tail" shows it and "connector audit
+// verify" checks it; the package documentation of tunnel/audit says what
+// verification can and cannot detect.
 //
 // # Routes
 //
