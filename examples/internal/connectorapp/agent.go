@@ -215,14 +215,12 @@ func (a *Agent) openKeys(k Keys) error {
 		}
 		extra = append(extra, e)
 	}
-	rel, err := keyenvelope.NewReleaser(keyenvelope.ReleaserConfig{
-		Keyring: kr,
-		Policy:  keyenvelope.TicketPolicy{SchedulerKey: sched, ExtraSchedulerKeys: extra},
-	})
+	policy := keyenvelope.TicketPolicy{SchedulerKey: sched, ExtraSchedulerKeys: extra}
+	rel, err := keyenvelope.NewReleaser(keyenvelope.ReleaserConfig{Keyring: kr, Policy: policy})
 	if err != nil {
 		return fmt.Errorf("%w: keys: %w", ErrConfig, err)
 	}
-	a.keyring, a.releaser, a.tickets = kr, rel, keyenvelope.TicketPolicy{SchedulerKey: sched}
+	a.keyring, a.releaser, a.tickets = kr, rel, policy
 	return nil
 }
 
