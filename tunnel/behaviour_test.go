@@ -534,6 +534,13 @@ func TestSilentPeerDetected(t *testing.T) {
 	statuses := make(chan Status, 64)
 	cfg.OnStatus = func(s Status) { statuses <- s }
 	e.start(cfg, echoHandler())
+	// The gateway registers the session once it has sent its confirmation;
+	// the connector is up once it has read it.
+	for st := range statuses {
+		if st.State == StateConnected {
+			break
+		}
+	}
 	mu.Lock()
 	frozen := conns[0]
 	mu.Unlock()

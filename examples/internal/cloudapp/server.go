@@ -177,6 +177,14 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tunnelSeed, err := s.db.secret(ctx, "tunnel_identity_seed", tunnel.SeedSize)
+	if err != nil {
+		return nil, err
+	}
+	tunnelID, err := tunnel.NewGatewayIdentity(tunnelSeed)
+	if err != nil {
+		return nil, err
+	}
 
 	// Listener and URL.
 	s.ln = cfg.Listener
@@ -215,6 +223,7 @@ func New(cfg Config) (*Server, error) {
 
 	// Tunnel.
 	if s.gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
+		Identity:     tunnelID,
 		Audience:     s.TunnelURL(),
 		Store:        s.tunnels,
 		PingInterval: cfg.PingInterval,

@@ -273,7 +273,7 @@ func TestCloseStopsRun(t *testing.T) {
 	cfg.Cloud.URL, cfg.Cloud.CAPEM = c.url, c.caPEM
 	id, err := connectorapp.Enroll(ctx, cfg.Cloud, tok)
 	require.NoError(t, err)
-	cfg.Cloud.ConnectorID = id.ConnectorID
+	cfg.Cloud.ConnectorID, cfg.Cloud.CloudKey = id.ConnectorID, id.CloudKey
 
 	a, err := connectorapp.New(cfg, nil)
 	require.NoError(t, err)

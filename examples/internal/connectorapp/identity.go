@@ -40,6 +40,9 @@ type identityFile struct {
 	// SchedulerPublicKey is the cloud scheduler's key as fetched at
 	// enrollment (base64), used when the config pins none.
 	SchedulerPublicKey string `json:"scheduler_public_key,omitempty"`
+	// CloudKey is the cloud's tunnel key pinned at enrollment: every
+	// tunnel session must be signed by it.
+	CloudKey tunnel.CloudKey `json:"cloud_key,omitempty"`
 }
 
 func readIdentity(path string) (identityFile, error) {
@@ -53,6 +56,9 @@ func readIdentity(path string) (identityFile, error) {
 	var id identityFile
 	if err := json.Unmarshal(b, &id); err != nil || id.ConnectorID == "" {
 		return identityFile{}, fmt.Errorf("%w: identity file %s is corrupt", ErrConfig, path)
+	}
+	if len(id.CloudKey) == 0 {
+		return identityFile{}, fmt.Errorf("%w: identity file %s pins no cloud key (enrolled before tunnel protocol v2): delete it and enroll again with a new enrollment token: %w", ErrConfig, path, tunnel.ErrCloudKeyMissing)
 	}
 	return id, nil
 }
@@ -218,6 +224,7 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 			ConnectorID: id.ConnectorID, Tenant: id.Tenant,
 			CloudURL: c.URL, Enrolled: time.Now().UTC().Truncate(time.Second),
 			SchedulerPublicKey: fetchSchedulerKey(ctx, client, c),
+			CloudKey:           id.CloudKey,
 		}, "", "  ")
 		if err := writeFileAtomic(c.IdentityFile, append(b, '\n')); err != nil {
 			return tunnel.Identity{}, fmt.Errorf("connectorapp: writing identity file: %w", err)
