@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -121,3 +122,27 @@ func (k CloudKey) check() error {
 func (k CloudKey) signing() ed25519.PublicKey { return ed25519.PublicKey(k[:32]) }
 
 func (k CloudKey) sealing() (*ecdh.PublicKey, error) { return ecdh.X25519().NewPublicKey(k[32:]) }
+
+// SignStatement signs data with the identity's Ed25519 key for one named
+// purpose, so a connector can check, with the key it pinned at enrollment,
+// something the cloud hands it over an untrusted path (for example the
+// public key that signs job tickets). Signatures for one purpose never
+// verify for another, nor as a handshake or enrollment signature.
+func (id *GatewayIdentity) SignStatement(purpose string, data []byte) []byte {
+	return ed25519.Sign(id.signing, statement(purpose, data))
+}
+
+// VerifyStatement reports whether sig is the cloud's [GatewayIdentity.SignStatement]
+// of data for purpose.
+func (k CloudKey) VerifyStatement(purpose string, data, sig []byte) bool {
+	if len(k) != CloudKeySize {
+		return false
+	}
+	return ed25519.Verify(k.signing(), statement(purpose, data), sig)
+}
+
+func statement(purpose string, data []byte) []byte {
+	m := append([]byte("liaison cloud statement v1\x00"), binary.AppendUvarint(nil, uint64(len(purpose)))...)
+	m = append(m, purpose...)
+	return append(m, data...)
+}

@@ -58,6 +58,15 @@ func (g *Gateway) IssueEnrollmentToken(ctx context.Context, tenant string, ttl t
 	return tok, nil
 }
 
+// CloudKey returns the public key of the gateway's identity, the key
+// connectors pin. Show its Fingerprint to admins beside enrollment tokens.
+func (g *Gateway) CloudKey() CloudKey { return g.cfg.Identity.Public() }
+
+// SignStatement is the gateway identity's [GatewayIdentity.SignStatement].
+func (g *Gateway) SignStatement(purpose string, data []byte) []byte {
+	return g.cfg.Identity.SignStatement(purpose, data)
+}
+
 // parseEnrollmentToken checks a token's form and returns the cloud key hash
 // it carries.
 func parseEnrollmentToken(tok string) ([32]byte, error) {

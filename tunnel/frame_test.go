@@ -3,8 +3,8 @@ package tunnel
 import (
 	"bytes"
 	"context"
-	"reflect"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 

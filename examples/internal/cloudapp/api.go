@@ -47,10 +47,17 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(PathTunnel, s.gw)
 	mux.Handle("POST "+PathEnroll, s.gw.EnrollHandler())
+	mux.Handle("GET "+PathEnroll, s.gw.EnrollHandler()) // the cloud's tunnel key, checked against the token
 	mux.Handle("POST "+PathActivate, s.activator.Handler())
 	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
 	mux.HandleFunc("GET "+PathSchedulerKey, func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"ed25519": base64.StdEncoding.EncodeToString(s.SchedulerPublicKey())})
+		// Signed by the tunnel identity, so a connector checks it with the
+		// cloud key it pinned at enrollment, whatever relayed it.
+		pub := s.SchedulerPublicKey()
+		writeJSON(w, http.StatusOK, map[string]string{
+			"ed25519":   base64.StdEncoding.EncodeToString(pub),
+			"signature": base64.StdEncoding.EncodeToString(s.gw.SignStatement(SchedulerKeyStatement, pub)),
+		})
 	})
 
 	admin := http.NewServeMux()

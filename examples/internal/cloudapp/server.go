@@ -34,6 +34,10 @@ const (
 	PathActivate     = "/v1/activate"      // devices' mass-deployment activation
 	PathLogin        = "/v1/login"         // web login (credential check)
 	PathSchedulerKey = "/v1/scheduler-key" // the Ed25519 key that signs job tickets
+
+	// SchedulerKeyStatement is the tunnel.GatewayIdentity.SignStatement
+	// purpose of the scheduler key's signature at PathSchedulerKey.
+	SchedulerKeyStatement = "scheduler-key"
 )
 
 // Where the connector (examples/internal/connectorapp) serves its services,

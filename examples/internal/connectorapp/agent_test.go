@@ -182,6 +182,10 @@ func TestEnrollAndRun(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := connectorapp.Enroll(ctx, cloudCfg, "not-a-token")
+	require.ErrorContains(t, err, "malformed enrollment token")
+	expired, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Nanosecond)
+	require.NoError(t, err)
+	_, err = connectorapp.Enroll(ctx, cloudCfg, expired)
 	require.ErrorIs(t, err, tunnel.ErrUnauthorized)
 
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Minute)

@@ -340,7 +340,7 @@ func (c *Cloud) keyFile() string { return c.IdentityFile + ".key" }
 const (
 	TunnelPath       = "/v1/tunnel"
 	EnrollPath       = "/v1/enroll"
-	SchedulerKeyPath = "/v1/scheduler-key" // {"ed25519": base64}
+	SchedulerKeyPath = "/v1/scheduler-key" // {"ed25519": base64, "signature": base64 (tunnel.CloudKey.VerifyStatement)}
 )
 
 // secret reads a secret from a file (one trailing newline dropped) or an
