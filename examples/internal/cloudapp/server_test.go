@@ -539,6 +539,21 @@ func TestLoginSealsPasswordsToTheConnectorKey(t *testing.T) {
 	assert.ErrorIs(t, err, directoryhttp.ErrBadRequest)
 }
 
+// A connector that publishes no credentials key gets no password: the check
+// fails closed before anything is sent.
+func TestLoginFailsClosedWithoutCredentialsKey(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.enrollWith("acme", nil)
+	e.start(c)
+	e.dir.set(demoUsers(2))
+	e.dir.passwords["user0"] = "right"
+	require.NoError(t, e.srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
+	calls := e.dir.authCalls.Load()
+	_, err := e.srv.Login(context.Background(), "acme", "staff", "user0", "right")
+	assert.ErrorIs(t, err, cloudapp.ErrNoCredentialsKey)
+	assert.Equal(t, calls, e.dir.authCalls.Load(), "the password reached the connector")
+}
+
 // countingDir counts the scans that went through it.
 type countingDir struct {
 	cloudapp.Directory
