@@ -24,7 +24,7 @@ import (
 //
 // Admin API (JSON; "Authorization: Bearer <admin token>"):
 //
-//	POST   /v1/admin/tenants/{tenant}/enrollment-tokens      {"ttl_seconds"}  -> {"token","enroll_url","tunnel_url"}
+//	POST   /v1/admin/tenants/{tenant}/enrollment-tokens      {"ttl_seconds"}  -> {"token","enroll_url","tunnel_url","cloud_key_fingerprint"}
 //	GET    /v1/admin/tenants/{tenant}/connectors
 //	DELETE /v1/admin/tenants/{tenant}/connectors/{id}        revoke
 //	GET    /v1/admin/tenants/{tenant}/directory/ous?base=
@@ -237,7 +237,8 @@ func (s *Server) apiEnrollmentToken(w http.ResponseWriter, r *http.Request) {
 		s.replyErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "enroll_url": s.EnrollURL(), "tunnel_url": s.TunnelURL()})
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "enroll_url": s.EnrollURL(), "tunnel_url": s.TunnelURL(),
+		"cloud_key_fingerprint": s.gw.CloudKey().Fingerprint()})
 }
 
 func (s *Server) apiDeploymentToken(w http.ResponseWriter, r *http.Request) {
