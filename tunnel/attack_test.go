@@ -276,7 +276,7 @@ func TestMITMTamperedSessionCloses(t *testing.T) {
 	type state struct {
 		mu        sync.Mutex
 		armed     bool
-		confirm   wsFrame // the first message to the connector (its HELLO)
+		seen      []wsFrame // messages to the connector before arming: HELLO, then the sealed confirmation
 		held      *wsFrame
 		heldReady chan struct{}
 	}
@@ -321,7 +321,7 @@ func TestMITMTamperedSessionCloses(t *testing.T) {
 		{"replay old message", false, false, func(st *state, toConnector bool, f wsFrame) []wsFrame {
 			if toConnector {
 				st.armed = false
-				return []wsFrame{st.confirm, f}
+				return []wsFrame{st.seen[len(st.seen)-1], f} // a sealed message the connector already opened
 			}
 			return []wsFrame{f}
 		}},
@@ -356,8 +356,8 @@ func TestMITMTamperedSessionCloses(t *testing.T) {
 			m.tamper = func(toConnector bool, f wsFrame) []wsFrame {
 				st.mu.Lock()
 				defer st.mu.Unlock()
-				if toConnector && st.confirm.payload == nil {
-					st.confirm = f
+				if toConnector && !st.armed {
+					st.seen = append(st.seen, f)
 				}
 				if !st.armed {
 					return []wsFrame{f}

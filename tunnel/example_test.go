@@ -233,3 +233,41 @@ func ExampleNewGatewayIdentity() {
 	fmt.Println(id.Fingerprint() == again.Fingerprint(), len(id.Public()))
 	// Output: true 64
 }
+
+func ExampleGenerateGatewayIdentity() {
+	id, err := tunnel.GenerateGatewayIdentity(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	// Persist the seed once (0600) and load it with NewGatewayIdentity on
+	// every start and every node.
+	if err := os.WriteFile("/etc/liaison/tunnel-identity.seed", id.Seed(), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("cloud key %s", id.Fingerprint())
+}
+
+// The cloud signs public data a connector receives over an untrusted path;
+// the connector checks it with the key it pinned at enrollment.
+func ExampleCloudKey_VerifyStatement() {
+	id, _ := tunnel.NewGatewayIdentity(make([]byte, tunnel.SeedSize))
+	ticketKey := []byte("the job-ticket public key")
+	sig := id.SignStatement("scheduler-key", ticketKey)
+
+	var pinned tunnel.CloudKey = id.Public() // tunnel.Identity.CloudKey on the connector
+	fmt.Println(pinned.VerifyStatement("scheduler-key", ticketKey, sig))
+	fmt.Println(pinned.VerifyStatement("scheduler-key", []byte("a relay's key"), sig))
+	// Output:
+	// true
+	// false
+}
+
+// Show the cloud key's fingerprint beside enrollment tokens; the token
+// carries it too, and Enroll checks it.
+func ExampleGateway_CloudKey() {
+	gw, _ := tunnel.NewGateway(tunnel.GatewayConfig{Identity: identity(), Audience: "wss://cloud.example.com/connect"})
+	defer gw.Close()
+	tok, _ := gw.IssueEnrollmentToken(context.Background(), "tenant-42", time.Hour)
+	fmt.Println(len(tok) > 0, gw.CloudKey().Fingerprint()[:7])
+	// Output: true SHA256:
+}
