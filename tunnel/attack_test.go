@@ -209,6 +209,28 @@ func TestMITMEnrollment(t *testing.T) {
 		assert.Empty(t, e.gw.store.(*MemoryStore).connectors)
 	})
 
+	t.Run("old answer replayed", func(t *testing.T) {
+		e := newEnv(t, nil)
+		m := newMITM(t, e)
+		var answers [][]byte
+		m.rewrite = func(req *http.Request, body []byte) []byte {
+			if req.Method != http.MethodPost {
+				return body
+			}
+			answers = append(answers, body)
+			return answers[0] // always the first answer, signed by the real cloud
+		}
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		first, err := e.gw.IssueEnrollmentToken(context.Background(), "t", time.Minute)
+		require.NoError(t, err)
+		_, err = Enroll(context.Background(), m.httpClient(), e.srv.URL+"/enroll", first, key)
+		require.NoError(t, err)
+		second, err := e.gw.IssueEnrollmentToken(context.Background(), "t", time.Minute)
+		require.NoError(t, err)
+		_, err = Enroll(context.Background(), m.httpClient(), e.srv.URL+"/enroll", second, key)
+		assert.ErrorIs(t, err, ErrCloudKeyMismatch, "an answer to another enrollment was accepted")
+	})
+
 	t.Run("forged answer", func(t *testing.T) {
 		e := newEnv(t, nil)
 		m := newMITM(t, e)

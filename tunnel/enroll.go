@@ -124,10 +124,12 @@ func enrollProof(cloud CloudKey, pub ed25519.PublicKey, token string) []byte {
 	return append(m, token...)
 }
 
-// enrollAnswer is what the cloud signs: the connector's key and the ID and
-// tenant it was registered under.
-func enrollAnswer(pub ed25519.PublicKey, id, tenant string) []byte {
-	m := append([]byte(labelEnrollAnswer), pub...)
+// enrollAnswer is what the cloud signs: the hash of the request it answers
+// (so an answer cannot be replayed to another enrollment), the connector's
+// key and the ID and tenant it was registered under.
+func enrollAnswer(reqHash [32]byte, pub ed25519.PublicKey, id, tenant string) []byte {
+	m := append([]byte(labelEnrollAnswer), reqHash[:]...)
+	m = append(m, pub...)
 	m = binary.AppendUvarint(m, uint64(len(id)))
 	m = append(m, id...)
 	m = binary.AppendUvarint(m, uint64(len(tenant)))
@@ -185,7 +187,7 @@ func (g *Gateway) serveEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.log.Info("connector enrolled", "connector_id", c.ID, "tenant", c.Tenant)
-	sig := ed25519.Sign(g.cfg.Identity.signing, enrollAnswer(pub, c.ID, c.Tenant))
+	sig := ed25519.Sign(g.cfg.Identity.signing, enrollAnswer(sha256.Sum256(body), pub, c.ID, c.Tenant))
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(enrollResponse{ConnectorID: c.ID, Tenant: c.Tenant, Signature: base64.RawURLEncoding.EncodeToString(sig)})
 }
@@ -309,17 +311,17 @@ func Enroll(ctx context.Context, client *http.Client, url, token string, key cry
 	if err != nil {
 		return Identity{}, fmt.Errorf("tunnel: enroll: %w", err)
 	}
-	return verifyEnrollAnswer(ans, cloud, pub)
+	return verifyEnrollAnswer(ans, cloud, sha256.Sum256(body), pub)
 }
 
 // verifyEnrollAnswer checks the cloud's signed answer.
-func verifyEnrollAnswer(body []byte, cloud CloudKey, pub ed25519.PublicKey) (Identity, error) {
+func verifyEnrollAnswer(body []byte, cloud CloudKey, reqHash [32]byte, pub ed25519.PublicKey) (Identity, error) {
 	var er enrollResponse
 	if err := json.Unmarshal(body, &er); err != nil || er.ConnectorID == "" || er.Tenant == "" {
 		return Identity{}, errors.New("tunnel: enroll: bad response")
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(er.Signature)
-	if err != nil || !ed25519.Verify(cloud.signing(), enrollAnswer(pub, er.ConnectorID, er.Tenant), sig) {
+	if err != nil || !ed25519.Verify(cloud.signing(), enrollAnswer(reqHash, pub, er.ConnectorID, er.Tenant), sig) {
 		return Identity{}, fmt.Errorf("%w: the enrollment answer is not signed by the cloud key", ErrCloudKeyMismatch)
 	}
 	return Identity{ConnectorID: er.ConnectorID, Tenant: er.Tenant, CloudKey: append(CloudKey(nil), cloud...)}, nil

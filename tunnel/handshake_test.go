@@ -155,12 +155,13 @@ func FuzzEnrollRequest(f *testing.F) {
 func FuzzEnrollAnswer(f *testing.F) {
 	id, _ := NewGatewayIdentity(bytes.Repeat([]byte{6}, SeedSize))
 	pub := ed25519.PublicKey(bytes.Repeat([]byte{1}, 32))
-	sig := ed25519.Sign(id.signing, enrollAnswer(pub, "conn_1", "t"))
+	var rh [32]byte
+	sig := ed25519.Sign(id.signing, enrollAnswer(rh, pub, "conn_1", "t"))
 	good, _ := json.Marshal(enrollResponse{ConnectorID: "conn_1", Tenant: "t", Signature: base64.RawURLEncoding.EncodeToString(sig)})
 	f.Add(good)
 	f.Add([]byte(`{"connector_id":"c","tenant":"t"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, err := verifyEnrollAnswer(b, id.Public(), pub)
+		got, err := verifyEnrollAnswer(b, id.Public(), rh, pub)
 		if err != nil {
 			return
 		}
