@@ -185,7 +185,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer agent.Close()
 	id := agent.Identity()
 	fmt.Fprintf(stdout, "config:    %s: valid\n", *configFile)
-	fmt.Fprintf(stdout, "identity:  connector %s, tenant %s\n", id.ConnectorID, id.Tenant)
+	fmt.Fprintf(stdout, "identity:  connector %s, tenant %s, cloud key %s\n", id.ConnectorID, id.Tenant, id.CloudKey.Fingerprint())
 	fmt.Fprintf(stdout, "policy:    %v\n", cfg.Policy.Allow)
 	if kr := agent.Keyring(); kr != nil {
 		fmt.Fprintf(stdout, "keys:      KEK file opened, %d version(s), primary %d\n", len(kr.Versions()), kr.Primary())
