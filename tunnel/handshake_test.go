@@ -8,9 +8,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -226,4 +229,36 @@ func hpkeSealForTest(t testing.TB, cloud CloudKey, info, msg []byte) []byte {
 	ct, err := hpke.Seal(pk, hpke.HKDFSHA256(), hpke.AES256GCM(), info, msg)
 	require.NoError(t, err)
 	return ct
+}
+
+func TestV2Required(t *testing.T) {
+	_, err := NewGateway(GatewayConfig{Audience: "wss://x/connect"})
+	assert.ErrorContains(t, err, "GatewayConfig.Identity")
+
+	e := newEnv(t, nil)
+	cfg := e.enroll("t")
+	cfg.Handler = http.NotFoundHandler()
+	old := cfg
+	old.CloudKey = nil
+	_, err = NewConnector(old)
+	assert.ErrorIs(t, err, ErrCloudKeyMissing, "an identity enrolled before v2")
+	old.CloudKey = cfg.CloudKey[:32]
+	_, err = NewConnector(old)
+	assert.ErrorContains(t, err, "ConnectorConfig.CloudKey")
+
+	// A v1 connector is told which version the gateway speaks.
+	tok, err := signConnectToken(cfg.Key, cfg.ConnectorID, e.url, time.Now(), 30*time.Second, rand.Reader)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
+		HTTPClient:   e.httpClient(),
+		HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
+		Subprotocols: []string{"liaison.tunnel.v1"},
+	})
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusUpgradeRequired, resp.StatusCode)
+	body, _ := io.ReadAll(resp.Body)
+	assert.Contains(t, string(body), "liaison.tunnel.v2")
 }
