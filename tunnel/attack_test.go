@@ -387,6 +387,13 @@ func TestMITMTamperedSessionCloses(t *testing.T) {
 				return tt.tamper(st, toConnector, f)
 			}
 			var handled, forged atomic.Int32
+			up := make(chan struct{})
+			var upOnce sync.Once
+			cfg.OnStatus = func(s Status) {
+				if s.State == StateConnected {
+					upOnce.Do(func() { close(up) })
+				}
+			}
 			e.start(cfg, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				b, _ := io.ReadAll(r.Body)
 				handled.Add(1)
@@ -395,6 +402,7 @@ func TestMITMTamperedSessionCloses(t *testing.T) {
 				}
 				_, _ = io.WriteString(w, respBody)
 			}))
+			<-up // the connector has opened the gateway's confirmation
 			client := &http.Client{Transport: e.gw.RoundTripper("t")}
 			st.mu.Lock()
 			st.armed = true
