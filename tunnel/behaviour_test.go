@@ -353,6 +353,11 @@ func TestEnrollmentTokenOneTime(t *testing.T) {
 	_, err = Enroll(context.Background(), e.httpClient(), e.srv.URL+"/enroll", tok, key)
 	assert.ErrorIs(t, err, ErrUnauthorized, "second use")
 	_, err = Enroll(context.Background(), e.httpClient(), e.srv.URL+"/enroll", "lenr1_bogus", key)
+	assert.ErrorContains(t, err, "protocol v1", "old token")
+	unknown := []byte(tok)
+	i := len(enrollTokenPrefix) // another secret, same fingerprint
+	unknown[i] = map[bool]byte{true: 'B', false: 'A'}[unknown[i] == 'A']
+	_, err = Enroll(context.Background(), e.httpClient(), e.srv.URL+"/enroll", string(unknown), key)
 	assert.ErrorIs(t, err, ErrUnauthorized, "unknown token")
 
 	expired, err := e.gw.IssueEnrollmentToken(context.Background(), "t", time.Hour)
@@ -529,6 +534,13 @@ func TestSilentPeerDetected(t *testing.T) {
 	statuses := make(chan Status, 64)
 	cfg.OnStatus = func(s Status) { statuses <- s }
 	e.start(cfg, echoHandler())
+	// The gateway registers the session once it has sent its confirmation;
+	// the connector is up once it has read it.
+	for st := range statuses {
+		if st.State == StateConnected {
+			break
+		}
+	}
 	mu.Lock()
 	frozen := conns[0]
 	mu.Unlock()

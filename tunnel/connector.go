@@ -1,15 +1,13 @@
 package tunnel
 
 import (
-	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,12 +34,24 @@ type ConnectorConfig struct {
 	ConnectorID string
 	// Key is the connector's Ed25519 key (from a KeyStore). Required.
 	Key crypto.Signer
+	// CloudKey is the cloud key pinned at enrollment (Identity.CloudKey).
+	// Every session handshake must be signed by it, so a party that
+	// terminates TLS on the way cannot pose as the cloud. Required; an
+	// identity enrolled before protocol v2 has none (ErrCloudKeyMissing).
+	CloudKey CloudKey
 	// Handler serves the gateway's requests. Required.
 	Handler http.Handler
 
 	// TLSConfig is cloned and used for the TLS connection; nil means
-	// system roots. TLS 1.3 is always required.
+	// system roots. TLS 1.3 is always required. InsecureSkipVerify is
+	// refused unless DangerousAcceptAnyServerCertificate is set.
 	TLSConfig *tls.Config
+	// DangerousAcceptAnyServerCertificate allows TLSConfig.InsecureSkipVerify:
+	// anyone on the path can then terminate TLS. The tunnel's own
+	// handshake still authenticates the cloud and encrypts every message,
+	// but the connect token and metadata are exposed to any relay. Every
+	// connect logs a warning. For test labs only.
+	DangerousAcceptAnyServerCertificate bool
 	// ExtraRootCAs is a PEM bundle trusted in addition to the roots, for
 	// TLS-inspecting proxies.
 	ExtraRootCAs []byte
@@ -138,6 +148,16 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	}
 	if _, ok := cfg.Key.Public().(ed25519.PublicKey); !ok {
 		return nil, errors.New("tunnel: ConnectorConfig.Key must be an Ed25519 key")
+	}
+	if len(cfg.CloudKey) == 0 {
+		return nil, ErrCloudKeyMissing
+	}
+	if err := cfg.CloudKey.check(); err != nil {
+		return nil, fmt.Errorf("tunnel: ConnectorConfig.CloudKey: %w", err)
+	}
+	cfg.CloudKey = append(CloudKey(nil), cfg.CloudKey...)
+	if cfg.TLSConfig != nil && cfg.TLSConfig.InsecureSkipVerify && !cfg.DangerousAcceptAnyServerCertificate {
+		return nil, errors.New("tunnel: ConnectorConfig.TLSConfig.InsecureSkipVerify is refused: trust the proxy's CA with ExtraRootCAs instead, or set DangerousAcceptAnyServerCertificate in a test lab")
 	}
 	if cfg.Audience == "" {
 		cfg.Audience = cfg.URL
@@ -403,6 +423,9 @@ func (c *Connector) Close() error {
 func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
+	if c.cfg.DangerousAcceptAnyServerCertificate && c.tr.TLSClientConfig.InsecureSkipVerify {
+		c.log.Warn("DANGEROUS: TLS server certificate not verified (DangerousAcceptAnyServerCertificate); anyone on the path can read the connect token")
+	}
 	tok, err := signConnectToken(c.cfg.Key, c.cfg.ConnectorID, c.cfg.Audience, c.cfg.Now(), c.cfg.TokenLifetime, c.cfg.Rand)
 	if err != nil {
 		return nil, "", err
@@ -421,6 +444,8 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 				return nil, "", ErrUnauthorized
 			case http.StatusForbidden:
 				return nil, "", ErrRevoked
+			case http.StatusUpgradeRequired:
+				return nil, "", fmt.Errorf("tunnel: connect: the gateway does not speak %s (HTTP 426): upgrade the connector or the cloud so both speak the same major version", Subprotocol)
 			}
 			return nil, "", fmt.Errorf("tunnel: connect: HTTP %d: %w", resp.StatusCode, err)
 		}
@@ -430,15 +455,42 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		_ = conn.CloseNow()
 		return nil, "", fmt.Errorf("tunnel: gateway does not speak %s", Subprotocol)
 	}
+	h, tx, rx, err := c.handshake(ctx, conn, tok)
+	if err != nil {
+		_ = conn.CloseNow()
+		return nil, "", err
+	}
+	ga := &goawayNote{ch: make(chan struct{})}
+	s := newSession(conn, sessionConfig{
+		params:      h,
+		handler:     c.cfg.Handler,
+		pool:        newBufPool(msgLimit(h.maxFrameSize) + sealOverhead),
+		small:       newBufPool(smallBufSize(h.maxFrameSize)),
+		log:         c.log,
+		now:         c.cfg.Now,
+		connectorID: c.cfg.ConnectorID,
+		onGoaway:    ga.note,
+		cork:        c.lastConn.Load(),
+		tx:          tx,
+		rx:          rx,
+	})
+	s.goaway0 = ga
+	return s, h.nodeID, nil
+}
+
+// handshake runs the connector's side of the v2 HELLO exchange (SPEC.md
+// "Handshake"): it checks that the gateway's HELLO is signed by the pinned
+// cloud key over this connection's connect token, answers with its own
+// signed key share, derives the session keys and waits for the gateway's
+// sealed confirmation.
+func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, tok string) (hello, *sealer, *sealer, error) {
 	conn.SetReadLimit(4 << 10) // a HELLO is small
 	typ, msg, err := conn.Read(ctx)
 	if err != nil {
-		_ = conn.CloseNow()
-		return nil, "", fmt.Errorf("tunnel: hello: %w", err)
+		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: %w", err)
 	}
 	if typ != websocket.MessageBinary {
-		_ = conn.CloseNow()
-		return nil, "", protocolErrorf("text message")
+		return hello{}, nil, nil, protocolErrorf("text message")
 	}
 	f, size, err := parseFrame(msg, 4<<10)
 	if err == nil && (f.typ != frameHello || size != len(msg)) {
@@ -449,31 +501,49 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		h, err = parseHello(f.payload, true)
 	}
 	if err != nil {
-		_ = conn.CloseNow()
-		return nil, "", err
+		return hello{}, nil, nil, err
 	}
-	conn.SetReadLimit(int64(msgLimit(h.maxFrameSize)))
-	mine := hello{major: ProtocolMajor, minor: ProtocolMinor}
-	b := make([]byte, frameHeaderLen, 64)
+	gp := f.payload
+	if !ed25519.Verify(c.cfg.CloudKey.signing(), gatewaySigned(tok, gp[:h.signedLen]), h.sig) {
+		c.log.Error("gateway hello not signed by the pinned cloud key: the connection is intercepted, or the cloud identity changed", "cloud_key", c.cfg.CloudKey.Fingerprint())
+		return hello{}, nil, nil, fmt.Errorf("%w: %w", ErrHandshake, ErrCloudKeyMismatch)
+	}
+	eph, err := ecdh.X25519().GenerateKey(c.cfg.Rand)
+	if err != nil {
+		return hello{}, nil, nil, err
+	}
+	cp, err := connectorHelloPayload(c.cfg.Key, c.cfg.Rand, eph.PublicKey().Bytes(), tok, gp)
+	if err != nil {
+		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: sign: %w", err)
+	}
+	g2c, c2g, err := sessionKeys(eph, h.keyShare, tok, gp, cp)
+	if err != nil {
+		return hello{}, nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	b := make([]byte, frameHeaderLen, frameHeaderLen+len(cp))
 	putHeader(b, frameHello, 0, 0)
-	if err := conn.Write(ctx, websocket.MessageBinary, setLen(mine.appendTo(b))); err != nil {
-		_ = conn.CloseNow()
-		return nil, "", fmt.Errorf("tunnel: hello: %w", err)
+	if err := conn.Write(ctx, websocket.MessageBinary, setLen(append(b, cp...))); err != nil {
+		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: %w", err)
 	}
-	ga := &goawayNote{ch: make(chan struct{})}
-	s := newSession(conn, sessionConfig{
-		params:      h,
-		handler:     c.cfg.Handler,
-		pool:        newBufPool(msgLimit(h.maxFrameSize)),
-		small:       newBufPool(smallBufSize(h.maxFrameSize)),
-		log:         c.log,
-		now:         c.cfg.Now,
-		connectorID: c.cfg.ConnectorID,
-		onGoaway:    ga.note,
-		cork:        c.lastConn.Load(),
-	})
-	s.goaway0 = ga
-	return s, h.nodeID, nil
+	tx, rx := newSealer(c2g), newSealer(g2c)
+	// The gateway confirms with an empty sealed message once it verified
+	// this HELLO; a refusal closes the WebSocket instead.
+	conn.SetReadLimit(int64(msgLimit(h.maxFrameSize) + sealOverhead))
+	typ, msg, err = conn.Read(ctx)
+	if err != nil {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == websocket.StatusPolicyViolation {
+			return hello{}, nil, nil, fmt.Errorf("%w: the gateway refused this connector's hello (%s); if it persists, the cloud has another key for this connector: re-enroll", ErrHandshake, ce.Reason)
+		}
+		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: %w", err)
+	}
+	if typ != websocket.MessageBinary {
+		return hello{}, nil, nil, protocolErrorf("text message")
+	}
+	if m, err := rx.open(msg); err != nil || len(m) != 0 {
+		return hello{}, nil, nil, fmt.Errorf("%w: bad confirmation from the gateway", ErrHandshake)
+	}
+	return h, tx, rx, nil
 }
 
 // goawayNote records a GOAWAY for the connector's Run loop.
@@ -492,54 +562,3 @@ func (g *goawayNote) note(grace time.Duration) {
 
 func (s *Session) goawayCh() <-chan struct{} { return s.goaway0.ch }
 func (s *Session) drainGrace() time.Duration { return s.goaway0.grace }
-
-// Identity is what a connector keeps after enrolling.
-type Identity struct {
-	ConnectorID string `json:"connector_id"`
-	Tenant      string `json:"tenant"`
-}
-
-// Enroll registers key with the gateway's enrollment endpoint (url) using a
-// one-time enrollment token, proving possession of the key. client may be
-// nil (http.DefaultClient); pass one with the proxy and CA settings the
-// connector uses. It returns ErrUnauthorized for a bad, used or expired
-// token.
-func Enroll(ctx context.Context, client *http.Client, url, token string, key crypto.Signer) (Identity, error) {
-	pub, ok := key.Public().(ed25519.PublicKey)
-	if !ok {
-		return Identity{}, errors.New("tunnel: enroll: key must be Ed25519")
-	}
-	proof, err := key.Sign(rand.Reader, enrollProof(token, pub), crypto.Hash(0))
-	if err != nil {
-		return Identity{}, fmt.Errorf("tunnel: enroll: sign: %w", err)
-	}
-	body, _ := json.Marshal(enrollRequest{
-		Token:     token,
-		PublicKey: base64.RawURLEncoding.EncodeToString(pub),
-		Proof:     base64.RawURLEncoding.EncodeToString(proof),
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return Identity{}, fmt.Errorf("tunnel: enroll: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return Identity{}, fmt.Errorf("tunnel: enroll: %w", err)
-	}
-	defer resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return Identity{}, ErrUnauthorized
-	case resp.StatusCode != http.StatusOK:
-		return Identity{}, fmt.Errorf("tunnel: enroll: HTTP %d", resp.StatusCode)
-	}
-	var er enrollResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&er); err != nil || er.ConnectorID == "" {
-		return Identity{}, errors.New("tunnel: enroll: bad response")
-	}
-	return Identity(er), nil
-}

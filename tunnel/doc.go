@@ -14,8 +14,11 @@
 // # Cloud side
 //
 // [NewGateway] returns a [Gateway]: mount it as the upgrade endpoint (it is
-// an http.Handler) and its [Gateway.EnrollHandler] for enrollment, behind a
-// TLS 1.3 server. [Gateway.IssueEnrollmentToken] makes one-time tokens;
+// an http.Handler) and its [Gateway.EnrollHandler] for enrollment (GET and
+// POST), behind a TLS 1.3 server. It needs the cloud's [GatewayIdentity],
+// loaded with [NewGatewayIdentity] from one persisted 32-byte secret seed
+// (0600, the same on every node and every start: connectors pin its public
+// key, [CloudKey]). [Gateway.IssueEnrollmentToken] makes one-time tokens;
 // [Gateway.RoundTripper] and [Gateway.RoundTripperFor] reach connectors;
 // [Gateway.Revoke] revokes a connector and closes its sessions;
 // [Gateway.Shutdown] drains the node with GOAWAY. Presence events
@@ -24,8 +27,9 @@
 // # Connector side
 //
 // A connector makes its key with a [KeyStore] ([FileKeyStore]), calls
-// [Enroll] once with an enrollment token, then runs a [Connector] with the
-// returned connector ID. [Connector.Run] keeps one session up, reconnecting
+// [Enroll] once with an enrollment token, persists the returned [Identity]
+// (connector ID, tenant and the pinned cloud key), then runs a [Connector]
+// with them. [Connector.Run] keeps one session up, reconnecting
 // with full-jitter exponential backoff, and reports [Status] changes in
 // order on one goroutine.
 //
@@ -44,21 +48,43 @@
 // explicit ConnectorConfig.ProxyURL with basic credentials; extra CA
 // certificates (a TLS-inspecting proxy's) go in ConnectorConfig.ExtraRootCAs.
 // Identity does not depend on TLS client certificates, so inspection does
-// not break it.
+// not break it. TLSConfig.InsecureSkipVerify is refused unless
+// ConnectorConfig.DangerousAcceptAnyServerCertificate is set, and then
+// every connect logs a warning.
+//
+// # Security
+//
+// TLS protects the tunnel against the internet, not against a proxy that
+// inspects it. So the tunnel protects itself end to end (SPEC.md, "Threat
+// model"): enrollment sends the token sealed with HPKE to the cloud key
+// whose fingerprint the token carries, and pins that key; every session
+// starts with an X25519 exchange signed by the cloud key and by the
+// connector's enrolled key, bound to that connection's connect token; every
+// later message is sealed with AES-256-GCM under per-direction keys and
+// counter nonces. A relay can deny service and see sizes and timing; it
+// cannot read or alter requests or responses, pose as either end, or use a
+// token it copied. A failed check is [ErrHandshake], [ErrCloudKeyMismatch]
+// or a closed session; none is retried silently into success. Composition
+// above the tunnel should still seal what matters most (passwords) to the
+// connector's own key as a second layer.
 //
 // # Limits and costs
 //
 // A stream buffers at most one window (1 MiB by default) in each
 // direction; a session carries at most MaxStreams concurrent streams (128).
-// An idle gateway session costs about 26 KB and one goroutine; its
-// heartbeat is one PING read and one PING write every 5 s, about 10 % more
-// CPU than plain TLS connections echoing a ping (see BENCHMARKS.md).
+// Sealing costs one AES-GCM pass per message at each end, into a pooled
+// buffer and without allocation: nothing measurable on a small round trip,
+// about a third of bulk throughput. An idle gateway session costs about
+// 28 KB and one goroutine; its heartbeat is one PING read and one PING
+// write every 5 s, 10–70 % more CPU than plain TLS connections echoing a
+// ping, depending on load (see BENCHMARKS.md).
 //
 // # Protocol
 //
-// The wire format is specified in SPEC.md: one WebSocket binary message per
-// frame (type, flags, stream ID, payload), subprotocol "liaison.tunnel.v1",
-// a HELLO exchange, per-stream credit, pings both ways and GOAWAY.
+// The wire format is specified in SPEC.md: sealed WebSocket binary messages
+// carrying frames (type, flags, stream ID, payload), subprotocol
+// "liaison.tunnel.v2", a signed HELLO exchange, per-stream credit, pings
+// both ways (rate-limited) and GOAWAY.
 //
 // # Errors
 //
@@ -68,5 +94,8 @@
 // mid-response. GET, HEAD, OPTIONS and requests with the header
 // "Liaison-Idempotent: true" ([IdempotentHeader]) are retried once on
 // another live session if the first dies before the response head.
-// [Connector.Run] returns [ErrRevoked] when the connector was revoked.
+// [Connector.Run] returns [ErrRevoked] when the connector was revoked; its
+// status reports [ErrHandshake] (with [ErrCloudKeyMismatch] when the
+// gateway did not prove the pinned key) and it retries. [NewConnector]
+// returns [ErrCloudKeyMissing] for an identity enrolled before protocol v2.
 package tunnel

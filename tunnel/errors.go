@@ -36,6 +36,24 @@ var (
 	// ErrBadEnrollmentToken is returned for an unknown, used or expired
 	// enrollment token. It does not say which, on purpose.
 	ErrBadEnrollmentToken = errors.New("tunnel: invalid enrollment token")
+	// ErrHandshake is wrapped by errors of a session handshake that failed
+	// its cryptographic checks: a HELLO signature that does not verify, a
+	// bad key share, or a gateway that refused the connector's HELLO. On
+	// the connector it usually means something between it and the cloud
+	// rewrote the connection (a TLS-inspecting proxy) or the connector's
+	// enrolled key is not the one the cloud has: re-enroll if it persists.
+	ErrHandshake = errors.New("tunnel: handshake failed")
+	// ErrCloudKeyMismatch is returned (wrapping ErrHandshake during a
+	// connect) when the cloud does not prove the key the connector pinned
+	// at enrollment, or during enrollment when the cloud's key does not
+	// match the fingerprint in the enrollment token or its answer is not
+	// signed by it. Either something intercepts the connection, or the
+	// cloud's identity seed changed: then re-enroll with a new token.
+	ErrCloudKeyMismatch = errors.New("tunnel: cloud key does not match the pinned key (interception, or the cloud identity changed: re-enroll with a new enrollment token)")
+	// ErrCloudKeyMissing is returned by NewConnector when
+	// ConnectorConfig.CloudKey is empty, as for an identity saved before
+	// protocol v2: re-enroll with a new enrollment token.
+	ErrCloudKeyMissing = errors.New("tunnel: no pinned cloud key (identity enrolled before protocol v2): re-enroll the connector with a new enrollment token")
 	// ErrHeadTooLarge is returned for a request or response head that does
 	// not fit in one frame.
 	ErrHeadTooLarge = errors.New("tunnel: head too large for one frame")

@@ -13,11 +13,11 @@ import (
 const (
 	// ProtocolMajor is the protocol's major version, carried in the
 	// WebSocket subprotocol. Peers with different majors do not talk.
-	ProtocolMajor = 1
+	ProtocolMajor = 2
 	// ProtocolMinor is the protocol's minor version, carried in HELLO.
 	ProtocolMinor = 0
 	// Subprotocol is the WebSocket subprotocol both ends must agree on.
-	Subprotocol = "liaison.tunnel.v1"
+	Subprotocol = "liaison.tunnel.v2"
 
 	frameHeaderLen = 10
 )

@@ -1,8 +1,10 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -81,15 +83,23 @@ func TestHeadsRoundTrip(t *testing.T) {
 }
 
 func TestHelloRoundTrip(t *testing.T) {
+	share, sig := bytes.Repeat([]byte{7}, keyShareSize), bytes.Repeat([]byte{9}, signatureSize)
 	in := hello{major: ProtocolMajor, minor: 3, features: 5, nodeID: "n1", pingInterval: 5 * time.Second,
-		maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 100}
-	out, err := parseHello(in.appendTo(nil), true)
+		maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 100, keyShare: share}
+	p := in.appendTo(nil)
+	in.sig, in.signedLen = sig, len(p)
+	out, err := parseHello(appendHelloSig(p, sig), true)
 	require.NoError(t, err)
 	assert.Equal(t, in, out)
-	_, err = parseHello((&hello{major: 2}).appendTo(nil), false)
+	signed := func(h hello) []byte { h.keyShare = share; return appendHelloSig(h.appendTo(nil), sig) }
+	_, err = parseHello(signed(hello{major: 1}), false)
 	assert.ErrorContains(t, err, "major version")
-	_, err = parseHello((&hello{major: 1}).appendTo(nil), true)
+	_, err = parseHello(signed(hello{major: ProtocolMajor}), true)
 	assert.ErrorContains(t, err, "missing field")
+	_, err = parseHello((&hello{major: ProtocolMajor, keyShare: share}).appendTo(nil), false)
+	assert.ErrorContains(t, err, "missing field", "unsigned hello")
+	_, err = parseHello(appendTLVUint(appendHelloSig((&hello{major: ProtocolMajor, keyShare: share}).appendTo(nil), sig), helloFeatures, 1), false)
+	assert.ErrorContains(t, err, "not the last field")
 }
 
 // A connector that sends hostile frames gets its session closed with a
@@ -111,24 +121,14 @@ func TestHostileFramesCloseSession(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := e.enroll("t")
-			tok, err := signConnectToken(cfg.Key, cfg.ConnectorID, e.url, time.Now(), 30*time.Second, randReader{})
-			require.NoError(t, err)
+			conn, tx, _ := e.rawConnector(cfg)
+			defer conn.CloseNow()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			conn, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
-				HTTPClient:   e.httpClient(),
-				HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
-				Subprotocols: []string{Subprotocol},
-			})
-			require.NoError(t, err)
-			defer conn.CloseNow()
-			_, _, err = conn.Read(ctx) // server hello
-			require.NoError(t, err)
-			b := make([]byte, frameHeaderLen)
-			putHeader(b, frameHello, 0, 0)
-			require.NoError(t, conn.Write(ctx, websocket.MessageBinary, setLen((&hello{major: 1}).appendTo(b))))
 			e.waitEvent(Connected, cfg.ConnectorID)
-			_ = conn.Write(ctx, websocket.MessageBinary, tt.frame)
+			sealed, err := tx.seal(nil, tt.frame)
+			require.NoError(t, err)
+			_ = conn.Write(ctx, websocket.MessageBinary, sealed)
 			ev := e.waitEvent(Disconnected, cfg.ConnectorID)
 			assert.Error(t, ev.Err)
 		})
@@ -180,8 +180,9 @@ func checkHeads(t *testing.T, fr frame) {
 }
 
 func FuzzHello(f *testing.F) {
-	f.Add((&hello{major: 1, nodeID: "n", pingInterval: time.Second, maxFrameSize: 65536, initialWindow: 1 << 20, maxStreams: 10}).appendTo(nil))
-	f.Add((&hello{major: 1}).appendTo(nil))
+	share, sig := bytes.Repeat([]byte{7}, keyShareSize), bytes.Repeat([]byte{9}, signatureSize)
+	f.Add(appendHelloSig((&hello{major: ProtocolMajor, nodeID: "n", pingInterval: time.Second, maxFrameSize: 65536, initialWindow: 1 << 20, maxStreams: 10, keyShare: share}).appendTo(nil), sig))
+	f.Add((&hello{major: ProtocolMajor}).appendTo(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := parseHello(b, true)
 		if err != nil {
@@ -190,8 +191,12 @@ func FuzzHello(f *testing.F) {
 		if h.maxFrameSize < minFrameSize || h.initialWindow < minWindow || h.maxStreams < 1 || h.pingInterval < minPing {
 			t.Fatalf("accepted out-of-range hello %+v", h)
 		}
-		again, err := parseHello(h.appendTo(nil), true)
-		if err != nil || again != h {
+		if len(h.keyShare) != keyShareSize || len(h.sig) != signatureSize || h.signedLen > len(b) {
+			t.Fatalf("accepted hello without a proper key share and signature: %+v", h)
+		}
+		again, err := parseHello(appendHelloSig(h.appendTo(nil), h.sig), true)
+		again.signedLen, h.signedLen = 0, 0
+		if err != nil || !reflect.DeepEqual(again, h) {
 			t.Fatalf("re-encode mismatch: %+v vs %+v (%v)", h, again, err)
 		}
 	})

@@ -2,11 +2,9 @@ package tunnel
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +24,12 @@ type GatewayConfig struct {
 	// Audience is the value connect tokens must carry in "aud", normally
 	// the public URL of the upgrade endpoint. Required.
 	Audience string
+	// Identity is the cloud's long-term key pair: it signs every session
+	// handshake and enrollment answer, and enrollment tokens are sealed to
+	// it. Connectors pin its public half at enrollment, so load it from
+	// the same persisted seed on every start and on every node
+	// ([NewGatewayIdentity]). Required.
+	Identity *GatewayIdentity
 	// NodeID names this gateway node in HELLO and presence events.
 	NodeID string
 	// Store keeps enrollment tokens and connectors; nil means a new
@@ -118,6 +122,9 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Audience == "" {
 		return nil, errors.New("tunnel: GatewayConfig.Audience is required")
 	}
+	if cfg.Identity == nil {
+		return nil, errors.New("tunnel: GatewayConfig.Identity is required: load it with NewGatewayIdentity from a persisted 32-byte seed")
+	}
 	if cfg.PingInterval == 0 {
 		cfg.PingInterval = 5 * time.Second
 	}
@@ -173,7 +180,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 			initialWindow: cfg.InitialWindow,
 			maxStreams:    cfg.MaxStreams,
 		},
-		pool:     newBufPool(msgLimit(cfg.MaxFrameSize)),
+		pool:     newBufPool(msgLimit(cfg.MaxFrameSize) + sealOverhead),
 		small:    newBufPool(smallBufSize(cfg.MaxFrameSize)),
 		log:      cfg.Logger.With("component", "tunnel_gateway", "node_id", cfg.NodeID),
 		store:    cfg.Store,
@@ -185,87 +192,6 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		prune:    1024,
 	}
 	return g, nil
-}
-
-// IssueEnrollmentToken creates a one-time enrollment token for tenant,
-// valid for ttl. Only its SHA-256 is stored; hand the token to the customer.
-func (g *Gateway) IssueEnrollmentToken(ctx context.Context, tenant string, ttl time.Duration) (string, error) {
-	if tenant == "" || ttl <= 0 {
-		return "", errors.New("tunnel: enrollment token needs a tenant and a positive ttl")
-	}
-	var secret [32]byte
-	if _, err := io.ReadFull(g.cfg.Rand, secret[:]); err != nil {
-		return "", fmt.Errorf("tunnel: enrollment token: %w", err)
-	}
-	tok := "lenr1_" + base64.RawURLEncoding.EncodeToString(secret[:])
-	rec := EnrollmentRecord{Hash: sha256.Sum256([]byte(tok)), Tenant: tenant, Expires: g.cfg.Now().Add(ttl)}
-	if err := g.store.PutEnrollment(ctx, rec); err != nil {
-		return "", fmt.Errorf("tunnel: save enrollment token: %w", err)
-	}
-	return tok, nil
-}
-
-type enrollRequest struct {
-	Token     string `json:"token"`
-	PublicKey string `json:"public_key"`
-	Proof     string `json:"proof"`
-}
-
-type enrollResponse struct {
-	ConnectorID string `json:"connector_id"`
-	Tenant      string `json:"tenant"`
-}
-
-// EnrollHandler returns the handler connectors POST to from [Enroll]. It
-// consumes the enrollment token, checks proof of possession of the key and
-// registers the connector.
-func (g *Gateway) EnrollHandler() http.Handler {
-	return http.HandlerFunc(g.serveEnroll)
-}
-
-func (g *Gateway) serveEnroll(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	var req enrollRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
-	}
-	pub, err1 := base64.RawURLEncoding.DecodeString(req.PublicKey)
-	proof, err2 := base64.RawURLEncoding.DecodeString(req.Proof)
-	if err1 != nil || err2 != nil || len(pub) != ed25519.PublicKeySize || len(req.Token) > 256 {
-		http.Error(w, "bad request", http.StatusBadRequest)
-		return
-	}
-	if !ed25519.Verify(pub, enrollProof(req.Token, pub), proof) {
-		http.Error(w, "bad proof of possession", http.StatusBadRequest)
-		return
-	}
-	rec, err := g.store.ConsumeEnrollment(r.Context(), sha256.Sum256([]byte(req.Token)), g.cfg.Now())
-	if err != nil {
-		http.Error(w, "invalid enrollment token", http.StatusUnauthorized)
-		return
-	}
-	var idb [16]byte
-	if _, err := io.ReadFull(g.cfg.Rand, idb[:]); err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	c := ConnectorRecord{
-		ID:        "conn_" + base64.RawURLEncoding.EncodeToString(idb[:]),
-		Tenant:    rec.Tenant,
-		PublicKey: ed25519.PublicKey(pub),
-		Enrolled:  g.cfg.Now(),
-	}
-	if err := g.store.PutConnector(r.Context(), c); err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	g.log.Info("connector enrolled", "connector_id", c.ID, "tenant", c.Tenant)
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(enrollResponse{ConnectorID: c.ID, Tenant: c.Tenant})
 }
 
 // authenticate checks a connect token; the int is the HTTP status to
@@ -296,7 +222,7 @@ func (g *Gateway) authenticate(ctx context.Context, header string) (ConnectorRec
 		return ConnectorRecord{}, http.StatusUnauthorized, errors.New("wrong audience")
 	case !now.Before(exp):
 		return ConnectorRecord{}, http.StatusUnauthorized, errors.New("expired")
-	case exp.Sub(iat) > MaxConnectTokenLifetime || iat.After(now.Add(clockSkew)):
+	case exp.Before(iat) || exp.Sub(iat) > MaxConnectTokenLifetime || iat.After(now.Add(clockSkew)):
 		return ConnectorRecord{}, http.StatusUnauthorized, errors.New("bad lifetime")
 	}
 	g.mu.Lock()
@@ -332,6 +258,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), authScheme)
 	rec, status, err := g.authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
 		g.log.Warn("connect refused", "remote_addr", r.RemoteAddr, "status", status, "reason", err.Error())
@@ -339,7 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slices.Contains(websocketProtocols(r), Subprotocol) {
-		http.Error(w, "unsupported tunnel protocol, want "+Subprotocol, http.StatusUpgradeRequired)
+		http.Error(w, "unsupported tunnel protocol: this gateway speaks "+Subprotocol+" only; upgrade the connector", http.StatusUpgradeRequired)
 		return
 	}
 	// Server read/write timeouts must not end a long-lived session.
@@ -353,9 +280,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	conn.SetReadLimit(int64(msgLimit(g.cfg.MaxFrameSize)))
-	if err := g.helloExchange(conn); err != nil {
-		_ = conn.Close(websocket.StatusProtocolError, "hello failed")
+	conn.SetReadLimit(int64(msgLimit(g.cfg.MaxFrameSize) + sealOverhead))
+	tx, rx, err := g.handshake(conn, tok, rec)
+	if err != nil {
+		g.log.Warn("handshake refused", "remote_addr", r.RemoteAddr, "connector_id", rec.ID, "tenant", rec.Tenant, "reason", err.Error())
+		_ = conn.Close(websocket.StatusPolicyViolation, "handshake failed")
 		return
 	}
 	s := newSession(conn, sessionConfig{
@@ -367,6 +296,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		now:         g.cfg.Now,
 		tenant:      rec.Tenant,
 		connectorID: rec.ID,
+		tx:          tx,
+		rx:          rx,
 	})
 	if !g.register(s) {
 		_ = conn.CloseNow()
@@ -398,34 +329,62 @@ func websocketProtocols(r *http.Request) []string {
 	return out
 }
 
-func (g *Gateway) helloExchange(conn *websocket.Conn) error {
+// handshake runs the v2 HELLO exchange (SPEC.md "Handshake"): it sends
+// the gateway's HELLO with an ephemeral key share signed by the cloud
+// identity over the connect token, checks the connector's HELLO signature
+// with its enrolled key, derives the session keys and confirms them with
+// an empty sealed message. Nothing is registered before it succeeds.
+func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRecord) (tx, rx *sealer, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HelloTimeout)
 	defer cancel()
-	b := make([]byte, frameHeaderLen, 128)
+	eph, err := ecdh.X25519().GenerateKey(g.cfg.Rand)
+	if err != nil {
+		return nil, nil, err
+	}
+	gp := gatewayHelloPayload(g.params, eph.PublicKey().Bytes(), g.cfg.Identity, token)
+	b := make([]byte, frameHeaderLen, frameHeaderLen+len(gp))
 	putHeader(b, frameHello, 0, 0)
-	b = setLen(g.params.appendTo(b))
+	b = setLen(append(b, gp...))
 	if err := conn.Write(ctx, websocket.MessageBinary, b); err != nil {
-		return err
+		return nil, nil, err
 	}
 	typ, msg, err := conn.Read(ctx)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if typ != websocket.MessageBinary {
-		return protocolErrorf("text message")
+		return nil, nil, protocolErrorf("text message")
 	}
 	f, size, err := parseFrame(msg, g.cfg.MaxFrameSize)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if size != len(msg) {
-		return protocolErrorf("hello message holds more than hello")
+		return nil, nil, protocolErrorf("hello message holds more than hello")
 	}
 	if f.typ != frameHello {
-		return protocolErrorf("first frame is not hello")
+		return nil, nil, protocolErrorf("first frame is not hello")
 	}
-	_, err = parseHello(f.payload, false)
-	return err
+	h, err := parseHello(f.payload, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ed25519.Verify(rec.PublicKey, connectorSigned(token, gp, f.payload[:h.signedLen]), h.sig) {
+		return nil, nil, fmt.Errorf("%w: connector hello not signed by the enrolled key", ErrHandshake)
+	}
+	g2c, c2g, err := sessionKeys(eph, h.keyShare, token, gp, f.payload)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	tx, rx = newSealer(g2c), newSealer(c2g)
+	confirm, err := tx.seal(make([]byte, 0, sealOverhead), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := conn.Write(ctx, websocket.MessageBinary, confirm); err != nil {
+		return nil, nil, err
+	}
+	return tx, rx, nil
 }
 
 func (g *Gateway) register(s *Session) bool {

@@ -16,6 +16,14 @@ type hello struct {
 	maxFrameSize  int // largest frame payload
 	initialWindow int // per-stream credit, bytes, each direction
 	maxStreams    int // concurrent streams per session
+
+	// keyShare is the sender's ephemeral X25519 public key and sig its
+	// signature over the handshake transcript (SPEC.md "Handshake"). The
+	// signature is the last field; signedLen is the length of the payload
+	// before it, the part the signature covers.
+	keyShare  []byte
+	sig       []byte
+	signedLen int
 }
 
 // HELLO field tags (SPEC.md "HELLO").
@@ -27,6 +35,8 @@ const (
 	helloMaxFrame  = 5
 	helloWindow    = 6
 	helloMaxStream = 7
+	helloKeyShare  = 8
+	helloSignature = 9
 )
 
 // Limits a HELLO must respect.
@@ -73,8 +83,14 @@ func (h *hello) appendTo(b []byte) []byte {
 	if h.maxStreams > 0 {
 		b = appendTLVUint(b, helloMaxStream, uint64(h.maxStreams))
 	}
+	if h.keyShare != nil {
+		b = appendTLV(b, helloKeyShare, h.keyShare)
+	}
 	return b
 }
+
+// appendSigned appends the signature field, which must come last.
+func appendHelloSig(b, sig []byte) []byte { return appendTLV(b, helloSignature, sig) }
 
 // parseHello decodes a HELLO payload. Unknown tags are skipped, so later
 // minor versions can add fields. When server is true, the limits the gateway
@@ -84,6 +100,7 @@ func parseHello(p []byte, server bool) (hello, error) {
 	seen := 0
 	d := decoder{s: string(p)}
 	for d.off < len(d.s) && d.err == nil {
+		start := d.off
 		tag := d.uvarint()
 		val := d.str()
 		if d.err != nil {
@@ -125,13 +142,27 @@ func parseHello(p []byte, server bool) (hello, error) {
 				return hello{}, protocolErrorf("hello: max streams %d out of range", v)
 			}
 			h.maxStreams = int(v)
+		case helloKeyShare:
+			if len(val) != keyShareSize {
+				return hello{}, protocolErrorf("hello: key share of %d bytes", len(val))
+			}
+			h.keyShare = []byte(val)
+		case helloSignature:
+			if len(val) != signatureSize {
+				return hello{}, protocolErrorf("hello: signature of %d bytes", len(val))
+			}
+			if d.off != len(d.s) {
+				return hello{}, protocolErrorf("hello: signature is not the last field")
+			}
+			h.sig = []byte(val)
+			h.signedLen = start
 		default:
 			continue
 		}
 		if vd.err != nil {
 			return hello{}, protocolErrorf("hello: bad field %d", tag)
 		}
-		if tag <= helloMaxStream {
+		if tag <= helloSignature {
 			if seen&(1<<tag) != 0 {
 				return hello{}, protocolErrorf("hello: duplicate field %d", tag)
 			}
@@ -146,6 +177,11 @@ func parseHello(p []byte, server bool) (hello, error) {
 	}
 	if h.major != ProtocolMajor {
 		return hello{}, protocolErrorf("hello: major version %d, want %d", h.major, ProtocolMajor)
+	}
+	for _, tag := range []int{helloKeyShare, helloSignature} {
+		if seen&(1<<tag) == 0 {
+			return hello{}, protocolErrorf("hello: missing field %d", tag)
+		}
 	}
 	if server {
 		for _, tag := range []int{helloPing, helloMaxFrame, helloWindow, helloMaxStream} {

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 )
 
@@ -89,6 +90,7 @@ func newEnv(t testing.TB, mod func(*GatewayConfig)) *env {
 	e.url = "wss://" + e.srv.Listener.Addr().String() + "/connect"
 	cfg := GatewayConfig{
 		Audience: e.url,
+		Identity: testIdentity(t),
 		NodeID:   "node-a",
 		OnPresence: func(ev PresenceEvent) {
 			e.mu.Lock()
@@ -134,6 +136,7 @@ func (e *env) enroll(tenant string) ConnectorConfig {
 	return ConnectorConfig{
 		URL:         e.url,
 		ConnectorID: id.ConnectorID,
+		CloudKey:    id.CloudKey,
 		Key:         key,
 		TLSConfig:   &tls.Config{RootCAs: pool},
 		BackoffBase: 10 * time.Millisecond,
@@ -207,3 +210,43 @@ func filterStacks(s string) string {
 }
 
 func rand32(p []byte) (int, error) { return rand.Read(p) }
+
+func testIdentity(t testing.TB) *GatewayIdentity {
+	t.Helper()
+	id, err := GenerateGatewayIdentity(nil)
+	require.NoError(t, err)
+	return id
+}
+
+// testSealers returns a matching pair of sealers for each direction, for
+// sessions made without a handshake (pipePair).
+func testSealers() (gwTx, gwRx, connTx, connRx *sealer) {
+	var g2c, c2g [32]byte
+	_, _ = rand.Read(g2c[:])
+	_, _ = rand.Read(c2g[:])
+	return newSealer(g2c[:]), newSealer(c2g[:]), newSealer(c2g[:]), newSealer(g2c[:])
+}
+
+// rawConnector connects as cfg's connector without a Connector: it runs
+// the real handshake and returns the WebSocket and the session sealers, so
+// a test can send any sealed message it likes.
+func (e *env) rawConnector(cfg ConnectorConfig) (*websocket.Conn, *sealer, *sealer) {
+	e.t.Helper()
+	cfg.Handler = http.NotFoundHandler()
+	c, err := NewConnector(cfg)
+	require.NoError(e.t, err)
+	tok, err := signConnectToken(cfg.Key, cfg.ConnectorID, e.url, time.Now(), 30*time.Second, rand.Reader)
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
+		HTTPClient:   e.httpClient(),
+		HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
+		Subprotocols: []string{Subprotocol},
+	})
+	require.NoError(e.t, err)
+	_, tx, rx, err := c.handshake(ctx, conn, tok)
+	require.NoError(e.t, err)
+	conn.SetReadLimit(1 << 24)
+	return conn, tx, rx
+}

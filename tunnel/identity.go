@@ -179,9 +179,3 @@ func parseConnectToken(tok string) (claims connectClaims, signed string, sig []b
 	}
 	return claims, signed, sig, nil
 }
-
-// enrollProof is the message a connector signs to prove it holds the key it
-// enrolls, bound to the enrollment token.
-func enrollProof(token string, pub ed25519.PublicKey) []byte {
-	return []byte("liaison-enroll-v1\n" + token + "\n" + base64.RawURLEncoding.EncodeToString(pub))
-}

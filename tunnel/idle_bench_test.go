@@ -75,6 +75,7 @@ func TestHelperIdleConnectors(t *testing.T) {
 		select {}
 	}
 	keyb, _ := base64.StdEncoding.DecodeString(os.Getenv("LIAISON_HELPER_KEY"))
+	cloudKey, _ := base64.StdEncoding.DecodeString(os.Getenv("LIAISON_HELPER_CLOUD_KEY"))
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM([]byte(os.Getenv("LIAISON_HELPER_CA")))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -87,6 +88,7 @@ func TestHelperIdleConnectors(t *testing.T) {
 		c, err := NewConnector(ConnectorConfig{
 			URL:         url,
 			ConnectorID: os.Getenv("LIAISON_HELPER_ID"),
+			CloudKey:    cloudKey,
 			Key:         ed25519.PrivateKey(keyb),
 			Handler:     http.NotFoundHandler(),
 			TLSConfig:   &tls.Config{RootCAs: pool},
@@ -140,6 +142,7 @@ func idleSessionsCounted(b *testing.B, n int, ping time.Duration) (*env, func(),
 		"LIAISON_HELPER_ID="+cfg.ConnectorID,
 		"LIAISON_HELPER_KEY="+base64.StdEncoding.EncodeToString(cfg.Key.(ed25519.PrivateKey)),
 		"LIAISON_HELPER_CA="+string(e.pki.caPEM),
+		"LIAISON_HELPER_CLOUD_KEY="+base64.StdEncoding.EncodeToString(cfg.CloudKey),
 	)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe() // closed when this process exits

@@ -52,18 +52,34 @@ type sessionConfig struct {
 	connectorID string
 	onGoaway    func(grace time.Duration) // connector side
 	cork        *corkConn                 // connector side: the TCP connection, or nil
+	// tx seals every message this side sends, rx opens every message it
+	// receives (keys from the handshake).
+	tx, rx *sealer
 }
 
 // connWrite writes one WebSocket message. On the connector the WebSocket
 // library flushes masked payloads every 4 KiB; corking the TCP connection
 // for the duration of the message turns those into one system call.
+//
+// Every message is sealed first, into a pooled buffer: only the goroutine
+// holding the writer role calls connWrite, so nonces go out in order.
 func (s *Session) connWrite(b []byte) error {
+	pool := s.cfg.small
+	if len(b)+sealOverhead > pool.size {
+		pool = s.cfg.pool
+	}
+	bp := pool.get()
+	defer pool.put(bp)
+	sealed, err := s.cfg.tx.seal((*bp)[:0], b)
+	if err != nil {
+		return err
+	}
 	c := s.cfg.cork
 	if c == nil {
-		return s.conn.Write(context.Background(), websocket.MessageBinary, b)
+		return s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
 	}
 	c.setCork(true)
-	err := s.conn.Write(context.Background(), websocket.MessageBinary, b)
+	err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
 	if ferr := c.setCork(false); err == nil {
 		err = ferr
 	}
@@ -125,6 +141,11 @@ type Session struct {
 	// per-session limits derived from cfg.params
 	maxPayload int
 	window     int
+	batchMax   int // largest plaintext message: msgLimit(maxPayload)
+
+	// PING rate limit, touched only by the read loop.
+	pingStart time.Time
+	pingCount int
 
 	mu      sync.Mutex
 	streams map[uint32]*stream
@@ -161,6 +182,7 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		cfg:        cfg,
 		maxPayload: cfg.params.maxFrameSize,
 		window:     cfg.params.initialWindow,
+		batchMax:   msgLimit(cfg.params.maxFrameSize),
 		streams:    make(map[uint32]*stream),
 		nextID:     1,
 		done:       make(chan struct{}),
@@ -300,7 +322,7 @@ func (s *Session) writeLocked(b []byte) error {
 			s.wpend = s.cfg.pool.get()
 			s.wpendN = 0
 		}
-		if s.wpendN+len(b) <= len(*s.wpend) {
+		if s.wpendN+len(b) <= s.batchMax {
 			copy((*s.wpend)[s.wpendN:], b)
 			s.wpendN += len(b)
 			s.wmu.Unlock()
@@ -336,7 +358,7 @@ func (s *Session) writeAsync(b []byte, urgent bool) {
 		s.wpend = s.cfg.pool.get()
 		s.wpendN = 0
 	}
-	if s.wpendN+len(b) > len(*s.wpend) {
+	if s.wpendN+len(b) > s.batchMax {
 		// The queue is full: the peer is not reading. Dropping a PONG is
 		// harmless; anything else is lost with the session soon anyway.
 		s.wmu.Unlock()
@@ -491,8 +513,13 @@ func (s *Session) readLoop() error {
 		if err != nil {
 			return err
 		}
+		msg, err := s.cfg.rx.open((*bp)[:n])
+		if err != nil {
+			pool.put(bp)
+			return err
+		}
 		s.lastRecv.Store(s.cfg.now().UnixNano())
-		kept, err := s.handleMessage((*bp)[:n], bp, pool == s.cfg.pool)
+		kept, err := s.handleMessage(msg, bp, pool == s.cfg.pool)
 		if !kept {
 			pool.put(bp)
 		}
@@ -572,6 +599,9 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 	case frameHello:
 		return false, protocolErrorf("second hello")
 	case framePing:
+		if answer, err := s.pingAllowed(); !answer {
+			return false, err
+		}
 		var arr [frameHeaderLen + 8]byte
 		if s.cfg.gateway {
 			// The gateway's own PING, sent from the read loop: no timer
@@ -633,6 +663,31 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 		return false, st.addCredit(int(binary.BigEndian.Uint32(f.payload)))
 	}
 	return false, nil
+}
+
+// PING rate limits per ping interval: a peer gets answers to at most
+// pingAnswerLimit PINGs, and more than pingFloodLimit is a protocol error.
+// An honest peer sends one.
+const (
+	pingAnswerLimit = 4
+	pingFloodLimit  = 16
+)
+
+// pingAllowed counts a received PING; it reports whether to answer it, and
+// an error when the peer floods.
+func (s *Session) pingAllowed() (bool, error) {
+	now := s.cfg.now()
+	if now.Sub(s.pingStart) >= s.cfg.params.pingInterval {
+		s.pingStart, s.pingCount = now, 0
+	}
+	s.pingCount++
+	switch {
+	case s.pingCount > pingFloodLimit:
+		return false, protocolErrorf("ping flood: more than %d pings in one ping interval", pingFloodLimit)
+	case s.pingCount > pingAnswerLimit:
+		return false, nil
+	}
+	return true, nil
 }
 
 // lookup finds an open stream. A frame for a stream that was opened and is

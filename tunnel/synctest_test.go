@@ -39,7 +39,7 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn
 func pipePair(t *testing.T, ping time.Duration, handler http.Handler) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
 	a, b := net.Pipe()
-	params := hello{major: 1, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
+	params := hello{major: ProtocolMajor, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
 	accepted := make(chan *websocket.Conn, 1)
 	go func() {
 		brw := bufio.NewReadWriter(bufio.NewReader(a), bufio.NewWriter(a))
@@ -63,11 +63,16 @@ func pipePair(t *testing.T, ping time.Duration, handler http.Handler) (gw, conn 
 	require.NoError(t, err)
 	sc := <-accepted
 	require.NotNil(t, sc)
+	gtx, grx, ctx, crx := testSealers()
 	mk := func(c *websocket.Conn, gateway bool) *Session {
-		c.SetReadLimit(int64(msgLimit(params.maxFrameSize)))
+		c.SetReadLimit(int64(msgLimit(params.maxFrameSize) + sealOverhead))
+		tx, rx := ctx, crx
+		if gateway {
+			tx, rx = gtx, grx
+		}
 		return newSession(c, sessionConfig{
-			gateway: gateway, params: params,
-			pool: newBufPool(msgLimit(params.maxFrameSize)), small: newBufPool(smallBufSize(params.maxFrameSize)),
+			gateway: gateway, params: params, tx: tx, rx: rx,
+			pool: newBufPool(msgLimit(params.maxFrameSize) + sealOverhead), small: newBufPool(smallBufSize(params.maxFrameSize)),
 			log: slog.New(slog.DiscardHandler), now: time.Now,
 			tenant: "t", connectorID: "c", handler: handler,
 		})

@@ -76,11 +76,14 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case errors.Is(err, tunnel.ErrUnauthorized):
 		fmt.Fprintln(stderr, "connector: enrollment refused: the token is unknown, used or expired; ask for a new one")
 		return exitFailure
+	case errors.Is(err, tunnel.ErrCloudKeyMismatch):
+		fmt.Fprintf(stderr, "connector: enrollment stopped: the cloud key does not match the fingerprint in the token; something between this host and the cloud (a TLS-inspecting proxy?) is posing as the cloud, or the token is for another cloud (%v)\n", err)
+		return exitFailure
 	case err != nil:
 		fmt.Fprintf(stderr, "connector: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "enrolled: connector %s of tenant %s; identity in %s\n", id.ConnectorID, id.Tenant, c.IdentityFile)
+	fmt.Fprintf(stdout, "enrolled: connector %s of tenant %s; cloud key %s pinned; identity in %s\n", id.ConnectorID, id.Tenant, id.CloudKey.Fingerprint(), c.IdentityFile)
 	return exitOK
 }
 
@@ -184,7 +187,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	defer agent.Close()
 	id := agent.Identity()
 	fmt.Fprintf(stdout, "config:    %s: valid\n", *configFile)
-	fmt.Fprintf(stdout, "identity:  connector %s, tenant %s\n", id.ConnectorID, id.Tenant)
+	fmt.Fprintf(stdout, "identity:  connector %s, tenant %s, cloud key %s\n", id.ConnectorID, id.Tenant, id.CloudKey.Fingerprint())
 	fmt.Fprintf(stdout, "policy:    %v\n", cfg.Policy.Allow)
 	if auditDir != "" {
 		fmt.Fprintf(stdout, "audit:     %s\n", auditDir)

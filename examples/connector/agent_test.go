@@ -61,6 +61,7 @@ func testCloud(t *testing.T) (url, caFile string, gw *tunnel.Gateway, events cha
 	srv.StartTLS()
 	events = make(chan tunnel.PresenceEvent, 16)
 	gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
+		Identity:   testGatewayIdentity(t),
 		Audience:   "wss://" + srv.Listener.Addr().String() + connectorapp.TunnelPath,
 		OnPresence: func(ev tunnel.PresenceEvent) { events <- ev },
 	})
@@ -82,10 +83,15 @@ func TestEnrollAndRunCommands(t *testing.T) {
 
 	r := invoke(t, "", "enroll", "--cloud", url, "--ca-file", caFile, "--identity", identity, "--token", "bogus")
 	assert.Equal(t, exitFailure, r.code)
+	assert.Contains(t, r.stderr, "malformed enrollment token")
+	unknown, err := gw.IssueEnrollmentToken(ctx, "tenant-x", time.Nanosecond) // expired at once
+	require.NoError(t, err)
+	r = invoke(t, "", "enroll", "--cloud", url, "--ca-file", caFile, "--identity", identity, "--token", unknown)
+	assert.Equal(t, exitFailure, r.code)
 	assert.Contains(t, r.stderr, "enrollment refused")
 	assert.NoFileExists(t, identity)
 
-	r = invoke(t, "", "enroll", "--cloud", url, "--identity", identity, "--token", "bogus")
+	r = invoke(t, "", "enroll", "--cloud", url, "--identity", identity, "--token", unknown)
 	assert.Equal(t, exitFailure, r.code, "the cloud's CA is not trusted without --ca-file")
 	assert.Contains(t, r.stderr, "certificate")
 
@@ -94,6 +100,7 @@ func TestEnrollAndRunCommands(t *testing.T) {
 	r = invoke(t, "", "enroll", "--cloud", url, "--ca-file", caFile, "--identity", identity, "--token", tok)
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "of tenant tenant-x")
+	assert.Contains(t, r.stdout, gw.CloudKey().Fingerprint(), "the pinned cloud key is shown")
 	assert.FileExists(t, identity)
 	assert.FileExists(t, identity+".key")
 
@@ -202,4 +209,11 @@ func TestRunCommandErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func testGatewayIdentity(t testing.TB) *tunnel.GatewayIdentity {
+	t.Helper()
+	id, err := tunnel.GenerateGatewayIdentity(nil)
+	require.NoError(t, err)
+	return id
 }

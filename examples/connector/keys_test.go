@@ -341,7 +341,6 @@ func TestExampleConfig(t *testing.T) {
 	assert.NotEmpty(t, cfg.Directory.CAFile)
 	assert.Equal(t, "auto", cfg.Directory.Profile)
 	assert.False(t, cfg.Directory.InsecurePlaintext)
-	assert.False(t, cfg.Directory.InsecurePlainPasswords)
 	require.NotNil(t, cfg.Keys)
 	assert.NotEmpty(t, cfg.Keys.KEKFile)
 	assert.NotEmpty(t, cfg.Keys.PassphraseFile)

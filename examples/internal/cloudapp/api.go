@@ -32,7 +32,7 @@ import (
 //
 // Admin API (JSON; "Authorization: Bearer <admin token>"):
 //
-//	POST   /v1/admin/tenants/{tenant}/enrollment-tokens      {"ttl_seconds"}  -> {"token","enroll_url","tunnel_url"}
+//	POST   /v1/admin/tenants/{tenant}/enrollment-tokens      {"ttl_seconds"}  -> {"token","enroll_url","tunnel_url","cloud_key_fingerprint"}
 //	GET    /v1/admin/tenants/{tenant}/connectors
 //	DELETE /v1/admin/tenants/{tenant}/connectors/{id}        revoke
 //	GET    /v1/admin/tenants/{tenant}/directory/ous?base=
@@ -65,11 +65,19 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(PathTunnel, s.gw)
 	mux.Handle("POST "+PathEnroll, s.gw.EnrollHandler())
+	mux.Handle("GET "+PathEnroll, s.gw.EnrollHandler()) // the cloud's tunnel key, checked against the token
 	mux.Handle("POST "+PathActivate, s.activator.Handler())
 	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
 	mux.Handle("POST "+PathDeviceAuth, s.activator.DeviceAuthHandler())
 	mux.HandleFunc("GET "+PathSchedulerKey, func(w http.ResponseWriter, r *http.Request) {
-		s.reply(w)(s.SchedulerKeys(r.Context()))
+		// The current key is signed by the tunnel identity, so a connector
+		// checks it with the cloud key it pinned at enrollment, whatever
+		// relayed it.
+		keys, err := s.SchedulerKeys(r.Context())
+		if err == nil {
+			keys.Signature = s.gw.SignStatement(SchedulerKeyStatement, keys.Current)
+		}
+		s.reply(w)(keys, err)
 	})
 
 	admin := http.NewServeMux()
@@ -271,7 +279,8 @@ func (s *Server) apiEnrollmentToken(w http.ResponseWriter, r *http.Request) {
 		s.replyErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "enroll_url": s.EnrollURL(), "tunnel_url": s.TunnelURL()})
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok, "enroll_url": s.EnrollURL(), "tunnel_url": s.TunnelURL(),
+		"cloud_key_fingerprint": s.gw.CloudKey().Fingerprint()})
 }
 
 func (s *Server) apiDeploymentToken(w http.ResponseWriter, r *http.Request) {

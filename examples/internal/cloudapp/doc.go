@@ -61,16 +61,24 @@
 // The counters live in memory: a restart forgets them.
 //
 // Passwords cross the tunnel sealed (HPKE) to the key the chosen connector
-// publishes at ConnectorStatusURL, since a corporate proxy may inspect TLS;
-// the check goes to that connector only (tunnel.Gateway.RoundTripperFor),
-// because each connector has its own key. A connector that publishes no key
-// gets the password inside TLS only.
+// publishes at ConnectorStatusURL, a second layer inside the tunnel's own
+// end-to-end encryption (protocol v2: that status answer arrives through
+// the session the connector authenticated with its enrolled key); the check
+// goes to that connector only (tunnel.Gateway.RoundTripperFor), because each
+// connector has its own key. A connector that publishes no key gets no
+// password: the check fails with ErrNoCredentialsKey.
 //
 // # Security
 //
-// TLS 1.3 only. The admin token is kept as a SHA-256 and compared in
-// constant time. Enrollment and deployment tokens are stored hashed by their
-// packages.
+// TLS 1.3 only, and the tunnel does not rely on it (package tunnel's
+// threat model): the gateway's identity is derived from the secret
+// "tunnel_identity_seed", generated on first start and sealed like the
+// others below; connectors pin its public key (shown as
+// cloud_key_fingerprint beside each enrollment token), so it must survive
+// restarts and be the same on every node. The scheduler key at
+// PathSchedulerKey is served signed by it. The admin token is kept as a
+// SHA-256 and compared in constant time. Enrollment and deployment tokens
+// are stored hashed by their packages.
 //
 // Files. The database (Config.DBPath) is created with mode 0600 whatever the
 // umask, and SQLite gives its -wal and -shm files the same mode; files of an
@@ -79,8 +87,8 @@
 // tightened the same way. Config.CAOut is a public certificate (0644).
 //
 // Secrets. The secrets the cloud makes on first start (the scheduler's
-// Ed25519 seed that signs job tickets, the activation credential key, and
-// any other kept with the same mechanism) are stored in the database sealed
+// Ed25519 seed that signs job tickets, the activation credential key, the
+// tunnel identity seed, and any other kept with the same mechanism) are stored in the database sealed
 // (AES-256-GCM, bound to their name) under a 32-byte master key kept in a
 // separate file, Config.MasterKeyFile (default DBPath + ".key"; package
 // masterkey). The database file alone, or a copy of it, reveals none of

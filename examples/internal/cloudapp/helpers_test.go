@@ -103,6 +103,7 @@ func (e *env) doToken(token, method, path string, in, out any) int {
 // through the real tunnel, serving the fake directory and a real keyring.
 type connector struct {
 	id        string
+	cloudKey  tunnel.CloudKey
 	key       ed25519.PrivateKey
 	keyring   *keyenvelope.Keyring
 	handler   http.Handler
@@ -113,7 +114,9 @@ type connector struct {
 
 func (e *env) enroll(tenant string) *connector {
 	e.t.Helper()
-	return e.enrollWith(tenant, nil)
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(e.t, err)
+	return e.enrollWith(tenant, k)
 }
 
 // enrollWith enrolls a connector; with sealKey its directory handler accepts
@@ -146,7 +149,7 @@ func (e *env) enrollWith(tenant string, sealKey *ecdh.PrivateKey) *connector {
 		})
 	}
 	mux.Handle("/directory/", http.StripPrefix("/directory", directoryhttp.NewHandler(e.dir, hopts...)))
-	return &connector{id: id.ConnectorID, key: key, keyring: kr, handler: mux}
+	return &connector{id: id.ConnectorID, cloudKey: id.CloudKey, key: key, keyring: kr, handler: mux}
 }
 
 // start runs the connector and waits until its session is live.
@@ -157,7 +160,7 @@ func (e *env) start(c *connector) {
 	c.connected = make(chan struct{})
 	var once sync.Once
 	tc, err := tunnel.NewConnector(tunnel.ConnectorConfig{
-		URL: e.srv.TunnelURL(), ConnectorID: c.id, Key: c.key, Handler: c.handler,
+		URL: e.srv.TunnelURL(), ConnectorID: c.id, CloudKey: c.cloudKey, Key: c.key, Handler: c.handler,
 		TLSConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13},
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 		OnStatus: func(s tunnel.Status) {

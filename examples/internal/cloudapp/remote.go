@@ -27,10 +27,17 @@ type connectorStatus struct {
 	CredentialsKey  []byte `json:"credentials_key"`
 }
 
+// ErrNoCredentialsKey is returned by a credential check when the chosen
+// connector publishes no credentials key to seal the password to (an old
+// connector, or one configured without sealing): the password is not sent.
+// Upgrade the connector.
+var ErrNoCredentialsKey = errors.New("cloudapp: connector publishes no credentials key; password not sent (upgrade the connector)")
+
 // remoteDirectory is the default Directory: directoryhttp over the tenant's
 // RoundTripper, except credential checks, which go to one chosen connector
-// with the password sealed to that connector's own key when it publishes
-// one (corporate proxies may inspect TLS).
+// with the password sealed to that connector's own key, which it publishes
+// through the authenticated tunnel session; a connector that publishes none
+// gets no password (ErrNoCredentialsKey).
 type remoteDirectory struct {
 	*directoryhttp.Client
 	s      *Server
@@ -75,15 +82,16 @@ func (d *remoteDirectory) checkVia(ctx context.Context, connectorID string, m di
 	if err != nil {
 		return directory.User{}, err
 	}
-	var opts []directoryhttp.ClientOption
-	if st.SealedPasswords {
-		pub, err := ecdh.X25519().NewPublicKey(st.CredentialsKey)
-		if err != nil {
-			return directory.User{}, fmt.Errorf("cloudapp: connector %s credentials key: %w", connectorID, err)
-		}
-		opts = append(opts, directoryhttp.WithConnectorKey(pub))
+	// Fail closed: a password never leaves the cloud unsealed, even inside
+	// the tunnel's own encryption.
+	if !st.SealedPasswords || len(st.CredentialsKey) == 0 {
+		return directory.User{}, fmt.Errorf("cloudapp: connector %s: %w", connectorID, ErrNoCredentialsKey)
 	}
-	c, err := directoryhttp.NewClient(ConnectorDirectoryURL, rt, opts...)
+	pub, err := ecdh.X25519().NewPublicKey(st.CredentialsKey)
+	if err != nil {
+		return directory.User{}, fmt.Errorf("cloudapp: connector %s credentials key: %w", connectorID, err)
+	}
+	c, err := directoryhttp.NewClient(ConnectorDirectoryURL, rt, directoryhttp.WithConnectorKey(pub))
 	if err != nil {
 		return directory.User{}, err
 	}

@@ -15,6 +15,9 @@ type SchedulerKeys struct {
 	// start with Config.PromoteSchedulerKey; connectors must accept it
 	// before then (keys.extra_scheduler_public_keys).
 	Next ed25519.PublicKey `json:"next,omitempty"`
+	// Signature is the tunnel identity's statement over Current
+	// (SchedulerKeyStatement), set where the keys are served to connectors.
+	Signature []byte `json:"signature,omitempty"`
 	// Previous signed before the last promotion; it is kept (unused) until
 	// RetireSchedulerKey.
 	Previous ed25519.PublicKey `json:"previous,omitempty"`

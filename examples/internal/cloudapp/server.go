@@ -38,6 +38,10 @@ const (
 	PathLogin        = "/v1/login"                // web login (credential check)
 	PathDeviceAuth   = "/v1/devices/authenticate" // an activated device before a backup (no connector needed)
 	PathSchedulerKey = "/v1/scheduler-key"        // the Ed25519 key that signs job tickets
+
+	// SchedulerKeyStatement is the tunnel.GatewayIdentity.SignStatement
+	// purpose of the scheduler key's signature at PathSchedulerKey.
+	SchedulerKeyStatement = "scheduler-key"
 )
 
 // Where the connector (examples/internal/connectorapp) serves its services,
@@ -208,6 +212,14 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	tunnelSeed, err := s.db.secret(ctx, "tunnel_identity_seed", tunnel.SeedSize)
+	if err != nil {
+		return nil, err
+	}
+	tunnelID, err := tunnel.NewGatewayIdentity(tunnelSeed)
+	if err != nil {
+		return nil, err
+	}
 
 	// Listener and URL.
 	ln := cfg.Listener
@@ -247,6 +259,7 @@ func New(cfg Config) (*Server, error) {
 
 	// Tunnel.
 	if s.gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
+		Identity:     tunnelID,
 		Audience:     s.TunnelURL(),
 		Store:        s.tunnels,
 		PingInterval: cfg.PingInterval,

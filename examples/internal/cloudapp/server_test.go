@@ -112,6 +112,7 @@ func TestEnrollmentTokenAPI(t *testing.T) {
 	var out map[string]string
 	require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/admin/tenants/acme/enrollment-tokens", map[string]int{"ttl_seconds": 60}, &out))
 	assert.NotEmpty(t, out["token"])
+	assert.Equal(t, e.srv.Gateway().CloudKey().Fingerprint(), out["cloud_key_fingerprint"])
 	assert.Equal(t, e.srv.TunnelURL(), out["tunnel_url"])
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
@@ -474,6 +475,7 @@ func TestCloseIsIdempotentAndRestartKeepsState(t *testing.T) {
 	go func() { done <- srv.Run(context.Background()) }()
 	require.NoError(t, srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
 	key := srv.SchedulerPublicKey()
+	cloudKey := srv.Gateway().CloudKey()
 	require.NoError(t, srv.Close())
 	require.NoError(t, <-done)
 	require.NoError(t, srv.Close())
@@ -487,6 +489,7 @@ func TestCloseIsIdempotentAndRestartKeepsState(t *testing.T) {
 	require.Len(t, ms, 1)
 	assert.Equal(t, "staff", ms[0].ID)
 	assert.Equal(t, key, again.SchedulerPublicKey(), "the ticket signing key survives restarts")
+	assert.Equal(t, cloudKey, again.Gateway().CloudKey(), "the tunnel key connectors pinned survives restarts")
 	assert.ErrorIs(t, again.Run(closedCtx()), context.Canceled, "Run returns ctx's error")
 }
 
@@ -537,6 +540,21 @@ func TestLoginSealsPasswordsToTheConnectorKey(t *testing.T) {
 	require.NoError(t, err)
 	_, err = plain.CheckCredentials(context.Background(), directory.Mapping{}, "user0", "right")
 	assert.ErrorIs(t, err, directoryhttp.ErrBadRequest)
+}
+
+// A connector that publishes no credentials key gets no password: the check
+// fails closed before anything is sent.
+func TestLoginFailsClosedWithoutCredentialsKey(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.enrollWith("acme", nil)
+	e.start(c)
+	e.dir.set(demoUsers(2))
+	e.dir.passwords["user0"] = "right"
+	require.NoError(t, e.srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
+	calls := e.dir.authCalls.Load()
+	_, err := e.srv.Login(context.Background(), "acme", "staff", "user0", "right")
+	assert.ErrorIs(t, err, cloudapp.ErrNoCredentialsKey)
+	assert.Equal(t, calls, e.dir.authCalls.Load(), "the password reached the connector")
 }
 
 // countingDir counts the scans that went through it.

@@ -86,11 +86,9 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 			return nil, err
 		}
 		a.dir = d
-		if !cfg.Directory.InsecurePlainPasswords {
-			if a.credKey, err = credentialsKey(*cfg.Directory, cfg.Cloud.IdentityFile); err != nil {
-				d.Close()
-				return nil, err
-			}
+		if a.credKey, err = credentialsKey(*cfg.Directory, cfg.Cloud.IdentityFile); err != nil {
+			d.Close()
+			return nil, err
 		}
 	}
 	if cfg.Keys != nil {
@@ -127,8 +125,8 @@ func (a *Agent) loadIdentity() error {
 		if err != nil {
 			return err
 		}
-		c.ConnectorID = id.ConnectorID
-		a.identity = tunnel.Identity{ConnectorID: id.ConnectorID, Tenant: id.Tenant}
+		c.ConnectorID, c.CloudKey = id.ConnectorID, id.CloudKey
+		a.identity = tunnel.Identity{ConnectorID: id.ConnectorID, Tenant: id.Tenant, CloudKey: id.CloudKey}
 		a.schedulerKey = id.SchedulerPublicKey
 	} else if k := a.cfg.Keys; k != nil && k.SchedulerKey == nil && k.SchedulerPublicKey == "" && c.IdentityFile != "" {
 		id, err := readIdentity(c.IdentityFile)
@@ -313,6 +311,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	tc, err := tunnel.NewConnector(tunnel.ConnectorConfig{
 		URL:          c.tunnelURL(),
 		ConnectorID:  c.ConnectorID,
+		CloudKey:     c.CloudKey,
 		Key:          c.Key,
 		Handler:      a.handler,
 		ExtraRootCAs: c.CAPEM,

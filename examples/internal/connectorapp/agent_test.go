@@ -182,6 +182,10 @@ func TestEnrollAndRun(t *testing.T) {
 	ctx := context.Background()
 
 	_, err := connectorapp.Enroll(ctx, cloudCfg, "not-a-token")
+	require.ErrorContains(t, err, "malformed enrollment token")
+	expired, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Nanosecond)
+	require.NoError(t, err)
+	_, err = connectorapp.Enroll(ctx, cloudCfg, expired)
 	require.ErrorIs(t, err, tunnel.ErrUnauthorized)
 
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Minute)
@@ -273,7 +277,7 @@ func TestCloseStopsRun(t *testing.T) {
 	cfg.Cloud.URL, cfg.Cloud.CAPEM = c.url, c.caPEM
 	id, err := connectorapp.Enroll(ctx, cfg.Cloud, tok)
 	require.NoError(t, err)
-	cfg.Cloud.ConnectorID = id.ConnectorID
+	cfg.Cloud.ConnectorID, cfg.Cloud.CloudKey = id.ConnectorID, id.CloudKey
 
 	a, err := connectorapp.New(cfg, nil)
 	require.NoError(t, err)

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hpke"
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -31,7 +32,9 @@ import (
 // with its operation, subject and outcome, and never a password.
 func TestAgentAuditsRequests(t *testing.T) {
 	cfg := agentConfig(t, true, true, connectorapp.OpBrowse, connectorapp.OpCredentials)
-	cfg.Directory.InsecurePlainPasswords = true
+	credKey, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	cfg.Directory.CredentialsKey = credKey
 	cfg.Audit.Dir = filepath.Join(t.TempDir(), "audit")
 	a, err := connectorapp.New(cfg, nil)
 	require.NoError(t, err)
@@ -39,10 +42,12 @@ func TestAgentAuditsRequests(t *testing.T) {
 
 	do(t, h, "GET", connectorapp.StatusPath)
 	do(t, h, "GET", "/directory/ous?base=ou%3Dpeople%2Cdc%3Dexample")
+	rc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, handlerTransport{h},
+		directoryhttp.WithConnectorKey(credKey.PublicKey()))
+	require.NoError(t, err)
+	_, err = rc.CheckCredentials(context.Background(), directory.Mapping{}, "alice", "Plain-Pa55word")
+	require.Error(t, err, "no directory server at 127.0.0.1:1")
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/directory/credentials",
-		strings.NewReader(`{"mapping":{},"name":"alice","password":"Plain-Pa55word"}`)))
-	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/keys/v1/release",
 		strings.NewReader(`{"ticket":"kenv1.TICKET","wrapped":"kenv1.WRAPPED"}`)))
 	assert.Equal(t, 403, rec.Code, "keys are not in the policy")
@@ -251,7 +256,7 @@ func TestAuditImportCountsUsers(t *testing.T) {
 	cfg := connectorapp.Config{
 		Cloud: connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: "c", Key: key},
 		Directory: &connectorapp.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword,
-			CAPEM: ca, InsecurePlainPasswords: true},
+			CAPEM: ca},
 		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpImport}},
 		Audit:  connectorapp.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
 	}

@@ -69,10 +69,12 @@ type Cloud struct {
 	// IdentityFile + ".key" (PKCS #8 PEM, mode 0600). Required unless
 	// ConnectorID and Key are set in code.
 	IdentityFile string `json:"identity_file,omitempty"`
-	// ConnectorID and Key are the identity in memory; when set, no
-	// identity file is read.
-	ConnectorID string        `json:"-"`
-	Key         crypto.Signer `json:"-"`
+	// ConnectorID, Key and CloudKey are the identity in memory (CloudKey
+	// is the cloud key pinned at enrollment, tunnel.Identity.CloudKey);
+	// when ConnectorID is set, no identity file is read.
+	ConnectorID string          `json:"-"`
+	Key         crypto.Signer   `json:"-"`
+	CloudKey    tunnel.CloudKey `json:"-"`
 	// BackoffBase and BackoffMax shape reconnects (tunnel defaults 1s and
 	// 30s); for tests.
 	BackoffBase time.Duration `json:"-"`
@@ -104,12 +106,11 @@ type Directory struct {
 	InsecurePlaintext bool `json:"insecure_plaintext,omitempty"`
 
 	// Credential checks require the password sealed with HPKE to the
-	// connector's X25519 key (package directoryhttp), so a TLS-inspecting
-	// proxy never sees it; plain passwords are refused. The public key is
-	// published in StatusResponse. InsecurePlainPasswords turns this off,
-	// for a cloud that cannot seal: the password is then protected by the
-	// tunnel's TLS alone.
-	InsecurePlainPasswords bool `json:"insecure_plain_passwords,omitempty"`
+	// connector's X25519 key (package directoryhttp), a second layer inside
+	// the tunnel's own encryption; plain passwords are always refused. The
+	// public key is published in StatusResponse. (The former
+	// insecure_plain_passwords option is gone: a config that sets it is
+	// refused.)
 	// CredentialsKey is the X25519 key passwords are sealed to. Nil: the
 	// file Cloud.IdentityFile + ".x25519" (created on first use, mode
 	// 0600), or a key made at start-up when there is no identity file.
@@ -159,6 +160,14 @@ func LoadConfig(path string) (Config, error) {
 
 // ParseConfig parses and validates the JSON form of a Config.
 func ParseConfig(b []byte) (Config, error) {
+	var removed struct {
+		Directory *struct {
+			PlainPasswords json.RawMessage `json:"insecure_plain_passwords"`
+		} `json:"directory"`
+	}
+	if json.Unmarshal(b, &removed) == nil && removed.Directory != nil && removed.Directory.PlainPasswords != nil {
+		return Config{}, fmt.Errorf("%w: directory.insecure_plain_passwords was removed: passwords are always sealed to the connector's key; delete the option", ErrConfig)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var cfg Config
@@ -348,7 +357,7 @@ func (c *Cloud) keyFile() string { return c.IdentityFile + ".key" }
 const (
 	TunnelPath       = "/v1/tunnel"
 	EnrollPath       = "/v1/enroll"
-	SchedulerKeyPath = "/v1/scheduler-key" // {"ed25519": base64}
+	SchedulerKeyPath = "/v1/scheduler-key" // {"ed25519": base64, "signature": base64 (tunnel.CloudKey.VerifyStatement)}
 )
 
 // secret reads a secret from a file (one trailing newline dropped) or an

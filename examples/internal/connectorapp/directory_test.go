@@ -36,7 +36,7 @@ func TestDirectoryOverTunnel(t *testing.T) {
 	cloudCfg := connectorapp.Cloud{URL: c.url, CAPEM: c.caPEM, Key: key}
 	enrolled, err := connectorapp.Enroll(ctx, cloudCfg, tok)
 	require.NoError(t, err)
-	cloudCfg.ConnectorID = enrolled.ConnectorID
+	cloudCfg.ConnectorID, cloudCfg.CloudKey = enrolled.ConnectorID, enrolled.CloudKey
 
 	a := newAgent(t, connectorapp.Config{
 		Cloud: cloudCfg,
@@ -169,17 +169,6 @@ func TestSealedPasswords(t *testing.T) {
 	defer func() { a.Close(); <-done }()
 	assert.Equal(t, st.CredentialsKey, status().CredentialsKey, "the key is kept across restarts")
 
-	// The opt-out: plain passwords accepted, no key published.
-	require.NoError(t, a.Close())
-	<-done
-	c.waitPresence(t, tunnel.Disconnected)
-	cfg.Directory.InsecurePlainPasswords = true
-	a, done = start()
-	st = status()
-	assert.False(t, st.SealedPasswords)
-	assert.Empty(t, st.CredentialsKey)
-	_, err = plain.CheckCredentials(ctx, directory.Mapping{}, someone, demoldap.Password)
-	require.NoError(t, err)
 	if fi, err := os.Stat(cloudCfg.IdentityFile + ".x25519"); assert.NoError(t, err) {
 		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	}

@@ -49,12 +49,13 @@
 // # Sealed passwords
 //
 // Credential checks must carry the password sealed with HPKE to the
-// connector's X25519 key (package directoryhttp), so a TLS-inspecting proxy
-// between connector and cloud never reads it. The key is kept beside the
-// identity file and published in StatusResponse; the cloud seals to it with
-// directoryhttp.WithConnectorKey and sends the check to that connector
-// (tunnel.Gateway.RoundTripperFor). directory.insecure_plain_passwords turns
-// this off for a cloud that cannot seal.
+// connector's X25519 key (package directoryhttp), a second layer inside the
+// tunnel's end-to-end encryption (package tunnel, protocol v2). The key is
+// kept beside the identity file and published in StatusResponse, which the
+// cloud reads through the authenticated tunnel session; the cloud seals to
+// it with directoryhttp.WithConnectorKey and sends the check to that
+// connector (tunnel.Gateway.RoundTripperFor). Plain passwords are always
+// refused; there is no opt-out.
 //
 // # Policy
 //

@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,9 +33,12 @@ import (
 type cloud struct {
 	url       string             // https base URL
 	scheduler ed25519.PrivateKey // signs job tickets; its public key is served at SchedulerKeyPath
-	caPEM     []byte
-	gw        *tunnel.Gateway
-	events    chan tunnel.PresenceEvent
+	// substituteScheduler, when set, is served instead of the scheduler's
+	// public key, as a TLS-inspecting relay would.
+	substituteScheduler atomic.Pointer[ed25519.PublicKey]
+	caPEM               []byte
+	gw                  *tunnel.Gateway
+	events              chan tunnel.PresenceEvent
 }
 
 func newCloud(t testing.TB) *cloud {
@@ -48,10 +52,17 @@ func newCloud(t testing.TB) *cloud {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	c.scheduler = priv
+	ident := testGatewayIdentity(t)
 	mux.HandleFunc("GET "+connectorapp.SchedulerKeyPath, func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, `{"ed25519":%q}`, base64.StdEncoding.EncodeToString(pub))
+		served := pub
+		if k := c.substituteScheduler.Load(); k != nil {
+			served = *k // a relay's key, which the cloud never signed
+		}
+		fmt.Fprintf(w, `{"ed25519":%q,"signature":%q}`, base64.StdEncoding.EncodeToString(served),
+			base64.StdEncoding.EncodeToString(ident.SignStatement(connectorapp.SchedulerKeyStatement, pub)))
 	})
 	gw, err := tunnel.NewGateway(tunnel.GatewayConfig{
+		Identity:   ident,
 		Audience:   "wss://" + srv.Listener.Addr().String() + connectorapp.TunnelPath,
 		OnPresence: func(ev tunnel.PresenceEvent) { c.events <- ev },
 	})
@@ -128,4 +139,11 @@ func memIdentity(t testing.TB) (string, ed25519.PrivateKey) {
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	return "conn-test", key
+}
+
+func testGatewayIdentity(t testing.TB) *tunnel.GatewayIdentity {
+	t.Helper()
+	id, err := tunnel.GenerateGatewayIdentity(nil)
+	require.NoError(t, err)
+	return id
 }

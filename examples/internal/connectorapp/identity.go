@@ -40,6 +40,9 @@ type identityFile struct {
 	// SchedulerPublicKey is the cloud scheduler's key as fetched at
 	// enrollment (base64), used when the config pins none.
 	SchedulerPublicKey string `json:"scheduler_public_key,omitempty"`
+	// CloudKey is the cloud's tunnel key pinned at enrollment: every
+	// tunnel session must be signed by it.
+	CloudKey tunnel.CloudKey `json:"cloud_key,omitempty"`
 }
 
 func readIdentity(path string) (identityFile, error) {
@@ -53,6 +56,9 @@ func readIdentity(path string) (identityFile, error) {
 	var id identityFile
 	if err := json.Unmarshal(b, &id); err != nil || id.ConnectorID == "" {
 		return identityFile{}, fmt.Errorf("%w: identity file %s is corrupt", ErrConfig, path)
+	}
+	if len(id.CloudKey) == 0 {
+		return identityFile{}, fmt.Errorf("%w: identity file %s pins no cloud key (enrolled before tunnel protocol v2): delete it and enroll again with a new enrollment token: %w", ErrConfig, path, tunnel.ErrCloudKeyMissing)
 	}
 	return id, nil
 }
@@ -137,11 +143,17 @@ func (c Cloud) HTTPClient() (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: time.Minute}, nil
 }
 
+// SchedulerKeyStatement is the purpose under which the cloud signs its
+// scheduler key with its tunnel identity (tunnel.CloudKey.VerifyStatement).
+const SchedulerKeyStatement = "scheduler-key"
+
 // fetchSchedulerKey reads the cloud scheduler's public key from
-// SchedulerKeyPath, over the same verified TLS as enrollment. It is best
-// effort: the token is already spent, so a failure leaves the key to the
-// config (keys.scheduler_public_key) instead of failing enrollment.
-func fetchSchedulerKey(ctx context.Context, client *http.Client, c Cloud) string {
+// SchedulerKeyPath and keeps it only if it is signed by the cloud key just
+// pinned: a TLS-inspecting relay cannot substitute its own ticket-signing
+// key. It is best effort: the token is already spent, so a failure leaves
+// the key to the config (keys.scheduler_public_key) instead of failing
+// enrollment.
+func fetchSchedulerKey(ctx context.Context, client *http.Client, c Cloud, cloud tunnel.CloudKey) string {
 	if c.URL == "" {
 		return ""
 	}
@@ -155,12 +167,14 @@ func fetchSchedulerKey(ctx context.Context, client *http.Client, c Cloud) string
 	}
 	defer resp.Body.Close()
 	var body struct {
-		Ed25519 string `json:"ed25519"`
+		Ed25519   string `json:"ed25519"`
+		Signature []byte `json:"signature"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body) != nil {
 		return ""
 	}
-	if _, err := parseEd25519(body.Ed25519); err != nil {
+	pub, err := parseEd25519(body.Ed25519)
+	if err != nil || !cloud.VerifyStatement(SchedulerKeyStatement, pub, body.Signature) {
 		return ""
 	}
 	return body.Ed25519
@@ -217,7 +231,8 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 		b, _ := json.MarshalIndent(identityFile{
 			ConnectorID: id.ConnectorID, Tenant: id.Tenant,
 			CloudURL: c.URL, Enrolled: time.Now().UTC().Truncate(time.Second),
-			SchedulerPublicKey: fetchSchedulerKey(ctx, client, c),
+			SchedulerPublicKey: fetchSchedulerKey(ctx, client, c, id.CloudKey),
+			CloudKey:           id.CloudKey,
 		}, "", "  ")
 		if err := writeFileAtomic(c.IdentityFile, append(b, '\n')); err != nil {
 			return tunnel.Identity{}, fmt.Errorf("connectorapp: writing identity file: %w", err)

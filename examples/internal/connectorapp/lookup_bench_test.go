@@ -52,7 +52,7 @@ func BenchmarkLookup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cc.ConnectorID = id.ConnectorID
+		cc.ConnectorID, cc.CloudKey = id.ConnectorID, id.CloudKey
 		a, err := connectorapp.New(connectorapp.Config{Cloud: cc, Directory: &dirCfg,
 			Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpLookup}}}, nil)
 		if err != nil {

@@ -78,6 +78,7 @@ type Stack struct {
 	agentDone   chan error
 	connected   chan struct{}
 	connectorID string
+	cloudKey    tunnel.CloudKey
 	key         ed25519.PrivateKey
 }
 
@@ -170,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	st.connectorID = id.ConnectorID
+	st.connectorID, st.cloudKey = id.ConnectorID, id.CloudKey
 	if st.keyring, err = keyenvelope.NewKeyring(rand.Reader); err != nil {
 		return nil, err
 	}
@@ -197,7 +198,7 @@ func (st *Stack) StartConnector(ctx context.Context) error {
 	agent, err := connectorapp.New(connectorapp.Config{
 		Cloud: connectorapp.Cloud{
 			URL: st.Cloud.URL(), CAPEM: st.Cloud.CAPEM(),
-			ConnectorID: st.connectorID, Key: st.key,
+			ConnectorID: st.connectorID, Key: st.key, CloudKey: st.cloudKey,
 			BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		},
 		Directory: &d,

@@ -1,0 +1,160 @@
+package tunnel
+
+import (
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+)
+
+// sealOverhead is what sealing adds to a WebSocket message: the AES-GCM tag.
+const sealOverhead = 16
+
+// maxSealed is the number of messages one direction of a session seals
+// before the session closes (the connector reconnects with fresh keys).
+const maxSealed = 1 << 40
+
+// errOpen is the one error for a message that does not open: flipped,
+// injected, replayed, reordered or after a dropped message.
+var errOpen = errors.New("tunnel: message authentication failed")
+
+// sealer seals or opens one direction of a session's messages with
+// AES-256-GCM and a 96-bit counter nonce. Only one goroutine uses a sealer
+// at a time: the session's writer role or its read loop.
+type sealer struct {
+	aead  cipher.AEAD
+	seq   uint64
+	nonce [12]byte
+}
+
+func newSealer(key []byte) *sealer {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		panic("tunnel: sealer key: " + err.Error()) // keys are always 32 bytes
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		panic("tunnel: sealer: " + err.Error())
+	}
+	return &sealer{aead: aead}
+}
+
+func (s *sealer) next() ([]byte, error) {
+	if s.seq >= maxSealed {
+		return nil, errors.New("tunnel: session sealed its message limit; reconnecting renews keys")
+	}
+	binary.BigEndian.PutUint64(s.nonce[4:], s.seq)
+	s.seq++
+	return s.nonce[:], nil
+}
+
+// seal appends the sealed form of msg to dst.
+func (s *sealer) seal(dst, msg []byte) ([]byte, error) {
+	n, err := s.next()
+	if err != nil {
+		return nil, err
+	}
+	return s.aead.Seal(dst, n, msg, nil), nil
+}
+
+// open opens a sealed message in place and returns the plaintext, a prefix
+// of buf.
+func (s *sealer) open(buf []byte) ([]byte, error) {
+	if len(buf) < sealOverhead {
+		return nil, errOpen
+	}
+	n, err := s.next()
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.aead.Open(buf[:0], n, buf, nil)
+	if err != nil {
+		return nil, errOpen
+	}
+	return out, nil
+}
+
+// Handshake labels (SPEC.md "Handshake").
+const (
+	labelGatewayHello   = "liaison-tunnel-v2 gateway hello\x00"
+	labelConnectorHello = "liaison-tunnel-v2 connector hello\x00"
+	labelTranscript     = "liaison-tunnel-v2 transcript\x00"
+	labelGatewayToConn  = "liaison-tunnel-v2 gateway to connector"
+	labelConnToGateway  = "liaison-tunnel-v2 connector to gateway"
+)
+
+// gatewaySigned is what the gateway signs: its HELLO (up to the signature)
+// bound to the connect token of this very connection.
+func gatewaySigned(token string, signedPart []byte) []byte {
+	th := sha256.Sum256([]byte(token))
+	m := make([]byte, 0, len(labelGatewayHello)+32+len(signedPart))
+	m = append(m, labelGatewayHello...)
+	m = append(m, th[:]...)
+	return append(m, signedPart...)
+}
+
+// connectorSigned is what the connector signs: the token, the gateway's
+// whole HELLO and its own HELLO up to the signature.
+func connectorSigned(token string, gatewayHello, signedPart []byte) []byte {
+	th := sha256.Sum256([]byte(token))
+	gh := sha256.Sum256(gatewayHello)
+	m := make([]byte, 0, len(labelConnectorHello)+64+len(signedPart))
+	m = append(m, labelConnectorHello...)
+	m = append(m, th[:]...)
+	m = append(m, gh[:]...)
+	return append(m, signedPart...)
+}
+
+// sessionKeys derives the two directional keys from the ephemeral X25519
+// exchange, salted with the transcript hash of both HELLOs and the token.
+func sessionKeys(priv *ecdh.PrivateKey, peerShare []byte, token string, gatewayHello, connectorHello []byte) (g2c, c2g []byte, err error) {
+	peer, err := ecdh.X25519().NewPublicKey(peerShare)
+	if err != nil {
+		return nil, nil, errors.New("bad key share")
+	}
+	shared, err := priv.ECDH(peer)
+	if err != nil {
+		return nil, nil, errors.New("bad key share")
+	}
+	h := sha256.New()
+	h.Write([]byte(labelTranscript))
+	th := sha256.Sum256([]byte(token))
+	h.Write(th[:])
+	gh := sha256.Sum256(gatewayHello)
+	h.Write(gh[:])
+	ch := sha256.Sum256(connectorHello)
+	h.Write(ch[:])
+	salt := h.Sum(nil)
+	if g2c, err = hkdf.Key(sha256.New, shared, salt, labelGatewayToConn, 32); err != nil {
+		return nil, nil, err
+	}
+	if c2g, err = hkdf.Key(sha256.New, shared, salt, labelConnToGateway, 32); err != nil {
+		return nil, nil, err
+	}
+	return g2c, c2g, nil
+}
+
+// gatewayHelloPayload builds the gateway's signed HELLO payload.
+func gatewayHelloPayload(params hello, share []byte, id *GatewayIdentity, token string) []byte {
+	params.keyShare = share
+	p := params.appendTo(make([]byte, 0, 256))
+	sig := ed25519.Sign(id.signing, gatewaySigned(token, p))
+	return appendHelloSig(p, sig)
+}
+
+// connectorHelloPayload builds the connector's signed HELLO payload.
+func connectorHelloPayload(key crypto.Signer, r io.Reader, share []byte, token string, gatewayHello []byte) ([]byte, error) {
+	mine := hello{major: ProtocolMajor, minor: ProtocolMinor, keyShare: share}
+	p := mine.appendTo(make([]byte, 0, 160))
+	sig, err := key.Sign(r, connectorSigned(token, gatewayHello, p), crypto.Hash(0))
+	if err != nil {
+		return nil, err
+	}
+	return appendHelloSig(p, sig), nil
+}
