@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -141,6 +142,49 @@ func TestAttackProxyNeverSeesPasswordEkeyOrKEK(t *testing.T) {
 		assert.Empty(t, leaks(recs, s.value), "the proxy saw %s", s.name)
 	}
 	t.Logf("searched %d recordings (%d WebSocket payloads) for %d secrets", len(recs), ws, len(secrets))
+}
+
+func TestAttackProxyCannotRedirectSealedPasswords(t *testing.T) {
+	// The proxy stays a relay (the real connector keeps its session) but
+	// puts its own X25519 key where the connector publishes the key web-login
+	// passwords are sealed to, then tries to open what the cloud sealed.
+	ps := newProxiedStack(t)
+	p := newAttackProxy(t, ps.cloud.CAPEM())
+	a := newAttacker(t, ps.users[0].Login)
+	for _, f := range keyForms(ps.credKey.PublicKey().Bytes(), a.credKey.PublicKey().Bytes()) {
+		p.substitute(toCloud, f[0], f[1])
+	}
+	startThroughProxy(t, ps, p)
+	ctx := ctxT(t, time.Minute)
+	require.NoError(t, ps.cloud.PutMapping(ctx, ps.tenant, "all", directory.Mapping{}))
+	u := ps.users[2]
+	_, loginErr := ps.cloud.Login(ctx, ps.tenant, "all", u.Login, u.Password)
+	t.Logf("login with the credentials key substituted in flight: %v (substitutions applied: %v)", loginErr, p.substitutions())
+
+	// Whatever credential check crossed the proxy, the attacker hands it to a
+	// directory service holding its own private key.
+	h := a.handler(t, ps.id)
+	tried := 0
+	for _, r := range p.recordings() {
+		if r.dir != toConnector {
+			continue
+		}
+		i := bytes.Index(r.data, []byte(`{"mapping"`))
+		if i < 0 {
+			continue
+		}
+		var body json.RawMessage
+		if json.NewDecoder(bytes.NewReader(r.data[i:])).Decode(&body) != nil {
+			continue
+		}
+		tried++
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest(http.MethodPost, "/directory/credentials", bytes.NewReader(body)))
+	}
+	_, passwords, _ := a.seen()
+	assert.NotContains(t, passwords, u.Password, "the attacker opened a web-login password the cloud sealed to the key it substituted")
+	assert.Empty(t, leaks(p.recordings(), []byte(u.Password)), "the proxy saw the password")
+	t.Logf("credential checks the attacker replayed to its own key: %d; passwords opened: %d", tried, len(passwords))
 }
 
 // attacker is the proxy's owner acting as the tenant's connector with a
