@@ -106,9 +106,14 @@ func newProxiedStack(t *testing.T) *proxiedStack {
 }
 
 // cloudConfig is the connector's cloud section: through proxyURL, trusting
-// extraCA (the proxy's) besides the cloud's own CA.
-func (ps *proxiedStack) cloudConfig(proxyURL string, extraCA []byte) connectorapp.Cloud {
-	ca := append(append([]byte(nil), ps.cloud.CAPEM()...), extraCA...)
+// proxyCA (cloud.ca_file) and not the cloud's own CA, so that every
+// connection that works was inspected by the proxy; nil trusts the cloud's
+// CA only.
+func (ps *proxiedStack) cloudConfig(proxyURL string, proxyCA []byte) connectorapp.Cloud {
+	ca := proxyCA
+	if ca == nil {
+		ca = ps.cloud.CAPEM()
+	}
 	return connectorapp.Cloud{
 		URL: ps.cloud.URL(), ProxyURL: proxyURL, CAPEM: ca, Key: ps.key,
 		ConnectorID: ps.id,
@@ -118,13 +123,13 @@ func (ps *proxiedStack) cloudConfig(proxyURL string, extraCA []byte) connectorap
 
 // enroll issues an enrollment token and enrolls the connector with it
 // through the proxy.
-func (ps *proxiedStack) enroll(ctx context.Context, proxyURL string, extraCA []byte) error {
+func (ps *proxiedStack) enroll(ctx context.Context, proxyURL string, proxyCA []byte) error {
 	var err error
 	ps.token, err = ps.cloud.IssueEnrollmentToken(ctx, ps.tenant, 10*time.Minute)
 	if err != nil {
 		return err
 	}
-	id, err := connectorapp.Enroll(ctx, ps.cloudConfig(proxyURL, extraCA), ps.token)
+	id, err := connectorapp.Enroll(ctx, ps.cloudConfig(proxyURL, proxyCA), ps.token)
 	if err != nil {
 		return err
 	}
@@ -134,12 +139,12 @@ func (ps *proxiedStack) enroll(ctx context.Context, proxyURL string, extraCA []b
 
 // startConnector starts the enrolled connector through the proxy and
 // returns a channel closed when it reports itself connected.
-func (ps *proxiedStack) startConnector(proxyURL string, extraCA []byte) <-chan struct{} {
+func (ps *proxiedStack) startConnector(proxyURL string, proxyCA []byte) <-chan struct{} {
 	ps.t.Helper()
 	connected := make(chan struct{})
 	var once sync.Once
 	agent, err := connectorapp.New(connectorapp.Config{
-		Cloud: ps.cloudConfig(proxyURL, extraCA),
+		Cloud: ps.cloudConfig(proxyURL, proxyCA),
 		Directory: &connectorapp.Directory{
 			URLs: []string{ps.ldap.URL()}, BindDN: demoldap.ServiceDN,
 			BindPassword: demoldap.ServicePassword, CAPEM: ps.ldap.CAPEM(),
