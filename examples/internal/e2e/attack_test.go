@@ -187,6 +187,61 @@ func TestAttackProxyCannotRedirectSealedPasswords(t *testing.T) {
 	t.Logf("credential checks the attacker replayed to its own key: %d; passwords opened: %d", tried, len(passwords))
 }
 
+func TestAttackProxyRelayCannotRewriteAnswers(t *testing.T) {
+	// The real connector keeps its session; the proxy only rewrites bytes
+	// of its answers in flight, keeping every length as it was, so no frame
+	// or message boundary moves.
+	t.Run("import data", func(t *testing.T) {
+		ps := newProxiedStack(t)
+		p := newAttackProxy(t, ps.cloud.CAPEM())
+		// Every enabled user arrives disabled (JSON allows the space).
+		p.substitute(toCloud, []byte(`"disabled":false`), []byte(`"disabled":true `))
+		startThroughProxy(t, ps, p)
+		ctx := ctxT(t, time.Minute)
+		require.NoError(t, ps.cloud.PutMapping(ctx, ps.tenant, "all", directory.Mapping{}))
+		_, importErr := ps.cloud.RunImport(ctx, ps.tenant, "all", cloudapp.ImportOptions{})
+		users, err := ps.cloud.Users(ctx, ps.tenant)
+		require.NoError(t, err)
+		for _, u := range users {
+			assert.False(t, u.Disabled, "%s is enabled in the directory, disabled in the cloud by the proxy", u.Login)
+		}
+		t.Logf("import: %v; users: %d; substitutions applied: %v", importErr, len(users), p.substitutions())
+	})
+
+	t.Run("lookup for activation", func(t *testing.T) {
+		ps := newProxiedStack(t)
+		p := newAttackProxy(t, ps.cloud.CAPEM())
+		startThroughProxy(t, ps, p)
+		ctx := ctxT(t, time.Minute)
+		require.NoError(t, ps.cloud.PutMapping(ctx, ps.tenant, "all", directory.Mapping{}))
+		_, err := ps.cloud.RunImport(ctx, ps.tenant, "all", cloudapp.ImportOptions{})
+		require.NoError(t, err)
+		byLogin := map[string]cloudapp.User{}
+		users, err := ps.cloud.Users(ctx, ps.tenant)
+		require.NoError(t, err)
+		for _, u := range users {
+			byLogin[u.Login] = u
+		}
+		a, b := byLogin[ps.users[0].Login], byLogin[ps.users[1].Login]
+		require.NotEmpty(t, a.DirectoryID)
+		require.Len(t, b.DirectoryID, len(a.DirectoryID))
+		// User a's device is to be bound to user b's account.
+		p.substitute(toCloud, []byte(a.DirectoryID), []byte(b.DirectoryID))
+
+		token, _, err := ps.cloud.IssueDeploymentToken(ctx, ps.tenant, "all", time.Hour)
+		require.NoError(t, err)
+		_, devKey, _ := ed25519.GenerateKey(rand.Reader)
+		req := activation.Request{Tenant: ps.tenant, Token: token, Login: a.Login, DeviceID: "dev-relay", Hostname: "dev-relay", Source: "192.0.2.9"}
+		req.Sign(devKey)
+		res, err := ps.cloud.ActivationService().Activate(ctx, req)
+		if err == nil {
+			assert.Equal(t, a.DirectoryID, res.User.DirectoryID, "%s's device was bound to %s's account by the proxy", a.Login, b.Login)
+			assert.Equal(t, a.ID, res.User.ID)
+		}
+		t.Logf("activation: %v; substitutions applied: %v", err, p.substitutions())
+	})
+}
+
 // attacker is the proxy's owner acting as the tenant's connector with a
 // connect token it captured: its own tunnel client, serving forged
 // directory answers from a directory of its own, with a credentials key of
@@ -442,16 +497,18 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 		assert.Empty(t, leaks(recs, []byte(ps.token)), "the proxy read the enrollment token")
 
 		// Whatever it saw, the attacker replays: the token if it read it,
-		// else the recorded request bodies as they were, with its own key
-		// substituted for the connector's.
-		a := newAttacker(t, "nobody")
-		cloud := connectorapp.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: a.key}
+		// and the recorded request bodies as they were, with its own key
+		// substituted for the connector's wherever it appears.
+		_, akey, err := ed25519.GenerateKey(rand.Reader)
+		require.NoError(t, err)
 		if len(leaks(recs, []byte(ps.token))) > 0 {
+			cloud := connectorapp.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: akey}
 			_, err := connectorapp.Enroll(ctx, cloud, ps.token)
 			assert.Error(t, err, "the attacker enrolled its own key with the token it read")
 		}
 		pub := ps.key.Public().(ed25519.PublicKey)
-		apub := a.key.Public().(ed25519.PublicKey)
+		apub := akey.Public().(ed25519.PublicKey)
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, ps.cloud.CAPEM())}}
 		for _, r := range recs {
 			if r.dir != toCloud || r.what != "http" || !bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("{")) {
 				continue
@@ -460,42 +517,84 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 			for _, f := range keyForms(pub, apub) {
 				body = bytes.ReplaceAll(body, f[0], f[1])
 			}
-			resp, err := (&http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, ps.cloud.CAPEM())}}).
-				Post(ps.cloud.EnrollURL(), "application/json", bytes.NewReader(body))
+			resp, err := client.Post(ps.cloud.EnrollURL(), "application/json", bytes.NewReader(body))
 			require.NoError(t, err)
 			resp.Body.Close()
-			assert.NotEqual(t, http.StatusOK, resp.StatusCode, "the cloud enrolled the attacker's key from a replayed request")
-			assert.Less(t, resp.StatusCode, 500, "a replay is refused, not a server error")
+			assert.Less(t, resp.StatusCode, 500, "a replayed enrollment is refused or accepted, not a server error")
 		}
+		assertNoConnectorWithKey(t, ps, akey)
 	})
 
 	t.Run("key substituted in flight", func(t *testing.T) {
 		ps := newProxiedStack(t)
 		p := newAttackProxy(t, ps.cloud.CAPEM())
-		a := newAttacker(t, "nobody")
+		_, akey, err := ed25519.GenerateKey(rand.Reader)
+		require.NoError(t, err)
 		pub := ps.key.Public().(ed25519.PublicKey)
-		apub := a.key.Public().(ed25519.PublicKey)
+		apub := akey.Public().(ed25519.PublicKey)
 		for _, f := range keyForms(pub, apub) {
 			p.substitute(toCloud, f[0], f[1])
 		}
 		ctx := ctxT(t, time.Minute)
 		enrollErr := ps.enroll(ctx, p.URL(), p.CAPEM())
 		t.Logf("enrollment with the key substituted: %v (substitutions applied: %v)", enrollErr, p.substitutions())
-		if enrollErr != nil {
-			return // refused: nothing registered
-		}
-		// The enrollment went through: the key registered must be the
-		// connector's, not the attacker's.
-		a.runConnector(t, ps.cloud.URL(), ps.id, ps.cloud.CAPEM(), "")
-		_, _, connected := a.seen()
-		a.mu.Lock()
-		first := a.statuses
-		a.mu.Unlock()
-		assert.False(t, connected, "the attacker connects as the connector with the key it substituted at enrollment")
-		if len(first) > 0 && first[0].Err != nil {
-			assert.ErrorIs(t, first[0].Err, tunnel.ErrUnauthorized, "the attacker's key is refused")
-		}
+		assertNoConnectorWithKey(t, ps, akey)
 	})
+}
+
+// assertNoConnectorWithKey fails if key authenticates a tunnel session as
+// any connector the tenant has: the attacker's own tunnel client, with its
+// key, tries each one the cloud lists.
+func assertNoConnectorWithKey(t *testing.T, ps *proxiedStack, key ed25519.PrivateKey) {
+	t.Helper()
+	cs, err := ps.cloud.Connectors(ctxT(t, 10*time.Second), ps.tenant)
+	require.NoError(t, err)
+	for _, c := range cs {
+		connected, first := connectsAs(t, ps.cloud.URL(), ps.cloud.CAPEM(), c.ID, key)
+		assert.False(t, connected, "the attacker's key is connector %s's", c.ID)
+		if !connected {
+			assert.ErrorIs(t, first, tunnel.ErrUnauthorized, "connector %s with the attacker's key", c.ID)
+		}
+	}
+	t.Logf("tried the attacker's key as each of the tenant's %d connectors", len(cs))
+}
+
+// connectsAs runs a tunnel client as connector id with key, directly to
+// the cloud, until its first attempt succeeds or fails.
+func connectsAs(t *testing.T, cloudURL string, caPEM []byte, id string, key ed25519.PrivateKey) (bool, error) {
+	t.Helper()
+	type outcome struct {
+		connected bool
+		err       error
+	}
+	first := make(chan outcome, 1)
+	var once sync.Once
+	c, err := tunnel.NewConnector(tunnel.ConnectorConfig{
+		URL:          "wss" + strings.TrimPrefix(cloudURL, "https") + cloudapp.PathTunnel,
+		ConnectorID:  id,
+		Key:          key,
+		Handler:      http.NotFoundHandler(),
+		ExtraRootCAs: caPEM,
+		BackoffBase:  20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		OnStatus: func(s tunnel.Status) {
+			if s.State == tunnel.StateConnected || s.Err != nil {
+				once.Do(func() { first <- outcome{s.State == tunnel.StateConnected, s.Err} })
+			}
+		},
+	})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(context.Background()) }()
+	defer func() { c.Close(); <-done }()
+	select {
+	case o := <-first:
+		return o.connected, o.err
+	case err := <-done:
+		return false, err
+	case <-time.After(30 * time.Second):
+		t.Fatal("no answer to a connect attempt in 30s")
+		return false, nil
+	}
 }
 
 func randomBytes(n int) []byte {
