@@ -406,6 +406,37 @@ func hijacked(t *testing.T) (*proxiedStack, *attackProxy, *attacker) {
 	return ps, p, a
 }
 
+func TestAttackProxyReplayedConnectTokenIsRefused(t *testing.T) {
+	// The proxy relays honestly, keeps the connect token the connector
+	// used, and presents it again on a connection of its own: while the
+	// connector is connected, and after it went away.
+	ps := newProxiedStack(t)
+	p := newAttackProxy(t, ps.cloud.CAPEM())
+	startThroughProxy(t, ps, p)
+	seen := p.seenUpgrades()
+	require.NotEmpty(t, seen, "the proxy saw the tunnel's upgrade")
+	p.presentToken(seen[len(seen)-1])
+
+	a := newAttacker(t, ps.users[0].Login)
+	a.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	_, _, connected := a.seen()
+	assert.False(t, connected, "a used connect token was accepted again, beside the connector")
+
+	ps.stopConnector()
+	b := newAttacker(t, ps.users[0].Login)
+	b.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	_, _, connected = b.seen()
+	assert.False(t, connected, "a used connect token was accepted again, after the connector left")
+	for _, x := range []*attacker{a, b} {
+		x.mu.Lock()
+		if len(x.statuses) > 0 && x.statuses[0].Err != nil {
+			assert.ErrorIs(t, x.statuses[0].Err, tunnel.ErrUnauthorized, "the replay is refused as unauthorized")
+			t.Logf("replay refused: %v", x.statuses[0].Err)
+		}
+		x.mu.Unlock()
+	}
+}
+
 func TestAttackProxyCannotBecomeTheConnector(t *testing.T) {
 	ps, _, a := hijacked(t)
 	ctx := ctxT(t, time.Minute)
@@ -521,6 +552,21 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 			require.NoError(t, err)
 			resp.Body.Close()
 			assert.Less(t, resp.StatusCode, 500, "a replayed enrollment is refused or accepted, not a server error")
+		}
+		assertNoConnectorWithKey(t, ps, akey)
+	})
+
+	t.Run("token replayed after the enrollment", func(t *testing.T) {
+		ps := newProxiedStack(t)
+		p := newAttackProxy(t, ps.cloud.CAPEM())
+		ctx := ctxT(t, time.Minute)
+		require.NoError(t, ps.enroll(ctx, p.URL(), p.CAPEM()))
+		_, akey, err := ed25519.GenerateKey(rand.Reader)
+		require.NoError(t, err)
+		if len(leaks(p.recordings(), []byte(ps.token))) > 0 {
+			cloud := connectorapp.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: akey}
+			_, err := connectorapp.Enroll(ctx, cloud, ps.token)
+			assert.ErrorIs(t, err, tunnel.ErrUnauthorized, "a used enrollment token enrolled the attacker's key")
 		}
 		assertNoConnectorWithKey(t, ps, akey)
 	})

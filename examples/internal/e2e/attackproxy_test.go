@@ -56,7 +56,8 @@ type attackProxy struct {
 	subst    []substitution
 	hijack   bool
 	dropPath string
-	captured []string // Authorization headers of hijacked upgrades
+	captured []string // Authorization headers of hijacked upgrades; the last is presented on ownProxyURL
+	seenAuth []string // Authorization headers of every upgrade of the victim
 	capCh    chan string
 	upgrades int // tunnel upgrades forwarded to the destination
 	conns    map[net.Conn]struct{}
@@ -182,6 +183,22 @@ func (p *attackProxy) capturedToken(timeout time.Duration) (string, bool) {
 	case <-time.After(timeout):
 		return "", false
 	}
+}
+
+// seenUpgrades returns the Authorization headers of the victim's tunnel
+// upgrades so far.
+func (p *attackProxy) seenUpgrades() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.seenAuth...)
+}
+
+// presentToken makes the attacker's own connections (ownProxyURL) present
+// tok as their Authorization.
+func (p *attackProxy) presentToken(tok string) {
+	p.mu.Lock()
+	p.captured = append(p.captured, tok)
+	p.mu.Unlock()
 }
 
 func (p *attackProxy) tunnelUpgrades() int {
@@ -386,6 +403,11 @@ func (p *attackProxy) handle(raw net.Conn) error {
 		p.record(toCloud, "http", []byte(req.Method+" "+req.URL.RequestURI()+"\r\n"+head.String()))
 		p.record(toCloud, "http", body)
 
+		if upgrade && !own {
+			p.mu.Lock()
+			p.seenAuth = append(p.seenAuth, req.Header.Get("Authorization"))
+			p.mu.Unlock()
+		}
 		switch {
 		case upgrade && hijack && !own:
 			// Keep the connect token, fail the real connector.
