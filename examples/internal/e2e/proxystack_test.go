@@ -50,9 +50,10 @@ type proxiedStack struct {
 	token   string             // the enrollment token used
 	dir     string
 
-	mu    sync.Mutex
-	agent *connectorapp.Agent
-	done  chan error
+	mu       sync.Mutex
+	agent    *connectorapp.Agent
+	done     chan error
+	failures chan error // failed connect attempts of the connector (dropped when full)
 }
 
 // proxiedUsers are the demo directory's users in these tests: passwords
@@ -74,7 +75,7 @@ func proxiedUsers() []demoldap.User {
 // connector is enrolled and started by enroll and start.
 func newProxiedStack(t *testing.T) *proxiedStack {
 	t.Helper()
-	ps := &proxiedStack{t: t, tenant: tenant, users: proxiedUsers(), dir: t.TempDir()}
+	ps := &proxiedStack{t: t, tenant: tenant, users: proxiedUsers(), dir: t.TempDir(), failures: make(chan error, 16)}
 	var err error
 	ps.ldap, err = demoldap.Start(demoldap.Config{Users: ps.users})
 	require.NoError(t, err)
@@ -158,6 +159,12 @@ func (ps *proxiedStack) startConnector(proxyURL string, proxyCA []byte) <-chan s
 		OnStatus: func(s tunnel.Status) {
 			if s.State == tunnel.StateConnected {
 				once.Do(func() { close(connected) })
+			}
+			if s.Err != nil {
+				select {
+				case ps.failures <- s.Err:
+				default:
+				}
 			}
 		},
 	}, nil)
