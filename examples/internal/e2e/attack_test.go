@@ -144,6 +144,34 @@ func TestAttackProxyNeverSeesPasswordEkeyOrKEK(t *testing.T) {
 	t.Logf("searched %d recordings (%d WebSocket payloads) for %d secrets", len(recs), ws, len(secrets))
 }
 
+func TestAttackProxyLearnsOnlyThatRequestsHappen(t *testing.T) {
+	// The threat model lets the proxy see that requests happen, not what
+	// they carry: which users log in, the directory's users, DNs and mail
+	// addresses streamed by an import, the OUs of a browse.
+	ps := newProxiedStack(t)
+	p := newAttackProxy(t, ps.cloud.CAPEM())
+	startThroughProxy(t, ps, p)
+	ctx := ctxT(t, time.Minute)
+	_, err := ps.cloud.OUs(ctx, ps.tenant, "")
+	require.NoError(t, err)
+	require.NoError(t, ps.cloud.PutMapping(ctx, ps.tenant, "all", directory.Mapping{}))
+	_, err = ps.cloud.RunImport(ctx, ps.tenant, "all", cloudapp.ImportOptions{})
+	require.NoError(t, err)
+	_, err = ps.cloud.Login(ctx, ps.tenant, "all", ps.users[2].Login, ps.users[2].Password)
+	require.NoError(t, err)
+	users, err := ps.cloud.Users(ctx, ps.tenant)
+	require.NoError(t, err)
+	require.Len(t, users, len(ps.users))
+
+	recs := p.recordings()
+	for _, u := range users {
+		for what, v := range map[string]string{"login": u.Login, "mail": u.Email, "DN": u.DN, "directory ID": u.DirectoryID} {
+			assert.Empty(t, leaks(recs, []byte(v)), "the proxy read %s's %s", u.Login, what)
+		}
+	}
+	assert.Empty(t, leaks(recs, []byte("ou=Engineering,ou=People,"+demoldap.BaseDN)), "the proxy read an OU's DN")
+}
+
 func TestAttackProxyCannotRedirectSealedPasswords(t *testing.T) {
 	// The proxy stays a relay (the real connector keeps its session) but
 	// puts its own X25519 key where the connector publishes the key web-login
