@@ -415,9 +415,9 @@ func hijacked(t *testing.T) (*proxiedStack, *attackProxy, *attacker) {
 	ps.stopConnector()
 	p.setHijack(true)
 	ps.startConnector(p.URL(), p.CAPEM())
-	tok, ok := p.capturedToken(30 * time.Second)
+	h, ok := p.capturedUpgrade(30 * time.Second)
 	require.True(t, ok, "the connector tried to reconnect through the proxy")
-	t.Logf("captured upgrade Authorization of %d bytes", len(tok))
+	t.Logf("captured an upgrade with an Authorization of %d bytes", len(h.Get("Authorization")))
 
 	a := newAttacker(t, ps.users[0].Login)
 	a.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
@@ -443,7 +443,7 @@ func TestAttackProxyReplayedConnectTokenIsRefused(t *testing.T) {
 	startThroughProxy(t, ps, p)
 	seen := p.seenUpgrades()
 	require.NotEmpty(t, seen, "the proxy saw the tunnel's upgrade")
-	p.presentToken(seen[len(seen)-1])
+	p.presentUpgrade(seen[len(seen)-1])
 
 	a := newAttacker(t, ps.users[0].Login)
 	a.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())

@@ -56,9 +56,9 @@ type attackProxy struct {
 	subst    []substitution
 	hijack   bool
 	dropPath string
-	captured []string // Authorization headers of hijacked upgrades; the last is presented on ownProxyURL
-	seenAuth []string // Authorization headers of every upgrade of the victim
-	capCh    chan string
+	captured []http.Header // headers of hijacked upgrades; the last is presented on ownProxyURL
+	seen     []http.Header // headers of every tunnel upgrade of the victim
+	capCh    chan http.Header
 	upgrades int // tunnel upgrades forwarded to the destination
 	conns    map[net.Conn]struct{}
 	closed   bool
@@ -128,7 +128,7 @@ func newAttackProxy(t testing.TB, upstreamCAPEM []byte) *attackProxy {
 	p := &attackProxy{
 		t: t, ln: ln, ca: ca, caKey: key, upstream: pool,
 		caPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		leaves: map[string]*tls.Certificate{}, capCh: make(chan string, 16),
+		leaves: map[string]*tls.Certificate{}, capCh: make(chan http.Header, 16),
 		conns: map[net.Conn]struct{}{},
 	}
 	p.wg.Add(1)
@@ -141,7 +141,9 @@ func newAttackProxy(t testing.TB, upstreamCAPEM []byte) *attackProxy {
 func (p *attackProxy) URL() string { return "http://corp:proxy@" + p.ln.Addr().String() }
 
 // ownProxyURL is the proxy URL of the attacker's own tunnel client: its
-// upgrade's Authorization is replaced by the captured connect token.
+// upgrade carries the captured upgrade's headers (the connect token in
+// Authorization, or wherever the protocol puts its credentials), all but
+// the WebSocket handshake's own.
 func (p *attackProxy) ownProxyURL() string {
 	return "http://" + attackerProxyUser + ":x@" + p.ln.Addr().String()
 }
@@ -175,30 +177,37 @@ func (p *attackProxy) substitutions() []int {
 	return n
 }
 
-// capturedToken waits for the Authorization header of a hijacked upgrade.
-func (p *attackProxy) capturedToken(timeout time.Duration) (string, bool) {
+// capturedUpgrade waits for the headers of a hijacked upgrade.
+func (p *attackProxy) capturedUpgrade(timeout time.Duration) (http.Header, bool) {
 	select {
-	case tok := <-p.capCh:
-		return tok, true
+	case h := <-p.capCh:
+		return h, true
 	case <-time.After(timeout):
-		return "", false
+		return nil, false
 	}
 }
 
-// seenUpgrades returns the Authorization headers of the victim's tunnel
-// upgrades so far.
-func (p *attackProxy) seenUpgrades() []string {
+// seenUpgrades returns the headers of the victim's tunnel upgrades so far.
+func (p *attackProxy) seenUpgrades() []http.Header {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return append([]string(nil), p.seenAuth...)
+	return append([]http.Header(nil), p.seen...)
 }
 
-// presentToken makes the attacker's own connections (ownProxyURL) present
-// tok as their Authorization.
-func (p *attackProxy) presentToken(tok string) {
+// presentUpgrade makes the attacker's own connections (ownProxyURL) carry
+// the headers of h (see ownProxyURL).
+func (p *attackProxy) presentUpgrade(h http.Header) {
 	p.mu.Lock()
-	p.captured = append(p.captured, tok)
+	p.captured = append(p.captured, h)
 	p.mu.Unlock()
+}
+
+// handshakeHeaders are the upgrade headers that belong to one WebSocket
+// handshake or one hop: the attacker's own connection keeps its own.
+var handshakeHeaders = map[string]bool{
+	"Host": true, "Connection": true, "Upgrade": true, "Proxy-Authorization": true,
+	"Sec-Websocket-Key": true, "Sec-Websocket-Version": true, "Sec-Websocket-Extensions": true,
+	"Content-Length": true, "Transfer-Encoding": true,
 }
 
 func (p *attackProxy) tunnelUpgrades() int {
@@ -405,33 +414,37 @@ func (p *attackProxy) handle(raw net.Conn) error {
 
 		if upgrade && !own {
 			p.mu.Lock()
-			p.seenAuth = append(p.seenAuth, req.Header.Get("Authorization"))
+			p.seen = append(p.seen, req.Header.Clone())
 			p.mu.Unlock()
 		}
 		switch {
 		case upgrade && hijack && !own:
 			// Keep the connect token, fail the real connector.
 			p.mu.Lock()
-			p.captured = append(p.captured, req.Header.Get("Authorization"))
+			p.captured = append(p.captured, req.Header.Clone())
 			p.mu.Unlock()
 			select {
-			case p.capCh <- req.Header.Get("Authorization"):
+			case p.capCh <- req.Header.Clone():
 			default:
 			}
 			_, _ = io.WriteString(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 			return nil
 		case upgrade && own:
 			p.mu.Lock()
-			var tok string
+			var h http.Header
 			if n := len(p.captured); n > 0 {
-				tok = p.captured[n-1]
+				h = p.captured[n-1]
 			}
 			p.mu.Unlock()
-			if tok == "" {
+			if h == nil {
 				_, _ = io.WriteString(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 				return nil
 			}
-			req.Header.Set("Authorization", tok)
+			for k, v := range h {
+				if !handshakeHeaders[http.CanonicalHeaderKey(k)] {
+					req.Header[k] = v
+				}
+			}
 		case drop != "" && req.Method == http.MethodPost && req.URL.Path == drop:
 			_, _ = io.WriteString(client, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 			return nil
