@@ -18,6 +18,26 @@
 // (directory/directorytest): they skip when the servers are not started,
 // and fail under CI=true.
 //
+// The attacker suite of issue 9 (attack_test.go) puts a hostile
+// TLS-inspecting HTTP CONNECT proxy in process between connector and cloud,
+// with its CA in the connector's cloud.ca_file: it records every plaintext
+// byte it relays (WebSocket payloads unmasked) and searches them for
+// passwords, the released ekey, the KEK (read from an escrow export with
+// Debian's age) and the connector's private keys in raw, hex and base64
+// forms; it takes over the tunnel with a captured connect token and serves
+// forged directory answers; it rewrites answers and keys in flight; it
+// replays connect and enrollment tokens. The tests drive only public
+// surfaces (cloudapp, connectorapp, tunnel's connector, HTTP), so they judge
+// behaviour whatever the protocol inside the WebSocket is. They need no
+// server.
+//
+// squid_test.go runs a connector through the test bed's Squid
+// (scripts/testbed/squid-up: Basic auth, ssl_bump with its own CA, WebSocket
+// upgrades passed) trusting only Squid's CA, and checks enrollment, web
+// login, import and key release; and that the second Squid, which strips
+// upgrades, lets enrollment through and stops the tunnel. They skip when
+// LIAISON_TEST_SQUID_URL is not set, and fail under CI=true.
+//
 // # What it won't do
 //
 // It runs one cloud node and one connector per Stack, keeps the cloud's
