@@ -146,7 +146,7 @@ func (s *Server) mapping(ctx context.Context, tenant, id string) (Mapping, error
 }
 
 func (s *Server) directory(tenant string) (Directory, error) {
-	d := s.cfg.NewDirectory(tenant, s.gw.RoundTripper(tenant))
+	d := s.cfg.NewDirectory(tenant, s.tunnelTo(tenant))
 	if s.cfg.WrapDirectory != nil {
 		d = s.cfg.WrapDirectory(tenant, d)
 	}
@@ -329,7 +329,7 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 	if ttl <= 0 || ttl > time.Hour {
 		ttl = time.Hour
 	}
-	keys := s.cfg.NewKeys(tenant, s.gw.RoundTripper(tenant))
+	keys := s.cfg.NewKeys(tenant, s.tunnelTo(tenant))
 	const purpose = "backup"
 	wrapped, id, err := s.ekey(ctx, keys, tenant, userID, purpose)
 	if err == nil {

@@ -105,6 +105,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Grace == 0 {
 		cfg.Grace = alerts.DefaultGrace
 	}
+	if cfg.ImportTimeout == 0 {
+		cfg.ImportTimeout = time.Hour
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
 	if cfg.NewKeys == nil {
 		cfg.NewKeys = func(_ string, rt http.RoundTripper) Keys {
 			c, err := keyhttp.NewClient(ConnectorKeysURL, rt)
@@ -248,6 +254,8 @@ func New(cfg Config) (*Server, error) {
 			Interval:      cfg.ImportInterval,
 			Jitter:        cfg.ImportJitter,
 			Poll:          cfg.ImportPoll,
+			Concurrency:   cfg.ImportConcurrency,
+			RunTimeout:    cfg.ImportTimeout,
 			IsUnavailable: func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
 			OnSkip:        s.onImportSkipped,
 			Logger:        log,
