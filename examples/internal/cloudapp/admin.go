@@ -334,7 +334,7 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 	wrapped, id, err := s.ekey(ctx, keys, tenant, userID, purpose)
 	if err == nil {
 		now := time.Now()
-		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, EkeyID: id,
+		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, JobPurpose: keyenvelope.JobBackup, EkeyID: id,
 			IssuedAt: now, Expires: now.Add(ttl), WorkerKey: wk}
 		var ticket, rel []byte
 		if ticket, err = keyenvelope.IssueTicket(s.schedKey, t); err != nil {
