@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -32,6 +33,10 @@ var (
 	// ErrLoginThrottled: too many failed logins of this account recently;
 	// the directory was not asked, so it cannot lock the account.
 	ErrLoginThrottled = errors.New("cloudapp: too many failed logins, try later")
+	// ErrUserDisabled: a backup key release was asked for a user disabled
+	// in the cloud or in the directory. Restores (RestoreKey) stay
+	// possible. The API answers 403.
+	ErrUserDisabled = errors.New("cloudapp: user disabled, backup key release refused")
 )
 
 // Alert kinds raised by the cloud besides the monitor's own.
@@ -306,12 +311,29 @@ type Release struct {
 }
 
 // ReleaseKey releases the backup ekey of a cloud user to a worker's X25519
-// public key for one job: it signs a job ticket (valid for ttl, default and
-// at most 1h) naming the worker key, creates the user's wrapped ekey through
-// a connector on first use, and asks a connector to release it. Without a
-// connected connector it raises a key-release alert and returns an error
-// wrapping tunnel.ErrNotConnected.
+// public key for one backup job: it signs a job ticket (job purpose
+// keyenvelope.JobBackup, valid for ttl, default and at most 1h) naming the
+// worker key, creates the user's wrapped ekey through a connector on first
+// use, and asks a connector to release it. A user disabled in the cloud
+// (by an import) or in the directory (asked live, through the connector)
+// is refused with an error wrapping ErrUserDisabled: a disabled user's
+// devices must not keep encrypting new data. Without a connected connector
+// it raises a key-release alert and returns an error wrapping
+// tunnel.ErrNotConnected.
 func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, workerKey []byte, ttl time.Duration) (Release, error) {
+	return s.releaseKey(ctx, tenant, userID, jobID, keyenvelope.JobBackup, workerKey, ttl)
+}
+
+// RestoreKey releases a cloud user's backup ekey for a restore job (job
+// purpose keyenvelope.JobRestore), as ReleaseKey does but also for a
+// disabled user: recovering a departed user's data is what restores are
+// for. It is reached only through the admin API. It never creates an
+// ekey: a user who was never backed up has nothing to restore (ErrNotFound).
+func (s *Server) RestoreKey(ctx context.Context, tenant, userID, jobID string, workerKey []byte, ttl time.Duration) (Release, error) {
+	return s.releaseKey(ctx, tenant, userID, jobID, keyenvelope.JobRestore, workerKey, ttl)
+}
+
+func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, job keyenvelope.JobPurpose, workerKey []byte, ttl time.Duration) (Release, error) {
 	if !validName(jobID) || userID == "" {
 		return Release{}, fmt.Errorf("%w: job ID and user ID", ErrInvalid)
 	}
@@ -319,22 +341,47 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 	if err != nil {
 		return Release{}, fmt.Errorf("%w: worker key: %w", ErrInvalid, err)
 	}
-	var exists int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE tenant = ? AND id = ? AND deleted = 0`, tenant, userID).Scan(&exists); err != nil {
-		return Release{}, err
+	var u struct {
+		mappingID, directoryID, login string
+		disabled                      int
 	}
-	if exists == 0 {
+	err = s.db.QueryRowContext(ctx, `SELECT mapping_id, directory_id, login, disabled FROM users WHERE tenant = ? AND id = ? AND deleted = 0`,
+		tenant, userID).Scan(&u.mappingID, &u.directoryID, &u.login, &u.disabled)
+	if errors.Is(err, sql.ErrNoRows) {
 		return Release{}, fmt.Errorf("%w: user %q", ErrNotFound, userID)
+	}
+	if err != nil {
+		return Release{}, err
 	}
 	if ttl <= 0 || ttl > time.Hour {
 		ttl = time.Hour
 	}
 	keys := s.cfg.NewKeys(tenant, s.tunnelTo(tenant))
-	const purpose = "backup"
-	wrapped, id, err := s.ekey(ctx, keys, tenant, userID, purpose)
+	const purpose = "backup" // the ekey's own purpose, for backups and restores alike
+	var wrapped []byte
+	var id keyenvelope.EkeyID
+	switch job {
+	case keyenvelope.JobBackup:
+		if u.disabled != 0 {
+			return Release{}, fmt.Errorf("%w: user %q is disabled in the cloud", ErrUserDisabled, userID)
+		}
+		if err = s.checkDirectoryEnabled(ctx, tenant, userID, u.mappingID, u.directoryID, u.login); err == nil {
+			wrapped, id, err = s.ekey(ctx, keys, tenant, userID, purpose)
+		}
+	case keyenvelope.JobRestore:
+		wrapped, id, err = s.storedEkey(ctx, tenant, userID, purpose)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Release{}, fmt.Errorf("%w: user %q has no ekey to restore with", ErrNotFound, userID)
+		}
+	default:
+		return Release{}, fmt.Errorf("%w: job purpose %q", ErrInvalid, job)
+	}
+	if errors.Is(err, ErrUserDisabled) {
+		return Release{}, err
+	}
 	if err == nil {
 		now := time.Now()
-		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, JobPurpose: keyenvelope.JobBackup, EkeyID: id,
+		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, JobPurpose: job, EkeyID: id,
 			IssuedAt: now, Expires: now.Add(ttl), WorkerKey: wk}
 		var ticket, rel []byte
 		if ticket, err = keyenvelope.IssueTicket(s.schedKey, t); err != nil {
@@ -350,18 +397,56 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 	return Release{}, fmt.Errorf("cloudapp: release key: %w", err)
 }
 
-// ekey returns the user's wrapped ekey, generating it through a connector
-// the first time.
-func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
+// checkDirectoryEnabled asks the directory, through a connector, whether
+// the user is disabled there now (the cloud's row may be up to a day old).
+// Only a positive answer about the same entry (same stable ID) refuses; a
+// user the lookup does not find by the stored login (renamed since the
+// last import) is judged by the cloud's row. A directory that cannot be
+// reached fails the release.
+func (s *Server) checkDirectoryEnabled(ctx context.Context, tenant, userID, mappingID, directoryID, login string) error {
+	var m directory.Mapping
+	if mappingID != "" {
+		if mp, err := s.mapping(ctx, tenant, mappingID); err == nil {
+			m = mp.Mapping
+		}
+	}
+	d, err := s.directory(tenant)
+	if err != nil {
+		return err
+	}
+	du, err := d.Lookup(ctx, m, login)
+	switch {
+	case errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrAmbiguous):
+		return nil
+	case err != nil:
+		return err
+	case du.ID == directoryID && du.Disabled:
+		return fmt.Errorf("%w: user %q is disabled in the directory", ErrUserDisabled, userID)
+	}
+	return nil
+}
+
+// storedEkey returns the user's wrapped ekey, or sql.ErrNoRows.
+func (s *Server) storedEkey(ctx context.Context, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
 	var wrapped []byte
 	var idText string
 	err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
 		tenant, userID, purpose).Scan(&wrapped, &idText)
-	if err == nil {
-		id, err := keyenvelope.ParseEkeyID(idText)
+	if err != nil {
+		return nil, keyenvelope.EkeyID{}, err
+	}
+	id, err := keyenvelope.ParseEkeyID(idText)
+	return wrapped, id, err
+}
+
+// ekey returns the user's wrapped ekey, generating it through a connector
+// the first time.
+func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
+	wrapped, id, err := s.storedEkey(ctx, tenant, userID, purpose)
+	if !errors.Is(err, sql.ErrNoRows) {
 		return wrapped, id, err
 	}
-	wrapped, id, err := keys.GenerateWrapped(ctx, keyenvelope.Context{Tenant: tenant, User: userID, Purpose: purpose})
+	wrapped, id, err = keys.GenerateWrapped(ctx, keyenvelope.Context{Tenant: tenant, User: userID, Purpose: purpose})
 	if err != nil {
 		return nil, id, err
 	}
@@ -370,12 +455,7 @@ func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose st
 		ON CONFLICT DO NOTHING`, tenant, userID, purpose, id.String(), wrapped, time.Now().UnixNano()); err != nil {
 		return nil, id, err
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
-		tenant, userID, purpose).Scan(&wrapped, &idText); err != nil {
-		return nil, id, err
-	}
-	id, err = keyenvelope.ParseEkeyID(idText)
-	return wrapped, id, err
+	return s.storedEkey(ctx, tenant, userID, purpose)
 }
 
 // activationDirectory is activation.Directory over a tenant's connector.
@@ -403,7 +483,11 @@ func (a activationDirectory) LookupUser(ctx context.Context, q activation.Lookup
 	if q.Domain != "" && !inDomain(u, q.Domain) {
 		return activation.DirectoryUser{}, fmt.Errorf("%w: %q is not in domain %q", activation.ErrUserNotFound, q.Login, q.Domain)
 	}
-	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email, DisplayName: u.DisplayName}, nil
+	// directory.User reports one account state, Disabled (AD
+	// ACCOUNTDISABLE, an OpenLDAP administrative lock); activation refuses
+	// it. Lockout and expiry are refused too once directory reports them.
+	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email,
+		DisplayName: u.DisplayName, Disabled: u.Disabled}, nil
 }
 
 // inDomain reports whether a user belongs to a DNS domain ("corp.example")

@@ -105,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Grace == 0 {
 		cfg.Grace = alerts.DefaultGrace
 	}
+	if cfg.ImportConcurrency < 0 || cfg.ImportTimeout < 0 || cfg.RequestTimeout < 0 {
+		return nil, fmt.Errorf("%w: ImportConcurrency, ImportTimeout and RequestTimeout must not be negative", errConfig)
+	}
 	if cfg.ImportTimeout == 0 {
 		cfg.ImportTimeout = time.Hour
 	}
