@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -29,6 +31,15 @@ type User struct {
 	// Disabled: AD userAccountControl bit 0x2; OpenLDAP ppolicy
 	// pwdAccountLockedTime "000001010000Z" (locked by an administrator).
 	Disabled bool `json:"disabled"`
+	// Locked: locked out after failed passwords. AD
+	// msDS-User-Account-Control-Computed bit 0x10 (UF_LOCKOUT, which AD
+	// computes with the domain's lockout duration); OpenLDAP any other
+	// pwdAccountLockedTime (ppolicy; a lock whose pwdLockoutDuration has
+	// passed still shows until the user's next bind).
+	Locked bool `json:"locked,omitempty"`
+	// Expired: the account (not only its password) has expired. AD
+	// accountExpires in the past; OpenLDAP has no account expiry.
+	Expired bool `json:"expired,omitempty"`
 	// Attributes holds the values of Config.Attributes present on the entry.
 	Attributes map[string][]string `json:"attributes,omitempty"`
 
@@ -60,7 +71,7 @@ var (
 		memberAttrs: []string{"member"},
 		changeAttr:  "uSNChanged",
 		inChain:     true,
-		stateAttrs:  []string{"userAccountControl"},
+		stateAttrs:  []string{"userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires"},
 	}
 	openLDAPProfile = profile{
 		kind:        ProfileOpenLDAP,
@@ -124,9 +135,14 @@ func (p *profile) user(e *ldap.Entry, extra []string) User {
 		u.ID = formatGUID(e.GetEqualFoldRawAttributeValue(p.idAttr))
 		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
 		u.Disabled = uac&0x2 != 0
+		computed, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("msDS-User-Account-Control-Computed"), 10, 64)
+		u.Locked = computed&0x10 != 0
+		u.Expired = adAccountExpired(e.GetEqualFoldAttributeValue("accountExpires"), time.Now())
 	default:
 		u.ID = e.GetEqualFoldAttributeValue(p.idAttr)
-		u.Disabled = e.GetEqualFoldAttributeValue("pwdAccountLockedTime") == "000001010000Z"
+		locked := e.GetEqualFoldAttributeValue("pwdAccountLockedTime")
+		u.Disabled = locked == "000001010000Z"
+		u.Locked = locked != "" && !u.Disabled
 	}
 	for _, a := range extra {
 		if v := e.GetEqualFoldAttributeValues(a); len(v) > 0 {
@@ -171,4 +187,15 @@ func detectProfile(e *ldap.Entry) Profile {
 		return ProfileActiveDirectory
 	}
 	return ProfileOpenLDAP
+}
+
+// adAccountExpired reports whether an AD accountExpires value (100 ns
+// intervals since 1601-01-01 UTC; 0 and 2^63-1 mean never) is before now.
+func adAccountExpired(v string, now time.Time) bool {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n == math.MaxInt64 {
+		return false
+	}
+	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01, in 100 ns
+	return n < epochDiff+now.UnixNano()/100
 }

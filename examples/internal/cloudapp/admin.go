@@ -398,7 +398,8 @@ func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, j
 }
 
 // checkDirectoryEnabled asks the directory, through a connector, whether
-// the user is disabled there now (the cloud's row may be up to a day old).
+// the user is disabled or expired there now (the cloud's row may be up to a
+// day old).
 // Only a positive answer about the same entry (same stable ID) refuses; a
 // user the lookup does not find by the stored login (renamed since the
 // last import) is judged by the cloud's row. A directory that cannot be
@@ -422,7 +423,11 @@ func (s *Server) checkDirectoryEnabled(ctx context.Context, tenant, userID, mapp
 		return err
 	case du.ID == directoryID && du.Disabled:
 		return fmt.Errorf("%w: user %q is disabled in the directory", ErrUserDisabled, userID)
+	case du.ID == directoryID && du.Expired:
+		return fmt.Errorf("%w: user %q has expired in the directory", ErrUserDisabled, userID)
 	}
+	// A lockout (too many bad passwords) is temporary and says nothing
+	// about the user's right to keep their data backed up: not refused.
 	return nil
 }
 
@@ -483,11 +488,9 @@ func (a activationDirectory) LookupUser(ctx context.Context, q activation.Lookup
 	if q.Domain != "" && !inDomain(u, q.Domain) {
 		return activation.DirectoryUser{}, fmt.Errorf("%w: %q is not in domain %q", activation.ErrUserNotFound, q.Login, q.Domain)
 	}
-	// directory.User reports one account state, Disabled (AD
-	// ACCOUNTDISABLE, an OpenLDAP administrative lock); activation refuses
-	// it. Lockout and expiry are refused too once directory reports them.
+	// Activation refuses all three account states.
 	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email,
-		DisplayName: u.DisplayName, Disabled: u.Disabled}, nil
+		DisplayName: u.DisplayName, Disabled: u.Disabled, Locked: u.Locked, Expired: u.Expired}, nil
 }
 
 // inDomain reports whether a user belongs to a DNS domain ("corp.example")

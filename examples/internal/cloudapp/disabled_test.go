@@ -199,3 +199,47 @@ func TestDisabledStateSources(t *testing.T) {
 	_, err = e.srv.ReleaseKey(ctx, "acme", ids["user0"], "job-3", wpub, 0)
 	assert.NoError(t, err)
 }
+
+// TestLockedOrExpiredInDirectory: a locked-out or expired account activates
+// no device; an expired one gets no backup release, a locked-out one still
+// does (a lockout is temporary and about passwords, not about the user).
+func TestLockedOrExpiredInDirectory(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, nil)
+	c := e.enroll("acme")
+	e.start(c)
+	users := demoUsers(3)
+	e.dir.set(users)
+	require.NoError(t, e.srv.PutMapping(ctx, "acme", "staff", directory.Mapping{}))
+	_, err := e.srv.RunImport(ctx, "acme", "staff", cloudapp.ImportOptions{})
+	require.NoError(t, err)
+	us, err := e.srv.Users(ctx, "acme")
+	require.NoError(t, err)
+	ids := map[string]string{}
+	for _, u := range us {
+		ids[u.Login] = u.ID
+	}
+	users[1].Locked, users[2].Expired = true, true
+	e.dir.set(users)
+
+	svc := e.srv.ActivationService()
+	tok, _, err := svc.IssueToken(ctx, "acme", "staff", time.Hour)
+	require.NoError(t, err)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	for login, reason := range map[string]string{"user1": "locked", "user2": "expired"} {
+		req := activation.Request{Tenant: "acme", Token: tok, Login: login, Domain: "corp.test", DeviceID: "d-" + login}
+		req.Sign(priv)
+		_, err = svc.Activate(ctx, req)
+		var de *activation.DisabledError
+		require.ErrorAs(t, err, &de, login)
+		assert.Equal(t, activation.DisabledError{Where: "directory", Reason: reason}, *de)
+	}
+
+	worker, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
+	require.NoError(t, err)
+	_, err = e.srv.ReleaseKey(ctx, "acme", ids["user2"], "job-1", worker.PublicKey().Bytes(), 0)
+	assert.ErrorIs(t, err, cloudapp.ErrUserDisabled, "expired")
+	_, err = e.srv.ReleaseKey(ctx, "acme", ids["user1"], "job-2", worker.PublicKey().Bytes(), 0)
+	assert.NoError(t, err, "locked out only")
+}
