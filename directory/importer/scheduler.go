@@ -88,6 +88,7 @@ type Scheduler struct {
 
 	mu      sync.Mutex
 	running map[string]bool // tenants with a run in progress
+	pending []string        // due at the last poll, waiting for a slot
 	randMu  sync.Mutex      // cfg.Rand need not be safe for concurrent use
 	cbMu    sync.Mutex      // OnRun and OnSkip are called one at a time
 }
@@ -149,11 +150,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if err := s.startDue(ctx, &wg); err != nil && ctx.Err() == nil {
 			s.log.Warn("importer: scheduler poll failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		case <-s.wake:
+		// Until the next poll, a run that ends starts the next waiting
+		// tenant found by this poll, without asking Tenants and State again.
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				break wait
+			case <-s.wake:
+				s.startPending(ctx, &wg)
+			}
 		}
 	}
 }
@@ -161,7 +169,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // RunDue starts every tenant whose next run has come (up to Concurrency at
 // once, the longest overdue first), schedules new tenants, and waits for
 // the runs it started. Tenants left waiting for a slot stay due for the
-// next call. Run calls the same logic at every poll without waiting.
+// next call. Run calls the same logic at every poll without waiting, and
+// starts the waiting tenants as runs end.
 func (s *Scheduler) RunDue(ctx context.Context) error {
 	var wg sync.WaitGroup
 	err := s.startDue(ctx, &wg)
@@ -205,35 +214,44 @@ func (s *Scheduler) startDue(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}
 	slices.SortStableFunc(dues, func(a, b due) int { return a.at.Compare(b.at) })
-	for _, d := range dues {
-		if !s.claim(d.tenant) {
-			break // every slot is taken: the rest wait for a run to end
+	pending := make([]string, len(dues))
+	for i, d := range dues {
+		pending[i] = d.tenant
+	}
+	s.mu.Lock()
+	s.pending = pending
+	s.mu.Unlock()
+	s.startPending(ctx, wg)
+	return errors.Join(errs...)
+}
+
+// startPending starts waiting tenants, in order, while slots are free.
+func (s *Scheduler) startPending(ctx context.Context, wg *sync.WaitGroup) {
+	var start []string
+	s.mu.Lock()
+	for len(s.pending) > 0 && len(s.running) < s.cfg.Concurrency {
+		tenant := s.pending[0]
+		s.pending = s.pending[1:]
+		if !s.running[tenant] {
+			s.running[tenant] = true
+			start = append(start, tenant)
 		}
+	}
+	s.mu.Unlock()
+	for _, tenant := range start {
 		wg.Go(func() {
-			defer s.release(d.tenant)
-			if err := s.runOne(ctx, d.tenant); err != nil && ctx.Err() == nil {
-				s.log.Warn("importer: scheduler", "tenant", d.tenant, "err", err)
+			defer s.release(tenant)
+			if err := s.runOne(ctx, tenant); err != nil && ctx.Err() == nil {
+				s.log.Warn("importer: scheduler", "tenant", tenant, "err", err)
 			}
 		})
 	}
-	return errors.Join(errs...)
 }
 
 func (s *Scheduler) isRunning(tenant string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.running[tenant]
-}
-
-// claim takes a slot for tenant, if one is free and tenant is not running.
-func (s *Scheduler) claim(tenant string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.running[tenant] || len(s.running) >= s.cfg.Concurrency {
-		return false
-	}
-	s.running[tenant] = true
-	return true
 }
 
 func (s *Scheduler) release(tenant string) {

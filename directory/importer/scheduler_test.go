@@ -255,3 +255,36 @@ func TestNewSchedulerRejectsNegativeBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestSchedulerStartsWaitingTenantsAsSlotsFree: with every slot taken, a
+// due tenant starts as soon as a run ends, not at the next poll.
+func TestSchedulerStartsWaitingTenantsAsSlotsFree(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var mu sync.Mutex
+		started := map[string]time.Duration{}
+		s, err := importer.NewScheduler(importer.SchedulerConfig{
+			Tenants: func(context.Context) ([]string, error) { return []string{"a", "b", "c"}, nil },
+			Run: func(ctx context.Context, tenant string) error {
+				mu.Lock()
+				if _, ok := started[tenant]; !ok {
+					started[tenant] = time.Since(start)
+				}
+				mu.Unlock()
+				time.Sleep(10 * time.Minute)
+				return nil
+			},
+			State:       importer.NewMemoryStore(),
+			Poll:        time.Hour,
+			Concurrency: 1,
+			Rand:        bytes.NewReader(make([]byte, 8000)),
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Minute)
+		defer cancel()
+		require.ErrorIs(t, s.Run(ctx), context.DeadlineExceeded)
+		// Seen at 0, due at the first poll after (1h): one at a time, each
+		// as soon as the one before ends.
+		assert.Equal(t, map[string]time.Duration{"a": time.Hour, "b": time.Hour + 10*time.Minute, "c": time.Hour + 20*time.Minute}, started)
+	})
+}
