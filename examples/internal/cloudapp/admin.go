@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -461,6 +462,24 @@ func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose st
 		return nil, id, err
 	}
 	return s.storedEkey(ctx, tenant, userID, purpose)
+}
+
+// activationAudit logs activation's refusals and retries with their
+// specific reason (a disabled user, an unknown token), which the device
+// never sees. Successful activations are logged at debug level.
+type activationAudit struct{ log *slog.Logger }
+
+func (a activationAudit) Audit(ctx context.Context, e activation.Event) {
+	level := slog.LevelDebug
+	if e.Err != nil {
+		level = slog.LevelInfo
+	}
+	attrs := []any{"decision", e.Decision, "tenant", e.Tenant, "token_id", e.TokenID, "source", e.Source,
+		"login", e.Login, "domain", e.Domain, "device_id", e.DeviceID, "user_id", e.UserID}
+	if e.Err != nil {
+		attrs = append(attrs, "reason", e.Err.Error())
+	}
+	a.log.Log(ctx, level, "activation", attrs...)
 }
 
 // activationDirectory is activation.Directory over a tenant's connector.

@@ -238,6 +238,7 @@ func New(cfg Config) (*Server, error) {
 		Directory:     activationDirectory{s},
 		Store:         activationStore{users: s.users, inner: act},
 		Tokens:        act,
+		Audit:         activationAudit{log},
 		CredentialKey: credKey,
 		TokenRate:     cfg.ActivationTokenRate,
 		TokenBurst:    cfg.ActivationTokenBurst,
