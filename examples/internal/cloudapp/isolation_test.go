@@ -78,6 +78,10 @@ func TestHungConnectorDelaysOnlyItsTenant(t *testing.T) {
 		t.Fatal("acme's scheduled import did not start")
 	}
 	started := time.Now()
+	// The same mapping never runs twice at once: an import asked for while
+	// the scheduled one hangs is refused at once.
+	_, err := e.srv.RunImport(ctx, "acme", "staff", cloudapp.ImportOptions{})
+	assert.ErrorIs(t, err, cloudapp.ErrBusy)
 
 	// beta keeps importing while acme's run hangs.
 	require.Eventually(t, func() bool { return len(runs("beta", "ok")) >= 3 }, 20*time.Second, 10*time.Millisecond,
