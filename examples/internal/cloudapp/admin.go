@@ -327,9 +327,10 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 
 // RestoreKey releases a cloud user's backup ekey for a restore job (job
 // purpose keyenvelope.JobRestore), as ReleaseKey does but also for a
-// disabled user: recovering a departed user's data is what restores are
-// for. It is reached only through the admin API. It never creates an
-// ekey: a user who was never backed up has nothing to restore (ErrNotFound).
+// disabled user, or one an import deleted: recovering a departed user's
+// data is what restores are for. It is reached only through the admin API.
+// It never creates an ekey: a user who was never backed up has nothing to
+// restore (ErrNotFound).
 func (s *Server) RestoreKey(ctx context.Context, tenant, userID, jobID string, workerKey []byte, ttl time.Duration) (Release, error) {
 	return s.releaseKey(ctx, tenant, userID, jobID, keyenvelope.JobRestore, workerKey, ttl)
 }
@@ -344,11 +345,13 @@ func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, j
 	}
 	var u struct {
 		mappingID, directoryID, login string
-		disabled                      int
+		disabled, deleted             int
 	}
-	err = s.db.QueryRowContext(ctx, `SELECT mapping_id, directory_id, login, disabled FROM users WHERE tenant = ? AND id = ? AND deleted = 0`,
-		tenant, userID).Scan(&u.mappingID, &u.directoryID, &u.login, &u.disabled)
-	if errors.Is(err, sql.ErrNoRows) {
+	err = s.db.QueryRowContext(ctx, `SELECT mapping_id, directory_id, login, disabled, deleted FROM users WHERE tenant = ? AND id = ?`,
+		tenant, userID).Scan(&u.mappingID, &u.directoryID, &u.login, &u.disabled, &u.deleted)
+	// A user deleted by an import (gone from the directory) may still be
+	// restored: that is what leavers' backups are kept for.
+	if errors.Is(err, sql.ErrNoRows) || (u.deleted != 0 && job != keyenvelope.JobRestore) {
 		return Release{}, fmt.Errorf("%w: user %q", ErrNotFound, userID)
 	}
 	if err != nil {

@@ -119,6 +119,22 @@ func TestDisabledUserIsRefused(t *testing.T) {
 		assert.Equal(t, before.EkeyID, rel.EkeyID)
 	})
 
+	t.Run("restore after the user left the directory", func(t *testing.T) {
+		e.dir.set(users[:1]) // user1 deleted from the directory
+		_, err := e.srv.RunImport(ctx, "acme", "staff", cloudapp.ImportOptions{Full: true, Override: true})
+		require.NoError(t, err)
+		_, stillThere := byLogin()["user1"]
+		require.False(t, stillThere, "deleted by the full import")
+		st, rel := release(user1, "job-7", "restore")
+		require.Equal(t, http.StatusOK, st)
+		ek, err := keyenvelope.OpenRelease(worker, rel.Ticket, rel.Release)
+		require.NoError(t, err)
+		assert.Equal(t, ekBefore.Key, ek.Key)
+		st, _ = release(user1, "job-8", "backup")
+		assert.Equal(t, http.StatusNotFound, st, "no backups for a deleted user")
+		e.dir.set(users[:2])
+	})
+
 	t.Run("restore of a user never backed up finds nothing", func(t *testing.T) {
 		st, _ := release(byLogin()["user0"].ID, "job-5", "restore")
 		assert.Equal(t, http.StatusNotFound, st)
