@@ -25,6 +25,10 @@ type DirectoryUser struct {
 	UPN         string
 	Email       string
 	DisplayName string
+	// The account's state in the directory. A user who is disabled (AD
+	// userAccountControl ACCOUNTDISABLE, an OpenLDAP administrative lock),
+	// locked out or expired is refused with a *DisabledError.
+	Disabled, Locked, Expired bool
 }
 
 // Directory looks a login up within a mapping, usually through a connector.
@@ -36,6 +40,8 @@ type Directory interface {
 }
 
 // User is a cloud user, keyed by (Tenant, DirectoryID), never by login.
+// Disabled is the cloud's own switch (an import saw the user disabled, or an
+// admin disabled them): a Store refuses to activate devices for such a user.
 type User struct {
 	Tenant      string
 	ID          string // cloud user ID, assigned at creation
@@ -46,6 +52,7 @@ type User struct {
 	Email       string
 	DisplayName string
 	CreatedAt   time.Time
+	Disabled    bool
 }
 
 // Device is an activated device, keyed by (Tenant, ID).
@@ -72,8 +79,10 @@ type Activation struct {
 // finds the device by (d.Tenant, d.ID) or creates d for that user, all in
 // one transaction. An existing device with the same public key and user is
 // returned unchanged (a retry); any other existing device is
-// [ErrDeviceConflict] and nothing is written. Concurrent calls for the same
-// user must create it once.
+// [ErrDeviceConflict] and nothing is written. When the user exists and is
+// disabled in the store, Activate returns a *DisabledError (Where "cloud")
+// and writes nothing, even for a device activated before. Concurrent calls
+// for the same user must create it once.
 //
 // Device returns the device or an error wrapping [ErrNotFound].
 type Store interface {

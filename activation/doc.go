@@ -38,6 +38,20 @@
 // user and activates the device in one transaction, and creates a user
 // once however many activations race for it.
 //
+// # Disabled users
+//
+// Disabled means disabled. A user whom the [Directory] reports disabled,
+// locked out or expired ([DirectoryUser].Disabled, Locked, Expired), or
+// whom the [Store] holds disabled ([User].Disabled, checked inside the
+// activation transaction), activates no device and gets no credential,
+// not even the credential of a device activated before (a retry). The
+// device gets the same 403 as for a user not found, so the endpoint tells
+// nobody which accounts are disabled; the [Auditor]'s [Event].Err is a
+// [*DisabledError] naming where (directory or cloud) and why. Credentials
+// issued before a user was disabled are not revoked here:
+// [Service.AuthenticateDevice] checks the device, not the user, so callers
+// that must cut a disabled user's devices off remove them from the store.
+//
 // # Device credentials and retries
 //
 // The device signs the request ([Request.Sign]) with its Ed25519 key; the
@@ -56,7 +70,8 @@
 // Activate returns errors wrapping one sentinel each: [ErrTokenMalformed],
 // [ErrTokenUnknown], [ErrTokenExpired], [ErrTokenRevoked],
 // [ErrTokenWrongTenant], [ErrUserNotFound], [ErrOutOfScope],
-// [ErrBadProof], [ErrDeviceConflict], [ErrInvalidRequest]; and a
+// [ErrUserDisabled] (as a [*DisabledError]), [ErrBadProof],
+// [ErrDeviceConflict], [ErrInvalidRequest]; and a
 // [*RetryError] wrapping [ErrDirectoryUnavailable] or [ErrRateLimited] when
 // the device should retry (nothing was created). Devices see only
 // [PublicError]'s uniform messages. Every decision is reported to the
@@ -73,5 +88,8 @@
 // [MemoryStore] for tests and single processes; [SQLStore] over
 // database/sql for SQLite (tested with modernc.org/sqlite) and, with the
 // [Postgres] dialect, PostgreSQL. The package imports no driver. Both
-// also offer ListTokens for admin listings.
+// also offer ListTokens for admin listings. MemoryStore disables users
+// with SetUserDisabled; SQLStore keeps no disabled state, so an
+// application whose own user table can disable users checks it in the
+// transaction it passes to [SQLStore.ActivateTx].
 package activation

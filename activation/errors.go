@@ -28,7 +28,27 @@ var (
 	// ErrDirectoryUnavailable: no connector of the tenant is connected, or
 	// it could not reach the directory. Retryable; nothing was created.
 	ErrDirectoryUnavailable = errors.New("activation: directory unavailable")
+	// ErrUserDisabled: the user is disabled, locked or expired in the
+	// directory, or disabled in the cloud. The *DisabledError that
+	// carries it says which; devices see the same answer as for a user
+	// not found.
+	ErrUserDisabled = errors.New("activation: user disabled")
 )
+
+// DisabledError is the refusal of a user who may not activate devices. It
+// matches ErrUserDisabled; Where and Reason go to the audit event and the
+// log, never to the device.
+type DisabledError struct {
+	Where  string // "directory" or "cloud"
+	Reason string // "disabled", "locked" or "expired"
+}
+
+func (e *DisabledError) Error() string {
+	return "activation: user " + e.Reason + " in the " + e.Where
+}
+
+// Is reports whether target is ErrUserDisabled.
+func (e *DisabledError) Is(target error) bool { return target == ErrUserDisabled }
 
 // Other refusals.
 var (
@@ -64,8 +84,8 @@ func (e *RetryError) Unwrap() error { return e.Err }
 // PublicError turns an error from [Service.Activate] into the HTTP status
 // and message a device may see. Every token refusal (malformed, unknown,
 // expired, revoked, wrong tenant) gets the same message, and so do "not in
-// the directory" and "out of scope", so the endpoint is no oracle for which
-// tokens or users exist.
+// the directory", "out of scope" and "disabled", so the endpoint is no
+// oracle for which tokens or users exist or what state an account is in.
 func PublicError(err error) (status int, message string) {
 	switch {
 	case err == nil:
@@ -76,7 +96,7 @@ func PublicError(err error) (status int, message string) {
 		errors.Is(err, ErrTokenExpired), errors.Is(err, ErrTokenRevoked),
 		errors.Is(err, ErrTokenWrongTenant):
 		return http.StatusForbidden, "activation token invalid or expired"
-	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrOutOfScope):
+	case errors.Is(err, ErrUserNotFound), errors.Is(err, ErrOutOfScope), errors.Is(err, ErrUserDisabled):
 		return http.StatusForbidden, "user cannot be activated with this token"
 	case errors.Is(err, ErrDirectoryUnavailable):
 		return http.StatusServiceUnavailable, "directory temporarily unavailable, retry later"

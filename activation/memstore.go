@@ -41,6 +41,9 @@ func (m *MemoryStore) Activate(_ context.Context, u User, d Device) (Activation,
 	uk := userKey{u.Tenant, u.DirectoryID}
 	existing, ok := m.users[uk]
 	if ok {
+		if existing.Disabled {
+			return Activation{}, &DisabledError{Where: "cloud", Reason: "disabled"}
+		}
 		u = existing
 	}
 	dk := deviceKey{d.Tenant, d.ID}
@@ -133,4 +136,20 @@ func (m *MemoryStore) ListTokens(_ context.Context, tenant string) ([]TokenRecor
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out, nil
+}
+
+// SetUserDisabled disables (or enables again) the user of tenant with that
+// directory ID: Activate then refuses it. It returns an error wrapping
+// [ErrNotFound] for an unknown user.
+func (m *MemoryStore) SetUserDisabled(_ context.Context, tenant, directoryID string, disabled bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	uk := userKey{tenant, directoryID}
+	u, ok := m.users[uk]
+	if !ok {
+		return fmt.Errorf("%w: user %q", ErrNotFound, directoryID)
+	}
+	u.Disabled = disabled
+	m.users[uk] = u
+	return nil
 }

@@ -223,8 +223,9 @@ type Result struct {
 }
 
 // Activate runs one activation: rate limits, token, proof of possession,
-// directory lookup within the token's mapping, then user and device in one
-// store transaction. Errors wrap exactly one of the package's sentinels;
+// directory lookup within the token's mapping (a user disabled, locked or
+// expired there is refused), then user and device in one store transaction
+// (a user disabled in the store is refused). Errors wrap exactly one of the package's sentinels;
 // a [*RetryError] means nothing was created and the device should retry.
 // Every call is audited.
 func (s *Service) Activate(ctx context.Context, req Request) (res Result, err error) {
@@ -310,6 +311,12 @@ func (s *Service) decide(ctx context.Context, req *Request, rec TokenRecord, now
 		return Result{}, &RetryError{Err: err, RetryAfter: 30 * time.Second}
 	case du.StableID == "":
 		return Result{}, &RetryError{Err: fmt.Errorf("%w: directory returned no stable id", ErrDirectoryUnavailable), RetryAfter: 30 * time.Second}
+	case du.Disabled:
+		return Result{}, &DisabledError{Where: "directory", Reason: "disabled"}
+	case du.Locked:
+		return Result{}, &DisabledError{Where: "directory", Reason: "locked"}
+	case du.Expired:
+		return Result{}, &DisabledError{Where: "directory", Reason: "expired"}
 	}
 
 	uid, err := s.newID()
@@ -323,7 +330,7 @@ func (s *Service) decide(ctx context.Context, req *Request, rec TokenRecord, now
 			PublicKey: append(ed25519.PublicKey(nil), req.DevicePublicKey...), ActivatedAt: now},
 	)
 	if err != nil {
-		if !errors.Is(err, ErrDeviceConflict) {
+		if !errors.Is(err, ErrDeviceConflict) && !errors.Is(err, ErrUserDisabled) {
 			err = fmt.Errorf("activation: store: %w", err)
 		}
 		return Result{}, err

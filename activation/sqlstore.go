@@ -168,7 +168,9 @@ func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation
 }
 
 // ActivateTx does what [SQLStore.Activate] does within the caller's
-// transaction, which must be on this store's database, so that the caller
+// transaction (except refusing disabled users: SQLStore keeps no disabled
+// state, so a caller whose users can be disabled checks its own user
+// record in tx first, as examples/internal/cloudapp does), which must be on this store's database, so that the caller
 // can write its own rows (an application's user record, say) atomically
 // with the activation. It neither commits nor rolls back: on any error,
 // including [ErrDeviceConflict], the caller must roll tx back.

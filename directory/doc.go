@@ -36,6 +36,10 @@
 //	UPN         userPrincipalName             -
 //	Email       mail                          mail
 //	Disabled    userAccountControl & 0x2      pwdAccountLockedTime = 000001010000Z (ppolicy)
+//	Locked      msDS-User-Account-Control-    any other pwdAccountLockedTime (ppolicy)
+//	            Computed & 0x10 (UF_LOCKOUT;
+//	            lookups only, not scans)
+//	Expired     accountExpires in the past    - (no account expiry)
 //	Groups      member of (objectClass=group) member/uniqueMember of groupOfNames/groupOfUniqueNames
 //
 // Groups always holds nested memberships. On AD a single user's groups come

@@ -306,6 +306,10 @@ func TestIntegrationSpecialUsersLookupAndAuthenticate(t *testing.T) {
 				assert.True(t, directory.SameDN(got.DN, u.DN(s.BaseDN)), "%s != %s", got.DN, u.DN(s.BaseDN))
 				assert.Equal(t, login, got.Login)
 				assert.Equal(t, u.Disabled, got.Disabled)
+				assert.Equal(t, u.Locked, got.Locked, "locked out")
+				// Account expiry exists on AD only; OpenLDAP's expired.user
+				// has an expired password, and so has pwexpired.user on AD.
+				assert.Equal(t, u.Expired && !u.PasswordExpired && s.Flavor == directorytest.FlavorSamba, got.Expired, "account expired")
 				if !loginable(u) {
 					return
 				}

@@ -280,3 +280,24 @@ func TestPoolClosesIdleConnections(t *testing.T) {
 	assert.Equal(t, 0, c.search.idleCount())
 	assert.True(t, l.IsClosing(), "reaped connection is closed")
 }
+
+func TestADAccountExpired(t *testing.T) {
+	now := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name, v string
+		want    bool
+	}{
+		{"never (0)", "0", false},
+		{"never (max)", "9223372036854775807", false},
+		{"absent", "", false},
+		{"garbage", "soon", false},
+		{"1970-01-01, the test bed's expired.user", "116444736000000000", true},
+		// 2026-12-02T04:59:59Z and 05:00:01Z: (unix seconds + 11644473600) * 1e7.
+		{"a second ago", "134406611990000000", true},
+		{"in a second", "134406612010000000", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, adAccountExpired(tt.v, now))
+		})
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -29,6 +31,17 @@ type User struct {
 	// Disabled: AD userAccountControl bit 0x2; OpenLDAP ppolicy
 	// pwdAccountLockedTime "000001010000Z" (locked by an administrator).
 	Disabled bool `json:"disabled"`
+	// Locked: locked out after failed passwords. AD
+	// msDS-User-Account-Control-Computed bit 0x10 (UF_LOCKOUT, which AD
+	// computes with the domain's lockout duration), read by Lookup and
+	// CheckCredentials only (always false from Users and Changes: AD
+	// computes it per entry, too slow for scans); OpenLDAP any other
+	// pwdAccountLockedTime (ppolicy; a lock whose pwdLockoutDuration has
+	// passed still shows until the user's next bind).
+	Locked bool `json:"locked,omitempty"`
+	// Expired: the account (not only its password) has expired. AD
+	// accountExpires in the past; OpenLDAP has no account expiry.
+	Expired bool `json:"expired,omitempty"`
 	// Attributes holds the values of Config.Attributes present on the entry.
 	Attributes map[string][]string `json:"attributes,omitempty"`
 
@@ -47,6 +60,10 @@ type profile struct {
 	changeAttr  string
 	inChain     bool // supports 1.2.840.113556.1.4.1941
 	stateAttrs  []string
+	// lookupAttrs are read by lookups only: AD computes
+	// msDS-User-Account-Control-Computed per entry, which made a
+	// 2 000-user scan of Samba AD 3.5 times slower (0.7 s to 2.7 s).
+	lookupAttrs []string
 }
 
 var (
@@ -60,7 +77,8 @@ var (
 		memberAttrs: []string{"member"},
 		changeAttr:  "uSNChanged",
 		inChain:     true,
-		stateAttrs:  []string{"userAccountControl"},
+		stateAttrs:  []string{"userAccountControl", "accountExpires"},
+		lookupAttrs: []string{"msDS-User-Account-Control-Computed"},
 	}
 	openLDAPProfile = profile{
 		kind:        ProfileOpenLDAP,
@@ -90,12 +108,17 @@ func (p *profile) lookupFilter(name string) string {
 	return or(parts...)
 }
 
-func (p *profile) userAttributes(extra []string) []string {
+// userAttributes lists the attributes to read for a user: for a lookup of
+// one user (lookup) or a scan of many.
+func (p *profile) userAttributes(extra []string, lookup bool) []string {
 	attrs := []string{p.idAttr, p.loginAttr, "mail", "displayName", "cn", p.changeAttr}
 	if p.upnAttr != "" {
 		attrs = append(attrs, p.upnAttr)
 	}
 	attrs = append(attrs, p.stateAttrs...)
+	if lookup {
+		attrs = append(attrs, p.lookupAttrs...)
+	}
 	for _, a := range extra {
 		if !slices.ContainsFunc(attrs, func(b string) bool { return strings.EqualFold(a, b) }) {
 			attrs = append(attrs, a)
@@ -124,9 +147,14 @@ func (p *profile) user(e *ldap.Entry, extra []string) User {
 		u.ID = formatGUID(e.GetEqualFoldRawAttributeValue(p.idAttr))
 		uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
 		u.Disabled = uac&0x2 != 0
+		computed, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("msDS-User-Account-Control-Computed"), 10, 64)
+		u.Locked = computed&0x10 != 0
+		u.Expired = adAccountExpired(e.GetEqualFoldAttributeValue("accountExpires"), time.Now())
 	default:
 		u.ID = e.GetEqualFoldAttributeValue(p.idAttr)
-		u.Disabled = e.GetEqualFoldAttributeValue("pwdAccountLockedTime") == "000001010000Z"
+		locked := e.GetEqualFoldAttributeValue("pwdAccountLockedTime")
+		u.Disabled = locked == "000001010000Z"
+		u.Locked = locked != "" && !u.Disabled
 	}
 	for _, a := range extra {
 		if v := e.GetEqualFoldAttributeValues(a); len(v) > 0 {
@@ -171,4 +199,15 @@ func detectProfile(e *ldap.Entry) Profile {
 		return ProfileActiveDirectory
 	}
 	return ProfileOpenLDAP
+}
+
+// adAccountExpired reports whether an AD accountExpires value (100 ns
+// intervals since 1601-01-01 UTC; 0 and 2^63-1 mean never) is before now.
+func adAccountExpired(v string, now time.Time) bool {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n == math.MaxInt64 {
+		return false
+	}
+	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01, in 100 ns
+	return n < epochDiff+now.UnixNano()/100
 }

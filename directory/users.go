@@ -80,7 +80,7 @@ func (c *Client) scan(ctx context.Context, m Mapping, since Cursor, fn func(User
 				allowed = ix.memberSet(cm.m.Groups, c.cfg.MaxGroupDepth)
 			}
 		}
-		attrs := p.userAttributes(c.cfg.Attributes)
+		attrs := p.userAttributes(c.cfg.Attributes, false)
 		maxChange := ""
 		var emitted map[string]bool // keys reported by a Changes pass
 		if changeFilter != "" {
@@ -270,7 +270,7 @@ func (c *Client) lookup(cn *conn, cm *compiled, name string, withGroups bool) (U
 		groupFilter = inChainFilter(cm.m.Groups)
 	}
 	filter := and(p.userFilter, p.lookupFilter(name), cm.m.Filter, groupFilter)
-	attrs := p.userAttributes(c.cfg.Attributes)
+	attrs := p.userAttributes(c.cfg.Attributes, true)
 	var matches []User
 	seen := map[string]bool{}
 	for _, b := range basesOf(cm, nc) {

@@ -30,7 +30,8 @@
 //	0      4    magic "KENV"
 //	4      1    format version, 1
 //	5      1    kind: 1 wrap, 2 sealed, 3 release, 4 public key,
-//	            5 KEK file, 6 keyring (escrow payload), 7 ticket
+//	            5 KEK file, 6 keyring (escrow payload), 7 ticket without
+//	            a job purpose (parsed, no longer accepted), 8 job ticket
 //	6      2    suite: 0x0001 wrap (HKDF-SHA256, AES-256-GCM, commitment),
 //	            0x0010 HPKE X25519, 0x0011 HPKE ML-KEM-768+X25519
 //
@@ -121,11 +122,12 @@
 // interop tests open Liaison's releases with the npm package @hpke/core and
 // open @hpke/core's with Liaison.
 //
-// # Kind 7: job ticket
+// # Kind 8: job ticket
 //
-//	0   8   prefix (kind 7, suite of the worker key: 0x0010 or 0x0011)
-//	8   ..  job ID, tenant, user, purpose: each uint16 length then bytes
-//	        (job ID, tenant and user non-empty; each at most 1024 bytes)
+//	0   8   prefix (kind 8, suite of the worker key: 0x0010 or 0x0011)
+//	8   ..  job ID, tenant, user, purpose, job purpose: each uint16 length
+//	        then bytes (job ID, tenant and user non-empty; each at most
+//	        1024 bytes; job purpose exactly "backup" or "restore")
 //	..  16  ekey ID
 //	..  8   issued at, Unix seconds (int64)
 //	..  8   expires, Unix seconds (int64), after issued at
@@ -133,17 +135,43 @@
 //	..  64  Ed25519 signature over "liaison/keyenvelope/v1 ticket" || 0x00 ||
 //	        every preceding byte
 //
+// purpose is the ekey's own (the [Context].Purpose it was wrapped with);
+// job purpose is what the job does with it ([JobBackup], [JobRestore]).
 // The connector checks the signature against a pinned scheduler key (or,
 // during a rotation of the scheduler's key, one of
 // [TicketPolicy].ExtraSchedulerKeys: old and new are both valid while the
 // cloud switches), that
-// the lifetime is at most [TicketPolicy].MaxLifetime (default 1 hour), that
-// it was not issued more than ClockSkew (default 1 minute) in the future,
-// and that it has not expired. It then unwraps the ekey with the context
-// the ticket names (tenant, user, purpose, and the ekey ID must equal the
-// envelope's), so a ticket for user A cannot release user B's ekey: the
-// AEAD fails. crypto/ed25519 rejects non-canonical signatures, so a ticket
-// has one hash.
+// the job purpose is a known one listed in [TicketPolicy].JobPurposes
+// (default both), that the lifetime is at most MaxLifetime (default 1
+// hour), that it was not issued more than ClockSkew (default 1 minute) in
+// the future, and that it has not expired. It then unwraps the ekey with
+// the context the ticket names (tenant, user, purpose, and the ekey ID must
+// equal the envelope's), so a ticket for user A cannot release user B's
+// ekey: the AEAD fails. crypto/ed25519 rejects non-canonical signatures, so
+// a ticket has one hash. testdata/ticket-kind8.json is a ticket built from
+// this layout by testdata/ticket-kind8.py (Python and the openssl command);
+// the tests check that [IssueTicket] writes exactly those bytes.
+//
+// Kind 7, written by earlier versions, is kind 8 without the job purpose
+// field. It still parses ([OpenRelease] opens releases made for one, and
+// the v1 golden file holds one) but [TicketPolicy.VerifyTicket] refuses
+// it: a connector releases nothing for a job that does not say what it is.
+// Upgrade the cloud's scheduler and the connectors together; in between,
+// releases fail with [ErrInvalidTicket] and nothing leaks.
+//
+// # Job purposes
+//
+// The scheduler that signs tickets enforces who may have which: the cloud
+// refuses a backup ticket for a user disabled in the cloud or in the
+// directory (a disabled user's device must not keep encrypting new data
+// under a live key), and still issues restore tickets to an administrator
+// (recovering a departed user's data is the usual reason to restore). The
+// connector does not look the user up again: the ticket's user is the
+// cloud's user ID, which the connector cannot map to a directory entry,
+// and a scheduler able to sign can already release any ekey. It checks
+// that the job purpose is a known value, and a tenant can narrow
+// [TicketPolicy].JobPurposes (for example to backups only, so that
+// restores need another connector).
 //
 // A ticket may be presented more than once before it expires. Every
 // release it yields is sealed to the same worker key, so a replay gives

@@ -34,7 +34,8 @@ const (
 	KindPublicKey Kind = 4 // a keyring's public key, for the offline path
 	kindKEKFile   Kind = 5 // a passphrase-protected keyring (KEK file)
 	kindKeyring   Kind = 6 // a keyring in clear (escrow payload)
-	kindTicket    Kind = 7 // a job ticket signed by the scheduler
+	kindTicket    Kind = 7 // a job ticket without a job purpose: parsed, never verified
+	kindJobTicket Kind = 8 // a job ticket signed by the scheduler, naming its job purpose
 )
 
 func (k Kind) String() string {
@@ -52,6 +53,8 @@ func (k Kind) String() string {
 	case kindKeyring:
 		return "keyring"
 	case kindTicket:
+		return "ticket-unpurposed"
+	case kindJobTicket:
 		return "ticket"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))

@@ -166,7 +166,7 @@ func ExampleReleaser_Release() {
 	// Cloud scheduler: a ticket for this job, user, ekey and worker key.
 	now := time.Now()
 	ticket, err := keyenvelope.IssueTicket(schedPriv, &keyenvelope.Ticket{
-		JobID: "job-1", Tenant: alice.Tenant, User: alice.User, Purpose: alice.Purpose,
+		JobID: "job-1", Tenant: alice.Tenant, User: alice.User, Purpose: alice.Purpose, JobPurpose: keyenvelope.JobBackup,
 		EkeyID: id, IssuedAt: now, Expires: now.Add(10 * time.Minute),
 		WorkerKey: worker.PublicKey(),
 	})
@@ -193,7 +193,7 @@ func ExampleTicketPolicy_VerifyTicket() {
 	worker, _ := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	ticket, err := keyenvelope.IssueTicket(priv, &keyenvelope.Ticket{
-		JobID: "job-1", Tenant: "acme", User: "alice", IssuedAt: issued,
+		JobID: "job-1", Tenant: "acme", User: "alice", JobPurpose: keyenvelope.JobRestore, IssuedAt: issued,
 		Expires: issued.Add(time.Minute), WorkerKey: worker.PublicKey(),
 	})
 	if err != nil {
@@ -370,7 +370,7 @@ func ExampleIssueTicket() {
 	}
 	now := time.Now()
 	ticket, err := keyenvelope.IssueTicket(scheduler, &keyenvelope.Ticket{
-		JobID: "job-9", Tenant: "acme", User: "alice", Purpose: "backup",
+		JobID: "job-9", Tenant: "acme", User: "alice", Purpose: "backup", JobPurpose: keyenvelope.JobBackup,
 		IssuedAt: now, Expires: now.Add(5 * time.Minute), WorkerKey: worker.PublicKey(),
 	})
 	if err != nil {

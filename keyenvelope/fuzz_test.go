@@ -116,6 +116,12 @@ func FuzzTicket(f *testing.F) {
 	f.Add(rf.ticket(f, nil))
 	f.Add(rf.ticket(f, func(tk *Ticket) { tk.Purpose = "" }))
 	f.Add([]byte("KENV\x01\x07\x00\x10"))
+	f.Add(rf.ticket(f, func(tk *Ticket) { tk.JobPurpose = JobRestore }))
+	if old, err := issueUnpurposedTicket(rf.scheduler, &Ticket{JobID: "j", Tenant: "t", User: "u",
+		IssuedAt: t0, Expires: t0.Add(time.Minute), WorkerKey: rf.worker.PublicKey()}); err == nil {
+		f.Add(old)
+	}
+	f.Add([]byte("KENV\x01\x08\x00\x10"))
 	pol := TicketPolicy{SchedulerKey: rf.scheduler.Public().(ed25519.PublicKey)}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tk, signed, sig, ok := parseTicket(b)

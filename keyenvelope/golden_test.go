@@ -88,10 +88,17 @@ func TestGoldenV1(t *testing.T) {
 	t.Run("ticket and release", func(t *testing.T) {
 		ticket, err := DecodeText(g.Ticket)
 		require.NoError(t, err)
-		pol := TicketPolicy{SchedulerKey: ed25519.PublicKey(mustHex(g.SchedulerPublic))}
-		tk, err := pol.VerifyTicket(ticket, time.Date(2026, 11, 25, 22, 5, 0, 0, time.UTC))
-		require.NoError(t, err)
+		// The v1 golden ticket is kind 7: it names no job purpose, so a
+		// connector no longer accepts it (see "Kind 8: job ticket"), but it
+		// still parses, and the worker still opens the release made for it.
+		assert.Equal(t, byte(kindTicket), ticket[5])
+		tk, _, _, ok := parseTicket(ticket)
+		require.True(t, ok)
 		assert.Equal(t, g.Context.User, tk.User)
+		assert.Equal(t, JobPurpose(""), tk.JobPurpose)
+		pol := TicketPolicy{SchedulerKey: ed25519.PublicKey(mustHex(g.SchedulerPublic))}
+		_, err = pol.VerifyTicket(ticket, time.Date(2026, 11, 25, 22, 5, 0, 0, time.UTC))
+		assert.Equal(t, ErrInvalidTicket, err, "a ticket without a job purpose is refused")
 		worker, err := hpke.DHKEM(ecdh.X25519()).NewPrivateKey(mustHex(g.WorkerPrivate))
 		require.NoError(t, err)
 		rel, err := DecodeText(g.Release)
@@ -151,7 +158,8 @@ func writeGoldenV1(t *testing.T) {
 	wb, err := worker.Bytes()
 	require.NoError(t, err)
 	g.WorkerPrivate = hex.EncodeToString(wb)
-	ticket, err := IssueTicket(sched, &Ticket{
+	// Kind 7, as the v1 scheduler wrote it: IssueTicket writes kind 8 now.
+	ticket, err := issueUnpurposedTicket(sched, &Ticket{
 		JobID: "job-golden", Tenant: g.Context.Tenant, User: g.Context.User, Purpose: g.Context.Purpose,
 		EkeyID: e.ID, IssuedAt: time.Date(2026, 11, 25, 22, 0, 0, 0, time.UTC), Expires: time.Date(2026, 11, 25, 22, 30, 0, 0, time.UTC),
 		WorkerKey: worker.PublicKey(),
@@ -173,4 +181,18 @@ func writeGoldenV1(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(goldenV1, append(out, '\n'), 0o644))
 	t.Logf("wrote %s", goldenV1)
+}
+
+// issueUnpurposedTicket signs a kind 7 ticket (no job purpose), as
+// IssueTicket did before kind 8; only the golden writer and the tests that
+// check such tickets are refused use it.
+func issueUnpurposedTicket(scheduler ed25519.PrivateKey, t *Ticket) ([]byte, error) {
+	c := *t
+	c.JobPurpose = ""
+	suite, ok := suiteForKEM(c.WorkerKey.KEM().ID())
+	if !ok {
+		return nil, ErrInvalidTicket
+	}
+	b := appendTicketBody(nil, suite, &c)
+	return append(b, ed25519.Sign(scheduler, labeled(labelTicket, b))...), nil
 }

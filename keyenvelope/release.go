@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"crypto/hpke"
 	"errors"
+	"fmt"
+	"slices"
 	"time"
 )
 
@@ -41,12 +43,18 @@ func NewReleaser(cfg ReleaserConfig) (*Releaser, error) {
 	if cfg.Policy.MaxLifetime < 0 || cfg.Policy.ClockSkew < 0 {
 		return nil, errors.New("keyenvelope: negative ticket lifetime or skew")
 	}
+	for _, jp := range cfg.Policy.JobPurposes {
+		if !jp.known() {
+			return nil, fmt.Errorf("keyenvelope: Policy.JobPurposes: %q is neither %q nor %q", jp, JobBackup, JobRestore)
+		}
+	}
 	r := &Releaser{keyring: cfg.Keyring, policy: cfg.Policy, now: cfg.Now}
 	r.policy.SchedulerKey = append([]byte(nil), cfg.Policy.SchedulerKey...)
 	r.policy.ExtraSchedulerKeys = nil
 	for _, k := range cfg.Policy.ExtraSchedulerKeys {
 		r.policy.ExtraSchedulerKeys = append(r.policy.ExtraSchedulerKeys, append(ed25519.PublicKey(nil), k...))
 	}
+	r.policy.JobPurposes = slices.Clone(cfg.Policy.JobPurposes)
 	if r.now == nil {
 		r.now = time.Now
 	}
@@ -59,7 +67,8 @@ func NewReleaser(cfg ReleaserConfig) (*Releaser, error) {
 // KindRelease envelope in binary form.
 //
 // It returns [ErrInvalidTicket] or [ErrTicketExpired] for a ticket that does
-// not verify, and [ErrUnwrap] when wrapped does not unwrap for the ticket's
+// not verify (including one without a job purpose, or with one the policy
+// does not list), and [ErrUnwrap] when wrapped does not unwrap for the ticket's
 // context: a ticket for user A never releases user B's ekey.
 func (r *Releaser) Release(ticket, wrapped []byte) ([]byte, error) {
 	t, err := r.policy.VerifyTicket(ticket, r.now())

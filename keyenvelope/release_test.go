@@ -47,7 +47,7 @@ func newReleaseFixture(t testing.TB) *releaseFixture {
 func (f *releaseFixture) ticket(t testing.TB, edit func(*Ticket)) []byte {
 	t.Helper()
 	tk := &Ticket{
-		JobID: "job-42", Tenant: ctxA.Tenant, User: ctxA.User, Purpose: ctxA.Purpose,
+		JobID: "job-42", Tenant: ctxA.Tenant, User: ctxA.User, Purpose: ctxA.Purpose, JobPurpose: JobBackup,
 		EkeyID: f.ekey.ID, IssuedAt: t0, Expires: t0.Add(15 * time.Minute),
 		WorkerKey: f.worker.PublicKey(),
 	}
@@ -90,7 +90,7 @@ func TestReleaseRefusals(t *testing.T) {
 	_, otherScheduler, _ := ed25519.GenerateKey(testRand(7))
 	good := f.ticket(t, nil)
 	forged, err := IssueTicket(otherScheduler, &Ticket{
-		JobID: "job-42", Tenant: ctxA.Tenant, User: ctxA.User, Purpose: ctxA.Purpose,
+		JobID: "job-42", Tenant: ctxA.Tenant, User: ctxA.User, Purpose: ctxA.Purpose, JobPurpose: JobBackup,
 		EkeyID: f.ekey.ID, IssuedAt: t0, Expires: t0.Add(time.Minute), WorkerKey: f.worker.PublicKey(),
 	})
 	require.NoError(t, err)
@@ -202,6 +202,9 @@ func TestIssueTicketValidation(t *testing.T) {
 		"no job":          func(tk *Ticket) { tk.JobID = "" },
 		"no tenant":       func(tk *Ticket) { tk.Tenant = "" },
 		"no user":         func(tk *Ticket) { tk.User = "" },
+		"no job purpose":  func(tk *Ticket) { tk.JobPurpose = "" },
+		"unknown purpose": func(tk *Ticket) { tk.JobPurpose = "archive" },
+		"purpose case":    func(tk *Ticket) { tk.JobPurpose = "Backup" },
 		"no worker key":   func(tk *Ticket) { tk.WorkerKey = nil },
 		"expiry first":    func(tk *Ticket) { tk.Expires = tk.IssuedAt },
 		"field too long":  func(tk *Ticket) { tk.User = string(make([]byte, maxTicketField+1)) },
@@ -209,7 +212,7 @@ func TestIssueTicketValidation(t *testing.T) {
 	}
 	for name, edit := range cases {
 		t.Run(name, func(t *testing.T) {
-			tk := &Ticket{JobID: "j", Tenant: "t", User: "u", IssuedAt: t0, Expires: t0.Add(time.Minute), WorkerKey: f.worker.PublicKey()}
+			tk := &Ticket{JobID: "j", Tenant: "t", User: "u", JobPurpose: JobRestore, IssuedAt: t0, Expires: t0.Add(time.Minute), WorkerKey: f.worker.PublicKey()}
 			edit(tk)
 			_, err := IssueTicket(f.scheduler, tk)
 			assert.ErrorIs(t, err, ErrInvalidTicket)
@@ -270,4 +273,39 @@ func TestConcurrentUse(t *testing.T) {
 	for range 9 {
 		require.NoError(t, <-done)
 	}
+}
+
+// TestReleaseJobPurposes: both job purposes release the same ekey (the
+// ekey's own purpose is unchanged); a policy can narrow them; a ticket that
+// names none (kind 7) releases nothing.
+func TestReleaseJobPurposes(t *testing.T) {
+	f := newReleaseFixture(t)
+	for _, jp := range []JobPurpose{JobBackup, JobRestore} {
+		t.Run(string(jp), func(t *testing.T) {
+			ticket := f.ticket(t, func(tk *Ticket) { tk.JobPurpose = jp })
+			rel, err := f.releaser.Release(ticket, f.wrapped)
+			require.NoError(t, err)
+			got, err := OpenRelease(f.worker, ticket, rel)
+			require.NoError(t, err)
+			assert.Equal(t, f.ekey.Key, got.Key)
+		})
+	}
+
+	backupOnly, err := NewReleaser(ReleaserConfig{Keyring: f.keyring, Now: func() time.Time { return f.now },
+		Policy: TicketPolicy{SchedulerKey: f.scheduler.Public().(ed25519.PublicKey), JobPurposes: []JobPurpose{JobBackup}}})
+	require.NoError(t, err)
+	_, err = backupOnly.Release(f.ticket(t, func(tk *Ticket) { tk.JobPurpose = JobRestore }), f.wrapped)
+	assert.Equal(t, ErrInvalidTicket, err, "restore not listed")
+	_, err = backupOnly.Release(f.ticket(t, nil), f.wrapped)
+	assert.NoError(t, err)
+
+	old, err := issueUnpurposedTicket(f.scheduler, &Ticket{JobID: "job-42", Tenant: ctxA.Tenant, User: ctxA.User,
+		Purpose: ctxA.Purpose, EkeyID: f.ekey.ID, IssuedAt: t0, Expires: t0.Add(time.Minute), WorkerKey: f.worker.PublicKey()})
+	require.NoError(t, err)
+	_, err = f.releaser.Release(old, f.wrapped)
+	assert.Equal(t, ErrInvalidTicket, err, "a ticket without a job purpose")
+
+	_, err = NewReleaser(ReleaserConfig{Keyring: f.keyring,
+		Policy: TicketPolicy{SchedulerKey: f.scheduler.Public().(ed25519.PublicKey), JobPurposes: []JobPurpose{"Backup"}}})
+	assert.Error(t, err, "an unknown job purpose in the policy is a configuration error")
 }

@@ -7,13 +7,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
 // Ticket errors.
 var (
 	// ErrInvalidTicket is returned for a ticket that does not parse, does
-	// not verify against the pinned scheduler key, or has impossible times.
+	// not verify against the pinned scheduler key, has impossible times,
+	// names no job purpose (kind 7) or one the policy does not accept.
 	ErrInvalidTicket = errors.New("keyenvelope: invalid ticket")
 	// ErrTicketExpired is returned for a well-signed ticket past its expiry.
 	ErrTicketExpired = errors.New("keyenvelope: ticket expired")
@@ -24,19 +26,43 @@ const (
 	maxTicketSize  = 8192
 )
 
-// Ticket is a backup job's authorization to receive one ekey: the cloud's
+// JobPurpose is what a job ticket releases an ekey for. The scheduler that
+// signs tickets decides who may have which (see the package docs, "Job
+// purposes"); the connector accepts only the known values.
+type JobPurpose string
+
+// Job purposes, exactly these strings on the wire.
+const (
+	// JobBackup: a backup worker encrypts a user's new data. A cloud
+	// refuses it for a user disabled in the cloud or in the directory.
+	JobBackup JobPurpose = "backup"
+	// JobRestore: a worker decrypts existing backups, for example for an
+	// administrator recovering a departed user's data. It stays possible
+	// for disabled users.
+	JobRestore JobPurpose = "restore"
+)
+
+func (p JobPurpose) known() bool { return p == JobBackup || p == JobRestore }
+
+// Ticket is a job's authorization to receive one ekey: the cloud's
 // scheduler signs it (Ed25519) and the connector releases the ekey only to
-// the worker key it names, only for the tenant, user and ekey it names, and
-// only before it expires.
+// the worker key it names, only for the tenant, user and ekey it names, only
+// for a known job purpose, and only before it expires.
 type Ticket struct {
-	JobID     string
-	Tenant    string
-	User      string
-	Purpose   string // must match the Context.Purpose the ekey was wrapped with
-	EkeyID    EkeyID
-	IssuedAt  time.Time // whole seconds
-	Expires   time.Time // whole seconds
-	WorkerKey hpke.PublicKey
+	JobID  string
+	Tenant string
+	User   string
+	// Purpose is the ekey's own purpose: it must match the Context.Purpose
+	// the ekey was wrapped with (for example "backup" for a user's backup
+	// data key, released for backups and restores alike).
+	Purpose string
+	// JobPurpose is what this job does with the ekey: JobBackup or
+	// JobRestore. Required.
+	JobPurpose JobPurpose
+	EkeyID     EkeyID
+	IssuedAt   time.Time // whole seconds
+	Expires    time.Time // whole seconds
+	WorkerKey  hpke.PublicKey
 }
 
 // IssueTicket signs t with the scheduler's key and returns the ticket's
@@ -44,6 +70,9 @@ type Ticket struct {
 func IssueTicket(scheduler ed25519.PrivateKey, t *Ticket) ([]byte, error) {
 	if t.JobID == "" || t.Tenant == "" || t.User == "" {
 		return nil, fmt.Errorf("%w: job id, tenant and user are required", ErrInvalidTicket)
+	}
+	if !t.JobPurpose.known() {
+		return nil, fmt.Errorf("%w: job purpose %q is neither %q nor %q", ErrInvalidTicket, t.JobPurpose, JobBackup, JobRestore)
 	}
 	for _, f := range []string{t.JobID, t.Tenant, t.User, t.Purpose} {
 		if len(f) > maxTicketField {
@@ -68,12 +97,18 @@ func IssueTicket(scheduler ed25519.PrivateKey, t *Ticket) ([]byte, error) {
 	return append(b, sig...), nil
 }
 
-// appendTicketBody appends the signed part of a ticket.
+// appendTicketBody appends the signed part of a ticket: kind 8 with its job
+// purpose, or kind 7 for a ticket without one (the format parseTicket reads
+// back from older schedulers; IssueTicket never writes it).
 func appendTicketBody(b []byte, suite Suite, t *Ticket) []byte {
+	kind, fields := kindJobTicket, []string{t.JobID, t.Tenant, t.User, t.Purpose, string(t.JobPurpose)}
+	if t.JobPurpose == "" {
+		kind, fields = kindTicket, fields[:4]
+	}
 	b = append(b, magic...)
-	b = append(b, formatVersion, byte(kindTicket))
+	b = append(b, formatVersion, byte(kind))
 	b = binary.BigEndian.AppendUint16(b, uint16(suite))
-	for _, f := range []string{t.JobID, t.Tenant, t.User, t.Purpose} {
+	for _, f := range fields {
 		b = appendField(b, []byte(f))
 	}
 	b = append(b, t.EkeyID[:]...)
@@ -83,13 +118,15 @@ func appendTicketBody(b []byte, suite Suite, t *Ticket) []byte {
 }
 
 // parseTicket parses the binary form strictly without checking the
-// signature; it returns the ticket, the signed part and the signature.
+// signature; it returns the ticket, the signed part and the signature. A
+// kind 7 ticket parses with an empty JobPurpose; a kind 8 ticket's job
+// purpose must be a known one.
 func parseTicket(b []byte) (*Ticket, []byte, []byte, bool) {
 	if len(b) > maxTicketSize {
 		return nil, nil, nil, false
 	}
 	kind, suite, ok := parsePrefix(b)
-	if !ok || kind != kindTicket {
+	if !ok || (kind != kindTicket && kind != kindJobTicket) {
 		return nil, nil, nil, false
 	}
 	kem, _, pkSize, ok := suite.hpkeKEM()
@@ -97,7 +134,10 @@ func parseTicket(b []byte) (*Ticket, []byte, []byte, bool) {
 		return nil, nil, nil, false
 	}
 	rest := b[prefixSize:]
-	var fields [4]string
+	fields := make([]string, 4, 5)
+	if kind == kindJobTicket {
+		fields = fields[:5]
+	}
 	for i := range fields {
 		if len(rest) < 2 {
 			return nil, nil, nil, false
@@ -116,6 +156,11 @@ func parseTicket(b []byte) (*Ticket, []byte, []byte, bool) {
 		return nil, nil, nil, false
 	}
 	t := &Ticket{JobID: fields[0], Tenant: fields[1], User: fields[2], Purpose: fields[3]}
+	if kind == kindJobTicket {
+		if t.JobPurpose = JobPurpose(fields[4]); !t.JobPurpose.known() {
+			return nil, nil, nil, false
+		}
+	}
 	copy(t.EkeyID[:], rest[:16])
 	issued := int64(binary.BigEndian.Uint64(rest[16:24]))
 	expires := int64(binary.BigEndian.Uint64(rest[24:32]))
@@ -154,17 +199,27 @@ type TicketPolicy struct {
 	// ClockSkew tolerates tickets issued up to this far in the future.
 	// Zero means 1 minute.
 	ClockSkew time.Duration
+	// JobPurposes lists the job purposes this connector releases ekeys
+	// for; nil means both JobBackup and JobRestore. A tenant that wants
+	// restores to go through another connector (or none) lists only
+	// JobBackup.
+	JobPurposes []JobPurpose
 }
 
 // VerifyTicket parses a ticket strictly and checks its signature against
-// p.SchedulerKey (or one of p.ExtraSchedulerKeys), its lifetime and its
-// expiry at now. It returns [ErrTicketExpired] or [ErrInvalidTicket].
+// p.SchedulerKey (or one of p.ExtraSchedulerKeys), its job purpose against
+// p.JobPurposes, its lifetime and its expiry at now. A kind 7 ticket, which
+// names no job purpose, is refused. It returns [ErrTicketExpired] or
+// [ErrInvalidTicket].
 func (p TicketPolicy) VerifyTicket(b []byte, now time.Time) (*Ticket, error) {
 	if len(p.SchedulerKey) != ed25519.PublicKeySize {
 		panic("keyenvelope: TicketPolicy.SchedulerKey is not an Ed25519 public key")
 	}
 	t, signed, sig, ok := parseTicket(b)
 	if !ok || !p.verifySignature(labeled(labelTicket, signed), sig) {
+		return nil, ErrInvalidTicket
+	}
+	if t.JobPurpose == "" || (p.JobPurposes != nil && !slices.Contains(p.JobPurposes, t.JobPurpose)) {
 		return nil, ErrInvalidTicket
 	}
 	maxLife, skew := p.MaxLifetime, p.ClockSkew

@@ -52,9 +52,15 @@
 //
 // # Scheduling
 //
-// The Scheduler asks for the tenant list at every poll, runs due tenants one
-// at a time, keeps next run times in a ScheduleStore (so they survive a
-// restart), adds random jitter, and treats a source that is not connected
+// The Scheduler asks for the tenant list at every poll, runs due tenants
+// concurrently (SchedulerConfig.Concurrency, default 4, the longest overdue
+// first), each under its own deadline (RunTimeout, default 1 hour), and
+// never starts a tenant whose run is still going. A tenant whose connector
+// accepts a request and never answers therefore holds one slot until its
+// deadline, then is reported to OnRun as a failed run (ErrRunTimeout); the
+// other tenants keep their schedule. It keeps next run times in a
+// ScheduleStore (so they survive a restart), adds random jitter, and treats
+// a source that is not connected
 // (SchedulerConfig.IsUnavailable, by default errors.Is(err,
 // ErrSourceUnavailable)) as a skip: it calls OnSkip, to raise an alert, and
 // retries after RetryInterval. This package does not import the tunnel: a

@@ -3,6 +3,7 @@ package importer
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 var (
@@ -19,7 +20,30 @@ var (
 	ErrIncompleteScan = errors.New("importer: scan incomplete, nothing applied")
 	// ErrInvalidJob: a Job lacks its tenant or mapping ID.
 	ErrInvalidJob = errors.New("importer: invalid job")
+	// ErrRunTimeout: a scheduled run was cut at SchedulerConfig.RunTimeout.
+	// The *RunTimeoutError that carries it names the tenant.
+	ErrRunTimeout = errors.New("importer: scheduled run timed out")
 )
+
+// RunTimeoutError is what the Scheduler reports to OnRun for a run cut at
+// its deadline (SchedulerConfig.RunTimeout). It matches ErrRunTimeout and
+// unwraps to what the run returned.
+type RunTimeoutError struct {
+	Tenant  string
+	Timeout time.Duration
+	Err     error // what Run returned, often context.DeadlineExceeded
+}
+
+func (e *RunTimeoutError) Error() string {
+	msg := fmt.Sprintf("importer: scheduled run of tenant %q cut after %v (raise SchedulerConfig.RunTimeout if imports need longer)", e.Tenant, e.Timeout)
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+// Unwrap returns ErrRunTimeout and the run's own error.
+func (e *RunTimeoutError) Unwrap() []error { return []error{ErrRunTimeout, e.Err} }
 
 // ThresholdError is returned by Importer.Run when a plan would remove
 // (disable or delete) more users than Limit. It matches ErrThreshold.

@@ -78,14 +78,22 @@ func ExampleNewScheduler() {
 	s, err := importer.NewScheduler(importer.SchedulerConfig{
 		Tenants: func(context.Context) ([]string, error) { return []string{"acme"}, nil },
 		Run: func(ctx context.Context, tenant string) error {
-			// Run an Importer for each mapping of tenant; wrap "no
-			// connector" errors in importer.ErrSourceUnavailable.
+			// Run an Importer for each mapping of tenant, passing ctx (it
+			// carries the run's deadline); wrap "no connector" errors in
+			// importer.ErrSourceUnavailable.
 			return nil
 		},
-		State:    store,
-		Interval: 24 * time.Hour,
+		State:       store,
+		Interval:    24 * time.Hour,
+		Concurrency: 8,             // tenants imported at once
+		RunTimeout:  2 * time.Hour, // a hung connector holds its slot this long at most
 		OnSkip: func(_ context.Context, tenant string, err error) {
 			log.Printf("alert: import of %s skipped: %v", tenant, err)
+		},
+		OnRun: func(_ context.Context, tenant string, err error) {
+			if errors.Is(err, importer.ErrRunTimeout) {
+				log.Printf("alert: import of %s cut at its deadline", tenant)
+			}
 		},
 	})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -27,7 +29,10 @@ type SchedulerConfig struct {
 	// added later are picked up.
 	Tenants func(ctx context.Context) ([]string, error)
 	// Run imports one tenant (every mapping of it, usually through an
-	// Importer). Its error is reported to OnRun.
+	// Importer). Its error is reported to OnRun. ctx carries the run's
+	// deadline (RunTimeout): Run must pass it to every request it makes
+	// and return once it is done. The tenant's slot is held, and the
+	// tenant not started again, until Run returns.
 	Run func(ctx context.Context, tenant string) error
 	// State keeps the next run times.
 	State ScheduleStore
@@ -40,15 +45,28 @@ type SchedulerConfig struct {
 	// RetryInterval is the delay before retrying a tenant whose source was
 	// unavailable; default 1h.
 	RetryInterval time.Duration
-	// Poll is how often due tenants are looked for; default 1m.
+	// Poll is how often due tenants are looked for; default 1m. A run
+	// that ends while due tenants wait for a free slot starts the next at
+	// once, without waiting for the poll.
 	Poll time.Duration
+	// Concurrency is how many tenants are imported at once; default 4.
+	// Each run holds one slot until it returns, so a tenant whose
+	// connector hangs holds at most one slot, for at most RunTimeout.
+	Concurrency int
+	// RunTimeout bounds one run of one tenant: its ctx ends then, and the
+	// run is reported to OnRun as failed with an error matching
+	// ErrRunTimeout; default 1h (a full import of 100 000 users through
+	// the tunnel takes under a minute, see BENCHMARKS.md). Set it above the
+	// longest import a tenant may need.
+	RunTimeout time.Duration
 	// IsUnavailable tells a source that is not connected from other
 	// failures; default errors.Is(err, ErrSourceUnavailable). A run that
 	// fails this way is a skip: OnSkip is called and the tenant is retried
 	// after RetryInterval.
 	IsUnavailable func(error) bool
 	// OnSkip is called (raise an alert there) when a run is skipped because
-	// no connector is connected.
+	// no connector is connected. OnSkip and OnRun are called from the
+	// runs' goroutines, one call at a time.
 	OnSkip func(ctx context.Context, tenant string, err error)
 	// OnRun is called after every run that was not skipped, with its error.
 	OnRun  func(ctx context.Context, tenant string, err error)
@@ -58,11 +76,21 @@ type SchedulerConfig struct {
 	Rand io.Reader
 }
 
-// Scheduler runs each tenant's import every Interval, with jitter. Tenants
-// run one at a time, so a tenant is never imported twice at once.
+// Scheduler runs each tenant's import every Interval, with jitter. Up to
+// Concurrency tenants run at once, each under its own RunTimeout, so one
+// tenant's hung connector delays no other tenant. A tenant is never
+// imported twice at once: a tenant whose run is still going is not started
+// again.
 type Scheduler struct {
-	cfg SchedulerConfig
-	log *slog.Logger
+	cfg  SchedulerConfig
+	log  *slog.Logger
+	wake chan struct{} // a run ended: look for waiting tenants now
+
+	mu      sync.Mutex
+	running map[string]bool // tenants with a run in progress
+	pending []string        // due at the last poll, waiting for a slot
+	randMu  sync.Mutex      // cfg.Rand need not be safe for concurrent use
+	cbMu    sync.Mutex      // OnRun and OnSkip are called one at a time
 }
 
 // NewScheduler validates cfg and returns a Scheduler. Call Run.
@@ -70,8 +98,17 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.Tenants == nil || cfg.Run == nil || cfg.State == nil {
 		return nil, errors.New("importer: scheduler needs Tenants, Run and State")
 	}
-	if cfg.Interval < 0 || cfg.Jitter < 0 || cfg.RetryInterval < 0 || cfg.Poll < 0 {
-		return nil, errors.New("importer: negative scheduler duration")
+	if cfg.Interval < 0 || cfg.Jitter < 0 || cfg.RetryInterval < 0 || cfg.Poll < 0 || cfg.RunTimeout < 0 {
+		return nil, errors.New("importer: negative scheduler duration (Interval, Jitter, RetryInterval, Poll or RunTimeout)")
+	}
+	if cfg.Concurrency < 0 {
+		return nil, errors.New("importer: negative scheduler Concurrency")
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 4
+	}
+	if cfg.RunTimeout == 0 {
+		cfg.RunTimeout = time.Hour
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = 24 * time.Hour
@@ -98,38 +135,67 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{cfg: cfg, log: log}, nil
+	return &Scheduler{cfg: cfg, log: log, wake: make(chan struct{}, 1), running: map[string]bool{}}, nil
 }
 
-// Run polls for due tenants and imports them until ctx ends, then returns
-// ctx's error. A failing Tenants or State is logged and retried at the next
-// poll.
+// Run polls for due tenants and imports them until ctx ends, then waits
+// for the runs in progress (their ctx ends with Run's) and returns ctx's
+// error. A failing Tenants or State is logged and retried at the next poll.
 func (s *Scheduler) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.Poll)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
-		if err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
+		if err := s.startDue(ctx, &wg); err != nil && ctx.Err() == nil {
 			s.log.Warn("importer: scheduler poll failed", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+		// Until the next poll, a run that ends starts the next waiting
+		// tenant found by this poll, without asking Tenants and State again.
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				break wait
+			case <-s.wake:
+				s.startPending(ctx, &wg)
+			}
 		}
 	}
 }
 
-// RunDue runs, one after the other, every tenant whose next run has come,
-// and schedules new tenants. Run calls it at every poll.
+// RunDue starts every tenant whose next run has come (up to Concurrency at
+// once, the longest overdue first), schedules new tenants, and waits for
+// the runs it started. Tenants left waiting for a slot stay due for the
+// next call. Run calls the same logic at every poll without waiting, and
+// starts the waiting tenants as runs end.
 func (s *Scheduler) RunDue(ctx context.Context) error {
+	var wg sync.WaitGroup
+	err := s.startDue(ctx, &wg)
+	wg.Wait()
+	return err
+}
+
+// startDue starts the due tenants' runs in goroutines counted by wg.
+func (s *Scheduler) startDue(ctx context.Context, wg *sync.WaitGroup) error {
 	tenants, err := s.cfg.Tenants(ctx)
 	if err != nil {
 		return fmt.Errorf("importer: list tenants: %w", err)
 	}
+	type due struct {
+		tenant string
+		at     time.Time
+	}
 	var errs []error
+	var dues []due
 	for _, tenant := range tenants {
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if s.isRunning(tenant) {
+			continue
 		}
 		now := s.cfg.Now()
 		next, ok, err := s.cfg.State.NextRun(ctx, tenant)
@@ -143,33 +209,99 @@ func (s *Scheduler) RunDue(ctx context.Context) error {
 			}
 			continue
 		}
-		if now.Before(next) {
-			continue
-		}
-		runErr := s.cfg.Run(ctx, tenant)
-		if ctx.Err() != nil {
-			return ctx.Err() // not a result: run again after the restart
-		}
-		delay := s.cfg.Interval + s.jitter()
-		if runErr != nil && s.cfg.IsUnavailable(runErr) {
-			delay = s.cfg.RetryInterval
-			if s.cfg.OnSkip != nil {
-				s.cfg.OnSkip(ctx, tenant, runErr)
-			}
-		} else if s.cfg.OnRun != nil {
-			s.cfg.OnRun(ctx, tenant, runErr)
-		}
-		if err := s.cfg.State.SetNextRun(ctx, tenant, s.cfg.Now().Add(delay)); err != nil {
-			errs = append(errs, fmt.Errorf("importer: schedule %q: %w", tenant, err))
+		if !now.Before(next) {
+			dues = append(dues, due{tenant, next})
 		}
 	}
+	slices.SortStableFunc(dues, func(a, b due) int { return a.at.Compare(b.at) })
+	pending := make([]string, len(dues))
+	for i, d := range dues {
+		pending[i] = d.tenant
+	}
+	s.mu.Lock()
+	s.pending = pending
+	s.mu.Unlock()
+	s.startPending(ctx, wg)
 	return errors.Join(errs...)
+}
+
+// startPending starts waiting tenants, in order, while slots are free.
+func (s *Scheduler) startPending(ctx context.Context, wg *sync.WaitGroup) {
+	var start []string
+	s.mu.Lock()
+	for len(s.pending) > 0 && len(s.running) < s.cfg.Concurrency {
+		tenant := s.pending[0]
+		s.pending = s.pending[1:]
+		if !s.running[tenant] {
+			s.running[tenant] = true
+			start = append(start, tenant)
+		}
+	}
+	s.mu.Unlock()
+	for _, tenant := range start {
+		wg.Go(func() {
+			defer s.release(tenant)
+			if err := s.runOne(ctx, tenant); err != nil && ctx.Err() == nil {
+				s.log.Warn("importer: scheduler", "tenant", tenant, "err", err)
+			}
+		})
+	}
+}
+
+func (s *Scheduler) isRunning(tenant string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.running[tenant]
+}
+
+func (s *Scheduler) release(tenant string) {
+	s.mu.Lock()
+	delete(s.running, tenant)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// runOne runs tenant under RunTimeout, reports the result and schedules
+// the next run.
+func (s *Scheduler) runOne(ctx context.Context, tenant string) error {
+	runCtx, cancel := context.WithTimeoutCause(ctx, s.cfg.RunTimeout, ErrRunTimeout)
+	runErr := s.cfg.Run(runCtx, tenant)
+	timedOut := errors.Is(context.Cause(runCtx), ErrRunTimeout)
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err() // not a result: run again after the restart
+	}
+	if timedOut {
+		// Whatever Run returned (often just "context deadline exceeded"),
+		// the run was cut at its deadline: a failure, never a skip.
+		runErr = &RunTimeoutError{Tenant: tenant, Timeout: s.cfg.RunTimeout, Err: runErr}
+	}
+	delay := s.cfg.Interval + s.jitter()
+	s.cbMu.Lock()
+	if runErr != nil && !timedOut && s.cfg.IsUnavailable(runErr) {
+		delay = s.cfg.RetryInterval
+		if s.cfg.OnSkip != nil {
+			s.cfg.OnSkip(ctx, tenant, runErr)
+		}
+	} else if s.cfg.OnRun != nil {
+		s.cfg.OnRun(ctx, tenant, runErr)
+	}
+	s.cbMu.Unlock()
+	if err := s.cfg.State.SetNextRun(ctx, tenant, s.cfg.Now().Add(delay)); err != nil {
+		return fmt.Errorf("importer: schedule %q: %w", tenant, err)
+	}
+	return nil
 }
 
 func (s *Scheduler) jitter() time.Duration {
 	if s.cfg.Jitter <= 0 {
 		return 0
 	}
+	s.randMu.Lock()
+	defer s.randMu.Unlock()
 	var b [8]byte
 	if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
 		return s.cfg.Jitter / 2

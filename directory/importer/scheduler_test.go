@@ -130,3 +130,161 @@ func TestNewSchedulerValidates(t *testing.T) {
 	_, err := importer.NewScheduler(importer.SchedulerConfig{})
 	assert.Error(t, err)
 }
+
+// TestSchedulerHungTenantDelaysOnlyItself: tenant "hung" accepts its import
+// and never answers. Tenant "ok" still runs on schedule, and the hung run is cut at
+// RunTimeout and reported as a failed run.
+func TestSchedulerHungTenantDelaysOnlyItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		unblock := make(chan struct{})
+		var mu sync.Mutex
+		var okRuns []time.Duration
+		var results []error
+		var resultAt []time.Duration
+		s, err := importer.NewScheduler(importer.SchedulerConfig{
+			// "hung" first: a sequential scheduler would never reach "ok".
+			Tenants: func(context.Context) ([]string, error) { return []string{"hung", "ok"}, nil },
+			Run: func(ctx context.Context, tenant string) error {
+				if tenant == "hung" {
+					// A request to a connector that never answers: it ends
+					// only with its context, as the tunnel's RoundTrip does.
+					select {
+					case <-unblock:
+						return errors.New("connector finally answered")
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+				mu.Lock()
+				okRuns = append(okRuns, time.Since(start))
+				mu.Unlock()
+				return nil
+			},
+			State:      importer.NewMemoryStore(),
+			Interval:   time.Hour,
+			RunTimeout: 10 * time.Minute,
+			OnRun: func(_ context.Context, tenant string, err error) {
+				if tenant == "hung" {
+					mu.Lock()
+					results = append(results, err)
+					resultAt = append(resultAt, time.Since(start))
+					mu.Unlock()
+				}
+			},
+			Rand: bytes.NewReader(make([]byte, 8000)), // jitter 0
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error)
+		go func() { done <- s.Run(ctx) }()
+		time.Sleep(5*time.Hour + 30*time.Second)
+		synctest.Wait()
+		cancel()
+		close(unblock)
+		require.ErrorIs(t, <-done, context.Canceled)
+
+		mu.Lock()
+		defer mu.Unlock()
+		// Both first seen at start, due at the first poll (1m), then hourly.
+		assert.Equal(t, []time.Duration{time.Minute, time.Hour + time.Minute, 2*time.Hour + time.Minute,
+			3*time.Hour + time.Minute, 4*time.Hour + time.Minute}, okRuns, "the hung tenant does not delay the other")
+		require.NotEmpty(t, results, "the hung run ends at its deadline")
+		assert.Equal(t, time.Minute+10*time.Minute, resultAt[0], "cut at RunTimeout, not when the connector answered")
+		assert.ErrorIs(t, results[0], importer.ErrRunTimeout)
+		var rte *importer.RunTimeoutError
+		require.ErrorAs(t, results[0], &rte)
+		assert.Equal(t, "hung", rte.Tenant)
+	})
+}
+
+// TestSchedulerNeverRunsATenantTwice: a run longer than the interval is not
+// started again while it is going, and Concurrency bounds the runs at once.
+func TestSchedulerNeverRunsATenantTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		running, most := map[string]int{}, 0
+		total := 0
+		s, err := importer.NewScheduler(importer.SchedulerConfig{
+			Tenants: func(context.Context) ([]string, error) { return []string{"a", "b", "c", "d", "e"}, nil },
+			Run: func(ctx context.Context, tenant string) error {
+				mu.Lock()
+				running[tenant]++
+				if running[tenant] > 1 {
+					t.Errorf("tenant %s runs twice at once", tenant)
+				}
+				total++
+				most = max(most, total)
+				mu.Unlock()
+				time.Sleep(90 * time.Minute) // longer than the interval
+				mu.Lock()
+				running[tenant]--
+				total--
+				mu.Unlock()
+				return nil
+			},
+			State:       importer.NewMemoryStore(),
+			Interval:    time.Hour,
+			Concurrency: 2,
+			RunTimeout:  2 * time.Hour,
+			Rand:        bytes.NewReader(make([]byte, 80000)),
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Hour)
+		defer cancel()
+		require.ErrorIs(t, s.Run(ctx), context.DeadlineExceeded)
+		assert.Equal(t, 2, most, "at most Concurrency runs at once, and the slots were used")
+	})
+}
+
+func TestNewSchedulerRejectsNegativeBounds(t *testing.T) {
+	base := importer.SchedulerConfig{
+		Tenants: func(context.Context) ([]string, error) { return nil, nil },
+		Run:     func(context.Context, string) error { return nil },
+		State:   importer.NewMemoryStore(),
+	}
+	for name, edit := range map[string]func(*importer.SchedulerConfig){
+		"concurrency": func(c *importer.SchedulerConfig) { c.Concurrency = -1 },
+		"run timeout": func(c *importer.SchedulerConfig) { c.RunTimeout = -time.Second },
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := base
+			edit(&c)
+			_, err := importer.NewScheduler(c)
+			assert.Error(t, err)
+		})
+	}
+}
+
+// TestSchedulerStartsWaitingTenantsAsSlotsFree: with every slot taken, a
+// due tenant starts as soon as a run ends, not at the next poll.
+func TestSchedulerStartsWaitingTenantsAsSlotsFree(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var mu sync.Mutex
+		started := map[string]time.Duration{}
+		s, err := importer.NewScheduler(importer.SchedulerConfig{
+			Tenants: func(context.Context) ([]string, error) { return []string{"a", "b", "c"}, nil },
+			Run: func(ctx context.Context, tenant string) error {
+				mu.Lock()
+				if _, ok := started[tenant]; !ok {
+					started[tenant] = time.Since(start)
+				}
+				mu.Unlock()
+				time.Sleep(10 * time.Minute)
+				return nil
+			},
+			State:       importer.NewMemoryStore(),
+			Poll:        time.Hour,
+			Concurrency: 1,
+			Rand:        bytes.NewReader(make([]byte, 8000)),
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(t.Context(), 90*time.Minute)
+		defer cancel()
+		require.ErrorIs(t, s.Run(ctx), context.DeadlineExceeded)
+		// Seen at 0, due at the first poll after (1h): one at a time, each
+		// as soon as the one before ends.
+		assert.Equal(t, map[string]time.Duration{"a": time.Hour, "b": time.Hour + 10*time.Minute, "c": time.Hour + 20*time.Minute}, started)
+	})
+}

@@ -67,6 +67,9 @@ func run(args []string) error {
 	grace := fs.Duration("grace", 0, "time without connector before Not Connected is raised (default 60s)")
 	interval := fs.Duration("import-interval", 0, "time between scheduled imports of a tenant (default 24h)")
 	noSched := fs.Bool("no-scheduler", false, "run imports only when asked")
+	importConc := fs.Int("import-concurrency", 0, "tenants imported at once by the scheduler (default 4)")
+	importTimeout := fs.Duration("import-timeout", 0, "longest import run; a hung connector's run is cut and recorded as failed (default 1h)")
+	requestTimeout := fs.Duration("request-timeout", 0, "longest wait for a connector's answer to any other request (default 30s)")
 	tokenRate := fs.Float64("activation-token-rate", 0, "activations per second per deployment token (default 50)")
 	tokenBurst := fs.Int("activation-token-burst", 0, "activation burst per deployment token (default 1000)")
 	sourceRate := fs.Float64("activation-source-rate", 0, "activations per second per source address (default 5)")
@@ -122,6 +125,7 @@ func run(args []string) error {
 		CertFile: *certFile, KeyFile: *keyFile, CAOut: *caOut,
 		AdminToken: token, Grace: *grace,
 		ImportInterval: *interval, DisableScheduler: *noSched,
+		ImportConcurrency: *importConc, ImportTimeout: *importTimeout, RequestTimeout: *requestTimeout,
 		ActivationTokenRate: *tokenRate, ActivationTokenBurst: *tokenBurst,
 		ActivationSourceRate: *sourceRate, ActivationSourceBurst: *sourceBurst,
 		Logger: logger,

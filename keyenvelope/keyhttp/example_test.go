@@ -76,7 +76,7 @@ func ExampleClient_Release() {
 	worker, _ := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	now := time.Now()
 	ticket, err := keyenvelope.IssueTicket(schedPriv, &keyenvelope.Ticket{
-		JobID: "job-7", Tenant: user.Tenant, User: user.User, Purpose: user.Purpose,
+		JobID: "job-7", Tenant: user.Tenant, User: user.User, Purpose: user.Purpose, JobPurpose: keyenvelope.JobBackup,
 		EkeyID: id, IssuedAt: now, Expires: now.Add(5 * time.Minute), WorkerKey: worker.PublicKey(),
 	})
 	if err != nil {

@@ -67,7 +67,7 @@ func newFixture(t *testing.T, withReleaser bool) *fixture {
 func (f *fixture) ticket(t *testing.T, worker hpke.PublicKey, id keyenvelope.EkeyID, edit func(*keyenvelope.Ticket)) []byte {
 	t.Helper()
 	tk := &keyenvelope.Ticket{
-		JobID: "job-1", Tenant: alice.Tenant, User: alice.User, Purpose: alice.Purpose,
+		JobID: "job-1", Tenant: alice.Tenant, User: alice.User, Purpose: alice.Purpose, JobPurpose: keyenvelope.JobBackup,
 		EkeyID: id, IssuedAt: t0, Expires: t0.Add(10 * time.Minute), WorkerKey: worker,
 	}
 	if edit != nil {
@@ -152,7 +152,7 @@ func TestErrorsCrossTheWire(t *testing.T) {
 	bob.User = "bob@acme.example"
 	_, otherScheduler, _ := ed25519.GenerateKey(nil)
 	forged, err := keyenvelope.IssueTicket(otherScheduler, &keyenvelope.Ticket{
-		JobID: "j", Tenant: alice.Tenant, User: alice.User, Purpose: alice.Purpose, EkeyID: id,
+		JobID: "j", Tenant: alice.Tenant, User: alice.User, Purpose: alice.Purpose, JobPurpose: keyenvelope.JobBackup, EkeyID: id,
 		IssuedAt: t0, Expires: t0.Add(time.Minute), WorkerKey: worker.PublicKey(),
 	})
 	require.NoError(t, err)

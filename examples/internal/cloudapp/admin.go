@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
+	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +36,10 @@ var (
 	// spelled), of this unknown name, or from this source recently; the
 	// directory was not asked, so it cannot lock the account.
 	ErrLoginThrottled = errors.New("cloudapp: too many failed logins, try later")
+	// ErrUserDisabled: a backup key release was asked for a user disabled
+	// in the cloud or in the directory. Restores (RestoreKey) stay
+	// possible. The API answers 403.
+	ErrUserDisabled = errors.New("cloudapp: user disabled, backup key release refused")
 )
 
 // Alert kinds raised by the cloud besides the monitor's own.
@@ -148,7 +154,7 @@ func (s *Server) mapping(ctx context.Context, tenant, id string) (Mapping, error
 }
 
 func (s *Server) directory(tenant string) (Directory, error) {
-	d := s.cfg.NewDirectory(tenant, s.gw.RoundTripper(tenant))
+	d := s.cfg.NewDirectory(tenant, s.tunnelTo(tenant))
 	if s.cfg.WrapDirectory != nil {
 		d = s.cfg.WrapDirectory(tenant, d)
 	}
@@ -309,12 +315,30 @@ type Release struct {
 }
 
 // ReleaseKey releases the backup ekey of a cloud user to a worker's X25519
-// public key for one job: it signs a job ticket (valid for ttl, default and
-// at most 1h) naming the worker key, creates the user's wrapped ekey through
-// a connector on first use, and asks a connector to release it. Without a
-// connected connector it raises a key-release alert and returns an error
-// wrapping tunnel.ErrNotConnected.
+// public key for one backup job: it signs a job ticket (job purpose
+// keyenvelope.JobBackup, valid for ttl, default and at most 1h) naming the
+// worker key, creates the user's wrapped ekey through a connector on first
+// use, and asks a connector to release it. A user disabled in the cloud
+// (by an import) or in the directory (asked live, through the connector)
+// is refused with an error wrapping ErrUserDisabled: a disabled user's
+// devices must not keep encrypting new data. Without a connected connector
+// it raises a key-release alert and returns an error wrapping
+// tunnel.ErrNotConnected.
 func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, workerKey []byte, ttl time.Duration) (Release, error) {
+	return s.releaseKey(ctx, tenant, userID, jobID, keyenvelope.JobBackup, workerKey, ttl)
+}
+
+// RestoreKey releases a cloud user's backup ekey for a restore job (job
+// purpose keyenvelope.JobRestore), as ReleaseKey does but also for a
+// disabled user, or one an import deleted: recovering a departed user's
+// data is what restores are for. It is reached only through the admin API.
+// It never creates an ekey: a user who was never backed up has nothing to
+// restore (ErrNotFound).
+func (s *Server) RestoreKey(ctx context.Context, tenant, userID, jobID string, workerKey []byte, ttl time.Duration) (Release, error) {
+	return s.releaseKey(ctx, tenant, userID, jobID, keyenvelope.JobRestore, workerKey, ttl)
+}
+
+func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, job keyenvelope.JobPurpose, workerKey []byte, ttl time.Duration) (Release, error) {
 	if !validName(jobID) || userID == "" {
 		return Release{}, fmt.Errorf("%w: job ID and user ID", ErrInvalid)
 	}
@@ -322,22 +346,49 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 	if err != nil {
 		return Release{}, fmt.Errorf("%w: worker key: %w", ErrInvalid, err)
 	}
-	var exists int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE tenant = ? AND id = ? AND deleted = 0`, tenant, userID).Scan(&exists); err != nil {
-		return Release{}, err
+	var u struct {
+		mappingID, directoryID, login string
+		disabled, deleted             int
 	}
-	if exists == 0 {
+	err = s.db.QueryRowContext(ctx, `SELECT mapping_id, directory_id, login, disabled, deleted FROM users WHERE tenant = ? AND id = ?`,
+		tenant, userID).Scan(&u.mappingID, &u.directoryID, &u.login, &u.disabled, &u.deleted)
+	// A user deleted by an import (gone from the directory) may still be
+	// restored: that is what leavers' backups are kept for.
+	if errors.Is(err, sql.ErrNoRows) || (u.deleted != 0 && job != keyenvelope.JobRestore) {
 		return Release{}, fmt.Errorf("%w: user %q", ErrNotFound, userID)
+	}
+	if err != nil {
+		return Release{}, err
 	}
 	if ttl <= 0 || ttl > time.Hour {
 		ttl = time.Hour
 	}
-	keys := s.cfg.NewKeys(tenant, s.gw.RoundTripper(tenant))
-	const purpose = "backup"
-	wrapped, id, err := s.ekey(ctx, keys, tenant, userID, purpose)
+	keys := s.cfg.NewKeys(tenant, s.tunnelTo(tenant))
+	const purpose = "backup" // the ekey's own purpose, for backups and restores alike
+	var wrapped []byte
+	var id keyenvelope.EkeyID
+	switch job {
+	case keyenvelope.JobBackup:
+		if u.disabled != 0 {
+			return Release{}, fmt.Errorf("%w: user %q is disabled in the cloud", ErrUserDisabled, userID)
+		}
+		if err = s.checkDirectoryEnabled(ctx, tenant, userID, u.mappingID, u.directoryID, u.login); err == nil {
+			wrapped, id, err = s.ekey(ctx, keys, tenant, userID, purpose)
+		}
+	case keyenvelope.JobRestore:
+		wrapped, id, err = s.storedEkey(ctx, tenant, userID, purpose)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Release{}, fmt.Errorf("%w: user %q has no ekey to restore with", ErrNotFound, userID)
+		}
+	default:
+		return Release{}, fmt.Errorf("%w: job purpose %q", ErrInvalid, job)
+	}
+	if errors.Is(err, ErrUserDisabled) {
+		return Release{}, err
+	}
 	if err == nil {
 		now := time.Now()
-		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, EkeyID: id,
+		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, JobPurpose: job, EkeyID: id,
 			IssuedAt: now, Expires: now.Add(ttl), WorkerKey: wk}
 		var ticket, rel []byte
 		if ticket, err = keyenvelope.IssueTicket(s.schedKey, t); err != nil {
@@ -353,18 +404,61 @@ func (s *Server) ReleaseKey(ctx context.Context, tenant, userID, jobID string, w
 	return Release{}, fmt.Errorf("cloudapp: release key: %w", err)
 }
 
-// ekey returns the user's wrapped ekey, generating it through a connector
-// the first time.
-func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
+// checkDirectoryEnabled asks the directory, through a connector, whether
+// the user is disabled or expired there now (the cloud's row may be up to a
+// day old).
+// Only a positive answer about the same entry (same stable ID) refuses; a
+// user the lookup does not find by the stored login (renamed since the
+// last import) is judged by the cloud's row. A directory that cannot be
+// reached fails the release.
+func (s *Server) checkDirectoryEnabled(ctx context.Context, tenant, userID, mappingID, directoryID, login string) error {
+	var m directory.Mapping
+	if mappingID != "" {
+		if mp, err := s.mapping(ctx, tenant, mappingID); err == nil {
+			m = mp.Mapping
+		}
+	}
+	d, err := s.directory(tenant)
+	if err != nil {
+		return err
+	}
+	du, err := d.Lookup(ctx, m, login)
+	switch {
+	case errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrAmbiguous):
+		return nil
+	case err != nil:
+		return err
+	case du.ID == directoryID && du.Disabled:
+		return fmt.Errorf("%w: user %q is disabled in the directory", ErrUserDisabled, userID)
+	case du.ID == directoryID && du.Expired:
+		return fmt.Errorf("%w: user %q has expired in the directory", ErrUserDisabled, userID)
+	}
+	// A lockout (too many bad passwords) is temporary and says nothing
+	// about the user's right to keep their data backed up: not refused.
+	return nil
+}
+
+// storedEkey returns the user's wrapped ekey, or sql.ErrNoRows.
+func (s *Server) storedEkey(ctx context.Context, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
 	var wrapped []byte
 	var idText string
 	err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
 		tenant, userID, purpose).Scan(&wrapped, &idText)
-	if err == nil {
-		id, err := keyenvelope.ParseEkeyID(idText)
+	if err != nil {
+		return nil, keyenvelope.EkeyID{}, err
+	}
+	id, err := keyenvelope.ParseEkeyID(idText)
+	return wrapped, id, err
+}
+
+// ekey returns the user's wrapped ekey, generating it through a connector
+// the first time.
+func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
+	wrapped, id, err := s.storedEkey(ctx, tenant, userID, purpose)
+	if !errors.Is(err, sql.ErrNoRows) {
 		return wrapped, id, err
 	}
-	wrapped, id, err := keys.GenerateWrapped(ctx, keyenvelope.Context{Tenant: tenant, User: userID, Purpose: purpose})
+	wrapped, id, err = keys.GenerateWrapped(ctx, keyenvelope.Context{Tenant: tenant, User: userID, Purpose: purpose})
 	if err != nil {
 		return nil, id, err
 	}
@@ -373,12 +467,25 @@ func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose st
 		ON CONFLICT DO NOTHING`, tenant, userID, purpose, id.String(), wrapped, time.Now().UnixNano()); err != nil {
 		return nil, id, err
 	}
-	if err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
-		tenant, userID, purpose).Scan(&wrapped, &idText); err != nil {
-		return nil, id, err
+	return s.storedEkey(ctx, tenant, userID, purpose)
+}
+
+// activationAudit logs activation's refusals and retries with their
+// specific reason (a disabled user, an unknown token), which the device
+// never sees. Successful activations are logged at debug level.
+type activationAudit struct{ log *slog.Logger }
+
+func (a activationAudit) Audit(ctx context.Context, e activation.Event) {
+	level := slog.LevelDebug
+	if e.Err != nil {
+		level = slog.LevelInfo
 	}
-	id, err = keyenvelope.ParseEkeyID(idText)
-	return wrapped, id, err
+	attrs := []any{"decision", e.Decision, "tenant", e.Tenant, "token_id", e.TokenID, "source", e.Source,
+		"login", e.Login, "domain", e.Domain, "device_id", e.DeviceID, "user_id", e.UserID}
+	if e.Err != nil {
+		attrs = append(attrs, "reason", e.Err.Error())
+	}
+	a.log.Log(ctx, level, "activation", attrs...)
 }
 
 // activationDirectory is activation.Directory over a tenant's connector.
@@ -406,7 +513,9 @@ func (a activationDirectory) LookupUser(ctx context.Context, q activation.Lookup
 	if q.Domain != "" && !inDomain(u, q.Domain) {
 		return activation.DirectoryUser{}, fmt.Errorf("%w: %q is not in domain %q", activation.ErrUserNotFound, q.Login, q.Domain)
 	}
-	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email, DisplayName: u.DisplayName}, nil
+	// Activation refuses all three account states.
+	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email,
+		DisplayName: u.DisplayName, Disabled: u.Disabled, Locked: u.Locked, Expired: u.Expired}, nil
 }
 
 // inDomain reports whether a user belongs to a DNS domain ("corp.example")

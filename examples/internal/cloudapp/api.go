@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/internal/httpguard"
+	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -46,7 +48,8 @@ import (
 //	POST   /v1/admin/tenants/{tenant}/deployment-tokens      {"mapping_id","ttl_seconds"} -> {"token", ...}
 //	GET    /v1/admin/tenants/{tenant}/deployment-tokens
 //	DELETE /v1/admin/tenants/{tenant}/deployment-tokens/{id}
-//	POST   /v1/admin/tenants/{tenant}/key-releases           {"user_id","job_id","worker_key"} -> Release
+//	POST   /v1/admin/tenants/{tenant}/key-releases           {"user_id","job_id","worker_key","purpose"} -> Release
+//	                                                         (purpose "backup", the default, or "restore")
 //	GET    /v1/admin/alerts?tenant=&open=true&limit=
 //	GET    /v1/admin/scheduler-keys                          SchedulerKeys {"ed25519","next","previous"}
 //	POST   /v1/admin/scheduler-keys/next                     prepare a rotation -> {"next"}
@@ -59,7 +62,8 @@ import (
 // requests and the status page also accept the token as the password of
 // HTTP basic auth.
 //
-// Errors are {"error": "..."} with 400, 401, 404, 409, 429, 502 (directory
+// Errors are {"error": "..."} with 400, 401, 403 (backup release for a
+// disabled user), 404, 409, 429, 502 (directory
 // or connector failure) or 503 (no connector connected).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -249,6 +253,8 @@ func (s *Server) replyErr(w http.ResponseWriter, err error) {
 		status = http.StatusBadRequest
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
+	case errors.Is(err, ErrUserDisabled):
+		status = http.StatusForbidden
 	case errors.Is(err, ErrBusy), errors.Is(err, importer.ErrThreshold):
 		status = http.StatusConflict
 	case errors.Is(err, ErrLoginThrottled):
@@ -308,11 +314,21 @@ func (s *Server) apiKeyRelease(w http.ResponseWriter, r *http.Request) {
 		JobID      string `json:"job_id"`
 		WorkerKey  []byte `json:"worker_key"` // X25519 public key, base64
 		TTLSeconds int64  `json:"ttl_seconds"`
+		Purpose    string `json:"purpose"` // "backup" (default) or "restore"
 	}
 	if !readJSON(w, r, &in) {
 		return
 	}
-	s.reply(w)(s.ReleaseKey(r.Context(), r.PathValue("tenant"), in.UserID, in.JobID, in.WorkerKey, time.Duration(in.TTLSeconds)*time.Second))
+	release := s.ReleaseKey
+	switch keyenvelope.JobPurpose(in.Purpose) {
+	case "", keyenvelope.JobBackup:
+	case keyenvelope.JobRestore:
+		release = s.RestoreKey
+	default:
+		s.replyErr(w, fmt.Errorf("%w: purpose must be %q or %q", ErrInvalid, keyenvelope.JobBackup, keyenvelope.JobRestore))
+		return
+	}
+	s.reply(w)(release(r.Context(), r.PathValue("tenant"), in.UserID, in.JobID, in.WorkerKey, time.Duration(in.TTLSeconds)*time.Second))
 }
 
 // LoginRequest is the body of PathLogin.

@@ -106,6 +106,18 @@ type Config struct {
 	// (imports then run only when asked).
 	ImportInterval, ImportJitter, ImportPoll time.Duration
 	DisableScheduler                         bool
+	// ImportConcurrency is how many tenants' scheduled imports run at once
+	// (default 4); the mappings of one tenant run one after another.
+	// ImportTimeout bounds one import run, scheduled or asked for without
+	// a deadline (default 1h): a connector that accepts an import and
+	// never answers holds only its own tenant's run, until then, and the
+	// run is recorded as failed.
+	ImportConcurrency int
+	ImportTimeout     time.Duration
+	// RequestTimeout bounds every other request sent to a connector
+	// (lookups, credential checks, browses, key releases, status) whose
+	// caller set no earlier deadline; default 30s.
+	RequestTimeout time.Duration
 	// Threshold limits the users one import may disable or delete.
 	Threshold importer.Threshold
 

@@ -700,6 +700,9 @@ func (a activationStore) Activate(ctx context.Context, u activation.User, d acti
 		}
 	}()
 	id, created, err := a.cloudUser(ctx, tx, u)
+	if errors.Is(err, activation.ErrUserDisabled) {
+		return activation.Activation{}, err
+	}
 	if err != nil {
 		return activation.Activation{}, fmt.Errorf("cloudapp: activate user: %w", err)
 	}
@@ -716,7 +719,9 @@ func (a activationStore) Activate(ctx context.Context, u activation.User, d acti
 }
 
 // cloudUser returns the cloud ID of u within tx, creating the cloud user if
-// needed (with u.ID).
+// needed (with u.ID). A cloud user disabled by an import is refused with an
+// *activation.DisabledError: the directory may have enabled it again
+// since, but the cloud decides on what it holds until the next import.
 func (a activationStore) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (id string, created bool, err error) {
 	ins, err := a.users.stmt(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
 		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, '', 'null', 0, 0, ?, ?)
@@ -724,7 +729,7 @@ func (a activationStore) cloudUser(ctx context.Context, tx *sql.Tx, u activation
 	if err != nil {
 		return "", false, err
 	}
-	sel, err := a.users.stmt(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ?`)
+	sel, err := a.users.stmt(ctx, `SELECT id, disabled FROM users WHERE tenant = ? AND directory_id = ?`)
 	if err != nil {
 		return "", false, err
 	}
@@ -739,8 +744,14 @@ func (a activationStore) cloudUser(ctx context.Context, tx *sql.Tx, u activation
 	} else if n == 1 {
 		return u.ID, true, nil
 	}
-	err = tx.StmtContext(ctx, sel).QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id)
-	return id, false, err
+	var disabled int
+	if err := tx.StmtContext(ctx, sel).QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id, &disabled); err != nil {
+		return "", false, err
+	}
+	if disabled != 0 {
+		return "", false, &activation.DisabledError{Where: "cloud", Reason: "disabled"}
+	}
+	return id, false, nil
 }
 
 func (a activationStore) Device(ctx context.Context, tenant, id string) (activation.Device, error) {

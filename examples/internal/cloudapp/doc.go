@@ -6,7 +6,7 @@
 // packages together; Run serves until its context ends; Close releases
 // everything. The admin operations are Go methods (IssueEnrollmentToken,
 // Connectors, PutMapping, RunImport, PreviewImport, IssueDeploymentToken,
-// Login, ReleaseKey, Alerts, ...) and the JSON admin API documented on
+// Login, ReleaseKey, RestoreKey, Alerts, ...) and the JSON admin API documented on
 // Server.Handler calls the same methods.
 //
 // # What it wires
@@ -17,21 +17,31 @@
 //     Config.Grace) and the status page.
 //   - directory/importer: imports per mapping through the tenant's
 //     connector, the scheduler (every 24 h with jitter, next runs kept in
-//     SQLite), import-threshold and import-skipped alerts.
+//     SQLite, Config.ImportConcurrency tenants at once, each run cut at
+//     Config.ImportTimeout and recorded as failed), import-threshold and
+//     import-skipped alerts.
 //   - activation: the device endpoint at PathActivate, its SQL store joined
 //     to the cloud's users so an imported user and an activated one are the
 //     same user; the cloud user row is written in activation's transaction
-//     (a refused activation leaves no user).
+//     (a refused activation leaves no user). A user disabled in the
+//     directory (the connector's lookup) or in the cloud's table (the last
+//     import) is refused with the public 403 of an unknown user.
 //   - keyenvelope: job tickets signed by the cloud's scheduler key (served
 //     at PathSchedulerKey for connectors to pin) and ekey releases through
 //     a connector; a release without a connector raises an alert.
+//     ReleaseKey issues backup tickets and refuses a user disabled in the
+//     cloud or, asked live, in the directory (ErrUserDisabled); RestoreKey
+//     issues restore tickets for the admin, disabled users included.
 //   - alerts: SQLite store, log notifier unless Config.Notifier is set.
 //
 // The directory and key clients are built per tenant from a RoundTripper
 // that reaches the tenant's connectors: by default directoryhttp and keyhttp
 // clients of ConnectorDirectoryURL and ConnectorKeysURL, where
 // examples/internal/connectorapp serves them; Config.NewDirectory and
-// Config.NewKeys replace them (tests, other connectors).
+// Config.NewKeys replace them (tests, other connectors). Every request they
+// send has a deadline: the caller's, or Config.RequestTimeout (default 30 s;
+// imports Config.ImportTimeout, default 1 h), so a connector that accepts a
+// request and never answers cannot hold a caller, or the scheduler, forever.
 //
 // # SQLite under load
 //

@@ -37,6 +37,8 @@ func (s *Server) importer(tenant string) (*importer.Importer, error) {
 // PreviewImport scans tenant's mapping through a connector and returns what
 // an import would do, applying nothing.
 func (s *Server) PreviewImport(ctx context.Context, tenant, mappingID string) (*importer.Plan, error) {
+	ctx, cancel := s.withImportDeadline(ctx)
+	defer cancel()
 	m, err := s.mapping(ctx, tenant, mappingID)
 	if err != nil {
 		return nil, err
@@ -61,8 +63,11 @@ type ImportOptions struct {
 // cursor, or full the first time (or with opt.Full). It records the run,
 // stores the new cursor on success, raises KindImportThreshold when the plan
 // is refused and resolves it after a successful run. It returns ErrBusy if an
-// import of the mapping is running.
+// import of the mapping is running. Without a deadline in ctx, the run is
+// bounded by Config.ImportTimeout.
 func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt ImportOptions) (importer.Result, error) {
+	ctx, cancel := s.withImportDeadline(ctx)
+	defer cancel()
 	m, err := s.mapping(ctx, tenant, mappingID)
 	if err != nil {
 		return importer.Result{}, err
@@ -115,7 +120,10 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 	return res, nil
 }
 
-// importTenant is the scheduler's Run: every mapping of tenant, in turn.
+// importTenant is the scheduler's Run: every mapping of tenant, in turn,
+// all under the run's deadline (Config.ImportTimeout). Mappings of one
+// tenant share its connectors and may overlap, so they are not run at once;
+// tenants are (Config.ImportConcurrency).
 func (s *Server) importTenant(ctx context.Context, tenant string) error {
 	ms, err := s.db.mappings(ctx, tenant, "")
 	if err != nil {

@@ -77,7 +77,7 @@ func (d *remoteDirectory) CheckAccount(ctx context.Context, m directory.Mapping,
 }
 
 func (d *remoteDirectory) checkVia(ctx context.Context, connectorID string, m directory.Mapping, name, id, password string) (directory.User, error) {
-	rt := d.s.gw.RoundTripperFor(d.tenant, connectorID)
+	rt := d.s.tunnelVia(d.tenant, connectorID)
 	st, err := d.s.connectorStatus(ctx, connectorID, rt)
 	if err != nil {
 		return directory.User{}, err

@@ -121,6 +121,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Grace == 0 {
 		cfg.Grace = alerts.DefaultGrace
 	}
+	if cfg.ImportConcurrency < 0 || cfg.ImportTimeout < 0 || cfg.RequestTimeout < 0 {
+		return nil, fmt.Errorf("%w: ImportConcurrency, ImportTimeout and RequestTimeout must not be negative", errConfig)
+	}
+	if cfg.ImportTimeout == 0 {
+		cfg.ImportTimeout = time.Hour
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
 	if cfg.NewKeys == nil {
 		cfg.NewKeys = func(_ string, rt http.RoundTripper) Keys {
 			c, err := keyhttp.NewClient(ConnectorKeysURL, rt)
@@ -274,6 +283,7 @@ func New(cfg Config) (*Server, error) {
 		Directory:     activationDirectory{s},
 		Store:         activationStore{users: s.users, inner: act},
 		Tokens:        act,
+		Audit:         activationAudit{log},
 		CredentialKey: credKey,
 		TokenRate:     cfg.ActivationTokenRate,
 		TokenBurst:    cfg.ActivationTokenBurst,
@@ -293,6 +303,8 @@ func New(cfg Config) (*Server, error) {
 			Interval:      cfg.ImportInterval,
 			Jitter:        cfg.ImportJitter,
 			Poll:          cfg.ImportPoll,
+			Concurrency:   cfg.ImportConcurrency,
+			RunTimeout:    cfg.ImportTimeout,
 			IsUnavailable: func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
 			OnSkip:        s.onImportSkipped,
 			Logger:        log,

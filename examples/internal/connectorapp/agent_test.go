@@ -239,7 +239,7 @@ func TestEnrollAndRun(t *testing.T) {
 	worker, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	require.NoError(t, err)
 	ticket, err := keyenvelope.IssueTicket(c.scheduler, &keyenvelope.Ticket{
-		JobID: "job-1", Tenant: "tenant-a", User: "u1", Purpose: "backup", EkeyID: ekeyID,
+		JobID: "job-1", Tenant: "tenant-a", User: "u1", Purpose: "backup", JobPurpose: keyenvelope.JobBackup, EkeyID: ekeyID,
 		IssuedAt: time.Now().Truncate(time.Second), Expires: time.Now().Add(10 * time.Minute).Truncate(time.Second),
 		WorkerKey: worker.PublicKey(),
 	})
