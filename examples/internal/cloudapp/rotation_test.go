@@ -112,7 +112,7 @@ func TestSchedulerKeyRotation(t *testing.T) {
 	mux.Handle("/keys/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*keysH.Load()).ServeHTTP(w, r) }))
 	mux.Handle("/directory/", http.StripPrefix("/directory", directoryhttp.NewHandler(dir)))
 	tc, err := tunnel.NewConnector(tunnel.ConnectorConfig{
-		URL: srv.TunnelURL(), ConnectorID: id.ConnectorID, Key: ckey, Handler: mux,
+		URL: srv.TunnelURL(), ConnectorID: id.ConnectorID, Key: ckey, CloudKey: id.CloudKey, Handler: mux,
 		TLSConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13},
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 	})
@@ -159,6 +159,9 @@ func TestSchedulerKeyRotation(t *testing.T) {
 	resp, err := client.Get(srv.URL() + cloudapp.PathSchedulerKey)
 	require.NoError(t, err)
 	require.NoError(t, decodeJSON(resp, &served))
+	assert.True(t, id.CloudKey.VerifyStatement(cloudapp.SchedulerKeyStatement, served.Current, served.Signature),
+		"the served key is signed by the cloud key the connector pinned")
+	served.Signature = nil
 	assert.Equal(t, cloudapp.SchedulerKeys{Current: current, Next: next}, served)
 	require.NoError(t, release(srv), "prepared, still signing with the current key")
 

@@ -119,7 +119,7 @@ func TestAuditNamesReleasedUser(t *testing.T) {
 	worker, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	require.NoError(t, err)
 	ticket, err := keyenvelope.IssueTicket(sched, &keyenvelope.Ticket{
-		JobID: "job-7", Tenant: "tenant-a", User: "u-42", Purpose: "backup", EkeyID: ekeyID,
+		JobID: "job-7", JobPurpose: keyenvelope.JobBackup, Tenant: "tenant-a", User: "u-42", Purpose: "backup", EkeyID: ekeyID,
 		IssuedAt: time.Now().Truncate(time.Second), Expires: time.Now().Add(10 * time.Minute).Truncate(time.Second),
 		WorkerKey: worker.PublicKey(),
 	})
@@ -127,7 +127,7 @@ func TestAuditNamesReleasedUser(t *testing.T) {
 	release, err := kc.Release(ctx, ticket, wrapped)
 	require.NoError(t, err)
 	forged, err := keyenvelope.IssueTicket(ed25519.NewKeyFromSeed(make([]byte, 32)), &keyenvelope.Ticket{
-		JobID: "job-evil", Tenant: "tenant-a", User: "someone-else", Purpose: "backup", EkeyID: ekeyID,
+		JobID: "job-evil", JobPurpose: keyenvelope.JobBackup, Tenant: "tenant-a", User: "someone-else", Purpose: "backup", EkeyID: ekeyID,
 		IssuedAt: time.Now().Truncate(time.Second), Expires: time.Now().Add(10 * time.Minute).Truncate(time.Second),
 		WorkerKey: worker.PublicKey(),
 	})

@@ -65,7 +65,7 @@ func TestExtraSchedulerKeyReleases(t *testing.T) {
 	}{"pinned": {oldKey, nil}, "extra": {newKey, nil}, "stranger": {stranger, keyenvelope.ErrInvalidTicket}} {
 		t.Run(name, func(t *testing.T) {
 			now := time.Now()
-			ticket, err := keyenvelope.IssueTicket(tc.key, &keyenvelope.Ticket{JobID: "j", Tenant: c.Tenant, User: c.User,
+			ticket, err := keyenvelope.IssueTicket(tc.key, &keyenvelope.Ticket{JobID: "j", JobPurpose: keyenvelope.JobBackup, Tenant: c.Tenant, User: c.User,
 				Purpose: c.Purpose, EkeyID: id, IssuedAt: now, Expires: now.Add(time.Minute), WorkerKey: worker.PublicKey()})
 			require.NoError(t, err)
 			_, err = kc.Release(t.Context(), ticket, wrapped)
