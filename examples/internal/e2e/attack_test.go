@@ -374,12 +374,13 @@ func newAttacker(t *testing.T, victimLogin string) *attacker {
 // runAttackerConnector runs the attacker's own tunnel client as connector
 // id, with its own key, through proxyURL (or directly when empty), and
 // waits for the outcome of its first attempt.
-func (a *attacker) runConnector(t *testing.T, cloudURL, id string, caPEM []byte, proxyURL string) {
+func (a *attacker) runConnector(t *testing.T, cloudURL string, cloudKey tunnel.CloudKey, id string, caPEM []byte, proxyURL string) {
 	t.Helper()
 	c, err := tunnel.NewConnector(tunnel.ConnectorConfig{
 		URL:          "wss" + strings.TrimPrefix(cloudURL, "https") + cloudapp.PathTunnel,
 		ConnectorID:  id,
 		Key:          a.key,
+		CloudKey:     cloudKey,
 		Handler:      a.handler(t, id),
 		ExtraRootCAs: caPEM,
 		ProxyURL:     proxyURL,
@@ -420,7 +421,7 @@ func hijacked(t *testing.T) (*proxiedStack, *attackProxy, *attacker) {
 	t.Logf("captured an upgrade with an Authorization of %d bytes", len(h.Get("Authorization")))
 
 	a := newAttacker(t, ps.users[0].Login)
-	a.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	a.runConnector(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.id, p.CAPEM(), p.ownProxyURL())
 	_, _, connected := a.seen()
 	t.Logf("attacker's session with the captured token: connected=%v", connected)
 	if connected {
@@ -446,13 +447,13 @@ func TestAttackProxyReplayedConnectTokenIsRefused(t *testing.T) {
 	p.presentUpgrade(seen[len(seen)-1])
 
 	a := newAttacker(t, ps.users[0].Login)
-	a.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	a.runConnector(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.id, p.CAPEM(), p.ownProxyURL())
 	_, _, connected := a.seen()
 	assert.False(t, connected, "a used connect token was accepted again, beside the connector")
 
 	ps.stopConnector()
 	b := newAttacker(t, ps.users[0].Login)
-	b.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	b.runConnector(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.id, p.CAPEM(), p.ownProxyURL())
 	_, _, connected = b.seen()
 	assert.False(t, connected, "a used connect token was accepted again, after the connector left")
 	for _, x := range []*attacker{a, b} {
@@ -624,7 +625,7 @@ func assertNoConnectorWithKey(t *testing.T, ps *proxiedStack, key ed25519.Privat
 	cs, err := ps.cloud.Connectors(ctxT(t, 10*time.Second), ps.tenant)
 	require.NoError(t, err)
 	for _, c := range cs {
-		connected, first := connectsAs(t, ps.cloud.URL(), ps.cloud.CAPEM(), c.ID, key)
+		connected, first := connectsAs(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.cloud.CAPEM(), c.ID, key)
 		assert.False(t, connected, "the attacker's key is connector %s's", c.ID)
 		if !connected {
 			assert.ErrorIs(t, first, tunnel.ErrUnauthorized, "connector %s with the attacker's key", c.ID)
@@ -635,7 +636,7 @@ func assertNoConnectorWithKey(t *testing.T, ps *proxiedStack, key ed25519.Privat
 
 // connectsAs runs a tunnel client as connector id with key, directly to
 // the cloud, until its first attempt succeeds or fails.
-func connectsAs(t *testing.T, cloudURL string, caPEM []byte, id string, key ed25519.PrivateKey) (bool, error) {
+func connectsAs(t *testing.T, cloudURL string, cloudKey tunnel.CloudKey, caPEM []byte, id string, key ed25519.PrivateKey) (bool, error) {
 	t.Helper()
 	type outcome struct {
 		connected bool
@@ -647,6 +648,7 @@ func connectsAs(t *testing.T, cloudURL string, caPEM []byte, id string, key ed25
 		URL:          "wss" + strings.TrimPrefix(cloudURL, "https") + cloudapp.PathTunnel,
 		ConnectorID:  id,
 		Key:          key,
+		CloudKey:     cloudKey,
 		Handler:      http.NotFoundHandler(),
 		ExtraRootCAs: caPEM,
 		BackoffBase:  20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
