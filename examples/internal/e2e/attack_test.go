@@ -41,8 +41,13 @@ import (
 // enrolled connector did not give, enroll a key of its own with a token it
 // saw, or become the tenant's connector with a token it captured. These
 // tests try each with the public surfaces only (cloudapp, connectorapp,
-// tunnel's connector, HTTP), so they hold whatever the protocol inside the
-// WebSocket is.
+// tunnel's connector, HTTP, and the WebSocket as tunnel/SPEC.md defines
+// it). The connector is enrolled and run as a deployment does it (a lenr2_
+// token, the cloud key pinned, an identity file); the attacker knows the
+// cloud's public key. Where tunnel v2 takes a move away (the plaintext it
+// would rewrite is sealed), the test checks what is left to the attacker
+// fails safely: a tampered message closes the session, the caller gets an
+// error, and the cloud acts on nothing forged.
 
 // startThroughProxy enrolls and starts the connector through p and waits
 // until the cloud routes to it.
