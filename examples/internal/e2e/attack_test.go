@@ -7,7 +7,9 @@ import (
 	"crypto/ed25519"
 	"crypto/hpke"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,8 +41,13 @@ import (
 // enrolled connector did not give, enroll a key of its own with a token it
 // saw, or become the tenant's connector with a token it captured. These
 // tests try each with the public surfaces only (cloudapp, connectorapp,
-// tunnel's connector, HTTP), so they hold whatever the protocol inside the
-// WebSocket is.
+// tunnel's connector, HTTP, and the WebSocket as tunnel/SPEC.md defines
+// it). The connector is enrolled and run as a deployment does it (a lenr2_
+// token, the cloud key pinned, an identity file); the attacker knows the
+// cloud's public key. Where tunnel v2 takes a move away (the plaintext it
+// would rewrite is sealed), the test checks what is left to the attacker
+// fails safely: a tampered message closes the session, the caller gets an
+// error, and the cloud acts on nothing forged.
 
 // startThroughProxy enrolls and starts the connector through p and waits
 // until the cloud routes to it.
@@ -176,6 +184,9 @@ func TestAttackProxyCannotRedirectSealedPasswords(t *testing.T) {
 	// The proxy stays a relay (the real connector keeps its session) but
 	// puts its own X25519 key where the connector publishes the key web-login
 	// passwords are sealed to, then tries to open what the cloud sealed.
+	// With tunnel v2 the connector's status answer is sealed: the proxy
+	// never finds the key to substitute, the cloud seals to the connector's
+	// real key, and the login works.
 	ps := newProxiedStack(t)
 	p := newAttackProxy(t, ps.cloud.CAPEM())
 	a := newAttacker(t, ps.users[0].Login)
@@ -188,6 +199,13 @@ func TestAttackProxyCannotRedirectSealedPasswords(t *testing.T) {
 	u := ps.users[2]
 	_, loginErr := ps.cloud.Login(ctx, ps.tenant, "all", u.Login, u.Password)
 	t.Logf("login with the credentials key substituted in flight: %v (substitutions applied: %v)", loginErr, p.substitutions())
+	for i, n := range p.substitutions() {
+		assert.Zero(t, n, "the proxy found the connector's credentials key (form %d) in what it relayed and replaced it", i)
+	}
+	require.NoError(t, loginErr, "the web login, answered by the real connector")
+	st, err := ps.status(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, ps.credKey.PublicKey().Bytes(), st.CredentialsKey, "the cloud sees the connector's own credentials key")
 
 	// Whatever credential check crossed the proxy, the attacker hands it to a
 	// directory service holding its own private key.
@@ -210,15 +228,28 @@ func TestAttackProxyCannotRedirectSealedPasswords(t *testing.T) {
 		h.ServeHTTP(rr, httptest.NewRequest(http.MethodPost, "/directory/credentials", bytes.NewReader(body)))
 	}
 	_, passwords, _ := a.seen()
+	assert.Zero(t, tried, "the proxy read credential-check requests in what it relayed")
 	assert.NotContains(t, passwords, u.Password, "the attacker opened a web-login password the cloud sealed to the key it substituted")
 	assert.Empty(t, leaks(p.recordings(), []byte(u.Password)), "the proxy saw the password")
 	t.Logf("credential checks the attacker replayed to its own key: %d; passwords opened: %d", tried, len(passwords))
 }
 
+// sessionBroken waits until the connector dialed a tunnel again through p
+// after upgrades: the session the proxy tampered with was closed.
+func sessionBroken(t *testing.T, p *attackProxy, upgrades int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return p.tunnelUpgrades() > upgrades }, 10*time.Second, 10*time.Millisecond,
+		"the session stayed up after a tampered message: the tampering went unnoticed")
+}
+
 func TestAttackProxyRelayCannotRewriteAnswers(t *testing.T) {
-	// The real connector keeps its session; the proxy only rewrites bytes
-	// of its answers in flight, keeping every length as it was, so no frame
-	// or message boundary moves.
+	// The real connector keeps its session; the proxy rewrites bytes of its
+	// answers in flight, keeping every length as it was, so no frame or
+	// message boundary moves. With tunnel v2 the answers are sealed: the
+	// plaintext it looks for is never there, and the blind rewrite left to
+	// it (one bit of the next message big enough to be the answer) breaks
+	// the session. Either way the cloud acts on nothing forged: the request
+	// fails, or is answered again, truthfully, over a new session.
 	t.Run("import data", func(t *testing.T) {
 		ps := newProxiedStack(t)
 		p := newAttackProxy(t, ps.cloud.CAPEM())
@@ -227,13 +258,29 @@ func TestAttackProxyRelayCannotRewriteAnswers(t *testing.T) {
 		startThroughProxy(t, ps, p)
 		ctx := ctxT(t, time.Minute)
 		require.NoError(t, ps.cloud.PutMapping(ctx, ps.tenant, "all", directory.Mapping{}))
+		upgrades := p.tunnelUpgrades()
+		p.tamperNext(toCloud, 256)
 		_, importErr := ps.cloud.RunImport(ctx, ps.tenant, "all", cloudapp.ImportOptions{})
+		require.Equal(t, 1, p.tampered(), "the proxy flipped a bit of a message toward the cloud")
+		assert.Zero(t, p.substitutions()[0], "the proxy found the users' disabled flags in what it relayed and rewrote them")
+		sessionBroken(t, p, upgrades)
+
 		users, err := ps.cloud.Users(ctx, ps.tenant)
 		require.NoError(t, err)
+		if importErr == nil {
+			assert.Len(t, users, len(ps.users), "the import succeeded: every directory user, as the directory has them")
+		} else {
+			assert.ErrorIs(t, importErr, tunnel.ErrSessionLost, "the import fails because the tampered session died")
+		}
+		real := map[string]bool{}
+		for _, u := range ps.users {
+			real[u.Login] = true
+		}
 		for _, u := range users {
+			assert.True(t, real[u.Login], "the cloud imported %s, whom the directory does not have", u.Login)
 			assert.False(t, u.Disabled, "%s is enabled in the directory, disabled in the cloud by the proxy", u.Login)
 		}
-		t.Logf("import: %v; users: %d; substitutions applied: %v", importErr, len(users), p.substitutions())
+		t.Logf("import: %v; users: %d; substitutions applied: %v; frames tampered: %d", importErr, len(users), p.substitutions(), p.tampered())
 	})
 
 	t.Run("lookup for activation", func(t *testing.T) {
@@ -255,6 +302,8 @@ func TestAttackProxyRelayCannotRewriteAnswers(t *testing.T) {
 		require.Len(t, b.DirectoryID, len(a.DirectoryID))
 		// User a's device is to be bound to user b's account.
 		p.substitute(toCloud, []byte(a.DirectoryID), []byte(b.DirectoryID))
+		upgrades := p.tunnelUpgrades()
+		p.tamperNext(toCloud, 128)
 
 		token, _, err := ps.cloud.IssueDeploymentToken(ctx, ps.tenant, "all", time.Hour)
 		require.NoError(t, err)
@@ -262,11 +311,17 @@ func TestAttackProxyRelayCannotRewriteAnswers(t *testing.T) {
 		req := activation.Request{Tenant: ps.tenant, Token: token, Login: a.Login, DeviceID: "dev-relay", Hostname: "dev-relay", Source: "192.0.2.9"}
 		req.Sign(devKey)
 		res, err := ps.cloud.ActivationService().Activate(ctx, req)
+		require.Equal(t, 1, p.tampered(), "the proxy flipped a bit of a message toward the cloud")
+		assert.Zero(t, p.substitutions()[0], "the proxy found a directory ID in what it relayed and rewrote it")
+		sessionBroken(t, p, upgrades)
 		if err == nil {
 			assert.Equal(t, a.DirectoryID, res.User.DirectoryID, "%s's device was bound to %s's account by the proxy", a.Login, b.Login)
 			assert.Equal(t, a.ID, res.User.ID)
+		} else {
+			assert.ErrorIs(t, err, activation.ErrDirectoryUnavailable, "the activation fails closed")
+			assert.ErrorIs(t, err, tunnel.ErrSessionLost, "because the tampered session died")
 		}
-		t.Logf("activation: %v; substitutions applied: %v", err, p.substitutions())
+		t.Logf("activation: %v; substitutions applied: %v; frames tampered: %d", err, p.substitutions(), p.tampered())
 	})
 }
 
@@ -346,6 +401,18 @@ func (a *attacker) onStatus(s tunnel.Status) {
 	}
 }
 
+// firstErr is the error of the attacker's first connect outcome, if any.
+func (a *attacker) firstErr() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.statuses {
+		if s.State == tunnel.StateConnected || s.Err != nil {
+			return s.Err
+		}
+	}
+	return nil
+}
+
 func (a *attacker) seen() (requests, passwords []string, connected bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -374,12 +441,13 @@ func newAttacker(t *testing.T, victimLogin string) *attacker {
 // runAttackerConnector runs the attacker's own tunnel client as connector
 // id, with its own key, through proxyURL (or directly when empty), and
 // waits for the outcome of its first attempt.
-func (a *attacker) runConnector(t *testing.T, cloudURL, id string, caPEM []byte, proxyURL string) {
+func (a *attacker) runConnector(t *testing.T, cloudURL string, cloudKey tunnel.CloudKey, id string, caPEM []byte, proxyURL string) {
 	t.Helper()
 	c, err := tunnel.NewConnector(tunnel.ConnectorConfig{
 		URL:          "wss" + strings.TrimPrefix(cloudURL, "https") + cloudapp.PathTunnel,
 		ConnectorID:  id,
 		Key:          a.key,
+		CloudKey:     cloudKey,
 		Handler:      a.handler(t, id),
 		ExtraRootCAs: caPEM,
 		ProxyURL:     proxyURL,
@@ -415,14 +483,26 @@ func hijacked(t *testing.T) (*proxiedStack, *attackProxy, *attacker) {
 	ps.stopConnector()
 	p.setHijack(true)
 	ps.startConnector(p.URL(), p.CAPEM())
-	h, ok := p.capturedUpgrade(30 * time.Second)
+	h, ok := p.capturedUpgrade(10 * time.Second)
 	require.True(t, ok, "the connector tried to reconnect through the proxy")
 	t.Logf("captured an upgrade with an Authorization of %d bytes", len(h.Get("Authorization")))
 
 	a := newAttacker(t, ps.users[0].Login)
-	a.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	// The best it can do with tunnel v2, by hand: the token was never shown
+	// to the gateway, so the upgrade succeeds; the attacker answers the
+	// gateway's HELLO with one of its own that follows the protocol to the
+	// letter, over this token, signed by its own key.
+	closeCode := handshakeWithCapturedToken(t, ps, h.Get("Authorization"), a.key)
+	assert.Equal(t, websocket.StatusPolicyViolation, closeCode, "the gateway refuses a handshake the enrolled key did not sign")
+	_, err := ps.status(ctx)
+	require.ErrorIs(t, err, tunnel.ErrNotConnected, "the gateway registered the attacker's session")
+
+	// Then its own tunnel client (any protocol), with a token captured after.
+	_, ok = p.capturedUpgrade(10 * time.Second)
+	require.True(t, ok, "the connector tried to reconnect through the proxy again")
+	a.runConnector(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.id, p.CAPEM(), p.ownProxyURL())
 	_, _, connected := a.seen()
-	t.Logf("attacker's session with the captured token: connected=%v", connected)
+	t.Logf("attacker's session with the captured token: connected=%v; first outcome: %v", connected, a.firstErr())
 	if connected {
 		// The gateway registers a session for routing just after its
 		// HELLO: wait until requests reach it, then forget this probe.
@@ -446,22 +526,20 @@ func TestAttackProxyReplayedConnectTokenIsRefused(t *testing.T) {
 	p.presentUpgrade(seen[len(seen)-1])
 
 	a := newAttacker(t, ps.users[0].Login)
-	a.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	a.runConnector(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.id, p.CAPEM(), p.ownProxyURL())
 	_, _, connected := a.seen()
 	assert.False(t, connected, "a used connect token was accepted again, beside the connector")
 
 	ps.stopConnector()
 	b := newAttacker(t, ps.users[0].Login)
-	b.runConnector(t, ps.cloud.URL(), ps.id, p.CAPEM(), p.ownProxyURL())
+	b.runConnector(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.id, p.CAPEM(), p.ownProxyURL())
 	_, _, connected = b.seen()
 	assert.False(t, connected, "a used connect token was accepted again, after the connector left")
 	for _, x := range []*attacker{a, b} {
-		x.mu.Lock()
-		if len(x.statuses) > 0 && x.statuses[0].Err != nil {
-			assert.ErrorIs(t, x.statuses[0].Err, tunnel.ErrUnauthorized, "the replay is refused as unauthorized")
-			t.Logf("replay refused: %v", x.statuses[0].Err)
-		}
-		x.mu.Unlock()
+		// The gateway refuses the spent nonce before upgrading: 401.
+		err := x.firstErr()
+		assert.ErrorIs(t, err, tunnel.ErrUnauthorized, "the replay is refused as unauthorized")
+		t.Logf("replay refused: %v", err)
 	}
 }
 
@@ -530,6 +608,55 @@ func TestAttackProxyForgedAnswersAreRejected(t *testing.T) {
 	t.Logf("requests the attacker answered: %q; passwords it opened: %d", requests, len(passwords))
 }
 
+// handshakeWithCapturedToken opens the attacker's own WebSocket to the
+// gateway with a captured Authorization header, reads the gateway's HELLO
+// and answers with a connector HELLO (SPEC.md section 3) signed by key over
+// the captured token and that HELLO. It returns the WebSocket close code
+// the gateway ends the connection with.
+func handshakeWithCapturedToken(t *testing.T, ps *proxiedStack, authorization string, key ed25519.PrivateKey) websocket.StatusCode {
+	t.Helper()
+	token, ok := strings.CutPrefix(authorization, "Liaison ")
+	require.True(t, ok, "the captured upgrade carries a connect token")
+	ctx := ctxT(t, 10*time.Second)
+	conn, _, err := websocket.Dial(ctx, ps.cloud.TunnelURL(), &websocket.DialOptions{
+		HTTPClient:   &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, ps.cloud.CAPEM())}},
+		HTTPHeader:   http.Header{"Authorization": {authorization}},
+		Subprotocols: []string{tunnel.Subprotocol},
+	})
+	require.NoError(t, err, "the captured token is fresh: the upgrade itself succeeds")
+	defer conn.CloseNow()
+	_, gatewayMsg, err := conn.Read(ctx)
+	require.NoError(t, err, "the gateway's HELLO")
+	const frameHeader = 10 // type, flags, stream ID, length
+	require.Greater(t, len(gatewayMsg), frameHeader)
+	require.Equal(t, byte(0), gatewayMsg[0], "the gateway's first frame is a HELLO")
+	gatewayHello := gatewayMsg[frameHeader:]
+
+	tlv := func(b []byte, tag uint64, v []byte) []byte {
+		b = binary.AppendUvarint(b, tag)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		return append(b, v...)
+	}
+	eph, err := ecdh.X25519().GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	var hello []byte
+	hello = tlv(hello, 1, binary.AppendUvarint(binary.AppendUvarint(nil, tunnel.ProtocolMajor), tunnel.ProtocolMinor))
+	hello = tlv(hello, 2, binary.AppendUvarint(nil, 0))
+	hello = tlv(hello, 8, eph.PublicKey().Bytes())
+	th, gh := sha256.Sum256([]byte(token)), sha256.Sum256(gatewayHello)
+	signed := append([]byte("liaison-tunnel-v2 connector hello\x00"), th[:]...)
+	signed = append(append(signed, gh[:]...), hello...)
+	hello = tlv(hello, 9, ed25519.Sign(key, signed))
+
+	msg := make([]byte, frameHeader, frameHeader+len(hello))
+	binary.BigEndian.PutUint32(msg[6:], uint32(len(hello)))
+	require.NoError(t, conn.Write(ctx, websocket.MessageBinary, append(msg, hello...)))
+	_, _, err = conn.Read(ctx)
+	require.Error(t, err, "the gateway went on talking to the attacker")
+	t.Logf("the gateway ended the attacker's handshake: %v", err)
+	return websocket.CloseStatus(err)
+}
+
 // keyForms returns the encodings a public key takes on the wire, for
 // substitution by another key of the same size.
 func keyForms(old, new []byte) [][2][]byte {
@@ -565,21 +692,12 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 			_, err := connectorapp.Enroll(ctx, cloud, ps.token)
 			assert.Error(t, err, "the attacker enrolled its own key with the token it read")
 		}
-		pub := ps.key.Public().(ed25519.PublicKey)
-		apub := akey.Public().(ed25519.PublicKey)
-		client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, ps.cloud.CAPEM())}}
-		for _, r := range recs {
-			if r.dir != toCloud || r.what != "http" || !bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("{")) {
-				continue
-			}
-			body := r.data
-			for _, f := range keyForms(pub, apub) {
-				body = bytes.ReplaceAll(body, f[0], f[1])
-			}
-			resp, err := client.Post(ps.cloud.EnrollURL(), "application/json", bytes.NewReader(body))
-			require.NoError(t, err)
-			resp.Body.Close()
-			assert.Less(t, resp.StatusCode, 500, "a replayed enrollment is refused or accepted, not a server error")
+		// With the attacker's key in place of the connector's, the sealed
+		// token does not open (its HPKE info names the key): 400.
+		replayed := replayEnrollments(t, ps, recs, ps.key.Public().(ed25519.PublicKey), akey.Public().(ed25519.PublicKey))
+		require.NotEmpty(t, replayed, "the proxy recorded the enrollment request")
+		for _, code := range replayed {
+			assert.Equal(t, http.StatusBadRequest, code, "an enrollment replayed with the attacker's key")
 		}
 		assertNoConnectorWithKey(t, ps, akey)
 	})
@@ -591,10 +709,18 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 		require.NoError(t, ps.enroll(ctx, p.URL(), p.CAPEM()))
 		_, akey, err := ed25519.GenerateKey(rand.Reader)
 		require.NoError(t, err)
-		if len(leaks(p.recordings(), []byte(ps.token))) > 0 {
+		recs := p.recordings()
+		assert.Empty(t, leaks(recs, []byte(ps.token)), "the proxy read the enrollment token")
+		if len(leaks(recs, []byte(ps.token))) > 0 {
 			cloud := connectorapp.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: akey}
 			_, err := connectorapp.Enroll(ctx, cloud, ps.token)
 			assert.ErrorIs(t, err, tunnel.ErrUnauthorized, "a used enrollment token enrolled the attacker's key")
+		}
+		// The recorded enrollment, replayed as it was, meets a spent token.
+		replayed := replayEnrollments(t, ps, recs, nil, nil)
+		require.NotEmpty(t, replayed, "the proxy recorded the enrollment request")
+		for _, code := range replayed {
+			assert.Equal(t, http.StatusUnauthorized, code, "a replayed enrollment")
 		}
 		assertNoConnectorWithKey(t, ps, akey)
 	})
@@ -612,8 +738,44 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 		ctx := ctxT(t, time.Minute)
 		enrollErr := ps.enroll(ctx, p.URL(), p.CAPEM())
 		t.Logf("enrollment with the key substituted: %v (substitutions applied: %v)", enrollErr, p.substitutions())
+		applied := 0
+		for _, n := range p.substitutions() {
+			applied += n
+		}
+		require.Positive(t, applied, "the proxy found the connector's public key in the enrollment and replaced it")
+		assert.Error(t, enrollErr, "an enrollment whose public key the proxy replaced succeeded")
 		assertNoConnectorWithKey(t, ps, akey)
 	})
+}
+
+// replayEnrollments posts each JSON request body the proxy recorded toward
+// the cloud to its enrollment URL, directly, with every encoding of the
+// public key from replaced by to's (none when from is nil), and returns the
+// status codes.
+func replayEnrollments(t *testing.T, ps *proxiedStack, recs []recorded, from, to ed25519.PublicKey) []int {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, ps.cloud.CAPEM())}}
+	var codes []int
+	for _, r := range recs {
+		if r.dir != toCloud || r.what != "http" || !bytes.HasPrefix(bytes.TrimSpace(r.data), []byte("{")) {
+			continue
+		}
+		body := r.data
+		if from != nil {
+			replaced := false
+			for _, f := range keyForms(from, to) {
+				replaced = replaced || bytes.Contains(body, f[0])
+				body = bytes.ReplaceAll(body, f[0], f[1])
+			}
+			require.True(t, replaced, "the recorded enrollment carries the connector's public key in the clear")
+		}
+		resp, err := client.Post(ps.cloud.EnrollURL(), "application/json", bytes.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	t.Logf("replayed %d recorded enrollment requests: %v", len(codes), codes)
+	return codes
 }
 
 // assertNoConnectorWithKey fails if key authenticates a tunnel session as
@@ -624,7 +786,7 @@ func assertNoConnectorWithKey(t *testing.T, ps *proxiedStack, key ed25519.Privat
 	cs, err := ps.cloud.Connectors(ctxT(t, 10*time.Second), ps.tenant)
 	require.NoError(t, err)
 	for _, c := range cs {
-		connected, first := connectsAs(t, ps.cloud.URL(), ps.cloud.CAPEM(), c.ID, key)
+		connected, first := connectsAs(t, ps.cloud.URL(), ps.cloud.Gateway().CloudKey(), ps.cloud.CAPEM(), c.ID, key)
 		assert.False(t, connected, "the attacker's key is connector %s's", c.ID)
 		if !connected {
 			assert.ErrorIs(t, first, tunnel.ErrUnauthorized, "connector %s with the attacker's key", c.ID)
@@ -635,7 +797,7 @@ func assertNoConnectorWithKey(t *testing.T, ps *proxiedStack, key ed25519.Privat
 
 // connectsAs runs a tunnel client as connector id with key, directly to
 // the cloud, until its first attempt succeeds or fails.
-func connectsAs(t *testing.T, cloudURL string, caPEM []byte, id string, key ed25519.PrivateKey) (bool, error) {
+func connectsAs(t *testing.T, cloudURL string, cloudKey tunnel.CloudKey, caPEM []byte, id string, key ed25519.PrivateKey) (bool, error) {
 	t.Helper()
 	type outcome struct {
 		connected bool
@@ -647,6 +809,7 @@ func connectsAs(t *testing.T, cloudURL string, caPEM []byte, id string, key ed25
 		URL:          "wss" + strings.TrimPrefix(cloudURL, "https") + cloudapp.PathTunnel,
 		ConnectorID:  id,
 		Key:          key,
+		CloudKey:     cloudKey,
 		Handler:      http.NotFoundHandler(),
 		ExtraRootCAs: caPEM,
 		BackoffBase:  20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,

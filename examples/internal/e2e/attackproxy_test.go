@@ -39,7 +39,10 @@ import (
 //   - substitute: replace byte strings of equal length in request bodies
 //     and WebSocket payloads of one direction (keys, verdicts);
 //   - drop enrollment: record an enrollment request and answer it with a
-//     502 instead of forwarding it.
+//     502 instead of forwarding it;
+//   - tamper: flip one bit of the next WebSocket data frame of one direction
+//     whose payload is at least a given size, the blind rewrite left to it
+//     when payloads are sealed (their sizes and timing are all it can see).
 //
 // It is a test helper only: it reaches nothing but loopback.
 type attackProxy struct {
@@ -59,6 +62,7 @@ type attackProxy struct {
 	captured []http.Header // headers of hijacked upgrades; the last is presented on ownProxyURL
 	seen     []http.Header // headers of every tunnel upgrade of the victim
 	capCh    chan http.Header
+	tamper   []tamperRule
 	upgrades int // tunnel upgrades forwarded to the destination
 	conns    map[net.Conn]struct{}
 	closed   bool
@@ -221,6 +225,49 @@ func (p *attackProxy) recordings() []recorded {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]recorded(nil), p.rec...)
+}
+
+// tamperRule flips a bit of the next data frame of dir with at least min
+// payload bytes; done counts the frames it changed (0 or 1).
+type tamperRule struct {
+	dir  direction
+	min  int
+	done int
+}
+
+// tamperNext arms a tamper rule (see attackProxy).
+func (p *attackProxy) tamperNext(dir direction, minPayload int) {
+	p.mu.Lock()
+	p.tamper = append(p.tamper, tamperRule{dir: dir, min: minPayload})
+	p.mu.Unlock()
+}
+
+// tampered is how many frames the tamper rules changed.
+func (p *attackProxy) tampered() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.tamper {
+		n += r.done
+	}
+	return n
+}
+
+// applyTamper flips the last bit of b if an armed rule of dir takes it.
+func (p *attackProxy) applyTamper(dir direction, opcode byte, b []byte) {
+	if opcode != 1 && opcode != 2 { // text or binary only
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.tamper {
+		r := &p.tamper[i]
+		if r.dir == dir && r.done == 0 && len(b) >= r.min {
+			b[len(b)-1] ^= 1
+			r.done++
+			return
+		}
+	}
 }
 
 func (p *attackProxy) record(dir direction, what string, b []byte) {
@@ -555,6 +602,7 @@ func (p *attackProxy) relayFrames(dir direction, r *bufio.Reader, w io.Writer) e
 		}
 		p.record(dir, "ws", payload)
 		payload = p.apply(dir, payload)
+		p.applyTamper(dir, hdr[0]&0x0f, payload)
 		for i := range payload {
 			if masked {
 				payload[i] ^= mask[i%4]

@@ -20,15 +20,27 @@
 //
 // The attacker suite of issue 9 (attack_test.go) puts a hostile
 // TLS-inspecting HTTP CONNECT proxy in process between connector and cloud,
-// with its CA in the connector's cloud.ca_file: it records every plaintext
-// byte it relays (WebSocket payloads unmasked) and searches them for
-// passwords, the released ekey, the KEK (read from an escrow export with
-// Debian's age) and the connector's private keys in raw, hex and base64
-// forms; it takes over the tunnel with a captured connect token and serves
-// forged directory answers; it rewrites answers and keys in flight; it
-// replays connect and enrollment tokens. The tests drive only public
-// surfaces (cloudapp, connectorapp, tunnel's connector, HTTP), so they judge
-// behaviour whatever the protocol inside the WebSocket is. They need no
+// with its CA in the connector's cloud.ca_file. The connector is set up as
+// a deployment is: enrolled through the proxy with a lenr2_ token from the
+// cloud, pinning the cloud key and keeping the job-ticket key the cloud
+// signed with it in its identity file. The proxy records every plaintext
+// byte it relays (WebSocket payloads unmasked) and the tests search them
+// for passwords, the released ekey, the KEK (read from an escrow export
+// with Debian's age), the connector's private keys, and the logins, mail
+// addresses, DNs and directory IDs of an import, in raw, hex and base64
+// forms. The proxy also knows the cloud's public key and tries, through
+// tunnel protocol v2 (tunnel/SPEC.md, section 9): to take over the tunnel
+// with a captured connect token (its own tunnel client, and a
+// hand-made v2 handshake over the captured token signed by its own key,
+// which the gateway must close with 1008 and register nothing); to rewrite
+// keys, verdicts, import data and lookups in flight (the plaintext is never
+// there to rewrite; a blind bit flip must kill the session, the caller get
+// tunnel.ErrSessionLost or a truthful answer over a new session, and the
+// cloud import or bind nothing forged); to replay connect tokens (401) and
+// recorded enrollments, as they were (a spent token: 401) or with its own
+// key (the sealed token does not open: 400); and to enroll its own key.
+// The tests drive only public surfaces (cloudapp, connectorapp, tunnel's
+// connector, HTTP, and the WebSocket as SPEC.md defines it). They need no
 // server.
 //
 // squid_test.go runs a connector through the test bed's Squid

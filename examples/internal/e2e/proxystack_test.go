@@ -109,7 +109,11 @@ func newProxiedStack(t *testing.T) *proxiedStack {
 // cloudConfig is the connector's cloud section: through proxyURL, trusting
 // proxyCA (cloud.ca_file) and not the cloud's own CA, so that every
 // connection that works was inspected by the proxy; nil trusts the cloud's
-// CA only.
+// CA only. The identity lives in an identity file, as in a deployment:
+// enrollment writes it (the connector ID, the cloud key it pinned and the
+// scheduler key the cloud signed with it, all fetched through the proxy)
+// and the connector reads it. Only the identity key is given in memory, so
+// that the tests know the private key to search for.
 func (ps *proxiedStack) cloudConfig(proxyURL string, proxyCA []byte) connectorapp.Cloud {
 	ca := proxyCA
 	if ca == nil {
@@ -117,22 +121,28 @@ func (ps *proxiedStack) cloudConfig(proxyURL string, proxyCA []byte) connectorap
 	}
 	return connectorapp.Cloud{
 		URL: ps.cloud.URL(), ProxyURL: proxyURL, CAPEM: ca, Key: ps.key,
-		ConnectorID: ps.id,
-		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
+		IdentityFile: filepath.Join(ps.dir, "identity.json"),
+		BackoffBase:  20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 	}
 }
 
-// enroll issues an enrollment token and enrolls the connector with it
-// through the proxy.
+// enroll issues a lenr2_ enrollment token as the cloud's admin API does and
+// enrolls the connector with it through the proxy.
 func (ps *proxiedStack) enroll(ctx context.Context, proxyURL string, proxyCA []byte) error {
 	var err error
 	ps.token, err = ps.cloud.IssueEnrollmentToken(ctx, ps.tenant, 10*time.Minute)
 	if err != nil {
 		return err
 	}
+	if !strings.HasPrefix(ps.token, "lenr2_") {
+		return fmt.Errorf("enrollment token %.6s…: want a lenr2_ token", ps.token)
+	}
 	id, err := connectorapp.Enroll(ctx, ps.cloudConfig(proxyURL, proxyCA), ps.token)
 	if err != nil {
 		return err
+	}
+	if !bytes.Equal(id.CloudKey, ps.cloud.Gateway().CloudKey()) {
+		return fmt.Errorf("the connector pinned cloud key %x, the cloud's is %x", id.CloudKey, ps.cloud.Gateway().CloudKey())
 	}
 	ps.id = id.ConnectorID
 	return nil
@@ -151,7 +161,9 @@ func (ps *proxiedStack) startConnector(proxyURL string, proxyCA []byte) <-chan s
 			BindPassword: demoldap.ServicePassword, CAPEM: ps.ldap.CAPEM(),
 			CredentialsKey: ps.credKey,
 		},
-		Keys: &connectorapp.Keys{Keyring: ps.keyring, SchedulerKey: ps.cloud.SchedulerPublicKey()},
+		// No scheduler key in code: the connector trusts the one enrollment
+		// fetched, signed by the pinned cloud key.
+		Keys: &connectorapp.Keys{Keyring: ps.keyring},
 		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{
 			connectorapp.OpBrowse, connectorapp.OpImport, connectorapp.OpLookup,
 			connectorapp.OpCredentials, connectorapp.OpKeys,
