@@ -50,8 +50,7 @@
 // proxy resolve the gateway's name; RFC 1929 user name and password). A
 // SOCKS5 proxy that refuses the credentials or the destination gives
 // [ErrProxyRefused]. Extra CA certificates (a TLS-inspecting proxy's) go in
-// ConnectorConfig.ExtraRootCAs; a SOCKS5 proxy relays bytes and cannot
-// inspect TLS.
+// ConnectorConfig.ExtraRootCAs.
 // Identity does not depend on TLS client certificates, so inspection does
 // not break it. TLSConfig.InsecureSkipVerify is refused unless
 // ConnectorConfig.DangerousAcceptAnyServerCertificate is set, and then

@@ -14,7 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -134,9 +133,9 @@ func (c Cloud) HTTPClient() (*http.Client, error) {
 		TLSHandshakeTimeout: 15 * time.Second,
 	}
 	if c.ProxyURL != "" {
-		pu, err := url.Parse(c.ProxyURL)
+		pu, err := parseProxyURL(c.ProxyURL)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cloud.proxy_url: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		tr.Proxy = http.ProxyURL(pu)
 	}
