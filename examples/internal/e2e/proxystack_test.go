@@ -47,6 +47,7 @@ type proxiedStack struct {
 	credKey *ecdh.PrivateKey   // the connector's X25519 key passwords are sealed to
 	key     ed25519.PrivateKey // the connector's identity key
 	id      string             // its connector ID, once enrolled
+	pinned  tunnel.CloudKey    // the cloud key it pinned at enrollment
 	token   string             // the enrollment token used
 	dir     string
 
@@ -117,7 +118,7 @@ func (ps *proxiedStack) cloudConfig(proxyURL string, proxyCA []byte) connectorap
 	}
 	return connectorapp.Cloud{
 		URL: ps.cloud.URL(), ProxyURL: proxyURL, CAPEM: ca, Key: ps.key,
-		ConnectorID: ps.id,
+		ConnectorID: ps.id, CloudKey: ps.pinned,
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 	}
 }
@@ -134,7 +135,7 @@ func (ps *proxiedStack) enroll(ctx context.Context, proxyURL string, proxyCA []b
 	if err != nil {
 		return err
 	}
-	ps.id = id.ConnectorID
+	ps.id, ps.pinned = id.ConnectorID, id.CloudKey
 	return nil
 }
 
