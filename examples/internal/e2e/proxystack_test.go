@@ -47,7 +47,6 @@ type proxiedStack struct {
 	credKey *ecdh.PrivateKey   // the connector's X25519 key passwords are sealed to
 	key     ed25519.PrivateKey // the connector's identity key
 	id      string             // its connector ID, once enrolled
-	pinned  tunnel.CloudKey    // the cloud key it pinned at enrollment
 	token   string             // the enrollment token used
 	dir     string
 
@@ -118,7 +117,7 @@ func (ps *proxiedStack) cloudConfig(proxyURL string, proxyCA []byte) connectorap
 	}
 	return connectorapp.Cloud{
 		URL: ps.cloud.URL(), ProxyURL: proxyURL, CAPEM: ca, Key: ps.key,
-		ConnectorID: ps.id, CloudKey: ps.pinned,
+		ConnectorID: ps.id,
 		BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 	}
 }
@@ -135,7 +134,7 @@ func (ps *proxiedStack) enroll(ctx context.Context, proxyURL string, proxyCA []b
 	if err != nil {
 		return err
 	}
-	ps.id, ps.pinned = id.ConnectorID, id.CloudKey
+	ps.id = id.ConnectorID
 	return nil
 }
 
