@@ -9,13 +9,6 @@ import (
 	"strings"
 )
 
-// proxySchemes are the ConnectorConfig.ProxyURL schemes a connector accepts:
-// an HTTP proxy reached in clear (http) or over TLS (https), or a SOCKS5
-// proxy (socks5 resolves the gateway's name locally, socks5h lets the proxy
-// resolve it). All take user:password@ credentials (Basic for HTTP, RFC
-// 1929 for SOCKS5).
-var proxySchemes = []string{"http", "https", "socks5", "socks5h"}
-
 // connectorProxy returns the Transport.Proxy function for
 // ConnectorConfig.ProxyURL: the environment's (HTTPS_PROXY / NO_PROXY) when
 // raw is empty. Its errors never include the URL (it may carry a
@@ -28,26 +21,37 @@ func connectorProxy(raw string) (func(*http.Request) (*url.URL, error), error) {
 	if err != nil || pu.Host == "" || pu.Hostname() == "" {
 		return nil, errors.New("tunnel: bad ConnectorConfig.ProxyURL: want http://, https://, socks5:// or socks5h://[user:pass@]host:port")
 	}
-	ok := false
-	for _, s := range proxySchemes {
-		if strings.EqualFold(pu.Scheme, s) {
-			ok = true
-		}
-	}
-	if !ok {
+	// url.Parse lowercases the scheme. http and https reach an HTTP proxy
+	// (in clear or over TLS); socks5 resolves the gateway's name locally,
+	// socks5h lets the proxy resolve it. All take user:password@.
+	switch pu.Scheme {
+	case "http", "https", "socks5", "socks5h":
+	default:
 		return nil, fmt.Errorf("tunnel: ConnectorConfig.ProxyURL scheme %q is not supported: want http://, https://, socks5:// or socks5h://[user:pass@]host:port", pu.Scheme)
 	}
-	pu.Scheme = strings.ToLower(pu.Scheme)
 	return http.ProxyURL(pu), nil
 }
 
 // ErrProxyRefused reports that a SOCKS5 proxy refused the connector: bad
 // credentials in ConnectorConfig.ProxyURL, none where the proxy wants
 // some, or a rule of the proxy that does not let the connector reach the
-// gateway. The error wrapping it says which; [Connector.Run] reports it in
-// its Status.Err, inside a "tunnel: connect" error (hence no prefix of its
-// own).
-var ErrProxyRefused = errors.New("SOCKS5 proxy refused the connection")
+// gateway. [Connector.Run] reports it in its Status.Err, wrapped in an
+// error that says which.
+var ErrProxyRefused = errors.New("tunnel: SOCKS5 proxy refused the connection")
+
+// proxyRefusedError is an ErrProxyRefused that says why. It prints without
+// the sentinel's "tunnel:" prefix, since it travels inside a "tunnel:
+// connect" error.
+type proxyRefusedError struct {
+	why string
+	err error // net/http's SOCKS error
+}
+
+func (e *proxyRefusedError) Error() string {
+	return "SOCKS5 proxy refused the connection: " + e.why + ": " + e.err.Error()
+}
+func (e *proxyRefusedError) Unwrap() error        { return e.err }
+func (e *proxyRefusedError) Is(target error) bool { return target == ErrProxyRefused }
 
 // socksHints wraps the connector's transport so that the errors of Go's
 // SOCKS5 client (net/http's internal one, whose error types are not
@@ -71,13 +75,16 @@ func socksHint(err error) error {
 		return err
 	}
 	msg := op.Err.Error()
+	var why string
 	switch {
 	case strings.Contains(msg, "username/password authentication failed"):
-		return fmt.Errorf("%w: it rejected the user name or password in ConnectorConfig.ProxyURL (socks5://user:password@host:port): %w", ErrProxyRefused, err)
+		why = "it rejected the user name or password in ConnectorConfig.ProxyURL (socks5://user:password@host:port)"
 	case strings.Contains(msg, "no acceptable authentication methods"):
-		return fmt.Errorf("%w: it accepts none of the authentication methods offered; if it wants a user name and password, put them in ConnectorConfig.ProxyURL (socks5://user:password@host:port): %w", ErrProxyRefused, err)
+		why = "it accepts none of the authentication methods offered; if it wants a user name and password, put them in ConnectorConfig.ProxyURL (socks5://user:password@host:port)"
 	case strings.Contains(msg, "connection not allowed by ruleset"):
-		return fmt.Errorf("%w: its rules do not let this host reach the gateway (ask the proxy's administrator): %w", ErrProxyRefused, err)
+		why = "its rules do not let this host reach the gateway (ask the proxy's administrator)"
+	default:
+		return err
 	}
-	return err
+	return &proxyRefusedError{why: why, err: err}
 }

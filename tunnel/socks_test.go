@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -237,6 +238,7 @@ func TestSOCKS5Proxy(t *testing.T) {
 		assert.True(t, errors.Is(err, ErrProxyRefused), "%v", err)
 		assert.ErrorContains(t, err, "rejected the user name or password in ConnectorConfig.ProxyURL")
 		assert.NotContains(t, err.Error(), "Wr0ng-Pass")
+		assert.Equal(t, 1, strings.Count(err.Error(), "tunnel:"), "one prefix: %v", err)
 		assert.Greater(t, s.authFails.Load(), fails, "the proxy never saw the credentials")
 	})
 	t.Run("no credentials", func(t *testing.T) {
