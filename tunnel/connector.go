@@ -55,8 +55,11 @@ type ConnectorConfig struct {
 	// ExtraRootCAs is a PEM bundle trusted in addition to the roots, for
 	// TLS-inspecting proxies.
 	ExtraRootCAs []byte
-	// ProxyURL is an explicit HTTP proxy, e.g. http://user:pass@proxy:3128;
-	// empty means HTTPS_PROXY / NO_PROXY from the environment.
+	// ProxyURL is an explicit proxy: HTTP (http://user:pass@proxy:3128,
+	// or https:// to reach the proxy over TLS) or SOCKS5
+	// (socks5://user:pass@proxy:1080, RFC 1929 credentials; socks5h://
+	// lets the proxy resolve the gateway's name). Empty means HTTPS_PROXY /
+	// NO_PROXY from the environment. Other schemes are refused.
 	ProxyURL string
 	// DialContext dials TCP; nil means a net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -196,13 +199,9 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	proxy := http.ProxyFromEnvironment
-	if cfg.ProxyURL != "" {
-		pu, err := url.Parse(cfg.ProxyURL)
-		if err != nil || pu.Host == "" {
-			return nil, errors.New("tunnel: bad ProxyURL")
-		}
-		proxy = http.ProxyURL(pu)
+	proxy, err := connectorProxy(cfg.ProxyURL)
+	if err != nil {
+		return nil, err
 	}
 	dial := cfg.DialContext
 	if dial == nil {
@@ -228,7 +227,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	}
 	c.cfg = cfg
 	c.tr = tr
-	c.client = &http.Client{Transport: tr}
+	c.client = &http.Client{Transport: socksHints{tr}}
 	c.log = cfg.Logger.With("component", "tunnel_connector", "connector_id", cfg.ConnectorID)
 	c.done = make(chan struct{})
 	return c, nil

@@ -1,6 +1,6 @@
 // Package tunnel carries HTTP over one outbound WebSocket, so a cloud can
 // call a connector inside a customer network that only allows outbound 443,
-// often through an HTTP proxy.
+// often through an HTTP or SOCKS5 proxy.
 //
 // Use it when a service must be reached "as if it were a local HTTP
 // service" but can only dial out. The connector serves an ordinary
@@ -45,8 +45,12 @@
 // call.
 //
 // A connector reaches the gateway through HTTPS_PROXY / NO_PROXY, or an
-// explicit ConnectorConfig.ProxyURL with basic credentials; extra CA
-// certificates (a TLS-inspecting proxy's) go in ConnectorConfig.ExtraRootCAs.
+// explicit ConnectorConfig.ProxyURL: an HTTP proxy (http:// or https://,
+// Basic credentials) or a SOCKS5 proxy (socks5://, or socks5h:// to let the
+// proxy resolve the gateway's name; RFC 1929 user name and password). A
+// SOCKS5 proxy that refuses the credentials or the destination gives
+// [ErrProxyRefused]. Extra CA certificates (a TLS-inspecting proxy's) go in
+// ConnectorConfig.ExtraRootCAs.
 // Identity does not depend on TLS client certificates, so inspection does
 // not break it. TLSConfig.InsecureSkipVerify is refused unless
 // ConnectorConfig.DangerousAcceptAnyServerCertificate is set, and then

@@ -22,7 +22,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	configFile := fs.String("config", "", "config file: its cloud section gives the identity file, CA and proxy")
 	identity := fs.String("identity", "", "identity file to write (the key goes to FILE.key)")
 	caFile := fs.String("ca-file", "", "PEM bundle trusted in addition to the system roots")
-	proxy := fs.String("proxy", "", "HTTP proxy URL (default: HTTPS_PROXY)")
+	proxy := fs.String("proxy", "", "proxy URL: http://, https://, socks5:// or socks5h://[user:pass@]host:port (default: HTTPS_PROXY)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

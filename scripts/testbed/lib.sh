@@ -35,14 +35,14 @@ tb_port_pids() {
 	ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
 }
 
-# tb_free_port PORT [soft]: stop a slapd, samba or squid left listening on PORT (a
+# tb_free_port PORT [soft]: stop a slapd, samba, squid or danted left listening on PORT (a
 # previous test bed); fail if anything else holds it, unless soft.
 tb_free_port() {
 	local port=$1 soft=${2:-} pid comm
 	for pid in $(tb_port_pids "$port"); do
 		comm=$(cat "/proc/$pid/comm" 2>/dev/null || true)
 		case "$comm" in
-		slapd | samba | socat | squid) tb_kill_pid "$pid" "leftover $comm on port $port" ;;
+		slapd | samba | socat | squid | danted) tb_kill_pid "$pid" "leftover $comm on port $port" ;;
 		*)
 			[ -n "$soft" ] && return 0
 			tb_die "port $port is held by pid $pid ($comm), not by a test server: stop it first"

@@ -56,8 +56,11 @@ type Cloud struct {
 	URL       string `json:"url"`
 	TunnelURL string `json:"tunnel_url,omitempty"`
 	EnrollURL string `json:"enroll_url,omitempty"`
-	// ProxyURL is an explicit HTTP proxy (http://user:pass@proxy:3128);
-	// empty means HTTPS_PROXY / NO_PROXY from the environment.
+	// ProxyURL is an explicit proxy: HTTP (http://user:pass@proxy:3128, or
+	// https:// to reach the proxy over TLS) or SOCKS5
+	// (socks5://user:pass@proxy:1080; socks5h:// lets the proxy resolve the
+	// cloud's name). Empty means HTTPS_PROXY / NO_PROXY from the
+	// environment. Enrollment and the tunnel both use it.
 	ProxyURL string `json:"proxy_url,omitempty"`
 	// CAFile is a PEM bundle trusted in addition to the system roots: the
 	// CA of a TLS-inspecting proxy, or a private cloud CA. CAPEM is its
@@ -207,8 +210,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Cloud.ProxyURL != "" {
-		if u, err := url.Parse(c.Cloud.ProxyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("cloud.proxy_url %q: want http://[user:pass@]host:port", redactURL(c.Cloud.ProxyURL))
+		if _, err := parseProxyURL(c.Cloud.ProxyURL); err != nil {
+			bad("%v", err)
 		}
 	}
 	if c.Cloud.IdentityFile == "" && (c.Cloud.ConnectorID == "" || c.Cloud.Key == nil) {
@@ -313,6 +316,21 @@ func checkURL(s, scheme string) error {
 }
 
 // redactURL hides a password in a URL, for error messages.
+// parseProxyURL checks cloud.proxy_url: an HTTP proxy (http:// or https://)
+// or a SOCKS5 proxy (socks5://, or socks5h:// to let the proxy resolve the
+// cloud's name), each with optional user:pass@ credentials (Basic for HTTP,
+// RFC 1929 for SOCKS5). Errors print the URL without its password.
+func parseProxyURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err == nil && u.Host != "" && u.Hostname() != "" {
+		switch u.Scheme { // url.Parse lowercases it
+		case "http", "https", "socks5", "socks5h":
+			return u, nil
+		}
+	}
+	return nil, fmt.Errorf("cloud.proxy_url %q: want http://, https://, socks5:// or socks5h://[user:pass@]host:port", redactURL(s))
+}
+
 func redactURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {

@@ -54,7 +54,15 @@ func TestParseConfig(t *testing.T) {
 		{"credentials in cloud url", func(m map[string]any) {
 			m["cloud"].(map[string]any)["url"] = "https://u:hunter2@cloud.example"
 		}, []string{"credentials do not belong"}},
-		{"bad proxy", func(m map[string]any) { m["cloud"].(map[string]any)["proxy_url"] = "socks5://p:1080" }, []string{"cloud.proxy_url"}},
+		{"http proxy", func(m map[string]any) { m["cloud"].(map[string]any)["proxy_url"] = "http://u:p@proxy.corp:3128" }, nil},
+		{"https proxy", func(m map[string]any) { m["cloud"].(map[string]any)["proxy_url"] = "https://proxy.corp:3129" }, nil},
+		{"socks5 proxy", func(m map[string]any) { m["cloud"].(map[string]any)["proxy_url"] = "socks5://u:p@socks.corp:1080" }, nil},
+		{"socks5h proxy", func(m map[string]any) { m["cloud"].(map[string]any)["proxy_url"] = "SOCKS5H://socks.corp:1080" }, nil},
+		{"socks4 proxy", func(m map[string]any) {
+			m["cloud"].(map[string]any)["proxy_url"] = "socks4://u:hunter2@p:1080"
+		}, []string{`cloud.proxy_url "socks4://u:xxxxx@p:1080": want http://, https://, socks5:// or socks5h://`}},
+		{"proxy without host", func(m map[string]any) { m["cloud"].(map[string]any)["proxy_url"] = "socks5://" }, []string{"cloud.proxy_url", "socks5h://"}},
+		{"proxy without scheme", func(m map[string]any) { m["cloud"].(map[string]any)["proxy_url"] = "proxy.corp:3128" }, []string{"cloud.proxy_url", "want http://"}},
 		{"missing identity file", func(m map[string]any) { delete(m["cloud"].(map[string]any), "identity_file") }, []string{"cloud.identity_file is required"}},
 		{"no ldap urls", func(m map[string]any) { m["directory"].(map[string]any)["urls"] = []any{} }, []string{"directory.urls is required"}},
 		{"http ldap url", func(m map[string]any) { m["directory"].(map[string]any)["urls"] = []any{"https://dc"} }, []string{`"https://dc" is not an ldap://`}},
@@ -113,4 +121,20 @@ func TestLoadConfig(t *testing.T) {
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "trailing data"), err.Error())
 	assert.Contains(t, err.Error(), trailing, "the error names the file")
+}
+
+// Enrollment (connector enroll --proxy) builds its client from a Cloud that
+// never went through ParseConfig: it refuses the same schemes, without
+// printing the password.
+func TestCloudHTTPClientProxy(t *testing.T) {
+	for _, u := range []string{"http://u:p@proxy:3128", "socks5://u:p@socks:1080", "socks5h://socks:1080"} {
+		_, err := connectorapp.Cloud{URL: "https://cloud.example", ProxyURL: u}.HTTPClient()
+		assert.NoError(t, err, u)
+	}
+	_, err := connectorapp.Cloud{URL: "https://cloud.example", ProxyURL: "socks4://u:hunter2@socks:1080"}.HTTPClient()
+	require.Error(t, err)
+	assert.ErrorIs(t, err, connectorapp.ErrConfig)
+	assert.ErrorContains(t, err, "cloud.proxy_url")
+	assert.ErrorContains(t, err, "socks5://")
+	assert.NotContains(t, err.Error(), "hunter2")
 }

@@ -37,6 +37,13 @@
 //	  "audit": {"dir": "/var/lib/liaison/audit", "checkpoint_interval": "1m"}
 //	}
 //
+// cloud.proxy_url is the proxy to the cloud, used by enrollment and the
+// tunnel alike: an HTTP proxy (http:// or https://, Basic credentials as
+// user:pass@) or a SOCKS5 proxy (socks5://user:pass@socks.corp:1080, RFC
+// 1929 credentials; socks5h:// lets the proxy resolve the cloud's name, for
+// networks where only the proxy can). Other schemes are refused; errors
+// never print the password. Without it, HTTPS_PROXY / NO_PROXY apply.
+//
 // The directory and keys sections are each optional (a key-only connector
 // has no directory section), but not both. Unknown fields are errors.
 // keys.scheduler_public_key (base64 Ed25519) pins the key that signs release

@@ -13,8 +13,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -134,9 +134,9 @@ func (c Cloud) HTTPClient() (*http.Client, error) {
 		TLSHandshakeTimeout: 15 * time.Second,
 	}
 	if c.ProxyURL != "" {
-		pu, err := url.Parse(c.ProxyURL)
+		pu, err := parseProxyURL(c.ProxyURL)
 		if err != nil {
-			return nil, fmt.Errorf("%w: cloud.proxy_url: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 		}
 		tr.Proxy = http.ProxyURL(pu)
 	}
@@ -225,7 +225,7 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 	}
 	id, err := tunnel.Enroll(ctx, client, c.enrollURL(), token, key)
 	if err != nil {
-		return tunnel.Identity{}, fmt.Errorf("connectorapp: enroll: %w", err)
+		return tunnel.Identity{}, fmt.Errorf("connectorapp: enroll: %w", socksRefusal(err))
 	}
 	if c.IdentityFile != "" {
 		b, _ := json.MarshalIndent(identityFile{
@@ -286,4 +286,16 @@ func credentialsKey(d Directory, identityFile string) (*ecdh.PrivateKey, error) 
 		return nil, fmt.Errorf("%w: credentials key %s is not X25519", ErrConfig, path)
 	}
 	return ek, nil
+}
+
+// socksRefusal names cloud.proxy_url when a SOCKS5 proxy failed the
+// enrollment: net/http's SOCKS client reports its refusals (bad
+// credentials, a rule) as a *net.OpError whose Op starts with "socks". A
+// proxy that cannot be reached at all is a plain dial error, left as is.
+func socksRefusal(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && strings.HasPrefix(op.Op, "socks") {
+		return fmt.Errorf("the SOCKS5 proxy of cloud.proxy_url refused the connection (check the user name and password in it, and that the proxy may reach the cloud): %w", err)
+	}
+	return err
 }

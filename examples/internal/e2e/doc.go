@@ -50,6 +50,13 @@
 // upgrades, lets enrollment through and stops the tunnel. They skip when
 // LIAISON_TEST_SQUID_URL is not set, and fail under CI=true.
 //
+// socks_test.go does the same through the test bed's SOCKS5 proxy
+// (scripts/testbed/socks-up: Dante with RFC 1929 username/password), with
+// TLS end to end to the cloud, checks that a wrong proxy password is refused
+// at enrollment and for the tunnel with an error naming the option, and
+// reads danted's log for the relayed connections. It skips when
+// LIAISON_TEST_SOCKS_URL is not set, and fails under CI=true.
+//
 // # What it won't do
 //
 // It runs one cloud node and one connector per Stack, keeps the cloud's
