@@ -288,6 +288,12 @@ func shareIdentityOf(cfg Config, tenant, id string) (keyenvelope.ShareIdentity, 
 	return keyenvelope.ShareIdentity{Tenant: tenant, ConnectorID: id, SignKey: sk, SealKey: xk}, nil
 }
 
+// LoadShareIdentity returns this connector's key-share identity (tenant and
+// ID from the identity file, its Ed25519 key, its share X25519 key).
+func LoadShareIdentity(cfg Config) (keyenvelope.ShareIdentity, error) {
+	return shareIdentityOf(cfg, "", "")
+}
+
 // ShareFingerprint returns this connector's fingerprint as a person
 // compares it ("connector keys fingerprint").
 func ShareFingerprint(cfg Config) (string, error) {
