@@ -226,6 +226,17 @@ func runKeys(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return passphraseErr(stderr, sub, err)
 	}
 	defer clear(pass)
+	if share := shareFileOf(kf); sub != "status" && sub != "escrow" {
+		if _, err := os.Stat(share); err == nil {
+			// A running connector's key-share round writes the KEK file
+			// too: hold its lock while reading and rewriting it.
+			unlock, err := connectorapp.LockShareFile(share)
+			if err != nil {
+				return fail(stderr, err)
+			}
+			defer unlock()
+		}
+	}
 	kr, code := openKEKFile(stderr, kf.kekFile, pass)
 	if kr == nil {
 		return code

@@ -111,6 +111,16 @@ func runKeyShare(sub string, args []string, stdout, stderr io.Writer) int {
 	return usageErr("unknown command")
 }
 
+// shareFileOf is the key-share file of the keys flags' connector.
+func shareFileOf(kf keyFlags) string {
+	if kf.configFile != "" {
+		if c, err := connectorapp.LoadConfig(kf.configFile); err == nil && c.Keys != nil && c.Keys.ShareFile != "" {
+			return c.Keys.ShareFile
+		}
+	}
+	return kf.kekFile + ".share.json"
+}
+
 // checkPromote refuses a promotion while the last key-share round reported
 // live connectors without the version. Without key sharing (no share file
 // beside the KEK file or in the config) there is nothing to check.

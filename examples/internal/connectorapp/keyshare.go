@@ -186,6 +186,11 @@ func lockShare(path string) (func(), error) {
 	}
 }
 
+// LockShareFile takes the lock the agent holds while a key-share round
+// reads and writes the KEK file, so that a CLI change to the KEK file is
+// not lost to a concurrent round. Call the returned function to release it.
+func LockShareFile(shareFile string) (func(), error) { return lockShare(shareFile) }
+
 // updateShareState runs fn on the locked share state and writes it back.
 func updateShareState(path string, fn func(*shareState) error) error {
 	unlock, err := lockShare(path)
