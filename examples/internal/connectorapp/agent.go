@@ -310,7 +310,12 @@ func (a *Agent) buildHandler() (http.Handler, error) {
 			(*h).ServeHTTP(w, r)
 		})
 		mux.Handle(KeysPrefix+"/", enforce(a.cfg.Policy, only(OpKeys), http.StripPrefix(KeysPrefix, keys)))
-		mux.Handle("POST "+KeySharePath, enforce(a.cfg.Policy, only(OpKeys), http.HandlerFunc(a.serveKeyShare)))
+		// Key sharing needs a share file and the tenant (from the
+		// identity file); without them the route does not exist and the
+		// cloud's relay skips this connector.
+		if a.cfg.Keys.shareFile() != "" && a.identity.Tenant != "" {
+			mux.Handle("POST "+KeySharePath, enforce(a.cfg.Policy, only(OpKeys), http.HandlerFunc(a.serveKeyShare)))
+		}
 	}
 	return mux, nil
 }
