@@ -170,7 +170,7 @@ func (s *Server) syncKeyShare(ctx context.Context, tenant, id string, live []str
 	if len(b.outbox[id]) == 0 {
 		delete(b.outbox, id)
 	}
-	b.peers[id] = connectorapp.SharePeer{ConnectorID: id, KeyringID: out.KeyringID, Versions: out.Versions}
+	b.peers[id] = connectorapp.SharePeer{ConnectorID: id, KeyringID: out.KeyringID, Versions: out.Versions, Primary: out.Primary}
 	delete(b.requests, id)
 	if r := out.Request; r != nil {
 		if bytes.Equal(r.SignKey, enrolled[id]) && len(r.SealKey) == 32 {

@@ -222,6 +222,12 @@ func TestKeyShareRotateAndPromote(t *testing.T) {
 	c2.editKEKFile(t, func(k *keyenvelope.Keyring) { require.NoError(t, k.Promote(v)) })
 	e.round()
 	require.Equal(t, v, c2.agent.Keyring().Primary(), "the running agent picked the promotion up")
+	for range 2 {
+		e.round()
+	}
+	for _, c := range cs {
+		require.Equal(t, v, c.agent.Keyring().Primary(), "%s adopted the promotion", c.id)
+	}
 	wrapped, id, err := e.keys(c2).GenerateWrapped(context.Background(), shareCtx)
 	require.NoError(t, err)
 	h, _, err := keyenvelope.Inspect(wrapped)

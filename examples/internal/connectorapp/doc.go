@@ -99,8 +99,8 @@
 // it has no keyring) or its keyring ID and version numbers, and with shares
 // it sealed: to every member it approved or learnt from a trusted share,
 // that is not revoked, that the cloud lists as live and that lacks a
-// version. Keys to seal to come from the connector's own member list, never
-// from the cloud. Shares are signed with the connector's tunnel identity key
+// version or has a lower primary. Keys to seal to come from the
+// connector's own member list, never from the cloud. Shares are signed with the connector's tunnel identity key
 // and sealed to the recipient's X25519 share key (cloud.identity_file +
 // ".share.x25519", created on first use). What a person approved is kept
 // in keys.share_file (default keys.kek_file + ".share.json", 0600); a lock

@@ -65,6 +65,7 @@ type SharePeer struct {
 	ConnectorID string   `json:"connector_id"`
 	KeyringID   string   `json:"keyring_id,omitempty"`
 	Versions    []uint32 `json:"versions,omitempty"`
+	Primary     uint32   `json:"primary,omitempty"`
 }
 
 // KeyShareSync is the cloud's POST to KeySharePath: the tenant's pending
@@ -83,6 +84,7 @@ type KeyShareReply struct {
 	Request   *ShareRequest `json:"request,omitempty"`
 	KeyringID string        `json:"keyring_id,omitempty"`
 	Versions  []uint32      `json:"versions,omitempty"`
+	Primary   uint32        `json:"primary,omitempty"`
 	Shares    [][]byte      `json:"shares,omitempty"`
 }
 
@@ -579,7 +581,7 @@ func (a *Agent) keyShareRound(in KeyShareSync) (KeyShareReply, error) {
 		out.Request = &r
 	} else {
 		id := kr.ID()
-		out.KeyringID, out.Versions = hex.EncodeToString(id[:]), versionsOf(kr)
+		out.KeyringID, out.Versions, out.Primary = hex.EncodeToString(id[:]), versionsOf(kr), kr.Primary()
 		// Seal to every approved, non-revoked member the cloud lists as
 		// live that lacks one of our versions. Keys come from our member
 		// list, never from the cloud.
@@ -597,8 +599,9 @@ func (a *Agent) keyShareRound(in KeyShareSync) (KeyShareReply, error) {
 				a.log.Warn("approved connector holds another keyring; not sharing", slog.String("connector", m.ConnectorID))
 				continue
 			}
-			if p.KeyringID == out.KeyringID && !slices.ContainsFunc(out.Versions, func(v uint32) bool { return !slices.Contains(p.Versions, v) }) {
-				continue // has every version
+			if p.KeyringID == out.KeyringID && p.Primary >= out.Primary &&
+				!slices.ContainsFunc(out.Versions, func(v uint32) bool { return !slices.Contains(p.Versions, v) }) {
+				continue // has every version and our primary
 			}
 			b, err := keyenvelope.SealKeyring(kr, self, m, members)
 			if err != nil {
