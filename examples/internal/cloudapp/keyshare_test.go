@@ -249,6 +249,8 @@ type cloudConn struct {
 	got  [][]byte
 	// forge, when set, is answered as the connector's outgoing shares.
 	forge [][]byte
+	// reqSign, when set, replaces the sign key in its request.
+	reqSign ed25519.PublicKey
 }
 
 func (e *shareEnv) cloudConnector() *cloudConn {
@@ -263,8 +265,12 @@ func (e *shareEnv) cloudConnector() *cloudConn {
 		_ = json.NewDecoder(r.Body).Decode(&in)
 		cc.mu.Lock()
 		cc.got = append(cc.got, in.Shares...)
+		sign := cc.sign.Public().(ed25519.PublicKey)
+		if cc.reqSign != nil {
+			sign = cc.reqSign
+		}
 		out := connectorapp.KeyShareReply{Shares: cc.forge,
-			Request: &connectorapp.ShareRequest{ConnectorID: cc.id, SignKey: cc.sign.Public().(ed25519.PublicKey), SealKey: cc.seal.PublicKey().Bytes()}}
+			Request: &connectorapp.ShareRequest{ConnectorID: cc.id, SignKey: sign, SealKey: cc.seal.PublicKey().Bytes()}}
 		cc.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(out)
 	})
@@ -412,4 +418,57 @@ func TestKeyShareLocallyRevokedGetsNoLaterVersion(t *testing.T) {
 
 func shareIdentityForTest(c *shareConn) (keyenvelope.ShareIdentity, error) {
 	return connectorapp.LoadShareIdentity(c.cfg)
+}
+
+// The relay's own checks (hygiene: the connectors' fingerprint checks are
+// what security rests on): a request without the connector's enrolled key
+// is not relayed, nor a share whose header names another sender.
+func TestKeyShareRelayChecks(t *testing.T) {
+	e := newShareEnv(t)
+	kr, err := keyenvelope.NewKeyring(nil)
+	require.NoError(t, err)
+	c1 := e.newConn(kr, "")
+	a, b := e.cloudConnector(), e.cloudConnector()
+	other, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	a.mu.Lock()
+	a.reqSign = other
+	a.mu.Unlock()
+	e.round()
+	e.round()
+	reqs, err := connectorapp.ShareRequests(c1.cfg)
+	require.NoError(t, err)
+	require.Len(t, reqs, 1, "only b's request, which carries its enrolled key")
+	require.Equal(t, b.id, reqs[0].ConnectorID)
+
+	self := func(c *cloudConn) keyenvelope.ShareIdentity {
+		return keyenvelope.ShareIdentity{Tenant: "acme", ConnectorID: c.id, SignKey: c.sign, SealKey: c.seal}
+	}
+	toB := self(b).Member()
+	// From a, claiming to be c1: dropped. From a as itself: relayed.
+	impostor := self(a)
+	impostor.ConnectorID = c1.id
+	forged, err := keyenvelope.SealKeyring(kr, impostor, toB, nil)
+	require.NoError(t, err)
+	a.mu.Lock()
+	a.forge = [][]byte{forged}
+	a.mu.Unlock()
+	e.round()
+	e.round()
+	b.mu.Lock()
+	require.Empty(t, b.got)
+	b.mu.Unlock()
+	genuine, err := keyenvelope.SealKeyring(kr, self(a), toB, nil)
+	require.NoError(t, err)
+	a.mu.Lock()
+	a.forge = [][]byte{genuine}
+	a.mu.Unlock()
+	e.round()
+	e.round()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.NotEmpty(t, b.got)
+	for _, g := range b.got {
+		require.Equal(t, genuine, g)
+	}
 }
