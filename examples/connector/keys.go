@@ -60,9 +60,12 @@ bytes it cannot open; see connectorapp's "Sharing the keyring"):
   connector keys revoke FP --config C       seal nothing more to it (revoke it
                                             in the cloud too)
   Join runbook: on the new connector: enroll, keys fingerprint, keys join
-  FP_OF_EXISTING, start it; on the existing one: keys requests, compare the
-  fingerprint with the new connector's, keys approve FP. Within two key-share
-  rounds the new connector writes the KEK file under its own passphrase.
+  FP_OF_EXISTING, start it; on THAT existing connector (the one whose
+  fingerprint was typed): keys requests, compare the fingerprint with the new
+  connector's, keys approve FP. Within two key-share rounds the new connector
+  writes the KEK file under its own passphrase. Compare fingerprints over a
+  channel the vendor does not carry. "connector check" shows the fingerprint
+  too.
 
 Rotation runbook (package keyenvelope):
   1. rotate                        adds version N+1, not primary

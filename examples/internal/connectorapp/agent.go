@@ -54,11 +54,10 @@ type Agent struct {
 
 	// keysH serves KeysPrefix once a keyring is installed (a joining
 	// connector receives it at run time); shareMu serialises key-share
-	// rounds; kekMod and kekSize are the KEK file's last seen stat.
+	// rounds; kekStat is the KEK file's last seen stat.
 	keysH   atomic.Pointer[http.Handler]
 	shareMu sync.Mutex
-	kekMod  time.Time
-	kekSize int64
+	kekStat os.FileInfo
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -230,7 +229,7 @@ func (a *Agent) openKeys(k Keys) error {
 			return fmt.Errorf("%w: keys.kek_file %s: %w (wrong passphrase or not a KEK file; a new connector of a tenant that has a keyring runs connector keys join instead)", ErrConfig, k.KEKFile, err)
 		}
 		if fi, err := os.Stat(k.KEKFile); err == nil {
-			a.kekMod, a.kekSize = fi.ModTime(), fi.Size()
+			a.kekStat = fi
 		}
 	}
 	return a.setKeyring(kr)

@@ -112,7 +112,8 @@
 //     fingerprint (note it), and connector keys join FP where FP is what
 //     connector keys fingerprint prints on an existing connector. Do not
 //     run keys init: the KEK file must not exist. Start the connector.
-//  2. On the existing connector, after the next round: connector keys
+//  2. On that existing connector (the one whose fingerprint was typed at
+//     keys join), after the next round: connector keys
 //     requests lists the new connector's ID and fingerprint. Compare it
 //     with what the new connector showed (in person, by phone: not through
 //     the vendor) and run connector keys approve FP.

@@ -450,6 +450,9 @@ func CheckPromote(cfg Config, version uint32) error {
 			self = f.ConnectorID
 		}
 	}
+	if s.Synced.IsZero() && len(s.Members) > 1 {
+		return fmt.Errorf("%w: no key-share round has run on this connector yet (is it running and connected?); wait for one or pass --force", ErrVersionMissing)
+	}
 	var missing []string
 	for _, peer := range s.Peers {
 		if peer.ConnectorID != self && !slices.Contains(peer.Versions, version) {
@@ -626,8 +629,8 @@ func (a *Agent) reloadKEKFile(kr *keyenvelope.Keyring) {
 		return
 	}
 	fi, err := os.Stat(k.KEKFile)
-	if err != nil || (fi.ModTime().Equal(a.kekMod) && fi.Size() == a.kekSize) {
-		return
+	if err != nil || (a.kekStat != nil && os.SameFile(fi, a.kekStat) && fi.ModTime().Equal(a.kekStat.ModTime()) && fi.Size() == a.kekStat.Size()) {
+		return // unchanged (every write renames a new file over it)
 	}
 	pass, err := secret(k.PassphraseFile, k.PassphraseEnv, "kek passphrase")
 	if err != nil {
@@ -643,7 +646,7 @@ func (a *Agent) reloadKEKFile(kr *keyenvelope.Keyring) {
 		a.log.Warn("keys.kek_file holds another keyring than the running one; restart the connector", slog.String("err", err.Error()))
 		return
 	}
-	a.kekMod, a.kekSize = fi.ModTime(), fi.Size()
+	a.kekStat = fi
 }
 
 // writeKEKFile writes the KEK file (when the keyring is file-backed): for a
@@ -674,7 +677,7 @@ func (a *Agent) writeKEKFile(kr, in *keyenvelope.Keyring) error {
 		return err
 	}
 	if fi, err := os.Stat(k.KEKFile); err == nil {
-		a.kekMod, a.kekSize = fi.ModTime(), fi.Size()
+		a.kekStat = fi
 	}
 	return nil
 }
