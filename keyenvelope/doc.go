@@ -271,6 +271,7 @@
 // the versions it already had (rotate, promote, rewrap and destroy the old
 // version after revoking).
 //
+// A share is not a "KENV" object: it has its own magic, and no text form.
 // Format (all integers big-endian; the signature covers every byte before
 // it, prefixed by the label "liaison/keyenvelope/v1 keyring-share-signature"
 // and a zero byte):

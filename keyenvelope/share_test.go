@@ -291,9 +291,92 @@ func TestShareTamperedByteRefused(t *testing.T) {
 			t.Fatalf("truncated to %d: %v", n, err)
 		}
 	}
+	if _, err := OpenKeyringShare(append(bytes.Clone(s), 0), c2.id, func(Member) bool { return true }); !errors.Is(err, ErrShare) {
+		t.Fatalf("trailing byte: %v", err)
+	}
 	if _, err := OpenKeyringShare(s, c2.id, func(m Member) bool { return m.MatchFingerprint(fp) }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestKeyringMerge(t *testing.T) {
+	a, err := NewKeyring(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cloneKeyring(t, a)
+	// b: versions 2 and 3, 3 primary, minimum 2.
+	for range 2 {
+		if _, err := b.AddVersion(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Promote(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetMinDecryptionVersion(2); err != nil {
+		t.Fatal(err)
+	}
+	c := cloneKeyring(t, a) // a second copy of version 1 only
+	added, err := a.Merge(b)
+	if err != nil || !slices.Equal(added, []uint32{2, 3}) {
+		t.Fatalf("added %v, %v", added, err)
+	}
+	if a.Primary() != 3 || a.MinDecryptionVersion() != 2 {
+		t.Fatalf("primary %d, min %d; want 3, 2", a.Primary(), a.MinDecryptionVersion())
+	}
+	w, err := b.Wrap(ctxA, mustEkey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Unwrap(ctxA, w); err != nil {
+		t.Fatalf("merged keyring cannot unwrap under version 3: %v", err)
+	}
+	// c gets 2 and 3, goes back to 2 and disables 3 locally; merging b
+	// (primary 3) again neither re-enables 3 nor makes it the primary.
+	if _, err := c.Merge(cloneKeyring(t, a)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Promote(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Disable(3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Merge(b); err != nil {
+		t.Fatal(err)
+	}
+	if c.Primary() != 2 {
+		t.Fatalf("merge promoted version 3, disabled here: primary %d", c.Primary())
+	}
+	if c.Versions()[2].State != StateDisabled {
+		t.Fatal("merge re-enabled version 3")
+	}
+}
+
+// cloneKeyring copies k through a share, as another connector gets it.
+func cloneKeyring(t *testing.T, k *Keyring) *Keyring {
+	t.Helper()
+	from := newShareNode(t, "acme", "from")
+	to := newShareNode(t, "acme", "to")
+	s, err := SealKeyring(k, from.id, to.id.Member(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := OpenKeyringShare(s, to.id, func(Member) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o.Keyring
+}
+
+func mustEkey(t *testing.T) *Ekey {
+	t.Helper()
+	e, err := NewEkey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 func TestShareReplayDoesNotRollBack(t *testing.T) {
