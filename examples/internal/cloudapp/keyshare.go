@@ -69,6 +69,8 @@ func cmpString(a, b string) int {
 // section is skipped. Run it periodically (Config.KeyShareInterval) or on
 // demand; a round's shares reach their recipients in the next round.
 func (s *Server) SyncKeyShares(ctx context.Context, tenant string) error {
+	s.shareRound.Lock() // one round at a time: a round's deliveries are its own
+	defer s.shareRound.Unlock()
 	recs, err := s.tunnels.list(ctx, "WHERE tenant = ?", tenant)
 	if err != nil {
 		return err

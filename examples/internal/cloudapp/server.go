@@ -84,8 +84,9 @@ type Server struct {
 	progress   map[importer.Scope]importer.Progress
 	importing  map[importer.Scope]bool
 
-	shareMu sync.Mutex
-	shares  map[string]*shareBox // tenant -> key-share relay state
+	shareRound sync.Mutex // serialises key-share rounds
+	shareMu    sync.Mutex
+	shares     map[string]*shareBox // tenant -> key-share relay state
 
 	runOnce   sync.Once
 	closeOnce sync.Once
