@@ -147,7 +147,9 @@
 // connectors trust only fingerprints a person compared. The relay's state
 // is in memory and rebuilt from the connectors' answers after a restart.
 // Server.KeySharePeers says which versions each connector holds (numbers
-// only), for promotion.
+// only), for promotion; the admin API serves it at GET
+// /v1/admin/tenants/{tenant}/key-share, and POST .../key-share/rounds runs
+// a round now (two bring a new connector's request to the others).
 //
 // # Rotating the ticket signing key
 //
