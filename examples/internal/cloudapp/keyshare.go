@@ -66,7 +66,8 @@ func cmpString(a, b string) int {
 // Shares go only to live, non-revoked connectors of the same tenant, and a
 // request is relayed only with the connector's enrolled tunnel key. The
 // relay reads only the shares' public headers. A connector without a keys
-// section is skipped. Run it periodically (Config.KeyShareInterval) or on
+// section, without key sharing set up, or whose policy refuses "keys" is
+// skipped. Run it periodically (Config.KeyShareInterval) or on
 // demand; a round's shares reach their recipients in the next round.
 func (s *Server) SyncKeyShares(ctx context.Context, tenant string) error {
 	s.shareRound.Lock() // one round at a time: a round's deliveries are its own
@@ -153,8 +154,8 @@ func (s *Server) syncKeyShare(ctx context.Context, tenant, id string, live []str
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil // no keys section
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden {
+		return nil // no keys section or key sharing, or its policy refuses "keys"
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
