@@ -490,3 +490,25 @@ func TestKeyShareRelayChecks(t *testing.T) {
 		require.Equal(t, genuine, g)
 	}
 }
+
+// The periodic rounds (Config.KeyShareInterval) carry a join through
+// without anyone asking for a round.
+func TestKeySharePeriodicRounds(t *testing.T) {
+	_, sched, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	e := &shareEnv{env: newEnv(t, func(c *cloudapp.Config) {
+		c.KeyShareInterval = 50 * time.Millisecond
+		c.PingInterval = 5 * time.Second
+	}), sched: sched}
+	kr, err := keyenvelope.NewKeyring(nil)
+	require.NoError(t, err)
+	c1 := e.newConn(kr, "")
+	c2 := e.newConn(nil, c1.fingerprint(t))
+	fp2 := c2.fingerprint(t)
+	require.Eventually(t, func() bool {
+		_, err := connectorapp.ApproveShare(c1.cfg, fp2)
+		return err == nil
+	}, 20*time.Second, 20*time.Millisecond, "c2's request never reached c1")
+	require.Eventually(t, func() bool { return c2.agent.Keyring() != nil }, 20*time.Second, 20*time.Millisecond)
+	require.Equal(t, kr.ID(), c2.agent.Keyring().ID())
+}
