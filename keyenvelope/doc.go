@@ -248,6 +248,63 @@
 // anyway; without the KEK nobody can make a blob that passes the
 // commitment, so no partitioning oracle follows.
 //
+// # Keyring sharing
+//
+// A tenant's connectors share one keyring. [SealKeyring] seals it to one
+// connector (a [Member]: connector ID, Ed25519 identity key, X25519 key)
+// and signs it with the sender's Ed25519 key; [OpenKeyringShare] checks and
+// opens it; [Keyring.Merge] and [MergeMembers] fold it into what the
+// receiver has. A relay (the vendor's cloud) carries the bytes and reads
+// only the public header ([ParseShareHeader]).
+//
+// Trust comes from people, not from the relay. A [Member.Fingerprint]
+// (SHA-256 over label, Ed25519 key and X25519 key, first 160 bits, base32
+// in groups of four) is compared by a person on both connectors: on the
+// existing connector before sealing to the new one (so the relay cannot
+// substitute the new connector's keys), and on the new connector, which
+// accepts its first keyring only from a signer with the fingerprint it was
+// given (so the relay cannot substitute a keyring of its own, signed by a
+// connector of its own). Afterwards a connector accepts shares only from
+// non-revoked members of its member list, which arrives inside shares from
+// trusted members. What this does not stop: a connector a person approved
+// (or the holder of its keys) shares with anyone; a revoked connector keeps
+// the versions it already had (rotate, promote, rewrap and destroy the old
+// version after revoking).
+//
+// A share is not a "KENV" object: it has its own magic, and no text form.
+// Format (all integers big-endian; the signature covers every byte before
+// it, prefixed by the label "liaison/keyenvelope/v1 keyring-share-signature"
+// and a zero byte):
+//
+//	"KSHR", format version 1
+//	tenant, sender connector ID       (u8 length, 1..255 bytes each)
+//	sender Ed25519 key (32), sender X25519 key (32)
+//	recipient connector ID            (u8 length, 1..255 bytes)
+//	recipient fingerprint hash (32)   (the full SHA-256)
+//	keyring ID (16), primary (u32), count (u16, 1..1024), versions (u32 each, ascending)
+//	sealed length (u32), HPKE sealed body: enc || ciphertext
+//	Ed25519 signature (64)
+//
+// The body is sealed with HPKE base mode, DHKEM(X25519, HKDF-SHA256),
+// HKDF-SHA256, AES-256-GCM, to the recipient's X25519 key, with info =
+// "liaison/keyenvelope/v1 keyring-share" || 0 || header (every byte up to
+// the sealed length), so the ciphertext is bound to the tenant, both
+// connectors and their keys, the keyring ID and the versions. The body:
+// u32 length and the keyring body of the KEK file (primary, minimum
+// decryption version, versions with state and secret), then u16 member
+// count and per member: u8-length ID, Ed25519 key, X25519 key, revoked
+// flag (0 or 1). The keyring in the body must match the header's ID,
+// primary and versions. The recipient checks, in this order: structure,
+// the signer is trusted (else [ErrUntrustedSigner]), the signature, its own
+// tenant, ID and fingerprint hash, the HPKE tag, the body; any other
+// failure is [ErrShare].
+//
+// [Keyring.Merge] only adds: versions the receiver lacks (with their state
+// and secret), a higher primary it has enabled, a higher minimum decryption
+// version. It never changes a version the receiver has, so a replayed old
+// share cannot re-enable or restore a version; disabling and destroying
+// stay per connector. [MergeMembers] never un-revokes a member.
+//
 // # Rotation runbook
 //
 // Rotation never touches backup data: data is encrypted under ekeys, and
@@ -255,10 +312,12 @@
 //
 //  1. Add: [Keyring.AddVersion] creates version N+1, enabled, not primary.
 //     Write the KEK file.
-//  2. Distribute: copy the KEK file to every connector of the tenant and
-//     reload. Until every connector has it, none may wrap under it.
+//  2. Distribute: seal the keyring to every approved connector of the
+//     tenant ([SealKeyring]; each merges it with [Keyring.Merge]), or copy
+//     the KEK file to each and reload. Until every connector has it, none
+//     may wrap under it.
 //  3. Promote: [Keyring.Promote](N+1). New wraps use it; old versions still
-//     unwrap. Distribute again.
+//     unwrap. Distribute again (a merge adopts a higher primary).
 //  4. Rewrap in the background: list wrapped ekeys whose [Inspect] header
 //     names an older version and call [Keyring.Rewrap] on each. The ekey
 //     never leaves the connector. Idempotent; safe to interrupt and resume.

@@ -196,6 +196,13 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if kr := agent.Keyring(); kr != nil {
 		fmt.Fprintf(stdout, "keys:      KEK file opened, %d version(s), primary %d\n", len(kr.Versions()), kr.Primary())
+	} else if cfg.Keys != nil {
+		fmt.Fprintln(stdout, "keys:      waiting for the tenant's keyring (keys join; approve this connector's fingerprint on an existing one)")
+	}
+	if cfg.Keys != nil && id.Tenant != "" {
+		if fp, err := connectorapp.ShareFingerprint(cfg); err == nil {
+			fmt.Fprintf(stdout, "key share: fingerprint %s\n", fp)
+		}
 	}
 	if d := agent.Directory(); d != nil {
 		info, err := d.Info(ctx)

@@ -22,7 +22,7 @@ const keysUsage = `usage:
   connector keys init    [key] [--argon2-cost default|low]   create a KEK file with version 1 (never overwrites)
   connector keys status  [key]                               JSON: keyring id, primary, versions and states (no secrets)
   connector keys rotate  [key]                               add a version, enabled but not primary; prints its number
-  connector keys promote [key] --version N                   make version N the primary (after distributing the file)
+  connector keys promote [key] --version N [--force]         make version N the primary (once every live connector has it)
   connector keys disable [key] --version N                   refuse version N everywhere (reversible with enable)
   connector keys enable  [key] --version N
   connector keys destroy [key] --version N                   erase a disabled version's secret: irreversible
@@ -43,12 +43,40 @@ Every command that changes the keyring rewrites the KEK file atomically. The
 file holds every KEK version: write it as the connector's service user, and
 keep an escrow copy (connector keys escrow) before destroying anything.
 
+Sharing the keyring among a tenant's connectors (the cloud relays sealed
+bytes it cannot open; see connectorapp's "Sharing the keyring"):
+  connector keys fingerprint --config C     this connector's fingerprint
+  connector keys join FP --config C         on a NEW connector, before its first
+                                            start (no KEK file): accept the
+                                            keyring only from the connector whose
+                                            fingerprint is FP
+  connector keys requests --config C        on an existing connector: pending
+                                            requests, fingerprint and ID
+  connector keys approve FP --config C      after comparing FP with what
+                                            "keys fingerprint" shows on the new
+                                            connector (phone, in person): the
+                                            keyring is sealed to it
+  connector keys members --config C         approved connectors
+  connector keys revoke FP --config C       seal nothing more to it (revoke it
+                                            in the cloud too)
+  Join runbook: on the new connector: enroll, keys fingerprint, keys join
+  FP_OF_EXISTING, start it; on THAT existing connector (the one whose
+  fingerprint was typed): keys requests, compare the fingerprint with the new
+  connector's, keys approve FP. Within two key-share rounds the new connector
+  writes the KEK file under its own passphrase. Compare fingerprints over a
+  channel the vendor does not carry. "connector check" shows the fingerprint
+  too.
+
 Rotation runbook (package keyenvelope):
   1. rotate                        adds version N+1, not primary
-  2. distribute                    copy the KEK file to EVERY connector of the
-                                   tenant and restart them; until then none may
-                                   wrap under N+1
-  3. promote --version N+1         new wraps use it; distribute again
+  2. wait                          the running connector shares N+1 with every
+                                   approved, live connector (cloud key-share
+                                   rounds); until each has it none may wrap
+                                   under N+1. Without sharing: copy the KEK
+                                   file to every connector and restart them
+  3. promote --version N+1         new wraps use it; refused (naming the
+                                   connectors) while a live connector lacks
+                                   N+1, unless --force
   4. rewrap                        the cloud rewraps its stored ekeys through
                                    the connectors (policy operation "keys")
   5. disable --version N           watch for unwrap failures; enable undoes it
@@ -126,6 +154,8 @@ func runKeys(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, keysUsage)
 		return exitOK
 	case "init", "status", "rotate", "promote", "disable", "enable", "destroy", "passwd", "escrow":
+	case "fingerprint", "requests", "members", "approve", "join", "revoke":
+		return runKeyShare(sub, args[1:], stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "connector keys: unknown command %q\n%s", sub, keysUsage)
 		return exitUsage
@@ -138,6 +168,10 @@ func runKeys(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var version uint
 	if sub == "promote" || sub == "disable" || sub == "enable" || sub == "destroy" {
 		fs.UintVar(&version, "version", 0, "the KEK version")
+	}
+	var force bool
+	if sub == "promote" {
+		fs.BoolVar(&force, "force", false, "promote even though the last key-share round reported connectors without the version")
 	}
 	var newPassFile, newPassEnv, recipient string
 	if sub == "passwd" {
@@ -195,6 +229,17 @@ func runKeys(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return passphraseErr(stderr, sub, err)
 	}
 	defer clear(pass)
+	if share := shareFileOf(kf); sub != "status" && sub != "escrow" {
+		if _, err := os.Stat(share); err == nil {
+			// A running connector's key-share round writes the KEK file
+			// too: hold its lock while reading and rewriting it.
+			unlock, err := connectorapp.LockShareFile(share)
+			if err != nil {
+				return fail(stderr, err)
+			}
+			defer unlock()
+		}
+	}
 	kr, code := openKEKFile(stderr, kf.kekFile, pass)
 	if kr == nil {
 		return code
@@ -240,11 +285,17 @@ func runKeys(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "rotate":
 		v, err = kr.AddVersion()
 		done = fmt.Sprintf("added version %d (enabled, not primary)", v)
-		next = fmt.Sprintf("next: copy %s to every connector of the tenant and restart them, then: connector keys promote --version %d", kf.kekFile, v)
+		next = fmt.Sprintf("next: the running connector shares version %d with every approved connector at the cloud's next key-share rounds (without key sharing: copy %s to every connector of the tenant and restart them); then: connector keys promote --version %d", v, kf.kekFile, v)
 	case "promote":
+		if !force {
+			if cerr := checkPromote(kf, v); cerr != nil {
+				fmt.Fprintf(stderr, "connector keys promote: %v\n", cerr)
+				return exitFailure
+			}
+		}
 		err = kr.Promote(v)
 		done = fmt.Sprintf("version %d is the primary", v)
-		next = fmt.Sprintf("next: copy %s to every connector again; rewrap stored ekeys, then disable the old version", kf.kekFile)
+		next = "next: the other connectors pick the promotion up at the next key-share rounds; rewrap stored ekeys, then disable the old version"
 	case "disable":
 		err = kr.Disable(v)
 		done = fmt.Sprintf("version %d disabled", v)

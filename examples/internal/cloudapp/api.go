@@ -93,6 +93,17 @@ func (s *Server) Handler() http.Handler {
 	admin.HandleFunc("DELETE "+t+"/connectors/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.replyErr(w, s.RevokeConnector(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 	})
+	admin.HandleFunc("GET "+t+"/key-share", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"peers": s.KeySharePeers(r.PathValue("tenant"))})
+	})
+	admin.HandleFunc("POST "+t+"/key-share/rounds", func(w http.ResponseWriter, r *http.Request) {
+		tenant := r.PathValue("tenant")
+		if err := s.SyncKeyShares(r.Context(), tenant); err != nil {
+			s.replyErr(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"peers": s.KeySharePeers(tenant)})
+	})
 	admin.HandleFunc("GET "+t+"/directory/ous", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w)(s.OUs(r.Context(), r.PathValue("tenant"), r.URL.Query().Get("base")))
 	})

@@ -118,6 +118,10 @@ type Config struct {
 	// (lookups, credential checks, browses, key releases, status) whose
 	// caller set no earlier deadline; default 30s.
 	RequestTimeout time.Duration
+	// KeyShareInterval is how often the key-share relay runs a round for
+	// every tenant (Server.SyncKeyShares; default 30s); negative turns the
+	// periodic rounds off (rounds then run only when asked).
+	KeyShareInterval time.Duration
 	// Threshold limits the users one import may disable or delete.
 	Threshold importer.Threshold
 

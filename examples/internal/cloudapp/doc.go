@@ -130,6 +130,27 @@
 // the status page at /) also accept the token as the basic-auth password so
 // an admin can open the status page in a browser; they change nothing.
 //
+// # Key-share relay
+//
+// The connectors of a tenant share their keyring through the cloud without
+// the cloud being able to read it (package keyenvelope, "Keyring
+// sharing"; the runbook is in package connectorapp, "Sharing the
+// keyring"). Each Config.KeyShareInterval (30s; negative: only on demand)
+// Server.SyncKeyShares posts to every live, non-revoked connector of each
+// tenant the tenant's pending keyring requests, the sealed shares waiting
+// for it and the list of live connectors with the KEK version numbers each
+// reported, and queues the shares it answers with for their recipients. A
+// request is relayed only when it carries the connector's enrolled tunnel
+// key; a share only when its public header names this tenant, the sending
+// connector and its enrolled key, and a live, non-revoked recipient of the
+// tenant. These checks are hygiene, not the security of the scheme: the
+// connectors trust only fingerprints a person compared. The relay's state
+// is in memory and rebuilt from the connectors' answers after a restart.
+// Server.KeySharePeers says which versions each connector holds (numbers
+// only), for promotion; the admin API serves it at GET
+// /v1/admin/tenants/{tenant}/key-share, and POST .../key-share/rounds runs
+// a round now (two bring a new connector's request to the others).
+//
 // # Rotating the ticket signing key
 //
 // Connectors pin the scheduler's public key (keys.scheduler_public_key, or

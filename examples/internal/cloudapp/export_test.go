@@ -1,9 +1,17 @@
 package cloudapp
 
-import "context"
+import (
+	"context"
+	"net/http"
+)
 
 // Secret returns the server's named secret as db.secret does, for tests that
 // look for it in the database files.
 func Secret(s *Server, name string, n int) ([]byte, error) {
 	return s.db.secret(context.Background(), name, n)
+}
+
+// TunnelVia returns the RoundTripper the server uses to reach one connector.
+func TunnelVia(s *Server, tenant, connectorID string) http.RoundTripper {
+	return s.tunnelVia(tenant, connectorID)
 }

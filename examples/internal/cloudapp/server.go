@@ -84,6 +84,10 @@ type Server struct {
 	progress   map[importer.Scope]importer.Progress
 	importing  map[importer.Scope]bool
 
+	shareRound sync.Mutex // serialises key-share rounds
+	shareMu    sync.Mutex
+	shares     map[string]*shareBox // tenant -> key-share relay state
+
 	runOnce   sync.Once
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -148,7 +152,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		presence: map[string]int{}, lastSeen: map[string]time.Time{},
+		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{},
 		connTenant: map[string]string{}, statuses: map[string]connectorStatus{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
 		closed: make(chan struct{}), done: make(chan struct{}),
@@ -465,6 +469,9 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	if s.sched != nil {
 		wg.Go(func() { _ = s.sched.Run(ctx) }) // returns ctx's error only
+	}
+	if s.cfg.KeyShareInterval >= 0 {
+		wg.Go(func() { s.runKeyShares(ctx) })
 	}
 	wg.Go(func() {
 		if err := s.http.ServeTLS(s.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

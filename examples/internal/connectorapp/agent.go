@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/liaisonhq/liaison/directory"
@@ -48,6 +51,13 @@ type Agent struct {
 	releaser *keyenvelope.Releaser
 	tickets  keyenvelope.TicketPolicy // the releaser's, to name a release's user in the audit log
 	audit    *audit.Log               // nil: audit log off
+
+	// keysH serves KeysPrefix once a keyring is installed (a joining
+	// connector receives it at run time); shareMu serialises key-share
+	// rounds; kekStat is the KEK file's last seen stat.
+	keysH   atomic.Pointer[http.Handler]
+	shareMu sync.Mutex
+	kekStat os.FileInfo
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -182,18 +192,6 @@ func openDirectory(d Directory, logger *slog.Logger) (*directory.Client, error) 
 }
 
 func (a *Agent) openKeys(k Keys) error {
-	kr := k.Keyring
-	if kr == nil {
-		pass, err := secret(k.PassphraseFile, k.PassphraseEnv, "kek passphrase")
-		if err != nil {
-			return err
-		}
-		kr, err = keyenvelope.ReadKEKFile(k.KEKFile, pass)
-		clear(pass)
-		if err != nil {
-			return fmt.Errorf("%w: keys.kek_file %s: %w (wrong passphrase or not a KEK file)", ErrConfig, k.KEKFile, err)
-		}
-	}
 	sched := k.SchedulerKey
 	if sched == nil {
 		b64 := k.SchedulerPublicKey
@@ -213,12 +211,52 @@ func (a *Agent) openKeys(k Keys) error {
 		}
 		extra = append(extra, e)
 	}
-	policy := keyenvelope.TicketPolicy{SchedulerKey: sched, ExtraSchedulerKeys: extra}
-	rel, err := keyenvelope.NewReleaser(keyenvelope.ReleaserConfig{Keyring: kr, Policy: policy})
+	a.tickets = keyenvelope.TicketPolicy{SchedulerKey: sched, ExtraSchedulerKeys: extra}
+	kr := k.Keyring
+	if kr == nil {
+		if _, err := os.Stat(k.KEKFile); errors.Is(err, fs.ErrNotExist) && k.shareFile() != "" {
+			if st, serr := readShareState(k.shareFile()); serr == nil && st.JoinApprover != "" {
+				return nil // joining: the keyring arrives in a key-share round
+			}
+		}
+		pass, err := secret(k.PassphraseFile, k.PassphraseEnv, "kek passphrase")
+		if err != nil {
+			return err
+		}
+		kr, err = keyenvelope.ReadKEKFile(k.KEKFile, pass)
+		clear(pass)
+		if err != nil {
+			return fmt.Errorf("%w: keys.kek_file %s: %w (wrong passphrase or not a KEK file; a new connector of a tenant that has a keyring runs connector keys join instead)", ErrConfig, k.KEKFile, err)
+		}
+		if fi, err := os.Stat(k.KEKFile); err == nil {
+			a.kekStat = fi
+		}
+	}
+	return a.setKeyring(kr)
+}
+
+// setKeyring makes kr the keyring the key service serves.
+func (a *Agent) setKeyring(kr *keyenvelope.Keyring) error {
+	rel, err := keyenvelope.NewReleaser(keyenvelope.ReleaserConfig{Keyring: kr, Policy: a.tickets})
 	if err != nil {
 		return fmt.Errorf("%w: keys: %w", ErrConfig, err)
 	}
-	a.keyring, a.releaser, a.tickets = kr, rel, policy
+	a.mu.Lock()
+	a.keyring, a.releaser = kr, rel
+	a.mu.Unlock()
+	return nil
+}
+
+// installKeyring serves a keyring received at run time.
+func (a *Agent) installKeyring(kr *keyenvelope.Keyring) error {
+	if err := a.setKeyring(kr); err != nil {
+		return err
+	}
+	kh, err := a.keysHandler()
+	if err != nil {
+		return fmt.Errorf("connectorapp: keys: %w", err)
+	}
+	a.keysH.Store(&kh)
 	return nil
 }
 
@@ -230,7 +268,11 @@ func (a *Agent) Handler() http.Handler { return a.handler }
 func (a *Agent) Directory() *directory.Client { return a.dir }
 
 // Keyring returns the keyring, or nil for a directory-only connector.
-func (a *Agent) Keyring() *keyenvelope.Keyring { return a.keyring }
+func (a *Agent) Keyring() *keyenvelope.Keyring {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.keyring
+}
 
 // Identity returns the connector's enrolled identity. Tenant is empty when
 // the identity was given in code.
@@ -250,12 +292,29 @@ func (a *Agent) buildHandler() (http.Handler, error) {
 		mux.Handle(DirectoryPrefix+"/", enforce(a.cfg.Policy, classifyDirectory,
 			http.StripPrefix(DirectoryPrefix, a.directoryHandler())))
 	}
-	if a.keyring != nil {
-		kh, err := a.keysHandler()
-		if err != nil {
-			return nil, fmt.Errorf("connectorapp: keys: %w", err)
+	if a.cfg.Keys != nil {
+		if a.keyring != nil {
+			kh, err := a.keysHandler()
+			if err != nil {
+				return nil, fmt.Errorf("connectorapp: keys: %w", err)
+			}
+			a.keysH.Store(&kh)
 		}
-		mux.Handle(KeysPrefix+"/", enforce(a.cfg.Policy, only(OpKeys), http.StripPrefix(KeysPrefix, kh)))
+		keys := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := a.keysH.Load()
+			if h == nil {
+				http.Error(w, "this connector waits for the tenant's keyring (connector keys join)", http.StatusServiceUnavailable)
+				return
+			}
+			(*h).ServeHTTP(w, r)
+		})
+		mux.Handle(KeysPrefix+"/", enforce(a.cfg.Policy, only(OpKeys), http.StripPrefix(KeysPrefix, keys)))
+		// Key sharing needs a share file and the tenant (from the
+		// identity file); without them the route does not exist and the
+		// cloud's relay skips this connector.
+		if a.cfg.Keys.shareFile() != "" && a.identity.Tenant != "" {
+			mux.Handle("POST "+KeySharePath, enforce(a.cfg.Policy, only(OpKeys), http.HandlerFunc(a.serveKeyShare)))
+		}
 	}
 	return mux, nil
 }
@@ -278,7 +337,7 @@ func (a *Agent) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st := StatusResponse{
 		ConnectorID: a.identity.ConnectorID,
 		Directory:   a.dir != nil,
-		Keys:        a.keyring != nil,
+		Keys:        a.Keyring() != nil,
 		Allow:       a.cfg.Policy.Allow,
 	}
 	if a.credKey != nil {
@@ -325,7 +384,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: tunnel: %w", ErrConfig, err)
 	}
 	a.log.Info("connector starting", slog.String("tunnel_url", c.tunnelURL()),
-		slog.Bool("directory", a.dir != nil), slog.Bool("keys", a.keyring != nil))
+		slog.Bool("directory", a.dir != nil), slog.Bool("keys", a.Keyring() != nil))
 	err = tc.Run(ctx)
 	_ = tc.Close()
 	if a.ctx.Err() != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {

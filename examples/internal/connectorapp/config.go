@@ -143,8 +143,21 @@ type Keys struct {
 	// signing key"). Empty outside rotations.
 	ExtraSchedulerPublicKeys []string `json:"extra_scheduler_public_keys,omitempty"`
 
+	// ShareFile holds what sharing the keyring among the tenant's
+	// connectors needs: approved connectors, pending requests, the last
+	// round's view of the live connectors (0600). Default: KEKFile +
+	// ".share.json". See "Sharing the keyring" in the package docs.
+	ShareFile string `json:"share_file,omitempty"`
+
 	Keyring      *keyenvelope.Keyring `json:"-"`
 	SchedulerKey ed25519.PublicKey    `json:"-"`
+	// ShareKey is the X25519 key keyring shares are sealed to. Nil: the
+	// file Cloud.IdentityFile + ".share.x25519" (created on first use).
+	ShareKey *ecdh.PrivateKey `json:"-"`
+	// Argon2 is the cost of the KEK file the connector writes when it
+	// receives the keyring or new versions; zero means keyenvelope's
+	// defaults.
+	Argon2 keyenvelope.Argon2Params `json:"-"`
 }
 
 // LoadConfig reads and validates a JSON config file. Unknown fields are

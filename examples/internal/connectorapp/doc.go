@@ -94,6 +94,56 @@
 // verify" checks it; the package documentation of tunnel/audit says what
 // verification can and cannot detect.
 //
+// # Sharing the keyring
+//
+// The connectors of a tenant share one keyring without the vendor being
+// able to read it (package keyenvelope, "Keyring sharing"). The cloud's
+// key-share relay (cloudapp.Server.SyncKeyShares) posts a KeyShareSync to
+// KeySharePath on every live connector of the tenant each round: the
+// tenant's pending keyring requests, the sealed shares addressed to that
+// connector, and the live, non-revoked connectors with the KEK version
+// numbers each reported. The connector answers with its own request (while
+// it has no keyring) or its keyring ID and version numbers, and with shares
+// it sealed: to every member it approved or learnt from a trusted share,
+// that is not revoked, that the cloud lists as live and that lacks a
+// version or has a lower primary. Keys to seal to come from the
+// connector's own member list, never from the cloud. Shares are signed with the connector's tunnel identity key
+// and sealed to the recipient's X25519 share key (cloud.identity_file +
+// ".share.x25519", created on first use). What a person approved is kept
+// in keys.share_file (default keys.kek_file + ".share.json", 0600); a lock
+// file beside it serialises the agent and the CLI.
+//
+// Runbook for a new connector of a tenant that has a keyring:
+//
+//  1. On the new connector: connector enroll, then connector keys
+//     fingerprint (note it), and connector keys join FP where FP is what
+//     connector keys fingerprint prints on an existing connector. Do not
+//     run keys init: the KEK file must not exist. Start the connector.
+//  2. On that existing connector (the one whose fingerprint was typed at
+//     keys join), after the next round: connector keys
+//     requests lists the new connector's ID and fingerprint. Compare it
+//     with what the new connector showed (in person, by phone: not through
+//     the vendor) and run connector keys approve FP.
+//  3. Within two rounds the new connector receives the keyring, writes the
+//     KEK file under its own configured passphrase and serves keys.
+//
+// Rotation: connector keys rotate on any connector; the running agent
+// reads the new version from its KEK file at the next round and shares it
+// with every approved connector; connector keys promote refuses (naming
+// them) while a connector the last round listed as live lacks the version,
+// unless --force; the other connectors adopt the higher primary when it
+// reaches them. Revocation: revoke the connector in the cloud (the relay
+// stops listing it, so nobody seals to it, and drops its requests and
+// shares) and with connector keys revoke FP on a connector (the revocation
+// travels in its shares; revoked members are never trusted or sealed to
+// again); then rotate, promote, rewrap and retire the old version, since it
+// keeps what it had. What authenticates a share is the fingerprint a person
+// compared: a cloud that enrolls a connector of its own gets nothing
+// without an approval, and a keyring it seals to a joining connector is
+// refused because it is not signed by the approver the person named at
+// keys join. Disabling and destroying a version stay per connector: run
+// them on each (connector keys disable/destroy with its config).
+//
 // # Routes
 //
 // Over the tunnel the connector serves StatusPath (always allowed), the

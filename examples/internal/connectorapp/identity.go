@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -254,38 +253,7 @@ func credentialsKey(d Directory, identityFile string) (*ecdh.PrivateKey, error) 
 	if identityFile == "" {
 		return ecdh.X25519().GenerateKey(rand.Reader)
 	}
-	path := identityFile + ".x25519"
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		k, err := ecdh.X25519().GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-			return nil, fmt.Errorf("connectorapp: writing credentials key: %w", err)
-		}
-		return k, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: credentials key: %w", ErrConfig, err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%w: credentials key %s is not PEM", ErrConfig, path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("%w: credentials key %s: %w", ErrConfig, path, err)
-	}
-	ek, ok := k.(*ecdh.PrivateKey)
-	if !ok || ek.Curve() != ecdh.X25519() {
-		return nil, fmt.Errorf("%w: credentials key %s is not X25519", ErrConfig, path)
-	}
-	return ek, nil
+	return loadOrCreateX25519(identityFile+".x25519", "credentials key")
 }
 
 // socksRefusal names cloud.proxy_url when a SOCKS5 proxy failed the
