@@ -7,8 +7,10 @@
 //	      --self-signed-ca-out ca.pem
 //
 // With --tls-cert and --tls-key it serves that certificate; otherwise it
-// generates a CA and a certificate at start-up and writes the CA to
-// --self-signed-ca-out for connectors and devices to trust. The admin token
+// makes a CA on first start, keeps it in the database (its key sealed under
+// the master key), serves certificates it issues and renews, and writes the
+// CA to --self-signed-ca-out for connectors and devices to trust: restarts
+// keep it, so connectors reconnect with no action. The admin token
 // comes from --admin-token-file or LIAISON_ADMIN_TOKEN. See package
 // examples/internal/cloudapp for the API.
 //

@@ -246,7 +246,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("%w: PublicURL must be an https URL", errConfig)
 	}
-	cert, caPEM, err := cfg.certificate(u.Hostname())
+	getCert, caPEM, err := s.certificate(ctx, u.Hostname())
 	if err != nil {
 		return nil, err
 	}
@@ -316,7 +316,7 @@ func New(cfg Config) (*Server, error) {
 	s.http = &http.Server{
 		Handler:   s.Handler(),
 		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}},
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: getCert},
 	}
 	cfg.HTTP.Apply(s.http)
 	ok = true
