@@ -33,6 +33,9 @@
 //     cloud or, asked live, in the directory (ErrUserDisabled); RestoreKey
 //     issues restore tickets for the admin, disabled users included.
 //   - alerts: SQLite store, log notifier unless Config.Notifier is set.
+//   - probes without authentication: PathHealthz answers 200 "ok" while the
+//     process serves; PathReadyz answers 200 with a JSON Readiness when the
+//     database answers and the server is not shutting down, 503 otherwise.
 //
 // The directory and key clients are built per tenant from a RoundTripper
 // that reaches the tenant's connectors: by default directoryhttp and keyhttp

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -83,6 +84,8 @@ type Server struct {
 	lastSeen   map[string]time.Time
 	progress   map[importer.Scope]importer.Progress
 	importing  map[importer.Scope]bool
+
+	stopping atomic.Bool // Run is shutting down: PathReadyz answers 503
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -474,6 +477,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	s.log.Info("cloud endpoint serving", "url", s.url)
 	<-ctx.Done()
+	s.stopping.Store(true)
 
 	// One node: there is no other gateway to drain connectors to, so the
 	// sessions are closed at once (connectors reconnect when it is back).
