@@ -73,7 +73,8 @@ type Config struct {
 	CertFile, KeyFile string
 	CAOut             string
 	// PublicURL is the https:// URL connectors and devices use; default
-	// https://<listener address>.
+	// https://<listener address>, with a warning in the log when that
+	// address is a wildcard (0.0.0.0, ::).
 	PublicURL string
 
 	// AdminToken authenticates the admin API and status page. Requests

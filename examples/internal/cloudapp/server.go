@@ -244,6 +244,9 @@ func New(cfg Config) (*Server, error) {
 	s.url = cfg.PublicURL
 	if s.url == "" {
 		s.url = "https://" + s.ln.Addr().String()
+		if wildcard(s.ln.Addr()) {
+			log.Warn("cloudapp: listening on a wildcard address without a public URL: connectors and devices are handed a URL that reaches nothing elsewhere; set PublicURL (--public-url) to the https URL they use", "url", s.url)
+		}
 	}
 	u, err := url.Parse(s.url)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
@@ -397,6 +400,20 @@ func randomID() string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// wildcard reports whether a is an unspecified address (0.0.0.0, ::, or no
+// host), which is no address to hand to a client.
+func wildcard(a net.Addr) bool {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 // URL returns the Server's public https URL.
