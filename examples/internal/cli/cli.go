@@ -49,11 +49,12 @@ func Version(program string) string {
 }
 
 // isPackage reports whether p is the prefix one of this module's packages
-// puts on its errors. Message drops them: the program prints its own single
+// (or programs) puts on its errors. Message drops them: the program prints its own single
 // prefix.
 func isPackage(p string) bool {
 	switch p {
-	case "activation", "alerts", "cloudapp", "connectorapp", "directory", "directoryhttp",
+	case "activate", "cloud", "connector", // the programs' own prefixes
+		"activation", "alerts", "cloudapp", "connectorapp", "directory", "directoryhttp",
 		"importer", "keyenvelope", "keyhttp", "loginguard", "masterkey", "tunnel":
 		return true
 	}
