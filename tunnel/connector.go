@@ -225,6 +225,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 		MaxIdleConns:        1,
 		IdleConnTimeout:     time.Second,
 	}
+	tr.OnProxyConnectResponse = onProxyConnectResponse // dialerr.go: a 407 names the proxy
 	c.cfg = cfg
 	c.tr = tr
 	c.client = &http.Client{Transport: socksHints{tr}}
@@ -437,18 +438,7 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		if resp != nil {
-			switch resp.StatusCode {
-			case http.StatusUnauthorized:
-				return nil, "", ErrUnauthorized
-			case http.StatusForbidden:
-				return nil, "", ErrRevoked
-			case http.StatusUpgradeRequired:
-				return nil, "", fmt.Errorf("tunnel: connect: the gateway does not speak %s (HTTP 426): upgrade the connector or the cloud so both speak the same major version", Subprotocol)
-			}
-			return nil, "", fmt.Errorf("tunnel: connect: HTTP %d: %w", resp.StatusCode, err)
-		}
-		return nil, "", fmt.Errorf("tunnel: connect: %w", err)
+		return nil, "", connectError(c.cfg.URL, resp, err) // dialerr.go
 	}
 	if conn.Subprotocol() != Subprotocol {
 		_ = conn.CloseNow()

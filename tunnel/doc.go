@@ -102,4 +102,14 @@
 // status reports [ErrHandshake] (with [ErrCloudKeyMismatch] when the
 // gateway did not prove the pinned key) and it retries. [NewConnector]
 // returns [ErrCloudKeyMissing] for an identity enrolled before protocol v2.
+//
+// Failed connects that something on the path causes are reported in
+// [Status].Err as a [*ConnectError] that names the fix, and Run retries
+// them: [ErrProxyAuth] (the proxy answered 407; the message names the
+// proxy), [ErrUntrustedCertificate] (the certificate shown for the cloud
+// comes from an unknown CA; the message names its issuer, usually a
+// TLS-inspecting proxy's CA to add to ExtraRootCAs) and [ErrUpgradeRefused]
+// (the upgrade was answered with anything but 101 and is not the
+// gateway's own 401 or 403: a proxy or firewall removed the WebSocket
+// upgrade).
 package tunnel

@@ -266,7 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !slices.Contains(websocketProtocols(r), Subprotocol) {
-		http.Error(w, "unsupported tunnel protocol: this gateway speaks "+Subprotocol+" only; upgrade the connector", http.StatusUpgradeRequired)
+		http.Error(w, protocolMismatchBody+"this gateway speaks "+Subprotocol+" only; upgrade the connector", http.StatusUpgradeRequired)
 		return
 	}
 	// Server read/write timeouts must not end a long-lived session.

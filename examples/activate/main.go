@@ -11,6 +11,9 @@
 //
 //	activate --cloud URL --tenant T --token T --simulate 10000 --workers 64 --login user%06d --login-count 2000 --domain liaison.test
 //
+// activate version (or --version) prints the build's module version, Go
+// version and OS/architecture.
+//
 // Exit codes: 0 activated; 1 refused by the cloud; 2 usage error;
 // 5 any other failure (network, TLS, server error after retries). With
 // --simulate: 0 when every device was activated, 1 otherwise.

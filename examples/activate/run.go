@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/liaisonhq/liaison/activation"
+	"github.com/liaisonhq/liaison/examples/internal/cli"
 )
 
 type options struct {
@@ -29,6 +30,10 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "version" || args[0] == "-version" || args[0] == "--version") {
+		fmt.Fprintln(stdout, cli.Version("activate"))
+		return exitOK
+	}
 	fs := flag.NewFlagSet("activate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o options
@@ -63,20 +68,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.token = strings.TrimSpace(string(b))
 	}
 	if err := o.defaults(); err != nil {
-		fmt.Fprintf(stderr, "activate: %v\n", err)
+		fmt.Fprintf(stderr, "activate: %v\n", cli.Message(err))
 		return exitUsage
 	}
 	var caPEM []byte
 	if o.caFile != "" {
 		var err error
 		if caPEM, err = os.ReadFile(o.caFile); err != nil {
-			fmt.Fprintf(stderr, "activate: %v\n", err)
+			fmt.Fprintf(stderr, "activate: %v\n", cli.Message(err))
 			return exitUsage
 		}
 	}
 	c, err := newClient(o.cloud, caPEM, max(o.workers, 2))
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "activate:", cli.Message(err))
 		return exitUsage
 	}
 	if o.simulate > 0 {
@@ -187,12 +192,12 @@ func activateDevice(ctx context.Context, c *client, o options, stdout, stderr io
 	statePath := filepath.Join(o.stateDir, "device.json")
 	key, err := loadOrCreateKey(keyPath)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "activate:", cli.Message(err))
 		return exitFailure
 	}
 	st, err := readState(statePath)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "activate:", cli.Message(err))
 		return exitFailure
 	}
 	switch {
@@ -207,7 +212,7 @@ func activateDevice(ctx context.Context, c *client, o options, stdout, stderr io
 	if st.DeviceID != o.deviceID {
 		st = deviceState{Cloud: o.cloud, Tenant: o.tenant, DeviceID: o.deviceID}
 		if err := writeState(statePath, st); err != nil {
-			fmt.Fprintf(stderr, "activate: writing device state: %v\n", err)
+			fmt.Fprintf(stderr, "activate: writing device state: %v\n", cli.Message(err))
 			return exitFailure
 		}
 	}
@@ -229,7 +234,7 @@ func activateDevice(ctx context.Context, c *client, o options, stdout, stderr io
 	}
 	st.UserID, st.Credential, st.ActivatedAt = a.resp.UserID, a.resp.Credential, time.Now().UTC().Truncate(time.Second)
 	if err := writeState(statePath, st); err != nil {
-		fmt.Fprintf(stderr, "activate: activated, but writing the credential failed: %v\n", err)
+		fmt.Fprintf(stderr, "activate: activated, but writing the credential failed: %v\n", cli.Message(err))
 		return exitFailure
 	}
 	if o.jsonOut {
@@ -244,7 +249,7 @@ func activateDevice(ctx context.Context, c *client, o options, stdout, stderr io
 
 func describe(a attempt) string {
 	if a.err != nil {
-		return a.err.Error()
+		return cli.Message(a.err)
 	}
 	return a.message
 }

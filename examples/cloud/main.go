@@ -7,8 +7,10 @@
 //	      --self-signed-ca-out ca.pem
 //
 // With --tls-cert and --tls-key it serves that certificate; otherwise it
-// generates a CA and a certificate at start-up and writes the CA to
-// --self-signed-ca-out for connectors and devices to trust. The admin token
+// makes a CA on first start, keeps it in the database (its key sealed under
+// the master key), serves certificates it issues and renews, and writes the
+// CA to --self-signed-ca-out for connectors and devices to trust: restarts
+// keep it, so connectors reconnect with no action. The admin token
 // comes from --admin-token-file or LIAISON_ADMIN_TOKEN. See package
 // examples/internal/cloudapp for the API.
 //
@@ -19,6 +21,14 @@
 // the database under the master key: back up both files, and keep the
 // copies apart, since either alone is useless and both together are every
 // secret. --self-signed-ca-out is a public certificate (0644).
+//
+// Logs go to stderr as text, or as JSON lines with --log-format json. Listening
+// on a wildcard address (--listen :8443, 0.0.0.0, [::]) without --public-url
+// logs a warning: connectors would be handed https://[::]:8443.
+//
+// cloud version (or --version) prints the build's module version, Go version
+// and OS/architecture. Exit codes: 0 success, -h and version; 1 failure;
+// 2 usage error.
 //
 // Rotating the job-ticket signing key: POST /v1/admin/scheduler-keys/next,
 // add the returned key to every connector's keys.extra_scheduler_public_keys,
@@ -32,6 +42,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -39,19 +50,53 @@ import (
 	"syscall"
 
 	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/examples/internal/cli"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/internal/httpguard"
 )
 
+// Exit codes: 0 success (and -h, --version); 1 failure; 2 usage error.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "cloud:", err)
-		os.Exit(1)
-	}
+	os.Exit(command(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) error {
+// usageError is an error in the command line (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// command runs the program and returns its exit code, printing errors with
+// one "cloud: " prefix.
+func command(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, cli.Version("cloud"))
+		return exitOK
+	}
+	err := run(args, stdout, stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "cloud:", cli.Message(err))
+		return exitUsage
+	}
+	fmt.Fprintln(stderr, "cloud:", cli.Message(err))
+	return exitFailure
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("cloud", flag.ContinueOnError)
+	// Parse errors are returned (command prints them); -h prints the
+	// usage to stdout below.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	publicURL := fs.String("public-url", "", "https URL connectors and devices use (default https://<listen>)")
 	dbPath := fs.String("db", "liaison-cloud.db", "SQLite database file (created 0600)")
@@ -77,12 +122,36 @@ func run(args []string) error {
 	webhookURL := fs.String("webhook-url", "", "POST alert notifications here, signed with HMAC (https, or http on loopback)")
 	webhookSecretFile := fs.String("webhook-secret-file", "", "file holding the webhook HMAC secret (at least 16 bytes)")
 	verbose := fs.Bool("v", false, "debug logs")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, "usage: cloud [flags]\n       cloud version\n\nflags:\n")
+			fs.PrintDefaults()
+			return err
+		}
+		return usageError{fmt.Errorf("%w (cloud -h lists the flags)", err)}
+	}
+	if fs.NArg() != 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (cloud -h lists the flags)", fs.Arg(0))}
 	}
 	if (*certFile == "") != (*keyFile == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+		return usageError{errors.New("--tls-cert and --tls-key go together")}
 	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	var handler slog.Handler
+	switch *logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	default:
+		return usageError{fmt.Errorf("unknown --log-format %q: want text or json", *logFormat)}
+	}
+	logger := slog.New(handler)
 	token := os.Getenv("LIAISON_ADMIN_TOKEN")
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
@@ -94,11 +163,6 @@ func run(args []string) error {
 	if token == "" {
 		return errors.New("an admin token is required: --admin-token-file or LIAISON_ADMIN_TOKEN")
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

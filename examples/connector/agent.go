@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/liaisonhq/liaison/examples/internal/cli"
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
 )
@@ -39,7 +40,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		// its cloud section matters here.
 		cfg, err := connectorapp.LoadConfig(*configFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "connector: %v\n", err)
+			fmt.Fprintln(stderr, "connector:", cli.Message(err))
 			return exitUsage
 		}
 		c = cfg.Cloud
@@ -77,10 +78,10 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "connector: enrollment refused: the token is unknown, used or expired; ask for a new one")
 		return exitFailure
 	case errors.Is(err, tunnel.ErrCloudKeyMismatch):
-		fmt.Fprintf(stderr, "connector: enrollment stopped: the cloud key does not match the fingerprint in the token; something between this host and the cloud (a TLS-inspecting proxy?) is posing as the cloud, or the token is for another cloud (%v)\n", err)
+		fmt.Fprintf(stderr, "connector: enrollment stopped: the cloud key does not match the fingerprint in the token; something between this host and the cloud (a TLS-inspecting proxy?) is posing as the cloud, or the token is for another cloud (%v)\n", cli.Message(err))
 		return exitFailure
 	case err != nil:
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "enrolled: connector %s of tenant %s; cloud key %s pinned; identity in %s\n", id.ConnectorID, id.Tenant, id.CloudKey.Fingerprint(), c.IdentityFile)
@@ -109,7 +110,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	if *logFile != "" {
 		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
-			fmt.Fprintf(stderr, "connector run: %v\n", err)
+			fmt.Fprintln(stderr, "connector run:", cli.Message(err))
 			return exitFailure
 		}
 		defer f.Close()
@@ -132,12 +133,12 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	logger := slog.New(h)
 	cfg, err := connectorapp.LoadConfig(*configFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	agent, err := connectorapp.New(cfg, logger)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	err = agent.Run(ctx)
@@ -149,7 +150,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	case errors.Is(err, tunnel.ErrRevoked):
 		logger.Error("connector revoked by the cloud: enroll again with a new token")
 	default:
-		logger.Error("connector failed", slog.String("err", err.Error()))
+		logger.Error("connector failed", slog.String("err", cli.Message(err)))
 	}
 	return exitFailure
 }
@@ -174,14 +175,14 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	cfg, err := connectorapp.LoadConfig(*configFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	auditDir := cfg.AuditDir()
 	cfg.Audit.Disabled = true // a running connector owns the audit log: do not fork its chain
 	agent, err := connectorapp.New(cfg, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	defer agent.Close()
@@ -207,7 +208,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if d := agent.Directory(); d != nil {
 		info, err := d.Info(ctx)
 		if err != nil {
-			fmt.Fprintf(stderr, "connector: directory: %v\n", err)
+			fmt.Fprintf(stderr, "connector: directory: %v\n", cli.Message(err))
 			return exitFailure
 		}
 		fmt.Fprintf(stdout, "directory: %s (%s, %s)\n", info.Server, info.Profile, info.Vendor)

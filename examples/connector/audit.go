@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/liaisonhq/liaison/examples/internal/cli"
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel/audit"
 )
@@ -124,12 +125,12 @@ func runAuditTail(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfigFlag(af.config)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	files, err := af.files(cfg, nil)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector audit tail: %v\n", err)
+		fmt.Fprintf(stderr, "connector audit tail: %v\n", cli.Message(err))
 		return exitFailure
 	}
 	// Newest files first, until n entries are found.
@@ -137,7 +138,7 @@ func runAuditTail(args []string, stdout, stderr io.Writer) int {
 	for i := len(files) - 1; i >= 0 && countEntries(lines) < *n; i-- {
 		b, err := os.ReadFile(files[i])
 		if err != nil {
-			fmt.Fprintf(stderr, "connector audit tail: %v\n", err)
+			fmt.Fprintf(stderr, "connector audit tail: %v\n", cli.Message(err))
 			return exitFailure
 		}
 		fileLines := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
@@ -230,7 +231,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := loadConfigFlag(af.config)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	if cfg == nil && *identity == "" && *pubB64 == "" {
@@ -239,12 +240,12 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 	}
 	pub, err := verifyKey(cfg, *identity, *pubB64)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector audit verify: %v\n", err)
+		fmt.Fprintf(stderr, "connector audit verify: %v\n", cli.Message(err))
 		return exitFailure
 	}
 	files, err := af.files(cfg, fs.Args())
 	if err != nil {
-		fmt.Fprintf(stderr, "connector audit verify: %v\n", err)
+		fmt.Fprintf(stderr, "connector audit verify: %v\n", cli.Message(err))
 		return exitFailure
 	}
 	v := audit.NewVerifier(pub)
@@ -266,10 +267,10 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "connector audit verify: FAILED: %s line %d: %s\n", le.File, le.Line, le.Reason)
 		return exitRefused
 	case errors.Is(err, audit.ErrTampered):
-		fmt.Fprintf(stderr, "connector audit verify: FAILED: %v\n", err)
+		fmt.Fprintf(stderr, "connector audit verify: FAILED: %v\n", cli.Message(err))
 		return exitRefused
 	default:
-		fmt.Fprintf(stderr, "connector audit verify: %v\n", err)
+		fmt.Fprintf(stderr, "connector audit verify: %v\n", cli.Message(err))
 		return exitFailure
 	}
 	fmt.Fprintf(stdout, "intact: %d file(s), %d line(s), %d request(s), %d checkpoint(s) signed by key %s\n",

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/examples/internal/cli"
 	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 )
 
@@ -233,6 +234,11 @@ func runDirectory(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return exitUsage
 	}
 	sub := args[0]
+	switch sub {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
 	fs := flag.NewFlagSet("connector directory "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var conn connFlags
@@ -269,24 +275,24 @@ func runDirectory(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return exitUsage
 	}
 	if err := conn.fromConfig(fs); err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitUsage
 	}
 	cfg, err := conn.config(stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitUsage
 	}
 	var m directory.Mapping
 	if sub == "users" || wantLogin {
 		if m, err = scope.mapping(); err != nil {
-			fmt.Fprintf(stderr, "connector: %v\n", err)
+			fmt.Fprintln(stderr, "connector:", cli.Message(err))
 			return exitUsage
 		}
 	}
 	client, err := directory.Open(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "connector: %v\n", err)
+		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitUsage
 	}
 	defer client.Close()
@@ -348,7 +354,7 @@ func runDirectory(ctx context.Context, args []string, stdin io.Reader, stdout, s
 	default: // auth
 		pw, err := promptPassword(stdin, stderr, pos[0])
 		if err != nil {
-			fmt.Fprintf(stderr, "connector: reading password from stdin: %v\n", err)
+			fmt.Fprintf(stderr, "connector: reading password from stdin: %v\n", cli.Message(err))
 			return exitUsage
 		}
 		u, err := client.CheckCredentials(ctx, m, pos[0], pw)
@@ -435,6 +441,6 @@ func encode(enc *json.Encoder, stderr io.Writer, v any) int {
 }
 
 func fail(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "connector: %v\n", err)
+	fmt.Fprintln(stderr, "connector:", cli.Message(err))
 	return exitFailure
 }

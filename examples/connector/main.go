@@ -9,6 +9,7 @@
 //	connector directory info|ous|groups|users|lookup|auth [flags]
 //	connector keys init|status|rotate|promote|disable|enable|destroy|passwd|escrow [flags]
 //	connector audit tail|verify [flags]
+//	connector version
 //
 // Exit codes: 0 success; 1 credentials refused (directory auth); 2 usage
 // error; 3 user not found and 4 ambiguous (directory lookup); 5 any other
@@ -23,6 +24,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/liaisonhq/liaison/examples/internal/cli"
 )
 
 // Exit codes. They are part of the command's contract.
@@ -46,6 +49,7 @@ func main() {
 }
 
 const usage = `usage:
+  connector version
   connector enroll --cloud URL --token T [--config FILE | --identity FILE] [--ca-file FILE] [--proxy URL]
   connector run --config FILE [--log-format text|json] [--log-file FILE]
   connector check --config FILE      (load everything, ask the directory, do not dial the cloud)
@@ -90,6 +94,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runAudit(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, cli.Version("connector"))
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "connector: unknown command %q\n%s", args[0], usage)

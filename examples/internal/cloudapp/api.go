@@ -72,6 +72,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+PathEnroll, s.gw.EnrollHandler()) // the cloud's tunnel key, checked against the token
 	mux.Handle("POST "+PathActivate, s.activator.Handler())
 	mux.HandleFunc("POST "+PathLogin, s.serveLogin)
+	mux.HandleFunc("GET "+PathHealthz, s.serveHealthz)
+	mux.HandleFunc("GET "+PathReadyz, s.serveReadyz)
 	mux.Handle("POST "+PathDeviceAuth, s.activator.DeviceAuthHandler())
 	mux.HandleFunc("GET "+PathSchedulerKey, func(w http.ResponseWriter, r *http.Request) {
 		// The current key is signed by the tunnel identity, so a connector

@@ -2,18 +2,10 @@ package cloudapp
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"database/sql"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"time"
@@ -69,15 +61,20 @@ type Config struct {
 	// their token is verified: a synchronous import of 100 000 users takes
 	// minutes. Default 1h.
 	AdminTimeout time.Duration
-	// TLS: Certificate, else CertFile and KeyFile, else a CA and a
-	// server certificate (127.0.0.1, ::1, localhost and PublicURL's
-	// host) generated at start-up; CAOut, when set, receives that CA's PEM
-	// for connectors and devices to trust. TLS 1.3 only.
+	// TLS: Certificate, else CertFile and KeyFile, else a self-signed
+	// CA kept in the database (its key sealed under the master key like
+	// the other secrets, made on first start, valid 10 years) and a server
+	// certificate (127.0.0.1, ::1, localhost and PublicURL's host) it
+	// issues at every start and renews, while serving, once less than a
+	// third of its 90 days remains. Connectors and devices trust the CA,
+	// so restarts and renewals leave them connected. CAOut, when set,
+	// receives that CA's PEM. TLS 1.3 only.
 	Certificate       *tls.Certificate
 	CertFile, KeyFile string
 	CAOut             string
 	// PublicURL is the https:// URL connectors and devices use; default
-	// https://<listener address>.
+	// https://<listener address>, with a warning in the log when that
+	// address is a wildcard (0.0.0.0, ::).
 	PublicURL string
 
 	// AdminToken authenticates the admin API and status page. Requests
@@ -167,75 +164,6 @@ type Config struct {
 	// Logger receives operational logs; nil discards. Secrets are never
 	// logged.
 	Logger *slog.Logger
-}
-
-// certificate returns the listener's certificate and, when generated, the CA
-// that signed it.
-func (c *Config) certificate(publicHost string) (tls.Certificate, []byte, error) {
-	switch {
-	case c.Certificate != nil:
-		return *c.Certificate, nil, nil
-	case c.CertFile != "" || c.KeyFile != "":
-		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-		if err != nil {
-			return tls.Certificate{}, nil, fmt.Errorf("cloudapp: load certificate: %w", err)
-		}
-		return cert, nil, nil
-	}
-	return selfSigned(publicHost)
-}
-
-// selfSigned makes a CA and a server certificate for loopback and host.
-func selfSigned(host string) (tls.Certificate, []byte, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	now := time.Now()
-	ca := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "Liaison example cloud CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.AddDate(1, 0, 0),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("cloudapp: make CA: %w", err)
-	}
-	ca, _ = x509.ParseCertificate(caDER)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, nil, err
-	}
-	leaf := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "liaison cloud"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(0, 3, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	if ip := net.ParseIP(host); ip != nil {
-		leaf.IPAddresses = append(leaf.IPAddresses, ip)
-	} else if host != "" && host != "localhost" {
-		leaf.DNSNames = append(leaf.DNSNames, host)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, leaf, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return tls.Certificate{}, nil, fmt.Errorf("cloudapp: make certificate: %w", err)
-	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, caPEM, nil
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	return n
 }
 
 var errConfig = errors.New("cloudapp: invalid config")

@@ -125,8 +125,30 @@ func (d db) createSchema(ctx context.Context) error {
 // secret's row cannot stand in for another's. Any name works: a new secret
 // needs no schema change.
 func (d db) secret(ctx context.Context, name string, n int) ([]byte, error) {
-	fresh := make([]byte, n)
-	if _, err := rand.Read(fresh); err != nil {
+	v, err := d.generatedSecret(ctx, name, func() ([]byte, error) {
+		fresh := make([]byte, n)
+		if _, err := rand.Read(fresh); err != nil {
+			return nil, err
+		}
+		return fresh, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(v) != n {
+		return nil, fmt.Errorf("cloudapp: secret %s is %d bytes, want %d", name, len(v), n)
+	}
+	return v, nil
+}
+
+// generatedSecret is secret for values gen makes on first use (a CA and its
+// key), sealed the same way.
+func (d db) generatedSecret(ctx context.Context, name string, gen func() ([]byte, error)) ([]byte, error) {
+	if v, ok, err := d.existingSecret(ctx, d, name); err != nil || ok {
+		return v, err
+	}
+	fresh, err := gen()
+	if err != nil {
 		return nil, err
 	}
 	// Concurrent first uses (other nodes on one database) race here; the
@@ -143,9 +165,6 @@ func (d db) secret(ctx context.Context, name string, n int) ([]byte, error) {
 	v, err := d.mk.Open(name, sealed)
 	if err != nil {
 		return nil, fmt.Errorf("cloudapp: secret %s does not open with the master key: MasterKeyFile (--master-key-file) is not the one this database was created with", name)
-	}
-	if len(v) != n {
-		return nil, fmt.Errorf("cloudapp: secret %s is %d bytes, want %d", name, len(v), n)
 	}
 	return v, nil
 }

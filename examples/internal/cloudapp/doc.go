@@ -33,6 +33,9 @@
 //     cloud or, asked live, in the directory (ErrUserDisabled); RestoreKey
 //     issues restore tickets for the admin, disabled users included.
 //   - alerts: SQLite store, log notifier unless Config.Notifier is set.
+//   - probes without authentication: PathHealthz answers 200 "ok" while the
+//     process serves; PathReadyz answers 200 with a JSON Readiness when the
+//     database answers and the server is not shutting down, 503 otherwise.
 //
 // The directory and key clients are built per tenant from a RoundTripper
 // that reaches the tenant's connectors: by default directoryhttp and keyhttp
@@ -95,6 +98,15 @@
 // existing database found readable by group or others are set to 0600 at
 // start, with a warning in the log. The master key file is created 0600 and
 // tightened the same way. Config.CAOut is a public certificate (0644).
+//
+// Self-signed mode. Without a configured certificate the cloud makes a CA on
+// first start and keeps it in the database, its key sealed as the secret
+// "self_signed_ca": restarts and other nodes on the same database serve
+// certificates from the same CA, so connectors that trust it
+// (cloud.ca_file) stay connected. The server certificate is issued from it
+// at every start for 90 days and renewed during a TLS handshake once less
+// than a third of that remains. The CA lasts 10 years and is never renewed
+// by the cloud; a warning is logged at start when it has less than 90 days.
 //
 // Secrets. The secrets the cloud makes on first start (the scheduler's
 // Ed25519 seed that signs job tickets, the activation credential key, the

@@ -15,3 +15,7 @@ func Secret(s *Server, name string, n int) ([]byte, error) {
 func TunnelVia(s *Server, tenant, connectorID string) http.RoundTripper {
 	return s.tunnelVia(tenant, connectorID)
 }
+
+// SetStopping marks s as shutting down, as Run does once it is asked to
+// stop, for tests of PathReadyz.
+func SetStopping(s *Server) { s.stopping.Store(true) }

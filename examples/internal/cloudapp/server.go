@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
@@ -87,6 +88,7 @@ type Server struct {
 	shareRound sync.Mutex // serialises key-share rounds
 	shareMu    sync.Mutex
 	shares     map[string]*shareBox // tenant -> key-share relay state
+	stopping   atomic.Bool          // Run is shutting down: PathReadyz answers 503
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -245,12 +247,15 @@ func New(cfg Config) (*Server, error) {
 	s.url = cfg.PublicURL
 	if s.url == "" {
 		s.url = "https://" + s.ln.Addr().String()
+		if wildcard(s.ln.Addr()) {
+			log.Warn("cloudapp: listening on a wildcard address without a public URL: connectors and devices are handed a URL that reaches nothing elsewhere; set PublicURL (--public-url) to the https URL they use", "url", s.url)
+		}
 	}
 	u, err := url.Parse(s.url)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("%w: PublicURL must be an https URL", errConfig)
 	}
-	cert, caPEM, err := cfg.certificate(u.Hostname())
+	getCert, caPEM, err := s.certificate(ctx, u.Hostname())
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +325,7 @@ func New(cfg Config) (*Server, error) {
 	s.http = &http.Server{
 		Handler:   s.Handler(),
 		ErrorLog:  slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}},
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: getCert},
 	}
 	cfg.HTTP.Apply(s.http)
 	ok = true
@@ -398,6 +403,20 @@ func randomID() string {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// wildcard reports whether a is an unspecified address (0.0.0.0, ::, or no
+// host), which is no address to hand to a client.
+func wildcard(a net.Addr) bool {
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 // URL returns the Server's public https URL.
@@ -481,6 +500,7 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	s.log.Info("cloud endpoint serving", "url", s.url)
 	<-ctx.Done()
+	s.stopping.Store(true)
 
 	// One node: there is no other gateway to drain connectors to, so the
 	// sessions are closed at once (connectors reconnect when it is back).

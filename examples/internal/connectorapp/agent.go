@@ -59,12 +59,13 @@ type Agent struct {
 	shareMu sync.Mutex
 	kekStat os.FileInfo
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	closed bool
-	status tunnel.Status
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool
+	status   tunnel.Status
+	failures int // consecutive failed connects, for the log level
 }
 
 // New checks cfg, reads the files it names (identity, key, passwords, KEK
@@ -394,8 +395,16 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 func (a *Agent) onStatus(s tunnel.Status) {
+	s.Err = withFix(s.Err) // connerr.go: name the setting that fixes it
 	a.mu.Lock()
 	a.status = s
+	switch s.State {
+	case tunnel.StateConnected:
+		a.failures = 0
+	case tunnel.StateDisconnected:
+		a.failures++
+	}
+	failures := a.failures
 	a.mu.Unlock()
 	attrs := []any{slog.String("state", s.State.String())}
 	if s.NodeID != "" {
@@ -407,7 +416,16 @@ func (a *Agent) onStatus(s tunnel.Status) {
 	if s.RetryIn > 0 {
 		attrs = append(attrs, slog.Duration("retry_in", s.RetryIn.Round(time.Millisecond)))
 	}
-	a.log.Info("tunnel status", attrs...)
+	// Failed connects: WARN for the first ones, then ERROR while it keeps
+	// retrying.
+	switch {
+	case s.State != tunnel.StateDisconnected || s.Err == nil:
+		a.log.Info("tunnel status", attrs...)
+	case failures <= warnFailures:
+		a.log.Warn("tunnel status", append(attrs, slog.Int("failures", failures))...)
+	default:
+		a.log.Error("tunnel status", append(attrs, slog.Int("failures", failures))...)
+	}
 	if a.cfg.OnStatus != nil {
 		a.cfg.OnStatus(s)
 	}

@@ -53,6 +53,17 @@
 // rotation of the cloud's signing key (old and new both valid while the
 // cloud switches); empty otherwise.
 //
+// # Connect failures
+//
+// A failed connect that something on the path causes is reported in the
+// Status (Agent.Status, Config.OnStatus) as a *ConnectError naming the
+// setting that fixes it: a proxy's 407 names the proxy and cloud.proxy_url,
+// a certificate from an unknown CA names its issuer and cloud.ca_file (a
+// TLS-inspecting proxy's CA), and any answer but 101 to the WebSocket
+// upgrade says a proxy or firewall removed it and what to allow. Failed
+// connects are logged at WARN for the first three in a row, then at ERROR
+// while the connector keeps retrying.
+//
 // # Sealed passwords
 //
 // Credential checks must carry the password sealed with HPKE to the
