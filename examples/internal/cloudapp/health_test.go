@@ -53,6 +53,10 @@ func TestReadyzChecks(t *testing.T) {
 		e := newEnv(t, func(c *cloudapp.Config) {
 			c.DB, c.DBPath, c.MasterKeyFile = sqldb, "", filepath.Join(dir, "master.key")
 		})
+		// Serving first: Run reads the database before it serves, so
+		// closing it earlier would stop the server, not make it unready.
+		code, _ := e.get("/healthz")
+		require.Equal(t, http.StatusOK, code)
 		require.NoError(t, sqldb.Close())
 		code, body := e.get("/readyz")
 		assert.Equal(t, http.StatusServiceUnavailable, code)
