@@ -109,6 +109,10 @@ func TestMetrics(t *testing.T) {
 	}
 	require.Equal(t, http.StatusOK, login("user0", "right"))
 	require.Equal(t, http.StatusUnauthorized, login("user1", "wrong"))
+	// Three failures for one account (Config.LoginMaxFailures): the next is throttled.
+	require.Equal(t, http.StatusUnauthorized, login("user1", "wrong"))
+	require.Equal(t, http.StatusUnauthorized, login("user1", "wrong"))
+	require.Equal(t, http.StatusTooManyRequests, login("user1", "wrong"))
 
 	// An activation.
 	var tok struct {
@@ -146,8 +150,8 @@ func TestMetrics(t *testing.T) {
 	requireValue(t, fams, "liaison_import_runs_total", map[string]string{"outcome": "failed"}, 0)
 	requireValue(t, fams, "liaison_import_users_applied_total", map[string]string{"op": "create"}, 3)
 	requireValue(t, fams, "liaison_web_logins_total", map[string]string{"outcome": "ok"}, 1)
-	requireValue(t, fams, "liaison_web_logins_total", map[string]string{"outcome": "failed"}, 1)
-	requireValue(t, fams, "liaison_web_logins_total", map[string]string{"outcome": "throttled"}, 0)
+	requireValue(t, fams, "liaison_web_logins_total", map[string]string{"outcome": "failed"}, 3)
+	requireValue(t, fams, "liaison_web_logins_total", map[string]string{"outcome": "throttled"}, 1)
 	requireValue(t, fams, "liaison_web_logins_total", map[string]string{"outcome": "unavailable"}, 0)
 	requireValue(t, fams, "liaison_activations_total", map[string]string{"decision": string(activation.DecisionActivated)}, 1)
 	requireValue(t, fams, "liaison_activations_total", map[string]string{"decision": string(activation.DecisionTokenIssued)}, 1)
