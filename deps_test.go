@@ -114,3 +114,38 @@ func isExecutableBinary(t *testing.T, name string) bool {
 	}
 	return false
 }
+
+// Metrics are the cloud's (examples/internal/cloudapp): the SDK packages
+// and the connector program carry no Prometheus code.
+func TestNoPrometheusOutsideTheCloud(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found: cannot list dependencies")
+	}
+	pkgs := []string{"./examples/connector", "./examples/internal/connectorapp"}
+	for _, p := range topLevel {
+		pkgs = append(pkgs, "./"+p+"/...")
+	}
+	for _, pkg := range pkgs {
+		t.Run(pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-json=ImportPath", pkg).Output()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v", pkg, err)
+			}
+			dec := json.NewDecoder(strings.NewReader(string(out)))
+			n := 0
+			for dec.More() {
+				var p struct{ ImportPath string }
+				if err := dec.Decode(&p); err != nil {
+					t.Fatalf("decode go list output: %v", err)
+				}
+				n++
+				if strings.HasPrefix(p.ImportPath, "github.com/prometheus/") {
+					t.Errorf("%s depends on %s", pkg, p.ImportPath)
+				}
+			}
+			if n == 0 {
+				t.Fatalf("go list -deps %s listed nothing", pkg)
+			}
+		})
+	}
+}

@@ -121,6 +121,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	sourceBurst := fs.Int("activation-source-burst", 0, "activation burst per source address (default 100)")
 	webhookURL := fs.String("webhook-url", "", "POST alert notifications here, signed with HMAC (https, or http on loopback)")
 	webhookSecretFile := fs.String("webhook-secret-file", "", "file holding the webhook HMAC secret (at least 16 bytes)")
+	metricsPublic := fs.Bool("metrics-public", false, "serve /metrics without authentication (default: the admin token, Bearer or as the basic-auth password)")
+	metricsTenants := fs.Int("metrics-tenant-labels", 0, "per-tenant series on /metrics only while at most this many tenants have a live connector (default 100; negative: never)")
 	verbose := fs.Bool("v", false, "debug logs")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	if err := fs.Parse(args); err != nil {
@@ -192,6 +194,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		ImportConcurrency: *importConc, ImportTimeout: *importTimeout, RequestTimeout: *requestTimeout,
 		ActivationTokenRate: *tokenRate, ActivationTokenBurst: *tokenBurst,
 		ActivationSourceRate: *sourceRate, ActivationSourceBurst: *sourceBurst,
+		MetricsPublic: *metricsPublic, MetricsTenantLabels: *metricsTenants,
 		Logger: logger,
 	})
 	if err != nil {

@@ -272,7 +272,8 @@ func (s *Server) Login(ctx context.Context, tenant, mappingID, login, password s
 }
 
 // login is Login with the client's address, for the per-source limit.
-func (s *Server) login(ctx context.Context, tenant, mappingID, login, password, source string) (LoginResult, error) {
+func (s *Server) login(ctx context.Context, tenant, mappingID, login, password, source string) (_ LoginResult, err error) {
+	defer func() { s.metrics.logins.WithLabelValues(loginOutcome(err)).Inc() }()
 	if login == "" || password == "" {
 		return LoginResult{}, &LoginError{Err: ErrLoginFailed, Reason: directory.ReasonEmptyPassword}
 	}
@@ -338,7 +339,8 @@ func (s *Server) RestoreKey(ctx context.Context, tenant, userID, jobID string, w
 	return s.releaseKey(ctx, tenant, userID, jobID, keyenvelope.JobRestore, workerKey, ttl)
 }
 
-func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, job keyenvelope.JobPurpose, workerKey []byte, ttl time.Duration) (Release, error) {
+func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, job keyenvelope.JobPurpose, workerKey []byte, ttl time.Duration) (_ Release, err error) {
+	defer func() { s.metrics.keyReleases.WithLabelValues(releasePurpose(job), releaseOutcome(err)).Inc() }()
 	if !validName(jobID) || userID == "" {
 		return Release{}, fmt.Errorf("%w: job ID and user ID", ErrInvalid)
 	}
@@ -473,9 +475,13 @@ func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose st
 // activationAudit logs activation's refusals and retries with their
 // specific reason (a disabled user, an unknown token), which the device
 // never sees. Successful activations are logged at debug level.
-type activationAudit struct{ log *slog.Logger }
+type activationAudit struct {
+	log *slog.Logger
+	m   *metrics // liaison_activations_total
+}
 
 func (a activationAudit) Audit(ctx context.Context, e activation.Event) {
+	a.m.activations.WithLabelValues(activationDecision(e.Decision)).Inc()
 	level := slog.LevelDebug
 	if e.Err != nil {
 		level = slog.LevelInfo

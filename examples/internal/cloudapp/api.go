@@ -188,6 +188,11 @@ func (s *Server) Handler() http.Handler {
 	// (httpguard.ProtectWrites), checked before the token itself.
 	mux.Handle("/v1/admin/", httpguard.ProtectWrites(s.requireAdmin(admin)))
 	mux.Handle("GET /{$}", s.requireAdmin(http.HandlerFunc(s.serveStatus)))
+	if s.cfg.MetricsPublic {
+		mux.Handle("GET "+PathMetrics, s.metrics.handler())
+	} else {
+		mux.Handle("GET "+PathMetrics, s.requireAdmin(s.metrics.handler()))
+	}
 	return mux
 }
 

@@ -115,6 +115,16 @@ type Config struct {
 	// (lookups, credential checks, browses, key releases, status) whose
 	// caller set no earlier deadline; default 30s.
 	RequestTimeout time.Duration
+
+	// MetricsPublic serves PathMetrics without authentication (for a
+	// scraper on a trusted network). False (the default): PathMetrics
+	// needs the admin token, as the other admin reads do.
+	MetricsPublic bool
+	// MetricsTenantLabels caps the per-tenant series: while at most this
+	// many tenants have a live connector, liaison_tenant_connectors_live
+	// is served per tenant; above it, only the total. Zero means
+	// DefaultMetricsTenantLabels (100); negative, never per tenant.
+	MetricsTenantLabels int
 	// KeyShareInterval is how often the key-share relay runs a round for
 	// every tenant (Server.SyncKeyShares; default 30s); negative turns the
 	// periodic rounds off (rounds then run only when asked).

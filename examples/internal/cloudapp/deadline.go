@@ -44,15 +44,15 @@ func (b *cancelBody) Close() error {
 }
 
 // tunnelTo returns a RoundTripper reaching any live connector of tenant,
-// with the request deadline applied.
+// with the request deadline applied, counted in the metrics.
 func (s *Server) tunnelTo(tenant string) http.RoundTripper {
-	return deadlineTransport{rt: s.gw.RoundTripper(tenant), d: s.cfg.RequestTimeout}
+	return deadlineTransport{rt: metricsTransport{rt: s.gw.RoundTripper(tenant), m: s.metrics}, d: s.cfg.RequestTimeout}
 }
 
 // tunnelVia returns a RoundTripper reaching one connector of tenant, with
-// the request deadline applied.
+// the request deadline applied, counted in the metrics.
 func (s *Server) tunnelVia(tenant, connectorID string) http.RoundTripper {
-	return deadlineTransport{rt: s.gw.RoundTripperFor(tenant, connectorID), d: s.cfg.RequestTimeout}
+	return deadlineTransport{rt: metricsTransport{rt: s.gw.RoundTripperFor(tenant, connectorID), m: s.metrics}, d: s.cfg.RequestTimeout}
 }
 
 // withImportDeadline bounds an import (or a plan's scan) asked for without

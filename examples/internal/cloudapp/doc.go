@@ -33,6 +33,7 @@
 //     cloud or, asked live, in the directory (ErrUserDisabled); RestoreKey
 //     issues restore tickets for the admin, disabled users included.
 //   - alerts: SQLite store, log notifier unless Config.Notifier is set.
+//   - metrics at PathMetrics (below, "Metrics").
 //   - probes without authentication: PathHealthz answers 200 "ok" while the
 //     process serves; PathReadyz answers 200 with a JSON Readiness when the
 //     database answers and the server is not shutting down, 503 otherwise.
@@ -141,6 +142,49 @@
 // change, and neither can an HTML form or a cross-site fetch. Reads (GET,
 // the status page at /) also accept the token as the basic-auth password so
 // an admin can open the status page in a browser; they change nothing.
+//
+// # Metrics
+//
+// PathMetrics (/metrics) serves Prometheus text format from the cloud's own
+// registry (not the client library's global one, so no Go runtime or
+// process series). It needs the admin token, as Bearer or, since it is a
+// read, as the basic-auth password (Prometheus' authorization or
+// basic_auth settings); Config.MetricsPublic (--metrics-public) serves it
+// without authentication, for a scraper on a trusted network: the series
+// carry tenant names and counts, never users, logins or keys. The series:
+//
+//   - liaison_connectors_live: connectors with a live tunnel session on
+//     this node (a gauge read at scrape time).
+//   - liaison_tenant_connectors_live{tenant}: the same per tenant, served
+//     only while at most Config.MetricsTenantLabels tenants (default 100,
+//     --metrics-tenant-labels; negative: never) have a live connector;
+//     above the cap the per-tenant series disappear and only the total is
+//     served, so the number of series stays bounded.
+//   - liaison_tunnel_requests_total{operation,outcome} and
+//     liaison_tunnel_request_duration_seconds{operation} (histogram, time
+//     to the answer's headers): every request the cloud sends a connector,
+//     operation from the path (directory/info, directory/naming-contexts,
+//     directory/ous, directory/groups, directory/users, directory/changes,
+//     directory/lookup, directory/credentials, keys/generate, keys/rewrap,
+//     keys/release, keys/public-key, status, keyshare, other), outcome
+//     "ok" (an HTTP answer below 500) or "error".
+//   - liaison_import_runs_total{outcome} (ok, refused, skipped, failed)
+//     and liaison_import_users_applied_total{op} (create, update, disable,
+//     delete; successful runs only).
+//   - liaison_activations_total{decision}: activation's audit decisions
+//     (user_created, activated, repeated, refused, retry, token_issued,
+//     token_revoked).
+//   - liaison_web_logins_total{outcome}: ok, failed (wrong credentials,
+//     unknown name or mapping), throttled, unavailable (no connector, the
+//     directory failing).
+//   - liaison_key_releases_total{purpose,outcome}: purpose backup or
+//     restore; outcome ok, refused (disabled, unknown or invalid), unavailable
+//     (no connector) or failed.
+//   - liaison_alerts_open{kind}: open alerts, read from the alert store at
+//     scrape time.
+//
+// Counters live in memory: a restart starts them at zero, which Prometheus'
+// rate() handles. Each node of a cluster serves its own.
 //
 // # Key-share relay
 //

@@ -106,6 +106,13 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 	case err != nil:
 		run.Status, run.Error = "failed", err.Error()
 	}
+	s.metrics.importRuns.WithLabelValues(run.Status).Inc()
+	if err == nil {
+		s.metrics.importUsers.WithLabelValues("create").Add(float64(res.Summary.Creates))
+		s.metrics.importUsers.WithLabelValues("update").Add(float64(res.Summary.Updates))
+		s.metrics.importUsers.WithLabelValues("disable").Add(float64(res.Summary.Disables))
+		s.metrics.importUsers.WithLabelValues("delete").Add(float64(res.Summary.Deletes))
+	}
 	if rerr := s.db.addRun(context.WithoutCancel(ctx), run); rerr != nil {
 		s.log.Warn("cloudapp: record import run", "err", rerr)
 	}

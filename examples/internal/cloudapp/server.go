@@ -76,6 +76,7 @@ type Server struct {
 	sched     *importer.Scheduler
 	logins    *loginguard.Guard // per account, per unknown name, per source
 	http      *http.Server
+	metrics   *metrics
 
 	mu         sync.Mutex
 	presence   map[string]int             // connector ID -> live sessions on this node
@@ -162,6 +163,10 @@ func New(cfg Config) (*Server, error) {
 	if s.cfg.NewDirectory == nil {
 		s.cfg.NewDirectory = s.defaultDirectory
 	}
+	if s.cfg.MetricsTenantLabels == 0 {
+		s.cfg.MetricsTenantLabels = DefaultMetricsTenantLabels
+	}
+	s.metrics = newMetrics(s)
 	logins, lerr := loginguard.New(loginguard.Config{MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginWindow, MaxSourceFailures: cfg.LoginSourceMaxFailures})
 	if lerr != nil {
 		return nil, fmt.Errorf("%w: LoginMaxFailures, LoginWindow: %w", errConfig, lerr)
@@ -292,7 +297,7 @@ func New(cfg Config) (*Server, error) {
 		Directory:     activationDirectory{s},
 		Store:         activationStore{users: s.users, inner: act},
 		Tokens:        act,
-		Audit:         activationAudit{log},
+		Audit:         activationAudit{log: log, m: s.metrics},
 		CredentialKey: credKey,
 		TokenRate:     cfg.ActivationTokenRate,
 		TokenBurst:    cfg.ActivationTokenBurst,
