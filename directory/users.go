@@ -216,20 +216,7 @@ func basesOf(cm *compiled, nc string) []string {
 // user does: it never picks the first hit. name is escaped once, here, so
 // filter metacharacters in it match only themselves.
 func (c *Client) Lookup(ctx context.Context, m Mapping, name string) (User, error) {
-	cm, err := m.compile()
-	if err != nil {
-		return User{}, err
-	}
-	if name == "" {
-		return User{}, ErrNotFound
-	}
-	var found User
-	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
-		u, err := c.lookup(cn, cm, name, true)
-		found = u
-		return err
-	})
-	return found, err
+	return c.find(ctx, m, name, true)
 }
 
 // Resolve finds one user of the mapping by login, UPN or email, like
@@ -239,6 +226,11 @@ func (c *Client) Lookup(ctx context.Context, m Mapping, name string) (User, erro
 // account's stable ID. It returns [ErrNotFound] and [ErrAmbiguous] as
 // Lookup does.
 func (c *Client) Resolve(ctx context.Context, m Mapping, name string) (User, error) {
+	return c.find(ctx, m, name, false)
+}
+
+// find runs lookup on a service connection: Lookup and Resolve.
+func (c *Client) find(ctx context.Context, m Mapping, name string, withGroups bool) (User, error) {
 	cm, err := m.compile()
 	if err != nil {
 		return User{}, err
@@ -248,7 +240,7 @@ func (c *Client) Resolve(ctx context.Context, m Mapping, name string) (User, err
 	}
 	var found User
 	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
-		u, err := c.lookup(cn, cm, name, false)
+		u, err := c.lookup(cn, cm, name, withGroups)
 		found = u
 		return err
 	})
