@@ -1,4 +1,4 @@
-package connectorapp
+package connector
 
 import (
 	"encoding/json"
@@ -69,7 +69,7 @@ const (
 	CodeUnknownOperation = "unknown_operation"
 )
 
-func (e *PolicyError) Error() string { return "connectorapp: " + e.Message }
+func (e *PolicyError) Error() string { return "connector: " + e.Message }
 
 // policyBody is the envelope PolicyError travels in.
 type policyBody struct {

@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"context"
@@ -17,35 +17,35 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // agentConfig is a config built in code, with no file but the KEK file.
-func agentConfig(t testing.TB, withDirectory, withKeys bool, allow ...connectorapp.Operation) connectorapp.Config {
+func agentConfig(t testing.TB, withDirectory, withKeys bool, allow ...connector.Operation) connector.Config {
 	t.Helper()
 	id, key := memIdentity(t)
-	cfg := connectorapp.Config{
-		Cloud:  connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: id, Key: key},
-		Policy: connectorapp.Policy{Allow: allow},
+	cfg := connector.Config{
+		Cloud:  connector.Cloud{URL: "https://cloud.example", ConnectorID: id, Key: key},
+		Policy: connector.Policy{Allow: allow},
 	}
 	if withDirectory {
 		// Open is lazy: no server is needed until a request reaches the
 		// directory service.
-		cfg.Directory = &connectorapp.Directory{URLs: []string{"ldaps://127.0.0.1:1"}, BindDN: "cn=svc", BindPassword: "pw"}
+		cfg.Directory = &connector.Directory{URLs: []string{"ldaps://127.0.0.1:1"}, BindDN: "cn=svc", BindPassword: "pw"}
 	}
 	if withKeys {
 		kek, pass, sched := keyFiles(t, t.TempDir())
-		cfg.Keys = &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched}
+		cfg.Keys = &connector.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched}
 	}
 	return cfg
 }
 
-func newAgent(t *testing.T, cfg connectorapp.Config) *connectorapp.Agent {
+func newAgent(t *testing.T, cfg connector.Config) *connector.Agent {
 	t.Helper()
-	a, err := connectorapp.New(cfg, nil)
+	a, err := connector.New(cfg, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
 	return a
@@ -61,21 +61,21 @@ func do(t *testing.T, h http.Handler, method, path string) *httptest.ResponseRec
 func TestPolicyEnforced(t *testing.T) {
 	tests := []struct {
 		name    string
-		allow   []connectorapp.Operation
+		allow   []connector.Operation
 		method  string
 		path    string
-		wantOp  connectorapp.Operation
+		wantOp  connector.Operation
 		allowed bool
 	}{
-		{"browse allowed", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/directory/ous", "browse", true},
-		{"import refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/directory/users", "import", false},
-		{"changes refused", []connectorapp.Operation{connectorapp.OpBrowse}, "GET", "/directory/changes", "import", false},
-		{"lookup refused", []connectorapp.Operation{connectorapp.OpImport}, "GET", "/directory/lookup", "lookup", false},
-		{"credentials refused", []connectorapp.Operation{connectorapp.OpLookup}, "POST", "/directory/credentials", "credentials", false},
-		{"credentials key refused", []connectorapp.Operation{connectorapp.OpLookup}, "GET", "/directory/credentials-key", "credentials", false},
-		{"credentials allowed", []connectorapp.Operation{connectorapp.OpCredentials}, "POST", "/directory/credentials", "credentials", true},
-		{"keys refused", []connectorapp.Operation{connectorapp.OpBrowse}, "POST", "/keys/v1/release", "keys", false},
-		{"keys allowed", []connectorapp.Operation{connectorapp.OpKeys}, "POST", "/keys/v1/release", "keys", true},
+		{"browse allowed", []connector.Operation{connector.OpBrowse}, "GET", "/directory/ous", "browse", true},
+		{"import refused", []connector.Operation{connector.OpBrowse}, "GET", "/directory/users", "import", false},
+		{"changes refused", []connector.Operation{connector.OpBrowse}, "GET", "/directory/changes", "import", false},
+		{"lookup refused", []connector.Operation{connector.OpImport}, "GET", "/directory/lookup", "lookup", false},
+		{"credentials refused", []connector.Operation{connector.OpLookup}, "POST", "/directory/credentials", "credentials", false},
+		{"credentials key refused", []connector.Operation{connector.OpLookup}, "GET", "/directory/credentials-key", "credentials", false},
+		{"credentials allowed", []connector.Operation{connector.OpCredentials}, "POST", "/directory/credentials", "credentials", true},
+		{"keys refused", []connector.Operation{connector.OpBrowse}, "POST", "/keys/v1/release", "keys", false},
+		{"keys allowed", []connector.Operation{connector.OpKeys}, "POST", "/keys/v1/release", "keys", true},
 		{"unknown directory path refused", operationsAll(), "GET", "/directory/delete-everything", "", false},
 	}
 	for _, tt := range tests {
@@ -88,13 +88,13 @@ func TestPolicyEnforced(t *testing.T) {
 			}
 			require.Equal(t, http.StatusForbidden, rec.Code)
 			assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
-			pe := connectorapp.DecodePolicyError(rec.Body.Bytes())
+			pe := connector.DecodePolicyError(rec.Body.Bytes())
 			require.NotNil(t, pe, rec.Body.String())
 			assert.Equal(t, tt.wantOp, pe.Operation)
 			if tt.wantOp == "" {
-				assert.Equal(t, connectorapp.CodeUnknownOperation, pe.Code)
+				assert.Equal(t, connector.CodeUnknownOperation, pe.Code)
 			} else {
-				assert.Equal(t, connectorapp.CodeForbidden, pe.Code)
+				assert.Equal(t, connector.CodeForbidden, pe.Code)
 				assert.Contains(t, pe.Message, string(tt.wantOp))
 			}
 		})
@@ -104,28 +104,28 @@ func TestPolicyEnforced(t *testing.T) {
 // TestPolicyErrorThroughKeyClient: a refused operation reaches a cloud-side
 // client as a typed error it can branch on, not as a transport failure.
 func TestPolicyErrorThroughKeyClient(t *testing.T) {
-	a := newAgent(t, agentConfig(t, true, true, connectorapp.OpBrowse))
+	a := newAgent(t, agentConfig(t, true, true, connector.OpBrowse))
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
-	kc, err := keyhttp.NewClient(srv.URL+connectorapp.KeysPrefix, http.DefaultTransport)
+	kc, err := keyhttp.NewClient(srv.URL+connector.KeysPrefix, http.DefaultTransport)
 	require.NoError(t, err)
 	_, _, err = kc.GenerateWrapped(context.Background(), keyenvelope.Context{Tenant: "t", User: "u"})
 	var ke *keyhttp.Error
 	require.ErrorAs(t, err, &ke)
 	assert.Equal(t, http.StatusForbidden, ke.StatusCode)
-	assert.Equal(t, connectorapp.CodeForbidden, ke.Code)
+	assert.Equal(t, connector.CodeForbidden, ke.Code)
 }
 
-func operationsAll() []connectorapp.Operation {
-	return []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpImport, connectorapp.OpLookup, connectorapp.OpCredentials, connectorapp.OpKeys}
+func operationsAll() []connector.Operation {
+	return []connector.Operation{connector.OpBrowse, connector.OpImport, connector.OpLookup, connector.OpCredentials, connector.OpKeys}
 }
 
 func TestKeyOnlyConnector(t *testing.T) {
-	a := newAgent(t, agentConfig(t, false, true, connectorapp.OpKeys))
+	a := newAgent(t, agentConfig(t, false, true, connector.OpKeys))
 	assert.Nil(t, a.Directory())
 	require.NotNil(t, a.Keyring())
 
-	rec := do(t, a.Handler(), "GET", connectorapp.StatusPath)
+	rec := do(t, a.Handler(), "GET", connector.StatusPath)
 	require.Equal(t, http.StatusOK, rec.Code)
 	var st map[string]any
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &st))
@@ -141,31 +141,31 @@ func TestKeyOnlyConnector(t *testing.T) {
 
 func TestNewLoadsSecrets(t *testing.T) {
 	t.Run("wrong kek passphrase", func(t *testing.T) {
-		cfg := agentConfig(t, false, true, connectorapp.OpKeys)
+		cfg := agentConfig(t, false, true, connector.OpKeys)
 		require.NoError(t, os.WriteFile(cfg.Keys.PassphraseFile, []byte("wrong horse"), 0o600))
-		_, err := connectorapp.New(cfg, nil)
-		require.ErrorIs(t, err, connectorapp.ErrConfig)
+		_, err := connector.New(cfg, nil)
+		require.ErrorIs(t, err, connector.ErrConfig)
 		assert.Contains(t, err.Error(), "keys.kek_file")
 		assert.NotContains(t, err.Error(), "wrong horse")
 	})
 	t.Run("bind password from env", func(t *testing.T) {
-		cfg := agentConfig(t, true, false, connectorapp.OpBrowse)
+		cfg := agentConfig(t, true, false, connector.OpBrowse)
 		cfg.Directory.BindPassword = ""
 		cfg.Directory.BindPasswordEnv = "CONNECTORAPP_TEST_BIND_PW"
-		_, err := connectorapp.New(cfg, nil)
-		require.ErrorIs(t, err, connectorapp.ErrConfig)
+		_, err := connector.New(cfg, nil)
+		require.ErrorIs(t, err, connector.ErrConfig)
 		assert.Contains(t, err.Error(), "CONNECTORAPP_TEST_BIND_PW is not set")
 		t.Setenv("CONNECTORAPP_TEST_BIND_PW", "s3cret")
-		a, err := connectorapp.New(cfg, nil)
+		a, err := connector.New(cfg, nil)
 		require.NoError(t, err)
 		require.NoError(t, a.Close())
 	})
 	t.Run("not enrolled", func(t *testing.T) {
-		cfg := agentConfig(t, true, false, connectorapp.OpBrowse)
+		cfg := agentConfig(t, true, false, connector.OpBrowse)
 		cfg.Cloud.ConnectorID, cfg.Cloud.Key = "", nil
 		cfg.Cloud.IdentityFile = filepath.Join(t.TempDir(), "identity.json")
-		_, err := connectorapp.New(cfg, nil)
-		require.ErrorIs(t, err, connectorapp.ErrNotEnrolled)
+		_, err := connector.New(cfg, nil)
+		require.ErrorIs(t, err, connector.ErrNotEnrolled)
 		assert.Contains(t, err.Error(), "connector enroll")
 	})
 }
@@ -175,22 +175,22 @@ func TestNewLoadsSecrets(t *testing.T) {
 func TestEnrollAndRun(t *testing.T) {
 	c := newCloud(t)
 	dir := t.TempDir()
-	cloudCfg := connectorapp.Cloud{
+	cloudCfg := connector.Cloud{
 		URL: c.url, CAPEM: c.caPEM, IdentityFile: filepath.Join(dir, "identity.json"),
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
 	}
 	ctx := context.Background()
 
-	_, err := connectorapp.Enroll(ctx, cloudCfg, "not-a-token")
+	_, err := connector.Enroll(ctx, cloudCfg, "not-a-token")
 	require.ErrorContains(t, err, "malformed enrollment token")
 	expired, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Nanosecond)
 	require.NoError(t, err)
-	_, err = connectorapp.Enroll(ctx, cloudCfg, expired)
+	_, err = connector.Enroll(ctx, cloudCfg, expired)
 	require.ErrorIs(t, err, tunnel.ErrUnauthorized)
 
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Minute)
 	require.NoError(t, err)
-	id, err := connectorapp.Enroll(ctx, cloudCfg, tok)
+	id, err := connector.Enroll(ctx, cloudCfg, tok)
 	require.NoError(t, err)
 	assert.Equal(t, "tenant-a", id.Tenant)
 	for _, f := range []string{cloudCfg.IdentityFile, cloudCfg.IdentityFile + ".key"} {
@@ -198,15 +198,15 @@ func TestEnrollAndRun(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), f)
 	}
-	_, err = connectorapp.Enroll(ctx, cloudCfg, tok)
-	require.ErrorIs(t, err, connectorapp.ErrAlreadyEnrolled)
+	_, err = connector.Enroll(ctx, cloudCfg, tok)
+	require.ErrorIs(t, err, connector.ErrAlreadyEnrolled)
 
 	// No scheduler key in the config: the one fetched at enrollment is used.
 	kek, pass, _ := keyFiles(t, dir)
-	a := newAgent(t, connectorapp.Config{
+	a := newAgent(t, connector.Config{
 		Cloud:  cloudCfg,
-		Keys:   &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
+		Keys:   &connector.Keys{KEKFile: kek, PassphraseFile: pass},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
 	})
 	assert.Equal(t, id, a.Identity())
 
@@ -216,7 +216,7 @@ func TestEnrollAndRun(t *testing.T) {
 	assert.Equal(t, id.ConnectorID, ev.ConnectorID)
 
 	hc := &http.Client{Transport: c.gw.RoundTripper("tenant-a")}
-	resp, err := hc.Get("http://connector" + connectorapp.StatusPath)
+	resp, err := hc.Get("http://connector" + connector.StatusPath)
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -225,7 +225,7 @@ func TestEnrollAndRun(t *testing.T) {
 
 	// The key service answers through the tunnel, with package keyhttp's
 	// client, and what it wraps opens with the connector's keyring.
-	kc, err := keyhttp.NewClient("http://connector"+connectorapp.KeysPrefix, c.gw.RoundTripper("tenant-a"))
+	kc, err := keyhttp.NewClient("http://connector"+connector.KeysPrefix, c.gw.RoundTripper("tenant-a"))
 	require.NoError(t, err)
 	kctx := keyenvelope.Context{Tenant: "tenant-a", User: "u1", Purpose: "backup"}
 	wrapped, ekeyID, err := kc.GenerateWrapped(ctx, kctx)
@@ -255,7 +255,7 @@ func TestEnrollAndRun(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode, "key-only over the tunnel")
 
-	_, err = (&http.Client{Transport: c.gw.RoundTripper("tenant-b")}).Get("http://connector" + connectorapp.StatusPath)
+	_, err = (&http.Client{Transport: c.gw.RoundTripper("tenant-b")}).Get("http://connector" + connector.StatusPath)
 	assert.ErrorIs(t, err, tunnel.ErrNotConnected, "another tenant never reaches this connector")
 
 	// Revocation stops Run for good.
@@ -273,13 +273,13 @@ func TestCloseStopsRun(t *testing.T) {
 	ctx := context.Background()
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Minute)
 	require.NoError(t, err)
-	cfg := agentConfig(t, true, false, connectorapp.OpBrowse)
+	cfg := agentConfig(t, true, false, connector.OpBrowse)
 	cfg.Cloud.URL, cfg.Cloud.CAPEM = c.url, c.caPEM
-	id, err := connectorapp.Enroll(ctx, cfg.Cloud, tok)
+	id, err := connector.Enroll(ctx, cfg.Cloud, tok)
 	require.NoError(t, err)
 	cfg.Cloud.ConnectorID, cfg.Cloud.CloudKey = id.ConnectorID, id.CloudKey
 
-	a, err := connectorapp.New(cfg, nil)
+	a, err := connector.New(cfg, nil)
 	require.NoError(t, err)
 	runErr := make(chan error, 1)
 	go func() { runErr <- a.Run(ctx) }()
@@ -287,11 +287,11 @@ func TestCloseStopsRun(t *testing.T) {
 	require.NoError(t, a.Close())
 	select {
 	case err := <-runErr:
-		assert.True(t, errors.Is(err, connectorapp.ErrClosed), "Run returned %v", err)
+		assert.True(t, errors.Is(err, connector.ErrClosed), "Run returned %v", err)
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run still running after Close")
 	}
 	require.NoError(t, a.Close(), "Close is idempotent")
-	assert.ErrorIs(t, a.Run(ctx), connectorapp.ErrClosed)
+	assert.ErrorIs(t, a.Run(ctx), connector.ErrClosed)
 	c.waitPresence(t, tunnel.Disconnected)
 }

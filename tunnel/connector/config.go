@@ -1,4 +1,4 @@
-package connectorapp
+package connector
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ import (
 
 // ErrConfig is wrapped by every configuration error returned by LoadConfig,
 // ParseConfig, Config.Validate and New.
-var ErrConfig = errors.New("connectorapp: invalid config")
+var ErrConfig = errors.New("connector: invalid config")
 
 // Config is a connector's configuration: the JSON config file, or a value
 // built in code. Fields tagged json:"-" exist so a program can configure a

@@ -1,10 +1,10 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"errors"
 	"testing"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // FuzzParseConfig: any bytes give a config or an ErrConfig, never a panic.
@@ -13,9 +13,9 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(`{"cloud":{"url":"https://u:p@[::1]:x"},"directory":{"urls":["ldap://%zz"]},"policy":{"allow":[""]}}`))
 	f.Add([]byte(`{"error":{"code":"forbidden_by_connector_policy"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := connectorapp.ParseConfig(b); err != nil && !errors.Is(err, connectorapp.ErrConfig) {
+		if _, err := connector.ParseConfig(b); err != nil && !errors.Is(err, connector.ErrConfig) {
 			t.Fatalf("error not wrapping ErrConfig: %v", err)
 		}
-		_ = connectorapp.DecodePolicyError(b)
+		_ = connector.DecodePolicyError(b)
 	})
 }

@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"bytes"
@@ -22,27 +22,27 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/directorytest"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel/audit"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // Every request the cloud makes, refused ones included, is in the audit log
 // with its operation, subject and outcome, and never a password.
 func TestAgentAuditsRequests(t *testing.T) {
-	cfg := agentConfig(t, true, true, connectorapp.OpBrowse, connectorapp.OpCredentials)
+	cfg := agentConfig(t, true, true, connector.OpBrowse, connector.OpCredentials)
 	credKey, err := ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	cfg.Directory.CredentialsKey = credKey
 	cfg.Audit.Dir = filepath.Join(t.TempDir(), "audit")
-	a, err := connectorapp.New(cfg, nil)
+	a, err := connector.New(cfg, nil)
 	require.NoError(t, err)
 	h := a.Handler()
 
-	do(t, h, "GET", connectorapp.StatusPath)
+	do(t, h, "GET", connector.StatusPath)
 	do(t, h, "GET", "/directory/ous?base=ou%3Dpeople%2Cdc%3Dexample")
-	rc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, handlerTransport{h},
+	rc, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, handlerTransport{h},
 		directoryhttp.WithConnectorKey(credKey.PublicKey()))
 	require.NoError(t, err)
 	_, err = rc.CheckCredentials(context.Background(), directory.Mapping{}, "alice", "Plain-Pa55word")
@@ -79,8 +79,8 @@ func TestAgentAuditsRequests(t *testing.T) {
 		{"status", "", "ok"},
 		{"browse/ous", "ou=people,dc=example", "unavailable"}, // no directory server at 127.0.0.1:1
 		{"credentials", "alice", "unavailable"},
-		{"keys/v1/release", "", connectorapp.CodeForbidden},
-		{"GET /directory/delete-everything", "", connectorapp.CodeUnknownOperation},
+		{"keys/v1/release", "", connector.CodeForbidden},
+		{"GET /directory/delete-everything", "", connector.CodeUnknownOperation},
 	}
 	for i, w := range want {
 		assert.Equal(t, w.op, es[i].Op, "entry %d", i)
@@ -103,15 +103,15 @@ func TestAuditNamesReleasedUser(t *testing.T) {
 	kr, err := keyenvelope.NewKeyring(nil)
 	require.NoError(t, err)
 	id, key := memIdentity(t)
-	cfg := connectorapp.Config{
-		Cloud:  connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: id, Key: key},
-		Keys:   &connectorapp.Keys{Keyring: kr, SchedulerKey: schedPub},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
-		Audit:  connectorapp.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
+	cfg := connector.Config{
+		Cloud:  connector.Cloud{URL: "https://cloud.example", ConnectorID: id, Key: key},
+		Keys:   &connector.Keys{Keyring: kr, SchedulerKey: schedPub},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
+		Audit:  connector.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
 	}
-	a, err := connectorapp.New(cfg, nil)
+	a, err := connector.New(cfg, nil)
 	require.NoError(t, err)
-	kc, err := keyhttp.NewClient("http://connector"+connectorapp.KeysPrefix, handlerTransport{a.Handler()})
+	kc, err := keyhttp.NewClient("http://connector"+connector.KeysPrefix, handlerTransport{a.Handler()})
 	require.NoError(t, err)
 	kctx := keyenvelope.Context{Tenant: "tenant-a", User: "u-42", Purpose: "backup"}
 	wrapped, ekeyID, err := kc.GenerateWrapped(ctx, kctx)
@@ -167,24 +167,24 @@ func TestAuditNamesReleasedUser(t *testing.T) {
 }
 
 func TestAuditDirDefault(t *testing.T) {
-	cfg := connectorapp.Config{Cloud: connectorapp.Cloud{IdentityFile: "/var/lib/liaison/identity.json"}}
+	cfg := connector.Config{Cloud: connector.Cloud{IdentityFile: "/var/lib/liaison/identity.json"}}
 	assert.Equal(t, filepath.Join("/var/lib/liaison", "audit"), cfg.AuditDir())
 	cfg.Audit.Dir = "/srv/audit"
 	assert.Equal(t, "/srv/audit", cfg.AuditDir())
 	cfg.Audit.Disabled = true
 	assert.Equal(t, "", cfg.AuditDir())
-	assert.Equal(t, "", (&connectorapp.Config{}).AuditDir(), "identity in code: off unless audit.dir is set")
+	assert.Equal(t, "", (&connector.Config{}).AuditDir(), "identity in code: off unless audit.dir is set")
 }
 
 func TestAuditConfigParse(t *testing.T) {
 	base := `{"cloud":{"url":"https://c.example","identity_file":"/x/id.json"},"keys":{"kek_file":"k","passphrase_file":"p"},"policy":{"allow":["keys"]},`
-	cfg, err := connectorapp.ParseConfig([]byte(base + `"audit":{"dir":"/a","checkpoint_interval":"30s","max_file_age":"1h","max_file_size":1000}}`))
+	cfg, err := connector.ParseConfig([]byte(base + `"audit":{"dir":"/a","checkpoint_interval":"30s","max_file_age":"1h","max_file_size":1000}}`))
 	require.NoError(t, err)
 	assert.Equal(t, "/a", cfg.AuditDir())
 	assert.Equal(t, "30s", mustJSON(t, cfg.Audit.CheckpointInterval))
 	for _, bad := range []string{`"audit":{"checkpoint_interval":"soon"}}`, `"audit":{"checkpoint_interval":"-1m"}}`, `"audit":{"max_file_age":60}}`, `"audit":{"fsync":true}}`} {
-		_, err := connectorapp.ParseConfig([]byte(base + bad))
-		assert.ErrorIs(t, err, connectorapp.ErrConfig, bad)
+		_, err := connector.ParseConfig([]byte(base + bad))
+		assert.ErrorIs(t, err, connector.ErrConfig, bad)
 	}
 }
 
@@ -207,7 +207,7 @@ func TestAuditUserStreams(t *testing.T) {
 		"incomplete": `{"user":{"login":"a"}}` + "\n" + `{"user":{"log`,
 		"empty":      `{"cursor":{}}` + "\n",
 	}
-	h := l.Middleware(connectorapp.Annotate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := l.Middleware(connector.Annotate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body := streams[r.URL.Query().Get("s")]
 		for len(body) > 0 { // in odd pieces, as a stream flushes
 			n := min(len(body), 7)
@@ -253,16 +253,16 @@ func TestAuditImportCountsUsers(t *testing.T) {
 	require.Positive(t, direct)
 
 	_, key := memIdentity(t)
-	cfg := connectorapp.Config{
-		Cloud: connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: "c", Key: key},
-		Directory: &connectorapp.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword,
+	cfg := connector.Config{
+		Cloud: connector.Cloud{URL: "https://cloud.example", ConnectorID: "c", Key: key},
+		Directory: &connector.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword,
 			CAPEM: ca},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpImport}},
-		Audit:  connectorapp.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpImport}},
+		Audit:  connector.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
 	}
-	a, err := connectorapp.New(cfg, nil)
+	a, err := connector.New(cfg, nil)
 	require.NoError(t, err)
-	rc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, handlerTransport{a.Handler()})
+	rc, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, handlerTransport{a.Handler()})
 	require.NoError(t, err)
 	viaConnector := 0
 	_, err = rc.Users(ctx, m, func(directory.User) error { viaConnector++; return nil })

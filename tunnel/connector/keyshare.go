@@ -1,4 +1,4 @@
-package connectorapp
+package connector
 
 import (
 	"crypto/ecdh"
@@ -31,12 +31,12 @@ const KeySharePath = "/keyshare/sync"
 var (
 	// ErrNoShareRequest: keys approve was given a fingerprint no pending
 	// request has.
-	ErrNoShareRequest = errors.New("connectorapp: no pending keyring request with that fingerprint (run: connector keys requests; requests appear after the cloud's next key-share round)")
+	ErrNoShareRequest = errors.New("connector: no pending keyring request with that fingerprint (run: connector keys requests; requests appear after the cloud's next key-share round)")
 	// ErrVersionMissing: keys promote found live connectors without the
 	// version (override with --force).
-	ErrVersionMissing = errors.New("connectorapp: kek version not yet on every live connector")
+	ErrVersionMissing = errors.New("connector: kek version not yet on every live connector")
 	// ErrNoMember: keys revoke was given a fingerprint no member has.
-	ErrNoMember = errors.New("connectorapp: no approved connector with that fingerprint (run: connector keys members)")
+	ErrNoMember = errors.New("connector: no approved connector with that fingerprint (run: connector keys members)")
 )
 
 // ShareRequest is a connector's request for the keyring: its ID and the
@@ -157,7 +157,7 @@ func writeShareState(path string, s *shareState) error {
 		return err
 	}
 	if err := writeFileAtomic(path, append(b, '\n')); err != nil {
-		return fmt.Errorf("connectorapp: writing keys.share_file: %w", err)
+		return fmt.Errorf("connector: writing keys.share_file: %w", err)
 	}
 	return nil
 }
@@ -175,14 +175,14 @@ func lockShare(path string) (func(), error) {
 			return func() { os.Remove(lock) }, nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("connectorapp: lock %s: %w", lock, err)
+			return nil, fmt.Errorf("connector: lock %s: %w", lock, err)
 		}
 		if fi, serr := os.Stat(lock); serr == nil && time.Since(fi.ModTime()) > time.Minute {
 			os.Remove(lock)
 			continue
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("connectorapp: %s is held by another process (delete it if none runs)", lock)
+			return nil, fmt.Errorf("connector: %s is held by another process (delete it if none runs)", lock)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -237,7 +237,7 @@ func loadOrCreateX25519(path, what string) (*ecdh.PrivateKey, error) {
 			return nil, err
 		}
 		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
-			return nil, fmt.Errorf("connectorapp: writing %s: %w", what, err)
+			return nil, fmt.Errorf("connector: writing %s: %w", what, err)
 		}
 		return k, nil
 	}
@@ -370,7 +370,7 @@ func ApproveShare(cfg Config, fingerprint string) (ShareRequest, error) {
 		m := req.member()
 		for _, x := range s.members() {
 			if x.Revoked && x.MatchFingerprint(m.Fingerprint()) {
-				return fmt.Errorf("connectorapp: %s (%s) was revoked here; a revoked connector is never approved again: enroll it anew", m.ConnectorID, m.Fingerprint())
+				return fmt.Errorf("connector: %s (%s) was revoked here; a revoked connector is never approved again: enroll it anew", m.ConnectorID, m.Fingerprint())
 			}
 		}
 		s.setMembers(keyenvelope.MergeMembers(s.members(), []keyenvelope.Member{m}))
@@ -416,11 +416,11 @@ func JoinShare(cfg Config, approverFingerprint string) error {
 	}
 	fp := strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(approverFingerprint))
 	if len(fp) != 32 || strings.Trim(fp, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != "" {
-		return fmt.Errorf("connectorapp: %q is not a fingerprint (eight groups of four letters and digits, from connector keys fingerprint on the approving connector)", approverFingerprint)
+		return fmt.Errorf("connector: %q is not a fingerprint (eight groups of four letters and digits, from connector keys fingerprint on the approving connector)", approverFingerprint)
 	}
 	if cfg.Keys.KEKFile != "" {
 		if _, err := os.Stat(cfg.Keys.KEKFile); err == nil {
-			return fmt.Errorf("connectorapp: keys.kek_file %s exists: a joining connector receives the tenant's keyring instead of having its own (move the file away first)", cfg.Keys.KEKFile)
+			return fmt.Errorf("connector: keys.kek_file %s exists: a joining connector receives the tenant's keyring instead of having its own (move the file away first)", cfg.Keys.KEKFile)
 		}
 	}
 	if _, err := shareIdentityOf(cfg, "", ""); err != nil {

@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 type lockedBuffer struct {
@@ -43,10 +43,10 @@ func TestUntrustedCloudCertificateNamesCAFile(t *testing.T) {
 	ctx := context.Background()
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "tenant-a", time.Minute)
 	require.NoError(t, err)
-	cfg := agentConfig(t, true, false, connectorapp.OpBrowse)
+	cfg := agentConfig(t, true, false, connector.OpBrowse)
 	cfg.Cloud.URL, cfg.Cloud.CAPEM = c.url, c.caPEM
 	cfg.Cloud.BackoffBase, cfg.Cloud.BackoffMax = time.Millisecond, 5*time.Millisecond
-	id, err := connectorapp.Enroll(ctx, cfg.Cloud, tok)
+	id, err := connector.Enroll(ctx, cfg.Cloud, tok)
 	require.NoError(t, err)
 	cfg.Cloud.ConnectorID, cfg.Cloud.CloudKey = id.ConnectorID, id.CloudKey
 	other, _ := testPKI(t) // the connector now trusts another CA only
@@ -60,7 +60,7 @@ func TestUntrustedCloudCertificateNamesCAFile(t *testing.T) {
 		}
 	}
 	var logs lockedBuffer
-	a, err := connectorapp.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	a, err := connector.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	require.NoError(t, err)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -76,7 +76,7 @@ func TestUntrustedCloudCertificateNamesCAFile(t *testing.T) {
 			}
 			failures++
 			assert.ErrorIs(t, s.Err, tunnel.ErrUntrustedCertificate)
-			var ce *connectorapp.ConnectError
+			var ce *connector.ConnectError
 			require.True(t, errors.As(s.Err, &ce), "%v", s.Err)
 			assert.Contains(t, s.Err.Error(), "cloud.ca_file")
 			assert.Contains(t, s.Err.Error(), `issued by "CN=connectorapp test CA"`)

@@ -1,8 +1,10 @@
-package connectorapp_test
+package main
 
 import (
 	"context"
 	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -16,9 +18,9 @@ import (
 
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // TestDirectoryOverTunnel: a connector in front of an in-process LDAP server
@@ -28,29 +30,29 @@ func TestDirectoryOverTunnel(t *testing.T) {
 	ldap, err := demoldap.Start(demoldap.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ldap.Close() })
-	c := newCloud(t)
+	c := newDemoCloud(t)
 	ctx := context.Background()
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "acme", time.Minute)
 	require.NoError(t, err)
 	_, key := memIdentity(t)
-	cloudCfg := connectorapp.Cloud{URL: c.url, CAPEM: c.caPEM, Key: key}
-	enrolled, err := connectorapp.Enroll(ctx, cloudCfg, tok)
+	cloudCfg := connector.Cloud{URL: c.url, CAPEM: c.caPEM, Key: key}
+	enrolled, err := connector.Enroll(ctx, cloudCfg, tok)
 	require.NoError(t, err)
 	cloudCfg.ConnectorID, cloudCfg.CloudKey = enrolled.ConnectorID, enrolled.CloudKey
 
-	a := newAgent(t, connectorapp.Config{
+	a := newDemoAgent(t, connector.Config{
 		Cloud: cloudCfg,
-		Directory: &connectorapp.Directory{
+		Directory: &connector.Directory{
 			URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN, BindPassword: demoldap.ServicePassword,
 			CAPEM: ldap.CAPEM(),
 		},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpLookup}},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpBrowse, connector.OpLookup}},
 	})
 	runErr := make(chan error, 1)
 	go func() { runErr <- a.Run(ctx) }()
 	c.waitPresence(t, tunnel.Connected)
 
-	dc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, c.gw.RoundTripper("acme"))
+	dc, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, c.gw.RoundTripper("acme"))
 	require.NoError(t, err)
 
 	ous, err := dc.OUs(ctx, demoldap.PeopleDN)
@@ -67,18 +69,18 @@ func TestDirectoryOverTunnel(t *testing.T) {
 	binds, searches := ldap.Stats()
 	refused := []struct {
 		name string
-		op   connectorapp.Operation
+		op   connector.Operation
 		call func() error
 	}{
-		{"credentials", connectorapp.OpCredentials, func() error {
+		{"credentials", connector.OpCredentials, func() error {
 			_, err := dc.CheckCredentials(ctx, directory.Mapping{}, someone.Login, demoldap.Password)
 			return err
 		}},
-		{"import", connectorapp.OpImport, func() error {
+		{"import", connector.OpImport, func() error {
 			_, err := dc.Users(ctx, directory.Mapping{}, func(directory.User) error { return nil })
 			return err
 		}},
-		{"changes", connectorapp.OpImport, func() error {
+		{"changes", connector.OpImport, func() error {
 			_, err := dc.Changes(ctx, directory.Mapping{}, "", func(directory.User) error { return nil })
 			return err
 		}},
@@ -89,7 +91,7 @@ func TestDirectoryOverTunnel(t *testing.T) {
 			require.Error(t, err)
 			var de *directoryhttp.Error
 			require.ErrorAs(t, err, &de)
-			assert.Equal(t, connectorapp.CodeForbidden, de.Code)
+			assert.Equal(t, connector.CodeForbidden, de.Code)
 			assert.Contains(t, de.Message, string(tt.op))
 			assert.False(t, errors.Is(err, directory.ErrInvalidCredentials), "a policy refusal is not a wrong password")
 		})
@@ -99,7 +101,7 @@ func TestDirectoryOverTunnel(t *testing.T) {
 	assert.Equal(t, searches, s2, "refused requests never reached the directory")
 
 	require.NoError(t, a.Close())
-	assert.ErrorIs(t, <-runErr, connectorapp.ErrClosed)
+	assert.ErrorIs(t, <-runErr, connector.ErrClosed)
 }
 
 // TestSealedPasswords: by default the connector publishes its
@@ -109,34 +111,34 @@ func TestSealedPasswords(t *testing.T) {
 	ldap, err := demoldap.Start(demoldap.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ldap.Close() })
-	c := newCloud(t)
+	c := newDemoCloud(t)
 	ctx := context.Background()
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "acme", time.Minute)
 	require.NoError(t, err)
-	cloudCfg := connectorapp.Cloud{URL: c.url, CAPEM: c.caPEM, IdentityFile: filepath.Join(t.TempDir(), "identity.json")}
-	_, err = connectorapp.Enroll(ctx, cloudCfg, tok)
+	cloudCfg := connector.Cloud{URL: c.url, CAPEM: c.caPEM, IdentityFile: filepath.Join(t.TempDir(), "identity.json")}
+	_, err = connector.Enroll(ctx, cloudCfg, tok)
 	require.NoError(t, err)
-	cfg := connectorapp.Config{
+	cfg := connector.Config{
 		Cloud: cloudCfg,
-		Directory: &connectorapp.Directory{
+		Directory: &connector.Directory{
 			URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN, BindPassword: demoldap.ServicePassword,
 			CAPEM: ldap.CAPEM(),
 		},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpCredentials}},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpCredentials}},
 	}
-	start := func() (*connectorapp.Agent, chan error) {
-		a, err := connectorapp.New(cfg, nil)
+	start := func() (*connector.Agent, chan error) {
+		a, err := connector.New(cfg, nil)
 		require.NoError(t, err)
 		done := make(chan error, 1)
 		go func() { done <- a.Run(ctx) }()
 		c.waitPresence(t, tunnel.Connected)
 		return a, done
 	}
-	status := func() connectorapp.StatusResponse {
-		resp, err := (&http.Client{Transport: c.gw.RoundTripper("acme")}).Get("http://connector" + connectorapp.StatusPath)
+	status := func() connector.StatusResponse {
+		resp, err := (&http.Client{Transport: c.gw.RoundTripper("acme")}).Get("http://connector" + connector.StatusPath)
 		require.NoError(t, err)
 		defer resp.Body.Close()
-		var st connectorapp.StatusResponse
+		var st connector.StatusResponse
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
 		return st
 	}
@@ -147,9 +149,9 @@ func TestSealedPasswords(t *testing.T) {
 	pub, err := ecdh.X25519().NewPublicKey(st.CredentialsKey)
 	require.NoError(t, err)
 	rt := c.gw.RoundTripperFor("acme", st.ConnectorID)
-	sealed, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, rt, directoryhttp.WithConnectorKey(pub))
+	sealed, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, rt, directoryhttp.WithConnectorKey(pub))
 	require.NoError(t, err)
-	plain, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, rt)
+	plain, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, rt)
 	require.NoError(t, err)
 
 	someone := ldap.Users()[0].Login
@@ -172,4 +174,50 @@ func TestSealedPasswords(t *testing.T) {
 	if fi, err := os.Stat(cloudCfg.IdentityFile + ".x25519"); assert.NoError(t, err) {
 		assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
 	}
+}
+
+// demoCloud is testCloud with its CA in memory, for the agent tests against
+// the demo LDAP server (moved here from the connector package: demoldap is
+// internal to the examples).
+type demoCloud struct {
+	url    string
+	caPEM  []byte
+	gw     *tunnel.Gateway
+	events chan tunnel.PresenceEvent
+}
+
+func newDemoCloud(t *testing.T) *demoCloud {
+	t.Helper()
+	url, caFile, gw, events := testCloud(t)
+	pem, err := os.ReadFile(caFile)
+	require.NoError(t, err)
+	return &demoCloud{url: url, caPEM: pem, gw: gw, events: events}
+}
+
+func (c *demoCloud) waitPresence(t *testing.T, kind tunnel.PresenceKind) {
+	t.Helper()
+	for {
+		select {
+		case ev := <-c.events:
+			if ev.Kind == kind {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %v presence event", kind)
+		}
+	}
+}
+
+func memIdentity(t *testing.T) (string, ed25519.PrivateKey) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	return "conn-test", key
+}
+
+func newDemoAgent(t *testing.T, cfg connector.Config) *connector.Agent {
+	t.Helper()
+	a, err := connector.New(cfg, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	return a
 }

@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/directorytest"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel/audit"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // handlerTransport runs an http.Handler in process: the connector's
@@ -70,21 +70,21 @@ func BenchmarkAuditCost(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cfg := connectorapp.Config{
-			Cloud: connectorapp.Cloud{URL: "https://cloud.example", ConnectorID: "bench", Key: key},
-			Directory: &connectorapp.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword,
+		cfg := connector.Config{
+			Cloud: connector.Cloud{URL: "https://cloud.example", ConnectorID: "bench", Key: key},
+			Directory: &connector.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword,
 				CAPEM: ca, CredentialsKey: credKey},
-			Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpCredentials}},
+			Policy: connector.Policy{Allow: []connector.Operation{connector.OpCredentials}},
 		}
 		if auditOn {
 			cfg.Audit.Dir = filepath.Join(b.TempDir(), "audit")
 		}
-		a, err := connectorapp.New(cfg, nil)
+		a, err := connector.New(cfg, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { a.Close() })
-		rc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, handlerTransport{a.Handler()},
+		rc, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, handlerTransport{a.Handler()},
 			directoryhttp.WithConnectorKey(credKey.PublicKey()))
 		if err != nil {
 			b.Fatal(err)
@@ -114,11 +114,11 @@ func BenchmarkAuditCost(b *testing.B) {
 			w.Header().Set("Content-Type", "application/json")
 			io.WriteString(w, answer)
 		})
-		return bare, l.Middleware(connectorapp.Annotate(bare))
+		return bare, l.Middleware(connector.Annotate(bare))
 	}
 	body := `{"mapping":{},"name":"user000001","password":"` + users[0].Password + `"}`
 	serve := func(h http.Handler) time.Duration {
-		r := httptest.NewRequest("POST", connectorapp.DirectoryPrefix+"/credentials", strings.NewReader(body))
+		r := httptest.NewRequest("POST", connector.DirectoryPrefix+"/credentials", strings.NewReader(body))
 		w := httptest.NewRecorder()
 		t0 := time.Now()
 		h.ServeHTTP(w, r)

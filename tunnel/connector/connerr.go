@@ -1,4 +1,4 @@
-package connectorapp
+package connector
 
 import (
 	"errors"
@@ -23,7 +23,7 @@ type ConnectError struct {
 	Err error  // the tunnel's error
 }
 
-func (e *ConnectError) Error() string { return "connectorapp: " + e.Fix }
+func (e *ConnectError) Error() string { return "connector: " + e.Fix }
 func (e *ConnectError) Unwrap() error { return e.Err }
 
 // withFix returns err as a *ConnectError when the tunnel classified it,

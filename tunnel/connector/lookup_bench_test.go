@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"context"
@@ -9,8 +9,8 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/directorytest"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // BenchmarkLookup measures one user lookup as the cloud makes it (directoryhttp
@@ -25,7 +25,7 @@ func BenchmarkLookup(b *testing.B) {
 	}
 	login := "user000001"
 	ctx := context.Background()
-	dirCfg := connectorapp.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword, CAPEM: ca}
+	dirCfg := connector.Directory{URLs: []string{srv.URL}, BindDN: srv.BindDN, BindPassword: srv.BindPassword, CAPEM: ca}
 
 	b.Run("baseline=directory-client", func(b *testing.B) {
 		dc, err := directory.Open(directory.Config{URLs: dirCfg.URLs, BindDN: dirCfg.BindDN, BindPassword: dirCfg.BindPassword, CAPEM: ca})
@@ -47,14 +47,14 @@ func BenchmarkLookup(b *testing.B) {
 			b.Fatal(err)
 		}
 		_, key := memIdentity(b)
-		cc := connectorapp.Cloud{URL: c.url, CAPEM: c.caPEM, Key: key}
-		id, err := connectorapp.Enroll(ctx, cc, tok)
+		cc := connector.Cloud{URL: c.url, CAPEM: c.caPEM, Key: key}
+		id, err := connector.Enroll(ctx, cc, tok)
 		if err != nil {
 			b.Fatal(err)
 		}
 		cc.ConnectorID, cc.CloudKey = id.ConnectorID, id.CloudKey
-		a, err := connectorapp.New(connectorapp.Config{Cloud: cc, Directory: &dirCfg,
-			Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpLookup}}}, nil)
+		a, err := connector.New(connector.Config{Cloud: cc, Directory: &dirCfg,
+			Policy: connector.Policy{Allow: []connector.Operation{connector.OpLookup}}}, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func BenchmarkLookup(b *testing.B) {
 				break
 			}
 		}
-		rc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, c.gw.RoundTripper("acme"))
+		rc, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, c.gw.RoundTripper("acme"))
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"context"
@@ -13,16 +13,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
-func enrollToFile(t *testing.T, c *cloud) (connectorapp.Cloud, map[string]any) {
+func enrollToFile(t *testing.T, c *cloud) (connector.Cloud, map[string]any) {
 	t.Helper()
-	cloudCfg := connectorapp.Cloud{URL: c.url, CAPEM: c.caPEM, IdentityFile: filepath.Join(t.TempDir(), "identity.json")}
+	cloudCfg := connector.Cloud{URL: c.url, CAPEM: c.caPEM, IdentityFile: filepath.Join(t.TempDir(), "identity.json")}
 	tok, err := c.gw.IssueEnrollmentToken(context.Background(), "tenant-a", time.Minute)
 	require.NoError(t, err)
-	_, err = connectorapp.Enroll(context.Background(), cloudCfg, tok)
+	_, err = connector.Enroll(context.Background(), cloudCfg, tok)
 	require.NoError(t, err)
 	b, err := os.ReadFile(cloudCfg.IdentityFile)
 	require.NoError(t, err)
@@ -55,10 +55,10 @@ func TestIdentityWithoutCloudKeyNeedsReEnrollment(t *testing.T) {
 	b, _ := json.Marshal(m)
 	require.NoError(t, os.WriteFile(cloudCfg.IdentityFile, b, 0o600))
 	kek, pass, _ := keyFiles(t, t.TempDir())
-	_, err := connectorapp.New(connectorapp.Config{
+	_, err := connector.New(connector.Config{
 		Cloud:  cloudCfg,
-		Keys:   &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
+		Keys:   &connector.Keys{KEKFile: kek, PassphraseFile: pass},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
 	}, nil)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, tunnel.ErrCloudKeyMissing)
@@ -66,9 +66,9 @@ func TestIdentityWithoutCloudKeyNeedsReEnrollment(t *testing.T) {
 }
 
 func TestConfigRefusesPlainPasswordsOption(t *testing.T) {
-	_, err := connectorapp.ParseConfig([]byte(`{"cloud":{"url":"https://c","identity_file":"/i"},
+	_, err := connector.ParseConfig([]byte(`{"cloud":{"url":"https://c","identity_file":"/i"},
 		"directory":{"urls":["ldaps://d"],"bind_dn":"cn=x","bind_password_env":"P","insecure_plain_passwords":false},
 		"policy":{"allow":["browse"]}}`))
-	require.ErrorIs(t, err, connectorapp.ErrConfig)
+	require.ErrorIs(t, err, connector.ErrConfig)
 	assert.ErrorContains(t, err, "directory.insecure_plain_passwords")
 }

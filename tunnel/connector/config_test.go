@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // validJSON is a full config; tests edit it through patch.
@@ -85,14 +85,14 @@ func TestParseConfig(t *testing.T) {
 			tt.patch(m)
 			b, err := json.Marshal(m)
 			require.NoError(t, err)
-			cfg, err := connectorapp.ParseConfig(b)
+			cfg, err := connector.ParseConfig(b)
 			if tt.want == nil {
 				require.NoError(t, err)
 				assert.NotEmpty(t, cfg.Policy.Allow)
 				return
 			}
 			require.Error(t, err)
-			assert.ErrorIs(t, err, connectorapp.ErrConfig)
+			assert.ErrorIs(t, err, connector.ErrConfig)
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
 			}
@@ -107,17 +107,17 @@ func TestLoadConfig(t *testing.T) {
 	require.NoError(t, err)
 	good := filepath.Join(dir, "good.json")
 	require.NoError(t, os.WriteFile(good, b, 0o600))
-	cfg, err := connectorapp.LoadConfig(good)
+	cfg, err := connector.LoadConfig(good)
 	require.NoError(t, err)
 	assert.Equal(t, []string{"ldaps://dc1.example", "ldap://dc2.example"}, cfg.Directory.URLs)
 	assert.Equal(t, "LIAISON_BIND_PASSWORD", cfg.Directory.BindPasswordEnv)
 
-	_, err = connectorapp.LoadConfig(filepath.Join(dir, "missing.json"))
-	assert.ErrorIs(t, err, connectorapp.ErrConfig)
+	_, err = connector.LoadConfig(filepath.Join(dir, "missing.json"))
+	assert.ErrorIs(t, err, connector.ErrConfig)
 
 	trailing := filepath.Join(dir, "trailing.json")
 	require.NoError(t, os.WriteFile(trailing, append(b, []byte(`{}`)...), 0o600))
-	_, err = connectorapp.LoadConfig(trailing)
+	_, err = connector.LoadConfig(trailing)
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "trailing data"), err.Error())
 	assert.Contains(t, err.Error(), trailing, "the error names the file")
@@ -128,12 +128,12 @@ func TestLoadConfig(t *testing.T) {
 // printing the password.
 func TestCloudHTTPClientProxy(t *testing.T) {
 	for _, u := range []string{"http://u:p@proxy:3128", "socks5://u:p@socks:1080", "socks5h://socks:1080"} {
-		_, err := connectorapp.Cloud{URL: "https://cloud.example", ProxyURL: u}.HTTPClient()
+		_, err := connector.Cloud{URL: "https://cloud.example", ProxyURL: u}.HTTPClient()
 		assert.NoError(t, err, u)
 	}
-	_, err := connectorapp.Cloud{URL: "https://cloud.example", ProxyURL: "socks4://u:hunter2@socks:1080"}.HTTPClient()
+	_, err := connector.Cloud{URL: "https://cloud.example", ProxyURL: "socks4://u:hunter2@socks:1080"}.HTTPClient()
 	require.Error(t, err)
-	assert.ErrorIs(t, err, connectorapp.ErrConfig)
+	assert.ErrorIs(t, err, connector.ErrConfig)
 	assert.ErrorContains(t, err, "cloud.proxy_url")
 	assert.ErrorContains(t, err, "socks5://")
 	assert.NotContains(t, err.Error(), "hunter2")

@@ -1,4 +1,4 @@
-package connectorapp
+package connector
 
 import (
 	"context"
@@ -25,10 +25,10 @@ import (
 
 // ErrNotEnrolled is returned by New when the identity file does not exist:
 // run "connector enroll" first.
-var ErrNotEnrolled = errors.New("connectorapp: not enrolled")
+var ErrNotEnrolled = errors.New("connector: not enrolled")
 
 // ErrAlreadyEnrolled is returned by Enroll when the identity file exists.
-var ErrAlreadyEnrolled = errors.New("connectorapp: already enrolled")
+var ErrAlreadyEnrolled = errors.New("connector: already enrolled")
 
 // identityFile is the content of Cloud.IdentityFile.
 type identityFile struct {
@@ -215,7 +215,7 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 		var err error
 		key, err = (&tunnel.FileKeyStore{Path: c.keyFile()}).LoadOrCreate()
 		if err != nil {
-			return tunnel.Identity{}, fmt.Errorf("connectorapp: key file: %w", err)
+			return tunnel.Identity{}, fmt.Errorf("connector: key file: %w", err)
 		}
 	}
 	client, err := c.HTTPClient()
@@ -224,7 +224,7 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 	}
 	id, err := tunnel.Enroll(ctx, client, c.enrollURL(), token, key)
 	if err != nil {
-		return tunnel.Identity{}, fmt.Errorf("connectorapp: enroll: %w", socksRefusal(err))
+		return tunnel.Identity{}, fmt.Errorf("connector: enroll: %w", socksRefusal(err))
 	}
 	if c.IdentityFile != "" {
 		b, _ := json.MarshalIndent(identityFile{
@@ -234,7 +234,7 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 			CloudKey:           id.CloudKey,
 		}, "", "  ")
 		if err := writeFileAtomic(c.IdentityFile, append(b, '\n')); err != nil {
-			return tunnel.Identity{}, fmt.Errorf("connectorapp: writing identity file: %w", err)
+			return tunnel.Identity{}, fmt.Errorf("connector: writing identity file: %w", err)
 		}
 	}
 	return id, nil

@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"bytes"
@@ -12,13 +12,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // shareAgent is a key connector with an identity file (the tenant) and a
 // share file, as enrolled connectors have.
-func shareAgent(t testing.TB) *connectorapp.Agent {
+func shareAgent(t testing.TB) *connector.Agent {
 	t.Helper()
 	dir := t.TempDir()
 	identity := filepath.Join(dir, "identity.json")
@@ -30,11 +30,11 @@ func shareAgent(t testing.TB) *connectorapp.Agent {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(identity, b, 0o600))
 	kek, pass, sched := keyFiles(t, dir)
-	a, err := connectorapp.New(connectorapp.Config{
-		Cloud:  connectorapp.Cloud{URL: "https://cloud.example", IdentityFile: identity},
-		Keys:   &connectorapp.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
-		Audit:  connectorapp.Audit{Disabled: true},
+	a, err := connector.New(connector.Config{
+		Cloud:  connector.Cloud{URL: "https://cloud.example", IdentityFile: identity},
+		Keys:   &connector.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
+		Audit:  connector.Audit{Disabled: true},
 	}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
@@ -52,12 +52,12 @@ func FuzzKeyShareSync(f *testing.F) {
 	f.Add([]byte(`{"shares":[null,""],"peers":[{"connector_id":"conn-a","primary":4294967295}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec := httptest.NewRecorder()
-		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, connectorapp.KeySharePath, bytes.NewReader(b)))
+		a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, connector.KeySharePath, bytes.NewReader(b)))
 		if rec.Code != http.StatusOK && rec.Code != http.StatusBadRequest {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
 		if rec.Code == http.StatusOK {
-			var out connectorapp.KeyShareReply
+			var out connector.KeyShareReply
 			if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 				t.Fatal(err)
 			}

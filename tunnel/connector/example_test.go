@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"context"
@@ -13,19 +13,19 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // A connector from its config file, run until interrupted. Compile-only:
 // it needs an enrolled identity and a cloud.
 func ExampleNew() {
-	cfg, err := connectorapp.LoadConfig("/etc/liaison/connector.json")
+	cfg, err := connector.LoadConfig("/etc/liaison/connector.json")
 	if err != nil {
 		log.Fatal(err)
 	}
-	agent, err := connectorapp.New(cfg, slog.Default())
+	agent, err := connector.New(cfg, slog.Default())
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func ExampleNew() {
 // Enrollment with a one-time token; the identity file and the key beside it
 // are written with mode 0600. Compile-only: it needs a cloud.
 func ExampleEnroll() {
-	id, err := connectorapp.Enroll(context.Background(), connectorapp.Cloud{
+	id, err := connector.Enroll(context.Background(), connector.Cloud{
 		URL:          "https://cloud.example.com",
 		IdentityFile: "/var/lib/liaison/identity.json",
 	}, "the-one-time-token")
@@ -55,18 +55,18 @@ func ExampleEnroll() {
 
 // Config errors name every offending field at once.
 func ExampleParseConfig() {
-	_, err := connectorapp.ParseConfig([]byte(`{
+	_, err := connector.ParseConfig([]byte(`{
 		"cloud": {"url": "http://cloud.example.com", "identity_file": "/var/lib/liaison/identity.json"},
 		"keys": {"kek_file": "/var/lib/liaison/kek", "passphrase_env": "KEK_PASS",
 		         "scheduler_public_key": "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
 		"policy": {"allow": ["keys", "browse"]}
 	}`))
-	fmt.Println(errors.Is(err, connectorapp.ErrConfig))
+	fmt.Println(errors.Is(err, connector.ErrConfig))
 	fmt.Println(err)
 	// Output:
 	// true
-	// connectorapp: invalid config: cloud.url: "http://cloud.example.com": want a https:// URL (TLS is required)
-	// connectorapp: invalid config: policy.allow: "browse" needs a directory section
+	// connector: invalid config: cloud.url: "http://cloud.example.com": want a https:// URL (TLS is required)
+	// connector: invalid config: policy.allow: "browse" needs a directory section
 }
 
 // The cloud side can tell a policy refusal from any other failure.
@@ -77,7 +77,7 @@ func ExampleDecodePolicyError() {
 	})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("POST", "/directory/credentials", nil))
-	if pe := connectorapp.DecodePolicyError(rec.Body.Bytes()); pe != nil {
+	if pe := connector.DecodePolicyError(rec.Body.Bytes()); pe != nil {
 		fmt.Println(pe.Operation, "refused by the connector")
 	}
 	// Output: credentials refused by the connector
@@ -89,10 +89,10 @@ func ExampleAgent_Handler() {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	kr, _ := keyenvelope.NewKeyring(nil)
 	sched, _, _ := ed25519.GenerateKey(rand.Reader)
-	agent, err := connectorapp.New(connectorapp.Config{
-		Cloud:  connectorapp.Cloud{URL: "https://cloud.example.com", ConnectorID: "conn_1", Key: key},
-		Keys:   &connectorapp.Keys{Keyring: kr, SchedulerKey: sched},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
+	agent, err := connector.New(connector.Config{
+		Cloud:  connector.Cloud{URL: "https://cloud.example.com", ConnectorID: "conn_1", Key: key},
+		Keys:   &connector.Keys{Keyring: kr, SchedulerKey: sched},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
 	}, nil)
 	if err != nil {
 		log.Fatal(err)
@@ -100,7 +100,7 @@ func ExampleAgent_Handler() {
 	defer agent.Close()
 	srv := httptest.NewServer(agent.Handler())
 	defer srv.Close()
-	for _, path := range []string{connectorapp.StatusPath, "/keys/v1/public-key?suite=x25519", "/directory/users"} {
+	for _, path := range []string{connector.StatusPath, "/keys/v1/public-key?suite=x25519", "/directory/users"} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			log.Fatal(err)
@@ -115,7 +115,7 @@ func ExampleAgent_Handler() {
 }
 
 func ExampleLoadConfig() {
-	cfg, err := connectorapp.LoadConfig("/etc/liaison/connector.json")
+	cfg, err := connector.LoadConfig("/etc/liaison/connector.json")
 	if err != nil {
 		log.Fatal(err) // names the file and every bad field
 	}
@@ -123,15 +123,15 @@ func ExampleLoadConfig() {
 }
 
 func ExamplePolicy_Allows() {
-	p := connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpLookup}}
-	fmt.Println(p.Allows(connectorapp.OpLookup), p.Allows(connectorapp.OpCredentials))
+	p := connector.Policy{Allow: []connector.Operation{connector.OpBrowse, connector.OpLookup}}
+	fmt.Println(p.Allows(connector.OpLookup), p.Allows(connector.OpCredentials))
 	// Output: true false
 }
 
 // The HTTP client a product would use to reach the cloud like the connector
 // does (proxy, extra CA, TLS 1.3).
 func ExampleCloud_HTTPClient() {
-	c, err := connectorapp.Cloud{URL: "https://cloud.example.com", ProxyURL: "http://proxy.corp:3128"}.HTTPClient()
+	c, err := connector.Cloud{URL: "https://cloud.example.com", ProxyURL: "http://proxy.corp:3128"}.HTTPClient()
 	if err != nil {
 		log.Fatal(err)
 	}

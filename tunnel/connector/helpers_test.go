@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"crypto/ecdsa"
@@ -23,13 +23,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // cloud is a tunnel gateway behind a TLS 1.3 loopback server with a CA made
-// for the test, mounted at the paths connectorapp expects.
+// for the test, mounted at the paths the connector expects.
 type cloud struct {
 	url       string             // https base URL
 	scheduler ed25519.PrivateKey // signs job tickets; its public key is served at SchedulerKeyPath
@@ -53,23 +53,23 @@ func newCloud(t testing.TB) *cloud {
 	require.NoError(t, err)
 	c.scheduler = priv
 	ident := testGatewayIdentity(t)
-	mux.HandleFunc("GET "+connectorapp.SchedulerKeyPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+connector.SchedulerKeyPath, func(w http.ResponseWriter, r *http.Request) {
 		served := pub
 		if k := c.substituteScheduler.Load(); k != nil {
 			served = *k // a relay's key, which the cloud never signed
 		}
 		fmt.Fprintf(w, `{"ed25519":%q,"signature":%q}`, base64.StdEncoding.EncodeToString(served),
-			base64.StdEncoding.EncodeToString(ident.SignStatement(connectorapp.SchedulerKeyStatement, pub)))
+			base64.StdEncoding.EncodeToString(ident.SignStatement(connector.SchedulerKeyStatement, pub)))
 	})
 	gw, err := tunnel.NewGateway(tunnel.GatewayConfig{
 		Identity:   ident,
-		Audience:   "wss://" + srv.Listener.Addr().String() + connectorapp.TunnelPath,
+		Audience:   "wss://" + srv.Listener.Addr().String() + connector.TunnelPath,
 		OnPresence: func(ev tunnel.PresenceEvent) { c.events <- ev },
 	})
 	require.NoError(t, err)
 	c.gw = gw
-	mux.Handle(connectorapp.TunnelPath, gw)
-	mux.Handle(connectorapp.EnrollPath, gw.EnrollHandler())
+	mux.Handle(connector.TunnelPath, gw)
+	mux.Handle(connector.EnrollPath, gw.EnrollHandler())
 	t.Cleanup(func() {
 		_ = gw.Close()
 		srv.Close()

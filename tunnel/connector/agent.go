@@ -1,4 +1,4 @@
-package connectorapp
+package connector
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 )
 
 // ErrClosed is returned by Agent.Run after Agent.Close.
-var ErrClosed = errors.New("connectorapp: agent closed")
+var ErrClosed = errors.New("connector: agent closed")
 
 // Paths the connector serves over the tunnel. The cloud reaches the
 // directory service below DirectoryPrefix and the key service below
@@ -255,7 +255,7 @@ func (a *Agent) installKeyring(kr *keyenvelope.Keyring) error {
 	}
 	kh, err := a.keysHandler()
 	if err != nil {
-		return fmt.Errorf("connectorapp: keys: %w", err)
+		return fmt.Errorf("connector: keys: %w", err)
 	}
 	a.keysH.Store(&kh)
 	return nil
@@ -297,7 +297,7 @@ func (a *Agent) buildHandler() (http.Handler, error) {
 		if a.keyring != nil {
 			kh, err := a.keysHandler()
 			if err != nil {
-				return nil, fmt.Errorf("connectorapp: keys: %w", err)
+				return nil, fmt.Errorf("connector: keys: %w", err)
 			}
 			a.keysH.Store(&kh)
 		}

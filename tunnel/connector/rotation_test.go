@@ -1,4 +1,4 @@
-package connectorapp_test
+package connector_test
 
 import (
 	"crypto/ecdh"
@@ -14,9 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 func TestExtraSchedulerKeysConfig(t *testing.T) {
@@ -24,14 +24,14 @@ func TestExtraSchedulerKeysConfig(t *testing.T) {
 	m["keys"].(map[string]any)["extra_scheduler_public_keys"] = []any{"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="}
 	b, err := json.Marshal(m)
 	require.NoError(t, err)
-	cfg, err := connectorapp.ParseConfig(b)
+	cfg, err := connector.ParseConfig(b)
 	require.NoError(t, err)
 	assert.Len(t, cfg.Keys.ExtraSchedulerPublicKeys, 1)
 
 	m["keys"].(map[string]any)["extra_scheduler_public_keys"] = []any{"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=", "AAAA"}
 	b, err = json.Marshal(m)
 	require.NoError(t, err)
-	_, err = connectorapp.ParseConfig(b)
+	_, err = connector.ParseConfig(b)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "keys.extra_scheduler_public_keys[1]")
 }
@@ -40,7 +40,7 @@ func TestExtraSchedulerKeysConfig(t *testing.T) {
 // ekeys against tickets of the pinned key and of the extra one, and of no
 // other.
 func TestExtraSchedulerKeyReleases(t *testing.T) {
-	cfg := agentConfig(t, false, true, connectorapp.OpKeys)
+	cfg := agentConfig(t, false, true, connector.OpKeys)
 	oldPub, oldKey, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	newPub, newKey, err := ed25519.GenerateKey(rand.Reader)
@@ -52,7 +52,7 @@ func TestExtraSchedulerKeyReleases(t *testing.T) {
 	a := newAgent(t, cfg)
 	srv := httptest.NewServer(a.Handler())
 	defer srv.Close()
-	kc, err := keyhttp.NewClient(srv.URL+connectorapp.KeysPrefix, srv.Client().Transport)
+	kc, err := keyhttp.NewClient(srv.URL+connector.KeysPrefix, srv.Client().Transport)
 	require.NoError(t, err)
 	c := keyenvelope.Context{Tenant: "acme", User: "u1", Purpose: "backup"}
 	wrapped, id, err := kc.GenerateWrapped(t.Context(), c)
