@@ -17,6 +17,7 @@ import (
 
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/keyenvelope/keyshare"
 	"github.com/liaisonhq/liaison/tunnel"
 	"github.com/liaisonhq/liaison/tunnel/audit"
 )
@@ -53,11 +54,10 @@ type Agent struct {
 	audit    *audit.Log               // nil: audit log off
 
 	// keysH serves KeysPrefix once a keyring is installed (a joining
-	// connector receives it at run time); shareMu serialises key-share
-	// rounds; kekStat is the KEK file's last seen stat.
+	// connector receives it at run time); kekRead says New read the KEK
+	// file.
 	keysH   atomic.Pointer[http.Handler]
-	shareMu sync.Mutex
-	kekStat os.FileInfo
+	kekRead bool
 
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
@@ -84,6 +84,7 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	a.identity.ConnectorID = a.cfg.Cloud.ConnectorID
+	a.log = logger.With(slog.String("connector_id", a.identity.ConnectorID))
 	if cfg.Cloud.CAFile != "" && cfg.Cloud.CAPEM == nil {
 		pem, err := readFile(cfg.Cloud.CAFile, "cloud.ca_file")
 		if err != nil {
@@ -125,7 +126,6 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 		a.handler = a.audit.Middleware(annotate(h, a.tickets))
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	a.log = logger.With(slog.String("connector_id", a.identity.ConnectorID))
 	return a, nil
 }
 
@@ -216,7 +216,7 @@ func (a *Agent) openKeys(k Keys) error {
 	kr := k.Keyring
 	if kr == nil {
 		if _, err := os.Stat(k.KEKFile); errors.Is(err, fs.ErrNotExist) && k.shareFile() != "" {
-			if st, serr := readShareState(k.shareFile()); serr == nil && st.JoinApprover != "" {
+			if joining, serr := keyshare.Joining(k.shareFile()); serr == nil && joining {
 				return nil // joining: the keyring arrives in a key-share round
 			}
 		}
@@ -229,9 +229,7 @@ func (a *Agent) openKeys(k Keys) error {
 		if err != nil {
 			return fmt.Errorf("%w: keys.kek_file %s: %w (wrong passphrase or not a KEK file; a new connector of a tenant that has a keyring runs connector keys join instead)", ErrConfig, k.KEKFile, err)
 		}
-		if fi, err := os.Stat(k.KEKFile); err == nil {
-			a.kekStat = fi
-		}
+		a.kekRead = true
 	}
 	return a.setKeyring(kr)
 }
@@ -314,7 +312,11 @@ func (a *Agent) buildHandler() (http.Handler, error) {
 		// identity file); without them the route does not exist and the
 		// cloud's relay skips this connector.
 		if a.cfg.Keys.shareFile() != "" && a.identity.Tenant != "" {
-			mux.Handle("POST "+KeySharePath, enforce(a.cfg.Policy, only(OpKeys), http.HandlerFunc(a.serveKeyShare)))
+			ks, err := a.keyShareHandler()
+			if err != nil {
+				return nil, fmt.Errorf("connector: keys: %w", err)
+			}
+			mux.Handle("POST "+KeySharePath, enforce(a.cfg.Policy, only(OpKeys), ks))
 		}
 	}
 	return mux, nil

@@ -108,7 +108,9 @@
 // # Sharing the keyring
 //
 // The connectors of a tenant share one keyring without the vendor being
-// able to read it (package keyenvelope, "Keyring sharing"). The cloud's
+// able to read it (package keyenvelope, "Keyring sharing"; the rounds and
+// the approvals are package keyshare's, which this package wires to the
+// KEK file and the identity files). The cloud's
 // key-share relay (cloudapp.Server.SyncKeyShares) posts a KeyShareSync to
 // KeySharePath on every live connector of the tenant each round: the
 // tenant's pending keyring requests, the sealed shares addressed to that

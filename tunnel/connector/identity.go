@@ -15,11 +15,10 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
+	"github.com/liaisonhq/liaison/internal/atomicfile"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -75,31 +74,6 @@ func loadKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("%w: key file %s: %w", ErrConfig, path, err)
 	}
 	return key, nil
-}
-
-// writeFileAtomic writes b to path with mode 0600 through a rename.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".identity-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil && runtime.GOOS != "windows" {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 func readFile(path, what string) ([]byte, error) {
@@ -233,7 +207,7 @@ func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error)
 			SchedulerPublicKey: fetchSchedulerKey(ctx, client, c, id.CloudKey),
 			CloudKey:           id.CloudKey,
 		}, "", "  ")
-		if err := writeFileAtomic(c.IdentityFile, append(b, '\n')); err != nil {
+		if err := atomicfile.Write(c.IdentityFile, append(b, '\n')); err != nil {
 			return tunnel.Identity{}, fmt.Errorf("connector: writing identity file: %w", err)
 		}
 	}
