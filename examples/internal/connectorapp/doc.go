@@ -76,7 +76,9 @@ func ShareRequests(cfg Config) ([]ShareRequest, error) { return connector.ShareR
 func ShareMembers(cfg Config) ([]ShareRequest, error) { return connector.ShareMembers(cfg) }
 
 // ApproveShare is connector.ApproveShare.
-func ApproveShare(cfg Config, fp string) (ShareRequest, error) { return connector.ApproveShare(cfg, fp) }
+func ApproveShare(cfg Config, fp string) (ShareRequest, error) {
+	return connector.ApproveShare(cfg, fp)
+}
 
 // RevokeShare is connector.RevokeShare.
 func RevokeShare(cfg Config, fp string) (ShareRequest, error) { return connector.RevokeShare(cfg, fp) }
