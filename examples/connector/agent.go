@@ -136,7 +136,8 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
-	agent, err := connector.New(cfg, logger)
+	cfg.Logger = logger
+	agent, err := connector.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
@@ -180,7 +181,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	auditDir := cfg.AuditDir()
 	cfg.Audit.Disabled = true // a running connector owns the audit log: do not fork its chain
-	agent, err := connector.New(cfg, nil)
+	agent, err := connector.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure

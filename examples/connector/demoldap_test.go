@@ -127,7 +127,7 @@ func TestSealedPasswords(t *testing.T) {
 		Policy: connector.Policy{Allow: []connector.Operation{connector.OpCredentials}},
 	}
 	start := func() (*connector.Agent, chan error) {
-		a, err := connector.New(cfg, nil)
+		a, err := connector.New(cfg)
 		require.NoError(t, err)
 		done := make(chan error, 1)
 		go func() { done <- a.Run(ctx) }()
@@ -216,7 +216,7 @@ func memIdentity(t *testing.T) (string, ed25519.PrivateKey) {
 
 func newDemoAgent(t *testing.T, cfg connector.Config) *connector.Agent {
 	t.Helper()
-	a, err := connector.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
 	return a

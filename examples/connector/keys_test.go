@@ -66,7 +66,7 @@ func loadAgent(t *testing.T, kek, passFile string) (*connector.Agent, error) {
 		Cloud:  connector.Cloud{URL: "https://cloud.example.com", ConnectorID: "c1", Key: key},
 		Keys:   &connector.Keys{KEKFile: kek, PassphraseFile: passFile, SchedulerKey: sched},
 		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
-	}, nil)
+	})
 	if a != nil {
 		t.Cleanup(func() { _ = a.Close() })
 	}

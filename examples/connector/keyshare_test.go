@@ -57,7 +57,7 @@ func round(t *testing.T, cfgFile string, in connector.KeyShareSync) connector.Ke
 	t.Helper()
 	cfg, err := connector.LoadConfig(cfgFile)
 	require.NoError(t, err)
-	a, err := connector.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	defer a.Close()
 	body, err := json.Marshal(in)

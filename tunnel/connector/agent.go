@@ -59,8 +59,7 @@ type Agent struct {
 	keysH   atomic.Pointer[http.Handler]
 	kekRead bool
 
-	ctx      context.Context // cancelled by Close
-	cancel   context.CancelFunc
+	done     chan struct{} // closed by Close: Run returns
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	closed   bool
@@ -71,15 +70,17 @@ type Agent struct {
 // New checks cfg, reads the files it names (identity, key, passwords, KEK
 // file) and prepares the services. It does not connect anywhere: the
 // directory is dialled when the cloud first asks, the cloud when Run starts.
-// logger may be nil (discard). Errors about the configuration wrap ErrConfig.
-func New(cfg Config, logger *slog.Logger) (*Agent, error) {
+// Errors about the configuration wrap ErrConfig. New never changes the
+// caller's cfg.
+func New(cfg Config) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: logger, baseLog: logger}
+	a := &Agent{cfg: cfg, log: logger, baseLog: logger, done: make(chan struct{})}
 	if err := a.loadIdentity(); err != nil {
 		return nil, err
 	}
@@ -125,7 +126,6 @@ func New(cfg Config, logger *slog.Logger) (*Agent, error) {
 	if a.audit != nil {
 		a.handler = a.audit.Middleware(annotate(h, a.tickets))
 	}
-	a.ctx, a.cancel = context.WithCancel(context.Background())
 	return a, nil
 }
 
@@ -366,8 +366,13 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(a.ctx, cancel)
-	defer stop()
+	go func() {
+		select {
+		case <-a.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 
 	c := a.cfg.Cloud
 	tc, err := tunnel.NewConnector(tunnel.ConnectorConfig{
@@ -390,10 +395,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		slog.Bool("directory", a.dir != nil), slog.Bool("keys", a.Keyring() != nil))
 	err = tc.Run(ctx)
 	_ = tc.Close()
-	if a.ctx.Err() != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+	if a.isClosed() && ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return ErrClosed
 	}
 	return err
+}
+
+func (a *Agent) isClosed() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (a *Agent) onStatus(s tunnel.Status) {
@@ -442,8 +456,8 @@ func (a *Agent) Close() error {
 		return nil
 	}
 	a.closed = true
+	close(a.done)
 	a.mu.Unlock()
-	a.cancel()
 	a.wg.Wait()
 	var errs []error
 	if a.audit != nil {

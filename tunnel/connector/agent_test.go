@@ -45,7 +45,7 @@ func agentConfig(t testing.TB, withDirectory, withKeys bool, allow ...connector.
 
 func newAgent(t *testing.T, cfg connector.Config) *connector.Agent {
 	t.Helper()
-	a, err := connector.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
 	return a
@@ -143,7 +143,7 @@ func TestNewLoadsSecrets(t *testing.T) {
 	t.Run("wrong kek passphrase", func(t *testing.T) {
 		cfg := agentConfig(t, false, true, connector.OpKeys)
 		require.NoError(t, os.WriteFile(cfg.Keys.PassphraseFile, []byte("wrong horse"), 0o600))
-		_, err := connector.New(cfg, nil)
+		_, err := connector.New(cfg)
 		require.ErrorIs(t, err, connector.ErrConfig)
 		assert.Contains(t, err.Error(), "keys.kek_file")
 		assert.NotContains(t, err.Error(), "wrong horse")
@@ -152,11 +152,11 @@ func TestNewLoadsSecrets(t *testing.T) {
 		cfg := agentConfig(t, true, false, connector.OpBrowse)
 		cfg.Directory.BindPassword = ""
 		cfg.Directory.BindPasswordEnv = "CONNECTORAPP_TEST_BIND_PW"
-		_, err := connector.New(cfg, nil)
+		_, err := connector.New(cfg)
 		require.ErrorIs(t, err, connector.ErrConfig)
 		assert.Contains(t, err.Error(), "CONNECTORAPP_TEST_BIND_PW is not set")
 		t.Setenv("CONNECTORAPP_TEST_BIND_PW", "s3cret")
-		a, err := connector.New(cfg, nil)
+		a, err := connector.New(cfg)
 		require.NoError(t, err)
 		require.NoError(t, a.Close())
 	})
@@ -164,7 +164,7 @@ func TestNewLoadsSecrets(t *testing.T) {
 		cfg := agentConfig(t, true, false, connector.OpBrowse)
 		cfg.Cloud.ConnectorID, cfg.Cloud.Key = "", nil
 		cfg.Cloud.IdentityFile = filepath.Join(t.TempDir(), "identity.json")
-		_, err := connector.New(cfg, nil)
+		_, err := connector.New(cfg)
 		require.ErrorIs(t, err, connector.ErrNotEnrolled)
 		assert.Contains(t, err.Error(), "connector enroll")
 	})
@@ -279,7 +279,7 @@ func TestCloseStopsRun(t *testing.T) {
 	require.NoError(t, err)
 	cfg.Cloud.ConnectorID, cfg.Cloud.CloudKey = id.ConnectorID, id.CloudKey
 
-	a, err := connector.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	runErr := make(chan error, 1)
 	go func() { runErr <- a.Run(ctx) }()

@@ -79,7 +79,7 @@ func BenchmarkAuditCost(b *testing.B) {
 		if auditOn {
 			cfg.Audit.Dir = filepath.Join(b.TempDir(), "audit")
 		}
-		a, err := connector.New(cfg, nil)
+		a, err := connector.New(cfg)
 		if err != nil {
 			b.Fatal(err)
 		}

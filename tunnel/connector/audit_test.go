@@ -36,7 +36,7 @@ func TestAgentAuditsRequests(t *testing.T) {
 	require.NoError(t, err)
 	cfg.Directory.CredentialsKey = credKey
 	cfg.Audit.Dir = filepath.Join(t.TempDir(), "audit")
-	a, err := connector.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	h := a.Handler()
 
@@ -109,7 +109,7 @@ func TestAuditNamesReleasedUser(t *testing.T) {
 		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
 		Audit:  connector.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
 	}
-	a, err := connector.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	kc, err := keyhttp.NewClient("http://connector"+connector.KeysPrefix, handlerTransport{a.Handler()})
 	require.NoError(t, err)
@@ -260,7 +260,7 @@ func TestAuditImportCountsUsers(t *testing.T) {
 		Policy: connector.Policy{Allow: []connector.Operation{connector.OpImport}},
 		Audit:  connector.Audit{Dir: filepath.Join(t.TempDir(), "audit")},
 	}
-	a, err := connector.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	rc, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, handlerTransport{a.Handler()})
 	require.NoError(t, err)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"slices"
@@ -45,6 +46,9 @@ type Config struct {
 	// one goroutine (connected, disconnected with the reason and the retry
 	// delay).
 	OnStatus func(tunnel.Status) `json:"-"`
+	// Logger receives the agent's logs, scoped with the connector ID (nil:
+	// discard). Secrets are never logged.
+	Logger *slog.Logger `json:"-"`
 }
 
 // Cloud says where the connector dials and who it is.
@@ -78,8 +82,8 @@ type Cloud struct {
 	ConnectorID string          `json:"-"`
 	Key         crypto.Signer   `json:"-"`
 	CloudKey    tunnel.CloudKey `json:"-"`
-	// BackoffBase and BackoffMax shape reconnects (tunnel defaults 1s and
-	// 30s); for tests.
+	// BackoffBase and BackoffMax shape reconnects (zero: the tunnel's
+	// defaults, 1s and 30s; tunnel.ConnectorConfig).
 	BackoffBase time.Duration `json:"-"`
 	BackoffMax  time.Duration `json:"-"`
 }

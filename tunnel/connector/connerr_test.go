@@ -60,7 +60,8 @@ func TestUntrustedCloudCertificateNamesCAFile(t *testing.T) {
 		}
 	}
 	var logs lockedBuffer
-	a, err := connector.New(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)

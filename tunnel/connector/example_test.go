@@ -25,7 +25,8 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	agent, err := connector.New(cfg, slog.Default())
+	cfg.Logger = slog.Default()
+	agent, err := connector.New(cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func ExampleAgent_Handler() {
 		Cloud:  connector.Cloud{URL: "https://cloud.example.com", ConnectorID: "conn_1", Key: key},
 		Keys:   &connector.Keys{Keyring: kr, SchedulerKey: sched},
 		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
-	}, nil)
+	})
 	if err != nil {
 		log.Fatal(err)
 	}

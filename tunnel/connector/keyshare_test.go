@@ -35,7 +35,7 @@ func shareAgent(t testing.TB) *connector.Agent {
 		Keys:   &connector.Keys{KEKFile: kek, PassphraseFile: pass, SchedulerPublicKey: sched},
 		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
 		Audit:  connector.Audit{Disabled: true},
-	}, nil)
+	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
 	return a

@@ -54,7 +54,7 @@ func BenchmarkLookup(b *testing.B) {
 		}
 		cc.ConnectorID, cc.CloudKey = id.ConnectorID, id.CloudKey
 		a, err := connector.New(connector.Config{Cloud: cc, Directory: &dirCfg,
-			Policy: connector.Policy{Allow: []connector.Operation{connector.OpLookup}}}, nil)
+			Policy: connector.Policy{Allow: []connector.Operation{connector.OpLookup}}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -59,7 +59,7 @@ func TestIdentityWithoutCloudKeyNeedsReEnrollment(t *testing.T) {
 		Cloud:  cloudCfg,
 		Keys:   &connector.Keys{KEKFile: kek, PassphraseFile: pass},
 		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
-	}, nil)
+	})
 	require.Error(t, err)
 	assert.ErrorIs(t, err, tunnel.ErrCloudKeyMissing)
 	assert.ErrorContains(t, err, "enroll again")

@@ -56,7 +56,10 @@ var (
 )
 
 // New is connector.New.
-func New(cfg Config, logger *slog.Logger) (*Agent, error) { return connector.New(cfg, logger) }
+func New(cfg Config, logger *slog.Logger) (*Agent, error) {
+	cfg.Logger = logger
+	return connector.New(cfg)
+}
 
 // Enroll is connector.Enroll.
 func Enroll(ctx context.Context, c Cloud, token string) (tunnel.Identity, error) {

@@ -179,7 +179,7 @@ func (ps *proxiedStack) startConnector(proxyURL string, proxyCA []byte) <-chan s
 				}
 			}
 		},
-	}, nil)
+	})
 	require.NoError(ps.t, err)
 	done := make(chan error, 1)
 	ps.mu.Lock()

@@ -212,7 +212,8 @@ func (st *Stack) StartConnector(ctx context.Context) error {
 				once.Do(func() { close(connected) })
 			}
 		},
-	}, st.log.With("side", "connector"))
+		Logger: st.log.With("side", "connector"),
+	})
 	if err != nil {
 		st.mu.Unlock()
 		return err
