@@ -138,3 +138,43 @@ func ExampleCloud_HTTPClient() {
 	}
 	_ = c
 }
+
+// A vendor's own agent embeds the connector: its settings come from the
+// vendor's own configuration (here literals), secrets from the environment,
+// logs go to the vendor's logger. Enroll runs once with a one-time token;
+// New and Run serve the cloud until the context ends. Compile-only: it needs
+// a cloud and a directory. README, "Embedding".
+func Example_embedding() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cloud := connector.Cloud{
+		URL:          "https://backup.vendor.example",
+		IdentityFile: "/var/lib/vendoragent/identity.json", // key beside it, 0600
+	}
+	if _, err := os.Stat(cloud.IdentityFile); errors.Is(err, os.ErrNotExist) {
+		if _, err := connector.Enroll(ctx, cloud, os.Getenv("VENDOR_ENROLL_TOKEN")); err != nil {
+			log.Fatal(err)
+		}
+	}
+	agent, err := connector.New(connector.Config{
+		Cloud: cloud,
+		Directory: &connector.Directory{
+			URLs:            []string{"ldaps://dc1.corp.example", "ldaps://dc2.corp.example"},
+			BindDN:          "CN=vendor-svc,OU=Service,DC=corp,DC=example",
+			BindPasswordEnv: "VENDOR_LDAP_PASSWORD",
+		},
+		Keys: &connector.Keys{KEKFile: "/var/lib/vendoragent/kek.kenv", PassphraseEnv: "VENDOR_KEK_PASSPHRASE"},
+		Policy: connector.Policy{Allow: []connector.Operation{
+			connector.OpBrowse, connector.OpImport, connector.OpLookup, connector.OpCredentials, connector.OpKeys,
+		}},
+		OnStatus: func(s tunnel.Status) { fmt.Println("tunnel:", s.State) },
+		Logger:   slog.Default(),
+	})
+	if err != nil {
+		log.Fatal(err) // wraps connector.ErrConfig and names the setting
+	}
+	defer agent.Close() // writes the audit log's closing checkpoint
+	if err := agent.Run(ctx); errors.Is(err, tunnel.ErrRevoked) {
+		log.Fatal("revoked by the cloud: enroll again")
+	}
+}
