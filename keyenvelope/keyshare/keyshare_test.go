@@ -30,7 +30,7 @@ type node struct {
 	h     *keyshare.Handler
 }
 
-func newNode(t *testing.T, name string, withKeyring bool) *node {
+func newNode(t testing.TB, name string, withKeyring bool) *node {
 	t.Helper()
 	_, sk, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
