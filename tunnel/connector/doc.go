@@ -1,17 +1,26 @@
 // Package connector is the on-premises connector agent as a library: the
-// directory and key services behind a capability policy, served over the
-// tunnel to the cloud, configured from a JSON file or in code. The
-// examples/connector command is a thin main around it; the quickstart and the
-// end-to-end tests run it in process.
+// directory and key services behind the connector's own capability policy,
+// served over the tunnel to the cloud, every request recorded in a local
+// audit log, configured from a JSON file or in code. Use it to build your
+// own agent (a backup or SaaS vendor's on-premises service): it composes
+// package tunnel's Connector, directoryhttp's handler over a
+// directory.Client, keyhttp's handler over a keyenvelope.Keyring, keyshare's
+// rounds and tunnel/audit's log, so that the rules those pieces must obey
+// together (policy before any service, sealed passwords only, nothing served
+// unrecorded) are not yours to re-implement. The examples/connector command
+// is a thin main around it (flags, exit codes, the service manager); the
+// quickstart and the end-to-end tests run it in process.
 //
-// Use LoadConfig (or build a Config), New, then Agent.Run until the context
-// ends, and Agent.Close. Enroll registers a new connector with a one-time
-// token and stores its identity.
+// Use LoadConfig (or build a Config in code: every file field has an
+// in-memory twin), New, then Agent.Run until the context ends, and
+// Agent.Close. Enroll registers a new connector with a one-time token and
+// stores its identity (identity file and private key, 0600, written
+// atomically).
 //
 // It won't open a listening socket (the cloud reaches it through the
 // tunnel only), accept secrets inside the config file (passwords and
-// passphrases come from files or environment variables), or let the cloud
-// widen its policy.
+// passphrases come from files or environment variables), let the cloud
+// widen its policy, or install itself as a service (your program does).
 //
 // # Config file
 //
