@@ -226,3 +226,20 @@ func TestNewRequires(t *testing.T) {
 	_, err = keyshare.New(keyshare.Config{StateFile: "x"})
 	assert.ErrorContains(t, err, "Identity")
 }
+
+// TestCorruptStateFile: a state file that is not JSON is reported as such,
+// typed, and never overwritten by an approval.
+func TestCorruptStateFile(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "share.json")
+	require.NoError(t, os.WriteFile(state, []byte("{not json"), 0o600))
+	_, err := keyshare.Requests(state)
+	var se *keyshare.StateFileError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "parse", se.Op)
+	assert.Contains(t, err.Error(), "is corrupt")
+	_, err = keyshare.Approve(state, "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH")
+	require.ErrorAs(t, err, &se)
+	b, err := os.ReadFile(state)
+	require.NoError(t, err)
+	assert.Equal(t, "{not json", string(b), "left as it was")
+}

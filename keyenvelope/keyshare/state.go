@@ -25,6 +25,23 @@ var (
 	ErrNoMember = errors.New("keyshare: no approved connector with that fingerprint (run: connector keys members)")
 )
 
+// StateFileError is returned when the state file cannot be read, parsed or
+// written: Op is "read", "parse" or "write".
+type StateFileError struct {
+	Path string
+	Op   string
+	Err  error
+}
+
+func (e *StateFileError) Error() string {
+	if e.Op == "parse" {
+		return fmt.Sprintf("keyshare: state file %s is corrupt: %v", e.Path, e.Err)
+	}
+	return fmt.Sprintf("keyshare: %s state file %s: %v", e.Op, e.Path, e.Err)
+}
+
+func (e *StateFileError) Unwrap() error { return e.Err }
+
 // state is the state file (0600): what a person approved or typed and what
 // the last round reported.
 type state struct {
@@ -69,11 +86,11 @@ func readState(path string) (*state, error) {
 		return &state{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keyshare: state file: %w", err)
+		return nil, &StateFileError{Path: path, Op: "read", Err: err}
 	}
 	var s state
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("keyshare: state file %s is corrupt: %w", path, err)
+		return nil, &StateFileError{Path: path, Op: "parse", Err: err}
 	}
 	return &s, nil
 }
@@ -84,7 +101,7 @@ func writeState(path string, s *state) error {
 		return err
 	}
 	if err := atomicfile.Write(path, append(b, '\n')); err != nil {
-		return fmt.Errorf("keyshare: writing the state file: %w", err)
+		return &StateFileError{Path: path, Op: "write", Err: err}
 	}
 	return nil
 }

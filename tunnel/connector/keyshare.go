@@ -172,7 +172,8 @@ func ShareRequests(cfg Config) ([]ShareRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return keyshare.Requests(p)
+	rs, err := keyshare.Requests(p)
+	return rs, shareFileErr(err)
 }
 
 // ShareMembers lists the connectors approved here or learnt from a trusted
@@ -182,7 +183,8 @@ func ShareMembers(cfg Config) ([]ShareRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return keyshare.Members(p)
+	ms, err := keyshare.Members(p)
+	return ms, shareFileErr(err)
 }
 
 // ApproveShare approves the pending request whose fingerprint a person
@@ -194,7 +196,8 @@ func ApproveShare(cfg Config, fingerprint string) (ShareRequest, error) {
 	if err != nil {
 		return ShareRequest{}, err
 	}
-	return keyshare.Approve(p, fingerprint)
+	m, err := keyshare.Approve(p, fingerprint)
+	return m, shareFileErr(err)
 }
 
 // RevokeShare marks an approved connector revoked here: no later version
@@ -206,7 +209,8 @@ func RevokeShare(cfg Config, fingerprint string) (ShareRequest, error) {
 	if err != nil {
 		return ShareRequest{}, err
 	}
-	return keyshare.Revoke(p, fingerprint)
+	m, err := keyshare.Revoke(p, fingerprint)
+	return m, shareFileErr(err)
 }
 
 // JoinShare prepares a new connector to receive the keyring ("connector
@@ -228,7 +232,7 @@ func JoinShare(cfg Config, approverFingerprint string) error {
 	if _, err := shareIdentityOf(cfg, "", ""); err != nil {
 		return err
 	}
-	return keyshare.Join(p, approverFingerprint)
+	return shareFileErr(keyshare.Join(p, approverFingerprint))
 }
 
 // CheckPromote reports whether every live connector of the tenant (as the
@@ -245,7 +249,23 @@ func CheckPromote(cfg Config, version uint32) error {
 			self = f.ConnectorID
 		}
 	}
-	return keyshare.CheckPromote(p, self, version)
+	return shareFileErr(keyshare.CheckPromote(p, self, version))
+}
+
+// shareFileErr names keys.share_file, the setting, in an error about the
+// key-share state file.
+func shareFileErr(err error) error {
+	var se *keyshare.StateFileError
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Op {
+	case "read":
+		return fmt.Errorf("%w: keys.share_file: %w", ErrConfig, se.Err)
+	case "parse":
+		return fmt.Errorf("%w: keys.share_file %s is corrupt: %w", ErrConfig, se.Path, se.Err)
+	}
+	return fmt.Errorf("connector: writing keys.share_file: %w", se.Err)
 }
 
 // keyShareHandler is the agent's side of the key-share rounds: package
