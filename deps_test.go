@@ -121,7 +121,7 @@ func TestNoPrometheusOutsideTheCloud(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not found: cannot list dependencies")
 	}
-	pkgs := []string{"./examples/connector", "./examples/internal/connectorapp"}
+	pkgs := []string{"./examples/connector", "./tunnel/connector"}
 	for _, p := range topLevel {
 		pkgs = append(pkgs, "./"+p+"/...")
 	}

@@ -10,8 +10,8 @@ import (
 	"os"
 
 	"github.com/liaisonhq/liaison/examples/internal/cli"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // runEnroll: connector enroll --cloud URL --token T [--config FILE | --identity FILE].
@@ -34,11 +34,11 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "connector enroll: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	var c connectorapp.Cloud
+	var c connector.Cloud
 	if *configFile != "" {
 		// The config may not validate yet (no identity to run with); only
 		// its cloud section matters here.
-		cfg, err := connectorapp.LoadConfig(*configFile)
+		cfg, err := connector.LoadConfig(*configFile)
 		if err != nil {
 			fmt.Fprintln(stderr, "connector:", cli.Message(err))
 			return exitUsage
@@ -72,7 +72,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return exitUsage
 		}
 	}
-	id, err := connectorapp.Enroll(ctx, c, tok)
+	id, err := connector.Enroll(ctx, c, tok)
 	switch {
 	case errors.Is(err, tunnel.ErrUnauthorized):
 		fmt.Fprintln(stderr, "connector: enrollment refused: the token is unknown, used or expired; ask for a new one")
@@ -131,12 +131,13 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := slog.New(h)
-	cfg, err := connectorapp.LoadConfig(*configFile)
+	cfg, err := connector.LoadConfig(*configFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
-	agent, err := connectorapp.New(cfg, logger)
+	cfg.Logger = logger
+	agent, err := connector.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
@@ -144,7 +145,7 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	err = agent.Run(ctx)
 	_ = agent.Close()
 	switch {
-	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, connectorapp.ErrClosed):
+	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, connector.ErrClosed):
 		logger.Info("connector stopped")
 		return exitOK
 	case errors.Is(err, tunnel.ErrRevoked):
@@ -173,14 +174,14 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: connector check --config FILE")
 		return exitUsage
 	}
-	cfg, err := connectorapp.LoadConfig(*configFile)
+	cfg, err := connector.LoadConfig(*configFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
 	}
 	auditDir := cfg.AuditDir()
 	cfg.Audit.Disabled = true // a running connector owns the audit log: do not fork its chain
-	agent, err := connectorapp.New(cfg, nil)
+	agent, err := connector.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "connector:", cli.Message(err))
 		return exitFailure
@@ -201,7 +202,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, "keys:      waiting for the tenant's keyring (keys join; approve this connector's fingerprint on an existing one)")
 	}
 	if cfg.Keys != nil && id.Tenant != "" {
-		if fp, err := connectorapp.ShareFingerprint(cfg); err == nil {
+		if fp, err := connector.ShareFingerprint(cfg); err == nil {
 			fmt.Fprintf(stdout, "key share: fingerprint %s\n", fp)
 		}
 	}

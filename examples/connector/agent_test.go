@@ -24,9 +24,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // testCloud is a tunnel gateway behind TLS 1.3 on loopback, with the paths
@@ -62,12 +62,12 @@ func testCloud(t *testing.T) (url, caFile string, gw *tunnel.Gateway, events cha
 	events = make(chan tunnel.PresenceEvent, 16)
 	gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
 		Identity:   testGatewayIdentity(t),
-		Audience:   "wss://" + srv.Listener.Addr().String() + connectorapp.TunnelPath,
+		Audience:   "wss://" + srv.Listener.Addr().String() + connector.TunnelPath,
 		OnPresence: func(ev tunnel.PresenceEvent) { events <- ev },
 	})
 	require.NoError(t, err)
-	mux.Handle(connectorapp.TunnelPath, gw)
-	mux.Handle(connectorapp.EnrollPath, gw.EnrollHandler())
+	mux.Handle(connector.TunnelPath, gw)
+	mux.Handle(connector.EnrollPath, gw.EnrollHandler())
 	t.Cleanup(func() {
 		_ = gw.Close()
 		srv.Close()
@@ -154,7 +154,7 @@ func TestEnrollAndRunCommands(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("connector never connected")
 	}
-	resp, err := (&http.Client{Transport: gw.RoundTripper("tenant-x")}).Get("http://connector" + connectorapp.StatusPath)
+	resp, err := (&http.Client{Transport: gw.RoundTripper("tenant-x")}).Get("http://connector" + connector.StatusPath)
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)

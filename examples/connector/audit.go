@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/liaisonhq/liaison/examples/internal/cli"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel/audit"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 const auditUsage = `usage:
@@ -74,7 +74,7 @@ func (f *auditFlags) register(fs *flag.FlagSet) {
 }
 
 // files returns the audit files to read: args, or the directory's.
-func (f *auditFlags) files(cfg *connectorapp.Config, args []string) ([]string, error) {
+func (f *auditFlags) files(cfg *connector.Config, args []string) ([]string, error) {
 	if len(args) > 0 {
 		return args, nil
 	}
@@ -95,11 +95,11 @@ func (f *auditFlags) files(cfg *connectorapp.Config, args []string) ([]string, e
 	return files, nil
 }
 
-func loadConfigFlag(path string) (*connectorapp.Config, error) {
+func loadConfigFlag(path string) (*connector.Config, error) {
 	if path == "" {
 		return nil, nil
 	}
-	cfg, err := connectorapp.LoadConfig(path)
+	cfg, err := connector.LoadConfig(path)
 	if err != nil {
 		return nil, err
 	}
@@ -294,7 +294,7 @@ func runAuditVerify(args []string, stdout, stderr io.Writer) int {
 }
 
 // verifyKey finds the public key checkpoints must be signed with.
-func verifyKey(cfg *connectorapp.Config, identity, b64 string) (ed25519.PublicKey, error) {
+func verifyKey(cfg *connector.Config, identity, b64 string) (ed25519.PublicKey, error) {
 	switch {
 	case b64 != "":
 		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
@@ -303,7 +303,7 @@ func verifyKey(cfg *connectorapp.Config, identity, b64 string) (ed25519.PublicKe
 		}
 		return ed25519.PublicKey(b), nil
 	case identity != "":
-		return connectorapp.Cloud{IdentityFile: identity}.PublicKey()
+		return connector.Cloud{IdentityFile: identity}.PublicKey()
 	}
 	return cfg.Cloud.PublicKey()
 }

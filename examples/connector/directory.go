@@ -16,7 +16,7 @@ import (
 
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/examples/internal/cli"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // stringList is a repeatable string flag.
@@ -56,7 +56,7 @@ func (c *connFlags) fromConfig(fs *flag.FlagSet) error {
 	if c.configFile == "" {
 		return nil
 	}
-	cfg, err := connectorapp.LoadConfig(c.configFile)
+	cfg, err := connector.LoadConfig(c.configFile)
 	if err != nil {
 		return err
 	}

@@ -14,8 +14,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 const keysUsage = `usage:
@@ -111,7 +111,7 @@ func (k *keyFlags) fromConfig(fs *flag.FlagSet) error {
 	if k.configFile == "" {
 		return nil
 	}
-	cfg, err := connectorapp.LoadConfig(k.configFile)
+	cfg, err := connector.LoadConfig(k.configFile)
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func runKeys(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if _, err := os.Stat(share); err == nil {
 			// A running connector's key-share round writes the KEK file
 			// too: hold its lock while reading and rewriting it.
-			unlock, err := connectorapp.LockShareFile(share)
+			unlock, err := connector.LockShareFile(share)
 			if err != nil {
 				return fail(stderr, err)
 			}

@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 const (
@@ -56,17 +56,17 @@ func (e keysEnv) status(t *testing.T, passArgs ...string) statusJSON {
 }
 
 // loadAgent opens the KEK file the way "connector run" does.
-func loadAgent(t *testing.T, kek, passFile string) (*connectorapp.Agent, error) {
+func loadAgent(t *testing.T, kek, passFile string) (*connector.Agent, error) {
 	t.Helper()
 	sched, _, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	a, err := connectorapp.New(connectorapp.Config{
-		Cloud:  connectorapp.Cloud{URL: "https://cloud.example.com", ConnectorID: "c1", Key: key},
-		Keys:   &connectorapp.Keys{KEKFile: kek, PassphraseFile: passFile, SchedulerKey: sched},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
-	}, nil)
+	a, err := connector.New(connector.Config{
+		Cloud:  connector.Cloud{URL: "https://cloud.example.com", ConnectorID: "c1", Key: key},
+		Keys:   &connector.Keys{KEKFile: kek, PassphraseFile: passFile, SchedulerKey: sched},
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpKeys}},
+	})
 	if a != nil {
 		t.Cleanup(func() { _ = a.Close() })
 	}
@@ -204,7 +204,7 @@ func TestKeysPasswd(t *testing.T) {
 				assert.Equal(t, before.KeyringID, st.KeyringID)
 				assert.Equal(t, before.Versions, st.Versions)
 			} else {
-				assert.ErrorIs(t, err, connectorapp.ErrConfig)
+				assert.ErrorIs(t, err, connector.ErrConfig)
 				assert.Contains(t, r.stderr, "wrong passphrase")
 			}
 		})
@@ -329,7 +329,7 @@ func TestKeysDefaultCost(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	b, err := os.ReadFile("connector.example.json")
 	require.NoError(t, err)
-	cfg, err := connectorapp.ParseConfig(b)
+	cfg, err := connector.ParseConfig(b)
 	require.NoError(t, err, "ParseConfig opens no file, so the example's paths need not exist")
 
 	require.NotNil(t, cfg.Directory)
@@ -344,8 +344,8 @@ func TestExampleConfig(t *testing.T) {
 	require.NotNil(t, cfg.Keys)
 	assert.NotEmpty(t, cfg.Keys.KEKFile)
 	assert.NotEmpty(t, cfg.Keys.PassphraseFile)
-	assert.ElementsMatch(t, []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpImport,
-		connectorapp.OpLookup, connectorapp.OpCredentials, connectorapp.OpKeys}, cfg.Policy.Allow)
+	assert.ElementsMatch(t, []connector.Operation{connector.OpBrowse, connector.OpImport,
+		connector.OpLookup, connector.OpCredentials, connector.OpKeys}, cfg.Policy.Allow)
 }
 
 // A character device that is not a terminal, such as /dev/null, is not

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // runKeyShare: connector keys fingerprint|requests|members|approve|join|revoke
@@ -44,7 +44,7 @@ func runKeyShare(sub string, args []string, stdout, stderr io.Writer) int {
 	case !needFP && len(pos) != 0:
 		return usageErr("unexpected argument %q", pos[0])
 	}
-	cfg, err := connectorapp.LoadConfig(*configFile)
+	cfg, err := connector.LoadConfig(*configFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "connector: %v\n", err)
 		return exitUsage
@@ -54,16 +54,16 @@ func runKeyShare(sub string, args []string, stdout, stderr io.Writer) int {
 	}
 	switch sub {
 	case "fingerprint":
-		fp, err := connectorapp.ShareFingerprint(cfg)
+		fp, err := connector.ShareFingerprint(cfg)
 		if err != nil {
 			return fail(stderr, err)
 		}
 		fmt.Fprintln(stdout, fp)
 		return exitOK
 	case "requests", "members":
-		list := connectorapp.ShareRequests
+		list := connector.ShareRequests
 		if sub == "members" {
-			list = connectorapp.ShareMembers
+			list = connector.ShareMembers
 		}
 		rs, err := list(cfg)
 		if err != nil {
@@ -81,7 +81,7 @@ func runKeyShare(sub string, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitOK
 	case "approve":
-		m, err := connectorapp.ApproveShare(cfg, pos[0])
+		m, err := connector.ApproveShare(cfg, pos[0])
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -89,7 +89,7 @@ func runKeyShare(sub string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "connector: the running connector seals the keyring to it at the cloud's next key-share round")
 		return exitOK
 	case "revoke":
-		m, err := connectorapp.RevokeShare(cfg, pos[0])
+		m, err := connector.RevokeShare(cfg, pos[0])
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -97,10 +97,10 @@ func runKeyShare(sub string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "connector: revoke it in the cloud too; then rotate, promote and rewrap: it still holds the versions it had")
 		return exitOK
 	case "join":
-		if err := connectorapp.JoinShare(cfg, pos[0]); err != nil {
+		if err := connector.JoinShare(cfg, pos[0]); err != nil {
 			return fail(stderr, err)
 		}
-		fp, err := connectorapp.ShareFingerprint(cfg)
+		fp, err := connector.ShareFingerprint(cfg)
 		if err != nil {
 			return fail(stderr, err)
 		}
@@ -114,7 +114,7 @@ func runKeyShare(sub string, args []string, stdout, stderr io.Writer) int {
 // shareFileOf is the key-share file of the keys flags' connector.
 func shareFileOf(kf keyFlags) string {
 	if kf.configFile != "" {
-		if c, err := connectorapp.LoadConfig(kf.configFile); err == nil && c.Keys != nil && c.Keys.ShareFile != "" {
+		if c, err := connector.LoadConfig(kf.configFile); err == nil && c.Keys != nil && c.Keys.ShareFile != "" {
 			return c.Keys.ShareFile
 		}
 	}
@@ -125,9 +125,9 @@ func shareFileOf(kf keyFlags) string {
 // live connectors without the version. Without key sharing (no share file
 // beside the KEK file or in the config) there is nothing to check.
 func checkPromote(kf keyFlags, v uint32) error {
-	cfg := connectorapp.Config{Keys: &connectorapp.Keys{KEKFile: kf.kekFile}}
+	cfg := connector.Config{Keys: &connector.Keys{KEKFile: kf.kekFile}}
 	if kf.configFile != "" {
-		c, err := connectorapp.LoadConfig(kf.configFile)
+		c, err := connector.LoadConfig(kf.configFile)
 		if err != nil {
 			return err
 		}
@@ -141,5 +141,5 @@ func checkPromote(kf keyFlags, v uint32) error {
 	if _, err := os.Stat(share); err != nil {
 		return nil
 	}
-	return connectorapp.CheckPromote(cfg, v)
+	return connector.CheckPromote(cfg, v)
 }

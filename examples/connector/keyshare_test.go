@@ -17,8 +17,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // shareFixture writes an enrolled-looking connector (identity file, key)
@@ -53,19 +53,19 @@ func shareFixture(t *testing.T, id string) (cfgFile, dir string) {
 
 // round posts a key-share round to the agent of cfgFile, as the cloud's
 // relay does through the tunnel.
-func round(t *testing.T, cfgFile string, in connectorapp.KeyShareSync) connectorapp.KeyShareReply {
+func round(t *testing.T, cfgFile string, in connector.KeyShareSync) connector.KeyShareReply {
 	t.Helper()
-	cfg, err := connectorapp.LoadConfig(cfgFile)
+	cfg, err := connector.LoadConfig(cfgFile)
 	require.NoError(t, err)
-	a, err := connectorapp.New(cfg, nil)
+	a, err := connector.New(cfg)
 	require.NoError(t, err)
 	defer a.Close()
 	body, err := json.Marshal(in)
 	require.NoError(t, err)
 	rec := httptest.NewRecorder()
-	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, connectorapp.KeySharePath, bytes.NewReader(body)))
+	a.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, connector.KeySharePath, bytes.NewReader(body)))
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
-	var out connectorapp.KeyShareReply
+	var out connector.KeyShareReply
 	require.NoError(t, json.NewDecoder(rec.Body).Decode(&out))
 	return out
 }
@@ -104,9 +104,9 @@ func TestKeysShareCommands(t *testing.T) {
 	assert.Contains(t, r.stderr, "no pending keyring request")
 
 	// B's round yields its request; the relay hands it to A.
-	outB := round(t, cfgB, connectorapp.KeyShareSync{})
+	outB := round(t, cfgB, connector.KeyShareSync{})
 	require.NotNil(t, outB.Request)
-	round(t, cfgA, connectorapp.KeyShareSync{Requests: []connectorapp.ShareRequest{*outB.Request}})
+	round(t, cfgA, connector.KeyShareSync{Requests: []connector.ShareRequest{*outB.Request}})
 	r = invoke(t, "", "keys", "requests", "--config", cfgA)
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, fpB+"  conn-b")
@@ -116,16 +116,16 @@ func TestKeysShareCommands(t *testing.T) {
 	assert.Contains(t, r.stdout, fpB+"  conn-b")
 
 	// A seals to B once the relay lists B as live; B installs it.
-	outA := round(t, cfgA, connectorapp.KeyShareSync{Peers: []connectorapp.SharePeer{{ConnectorID: "conn-a"}, {ConnectorID: "conn-b"}}})
+	outA := round(t, cfgA, connector.KeyShareSync{Peers: []connector.SharePeer{{ConnectorID: "conn-a"}, {ConnectorID: "conn-b"}}})
 	require.Len(t, outA.Shares, 1)
-	outB = round(t, cfgB, connectorapp.KeyShareSync{Shares: outA.Shares})
+	outB = round(t, cfgB, connector.KeyShareSync{Shares: outA.Shares})
 	require.Nil(t, outB.Request)
 	require.Equal(t, outA.KeyringID, outB.KeyringID)
 
 	// Rotation on A: promotion waits for B.
 	r = invoke(t, "", "keys", "rotate", "--config", cfgA, "--argon2-cost", "low")
 	require.Equal(t, exitOK, r.code, r.stderr)
-	round(t, cfgA, connectorapp.KeyShareSync{Peers: []connectorapp.SharePeer{{ConnectorID: "conn-a", KeyringID: outA.KeyringID, Versions: []uint32{1, 2}},
+	round(t, cfgA, connector.KeyShareSync{Peers: []connector.SharePeer{{ConnectorID: "conn-a", KeyringID: outA.KeyringID, Versions: []uint32{1, 2}},
 		{ConnectorID: "conn-b", KeyringID: outB.KeyringID, Versions: []uint32{1}}}})
 	r = invoke(t, "", "keys", "promote", "--version", "2", "--config", cfgA, "--argon2-cost", "low")
 	assert.Equal(t, exitFailure, r.code)
@@ -139,7 +139,7 @@ func TestKeysShareCommands(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.stderr)
 	r = invoke(t, "", "keys", "members", "--config", cfgA)
 	assert.Contains(t, r.stdout, fpB+"  conn-b  revoked")
-	outA = round(t, cfgA, connectorapp.KeyShareSync{Peers: []connectorapp.SharePeer{{ConnectorID: "conn-b", KeyringID: outB.KeyringID, Versions: []uint32{1}}}})
+	outA = round(t, cfgA, connector.KeyShareSync{Peers: []connector.SharePeer{{ConnectorID: "conn-b", KeyringID: outB.KeyringID, Versions: []uint32{1}}}})
 	assert.Empty(t, outA.Shares, "nothing is sealed to a revoked connector")
 
 	fi, err := os.Stat(filepath.Join(dirA, "kek.kenv.share.json"))

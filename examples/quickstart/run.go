@@ -23,10 +23,10 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
 	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 const (
@@ -131,7 +131,7 @@ func startCloud(ctx context.Context, d *demo) error {
 		Tenant: tenant,
 		Grace:  grace,
 		Logger: d.logger,
-		Directory: connectorapp.Directory{
+		Directory: connector.Directory{
 			URLs:         []string{d.ldap.URL()},
 			BindDN:       demoldap.ServiceDN,
 			BindPassword: demoldap.ServicePassword,

@@ -27,10 +27,10 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // The attacker suite of issue 9: a TLS-terminating proxy that the
@@ -374,11 +374,11 @@ func (a *attacker) handler(t *testing.T, connectorID string) http.Handler {
 	require.NoError(t, err)
 	t.Cleanup(func() { dc.Close() })
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+connectorapp.StatusPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET "+connector.StatusPath, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(connectorapp.StatusResponse{
+		_ = json.NewEncoder(w).Encode(connector.StatusResponse{
 			ConnectorID: connectorID, Directory: true, Keys: true,
-			Allow:           []connectorapp.Operation{connectorapp.OpBrowse, connectorapp.OpImport, connectorapp.OpLookup, connectorapp.OpCredentials, connectorapp.OpKeys},
+			Allow:           []connector.Operation{connector.OpBrowse, connector.OpImport, connector.OpLookup, connector.OpCredentials, connector.OpKeys},
 			SealedPasswords: true, CredentialsKey: a.credKey.PublicKey().Bytes(),
 		})
 	})
@@ -688,8 +688,8 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 		_, akey, err := ed25519.GenerateKey(rand.Reader)
 		require.NoError(t, err)
 		if len(leaks(recs, []byte(ps.token))) > 0 {
-			cloud := connectorapp.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: akey}
-			_, err := connectorapp.Enroll(ctx, cloud, ps.token)
+			cloud := connector.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: akey}
+			_, err := connector.Enroll(ctx, cloud, ps.token)
 			assert.Error(t, err, "the attacker enrolled its own key with the token it read")
 		}
 		// With the attacker's key in place of the connector's, the sealed
@@ -712,8 +712,8 @@ func TestAttackProxyCannotEnrollItsOwnKey(t *testing.T) {
 		recs := p.recordings()
 		assert.Empty(t, leaks(recs, []byte(ps.token)), "the proxy read the enrollment token")
 		if len(leaks(recs, []byte(ps.token))) > 0 {
-			cloud := connectorapp.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: akey}
-			_, err := connectorapp.Enroll(ctx, cloud, ps.token)
+			cloud := connector.Cloud{URL: ps.cloud.URL(), CAPEM: ps.cloud.CAPEM(), Key: akey}
+			_, err := connector.Enroll(ctx, cloud, ps.token)
 			assert.ErrorIs(t, err, tunnel.ErrUnauthorized, "a used enrollment token enrolled the attacker's key")
 		}
 		// The recorded enrollment, replayed as it was, meets a spent token.

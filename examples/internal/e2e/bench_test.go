@@ -14,8 +14,8 @@ import (
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/directorytest"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // BenchmarkImport measures a full import of OU=Corp through the tunnel
@@ -75,7 +75,7 @@ func BenchmarkImport(b *testing.B) {
 	b.Run("liaison=scan-through-tunnel", func(b *testing.B) {
 		st := startStackB(b, s)
 		defer st.Close()
-		c, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, st.Cloud.Gateway().RoundTripper(tenant))
+		c, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, st.Cloud.Gateway().RoundTripper(tenant))
 		require.NoError(b, err)
 		n := 0
 		for b.Loop() {

@@ -1,7 +1,7 @@
 // Package e2e assembles a whole Liaison deployment in one process, for the
 // quickstart and the end-to-end tests: the cloud endpoint
 // (examples/internal/cloudapp) on a loopback TLS listener with a CA made
-// at start-up, and a connector (examples/internal/connectorapp) enrolled
+// at start-up, and a connector (package tunnel/connector) enrolled
 // with a one-time token and reaching the cloud through the real tunnel,
 // serving a directory and a keyring. Certificates are verified everywhere.
 //
@@ -39,7 +39,7 @@
 // cloud import or bind nothing forged); to replay connect tokens (401) and
 // recorded enrollments, as they were (a spent token: 401) or with its own
 // key (the sealed token does not open: 400); and to enroll its own key.
-// The tests drive only public surfaces (cloudapp, connectorapp, tunnel's
+// The tests drive only public surfaces (cloudapp, tunnel/connector, tunnel's
 // connector, HTTP, and the WebSocket as SPEC.md defines it). They need no
 // server.
 //

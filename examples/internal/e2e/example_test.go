@@ -9,9 +9,9 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // A whole deployment in one process: import a directory's users through a
@@ -25,7 +25,7 @@ func ExampleStart() {
 	defer ldap.Close()
 
 	st, err := e2e.Start(ctx, e2e.Config{
-		Directory: connectorapp.Directory{
+		Directory: connector.Directory{
 			URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN,
 			BindPassword: demoldap.ServicePassword, CAPEM: ldap.CAPEM(),
 		},

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/directory/directorytest"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // Test-only: go-ldap is used here to change the real servers as their
@@ -65,7 +65,7 @@ func startStack(t *testing.T, s server, cfg e2e.Config) *e2e.Stack {
 
 // stackConfig points a Stack's connector at s.
 func stackConfig(s server, cfg e2e.Config) e2e.Config {
-	cfg.Directory = connectorapp.Directory{
+	cfg.Directory = connector.Directory{
 		URLs:         []string{s.URL},
 		BindDN:       s.BindDN,
 		BindPassword: s.BindPassword,

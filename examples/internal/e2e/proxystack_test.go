@@ -25,10 +25,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // proxiedStack is a cloud endpoint and a connector whose every connection
@@ -51,7 +51,7 @@ type proxiedStack struct {
 	dir     string
 
 	mu       sync.Mutex
-	agent    *connectorapp.Agent
+	agent    *connector.Agent
 	done     chan error
 	failures chan error // failed connect attempts of the connector (dropped when full)
 }
@@ -114,12 +114,12 @@ func newProxiedStack(t *testing.T) *proxiedStack {
 // scheduler key the cloud signed with it, all fetched through the proxy)
 // and the connector reads it. Only the identity key is given in memory, so
 // that the tests know the private key to search for.
-func (ps *proxiedStack) cloudConfig(proxyURL string, proxyCA []byte) connectorapp.Cloud {
+func (ps *proxiedStack) cloudConfig(proxyURL string, proxyCA []byte) connector.Cloud {
 	ca := proxyCA
 	if ca == nil {
 		ca = ps.cloud.CAPEM()
 	}
-	return connectorapp.Cloud{
+	return connector.Cloud{
 		URL: ps.cloud.URL(), ProxyURL: proxyURL, CAPEM: ca, Key: ps.key,
 		IdentityFile: filepath.Join(ps.dir, "identity.json"),
 		BackoffBase:  20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
@@ -137,7 +137,7 @@ func (ps *proxiedStack) enroll(ctx context.Context, proxyURL string, proxyCA []b
 	if !strings.HasPrefix(ps.token, "lenr2_") {
 		return fmt.Errorf("enrollment token %.6s…: want a lenr2_ token", ps.token)
 	}
-	id, err := connectorapp.Enroll(ctx, ps.cloudConfig(proxyURL, proxyCA), ps.token)
+	id, err := connector.Enroll(ctx, ps.cloudConfig(proxyURL, proxyCA), ps.token)
 	if err != nil {
 		return err
 	}
@@ -154,19 +154,19 @@ func (ps *proxiedStack) startConnector(proxyURL string, proxyCA []byte) <-chan s
 	ps.t.Helper()
 	connected := make(chan struct{})
 	var once sync.Once
-	agent, err := connectorapp.New(connectorapp.Config{
+	agent, err := connector.New(connector.Config{
 		Cloud: ps.cloudConfig(proxyURL, proxyCA),
-		Directory: &connectorapp.Directory{
+		Directory: &connector.Directory{
 			URLs: []string{ps.ldap.URL()}, BindDN: demoldap.ServiceDN,
 			BindPassword: demoldap.ServicePassword, CAPEM: ps.ldap.CAPEM(),
 			CredentialsKey: ps.credKey,
 		},
 		// No scheduler key in code: the connector trusts the one enrollment
 		// fetched, signed by the pinned cloud key.
-		Keys: &connectorapp.Keys{Keyring: ps.keyring},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{
-			connectorapp.OpBrowse, connectorapp.OpImport, connectorapp.OpLookup,
-			connectorapp.OpCredentials, connectorapp.OpKeys,
+		Keys: &connector.Keys{Keyring: ps.keyring},
+		Policy: connector.Policy{Allow: []connector.Operation{
+			connector.OpBrowse, connector.OpImport, connector.OpLookup,
+			connector.OpCredentials, connector.OpKeys,
 		}},
 		OnStatus: func(s tunnel.Status) {
 			if s.State == tunnel.StateConnected {
@@ -179,7 +179,7 @@ func (ps *proxiedStack) startConnector(proxyURL string, proxyCA []byte) <-chan s
 				}
 			}
 		},
-	}, nil)
+	})
 	require.NoError(ps.t, err)
 	done := make(chan error, 1)
 	ps.mu.Lock()
@@ -202,7 +202,7 @@ func (ps *proxiedStack) stopConnector() {
 
 // status asks a live connector of the tenant for its status through the
 // tunnel, as the cloud would.
-func (ps *proxiedStack) status(ctx context.Context) (connectorapp.StatusResponse, error) {
+func (ps *proxiedStack) status(ctx context.Context) (connector.StatusResponse, error) {
 	return statusVia(ctx, ps.cloud.Gateway().RoundTripper(ps.tenant))
 }
 
@@ -228,8 +228,8 @@ func (ps *proxiedStack) waitRoutable(ctx context.Context) error {
 	}
 }
 
-func statusVia(ctx context.Context, rt http.RoundTripper) (connectorapp.StatusResponse, error) {
-	var s connectorapp.StatusResponse
+func statusVia(ctx context.Context, rt http.RoundTripper) (connector.StatusResponse, error) {
+	var s connector.StatusResponse
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cloudapp.ConnectorStatusURL, nil)
 	if err != nil {
 		return s, err

@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // TestSquidConnectErrorsNameTheFix: through the test bed's real Squid, each
@@ -39,8 +39,8 @@ func TestSquidConnectErrorsNameTheFix(t *testing.T) {
 	}
 	fix := func(t *testing.T, err error) string {
 		t.Helper()
-		var ce *connectorapp.ConnectError
-		require.True(t, errors.As(err, &ce), "not a connectorapp.ConnectError: %v", err)
+		var ce *connector.ConnectError
+		require.True(t, errors.As(err, &ce), "not a connector.ConnectError: %v", err)
 		return err.Error()
 	}
 

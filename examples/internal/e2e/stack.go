@@ -21,9 +21,9 @@ import (
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // Config describes a Stack. Directory is required; zero fields take the
@@ -31,7 +31,7 @@ import (
 type Config struct {
 	// Directory is the connector's directory section (URLs, service
 	// account, CA).
-	Directory connectorapp.Directory
+	Directory connector.Directory
 	// Tenant is the tenant the connector enrolls into (default "acme").
 	Tenant string
 	// Grace is the Not Connected grace period (default 1s).
@@ -74,7 +74,7 @@ type Stack struct {
 	keyring   *keyenvelope.Keyring
 
 	mu          sync.Mutex
-	agent       *connectorapp.Agent
+	agent       *connector.Agent
 	agentDone   chan error
 	connected   chan struct{}
 	connectorID string
@@ -167,7 +167,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := connectorapp.Enroll(ctx, connectorapp.Cloud{URL: st.Cloud.URL(), CAPEM: st.Cloud.CAPEM(), Key: st.key}, token)
+	id, err := connector.Enroll(ctx, connector.Cloud{URL: st.Cloud.URL(), CAPEM: st.Cloud.CAPEM(), Key: st.key}, token)
 	if err != nil {
 		return nil, err
 	}
@@ -195,24 +195,25 @@ func (st *Stack) StartConnector(ctx context.Context) error {
 	connected := make(chan struct{})
 	var once sync.Once
 	d := st.cfg.Directory
-	agent, err := connectorapp.New(connectorapp.Config{
-		Cloud: connectorapp.Cloud{
+	agent, err := connector.New(connector.Config{
+		Cloud: connector.Cloud{
 			URL: st.Cloud.URL(), CAPEM: st.Cloud.CAPEM(),
 			ConnectorID: st.connectorID, Key: st.key, CloudKey: st.cloudKey,
 			BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond,
 		},
 		Directory: &d,
-		Keys:      &connectorapp.Keys{Keyring: st.keyring, SchedulerKey: st.Cloud.SchedulerPublicKey()},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{
-			connectorapp.OpBrowse, connectorapp.OpImport, connectorapp.OpLookup,
-			connectorapp.OpCredentials, connectorapp.OpKeys,
+		Keys:      &connector.Keys{Keyring: st.keyring, SchedulerKey: st.Cloud.SchedulerPublicKey()},
+		Policy: connector.Policy{Allow: []connector.Operation{
+			connector.OpBrowse, connector.OpImport, connector.OpLookup,
+			connector.OpCredentials, connector.OpKeys,
 		}},
 		OnStatus: func(s tunnel.Status) {
 			if s.State == tunnel.StateConnected {
 				once.Do(func() { close(connected) })
 			}
 		},
-	}, st.log.With("side", "connector"))
+		Logger: st.log.With("side", "connector"),
+	})
 	if err != nil {
 		st.mu.Unlock()
 		return err
@@ -234,7 +235,7 @@ func (st *Stack) StartConnector(ctx context.Context) error {
 	}
 }
 
-// Status is what a connector says about itself at connectorapp.StatusPath.
+// Status is what a connector says about itself at connector.StatusPath.
 type Status struct {
 	ConnectorID string   `json:"connector_id"`
 	Directory   bool     `json:"directory"`
@@ -246,7 +247,7 @@ type Status struct {
 // through the tunnel, as any cloud call would reach it.
 func (st *Stack) ConnectorStatus(ctx context.Context) (Status, error) {
 	var s Status
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, connectorBase+connectorapp.StatusPath, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, connectorBase+connector.StatusPath, nil)
 	if err != nil {
 		return s, err
 	}

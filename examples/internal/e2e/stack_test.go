@@ -14,9 +14,9 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // These tests run the Stack against the in-process demo directory, so they
@@ -27,7 +27,7 @@ func demoStack(t *testing.T, cfg e2e.Config, users ...demoldap.User) (*e2e.Stack
 	l, err := demoldap.Start(demoldap.Config{Users: users})
 	require.NoError(t, err)
 	t.Cleanup(func() { l.Close() })
-	cfg.Directory = connectorapp.Directory{URLs: []string{l.URL()}, BindDN: demoldap.ServiceDN,
+	cfg.Directory = connector.Directory{URLs: []string{l.URL()}, BindDN: demoldap.ServiceDN,
 		BindPassword: demoldap.ServicePassword, CAPEM: l.CAPEM()}
 	cfg.Dir = t.TempDir()
 	st, err := e2e.Start(ctxT(t, time.Minute), cfg)

@@ -1,0 +1,149 @@
+package connector_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
+)
+
+// cloud is a tunnel gateway behind a TLS 1.3 loopback server with a CA made
+// for the test, mounted at the paths the connector expects.
+type cloud struct {
+	url       string             // https base URL
+	scheduler ed25519.PrivateKey // signs job tickets; its public key is served at SchedulerKeyPath
+	// substituteScheduler, when set, is served instead of the scheduler's
+	// public key, as a TLS-inspecting relay would.
+	substituteScheduler atomic.Pointer[ed25519.PublicKey]
+	caPEM               []byte
+	gw                  *tunnel.Gateway
+	events              chan tunnel.PresenceEvent
+}
+
+func newCloud(t testing.TB) *cloud {
+	t.Helper()
+	caPEM, cert := testPKI(t)
+	mux := http.NewServeMux()
+	srv := httptest.NewUnstartedServer(mux)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
+	srv.StartTLS()
+	c := &cloud{url: srv.URL, caPEM: caPEM, events: make(chan tunnel.PresenceEvent, 64)}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	c.scheduler = priv
+	ident := testGatewayIdentity(t)
+	mux.HandleFunc("GET "+connector.SchedulerKeyPath, func(w http.ResponseWriter, r *http.Request) {
+		served := pub
+		if k := c.substituteScheduler.Load(); k != nil {
+			served = *k // a relay's key, which the cloud never signed
+		}
+		fmt.Fprintf(w, `{"ed25519":%q,"signature":%q}`, base64.StdEncoding.EncodeToString(served),
+			base64.StdEncoding.EncodeToString(ident.SignStatement(connector.SchedulerKeyStatement, pub)))
+	})
+	gw, err := tunnel.NewGateway(tunnel.GatewayConfig{
+		Identity:   ident,
+		Audience:   "wss://" + srv.Listener.Addr().String() + connector.TunnelPath,
+		OnPresence: func(ev tunnel.PresenceEvent) { c.events <- ev },
+	})
+	require.NoError(t, err)
+	c.gw = gw
+	mux.Handle(connector.TunnelPath, gw)
+	mux.Handle(connector.EnrollPath, gw.EnrollHandler())
+	t.Cleanup(func() {
+		_ = gw.Close()
+		srv.Close()
+	})
+	return c
+}
+
+func (c *cloud) waitPresence(t *testing.T, kind tunnel.PresenceKind) tunnel.PresenceEvent {
+	t.Helper()
+	for {
+		select {
+		case ev := <-c.events:
+			if ev.Kind == kind {
+				return ev
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %v presence event", kind)
+		}
+	}
+}
+
+func testPKI(t testing.TB) ([]byte, tls.Certificate) {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "connectorapp test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// keyFiles writes a KEK file and its passphrase file, and returns the
+// scheduler's public key in base64.
+func keyFiles(t testing.TB, dir string) (kekFile, passFile, schedulerB64 string) {
+	t.Helper()
+	kr, err := keyenvelope.NewKeyring(nil)
+	require.NoError(t, err)
+	kekFile = filepath.Join(dir, "kek.kenv")
+	passFile = filepath.Join(dir, "kek-pass")
+	// The floor of the KEK file format: tests need no real cost.
+	require.NoError(t, kr.WriteKEKFile(kekFile, []byte("correct horse"), keyenvelope.Argon2Params{Time: 2, MemoryKiB: 19 << 10, Threads: 1}))
+	require.NoError(t, os.WriteFile(passFile, []byte("correct horse\n"), 0o600))
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	return kekFile, passFile, base64.StdEncoding.EncodeToString(pub)
+}
+
+// memIdentity is an identity given in code.
+func memIdentity(t testing.TB) (string, ed25519.PrivateKey) {
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	return "conn-test", key
+}
+
+func testGatewayIdentity(t testing.TB) *tunnel.GatewayIdentity {
+	t.Helper()
+	id, err := tunnel.GenerateGatewayIdentity(nil)
+	require.NoError(t, err)
+	return id
+}
