@@ -95,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 	admin.HandleFunc("DELETE "+t+"/connectors/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.replyErr(w, s.RevokeConnector(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 	})
+	admin.HandleFunc("POST "+t+"/connectors/{id}/check", s.apiCheckConnector) // connhealth.go
 	admin.HandleFunc("GET "+t+"/key-share", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"peers": s.KeySharePeers(r.PathValue("tenant"))})
 	})

@@ -83,6 +83,7 @@ type Server struct {
 	connTenant map[string]string          // connector ID -> tenant, for those seen live
 	statuses   map[string]connectorStatus // connector ID -> its status, while connected
 	lastSeen   map[string]time.Time
+	infos      map[string]tunnel.InfoEvent // connector ID -> its latest published info (connhealth.go)
 	progress   map[importer.Scope]importer.Progress
 	importing  map[importer.Scope]bool
 
@@ -155,7 +156,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{},
+		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{}, infos: map[string]tunnel.InfoEvent{},
 		connTenant: map[string]string{}, statuses: map[string]connectorStatus{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
 		closed: make(chan struct{}), done: make(chan struct{}),
@@ -287,6 +288,7 @@ func New(cfg Config) (*Server, error) {
 		Store:        s.tunnels,
 		PingInterval: cfg.PingInterval,
 		OnPresence:   s.onPresence,
+		OnInfo:       s.onInfo, // connhealth.go
 		Logger:       log,
 	}); err != nil {
 		return nil, err
