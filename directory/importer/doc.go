@@ -48,7 +48,8 @@
 // # Progress
 //
 // Config.OnProgress receives counts, rate and estimated time left for the
-// scan and apply phases, every Config.ProgressEvery items and at phase ends.
+// scan and apply phases: as each phase starts, every Config.ProgressEvery
+// items or every second (whichever comes first), and at phase ends.
 //
 // # Scheduling
 //
