@@ -142,19 +142,8 @@ func (s *Server) Handler() http.Handler {
 			TotalOps int `json:"total_ops"`
 		}{p, total})
 	})
-	admin.HandleFunc("POST "+t+"/mappings/{id}/import", func(w http.ResponseWriter, r *http.Request) {
-		var opt ImportOptions
-		if r.ContentLength != 0 && !readJSON(w, r, &opt) {
-			return
-		}
-		res, err := s.RunImport(r.Context(), r.PathValue("tenant"), r.PathValue("id"), opt)
-		var terr *importer.ThresholdError
-		if errors.As(err, &terr) {
-			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "threshold": terr, "result": res})
-			return
-		}
-		s.reply(w)(res, err)
-	})
+	admin.HandleFunc("POST "+t+"/mappings/{id}/import", s.apiStartImport) // 202 and a run ID (imports_async.go)
+	admin.HandleFunc("GET "+t+"/imports/{id}", s.apiImportRun)
 	admin.HandleFunc("GET "+t+"/imports", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w)(s.Imports(r.Context(), r.PathValue("tenant")))
 	})

@@ -86,6 +86,8 @@ type Server struct {
 	infos      map[string]tunnel.InfoEvent // connector ID -> its latest published info (connhealth.go)
 	progress   map[importer.Scope]importer.Progress
 	importing  map[importer.Scope]bool
+	imports    *importer.Tracker // every import run, for the API and the status page (imports_async.go)
+	bg         sync.WaitGroup    // background imports (StartImport)
 
 	shareRound sync.Mutex // serialises key-share rounds
 	shareMu    sync.Mutex
@@ -158,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
 		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{}, infos: map[string]tunnel.InfoEvent{},
 		connTenant: map[string]string{}, statuses: map[string]connectorStatus{},
-		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
+		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{}, imports: importer.NewTracker(importer.TrackerConfig{}),
 		closed: make(chan struct{}), done: make(chan struct{}),
 	}
 	if s.cfg.NewDirectory == nil {
@@ -548,6 +550,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeResources() {
+	s.bg.Wait() // background imports stop when s.closed closes
 	if s.gw != nil {
 		_ = s.gw.Close()
 	}

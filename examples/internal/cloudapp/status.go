@@ -199,13 +199,11 @@ func (s *Server) statusData(ctx context.Context, now time.Time) (statusData, err
 	slices.SortStableFunc(d.Connectors, func(a, b ConnectorInfo) int {
 		return cmp.Or(cmp.Compare(statusRank(a), statusRank(b)), cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID))
 	})
-	s.mu.Lock()
-	for scope, p := range s.progress {
-		if s.importing[scope] {
-			d.Running = append(d.Running, p)
+	for _, r := range s.imports.Runs("") {
+		if r.State == importer.RunRunning {
+			d.Running = append(d.Running, r.Progress)
 		}
 	}
-	s.mu.Unlock()
 	slices.SortFunc(d.Running, func(a, b importer.Progress) int {
 		return cmp.Or(cmp.Compare(a.Scope.Tenant, b.Scope.Tenant), cmp.Compare(a.Scope.MappingID, b.Scope.MappingID))
 	})
