@@ -176,7 +176,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	// State-changing admin requests: bearer token, JSON bodies, same origin
 	// (httpguard.ProtectWrites), checked before the token itself.
-	mux.Handle("/v1/admin/", httpguard.ProtectWrites(s.requireAdmin(admin)))
+	mux.Handle("/v1/admin/", s.logAdmin(httpguard.ProtectWrites(s.requireAdmin(admin)))) // adminlog.go
 	mux.Handle("GET /{$}", s.requireAdmin(http.HandlerFunc(s.serveStatus)))
 	if s.cfg.MetricsPublic {
 		mux.Handle("GET "+PathMetrics, s.metrics.handler())

@@ -29,6 +29,11 @@
 //     in the admin API and on the status page; directory_unavailable
 //     raised and resolved from it; POST …/connectors/{id}/check runs a
 //     connection test through the connector.
+//   - admin actions (every admin request but GET and HEAD) are logged with
+//     the actor (the admin credential's kind and source address, plus an
+//     unverified X-Liaison-Actor claim), tenant, path, status and time
+//     taken; refused admin requests at WARN. Config.Logger decides the
+//     format (the cloud program's --log-format json writes JSON lines).
 //   - activation: the device endpoint at PathActivate, its SQL store joined
 //     to the cloud's users so an imported user and an activated one are the
 //     same user; the cloud user row is written in activation's transaction
