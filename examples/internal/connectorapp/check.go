@@ -173,7 +173,10 @@ func (a *Agent) CheckCloud(ctx context.Context) CheckResult {
 		return r
 	}
 	r.OK = true
-	r.Detail = fmt.Sprintf("connected to %s (node %s) and completed the tunnel handshake", c.tunnelURL(), node)
+	r.Detail = fmt.Sprintf("connected to %s and completed the tunnel handshake", c.tunnelURL())
+	if node != "" {
+		r.Detail += " with node " + node
+	}
 	if c.ProxyURL != "" {
 		r.Detail += " through cloud.proxy_url"
 	}
