@@ -1,6 +1,8 @@
 package tunnel_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -39,4 +41,23 @@ func ExampleGatewayConfig_onInfo() {
 		"directory": {Configured: true, Last: &tunnel.Outcome{Op: "lookup", Unavailable: true, Error: "service account bind refused"}},
 	}}})
 	// Output: c1: directory unavailable: service account bind refused
+}
+
+// A connection test of the path Run uses (proxy, TLS, signed handshake),
+// on request.
+func ExampleConnector_Probe() {
+	var c *tunnel.Connector // from tunnel.NewConnector
+	if c == nil {
+		return
+	}
+	node, err := c.Probe(context.Background())
+	var ce *tunnel.ConnectError
+	switch {
+	case errors.As(err, &ce):
+		fmt.Println("FAIL cloud:", ce) // names the proxy, the issuer or the stripped upgrade
+	case err != nil:
+		fmt.Println("FAIL cloud:", err)
+	default:
+		fmt.Println("PASS cloud: node", node)
+	}
 }

@@ -177,6 +177,13 @@ func statusRank(c ConnectorInfo) int {
 	return 2
 }
 
+// sortConnectors puts problems first, then by tenant and ID.
+func sortConnectors(cs []ConnectorInfo) {
+	slices.SortStableFunc(cs, func(a, b ConnectorInfo) int {
+		return cmp.Or(cmp.Compare(statusRank(a), statusRank(b)), cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID))
+	})
+}
+
 func (s *Server) statusData(ctx context.Context, now time.Time) (statusData, error) {
 	d := statusData{Generated: now, RefreshSeconds: int(statusRefresh / time.Second)}
 	all, err := s.Connectors(ctx, "")
@@ -196,9 +203,7 @@ func (s *Server) statusData(ctx context.Context, now time.Time) (statusData, err
 			d.DirectoryProblems++
 		}
 	}
-	slices.SortStableFunc(d.Connectors, func(a, b ConnectorInfo) int {
-		return cmp.Or(cmp.Compare(statusRank(a), statusRank(b)), cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.ID, b.ID))
-	})
+	sortConnectors(d.Connectors)
 	for _, r := range s.imports.Runs("") {
 		if r.State == importer.RunRunning {
 			d.Running = append(d.Running, r.Progress)
