@@ -17,6 +17,11 @@ const (
 	// failed at least the threshold number of times within the window.
 	// Subject is what failed (a connector ID or a service account).
 	KindDirectoryAuthFailures Kind = "directory_auth_failures"
+	// KindDirectoryUnavailable: real directory operations of a connected
+	// connector fail because the directory cannot be used: no server
+	// reachable, or the service account's bind refused. Subject is the
+	// connector ID. The next successful operation resolves it.
+	KindDirectoryUnavailable Kind = "directory_unavailable"
 	// KindKeyReleaseFailed: a key release failed because no connector of
 	// the tenant was connected, so a backup could not run. Subject names the
 	// backup or user.

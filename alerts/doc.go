@@ -6,8 +6,11 @@
 // the monitor events: [Monitor.Connected] and [Monitor.Disconnected] from
 // the tunnel's presence callbacks, [Monitor.Register] for every tenant that
 // should have a connector, and [Monitor.DirectoryAuthFailed],
-// [Monitor.KeyReleaseFailed] and [Monitor.CredentialExpires] from the
-// services that see those conditions. Event methods never block.
+// [Monitor.KeyReleaseFailed], [Monitor.CredentialExpires],
+// [Monitor.DirectoryFailed] and [Monitor.DirectoryOK] from the services
+// that see those conditions ([KindDirectoryUnavailable] follows the
+// outcome of real directory operations: raised by a failure to reach or
+// bind the directory, resolved by the next success). Event methods never block.
 //
 // The package does not know about tunnels, directories or keys (the
 // composition wires them), does not page anyone itself, and does not

@@ -126,3 +126,22 @@ func ExampleMonitor_KeyReleaseFailed() {
 	fmt.Println(n.Event, n.Alert.Kind, n.Alert.Subject)
 	// Output: raised key_release_failed backup-job-42
 }
+
+// Directory health follows real operations: a failed bind or an
+// unreachable server raises directory_unavailable for that connector, the
+// next success resolves it.
+func ExampleMonitor_DirectoryFailed() {
+	notes := make(chanNotifier, 2)
+	m, _ := alerts.New(alerts.Config{Notifier: notes})
+	go m.Run(context.Background())
+	defer m.Close()
+	m.DirectoryFailed("acme", "conn-1", "service account bind refused: check directory.bind_dn")
+	n := <-notes
+	fmt.Println(n.Event, n.Alert.Kind, n.Alert.Subject)
+	m.DirectoryOK("acme", "conn-1") // the connector's next real operation worked
+	n = <-notes
+	fmt.Println(n.Event, n.Alert.Kind, n.Alert.Subject)
+	// Output:
+	// raised directory_unavailable conn-1
+	// resolved directory_unavailable conn-1
+}

@@ -79,6 +79,7 @@ type tenantState struct {
 	auth     map[string]*authState
 	keys     map[string]bool // open key-release alerts by subject
 	expiring map[string]bool // open expiry alerts by subject
+	dirDown  map[string]bool // open directory-unavailable alerts by subject (directory.go)
 }
 
 type authState struct {
@@ -265,7 +266,7 @@ func (m *Monitor) tenant(t string) *tenantState {
 	s, ok := m.tenants[t]
 	if !ok {
 		s = &tenantState{live: make(map[string]int), auth: make(map[string]*authState),
-			keys: make(map[string]bool), expiring: make(map[string]bool)}
+			keys: make(map[string]bool), expiring: make(map[string]bool), dirDown: make(map[string]bool)}
 		m.tenants[t] = s
 	}
 	return s
@@ -302,6 +303,9 @@ func (m *Monitor) Unregister(tenant string) {
 	}
 	if s.down {
 		m.queue(change{alert: Alert{Tenant: tenant, Kind: KindNotConnected, Subject: SubjectConnectors}, at: time.Now()})
+	}
+	for subject := range s.dirDown {
+		m.queue(change{alert: Alert{Tenant: tenant, Kind: KindDirectoryUnavailable, Subject: subject}, at: time.Now()})
 	}
 	delete(m.tenants, tenant)
 }

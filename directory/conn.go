@@ -112,7 +112,7 @@ func (c *Client) dialOne(ctx context.Context, idx int, bind bool) (*conn, error)
 			if ldap.IsErrorWithCode(err, ldap.ErrorNetwork) {
 				return nil, err
 			}
-			return nil, &bindError{fmt.Errorf("directory: service account bind: %w", err)}
+			return nil, &bindError{fmt.Errorf("%w: %w", ErrServiceBind, err)}
 		}
 	}
 	return &conn{l: l, srv: idx}, nil

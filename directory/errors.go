@@ -34,6 +34,12 @@ var (
 	// ErrUnavailable: no configured server could be reached. It wraps every
 	// server's error.
 	ErrUnavailable = errors.New("directory: no server available")
+	// ErrServiceBind: a reachable server refused the service account's
+	// bind (a wrong bind DN or password, a locked or expired service
+	// account). Like ErrUnavailable, no operation that needs the service
+	// account can run until it is fixed; unlike it, failing over does not
+	// help.
+	ErrServiceBind = errors.New("directory: service account bind refused")
 	// ErrCursorInvalid: a change cursor is malformed, from another version,
 	// another server (a different domain controller) or another mapping.
 	// The caller must run a full scan.
@@ -128,4 +134,12 @@ func ReasonOf(err error) Reason {
 		return ce.Reason
 	}
 	return ReasonUnknown
+}
+
+// Unavailable reports whether err means the directory could not be used
+// at all: no server reachable ([ErrUnavailable]) or the service account's
+// bind refused ([ErrServiceBind]). Answers such as [ErrNotFound] or
+// [ErrInvalidCredentials] are not: the directory was reached and answered.
+func Unavailable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrServiceBind)
 }

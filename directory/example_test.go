@@ -162,3 +162,26 @@ func ExampleParseReason() {
 	fmt.Println(directory.ParseReason("must_change_password") == directory.ReasonMustChange)
 	// Output: true
 }
+
+// Check says which step fails and why: bind, base search, lookup.
+func ExampleClient_Check() {
+	c, err := directory.Open(directory.Config{
+		URLs:         []string{"ldaps://dc1.corp.example"},
+		BindDN:       "CN=svc,OU=Service,DC=corp,DC=example",
+		BindPassword: "from a file",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	for _, st := range c.Check(context.Background(), "", directory.Mapping{}, "alice") {
+		switch {
+		case st.Err == nil:
+			fmt.Println("PASS", st.Step, st.Detail)
+		case errors.Is(st.Err, directory.ErrServiceBind):
+			fmt.Println("FAIL", st.Step, "fix the service account's DN or password:", st.Err)
+		default:
+			fmt.Println("FAIL", st.Step, st.Err)
+		}
+	}
+}

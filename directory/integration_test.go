@@ -447,12 +447,18 @@ func TestIntegrationConnections(t *testing.T) {
 			c := serverClient(t, s, func(cfg *directory.Config) { cfg.CAPEM = nil })
 			_, err := c.Info(t.Context())
 			require.ErrorIs(t, err, directory.ErrUnavailable)
+			assert.True(t, directory.Unavailable(err))
+			assert.NotErrorIs(t, err, directory.ErrServiceBind)
 		})
 		t.Run("wrong service password", func(t *testing.T) {
 			c := serverClient(t, s, func(cfg *directory.Config) { cfg.BindPassword = "wrong-service-pw-1A!" })
 			_, err := c.Info(t.Context())
 			require.Error(t, err)
 			assert.True(t, ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials), "%v", err)
+			assert.ErrorIs(t, err, directory.ErrServiceBind)
+			assert.True(t, directory.Unavailable(err))
+			_, err = c.Lookup(t.Context(), directory.Mapping{}, "anyone")
+			assert.ErrorIs(t, err, directory.ErrServiceBind, "a search needs the service bind too")
 		})
 		t.Run("cancel stops a running search", func(t *testing.T) {
 			c := serverClient(t, s, func(cfg *directory.Config) { cfg.PageSize = 50 })

@@ -437,7 +437,7 @@ func (c *Client) dialWire(ctx context.Context, idx int) (*wireConn, error) {
 	}
 	if err := parseResult(m.body); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("directory: service account bind: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrServiceBind, err)
 	}
 	return w, nil
 }

@@ -131,6 +131,7 @@ type Connector struct {
 	events *dispatcher
 
 	lastConn atomic.Pointer[corkConn] // the connection of the latest dial
+	pub      infoPublisher            // SetInfo (publish.go)
 
 	mu      sync.Mutex
 	closed  bool
@@ -304,9 +305,11 @@ func (c *Connector) Run(ctx context.Context) error {
 		c.status(Status{State: StateConnected, NodeID: nodeID})
 		start := c.cfg.Now()
 		finished := make(chan error, 1)
+		c.attachInfo(s)
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
+			defer c.detachInfo(s)
 			finished <- s.run()
 		}()
 		var sessErr error

@@ -22,7 +22,9 @@
 // [Gateway.RoundTripper] and [Gateway.RoundTripperFor] reach connectors;
 // [Gateway.Revoke] revokes a connector and closes its sessions;
 // [Gateway.Shutdown] drains the node with GOAWAY. Presence events
-// ([PresenceEvent]) arrive in order on one goroutine.
+// ([PresenceEvent]) arrive in order on one goroutine, with the connectors'
+// published info ([InfoEvent], GatewayConfig.OnInfo); the latest is also at
+// [Gateway.ConnectorInfo] and [Session.Info].
 //
 // # Connector side
 //
@@ -31,7 +33,10 @@
 // (connector ID, tenant and the pinned cloud key), then runs a [Connector]
 // with them. [Connector.Run] keeps one session up, reconnecting
 // with full-jitter exponential backoff, and reports [Status] changes in
-// order on one goroutine.
+// order on one goroutine. [Connector.SetInfo] publishes a [ConnectorInfo]
+// (version, host, services and the outcome of their last real operation)
+// to the gateway, after each HELLO and on every change: health reported
+// from real work, without probing anything on a timer.
 //
 // # Deployment
 //

@@ -88,7 +88,7 @@ func parseFrame(b []byte, maxPayload int) (frame, int, error) {
 
 func checkFrame(f frame) (frame, error) {
 	switch f.typ {
-	case frameHello, framePing, framePong, frameGoaway:
+	case frameHello, framePing, framePong, frameGoaway, frameInfo:
 		if f.stream != 0 {
 			return frame{}, protocolErrorf("frame type %d on stream %d", f.typ, f.stream)
 		}

@@ -55,6 +55,10 @@ type GatewayConfig struct {
 	DrainGrace time.Duration
 	// OnPresence receives presence events in order on one goroutine.
 	OnPresence func(PresenceEvent)
+	// OnInfo receives a connector's published info ([ConnectorInfo]) in
+	// order with presence events, on the same goroutine; events are
+	// coalesced per session.
+	OnInfo func(InfoEvent)
 	// Logger receives rare operational logs; nil discards. Secrets are
 	// never logged.
 	Logger *slog.Logger
@@ -296,6 +300,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		now:         g.cfg.Now,
 		tenant:      rec.Tenant,
 		connectorID: rec.ID,
+		onInfo:      g.postInfo,
 		tx:          tx,
 		rx:          rx,
 	})

@@ -51,6 +51,7 @@ type sessionConfig struct {
 	tenant      string
 	connectorID string
 	onGoaway    func(grace time.Duration) // connector side
+	onInfo      func(*Session)            // gateway side: new INFO (publish.go)
 	cork        *corkConn                 // connector side: the TCP connection, or nil
 	// tx seals every message this side sends, rx opens every message it
 	// receives (keys from the handshake).
@@ -174,6 +175,11 @@ type Session struct {
 	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
 	reason   atomic.Pointer[error]
 	wg       sync.WaitGroup
+
+	// gateway: the connector's latest INFO, and whether an event for it
+	// is queued (publish.go)
+	info        atomic.Pointer[publishedInfo]
+	infoPending atomic.Bool
 }
 
 func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
@@ -617,6 +623,8 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 		return false, nil
 	case framePong:
 		return false, nil
+	case frameInfo:
+		return false, s.handleInfo(f.payload)
 	case frameGoaway:
 		if s.cfg.gateway {
 			return false, protocolErrorf("goaway from connector")

@@ -44,11 +44,15 @@
 //	size_limit           502     directory.ErrSizeLimit
 //	time_limit           502     directory.ErrTimeLimit
 //	unavailable          503     directory.ErrUnavailable
+//	service_bind         503     directory.ErrServiceBind
 //	bad_request          400     ErrBadRequest
 //	internal             500     ErrRemote
 //
 // Transport errors (tunnel.ErrNotConnected, for one) are returned wrapped,
 // unchanged.
+//
+// [WithObserver] reports each operation's outcome to the connector, which
+// can so publish its directory's health from real work.
 //
 // # What it won't do
 //

@@ -76,3 +76,15 @@ func ExampleWithPrivateKey() {
 	mux.Handle("/directory/", http.StripPrefix("/directory", directoryhttp.NewHandler(d, directoryhttp.WithPrivateKey(key))))
 	_ = mux
 }
+
+// A connector learns its directory's health from the operations the cloud
+// asks for, not from probes of its own.
+func ExampleWithObserver() {
+	var d directoryhttp.Directory // a *directory.Client
+	h := directoryhttp.NewHandler(d, directoryhttp.WithObserver(func(op string, err error) {
+		if directory.Unavailable(err) {
+			log.Printf("directory unavailable during %s: %v", op, err)
+		}
+	}))
+	_ = h // served below /directory over the tunnel
+}

@@ -44,6 +44,10 @@ func NewHandler(d Directory, opts ...HandlerOption) http.Handler {
 	if h.key != nil && h.key.Curve() != ecdh.X25519() {
 		panic("directoryhttp: WithPrivateKey needs an X25519 key")
 	}
+	if h.observe != nil {
+		d = observed{d: d, fn: h.observe} // observe.go
+		h.d = d
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /info", func(w http.ResponseWriter, r *http.Request) {
 		v, err := d.Info(r.Context())
@@ -140,7 +144,9 @@ func checkAccount(ctx context.Context, d Directory, m directory.Mapping, name, i
 type handler struct {
 	d   Directory
 	key *ecdh.PrivateKey // when set, passwords must be sealed to it
-	now func() time.Time
+	// observe, when set, hears every operation's outcome (WithObserver)
+	observe func(op string, err error)
+	now     func() time.Time
 }
 
 // password returns the request's password: opened from sealed_password

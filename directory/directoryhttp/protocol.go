@@ -32,6 +32,7 @@ const (
 	codeSizeLimit      = "size_limit"
 	codeTimeLimit      = "time_limit"
 	codeUnavailable    = "unavailable"
+	codeServiceBind    = "service_bind"
 	codeBadRequest     = "bad_request"
 	codeInternal       = "internal"
 )
@@ -105,6 +106,7 @@ func wireCodes() []wireCode {
 		{codeSizeLimit, http.StatusBadGateway, directory.ErrSizeLimit},
 		{codeTimeLimit, http.StatusBadGateway, directory.ErrTimeLimit},
 		{codeUnavailable, http.StatusServiceUnavailable, directory.ErrUnavailable},
+		{codeServiceBind, http.StatusServiceUnavailable, directory.ErrServiceBind},
 		{codeBadRequest, http.StatusBadRequest, ErrBadRequest},
 	}
 }

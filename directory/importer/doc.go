@@ -48,7 +48,13 @@
 // # Progress
 //
 // Config.OnProgress receives counts, rate and estimated time left for the
-// scan and apply phases, every Config.ProgressEvery items and at phase ends.
+// scan and apply phases: as each phase starts, every Config.ProgressEvery
+// items or every second (whichever comes first), and at phase ends.
+// A [Tracker] follows runs for people: Begin returns a run ID at once (one
+// running run per mapping), Progress takes Config.OnProgress, End records
+// the outcome, a failed run as failed; while a full scan has no estimate of
+// its own, the last complete scan's count is its total. In JSON, every
+// duration is given in seconds and as a Go duration string.
 //
 // # Scheduling
 //

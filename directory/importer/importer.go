@@ -554,23 +554,33 @@ type progressReporter struct {
 	im        *Importer
 	p         Progress
 	start     time.Time
+	last      time.Time // of the last report
 	sinceLast int
 }
 
+// progress starts reporting a phase: its first report (Done 0) is sent at
+// once, so a watcher sees the phase begin before the first user arrives.
 func (im *Importer) progress(s Scope, ph Phase, total int) *progressReporter {
-	return &progressReporter{im: im, p: Progress{Scope: s, Phase: ph, Total: total}, start: im.cfg.Now()}
+	r := &progressReporter{im: im, p: Progress{Scope: s, Phase: ph, Total: total}, start: im.cfg.Now()}
+	r.report()
+	return r
 }
+
+// progressInterval is the longest time between two reports while users or
+// operations keep coming, however slowly.
+const progressInterval = time.Second
 
 func (r *progressReporter) add(n int) {
 	r.p.Done += n
 	r.sinceLast += n
-	if r.sinceLast >= r.im.cfg.ProgressEvery {
+	if r.sinceLast >= r.im.cfg.ProgressEvery || r.im.cfg.Now().Sub(r.last) >= progressInterval {
 		r.report()
 	}
 }
 
 func (r *progressReporter) report() {
 	r.sinceLast = 0
+	r.last = r.im.cfg.Now()
 	if r.im.cfg.OnProgress == nil {
 		return
 	}

@@ -433,11 +433,13 @@ func TestProgress(t *testing.T) {
 			apply = append(apply, p)
 		}
 	}
-	require.Len(t, scan, 5, "every 25 of 100 users, then the phase end")
-	assert.Equal(t, 25, scan[0].Done)
-	assert.Equal(t, 50, scan[0].Total, "the store's users estimate the scan")
-	assert.Greater(t, scan[0].Rate, 0.0)
-	assert.Positive(t, scan[0].ETA)
+	require.Len(t, scan, 6, "at the start, every 25 of 100 users, then the phase end")
+	assert.Equal(t, 0, scan[0].Done, "the phase is reported as it starts")
+	assert.Equal(t, 50, scan[0].Total, "the store's users estimate the scan from the start")
+	assert.Equal(t, 25, scan[1].Done)
+	assert.Equal(t, 50, scan[1].Total)
+	assert.Greater(t, scan[1].Rate, 0.0)
+	assert.Positive(t, scan[1].ETA)
 	assert.Equal(t, 100, scan[len(scan)-1].Done)
 	require.NotEmpty(t, apply)
 	last := apply[len(apply)-1]
@@ -445,6 +447,30 @@ func TestProgress(t *testing.T) {
 	assert.Equal(t, 50, last.Total)
 	assert.Zero(t, last.ETA)
 	assert.Equal(t, importer.PhaseDone, got[len(got)-1].Phase)
+}
+
+// A slow scan is reported at least every second, however few users
+// arrived since the last report.
+func TestProgressEverySecond(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { now = now.Add(300 * time.Millisecond); return now }
+	var scans []int
+	src := &fakeSource{users: users(10)}
+	im := newImporter(t, src, importer.NewMemoryStore(), func(c *importer.Config) {
+		c.Now, c.ProgressEvery = clock, 1000
+		c.OnProgress = func(p importer.Progress) {
+			if p.Phase == importer.PhaseScan {
+				scans = append(scans, p.Done)
+			}
+		}
+	})
+	_, err := im.Run(context.Background(), importer.Job{Scope: scope})
+	require.NoError(t, err)
+	// 10 users 300 ms apart: the start, then one report per second of
+	// users (every 4th clock reading), then the end.
+	assert.Greater(t, len(scans), 3, "%v", scans)
+	assert.Equal(t, 0, scans[0])
+	assert.Equal(t, 10, scans[len(scans)-1])
 }
 
 func TestInvalidInput(t *testing.T) {

@@ -156,14 +156,19 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) int {
 	return exitFailure
 }
 
-// runCheck: connector check --config FILE. It loads the config as run
-// would (identity, key, passwords, KEK file), asks the directory for its
-// RootDSE when there is one, and prints what the connector would serve,
-// without dialling the cloud.
+// runCheck: connector check --config FILE [--lookup NAME] [--base DN]
+// [--offline]. It loads the config as run would (identity, key, passwords,
+// KEK file), prints what the connector would serve, then tests each path
+// it depends on, one line per step with PASS or FAIL and the fix: the
+// cloud through the configured proxy (unless --offline), and the
+// directory (bind, base search, and a lookup of NAME).
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("connector check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "config file (JSON); required")
+	lookup := fs.String("lookup", "", "a user name to look up in the directory (login, UPN or e-mail)")
+	base := fs.String("base", "", "the entry the base search reads (default: the directory's default naming context)")
+	offline := fs.Bool("offline", false, "do not connect to the cloud")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -171,7 +176,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitUsage
 	}
 	if *configFile == "" || fs.NArg() != 0 {
-		fmt.Fprintln(stderr, "usage: connector check --config FILE")
+		fmt.Fprintln(stderr, "usage: connector check --config FILE [--lookup NAME] [--base DN] [--offline]")
 		return exitUsage
 	}
 	cfg, err := connector.LoadConfig(*configFile)
@@ -206,13 +211,17 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stdout, "key share: fingerprint %s\n", fp)
 		}
 	}
-	if d := agent.Directory(); d != nil {
-		info, err := d.Info(ctx)
-		if err != nil {
-			fmt.Fprintf(stderr, "connector: directory: %v\n", cli.Message(err))
-			return exitFailure
-		}
-		fmt.Fprintf(stdout, "directory: %s (%s, %s)\n", info.Server, info.Profile, info.Vendor)
+	var steps []connectorapp.CheckResult
+	if !*offline {
+		steps = append(steps, agent.CheckCloud(ctx))
 	}
-	return exitOK
+	steps = append(steps, agent.CheckDirectory(ctx, connectorapp.CheckRequest{Base: *base, Name: *lookup})...)
+	code := exitOK
+	for _, st := range steps {
+		fmt.Fprintln(stdout, st)
+		if !st.OK {
+			code = exitFailure
+		}
+	}
+	return code
 }

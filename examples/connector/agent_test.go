@@ -131,6 +131,15 @@ func TestEnrollAndRunCommands(t *testing.T) {
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "tenant tenant-x")
 	assert.Contains(t, r.stdout, "KEK file opened, 1 version(s), primary 1")
+	assert.Contains(t, r.stdout, "PASS cloud:", "check connects to the cloud")
+	for _, want := range []tunnel.PresenceKind{tunnel.Connected, tunnel.Disconnected} {
+		select {
+		case ev := <-events:
+			assert.Equal(t, want, ev.Kind, "the check's brief session")
+		case <-time.After(10 * time.Second):
+			t.Fatal("the check never reached the cloud")
+		}
+	}
 	t.Setenv("CONNECTOR_TEST_KEK_PASS", "wrong phrase")
 	r = invoke(t, "", "check", "--config", cfgFile)
 	assert.Equal(t, exitFailure, r.code)

@@ -90,7 +90,7 @@ func TestKeysShareCommands(t *testing.T) {
 	r = invoke(t, "", "keys", "fingerprint", "--config", cfgB)
 	fpB := strings.TrimSpace(r.stdout)
 	require.NotEqual(t, fpA, fpB)
-	r = invoke(t, "", "check", "--config", cfgB)
+	r = invoke(t, "", "check", "--config", cfgB, "--offline")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "key share: fingerprint "+fpB, "check shows the same fingerprint")
 	assert.Contains(t, r.stdout, "waiting for the tenant's keyring")

@@ -5,7 +5,7 @@
 //
 //	connector enroll --cloud URL --token T [--config FILE | --identity FILE]
 //	connector run --config FILE
-//	connector check --config FILE
+//	connector check --config FILE [--lookup NAME] [--base DN] [--offline]
 //	connector directory info|ous|groups|users|lookup|auth [flags]
 //	connector keys init|status|rotate|promote|disable|enable|destroy|passwd|escrow [flags]
 //	connector audit tail|verify [flags]
@@ -52,7 +52,9 @@ const usage = `usage:
   connector version
   connector enroll --cloud URL --token T [--config FILE | --identity FILE] [--ca-file FILE] [--proxy URL]
   connector run --config FILE [--log-format text|json] [--log-file FILE]
-  connector check --config FILE      (load everything, ask the directory, do not dial the cloud)
+  connector check --config FILE [--lookup NAME] [--base DN] [--offline]
+                                     (load everything, then test the cloud through the proxy and the
+                                      directory: bind, base search, lookup; PASS/FAIL with the fix)
   connector directory info   [conn]
   connector directory ous    [conn] [--base DN]
   connector directory groups [conn] [--base DN]

@@ -13,6 +13,13 @@
 //
 //	go run ./examples/quickstart      # the story, step by step
 //	go run ./examples/quickstart -v   # and the cloud's and connector's logs on stderr
+//
+// With --demo-ldap FILE it runs only the demo directory, for trying the
+// cloud and connector programs by hand (the README's walkthrough): it writes
+// how to reach it to FILE (JSON: URL, CA file, bind DN, bind password file,
+// the demo users' password) and serves until interrupted.
+//
+//	go run ./examples/quickstart --demo-ldap demo-ldap.json
 package main
 
 import (
@@ -22,14 +29,23 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 )
 
 func main() {
 	verbose := flag.Bool("v", false, "write the cloud's and the connector's logs to stderr")
+	demoLDAP := flag.String("demo-ldap", "", "run only the demo directory and write how to reach it to this JSON file")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *demoLDAP != "" {
+		if err := serveDemoLDAP(ctx, *demoLDAP, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "quickstart:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	var logger *slog.Logger

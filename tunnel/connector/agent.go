@@ -64,7 +64,8 @@ type Agent struct {
 	mu       sync.Mutex
 	closed   bool
 	status   tunnel.Status
-	failures int // consecutive failed connects, for the log level
+	failures int       // consecutive failed connects, for the log level
+	pub      publisher // what the connector publishes about itself (health.go)
 }
 
 // New checks cfg, reads the files it names (identity, key, passwords, KEK
@@ -243,6 +244,7 @@ func (a *Agent) setKeyring(kr *keyenvelope.Keyring) error {
 	a.mu.Lock()
 	a.keyring, a.releaser = kr, rel
 	a.mu.Unlock()
+	a.publishInfo() // health.go: the KEK versions changed
 	return nil
 }
 
@@ -290,6 +292,7 @@ func (a *Agent) buildHandler() (http.Handler, error) {
 	if a.dir != nil {
 		mux.Handle(DirectoryPrefix+"/", enforce(a.cfg.Policy, classifyDirectory,
 			http.StripPrefix(DirectoryPrefix, a.directoryHandler())))
+		mux.Handle("POST "+CheckPath, enforce(a.cfg.Policy, only(OpBrowse), http.HandlerFunc(a.serveCheck))) // check.go
 	}
 	if a.cfg.Keys != nil {
 		if a.keyring != nil {
@@ -393,6 +396,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("connector starting", slog.String("tunnel_url", c.tunnelURL()),
 		slog.Bool("directory", a.dir != nil), slog.Bool("keys", a.Keyring() != nil))
+	a.attachTunnel(tc) // health.go
+	defer a.attachTunnel(nil)
 	err = tc.Run(ctx)
 	_ = tc.Close()
 	if a.isClosed() && ctx.Err() != nil && errors.Is(err, context.Canceled) {

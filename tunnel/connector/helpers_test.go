@@ -39,6 +39,7 @@ type cloud struct {
 	caPEM               []byte
 	gw                  *tunnel.Gateway
 	events              chan tunnel.PresenceEvent
+	infos               chan tunnel.InfoEvent // published connector info (dropped when full)
 }
 
 func newCloud(t testing.TB) *cloud {
@@ -48,7 +49,7 @@ func newCloud(t testing.TB) *cloud {
 	srv := httptest.NewUnstartedServer(mux)
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13}
 	srv.StartTLS()
-	c := &cloud{url: srv.URL, caPEM: caPEM, events: make(chan tunnel.PresenceEvent, 64)}
+	c := &cloud{url: srv.URL, caPEM: caPEM, events: make(chan tunnel.PresenceEvent, 64), infos: make(chan tunnel.InfoEvent, 64)}
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	c.scheduler = priv
@@ -65,6 +66,12 @@ func newCloud(t testing.TB) *cloud {
 		Identity:   ident,
 		Audience:   "wss://" + srv.Listener.Addr().String() + connector.TunnelPath,
 		OnPresence: func(ev tunnel.PresenceEvent) { c.events <- ev },
+		OnInfo: func(ev tunnel.InfoEvent) {
+			select {
+			case c.infos <- ev:
+			default:
+			}
+		},
 	})
 	require.NoError(t, err)
 	c.gw = gw

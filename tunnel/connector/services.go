@@ -10,10 +10,11 @@ import (
 // directoryHandler serves the directory service (below DirectoryPrefix):
 // package directoryhttp over the directory client.
 func (a *Agent) directoryHandler() http.Handler {
+	opts := []directoryhttp.HandlerOption{directoryhttp.WithObserver(a.observeDirectory)} // health.go
 	if a.credKey != nil {
-		return directoryhttp.NewHandler(a.dir, directoryhttp.WithPrivateKey(a.credKey))
+		opts = append(opts, directoryhttp.WithPrivateKey(a.credKey))
 	}
-	return directoryhttp.NewHandler(a.dir)
+	return directoryhttp.NewHandler(a.dir, opts...)
 }
 
 // keysHandler serves the key service (below KeysPrefix): package keyhttp

@@ -83,6 +83,9 @@ type ConnectorInfo struct {
 	Sessions int `json:"sessions"`
 	// LastChange is when it last connected or disconnected (this process).
 	LastChange time.Time `json:"last_change,omitzero"`
+	// Health is what it last published about itself (connhealth.go); nil
+	// before it did.
+	Health *ConnectorHealth `json:"health,omitempty"`
 }
 
 // Connectors lists the connectors of tenant ("" for every tenant) with
@@ -101,7 +104,7 @@ func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo
 	out := make([]ConnectorInfo, len(recs))
 	for i, r := range recs {
 		out[i] = ConnectorInfo{ID: r.ID, Tenant: r.Tenant, Enrolled: r.Enrolled.UTC(), Revoked: r.Revoked,
-			Sessions: s.presence[r.ID], LastChange: s.lastSeen[r.ID]}
+			Sessions: s.presence[r.ID], LastChange: s.lastSeen[r.ID], Health: s.connectorHealth(r.ID)}
 	}
 	return out, nil
 }
@@ -115,7 +118,11 @@ func (s *Server) RevokeConnector(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	return s.gw.Revoke(ctx, id)
+	if err := s.gw.Revoke(ctx, id); err != nil {
+		return err
+	}
+	s.monitor.DirectoryOK(tenant, id) // a revoked connector's directory alert would never resolve
+	return nil
 }
 
 // PutMapping creates or replaces a mapping of tenant. A changed mapping's

@@ -95,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 	admin.HandleFunc("DELETE "+t+"/connectors/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s.replyErr(w, s.RevokeConnector(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 	})
+	admin.HandleFunc("POST "+t+"/connectors/{id}/check", s.apiCheckConnector) // connhealth.go
 	admin.HandleFunc("GET "+t+"/key-share", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"peers": s.KeySharePeers(r.PathValue("tenant"))})
 	})
@@ -141,19 +142,8 @@ func (s *Server) Handler() http.Handler {
 			TotalOps int `json:"total_ops"`
 		}{p, total})
 	})
-	admin.HandleFunc("POST "+t+"/mappings/{id}/import", func(w http.ResponseWriter, r *http.Request) {
-		var opt ImportOptions
-		if r.ContentLength != 0 && !readJSON(w, r, &opt) {
-			return
-		}
-		res, err := s.RunImport(r.Context(), r.PathValue("tenant"), r.PathValue("id"), opt)
-		var terr *importer.ThresholdError
-		if errors.As(err, &terr) {
-			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "threshold": terr, "result": res})
-			return
-		}
-		s.reply(w)(res, err)
-	})
+	admin.HandleFunc("POST "+t+"/mappings/{id}/import", s.apiStartImport) // 202 and a run ID (imports_async.go)
+	admin.HandleFunc("GET "+t+"/imports/{id}", s.apiImportRun)
 	admin.HandleFunc("GET "+t+"/imports", func(w http.ResponseWriter, r *http.Request) {
 		s.reply(w)(s.Imports(r.Context(), r.PathValue("tenant")))
 	})
@@ -186,7 +176,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	// State-changing admin requests: bearer token, JSON bodies, same origin
 	// (httpguard.ProtectWrites), checked before the token itself.
-	mux.Handle("/v1/admin/", httpguard.ProtectWrites(s.requireAdmin(admin)))
+	mux.Handle("/v1/admin/", s.logAdmin(httpguard.ProtectWrites(s.requireAdmin(admin)))) // adminlog.go
 	mux.Handle("GET /{$}", s.requireAdmin(http.HandlerFunc(s.serveStatus)))
 	if s.cfg.MetricsPublic {
 		mux.Handle("GET "+PathMetrics, s.metrics.handler())

@@ -19,7 +19,21 @@
 //     connector, the scheduler (every 24 h with jitter, next runs kept in
 //     SQLite, Config.ImportConcurrency tenants at once, each run cut at
 //     Config.ImportTimeout and recorded as failed), import-threshold and
-//     import-skipped alerts.
+//     import-skipped alerts. Every run is followed by an importer.Tracker:
+//     POST …/mappings/{id}/import answers 202 Accepted with the run's ID
+//     and status URL (GET …/imports/{run}: state, progress with phase,
+//     done, total, rate and ETA, durations in seconds and as Go duration
+//     strings); the status page shows the running ones.
+//   - connector health: each connector's published info (tunnel
+//     ConnectorInfo: version, host, its directory's last real operation)
+//     in the admin API and on the status page; directory_unavailable
+//     raised and resolved from it; POST …/connectors/{id}/check runs a
+//     connection test through the connector.
+//   - admin actions (every admin request but GET and HEAD) are logged with
+//     the actor (the admin credential's kind and source address, plus an
+//     unverified X-Liaison-Actor claim), tenant, path, status and time
+//     taken; refused admin requests at WARN. Config.Logger decides the
+//     format (the cloud program's --log-format json writes JSON lines).
 //   - activation: the device endpoint at PathActivate, its SQL store joined
 //     to the cloud's users so an imported user and an activated one are the
 //     same user; the cloud user row is written in activation's transaction

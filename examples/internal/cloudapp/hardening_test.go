@@ -379,8 +379,8 @@ func (s slowDir) Users(ctx context.Context, m directory.Mapping, fn func(directo
 	return s.Directory.Users(ctx, m, fn)
 }
 
-// TestAdminTimeoutOutlivesWriteTimeout: an authenticated admin request (a
-// synchronous import) may take longer than the write timeout of the public
+// TestAdminTimeoutOutlivesWriteTimeout: an authenticated admin request (an
+// import plan, which scans the mapping) may take longer than the write timeout of the public
 // endpoints, up to Config.AdminTimeout, and no longer.
 func TestAdminTimeoutOutlivesWriteTimeout(t *testing.T) {
 	for _, tc := range []struct {
@@ -398,7 +398,7 @@ func TestAdminTimeoutOutlivesWriteTimeout(t *testing.T) {
 			e.start(c)
 			e.dir.set(demoUsers(2))
 			require.NoError(t, e.srv.PutMapping(context.Background(), "acme", "staff", directory.Mapping{}))
-			req, err := http.NewRequest(http.MethodPost, e.srv.URL()+"/v1/admin/tenants/acme/mappings/staff/import", nil)
+			req, err := http.NewRequest(http.MethodGet, e.srv.URL()+"/v1/admin/tenants/acme/mappings/staff/plan", nil)
 			require.NoError(t, err)
 			req.Header.Set("Authorization", "Bearer "+adminToken)
 			resp, err := e.client.Do(req)

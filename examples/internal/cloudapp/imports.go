@@ -26,6 +26,7 @@ func (s *Server) importer(tenant string) (*importer.Importer, error) {
 			s.mu.Lock()
 			s.progress[p.Scope] = p
 			s.mu.Unlock()
+			s.imports.Progress(p) // imports_async.go
 		},
 		OnThreshold: func(ctx context.Context, err *importer.ThresholdError) {
 			s.raise(ctx, alerts.Alert{Kind: KindImportThreshold, Tenant: err.Tenant, Subject: err.MappingID,
@@ -64,15 +65,27 @@ type ImportOptions struct {
 // stores the new cursor on success, raises KindImportThreshold when the plan
 // is refused and resolves it after a successful run. It returns ErrBusy if an
 // import of the mapping is running. Without a deadline in ctx, the run is
-// bounded by Config.ImportTimeout.
+// bounded by Config.ImportTimeout. The run is tracked (Server.ImportRuns).
 func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt ImportOptions) (importer.Result, error) {
+	return s.runImport(ctx, tenant, mappingID, opt, "")
+}
+
+// runImport is RunImport for the tracked run runID (imports_async.go), or
+// a new tracked run when runID is "".
+func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt ImportOptions, runID string) (res importer.Result, err error) {
+	scope := importer.Scope{Tenant: tenant, MappingID: mappingID}
+	if runID == "" {
+		if runID, err = s.imports.Begin(scope, opt.Full); err != nil {
+			return res, ErrBusy
+		}
+	}
+	defer func() { s.imports.End(runID, res, err) }()
 	ctx, cancel := s.withImportDeadline(ctx)
 	defer cancel()
 	m, err := s.mapping(ctx, tenant, mappingID)
 	if err != nil {
 		return importer.Result{}, err
 	}
-	scope := importer.Scope{Tenant: tenant, MappingID: mappingID}
 	s.mu.Lock()
 	if s.importing[scope] {
 		s.mu.Unlock()
@@ -95,8 +108,9 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 		job.Since = ""
 	}
 	start := time.Now()
-	res, err := im.Run(ctx, job)
-	run := ImportRun{Tenant: tenant, MappingID: mappingID, Started: start, Finished: time.Now(), Full: res.Full,
+	res, err = im.Run(ctx, job)
+	// A failed run scanned nothing to the end: it is full if it was meant to be.
+	run := ImportRun{Tenant: tenant, MappingID: mappingID, Started: start, Finished: time.Now(), Full: res.Full || job.Since == "",
 		Summary: res.Summary, Status: "ok"}
 	switch {
 	case errors.Is(err, importer.ErrThreshold):

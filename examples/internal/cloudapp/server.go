@@ -83,8 +83,11 @@ type Server struct {
 	connTenant map[string]string          // connector ID -> tenant, for those seen live
 	statuses   map[string]connectorStatus // connector ID -> its status, while connected
 	lastSeen   map[string]time.Time
+	infos      map[string]tunnel.InfoEvent // connector ID -> its latest published info (connhealth.go)
 	progress   map[importer.Scope]importer.Progress
 	importing  map[importer.Scope]bool
+	imports    *importer.Tracker // every import run, for the API and the status page (imports_async.go)
+	bg         sync.WaitGroup    // background imports (StartImport)
 
 	shareRound sync.Mutex // serialises key-share rounds
 	shareMu    sync.Mutex
@@ -155,9 +158,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{},
+		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{}, infos: map[string]tunnel.InfoEvent{},
 		connTenant: map[string]string{}, statuses: map[string]connectorStatus{},
-		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
+		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{}, imports: importer.NewTracker(importer.TrackerConfig{}),
 		closed: make(chan struct{}), done: make(chan struct{}),
 	}
 	if s.cfg.NewDirectory == nil {
@@ -287,6 +290,7 @@ func New(cfg Config) (*Server, error) {
 		Store:        s.tunnels,
 		PingInterval: cfg.PingInterval,
 		OnPresence:   s.onPresence,
+		OnInfo:       s.onInfo, // connhealth.go
 		Logger:       log,
 	}); err != nil {
 		return nil, err
@@ -546,6 +550,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) closeResources() {
+	s.bg.Wait() // background imports stop when s.closed closes
 	if s.gw != nil {
 		_ = s.gw.Close()
 	}

@@ -150,6 +150,26 @@ func TestNotConnectedAlertRaisedAndResolved(t *testing.T) {
 	assert.Contains(t, page, c.id)
 }
 
+// importRun starts an import of mapping through the admin API (202 and a
+// run ID), follows it at its status URL until it ends, and returns the run.
+func (e *env) importRun(mapping string, opt any) importer.Run {
+	e.t.Helper()
+	var started struct {
+		ID        string `json:"id"`
+		StatusURL string `json:"status_url"`
+	}
+	require.Equal(e.t, http.StatusAccepted, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/"+mapping+"/import", opt, &started))
+	require.NotEmpty(e.t, started.ID)
+	require.Equal(e.t, "/v1/admin/tenants/acme/imports/"+started.ID, started.StatusURL)
+	var run importer.Run
+	require.Eventually(e.t, func() bool {
+		require.Equal(e.t, http.StatusOK, e.do(http.MethodGet, started.StatusURL, nil, &run))
+		return run.State != importer.RunRunning
+	}, 30*time.Second, 10*time.Millisecond)
+	assert.Equal(e.t, started.ID, run.ID)
+	return run
+}
+
 func (e *env) statusPage() string {
 	e.t.Helper()
 	req, err := http.NewRequest(http.MethodGet, e.srv.URL()+"/", nil)
@@ -186,8 +206,8 @@ func TestImportThroughTunnel(t *testing.T) {
 	assert.Equal(t, 30, plan.TotalOps)
 	assert.Len(t, plan.Ops, 5)
 
-	var res importer.Result
-	require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import", nil, &res))
+	res := e.importRun("staff", nil)
+	require.Equal(t, importer.RunSucceeded, res.State, res.Error)
 	assert.Equal(t, 30, res.Summary.Creates)
 	assert.True(t, res.Full)
 	var users []cloudapp.User
@@ -201,21 +221,18 @@ func TestImportThroughTunnel(t *testing.T) {
 		us := demoUsers(31)
 		us[3].DisplayName = "Renamed"
 		e.dir.set(us)
-		require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import", nil, &res))
+		res := e.importRun("staff", nil)
+		require.Equal(t, importer.RunSucceeded, res.State, res.Error)
 		assert.False(t, res.Full)
-		assert.Equal(t, importer.Summary{Creates: 1, Updates: 1, Unchanged: 29}, res.Summary)
+		assert.Equal(t, importer.Summary{Creates: 1, Updates: 1, Unchanged: 29}, *res.Summary)
 	})
 
 	t.Run("threshold refuses a mass delete and alerts; override applies", func(t *testing.T) {
 		e.dir.set(demoUsers(10)) // the mapping lost 21 users
-		var refused struct {
-			Error     string                  `json:"error"`
-			Threshold importer.ThresholdError `json:"threshold"`
-		}
-		require.Equal(t, http.StatusConflict, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import",
-			cloudapp.ImportOptions{Full: true}, &refused))
-		assert.Equal(t, 21, refused.Threshold.Deletes)
-		assert.Equal(t, 4, refused.Threshold.Limit)
+		refused := e.importRun("staff", cloudapp.ImportOptions{Full: true})
+		assert.Equal(t, importer.RunFailed, refused.State)
+		assert.True(t, refused.Full)
+		assert.Contains(t, refused.Error, "21")
 		require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/admin/tenants/acme/users", nil, &users))
 		assert.Len(t, users, 31, "nothing applied")
 		var open []alerts.Alert
@@ -223,8 +240,8 @@ func TestImportThroughTunnel(t *testing.T) {
 		require.Len(t, open, 1)
 		assert.Equal(t, "staff", open[0].Subject)
 
-		require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import",
-			cloudapp.ImportOptions{Full: true, Override: true}, &res))
+		res := e.importRun("staff", cloudapp.ImportOptions{Full: true, Override: true})
+		require.Equal(t, importer.RunSucceeded, res.State, res.Error)
 		assert.Equal(t, 21, res.Summary.Deletes)
 		require.Equal(t, http.StatusOK, e.do(http.MethodGet, "/v1/admin/tenants/acme/users", nil, &users))
 		assert.Len(t, users, 10)

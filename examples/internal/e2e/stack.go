@@ -300,6 +300,14 @@ func (st *Stack) checkReachable(ctx context.Context) error {
 	return nil
 }
 
+// SetDirectory changes the directory section the connector gets at its
+// next StartConnector (a fixed bind password, say).
+func (st *Stack) SetDirectory(d connectorapp.Directory) {
+	st.mu.Lock()
+	st.cfg.Directory = d
+	st.mu.Unlock()
+}
+
 // StopConnector stops the connector as if its process died: the tunnel
 // drops at once, calls in flight fail.
 func (st *Stack) StopConnector() error {

@@ -1,0 +1,38 @@
+package tunnel
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Probe runs the whole connect (TLS, token, signed handshake) and leaves no
+// session behind; a revoked connector's probe fails with ErrRevoked.
+func TestProbe(t *testing.T) {
+	checkNoLeaks(t)
+	e := newEnv(t, nil)
+	cfg := e.enroll("acme")
+	cfg.Handler = http.NotFoundHandler()
+	c, err := NewConnector(cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	node, err := c.Probe(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "node-a", node)
+	e.waitEvent(Connected, cfg.ConnectorID)
+	e.waitEvent(Disconnected, cfg.ConnectorID)
+
+	require.NoError(t, e.gw.Revoke(ctx, cfg.ConnectorID))
+	_, err = c.Probe(ctx)
+	assert.ErrorIs(t, err, ErrRevoked)
+
+	require.NoError(t, c.Close())
+	_, err = c.Probe(ctx)
+	assert.ErrorIs(t, err, ErrClosed)
+}
