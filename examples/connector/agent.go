@@ -211,11 +211,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stdout, "key share: fingerprint %s\n", fp)
 		}
 	}
-	var steps []connectorapp.CheckResult
+	var steps []connector.CheckResult
 	if !*offline {
 		steps = append(steps, agent.CheckCloud(ctx))
 	}
-	steps = append(steps, agent.CheckDirectory(ctx, connectorapp.CheckRequest{Base: *base, Name: *lookup})...)
+	steps = append(steps, agent.CheckDirectory(ctx, connector.CheckRequest{Base: *base, Name: *lookup})...)
 	code := exitOK
 	for _, st := range steps {
 		fmt.Fprintln(stdout, st)

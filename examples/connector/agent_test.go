@@ -33,6 +33,14 @@ import (
 // connectorapp dials; caFile holds its CA.
 func testCloud(t *testing.T) (url, caFile string, gw *tunnel.Gateway, events chan tunnel.PresenceEvent) {
 	t.Helper()
+	url, caFile, gw, events, _ = testCloudInfo(t)
+	return url, caFile, gw, events
+}
+
+// testCloudInfo is testCloud that also passes on the connectors' published
+// info (dropped when the channel is full).
+func testCloudInfo(t *testing.T) (url, caFile string, gw *tunnel.Gateway, events chan tunnel.PresenceEvent, infos chan tunnel.InfoEvent) {
+	t.Helper()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	caTmpl := &x509.Certificate{
@@ -60,10 +68,17 @@ func testCloud(t *testing.T) (url, caFile string, gw *tunnel.Gateway, events cha
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS13}
 	srv.StartTLS()
 	events = make(chan tunnel.PresenceEvent, 16)
+	infos = make(chan tunnel.InfoEvent, 64)
 	gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
 		Identity:   testGatewayIdentity(t),
 		Audience:   "wss://" + srv.Listener.Addr().String() + connector.TunnelPath,
 		OnPresence: func(ev tunnel.PresenceEvent) { events <- ev },
+		OnInfo: func(ev tunnel.InfoEvent) {
+			select {
+			case infos <- ev:
+			default:
+			}
+		},
 	})
 	require.NoError(t, err)
 	mux.Handle(connector.TunnelPath, gw)
@@ -72,7 +87,7 @@ func testCloud(t *testing.T) (url, caFile string, gw *tunnel.Gateway, events cha
 		_ = gw.Close()
 		srv.Close()
 	})
-	return srv.URL, caFile, gw, events
+	return srv.URL, caFile, gw, events, infos
 }
 
 func TestEnrollAndRunCommands(t *testing.T) {

@@ -10,9 +10,9 @@ import (
 
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 func connectorHealth(t *testing.T, st *e2e.Stack) *cloudapp.ConnectorHealth {
@@ -37,7 +37,7 @@ func TestBrokenDirectoryShowsAndAlerts(t *testing.T) {
 	ldap, err := demoldap.Start(demoldap.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ldap.Close() })
-	good := connectorapp.Directory{URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN,
+	good := connector.Directory{URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN,
 		BindPassword: demoldap.ServicePassword, CAPEM: ldap.CAPEM()}
 	bad := good
 	bad.BindPassword = "not-the-service-password"

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // TestSquidConnectorCheck: `connector check`'s cloud step goes through the
@@ -22,14 +22,14 @@ func TestSquidConnectorCheck(t *testing.T) {
 	ps := newProxiedStack(t)
 	ctx := ctxT(t, 2*time.Minute)
 	require.NoError(t, ps.enroll(ctx, sq.URL, sq.CAPEM))
-	check := func(t *testing.T, proxyURL string, ca []byte) connectorapp.CheckResult {
+	check := func(t *testing.T, proxyURL string, ca []byte) connector.CheckResult {
 		t.Helper()
-		a, err := connectorapp.New(connectorapp.Config{
+		a, err := connector.New(connector.Config{
 			Cloud: ps.cloudConfig(proxyURL, ca),
-			Directory: &connectorapp.Directory{URLs: []string{ps.ldap.URL()}, BindDN: demoldap.ServiceDN,
+			Directory: &connector.Directory{URLs: []string{ps.ldap.URL()}, BindDN: demoldap.ServiceDN,
 				BindPassword: demoldap.ServicePassword, CAPEM: ps.ldap.CAPEM(), CredentialsKey: ps.credKey},
-			Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpBrowse}},
-		}, nil)
+			Policy: connector.Policy{Allow: []connector.Operation{connector.OpBrowse}},
+		})
 		require.NoError(t, err)
 		defer a.Close()
 		r := a.CheckCloud(ctx)

@@ -302,7 +302,7 @@ func (st *Stack) checkReachable(ctx context.Context) error {
 
 // SetDirectory changes the directory section the connector gets at its
 // next StartConnector (a fixed bind password, say).
-func (st *Stack) SetDirectory(d connectorapp.Directory) {
+func (st *Stack) SetDirectory(d connector.Directory) {
 	st.mu.Lock()
 	st.cfg.Directory = d
 	st.mu.Unlock()

@@ -25,10 +25,10 @@ import (
 
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/examples/internal/e2e"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // chromiumPath finds Debian's chromium (scripts/install-deps installs it);
@@ -82,7 +82,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	ldap, err := demoldap.Start(demoldap.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ldap.Close() })
-	good := connectorapp.Directory{URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN,
+	good := connector.Directory{URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN,
 		BindPassword: demoldap.ServicePassword, CAPEM: ldap.CAPEM()}
 
 	// The import blocks at its third user until the screenshot is taken.
@@ -177,26 +177,26 @@ func TestStatusPageInChromium(t *testing.T) {
 
 // runBrokenConnector enrolls a connector in tenant "beta" whose service
 // password is wrong and runs it until the test ends; it returns its ID.
-func runBrokenConnector(t *testing.T, ctx context.Context, st *e2e.Stack, d connectorapp.Directory) string {
+func runBrokenConnector(t *testing.T, ctx context.Context, st *e2e.Stack, d connector.Directory) string {
 	t.Helper()
 	tok, err := st.Cloud.IssueEnrollmentToken(ctx, "beta", time.Minute)
 	require.NoError(t, err)
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
-	cloud := connectorapp.Cloud{URL: st.Cloud.URL(), CAPEM: st.Cloud.CAPEM(), Key: key}
-	id, err := connectorapp.Enroll(ctx, cloud, tok)
+	cloud := connector.Cloud{URL: st.Cloud.URL(), CAPEM: st.Cloud.CAPEM(), Key: key}
+	id, err := connector.Enroll(ctx, cloud, tok)
 	require.NoError(t, err)
 	cloud.ConnectorID, cloud.CloudKey = id.ConnectorID, id.CloudKey
 	d.BindPassword = "not-the-service-password"
 	connected := make(chan struct{})
 	var once sync.Once
-	a, err := connectorapp.New(connectorapp.Config{Cloud: cloud, Directory: &d,
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpBrowse}},
+	a, err := connector.New(connector.Config{Cloud: cloud, Directory: &d,
+		Policy: connector.Policy{Allow: []connector.Operation{connector.OpBrowse}},
 		OnStatus: func(s tunnel.Status) {
 			if s.State == tunnel.StateConnected {
 				once.Do(func() { close(connected) })
 			}
-		}}, nil)
+		}})
 	require.NoError(t, err)
 	done := make(chan struct{})
 	go func() { _ = a.Run(context.Background()); close(done) }()

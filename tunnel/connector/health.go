@@ -1,4 +1,4 @@
-package connectorapp
+package connector
 
 import (
 	"crypto/tls"

@@ -1,4 +1,4 @@
-package connectorapp_test
+package main
 
 import (
 	"bytes"
@@ -15,10 +15,24 @@ import (
 
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/examples/internal/demoldap"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/connector"
 )
+
+// cloud is demoCloud with the connectors' published info.
+type cloud struct {
+	*demoCloud
+	infos chan tunnel.InfoEvent
+}
+
+func newCloud(t *testing.T) *cloud {
+	t.Helper()
+	url, caFile, gw, events, infos := testCloudInfo(t)
+	pem, err := os.ReadFile(caFile)
+	require.NoError(t, err)
+	return &cloud{demoCloud: &demoCloud{url: url, caPEM: pem, gw: gw, events: events}, infos: infos}
+}
 
 func waitInfo(t *testing.T, c *cloud, ok func(tunnel.ConnectorInfo) bool) tunnel.ConnectorInfo {
 	t.Helper()
@@ -37,21 +51,21 @@ func waitInfo(t *testing.T, c *cloud, ok func(tunnel.ConnectorInfo) bool) tunnel
 
 // runDirectoryAgent enrolls and runs a connector in front of ldap with the
 // given service password.
-func runDirectoryAgent(t *testing.T, c *cloud, ldap *demoldap.Server, password string, allow ...connectorapp.Operation) {
+func runDirectoryAgent(t *testing.T, c *cloud, ldap *demoldap.Server, password string, allow ...connector.Operation) {
 	t.Helper()
 	ctx := context.Background()
 	tok, err := c.gw.IssueEnrollmentToken(ctx, "acme", time.Minute)
 	require.NoError(t, err)
 	_, key := memIdentity(t)
-	cloudCfg := connectorapp.Cloud{URL: c.url, CAPEM: c.caPEM, Key: key}
-	enrolled, err := connectorapp.Enroll(ctx, cloudCfg, tok)
+	cloudCfg := connector.Cloud{URL: c.url, CAPEM: c.caPEM, Key: key}
+	enrolled, err := connector.Enroll(ctx, cloudCfg, tok)
 	require.NoError(t, err)
 	cloudCfg.ConnectorID, cloudCfg.CloudKey = enrolled.ConnectorID, enrolled.CloudKey
-	a := newAgent(t, connectorapp.Config{
+	a := newDemoAgent(t, connector.Config{
 		Cloud: cloudCfg,
-		Directory: &connectorapp.Directory{URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN, BindPassword: password,
+		Directory: &connector.Directory{URLs: []string{ldap.URL()}, BindDN: demoldap.ServiceDN, BindPassword: password,
 			CAPEM: ldap.CAPEM()},
-		Policy: connectorapp.Policy{Allow: allow},
+		Policy: connector.Policy{Allow: allow},
 	})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -60,15 +74,15 @@ func runDirectoryAgent(t *testing.T, c *cloud, ldap *demoldap.Server, password s
 	c.waitPresence(t, tunnel.Connected)
 }
 
-func checkThroughTunnel(t *testing.T, c *cloud, req connectorapp.CheckRequest) []connectorapp.CheckResult {
+func checkThroughTunnel(t *testing.T, c *cloud, req connector.CheckRequest) []connector.CheckResult {
 	t.Helper()
 	body, err := json.Marshal(req)
 	require.NoError(t, err)
-	resp, err := (&http.Client{Transport: c.gw.RoundTripper("acme")}).Post("http://connector"+connectorapp.CheckPath, "application/json", bytes.NewReader(body))
+	resp, err := (&http.Client{Transport: c.gw.RoundTripper("acme")}).Post("http://connector"+connector.CheckPath, "application/json", bytes.NewReader(body))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var out []connectorapp.CheckResult
+	var out []connector.CheckResult
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
 	return out
 }
@@ -82,21 +96,21 @@ func TestHealthBrokenDirectory(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ldap.Close() })
 	c := newCloud(t)
-	runDirectoryAgent(t, c, ldap, "not-the-service-password", connectorapp.OpBrowse, connectorapp.OpLookup)
+	runDirectoryAgent(t, c, ldap, "not-the-service-password", connector.OpBrowse, connector.OpLookup)
 
 	host, _ := os.Hostname()
 	info := waitInfo(t, c, func(tunnel.ConnectorInfo) bool { return true })
 	assert.NotEmpty(t, info.Version)
 	assert.Equal(t, host, info.Host)
 	assert.Contains(t, info.OS, "/")
-	d := info.Services[connectorapp.ServiceDirectory]
+	d := info.Services[connector.ServiceDirectory]
 	assert.True(t, d.Configured)
 	assert.Nil(t, d.Last, "no operation yet")
-	assert.False(t, info.Services[connectorapp.ServiceKeys].Configured)
+	assert.False(t, info.Services[connector.ServiceKeys].Configured)
 	binds, searches := ldap.Stats()
 	assert.Zero(t, binds+searches, "the connector did not probe the directory")
 
-	dc, err := directoryhttp.NewClient("http://connector"+connectorapp.DirectoryPrefix, c.gw.RoundTripper("acme"))
+	dc, err := directoryhttp.NewClient("http://connector"+connector.DirectoryPrefix, c.gw.RoundTripper("acme"))
 	require.NoError(t, err)
 	_, err = dc.Lookup(context.Background(), directory.Mapping{}, ldap.Users()[0].Login)
 	require.ErrorIs(t, err, directory.ErrServiceBind, "the cloud sees why")
@@ -109,7 +123,7 @@ func TestHealthBrokenDirectory(t *testing.T) {
 	assert.Contains(t, last.Error, "directory.bind_dn")
 	assert.WithinDuration(t, time.Now(), last.At, 5*time.Second)
 
-	steps := checkThroughTunnel(t, c, connectorapp.CheckRequest{Name: ldap.Users()[0].Login})
+	steps := checkThroughTunnel(t, c, connector.CheckRequest{Name: ldap.Users()[0].Login})
 	require.Len(t, steps, 1, "stops at the failing bind: %v", steps)
 	assert.Equal(t, directory.StepBind, steps[0].Step)
 	assert.False(t, steps[0].OK)
@@ -125,10 +139,10 @@ func TestHealthCheckPasses(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ldap.Close() })
 	c := newCloud(t)
-	runDirectoryAgent(t, c, ldap, demoldap.ServicePassword, connectorapp.OpBrowse)
+	runDirectoryAgent(t, c, ldap, demoldap.ServicePassword, connector.OpBrowse)
 	someone := ldap.Users()[0].Login
 
-	steps := checkThroughTunnel(t, c, connectorapp.CheckRequest{Name: someone})
+	steps := checkThroughTunnel(t, c, connector.CheckRequest{Name: someone})
 	require.Len(t, steps, 3, "%v", steps)
 	assert.True(t, steps[0].OK, steps[0].String())
 	assert.True(t, steps[1].OK, steps[1].String())
