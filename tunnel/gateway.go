@@ -314,7 +314,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.wg.Add(1) // ServeHTTP holds a count, so this Add cannot race Wait
 	go func() {
 		defer g.wg.Done()
-		err := s.run()
+		err := s.run(context.Background())
 		g.unregister(s, err)
 	}()
 }

@@ -231,10 +231,12 @@ func (s *Session) Err() error {
 }
 
 // run reads frames until the session dies, then waits for every goroutine
-// the session started. It returns the error that closed the session.
-func (s *Session) run() error {
+// the session started. It returns the error that closed the session. On
+// the connector, handlers' contexts derive from ctx (Run's); ending ctx
+// does not close the session, its owner does.
+func (s *Session) run(ctx context.Context) error {
 	s.startKeepalive()
-	err := s.readLoop()
+	err := s.readLoop(ctx)
 	s.closeWith(err)
 	s.wg.Wait()
 	close(s.finished)
@@ -287,7 +289,7 @@ func (s *Session) closeWith(err error) {
 	lost := fmt.Errorf("%w: %w", ErrSessionLost, err)
 	for _, st := range streams {
 		if !s.cfg.gateway {
-			st.cancelCtx(context.Canceled)
+			st.cancelCtx(lost)
 		}
 		st.fail(lost)
 		s.release(st)
@@ -581,7 +583,7 @@ func (k *keepalive) tick() {
 }
 
 // readLoop reads and dispatches frames until an error.
-func (s *Session) readLoop() error {
+func (s *Session) readLoop(ctx context.Context) error {
 	for {
 		typ, r, err := s.conn.Reader(context.Background())
 		if err != nil {
@@ -604,7 +606,7 @@ func (s *Session) readLoop() error {
 			return err
 		}
 		s.lastRecv.Store(s.cfg.now().UnixNano())
-		kept, err := s.handleMessage(msg, bp, pool == s.cfg.pool)
+		kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
 		if !kept {
 			pool.put(bp)
 		}
@@ -617,7 +619,7 @@ func (s *Session) readLoop() error {
 // handleMessage handles the frames of one message in buffer bp. When
 // canKeep is set, the last frame may keep the buffer (kept reports it);
 // the others copy what they keep.
-func (s *Session) handleMessage(buf []byte, bp *[]byte, canKeep bool) (kept bool, err error) {
+func (s *Session) handleMessage(ctx context.Context, buf []byte, bp *[]byte, canKeep bool) (kept bool, err error) {
 	own := bp
 	if !canKeep {
 		own = nil
@@ -639,7 +641,7 @@ func (s *Session) handleMessage(buf []byte, bp *[]byte, canKeep bool) (kept bool
 		if off < len(buf) {
 			keep = nil
 		}
-		k, err := s.handle(f, keep)
+		k, err := s.handle(ctx, f, keep)
 		if k {
 			kept, own = true, nil
 		}
@@ -686,7 +688,7 @@ func (s *Session) readMessage(r io.Reader) (*[]byte, *bufPool, int, error) {
 
 // handle dispatches one frame. kept reports whether the buffer now belongs
 // to a stream.
-func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
+func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, err error) {
 	switch f.typ {
 	case frameHello:
 		return false, protocolErrorf("second hello")
@@ -733,7 +735,7 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 		if s.cfg.gateway {
 			return false, protocolErrorf("request from connector")
 		}
-		return s.handleRequest(f, bp)
+		return s.handleRequest(ctx, f, bp)
 	}
 	st, err := s.lookup(f.stream)
 	if err != nil || st == nil {

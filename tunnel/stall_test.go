@@ -37,7 +37,7 @@ func TestDeadlineReturnsWhileWriteBlocked(t *testing.T) {
 		const iv = 5 * time.Second
 		gw, conn, _ := pipePair(t, iv, http.NotFoundHandler())
 		gwDone := make(chan error, 1)
-		go func() { gwDone <- gw.run() }()
+		go func() { gwDone <- gw.run(context.Background()) }()
 		body := make([]byte, 50<<10) // sent inline; three do not fit one batch
 		stuck := make(chan error, 3)
 		go func() { stuck <- post(context.Background(), gw, body) }() // the writer
@@ -80,8 +80,8 @@ func TestCancelReturnsWhileHandlerRuns(t *testing.T) {
 			handlerDone <- r.Context().Err()
 		})
 		gw, conn, _ := pipePair(t, time.Hour, h)
-		go func() { _ = gw.run() }()
-		go func() { _ = conn.run() }()
+		go func() { _ = gw.run(context.Background()) }()
+		go func() { _ = conn.run(context.Background()) }()
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(time.Second, cancel)
 		start := time.Now()
@@ -114,7 +114,7 @@ func TestMessageBufferKeptOnlyByLastFrame(t *testing.T) {
 			putHeader(f, frameData, 0, uint32(i+1))
 			msg = append(msg, setLen(append(f, p...))...)
 		}
-		kept, err := conn.handleMessage(msg, bp, true)
+		kept, err := conn.handleMessage(context.Background(), msg, bp, true)
 		require.NoError(t, err)
 		require.True(t, kept)
 		// The owner recycles the buffer (and it is reused at once).
