@@ -196,7 +196,9 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		idle:       make(chan struct{}, 1),
 	}
 	s.wcond.L = &s.wmu
-	s.work = make(chan *stream)
+	if !cfg.gateway {
+		s.work = make(chan *stream)
+	}
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
 	}
