@@ -127,3 +127,37 @@ func TestMessageBufferKeptOnlyByLastFrame(t *testing.T) {
 		assert.True(t, bytes.Equal(pa, got), "stream 1's bytes changed when the message buffer was reused")
 	})
 }
+
+// A connector refuses requests beyond MaxStreams and never drops a
+// refusal; a gateway that keeps sending requests while it reads nothing
+// fills the connector's backlog of refusals, and the connector closes the
+// session with a protocol error instead of holding more.
+func TestConnectorRefusalBacklogBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+		gw, conn, _ := pipePair(t, time.Hour, hold)
+		done := make(chan error, 1)
+		go func() { done <- conn.run(context.Background()) }()
+		// The gateway's read loop never runs: it reads nothing.
+		req, _ := http.NewRequest(http.MethodGet, "http://c/x", nil)
+		head := appendRequestHead(nil, 0, req, 0)
+		sent := 0
+		for id := uint32(1); id < 1<<20; id++ {
+			f := make([]byte, frameHeaderLen, frameHeaderLen+len(head))
+			putHeader(f, frameRequest, flagEnd, id)
+			if gw.write(append(f, head...)) != nil {
+				break
+			}
+			sent++
+		}
+		err := <-done
+		var pe *ProtocolError
+		require.ErrorAs(t, err, &pe)
+		assert.Contains(t, pe.Msg, "reads no answers")
+		// every refusal up to the bound was kept: a full batch of them
+		// plus the overflow of twice MaxStreams
+		refusal := frameHeaderLen + len(appendErrorPayload(nil, codeRefused, "too many streams"))
+		assert.GreaterOrEqual(t, sent, conn.batchMax/refusal+2*conn.cfg.params.maxStreams)
+		_ = gw.conn.CloseNow()
+	})
+}
