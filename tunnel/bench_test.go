@@ -2,14 +2,17 @@ package tunnel
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -120,69 +123,98 @@ func reportP50(b *testing.B, lat []time.Duration) {
 // length-prefixed ping-pong; the tunnel runs over TLS 1.3 and WebSocket.
 // Allocations count both ends (same process).
 func BenchmarkRoundTrip(b *testing.B) {
-	b.Run("baseline=tcp", func(b *testing.B) {
-		ln := rawEcho(b, nil)
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
+	b.Run("baseline=tcp", func(b *testing.B) { benchRawRoundTrip(b, false) })
+	b.Run("baseline=tls", func(b *testing.B) { benchRawRoundTrip(b, true) })
+	b.Run("liaison=tls", benchTunnelRoundTrip)
+}
+
+// BenchmarkRoundTripUnderLoad is BenchmarkRoundTrip with a CPU-bound load
+// started by the benchmark itself: one goroutine per P hashing 4 KiB
+// blocks and yielding after each (about 10 µs of work), the same for the
+// baseline and the tunnel, so every goroutine hand-off waits for a P as on
+// a busy machine. (Without the yield the 10 ms preemption quantum decides
+// every figure, the baseline's most of all.)
+func BenchmarkRoundTripUnderLoad(b *testing.B) {
+	loaded := func(f func(b *testing.B)) func(b *testing.B) {
+		return func(b *testing.B) {
+			stop := cpuLoad(runtime.GOMAXPROCS(0))
+			defer stop()
+			f(b)
 		}
-		defer c.Close()
-		msg := make([]byte, 4+echoSize)
-		binary.BigEndian.PutUint32(msg, echoSize)
-		buf := make([]byte, len(msg))
-		lat := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			t0 := time.Now()
-			if err := rawRoundTrip(c, msg, buf); err != nil {
-				b.Fatal(err)
+	}
+	b.Run("baseline=tcp", loaded(func(b *testing.B) { benchRawRoundTrip(b, false) }))
+	b.Run("liaison=tls", loaded(benchTunnelRoundTrip))
+}
+
+// cpuLoad starts n goroutines that hash until the returned stop is called.
+func cpuLoad(n int) (stop func()) {
+	var quit atomic.Bool
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			buf := make([]byte, 4<<10)
+			for !quit.Load() {
+				sum := sha256.Sum256(buf)
+				buf[0] = sum[0]
+				runtime.Gosched()
 			}
-			lat = append(lat, time.Since(t0))
-		}
-		reportP50(b, lat)
-	})
-	b.Run("baseline=tls", func(b *testing.B) {
+		})
+	}
+	return func() { quit.Store(true); wg.Wait() }
+}
+
+func benchRawRoundTrip(b *testing.B, useTLS bool) {
+	var c net.Conn
+	if useTLS {
 		pki := newTestPKI(b)
 		ln := rawEcho(b, &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(pki.caPEM)
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+		tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer c.Close()
-		msg := make([]byte, 4+echoSize)
-		binary.BigEndian.PutUint32(msg, echoSize)
-		buf := make([]byte, len(msg))
-		lat := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			t0 := time.Now()
-			if err := rawRoundTrip(c, msg, buf); err != nil {
-				b.Fatal(err)
-			}
-			lat = append(lat, time.Since(t0))
+		c = tc
+	} else {
+		ln := rawEcho(b, nil)
+		tc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
 		}
-		reportP50(b, lat)
-	})
-	b.Run("liaison=tls", func(b *testing.B) {
-		_, rt := benchEnv(b)
-		req := newEchoRequest()
-		body := &echoBody{}
-		payload := bytes.Repeat([]byte("p"), echoSize)
-		out := make([]byte, echoSize+1)
-		lat := make([]time.Duration, 0, b.N)
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			t0 := time.Now()
-			tunnelEcho(b, rt, req, body, payload, out)
-			lat = append(lat, time.Since(t0))
+		c = tc
+	}
+	defer c.Close()
+	msg := make([]byte, 4+echoSize)
+	binary.BigEndian.PutUint32(msg, echoSize)
+	buf := make([]byte, len(msg))
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if err := rawRoundTrip(c, msg, buf); err != nil {
+			b.Fatal(err)
 		}
-		reportP50(b, lat)
-	})
+		lat = append(lat, time.Since(t0))
+	}
+	reportP50(b, lat)
+}
+
+func benchTunnelRoundTrip(b *testing.B) {
+	_, rt := benchEnv(b)
+	req := newEchoRequest()
+	body := &echoBody{}
+	payload := bytes.Repeat([]byte("p"), echoSize)
+	out := make([]byte, echoSize+1)
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		tunnelEcho(b, rt, req, body, payload, out)
+		lat = append(lat, time.Since(t0))
+	}
+	reportP50(b, lat)
 }
 
 // BenchmarkConcurrent64: 64 callers. Baseline: raw TCP over 64 connections;

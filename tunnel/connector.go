@@ -39,7 +39,11 @@ type ConnectorConfig struct {
 	// terminates TLS on the way cannot pose as the cloud. Required; an
 	// identity enrolled before protocol v2 has none (ErrCloudKeyMissing).
 	CloudKey CloudKey
-	// Handler serves the gateway's requests. Required.
+	// Handler serves the gateway's requests. Required. A request's
+	// context derives from the context given to Run (its values reach
+	// the handler), carries the caller's deadline, and ends when the
+	// handler returns, the caller cancels or the session dies
+	// (context.Cause is then ErrSessionLost).
 	Handler http.Handler
 
 	// TLSConfig is cloned and used for the TLS connection; nil means
@@ -310,7 +314,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		go func() {
 			defer c.wg.Done()
 			defer c.detachInfo(s)
-			finished <- s.run()
+			finished <- s.run(ctx)
 		}()
 		var sessErr error
 		select {

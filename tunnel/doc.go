@@ -84,7 +84,7 @@
 // Sealing costs one AES-GCM pass per message at each end, into a pooled
 // buffer and without allocation: nothing measurable on a small round trip,
 // about a third of bulk throughput. An idle gateway session costs about
-// 28 KB and one goroutine; its heartbeat is one PING read and one PING
+// 24 KB and one goroutine; its heartbeat is one PING read and one PING
 // write every 5 s, 10–70 % more CPU than plain TLS connections echoing a
 // ping, depending on load (see BENCHMARKS.md).
 //
@@ -103,6 +103,13 @@
 // mid-response. GET, HEAD, OPTIONS and requests with the header
 // "Liaison-Idempotent: true" ([IdempotentHeader]) are retried once on
 // another live session if the first dies before the response head.
+//
+// The caller's context bounds every wait of a round trip (a stream slot,
+// room in the write batch, the response): it returns the context's error
+// at once and the connector's handler is cancelled. The one exception is a
+// caller whose goroutine is itself writing to a peer that reads nothing;
+// it returns when the keepalive declares the session dead, three ping
+// intervals after that write started ([ErrPeerSilent]).
 // [Connector.Run] returns [ErrRevoked] when the connector was revoked; its
 // status reports [ErrHandshake] (with [ErrCloudKeyMismatch] when the
 // gateway did not prove the pinned key) and it retries. [NewConnector]

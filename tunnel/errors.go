@@ -20,7 +20,7 @@ var (
 	// response (panic or http.ErrAbortHandler).
 	ErrAborted = errors.New("tunnel: response aborted by connector")
 	// ErrPeerSilent closes a session that received nothing for three ping
-	// intervals.
+	// intervals, or whose one write took that long.
 	ErrPeerSilent = errors.New("tunnel: peer silent for 3 ping intervals")
 	// ErrClosed is returned by operations on a closed Gateway, Connector or
 	// session.

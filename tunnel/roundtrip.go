@@ -10,16 +10,31 @@ import (
 )
 
 // openStream allocates a stream ID, registers the stream and sends its
-// REQUEST frame b (header filled in here). The ID is allocated under the
-// writer lock, so IDs reach the wire in increasing order, and the system
-// call happens outside every lock but the writer role.
-func (s *Session) openStream(b []byte) (*stream, error) {
+// REQUEST frame b (header filled in here). The ID is allocated when the
+// frame takes its place in the wire order (acquireLocked), so IDs reach the
+// wire in increasing order even when callers wait for room in the write
+// batch; the system call happens outside every lock but the writer role.
+// ctx bounds the wait for room; the frame is then not sent.
+func (s *Session) openStream(ctx context.Context, b []byte) (*stream, error) {
 	st := newStream(s, 0)
 	setLen(b)
 	s.wmu.Lock()
+	writer, err := s.acquireLocked(ctx, len(b))
+	if err != nil {
+		s.wmu.Unlock()
+		<-s.slots
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
+	}
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
+		if writer {
+			s.wbusy = false
+			s.wcond.Broadcast()
+		}
 		s.wmu.Unlock()
 		<-s.slots
 		return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
@@ -31,7 +46,13 @@ func (s *Session) openStream(b []byte) (*stream, error) {
 	s.inflight.Add(1)
 	s.mu.Unlock()
 	b[2], b[3], b[4], b[5] = byte(id>>24), byte(id>>16), byte(id>>8), byte(id)
-	if err := s.writeLocked(b); err != nil {
+	if !writer {
+		s.queueLocked(b)
+		s.wmu.Unlock()
+		return st, nil
+	}
+	s.wmu.Unlock()
+	if err := s.flush(s.connWrite(b)); err != nil {
 		s.removeStream(st)
 		return nil, err
 	}
@@ -107,7 +128,7 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 	b[0], b[1] = byte(frameRequest), flags
 	// The slot is handed to the stream; release() returns it.
 	slotHeld = false
-	st, err := s.openStream(b)
+	st, err := s.openStream(ctx, b)
 	if err != nil {
 		if !streaming {
 			return nil, err
@@ -167,15 +188,17 @@ func (st *stream) sendBody(body io.ReadCloser) {
 
 // abort is called when the caller's context ends: the connector is told to
 // cancel, and local waiters fail with the context's error.
+// The caller is released first: telling the connector may wait for the
+// writer role.
 func (st *stream) abort(err error) {
 	st.mu.Lock()
 	removed := st.removed
 	st.mu.Unlock()
+	st.fail(err)
+	st.s.removeStream(st)
 	if !removed {
 		st.s.sendCancel(st.id, codeCancel, "")
 	}
-	st.fail(err)
-	st.s.removeStream(st)
 }
 
 // finish releases a gateway stream: the watcher and the table entry.

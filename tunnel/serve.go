@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// handleRequest starts serving a REQUEST frame on the connector.
-func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
+// handleRequest starts serving a REQUEST frame on the connector. The
+// handler's context derives from base, the connector's Run context.
+func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte) (bool, error) {
 	h, off, err := parseRequestHead(f.payload)
 	if err != nil {
 		return false, err
@@ -40,6 +41,14 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 		return false, nil
 	}
 	st := newStream(s, f.stream)
+	// The handler's context: Run's values, cancelled when the stream ends
+	// (handler returned, caller cancelled, deadline) or the session dies.
+	ctx, cancel := context.WithCancelCause(base)
+	st.cancel = cancel
+	if h.timeoutMs > 0 {
+		d := time.Duration(min(h.timeoutMs, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
+		ctx, st.stopDeadline = context.WithTimeout(ctx, d)
+	}
 	s.streams[f.stream] = st
 	s.inflight.Add(1)
 	s.mu.Unlock()
@@ -48,10 +57,7 @@ func (s *Session) handleRequest(f frame, bp *[]byte) (bool, error) {
 	if err != nil {
 		return kept, err
 	}
-	if h.timeoutMs > 0 {
-		st.setDeadline(time.Duration(min(h.timeoutMs, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond)
-	}
-	req, err := http.NewRequestWithContext((*streamCtx)(st), h.method, h.target, nil)
+	req, err := http.NewRequestWithContext(ctx, h.method, h.target, nil)
 	if err != nil {
 		st.cancelCtx(context.Canceled)
 		return kept, protocolErrorf("bad request target")

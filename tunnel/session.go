@@ -75,6 +75,10 @@ func (s *Session) connWrite(b []byte) error {
 	if err != nil {
 		return err
 	}
+	// The keepalive closes the session when one write takes three ping
+	// intervals: a caller's goroutine in a stuck write returns then.
+	s.wstart.Store(s.cfg.now().UnixNano())
+	defer s.wstart.Store(0)
 	c := s.cfg.cork
 	if c == nil {
 		return s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
@@ -166,6 +170,7 @@ type Session struct {
 	wbusy  bool
 	wpend  *[]byte
 	wpendN int
+	wover  [][]byte // urgent frames from the read loop that did not fit
 	werr   error
 
 	inflight atomic.Int32
@@ -173,6 +178,7 @@ type Session struct {
 	done     chan struct{} // closed when the session starts closing
 	finished chan struct{} // closed when every goroutine has returned
 	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
+	wstart   atomic.Int64  // unix nanoseconds the write in progress started, or 0
 	reason   atomic.Pointer[error]
 	wg       sync.WaitGroup
 
@@ -196,7 +202,9 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		idle:       make(chan struct{}, 1),
 	}
 	s.wcond.L = &s.wmu
-	s.work = make(chan *stream)
+	if !cfg.gateway {
+		s.work = make(chan *stream)
+	}
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
 	}
@@ -231,10 +239,12 @@ func (s *Session) Err() error {
 }
 
 // run reads frames until the session dies, then waits for every goroutine
-// the session started. It returns the error that closed the session.
-func (s *Session) run() error {
+// the session started. It returns the error that closed the session. On
+// the connector, handlers' contexts derive from ctx (Run's); ending ctx
+// does not close the session, its owner does.
+func (s *Session) run(ctx context.Context) error {
 	s.startKeepalive()
-	err := s.readLoop()
+	err := s.readLoop(ctx)
 	s.closeWith(err)
 	s.wg.Wait()
 	close(s.finished)
@@ -287,7 +297,7 @@ func (s *Session) closeWith(err error) {
 	lost := fmt.Errorf("%w: %w", ErrSessionLost, err)
 	for _, st := range streams {
 		if !s.cfg.gateway {
-			st.cancelCtx(context.Canceled)
+			st.cancelCtx(lost)
 		}
 		st.fail(lost)
 		s.release(st)
@@ -323,27 +333,72 @@ func (s *Session) write(b []byte) error {
 
 // writeLocked is write with s.wmu held; it releases it.
 func (s *Session) writeLocked(b []byte) error {
+	writer, err := s.acquireLocked(nil, len(b))
+	if err != nil {
+		s.wmu.Unlock()
+		return err
+	}
+	if !writer {
+		s.queueLocked(b)
+		s.wmu.Unlock()
+		return nil
+	}
+	s.wmu.Unlock()
+	return s.flush(s.connWrite(b))
+}
+
+// acquireLocked waits, with s.wmu held, until a frame of n bytes can take
+// its place in the wire order: it returns writer=true when the caller took
+// the writer role (it must write and then flush), false when the frame
+// fits in the pending batch (the caller must queue it before releasing
+// s.wmu). Whatever the caller does with s.wmu held after acquireLocked
+// returns happens in wire order, which is how stream IDs stay increasing.
+// A non-nil ctx bounds the wait.
+func (s *Session) acquireLocked(ctx context.Context, n int) (writer bool, err error) {
+	var stop func() bool
 	for s.wbusy && s.werr == nil {
-		if s.wpend == nil {
-			s.wpend = s.cfg.pool.get()
-			s.wpendN = 0
+		if s.wpendN+n <= s.batchMax {
+			if stop != nil {
+				stop()
+			}
+			return false, nil
 		}
-		if s.wpendN+len(b) <= s.batchMax {
-			copy((*s.wpend)[s.wpendN:], b)
-			s.wpendN += len(b)
-			s.wmu.Unlock()
-			return nil
+		if ctx != nil {
+			if err := ctx.Err(); err != nil {
+				if stop != nil {
+					stop()
+				}
+				return false, err
+			}
+			if stop == nil && ctx.Done() != nil {
+				stop = context.AfterFunc(ctx, func() {
+					s.wmu.Lock()
+					s.wcond.Broadcast()
+					s.wmu.Unlock()
+				})
+			}
 		}
 		s.wcond.Wait()
 	}
+	if stop != nil {
+		stop()
+	}
 	if s.werr != nil {
-		err := s.werr
-		s.wmu.Unlock()
-		return fmt.Errorf("%w: %w", ErrSessionLost, err)
+		return false, fmt.Errorf("%w: %w", ErrSessionLost, s.werr)
 	}
 	s.wbusy = true
-	s.wmu.Unlock()
-	return s.flush(s.connWrite(b))
+	return true, nil
+}
+
+// queueLocked copies frame b to the pending batch; acquireLocked said it
+// fits.
+func (s *Session) queueLocked(b []byte) {
+	if s.wpend == nil {
+		s.wpend = s.cfg.pool.get()
+		s.wpendN = 0
+	}
+	copy((*s.wpend)[s.wpendN:], b)
+	s.wpendN += len(b)
 }
 
 // writeAsync queues frame b without ever blocking on the network: the read
@@ -365,8 +420,21 @@ func (s *Session) writeAsync(b []byte, urgent bool) {
 		s.wpendN = 0
 	}
 	if s.wpendN+len(b) > s.batchMax {
-		// The queue is full: the peer is not reading. Dropping a PONG is
-		// harmless; anything else is lost with the session soon anyway.
+		// The batch is full. Dropping a PONG is harmless; a refusal is
+		// not (its caller would wait for an answer that never comes), so
+		// it waits in the overflow, which the writer sends next. A peer
+		// that keeps sending requests while reading nothing fills it, and
+		// that is a protocol error.
+		if !urgent {
+			s.wmu.Unlock()
+			return
+		}
+		if len(s.wover) >= 2*s.cfg.params.maxStreams {
+			s.wmu.Unlock()
+			s.closeWith(protocolErrorf("peer sends requests but reads no answers"))
+			return
+		}
+		s.wover = append(s.wover, append([]byte(nil), b...))
 		s.wmu.Unlock()
 		return
 	}
@@ -396,6 +464,7 @@ func (s *Session) flush(err error) error {
 		}
 		bp, n := s.wpend, s.wpendN
 		s.wpend, s.wpendN = nil, 0
+		s.moveOverflowLocked()
 		s.wcond.Broadcast()
 		s.wmu.Unlock()
 		err = s.connWrite((*bp)[:n])
@@ -418,7 +487,23 @@ func (s *Session) flush(err error) error {
 	return nil
 }
 
-// writeSmall sends a frame with a small payload built on the stack.
+// moveOverflowLocked moves frames waiting in the overflow to the emptied
+// batch.
+func (s *Session) moveOverflowLocked() {
+	if len(s.wover) == 0 {
+		return
+	}
+	i := 0
+	for ; i < len(s.wover) && s.wpendN+len(s.wover[i]) <= s.batchMax; i++ {
+		s.queueLocked(s.wover[i])
+	}
+	s.wover = s.wover[i:]
+	if len(s.wover) == 0 {
+		s.wover = nil
+	}
+}
+
+// writeControl sends a frame with a small payload built on the stack.
 func (s *Session) writeControl(typ frameType, flags uint8, stream uint32, payload []byte) error {
 	var arr [64]byte
 	b := arr[:frameHeaderLen]
@@ -480,6 +565,10 @@ func (k *keepalive) tick() {
 		s.closeWith(ErrPeerSilent)
 		return
 	}
+	if ws := s.wstart.Load(); ws != 0 && now.Sub(time.Unix(0, ws)) >= dead {
+		s.closeWith(fmt.Errorf("%w: one write took that long (the peer reads nothing)", ErrPeerSilent))
+		return
+	}
 	// The connector pings on this timer; the gateway answers each PING
 	// from its read loop, so its timer only watches for silence.
 	ping := !s.cfg.gateway && !now.Before(k.nextPing)
@@ -502,7 +591,7 @@ func (k *keepalive) tick() {
 }
 
 // readLoop reads and dispatches frames until an error.
-func (s *Session) readLoop() error {
+func (s *Session) readLoop(ctx context.Context) error {
 	for {
 		typ, r, err := s.conn.Reader(context.Background())
 		if err != nil {
@@ -525,7 +614,7 @@ func (s *Session) readLoop() error {
 			return err
 		}
 		s.lastRecv.Store(s.cfg.now().UnixNano())
-		kept, err := s.handleMessage(msg, bp, pool == s.cfg.pool)
+		kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
 		if !kept {
 			pool.put(bp)
 		}
@@ -536,9 +625,9 @@ func (s *Session) readLoop() error {
 }
 
 // handleMessage handles the frames of one message in buffer bp. When
-// canKeep is set, at most one frame may keep the buffer (kept reports it);
+// canKeep is set, the last frame may keep the buffer (kept reports it);
 // the others copy what they keep.
-func (s *Session) handleMessage(buf []byte, bp *[]byte, canKeep bool) (kept bool, err error) {
+func (s *Session) handleMessage(ctx context.Context, buf []byte, bp *[]byte, canKeep bool) (kept bool, err error) {
 	own := bp
 	if !canKeep {
 		own = nil
@@ -553,7 +642,14 @@ func (s *Session) handleMessage(buf []byte, bp *[]byte, canKeep bool) (kept bool
 			return kept, err
 		}
 		off += size
-		k, err := s.handle(f, own)
+		// Only the message's last frame may keep the buffer: once a stream
+		// owns it, its reader may return it to the pool while later frames
+		// are still being parsed from it.
+		keep := own
+		if off < len(buf) {
+			keep = nil
+		}
+		k, err := s.handle(ctx, f, keep)
 		if k {
 			kept, own = true, nil
 		}
@@ -600,7 +696,7 @@ func (s *Session) readMessage(r io.Reader) (*[]byte, *bufPool, int, error) {
 
 // handle dispatches one frame. kept reports whether the buffer now belongs
 // to a stream.
-func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
+func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, err error) {
 	switch f.typ {
 	case frameHello:
 		return false, protocolErrorf("second hello")
@@ -649,7 +745,7 @@ func (s *Session) handle(f frame, bp *[]byte) (kept bool, err error) {
 		if s.cfg.gateway {
 			return false, protocolErrorf("request from connector")
 		}
-		return s.handleRequest(f, bp)
+		return s.handleRequest(ctx, f, bp)
 	}
 	st, err := s.lookup(f.stream)
 	if err != nil || st == nil {

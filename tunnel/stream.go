@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"time"
 )
 
 // chunk is received body bytes held in a pooled buffer.
@@ -51,72 +50,23 @@ type stream struct {
 	// connector side
 	req *http.Request
 	rw  responseWriter
-	// the handler's context (streamCtx), built into the stream to save
-	// allocations; guarded by mu
-	ctxDone  chan struct{}
-	ctxErr   error
-	deadline time.Time
-	dlTimer  *time.Timer
+	// cancel ends the handler's context (derived from the connector's Run
+	// context); set before the stream is registered, so never nil after.
+	cancel       context.CancelCauseFunc
+	stopDeadline context.CancelFunc // the request's deadline, if any
 
 	// gateway side: the response, built into the stream
 	respStore http.Response
 }
 
-// streamCtx is the connector handler's request context. It ends when the
-// caller cancels (CANCEL frame), the deadline passes, the session closes or
-// the handler returns.
-type streamCtx stream
-
-var _ context.Context = (*streamCtx)(nil)
-
-func (c *streamCtx) Deadline() (time.Time, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.deadline, !c.deadline.IsZero()
-}
-
-func (c *streamCtx) Done() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ctxDone == nil {
-		c.ctxDone = make(chan struct{})
-		if c.ctxErr != nil {
-			close(c.ctxDone)
-		}
-	}
-	return c.ctxDone
-}
-
-func (c *streamCtx) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ctxErr
-}
-
-func (c *streamCtx) Value(any) any { return nil }
-
-func (c *streamCtx) String() string { return "tunnel.streamContext" }
-
-func (st *stream) setDeadline(d time.Duration) {
-	st.mu.Lock()
-	st.deadline = time.Now().Add(d)
-	st.dlTimer = time.AfterFunc(d, func() { st.cancelCtx(context.DeadlineExceeded) })
-	st.mu.Unlock()
-}
-
-// cancelCtx ends the handler's context with err (first call wins).
+// cancelCtx ends the handler's context with cause err (first call wins).
 func (st *stream) cancelCtx(err error) {
-	st.mu.Lock()
-	if st.ctxErr == nil {
-		st.ctxErr = err
-		if st.ctxDone != nil {
-			close(st.ctxDone)
-		}
-		if st.dlTimer != nil {
-			st.dlTimer.Stop()
-		}
+	if st.cancel != nil {
+		st.cancel(err)
 	}
-	st.mu.Unlock()
+	if st.stopDeadline != nil {
+		st.stopDeadline()
+	}
 }
 
 func newStream(s *Session, id uint32) *stream {

@@ -86,9 +86,9 @@ func TestKeepaliveLiveSynctest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		gw, conn, _ := pipePair(t, 5*time.Second, http.NotFoundHandler())
 		gwDone := make(chan error, 1)
-		go func() { gwDone <- gw.run() }()
+		go func() { gwDone <- gw.run(context.Background()) }()
 		connDone := make(chan error, 1)
-		go func() { connDone <- conn.run() }()
+		go func() { connDone <- conn.run(context.Background()) }()
 
 		time.Sleep(time.Hour)
 		synctest.Wait()
@@ -113,7 +113,7 @@ func TestKeepaliveSilentPeerSynctest(t *testing.T) {
 		gw, conn, _ := pipePair(t, iv, http.NotFoundHandler())
 		// The connector side never runs: it neither reads nor writes.
 		start := time.Now()
-		err := gw.run()
+		err := gw.run(context.Background())
 		assert.ErrorIs(t, err, ErrPeerSilent)
 		assert.Equal(t, 3*iv, time.Since(start))
 		_ = conn.conn.CloseNow()
@@ -162,7 +162,7 @@ func TestConnectorRejectsHostileGateway(t *testing.T) {
 				hold := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
 				gw, conn, _ := pipePair(t, time.Hour, hold)
 				done := make(chan error, 1)
-				go func() { done <- conn.run() }()
+				go func() { done <- conn.run(context.Background()) }()
 				for _, f := range tt.frames() {
 					if gw.write(f) != nil {
 						break

@@ -17,7 +17,15 @@ import (
 // directory, created 0600, fsynced and renamed over path; then the
 // directory is fsynced (not on Windows, where a directory cannot be opened
 // for that). Errors are the os package's, naming the file.
-func Write(path string, data []byte) (err error) {
+func Write(path string, data []byte) error { return write(path, data, true) }
+
+// Create is Write that never replaces: when path exists it fails with an
+// error matching fs.ErrExist and leaves the file as it was. Concurrent
+// first uses of a generated key call it, and the loser reads the winner's
+// file instead of overwriting a key someone already holds.
+func Create(path string, data []byte) error { return write(path, data, false) }
+
+func write(path string, data []byte, replace bool) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -42,7 +50,15 @@ func Write(path string, data []byte) (err error) {
 	if err = f.Close(); err != nil {
 		return err
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if replace {
+		err = os.Rename(tmp, path)
+	} else {
+		// A hard link fails when path exists; the temporary name goes.
+		if err = os.Link(tmp, path); err == nil {
+			_ = os.Remove(tmp)
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if runtime.GOOS == "windows" {

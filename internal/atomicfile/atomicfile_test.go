@@ -1,6 +1,7 @@
 package atomicfile_test
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,4 +37,20 @@ func TestWrite(t *testing.T) {
 func TestWriteMissingDir(t *testing.T) {
 	err := atomicfile.Write(filepath.Join(t.TempDir(), "no", "such", "dir", "f"), []byte("x"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// TestCreateNeverReplaces: the first Create wins, a second fails with
+// fs.ErrExist and leaves the first content; no temporary file stays.
+func TestCreateNeverReplaces(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "key")
+	require.NoError(t, atomicfile.Create(path, []byte("first")))
+	err := atomicfile.Create(path, []byte("second"))
+	require.ErrorIs(t, err, fs.ErrExist)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Equal(t, "first", string(b))
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "no temporary file left behind")
 }

@@ -83,7 +83,14 @@ func loadOrCreateX25519(path, what string) (*ecdh.PrivateKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := atomicfile.Write(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
+		// Created only if absent: a concurrent first use (the agent's
+		// round and "keys fingerprint") that lost the race reads the
+		// winner's key instead of overwriting it.
+		err = atomicfile.Create(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+		if errors.Is(err, fs.ErrExist) {
+			return loadOrCreateX25519(path, what)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("connector: writing %s: %w", what, err)
 		}
 		return k, nil

@@ -494,13 +494,6 @@ func TestKeyShareRelayChecks(t *testing.T) {
 // The periodic rounds (Config.KeyShareInterval) carry a join through
 // without anyone asking for a round.
 func TestKeySharePeriodicRounds(t *testing.T) {
-	// Known bug, not yet found: about 1 run in 20 under -race, every
-	// request to the joining connector stalls inside its tunnel session
-	// (the connector's workers sit idle, its read loop waits; even a 2 s
-	// request deadline and 30 s of rounds do not recover), so the keyring
-	// never arrives. The relay logic itself is covered by the explicit
-	// rounds of the other key-share tests. Unskip when the stall is fixed.
-	t.Skip("known tunnel stall under -race (wave 2 closing note): a periodic round's request to a new connector can hang")
 	_, sched, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	e := &shareEnv{env: newEnv(t, func(c *cloudapp.Config) {

@@ -1,0 +1,113 @@
+package tunnel
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type ctxKey struct{}
+
+// A handler's context carries the values of the connector's Run context,
+// reports the caller's deadline, and ends when the handler returns, when
+// the caller cancels, and when the session dies.
+func TestHandlerContext(t *testing.T) {
+	checkNoLeaks(t)
+	e := newEnv(t, nil)
+	cfg := e.enroll("t")
+	type seen struct {
+		ctx         context.Context
+		value       any
+		deadline    time.Time
+		hasDeadline bool
+	}
+	seenCh := make(chan seen, 4)
+	release := make(chan struct{})
+	cfg.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		dl, ok := ctx.Deadline()
+		seenCh <- seen{ctx: ctx, value: ctx.Value(ctxKey{}), deadline: dl, hasDeadline: ok}
+		if r.URL.Path == "/wait" {
+			select {
+			case <-ctx.Done():
+			case <-release:
+			}
+		}
+	})
+	c, err := NewConnector(cfg)
+	require.NoError(t, err)
+	runCtx := context.WithValue(context.Background(), ctxKey{}, "from Run")
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(runCtx) }()
+	t.Cleanup(func() { _ = c.Close(); <-errc })
+	e.waitEvent(Connected, cfg.ConnectorID)
+	rt := e.gw.RoundTripper("t")
+
+	t.Run("values, deadline, and ends when the handler returns", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://c/quick", nil)
+		resp, err := rt.RoundTrip(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		s := <-seenCh
+		assert.Equal(t, "from Run", s.value)
+		require.True(t, s.hasDeadline, "the caller's deadline crosses")
+		assert.WithinDuration(t, time.Now().Add(time.Minute), s.deadline, 10*time.Second)
+		select {
+		case <-s.ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("handler context still live after the handler returned")
+		}
+	})
+
+	t.Run("caller cancels", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://c/wait", nil)
+		done := make(chan error, 1)
+		go func() {
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		s := <-seenCh
+		cancel()
+		assert.ErrorIs(t, <-done, context.Canceled)
+		select {
+		case <-s.ctx.Done():
+			assert.ErrorIs(t, s.ctx.Err(), context.Canceled)
+		case <-time.After(5 * time.Second):
+			t.Fatal("handler context not cancelled with the caller")
+		}
+	})
+
+	t.Run("session dies", func(t *testing.T) {
+		req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://c/wait", nil)
+		done := make(chan error, 1)
+		go func() {
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		s := <-seenCh
+		require.NoError(t, e.gw.Close())
+		assert.ErrorIs(t, <-done, ErrSessionLost)
+		select {
+		case <-s.ctx.Done():
+			assert.ErrorIs(t, context.Cause(s.ctx), ErrSessionLost)
+		case <-time.After(5 * time.Second):
+			t.Fatal("handler context not cancelled when the session died")
+		}
+		close(release)
+	})
+}

@@ -1,0 +1,42 @@
+package tunnel
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+)
+
+// Buffer sizes of an accepted session's WebSocket. net/http hands a
+// hijacked connection 4 KiB read and write buffers, which an idle session
+// would hold for its whole life. TLS already buffers whole records below,
+// and payloads larger than the buffer bypass it, so small buffers cost no
+// system call for the frames a session mostly carries (a PING, a request
+// head); a message of 512 B to 4 KiB from the gateway takes two TLS
+// records instead of one.
+const (
+	acceptReadBuf  = 256
+	acceptWriteBuf = 512
+)
+
+// smallBuffers wraps the ResponseWriter of a WebSocket upgrade so that the
+// hijacked connection gets small buffers.
+type smallBuffers struct{ http.ResponseWriter }
+
+var _ http.Hijacker = smallBuffers{}
+
+func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	r, wr := brw.Reader, brw.Writer
+	if r.Buffered() == 0 {
+		r = bufio.NewReaderSize(c, acceptReadBuf)
+	}
+	if wr.Buffered() == 0 {
+		wr = bufio.NewWriterSize(c, acceptWriteBuf)
+	}
+	return c, bufio.NewReadWriter(r, wr), nil
+}
