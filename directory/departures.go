@@ -1,0 +1,349 @@
+package directory
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// RemovalReason says why a user is no longer in a mapping's scope.
+type RemovalReason string
+
+// Reasons a user left a mapping's scope.
+const (
+	// RemovedDeleted: the entry was deleted from the directory (or the
+	// service account can no longer see it).
+	RemovedDeleted RemovalReason = "deleted"
+	// RemovedOutOfScope: the entry moved out of the mapping's OUs (or Base),
+	// or no longer matches the mapping's Filter or the user filter.
+	RemovedOutOfScope RemovalReason = "out_of_scope"
+	// RemovedFromGroup: the entry is still under the mapping's OUs but is
+	// no longer a member, directly or nested, of any of its Groups.
+	RemovedFromGroup RemovalReason = "left_group"
+)
+
+// Departure is a user who is not (or no longer) in a mapping's scope, and
+// why.
+type Departure struct {
+	// ID is the stable ID (objectGUID, entryUUID).
+	ID string `json:"id"`
+	// DN is where the entry is now; for a deleted AD entry, the container
+	// it was deleted from (lastKnownParent); "" when unknown.
+	DN string `json:"dn,omitempty"`
+	// Login is the entry's login when the server still shows it.
+	Login  string        `json:"login,omitempty"`
+	Reason RemovalReason `json:"reason"`
+}
+
+// MaxWhereabouts is the most IDs one [Client.Whereabouts] call explains.
+const MaxWhereabouts = 1000
+
+// Show Deleted control (LDAP_SERVER_SHOW_DELETED_OID) and the well-known
+// GUID of AD's Deleted Objects container.
+const (
+	showDeletedOID    = "1.2.840.113556.1.4.417"
+	deletedObjectsWKG = "18E2EA80684F11D2B9AA00C04F79F805"
+)
+
+// Departures returns the users who left the mapping's scope since the
+// cursor was taken: on Active Directory, user entries deleted since (read
+// with the Show Deleted control from the Deleted Objects container:
+// objectGUID, lastKnownParent) and user entries whose uSNChanged moved past
+// the cursor and that are now outside the mapping (moved to another OU,
+// removed from its groups, no longer matching its filter). It reports users
+// that may never have been in scope; the caller keeps those it holds.
+//
+// A membership removal that touches only the group entry (AD keeps memberOf
+// as a back link: the user's uSNChanged does not move) is not seen here;
+// a full scan sees it.
+//
+// It returns [ErrDeparturesUnseen] when the server cannot tell deletions
+// since a cursor: on OpenLDAP (no change log is read), and on AD when the
+// service account cannot read the Deleted Objects container's children
+// (grant it List Contents and Read Property there, inherited). The caller
+// must then run a full scan. It returns [ErrCursorInvalid] as
+// [Client.Changes] does.
+func (c *Client) Departures(ctx context.Context, m Mapping, since Cursor) ([]Departure, error) {
+	cm, err := m.compile()
+	if err != nil {
+		return nil, err
+	}
+	old, err := parseCursor(since)
+	if err != nil {
+		return nil, err
+	}
+	var out []Departure
+	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+		si, err := c.serverInfo(cn)
+		if err != nil {
+			return err
+		}
+		p := si.prof
+		if p.kind != ProfileActiveDirectory {
+			return fmt.Errorf("%w: %s keeps no deleted entries this client reads", ErrDeparturesUnseen, si.Profile)
+		}
+		nc := namingContextOf(si, cm)
+		start, err := c.startCursor(cn, si, nc, cm)
+		if err != nil {
+			return err
+		}
+		if old.Profile != start.Profile || old.Server != start.Server || old.Mapping != start.Mapping {
+			return ErrCursorInvalid
+		}
+		changeFilter := old.filter(p)
+		tomb, err := c.tombstones(cn, nc, changeFilter)
+		if err != nil {
+			return err
+		}
+		out = append(out, tomb...)
+		// Users changed since the cursor anywhere in the naming context,
+		// then those of them still in scope.
+		found := map[string]Departure{}
+		err = c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, and(p.userFilter, changeFilter), []string{p.idAttr, p.loginAttr}), func(e *ldap.Entry) error {
+			found[dnKey(e.DN)] = departureOf(p, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return nil
+		}
+		gone, err := c.classify(cn, si, cm, nc, and(p.userFilter, changeFilter), found)
+		out = append(out, gone...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Whereabouts explains why users are missing from the mapping's scope, for
+// example those a full scan did not return: for each ID (at most
+// [MaxWhereabouts]) not in scope it returns a [Departure]; IDs in scope
+// are left out. An ID the service account cannot find is
+// [RemovedDeleted].
+func (c *Client) Whereabouts(ctx context.Context, m Mapping, ids []string) ([]Departure, error) {
+	if len(ids) > MaxWhereabouts {
+		return nil, fmt.Errorf("directory: whereabouts of %d users asked, at most %d per call", len(ids), MaxWhereabouts)
+	}
+	cm, err := m.compile()
+	if err != nil {
+		return nil, err
+	}
+	var out []Departure
+	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+		si, err := c.serverInfo(cn)
+		if err != nil {
+			return err
+		}
+		p := si.prof
+		nc := namingContextOf(si, cm)
+		const batch = 100
+		for len(ids) > 0 {
+			n := min(batch, len(ids))
+			part := ids[:n]
+			ids = ids[n:]
+			var terms []string
+			for _, id := range part {
+				if t, ok := idFilter(p, id); ok {
+					terms = append(terms, t)
+				}
+			}
+			found := map[string]Departure{}
+			filter := ""
+			if len(terms) > 0 {
+				filter = and(p.userFilter, or(terms...))
+				err := c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, filter, []string{p.idAttr, p.loginAttr}), func(e *ldap.Entry) error {
+					found[dnKey(e.DN)] = departureOf(p, e)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+			}
+			seen := map[string]bool{}
+			for _, d := range found {
+				seen[strings.ToLower(d.ID)] = true
+			}
+			for _, id := range part {
+				if !seen[strings.ToLower(id)] {
+					out = append(out, Departure{ID: id, Reason: RemovedDeleted})
+				}
+			}
+			if len(found) > 0 {
+				gone, err := c.classify(cn, si, cm, nc, filter, found)
+				if err != nil {
+					return err
+				}
+				out = append(out, gone...)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func departureOf(p *profile, e *ldap.Entry) Departure {
+	d := Departure{DN: e.DN, Login: e.GetEqualFoldAttributeValue(p.loginAttr)}
+	if p.kind == ProfileActiveDirectory {
+		d.ID = formatGUID(e.GetEqualFoldRawAttributeValue(p.idAttr))
+	} else {
+		d.ID = e.GetEqualFoldAttributeValue(p.idAttr)
+	}
+	return d
+}
+
+// classify returns a Departure for each entry of found (keyed by dnKey;
+// all matching filter) that is out of the mapping's scope.
+func (c *Client) classify(cn *conn, si *serverInfo, cm *compiled, nc, filter string, found map[string]Departure) ([]Departure, error) {
+	p := si.prof
+	// underBases: found entries under the mapping's bases that match its
+	// filter; inScope: those that are also members of its groups.
+	underBases := map[string]bool{}
+	inScope := map[string]bool{}
+	var allowed map[string]struct{}
+	groupFilter := ""
+	if len(cm.m.Groups) > 0 {
+		if p.inChain {
+			groupFilter = inChainFilter(cm.m.Groups)
+		} else {
+			ix, err := c.loadGroupIndex(cn, p, nc)
+			if err != nil {
+				return nil, err
+			}
+			allowed = ix.memberSet(cm.m.Groups, c.cfg.MaxGroupDepth)
+		}
+	}
+	scope := ldap.ScopeWholeSubtree
+	if cm.m.OneLevel {
+		scope = ldap.ScopeSingleLevel
+	}
+	for _, b := range basesOf(cm, nc) {
+		err := c.searchPages(cn, newSearch(b, scope, and(filter, cm.m.Filter), []string{"1.1"}), func(e *ldap.Entry) error {
+			k := dnKey(e.DN)
+			underBases[k] = true
+			if allowed != nil {
+				if _, ok := allowed[k]; ok {
+					inScope[k] = true
+				}
+			} else if groupFilter == "" {
+				inScope[k] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		if groupFilter != "" {
+			err := c.searchPages(cn, newSearch(b, scope, and(filter, cm.m.Filter, groupFilter), []string{"1.1"}), func(e *ldap.Entry) error {
+				inScope[dnKey(e.DN)] = true
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	var out []Departure
+	for k, d := range found {
+		switch {
+		case inScope[k]:
+			continue
+		case underBases[k]:
+			d.Reason = RemovedFromGroup
+		default:
+			d.Reason = RemovedOutOfScope
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// tombstones returns the user entries deleted since the cursor (AD), or
+// ErrDeparturesUnseen when the service account cannot read them.
+func (c *Client) tombstones(cn *conn, nc, changeFilter string) ([]Departure, error) {
+	show := []ldap.Control{ldap.NewControlString(showDeletedOID, true, "")}
+	probe := newSearch("<WKGUID="+deletedObjectsWKG+","+nc+">", ldap.ScopeBaseObject, "(objectClass=*)", []string{"1.1"})
+	probe.Controls = show
+	entries, err := searchOne(cn, probe)
+	if err != nil || len(entries) != 1 {
+		return nil, fmt.Errorf("%w: the Deleted Objects container of %q is not readable by the service account (grant it List Contents and Read Property there, inherited): %v", ErrDeparturesUnseen, nc, err)
+	}
+	container := entries[0].DN
+	// The container hides its children from accounts without rights:
+	// no visible tombstone at all is taken as no rights, never as "no
+	// deletions".
+	peek := newSearch(container, ldap.ScopeSingleLevel, "(isDeleted=TRUE)", []string{"1.1"})
+	peek.SizeLimit = 1
+	peek.Controls = show
+	res, err := cn.l.Search(peek)
+	if err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+		return nil, fmt.Errorf("%w: reading %q: %w", ErrDeparturesUnseen, container, err)
+	}
+	if res == nil || len(res.Entries) == 0 {
+		return nil, fmt.Errorf("%w: no deleted entry of %q is visible to the service account (grant it List Contents and Read Property on it, inherited)", ErrDeparturesUnseen, container)
+	}
+	req := newSearch(container, ldap.ScopeSingleLevel,
+		and("(isDeleted=TRUE)", "(objectClass=user)", "(!(objectClass=computer))", changeFilter),
+		[]string{"objectGUID", "lastKnownParent", "sAMAccountName"})
+	req.Controls = show
+	var out []Departure
+	err = c.searchPages(cn, req, func(e *ldap.Entry) error {
+		out = append(out, Departure{
+			ID:     formatGUID(e.GetEqualFoldRawAttributeValue("objectGUID")),
+			DN:     e.GetEqualFoldAttributeValue("lastKnownParent"),
+			Login:  e.GetEqualFoldAttributeValue("sAMAccountName"),
+			Reason: RemovedDeleted,
+		})
+		return nil
+	})
+	return out, err
+}
+
+// idFilter matches one stable ID: AD's objectGUID as escaped bytes (the
+// first three fields little-endian, as formatGUID prints them), OpenLDAP's
+// entryUUID as a string. An ID of the wrong shape matches nothing.
+func idFilter(p *profile, id string) (string, bool) {
+	if p.kind != ProfileActiveDirectory {
+		if id == "" || len(id) > 64 {
+			return "", false
+		}
+		return eq(p.idAttr, id), true
+	}
+	b, ok := parseGUID(id)
+	if !ok {
+		return "", false
+	}
+	var sb strings.Builder
+	sb.WriteString("(objectGUID=")
+	for _, x := range b {
+		fmt.Fprintf(&sb, "\\%02x", x)
+	}
+	sb.WriteString(")")
+	return sb.String(), true
+}
+
+// parseGUID is the inverse of formatGUID.
+func parseGUID(s string) ([]byte, bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return nil, false
+	}
+	h, err := hex.DecodeString(s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36])
+	if err != nil {
+		return nil, false
+	}
+	b := make([]byte, 16)
+	b[0], b[1], b[2], b[3] = h[3], h[2], h[1], h[0]
+	b[4], b[5] = h[5], h[4]
+	b[6], b[7] = h[7], h[6]
+	copy(b[8:], h[8:])
+	return b, true
+}
