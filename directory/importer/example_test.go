@@ -77,7 +77,7 @@ func ExampleNewScheduler() {
 	store := importer.NewMemoryStore()
 	s, err := importer.NewScheduler(importer.SchedulerConfig{
 		Tenants: func(context.Context) ([]string, error) { return []string{"acme"}, nil },
-		Run: func(ctx context.Context, tenant string) error {
+		Run: func(ctx context.Context, tenant string, _ importer.RunKind) error {
 			// Run an Importer for each mapping of tenant, passing ctx (it
 			// carries the run's deadline); wrap "no connector" errors in
 			// importer.ErrSourceUnavailable.
