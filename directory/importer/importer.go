@@ -320,10 +320,7 @@ func (j Job) validate() error {
 	if j.Scope.Tenant == "" || j.Scope.MappingID == "" {
 		return fmt.Errorf("%w: tenant and mapping ID are required", ErrInvalidJob)
 	}
-	if !j.Removal.valid() {
-		return fmt.Errorf("%w: removal policy %q (want %q or %q)", ErrInvalidJob, j.Removal, RemoveDisable, RemoveDelete)
-	}
-	return nil
+	return j.Removal.Validate()
 }
 
 // Plan scans the source and returns what Run would do, without applying

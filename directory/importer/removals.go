@@ -24,7 +24,14 @@ const (
 	RemoveDelete RemovalPolicy = "delete"
 )
 
-func (p RemovalPolicy) valid() bool { return p == "" || p == RemoveDisable || p == RemoveDelete }
+// Validate returns an error matching ErrInvalidJob for a policy other than
+// "", RemoveDisable and RemoveDelete.
+func (p RemovalPolicy) Validate() error {
+	if p == "" || p == RemoveDisable || p == RemoveDelete {
+		return nil
+	}
+	return fmt.Errorf("%w: removal policy %q (want %q or %q)", ErrInvalidJob, p, RemoveDisable, RemoveDelete)
+}
 
 // Reason says why an Op disables or deletes a user.
 type Reason string
