@@ -30,6 +30,7 @@ td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.up{color:#080}.do
 <table><tr><th>Tenant</th><th>Mapping</th><th>Finished</th><th>Kind</th><th>Status</th><th>Created</th><th>Updated</th><th>Disabled</th><th>Deleted</th><th>Error</th></tr>
 {{range .Imports}}<tr><td>{{.Tenant}}</td><td>{{.MappingID}}</td><td>{{ago .Finished}}</td><td>{{if .Full}}full{{else}}incremental{{end}}</td>
 <td>{{.Status}}</td><td>{{.Summary.Creates}}</td><td>{{.Summary.Updates}}</td><td>{{.Summary.Disables}}</td><td>{{.Summary.Deletes}}</td><td>{{.Error}}</td></tr>
+{{with .Removals}}<tr><td></td><td colspan="9">{{range $i, $r := .}}{{if $i}}; {{end}}{{$r}}{{end}}</td></tr>{{end}}
 {{else}}<tr><td colspan="10">no import yet</td></tr>{{end}}</table>
 <h2>Open alerts</h2>
 <table><tr><th>Tenant</th><th>Kind</th><th>Severity</th><th>Subject</th><th>Since</th><th>Count</th><th>Message</th></tr>
