@@ -49,23 +49,29 @@ const (
 )
 
 // Departures returns the users who left the mapping's scope since the
-// cursor was taken: on Active Directory, user entries deleted since (read
-// with the Show Deleted control from the Deleted Objects container:
-// objectGUID, lastKnownParent) and user entries whose uSNChanged moved past
-// the cursor and that are now outside the mapping (moved to another OU,
-// removed from its groups, no longer matching its filter). It reports users
-// that may never have been in scope; the caller keeps those it holds.
+// cursor was taken: user entries deleted since, and user entries changed
+// since (uSNChanged, entryCSN) that are now outside the mapping (moved to
+// another OU, removed from its groups, no longer matching its filter). It
+// reports users that may never have been in scope; the caller keeps those
+// it holds.
 //
-// A membership removal that touches only the group entry (AD keeps memberOf
-// as a back link: the user's uSNChanged does not move) is not seen here;
-// a full scan sees it.
+// On Active Directory deleted users are read with the Show Deleted control
+// (1.2.840.113556.1.4.417) from the Deleted Objects container: isDeleted,
+// objectGUID, lastKnownParent. A membership removal that touches only the
+// group entry (AD keeps memberOf as a back link: the user's uSNChanged does
+// not move) is not seen here; a full scan sees it.
+//
+// On OpenLDAP deleted entries come from the syncprov overlay (RFC 4533
+// refreshOnly, with a cookie made of the cursor's CSN), which names them
+// only from its session log (olcSpSessionlog). With the memberof overlay a
+// removal from a group changes the user entry, so it is seen.
 //
 // It returns [ErrDeparturesUnseen] when the server cannot tell deletions
-// since a cursor: on OpenLDAP (no change log is read), and on AD when the
-// service account cannot read the Deleted Objects container's children
-// (grant it List Contents and Read Property there, inherited). The caller
-// must then run a full scan. It returns [ErrCursorInvalid] as
-// [Client.Changes] does.
+// since the cursor: on AD when the service account cannot read the Deleted
+// Objects container's children (grant it List Contents and Read Property
+// there, inherited); on OpenLDAP without syncprov, or when its session log
+// does not reach back to the cursor. The caller must then run a full scan.
+// It returns [ErrCursorInvalid] as [Client.Changes] does.
 func (c *Client) Departures(ctx context.Context, m Mapping, since Cursor) ([]Departure, error) {
 	cm, err := m.compile()
 	if err != nil {
@@ -82,9 +88,6 @@ func (c *Client) Departures(ctx context.Context, m Mapping, since Cursor) ([]Dep
 			return err
 		}
 		p := si.prof
-		if p.kind != ProfileActiveDirectory {
-			return fmt.Errorf("%w: %s keeps no deleted entries this client reads", ErrDeparturesUnseen, si.Profile)
-		}
 		nc := namingContextOf(si, cm)
 		start, err := c.startCursor(cn, si, nc, cm)
 		if err != nil {
@@ -93,33 +96,38 @@ func (c *Client) Departures(ctx context.Context, m Mapping, since Cursor) ([]Dep
 		if old.Profile != start.Profile || old.Server != start.Server || old.Mapping != start.Mapping {
 			return ErrCursorInvalid
 		}
+		if p.kind != ProfileActiveDirectory {
+			out, err = c.departuresOpenLDAP(ctx, cn, si, cm, nc, old)
+			return err
+		}
 		changeFilter := old.filter(p)
 		tomb, err := c.tombstones(cn, nc, changeFilter)
 		if err != nil {
 			return err
 		}
-		out = append(out, tomb...)
-		// Users changed since the cursor anywhere in the naming context,
-		// then those of them still in scope.
-		found := map[string]Departure{}
-		err = c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, and(p.userFilter, changeFilter), []string{p.idAttr, p.loginAttr}), func(e *ldap.Entry) error {
-			found[dnKey(e.DN)] = departureOf(p, e)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if len(found) == 0 {
-			return nil
-		}
-		gone, err := c.classify(cn, si, cm, nc, and(p.userFilter, changeFilter), found)
-		out = append(out, gone...)
+		moved, err := c.changedOutOfScope(cn, si, cm, nc, changeFilter)
+		out = append(tomb, moved...)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// changedOutOfScope returns the users changed since the cursor (matching
+// changeFilter) anywhere in the naming context that are out of scope now.
+func (c *Client) changedOutOfScope(cn *conn, si *serverInfo, cm *compiled, nc, changeFilter string) ([]Departure, error) {
+	p := si.prof
+	found := map[string]Departure{}
+	err := c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, and(p.userFilter, changeFilter), []string{p.idAttr, p.loginAttr}), func(e *ldap.Entry) error {
+		found[dnKey(e.DN)] = departureOf(p, e)
+		return nil
+	})
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return c.classify(cn, si, cm, nc, and(p.userFilter, changeFilter), found)
 }
 
 // Whereabouts explains why users are missing from the mapping's scope, for
@@ -141,52 +149,57 @@ func (c *Client) Whereabouts(ctx context.Context, m Mapping, ids []string) ([]De
 		if err != nil {
 			return err
 		}
-		p := si.prof
-		nc := namingContextOf(si, cm)
-		const batch = 100
-		for len(ids) > 0 {
-			n := min(batch, len(ids))
-			part := ids[:n]
-			ids = ids[n:]
-			var terms []string
-			for _, id := range part {
-				if t, ok := idFilter(p, id); ok {
-					terms = append(terms, t)
-				}
-			}
-			found := map[string]Departure{}
-			filter := ""
-			if len(terms) > 0 {
-				filter = and(p.userFilter, or(terms...))
-				err := c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, filter, []string{p.idAttr, p.loginAttr}), func(e *ldap.Entry) error {
-					found[dnKey(e.DN)] = departureOf(p, e)
-					return nil
-				})
-				if err != nil {
-					return err
-				}
-			}
-			seen := map[string]bool{}
-			for _, d := range found {
-				seen[strings.ToLower(d.ID)] = true
-			}
-			for _, id := range part {
-				if !seen[strings.ToLower(id)] {
-					out = append(out, Departure{ID: id, Reason: RemovedDeleted})
-				}
-			}
-			if len(found) > 0 {
-				gone, err := c.classify(cn, si, cm, nc, filter, found)
-				if err != nil {
-					return err
-				}
-				out = append(out, gone...)
-			}
-		}
-		return nil
+		out, err = c.whereabouts(cn, si, cm, namingContextOf(si, cm), ids)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+func (c *Client) whereabouts(cn *conn, si *serverInfo, cm *compiled, nc string, ids []string) ([]Departure, error) {
+	p := si.prof
+	var out []Departure
+	const batch = 100
+	for len(ids) > 0 {
+		n := min(batch, len(ids))
+		part := ids[:n]
+		ids = ids[n:]
+		var terms []string
+		for _, id := range part {
+			if t, ok := idFilter(p, id); ok {
+				terms = append(terms, t)
+			}
+		}
+		found := map[string]Departure{}
+		filter := ""
+		if len(terms) > 0 {
+			filter = and(p.userFilter, or(terms...))
+			err := c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, filter, []string{p.idAttr, p.loginAttr}), func(e *ldap.Entry) error {
+				found[dnKey(e.DN)] = departureOf(p, e)
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		seen := map[string]bool{}
+		for _, d := range found {
+			seen[strings.ToLower(d.ID)] = true
+		}
+		for _, id := range part {
+			if !seen[strings.ToLower(id)] {
+				out = append(out, Departure{ID: id, Reason: RemovedDeleted})
+			}
+		}
+		if len(found) > 0 {
+			gone, err := c.classify(cn, si, cm, nc, filter, found)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, gone...)
+		}
 	}
 	return out, nil
 }

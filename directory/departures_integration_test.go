@@ -2,6 +2,7 @@ package directory_test
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"testing"
 
@@ -62,8 +63,11 @@ func TestIntegrationDepartures(t *testing.T) {
 		})
 		t.Run("departures", func(t *testing.T) {
 			deps, err := c.Departures(t.Context(), m, cur)
-			if s.Flavor == directorytest.FlavorOpenLDAP {
+			if s.Flavor == directorytest.FlavorOpenLDAP && os.Getenv("LIAISON_TEST_OPENLDAP_SESSIONLOG") != "1" {
+				// A test bed from before syncprov kept a session log: the
+				// present phase cannot tell deletions.
 				require.ErrorIs(t, err, directory.ErrDeparturesUnseen)
+				assert.Contains(t, err.Error(), "olcSpSessionlog")
 				return
 			}
 			require.NoError(t, err)
@@ -75,8 +79,9 @@ func TestIntegrationDepartures(t *testing.T) {
 			}
 			// The deletion and the move are seen without a full scan. A
 			// removal from a group touches only the group on AD (memberOf
-			// is a back link): Departures may miss it, the daily full scan
-			// does not.
+			// is a back link; OpenLDAP's memberof overlay does not move the
+			// user's entryCSN either): Departures may miss it, the daily
+			// full scan does not.
 			assert.Equal(t, directory.RemovedDeleted, got[ids["del"]])
 			assert.Equal(t, directory.RemovedOutOfScope, got[ids["mov"]])
 			if r, ok := got[ids["grp"]]; ok {
@@ -84,9 +89,11 @@ func TestIntegrationDepartures(t *testing.T) {
 			}
 			assert.NotContains(t, got, ids["dis"], "a disabled user is still in scope")
 			assert.NotContains(t, got, ids["stay"])
-			i := slices.IndexFunc(deps, func(d directory.Departure) bool { return d.ID == ids["del"] })
-			assert.True(t, directory.SameDN(deps[i].DN, sb.In), "lastKnownParent %q", deps[i].DN)
-			assert.Equal(t, "del-"+sb.Tag, deps[i].Login)
+			if s.Flavor == directorytest.FlavorSamba {
+				i := slices.IndexFunc(deps, func(d directory.Departure) bool { return d.ID == ids["del"] })
+				assert.True(t, directory.SameDN(deps[i].DN, sb.In), "lastKnownParent %q", deps[i].DN)
+				assert.Equal(t, "del-"+sb.Tag, deps[i].Login)
+			}
 		})
 		t.Run("other mapping", func(t *testing.T) {
 			_, err := c.Departures(t.Context(), directory.Mapping{}, cur)

@@ -48,12 +48,18 @@ func TestRealDeparturesOverHTTP(t *testing.T) {
 			assert.Equal(t, want, reasonsOf(deps))
 
 			deps, err = c.Departures(t.Context(), m, cur)
-			if s.Flavor == directorytest.FlavorOpenLDAP {
+			if s.Flavor == directorytest.FlavorOpenLDAP && os.Getenv("LIAISON_TEST_OPENLDAP_SESSIONLOG") != "1" {
 				assert.ErrorIs(t, err, directory.ErrDeparturesUnseen, "the sentinel crosses the wire")
 				return
 			}
 			require.NoError(t, err)
-			assert.Equal(t, want, reasonsOf(deps))
+			got := reasonsOf(deps)
+			for id := range got { // users changed elsewhere in the shared directory
+				if _, ours := want[id]; !ours {
+					delete(got, id)
+				}
+			}
+			assert.Equal(t, want, got)
 		})
 	}
 }
