@@ -16,10 +16,15 @@
 //     presence events feed the alerts monitor (Not Connected after
 //     Config.Grace) and the status page.
 //   - directory/importer: imports per mapping through the tenant's
-//     connector, the scheduler (every 24 h with jitter, next runs kept in
-//     SQLite, Config.ImportConcurrency tenants at once, each run cut at
-//     Config.ImportTimeout and recorded as failed), import-threshold and
-//     import-skipped alerts.
+//     connector, the scheduler (a full import every 24 h with jitter,
+//     incremental ones between with Config.ImportIncrementalInterval, next
+//     runs kept in SQLite, Config.ImportConcurrency tenants at once, each
+//     run cut at Config.ImportTimeout and recorded as failed),
+//     import-threshold and import-skipped alerts. Users who left the
+//     directory or the mapping are disabled (or deleted: the mapping's
+//     "removal" policy); the history and the status page list each removal
+//     and its reason; a removed user's devices fail authentication
+//     (activation.UserStatusStore) and backup releases are refused.
 //   - activation: the device endpoint at PathActivate, its SQL store joined
 //     to the cloud's users so an imported user and an activated one are the
 //     same user; the cloud user row is written in activation's transaction

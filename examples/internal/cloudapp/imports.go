@@ -52,8 +52,9 @@ func (s *Server) PreviewImport(ctx context.Context, tenant, mappingID string) (*
 
 // ImportOptions tune RunImport.
 type ImportOptions struct {
-	// Full ignores the stored cursor and scans the whole mapping (the only
-	// kind of import that deletes).
+	// Full ignores the stored cursor and scans the whole mapping (the
+	// import that sees every removal; incremental ones see what the
+	// connector's directory can report).
 	Full bool `json:"full"`
 	// Override applies a plan above the removal threshold.
 	Override bool `json:"override"`
