@@ -36,6 +36,7 @@ var schema = []string{
 		dn TEXT NOT NULL, groups_json TEXT NOT NULL, disabled INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
 		created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (tenant, directory_id))`,
 	`CREATE INDEX IF NOT EXISTS users_scope ON users (tenant, mapping_id, deleted)`,
+	`CREATE INDEX IF NOT EXISTS users_id ON users (tenant, id)`, // device authentications, key releases
 	`CREATE TABLE IF NOT EXISTS import_checkpoints (tenant TEXT NOT NULL, mapping_id TEXT NOT NULL, plan TEXT NOT NULL,
 		applied INTEGER NOT NULL, saved_at INTEGER NOT NULL, PRIMARY KEY (tenant, mapping_id))`,
 	// The progress of a checkpoint lives in its own small row: SQLite rewrites
