@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -202,11 +203,16 @@ func TestSchedulerFullRunEveryInterval(t *testing.T) {
 			at   time.Duration
 			kind importer.RunKind
 		}
-		var runs []run
-		failFull := 0
+		var (
+			mu       sync.Mutex
+			runs     []run
+			failFull int
+		)
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			Tenants: func(context.Context) ([]string, error) { return []string{"a"}, nil },
 			Run: func(_ context.Context, _ string, kind importer.RunKind) error {
+				mu.Lock()
+				defer mu.Unlock()
 				runs = append(runs, run{time.Since(start).Round(time.Minute), kind})
 				if kind == importer.RunFull && failFull > 0 {
 					failFull--
@@ -225,7 +231,9 @@ func TestSchedulerFullRunEveryInterval(t *testing.T) {
 		go func() { done <- s.Run(ctx) }()
 		time.Sleep(8*time.Hour + 30*time.Second)
 		synctest.Wait()
+		mu.Lock()
 		failFull = 1 // the next full run fails: the one after must be full again
+		mu.Unlock()
 		time.Sleep(2*time.Hour + time.Minute)
 		synctest.Wait()
 		cancel()
@@ -250,10 +258,15 @@ func TestSchedulerFullRunEveryInterval(t *testing.T) {
 
 func TestSchedulerEveryRunFullByDefault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var kinds []importer.RunKind
+		var (
+			mu    sync.Mutex
+			kinds []importer.RunKind
+		)
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			Tenants: func(context.Context) ([]string, error) { return []string{"a"}, nil },
 			Run: func(_ context.Context, _ string, kind importer.RunKind) error {
+				mu.Lock()
+				defer mu.Unlock()
 				kinds = append(kinds, kind)
 				return nil
 			},
