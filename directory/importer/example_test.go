@@ -87,8 +87,8 @@ func ExampleNewScheduler() {
 		State:               store,
 		Interval:            24 * time.Hour, // a full run, seeing every removal, at least this often
 		IncrementalInterval: 15 * time.Minute,
-		Concurrency: 8,             // tenants imported at once
-		RunTimeout:  2 * time.Hour, // a hung connector holds its slot this long at most
+		Concurrency:         8,             // tenants imported at once
+		RunTimeout:          2 * time.Hour, // a hung connector holds its slot this long at most
 		OnSkip: func(_ context.Context, tenant string, err error) {
 			log.Printf("alert: import of %s skipped: %v", tenant, err)
 		},
