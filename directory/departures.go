@@ -59,12 +59,12 @@ const (
 // (1.2.840.113556.1.4.417) from the Deleted Objects container: isDeleted,
 // objectGUID, lastKnownParent. A membership removal that touches only the
 // group entry (AD keeps memberOf as a back link: the user's uSNChanged does
-// not move) is not seen here; a full scan sees it.
+// not move) is not seen here: see [Client.ChangedGroups].
 //
 // On OpenLDAP deleted entries come from the syncprov overlay (RFC 4533
 // refreshOnly, with a cookie made of the cursor's CSN), which names them
-// only from its session log (olcSpSessionlog). With the memberof overlay a
-// removal from a group changes the user entry, so it is seen.
+// only from its session log (olcSpSessionlog). The memberof overlay does
+// not move a member's entryCSN either: see [Client.ChangedGroups].
 //
 // It returns [ErrDeparturesUnseen] when the server cannot tell deletions
 // since the cursor: on AD when the service account cannot read the Deleted
@@ -359,4 +359,80 @@ func parseGUID(s string) ([]byte, bool) {
 	b[6], b[7] = h[7], h[6]
 	copy(b[8:], h[8:])
 	return b, true
+}
+
+// ChangedGroups returns the DNs of the mapping's groups, and of the groups
+// nested in them, that changed since the cursor: the groups whose members
+// may have left. A member removed from a group changes only the group entry
+// on AD (memberOf is a back link), so [Client.Departures] cannot name the
+// user; a caller that knows each user's groups (an importer's store) asks
+// [Client.Whereabouts] about that group's former members. A mapping without
+// groups returns nil. It returns [ErrCursorInvalid] as [Client.Changes]
+// does.
+func (c *Client) ChangedGroups(ctx context.Context, m Mapping, since Cursor) ([]string, error) {
+	cm, err := m.compile()
+	if err != nil {
+		return nil, err
+	}
+	old, err := parseCursor(since)
+	if err != nil {
+		return nil, err
+	}
+	if len(cm.groups) == 0 {
+		return nil, nil
+	}
+	var out []string
+	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
+		si, err := c.serverInfo(cn)
+		if err != nil {
+			return err
+		}
+		p := si.prof
+		nc := namingContextOf(si, cm)
+		start, err := c.startCursor(cn, si, nc, cm)
+		if err != nil {
+			return err
+		}
+		if old.Profile != start.Profile || old.Server != start.Server || old.Mapping != start.Mapping {
+			return ErrCursorInvalid
+		}
+		changeFilter := old.filter(p)
+		mapped := map[string]bool{}
+		for _, g := range cm.groups {
+			mapped[canonicalDN(g)] = true
+		}
+		var nested map[string]struct{}
+		if p.inChain {
+			// Nested groups changed since the cursor, by AD's in-chain rule.
+			var terms []string
+			for _, g := range cm.m.Groups {
+				terms = append(terms, "(memberOf:"+inChainRule+":="+ldap.EscapeFilter(g)+")")
+			}
+			nested = map[string]struct{}{}
+			err := c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, and(p.groupFilter, changeFilter, or(terms...)), []string{"1.1"}), func(e *ldap.Entry) error {
+				nested[dnKey(e.DN)] = struct{}{}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		} else {
+			ix, err := c.loadGroupIndex(cn, p, nc)
+			if err != nil {
+				return err
+			}
+			nested = ix.memberSet(cm.m.Groups, c.cfg.MaxGroupDepth)
+		}
+		return c.searchPages(cn, newSearch(nc, ldap.ScopeWholeSubtree, and(p.groupFilter, changeFilter), []string{"1.1"}), func(e *ldap.Entry) error {
+			k := dnKey(e.DN)
+			if _, in := nested[k]; in || mapped[k] {
+				out = append(out, e.DN)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

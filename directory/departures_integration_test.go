@@ -95,6 +95,14 @@ func TestIntegrationDepartures(t *testing.T) {
 				assert.Equal(t, "del-"+sb.Tag, deps[i].Login)
 			}
 		})
+		t.Run("changed groups", func(t *testing.T) {
+			groups, err := c.ChangedGroups(t.Context(), m, cur)
+			require.NoError(t, err)
+			assert.True(t, slices.ContainsFunc(groups, func(g string) bool { return directory.SameDN(g, sb.Group) }), "%v", groups)
+			none, err := c.ChangedGroups(t.Context(), directory.Mapping{OUs: []string{sb.In}}, "")
+			assert.ErrorIs(t, err, directory.ErrCursorInvalid)
+			assert.Empty(t, none)
+		})
 		t.Run("other mapping", func(t *testing.T) {
 			_, err := c.Departures(t.Context(), directory.Mapping{}, cur)
 			assert.True(t, errors.Is(err, directory.ErrCursorInvalid) || errors.Is(err, directory.ErrDeparturesUnseen), "%v", err)

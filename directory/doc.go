@@ -92,8 +92,11 @@
 // isDeleted and lastKnownParent; OpenLDAP: the syncprov overlay's session
 // log, RFC 4533) or changed out of scope (moved to another OU, no longer
 // matching the filter or, when the user entry changed, no longer in the
-// groups). A membership removal that touches only a group entry is seen by
-// full scans only. When the server cannot tell deletions since a cursor,
+// groups). A membership removal touches only the group entry (AD's memberOf
+// is a back link; OpenLDAP's memberof overlay does not move the member's
+// entryCSN): [Client.ChangedGroups] names the mapping's groups changed
+// since the cursor, and a caller that remembers each user's groups asks
+// Whereabouts about their former members. When the server cannot tell deletions since a cursor,
 // Departures returns [ErrDeparturesUnseen] and the caller runs a full scan.
 // [Client.Whereabouts] says why given IDs are missing from a mapping (the
 // removals of a full scan): deleted, out of scope, or left the groups.

@@ -17,6 +17,7 @@ import (
 type Departer interface {
 	Departures(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]directory.Departure, error)
 	Whereabouts(ctx context.Context, m directory.Mapping, ids []string) ([]directory.Departure, error)
+	ChangedGroups(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]string, error)
 }
 
 var (
@@ -36,7 +37,37 @@ type (
 	departuresResponse struct {
 		Departures []directory.Departure `json:"departures"`
 	}
+	groupsResponse struct {
+		Groups []string `json:"groups"`
+	}
 )
+
+func (h *handler) changedGroups(w http.ResponseWriter, r *http.Request) {
+	var in departuresRequest
+	if !readJSON(w, r, &in) {
+		return
+	}
+	d, ok := h.d.(Departer)
+	if !ok {
+		writeError(w, fmt.Errorf("%w: this connector's directory has no changed groups", directory.ErrDeparturesUnseen))
+		return
+	}
+	v, err := d.ChangedGroups(r.Context(), in.Mapping, in.Since)
+	reply(w, groupsResponse{nonNil(v)}, err)
+}
+
+// ChangedGroups returns the mapping's groups changed since a cursor (see
+// directory.Client.ChangedGroups); a connector without the call reads as
+// directory.ErrDeparturesUnseen, like Departures.
+func (c *Client) ChangedGroups(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]string, error) {
+	var out groupsResponse
+	err := c.post(ctx, "/changed-groups", departuresRequest{Mapping: m, Since: since}, &out)
+	var re *Error
+	if errors.As(err, &re) && (re.status == http.StatusNotFound || re.status == http.StatusForbidden) {
+		return nil, fmt.Errorf("%w: %w", directory.ErrDeparturesUnseen, err)
+	}
+	return out.Groups, err
+}
 
 func (h *handler) departures(w http.ResponseWriter, r *http.Request) {
 	var in departuresRequest

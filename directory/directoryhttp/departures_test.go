@@ -42,6 +42,11 @@ func TestRealDeparturesOverHTTP(t *testing.T) {
 			sb.Delete(del)
 			sb.Move(mov, sb.Out)
 
+			gm := directory.Mapping{OUs: []string{sb.In}, Groups: []string{sb.Group}}
+			groups, err := c.ChangedGroups(t.Context(), gm, cur)
+			assert.ErrorIs(t, err, directory.ErrCursorInvalid, "a cursor of another mapping")
+			assert.Empty(t, groups)
+
 			want := map[string]directory.RemovalReason{ids["del-"+sb.Tag]: directory.RemovedDeleted, ids["mov-"+sb.Tag]: directory.RemovedOutOfScope}
 			deps, err := c.Whereabouts(t.Context(), m, []string{ids["del-"+sb.Tag], ids["mov-"+sb.Tag]})
 			require.NoError(t, err)
@@ -86,6 +91,8 @@ func TestDeparturesFromOlderConnector(t *testing.T) {
 		assert.ErrorIs(t, err, directory.ErrDeparturesUnseen, "status %d", status)
 		_, err = c.Whereabouts(t.Context(), directory.Mapping{}, []string{"x"})
 		assert.Error(t, err)
+		_, err = c.ChangedGroups(t.Context(), directory.Mapping{}, "dc1.x")
+		assert.ErrorIs(t, err, directory.ErrDeparturesUnseen, "status %d", status)
 		srv.Close()
 	}
 	srv := httptest.NewServer(directoryhttp.NewHandler(newFake(1)))

@@ -22,6 +22,7 @@
 //	POST /changes     {"mapping","since"}         -> JSON lines
 //	POST /departures  {"mapping","since"}         -> {"departures":[directory.Departure]}
 //	POST /whereabouts {"mapping","ids"}           -> {"departures":[directory.Departure]}
+//	POST /changed-groups {"mapping","since"}      -> {"groups":["cn=..."]}
 //	POST /lookup      {"mapping","name"}          -> directory.User
 //	POST /credentials {"mapping","name","password"} -> directory.User
 //

@@ -34,7 +34,9 @@
 // A full scan removes every stored user it did not see, and asks a
 // WhereaboutsSource why. An incremental import asks a DepartureSource what
 // left since the cursor (AD deletions and moves, OpenLDAP syncprov
-// deletions and moves); when the source answers
+// deletions and moves) and, with a GroupChangeSource, which of the
+// mapping's groups changed, whose stored members it asks Whereabouts
+// about (removals from a group change only the group); when the source answers
 // directory.ErrDeparturesUnseen, the import falls back to a full scan
 // (Result.FellBack, logged). A Source with neither capability removes
 // nobody incrementally; the Scheduler's full run in every Interval does.

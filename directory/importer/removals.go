@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/liaisonhq/liaison/directory"
 )
@@ -148,9 +149,20 @@ type WhereaboutsSource interface {
 	Whereabouts(ctx context.Context, m directory.Mapping, ids []string) ([]directory.Departure, error)
 }
 
+// GroupChangeSource is an optional capability of a Source that is also a
+// WhereaboutsSource: the mapping's groups changed since a cursor, as
+// *directory.Client's ChangedGroups. With it, an incremental import also
+// removes users who left the mapping's groups when only the group entry
+// changed (AD): it asks Whereabouts about the stored members of those
+// groups (at most directory.MaxWhereabouts; more fall back to a full scan).
+type GroupChangeSource interface {
+	ChangedGroups(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]string, error)
+}
+
 var (
 	_ DepartureSource   = (*directory.Client)(nil)
 	_ WhereaboutsSource = (*directory.Client)(nil)
+	_ GroupChangeSource = (*directory.Client)(nil)
 )
 
 // explain asks the source why the users of ops (removals of a full scan)
@@ -210,6 +222,60 @@ func (im *Importer) departures(ctx context.Context, job Job, p *planner) error {
 		}
 		if ok {
 			p.remove(old, Reason(d.Reason), job.Removal)
+		}
+	}
+	return im.groupLeavers(ctx, job, p)
+}
+
+// groupLeavers removes the stored members of the mapping's changed groups
+// who are no longer in scope, when the source can name the changed groups.
+// Users the run already reported are left alone: the source said where
+// they are.
+func (im *Importer) groupLeavers(ctx context.Context, job Job, p *planner) error {
+	gs, ok := im.cfg.Source.(GroupChangeSource)
+	ws, ok2 := im.cfg.Source.(WhereaboutsSource)
+	if !ok || !ok2 || len(job.Mapping.Groups) == 0 {
+		return nil
+	}
+	groups, err := gs.ChangedGroups(ctx, job.Mapping, job.Since)
+	if err != nil || len(groups) == 0 {
+		return err
+	}
+	changed := make(map[string]bool, len(groups))
+	for _, g := range groups {
+		changed[strings.ToLower(g)] = true
+	}
+	var ids []string
+	stored := map[string]Record{}
+	err = im.cfg.Store.Users(ctx, job.Scope, func(r Record) error {
+		if _, reported := p.index[r.DirectoryID]; reported {
+			return nil
+		}
+		for _, g := range r.Groups {
+			if changed[strings.ToLower(g)] {
+				ids = append(ids, r.DirectoryID)
+				stored[r.DirectoryID] = r
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("importer: list store users: %w", err)
+	}
+	if len(ids) > directory.MaxWhereabouts {
+		return fmt.Errorf("%w: %d stored members of changed groups, more than one whereabouts call", directory.ErrDeparturesUnseen, len(ids))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	deps, err := ws.Whereabouts(ctx, job.Mapping, ids)
+	if err != nil {
+		return err
+	}
+	for _, d := range deps {
+		if r, ok := stored[d.ID]; ok {
+			p.remove(r, Reason(d.Reason), job.Removal)
 		}
 	}
 	return nil

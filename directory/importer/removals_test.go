@@ -284,3 +284,59 @@ func TestSchedulerEveryRunFullByDefault(t *testing.T) {
 		assert.Equal(t, []importer.RunKind{importer.RunFull, importer.RunFull, importer.RunFull}, kinds, "the daily run is a full scan")
 	})
 }
+
+// groupSource also names the mapping's changed groups.
+type groupSource struct {
+	departingSource
+	groups []string
+}
+
+func (g *groupSource) ChangedGroups(context.Context, directory.Mapping, directory.Cursor) ([]string, error) {
+	return g.groups, nil
+}
+
+func TestIncrementalGroupLeavers(t *testing.T) {
+	mapping := directory.Mapping{Groups: []string{"cn=staff,dc=x"}}
+	seedGroups := func(st *importer.MemoryStore, n int) {
+		us := users(n)
+		for i := range us {
+			us[i].Groups = []string{"cn=other,dc=x"}
+			if i < 3 {
+				us[i].Groups = []string{"cn=staff,dc=x", "cn=sub,cn=staff,dc=x"}
+			}
+		}
+		seed(t, st, us)
+	}
+	st := importer.NewMemoryStore()
+	seedGroups(st, 40)
+	mod := user(2) // reported by Changes: where it is is known
+	src := &groupSource{
+		departingSource: departingSource{
+			fakeSource:  fakeSource{changes: []directory.User{mod}, cursor: "c2"},
+			whereabouts: map[string]directory.RemovalReason{"id-0000": directory.RemovedFromGroup},
+		},
+		groups: []string{"CN=Sub,CN=Staff,DC=x"}, // the server's spelling
+	}
+	res, err := newImporter(t, src, st, nil).Run(context.Background(), importer.Job{Scope: scope, Mapping: mapping, Since: "c1"})
+	require.NoError(t, err)
+	assert.False(t, res.Full)
+	require.Len(t, src.asked, 1)
+	assert.Equal(t, []string{"id-0000", "id-0001"}, src.asked[0], "the stored members of the changed group, not those just reported")
+	require.Len(t, res.Removals, 1)
+	assert.Equal(t, importer.ReasonLeftGroup, res.Removals[0].Reason)
+	assert.Equal(t, "id-0000", res.Removals[0].DirectoryID)
+
+	t.Run("too many members fall back to a full scan", func(t *testing.T) {
+		st := importer.NewMemoryStore()
+		us := users(directory.MaxWhereabouts + 1)
+		for i := range us {
+			us[i].Groups = []string{"cn=staff,dc=x"}
+		}
+		seed(t, st, us)
+		src := &groupSource{departingSource: departingSource{fakeSource: fakeSource{users: us, cursor: "c9"}}, groups: []string{"cn=staff,dc=x"}}
+		res, err := newImporter(t, src, st, nil).Run(context.Background(), importer.Job{Scope: scope, Mapping: mapping, Since: "c1"})
+		require.NoError(t, err)
+		assert.True(t, res.FellBack)
+		assert.Equal(t, 1, src.fullScans)
+	})
+}

@@ -157,13 +157,16 @@ func TestSchedulerRemovesWhatLeft(t *testing.T) {
 			assert.Equal(t, importer.RunIncremental, inc.kind)
 			got := removalsByLogin(inc.res)
 			if flavor == directorytest.FlavorSamba || os.Getenv("LIAISON_TEST_OPENLDAP_SESSIONLOG") == "1" {
-				// AD: the deletion (Show Deleted) and the move (uSNChanged)
-				// are seen by the incremental run, without a full scan;
-				// OpenLDAP: the deletion from syncprov's session log.
+				// The incremental run sees everything without a full scan:
+				// AD the deletion (Show Deleted), OpenLDAP from syncprov's
+				// session log; the move (uSNChanged, entryCSN); the removal
+				// from the group through the changed group and the store's
+				// record of its members.
 				assert.False(t, inc.res.Full, "no full scan")
-				assert.Equal(t, "disable:deleted", got[login("del")])
-				assert.Equal(t, "disable:out_of_scope", got[login("mov")])
-				assert.Equal(t, "disable:disabled", got[login("dis")])
+				assert.Equal(t, map[string]string{
+					login("del"): "disable:deleted", login("mov"): "disable:out_of_scope",
+					login("grp"): "disable:left_group", login("dis"): "disable:disabled",
+				}, got)
 			} else {
 				// OpenLDAP without a syncprov session log: deletions are
 				// not visible incrementally; the run falls back to a full
@@ -176,9 +179,9 @@ func TestSchedulerRemovesWhatLeft(t *testing.T) {
 				}, got)
 			}
 
-			// A restarted scheduler starts with a full run: whatever the
-			// incremental run could not see (AD: a removal from a group
-			// touches only the group) is removed now, with its reason.
+			// A restarted scheduler starts with a full run: it finds the
+			// same state (anything an incremental run could not see would
+			// be removed now, with its reason).
 			second := session(t, im, job, &cursor, 1)
 			require.NoError(t, second[0].err)
 			assert.Equal(t, importer.RunFull, second[0].kind)
