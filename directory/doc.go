@@ -96,8 +96,9 @@
 // is a back link; OpenLDAP's memberof overlay does not move the member's
 // entryCSN): [Client.ChangedGroups] names the mapping's groups changed
 // since the cursor, and a caller that remembers each user's groups asks
-// Whereabouts about their former members. When the server cannot tell deletions since a cursor,
-// Departures returns [ErrDeparturesUnseen] and the caller runs a full scan.
+// Whereabouts about their former members. When the server cannot tell
+// deletions since a cursor, Departures returns [ErrDeparturesUnseen] and the
+// caller runs a full scan.
 // [Client.Whereabouts] says why given IDs are missing from a mapping (the
 // removals of a full scan): deleted, out of scope, or left the groups.
 //

@@ -36,9 +36,9 @@
 // left since the cursor (AD deletions and moves, OpenLDAP syncprov
 // deletions and moves) and, with a GroupChangeSource, which of the
 // mapping's groups changed, whose stored members it asks Whereabouts
-// about (removals from a group change only the group); when the source answers
-// directory.ErrDeparturesUnseen, the import falls back to a full scan
-// (Result.FellBack, logged). A Source with neither capability removes
+// about (removals from a group change only the group); when the source
+// answers directory.ErrDeparturesUnseen, the import falls back to a full
+// scan (Result.FellBack, logged). A Source with neither capability removes
 // nobody incrementally; the Scheduler's full run in every Interval does.
 //
 // # Safety
