@@ -17,12 +17,21 @@ import (
 type Departer interface {
 	Departures(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]directory.Departure, error)
 	Whereabouts(ctx context.Context, m directory.Mapping, ids []string) ([]directory.Departure, error)
+}
+
+// GroupChanger is an optional capability of a [Directory]: the mapping's
+// groups changed since a cursor, as *directory.Client's ChangedGroups.
+// Without it /changed-groups answers departures_unseen.
+type GroupChanger interface {
 	ChangedGroups(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]string, error)
 }
 
 var (
-	_ Departer = (*directory.Client)(nil)
-	_ Departer = (*Client)(nil) // so an importer over a tunnel sees departures too
+	_ Departer     = (*directory.Client)(nil)
+	_ GroupChanger = (*directory.Client)(nil)
+	// So an importer over a tunnel sees departures too.
+	_ Departer     = (*Client)(nil)
+	_ GroupChanger = (*Client)(nil)
 )
 
 type (
@@ -47,7 +56,7 @@ func (h *handler) changedGroups(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &in) {
 		return
 	}
-	d, ok := h.d.(Departer)
+	d, ok := h.d.(GroupChanger)
 	if !ok {
 		writeError(w, fmt.Errorf("%w: this connector's directory has no changed groups", directory.ErrDeparturesUnseen))
 		return
