@@ -311,18 +311,20 @@ func New(cfg Config) (*Server, error) {
 	// Imports.
 	if !cfg.DisableScheduler {
 		if s.sched, err = importer.NewScheduler(importer.SchedulerConfig{
-			Tenants:             s.db.tenants,
-			Run:                 s.importTenant,
-			State:               s.users,
-			Interval:            cfg.ImportInterval,
+			Tenants:       s.db.tenants,
+			Run:           s.importTenant,
+			State:         s.users,
+			Interval:      cfg.ImportInterval,
+			Jitter:        cfg.ImportJitter,
+			Poll:          cfg.ImportPoll,
+			Concurrency:   cfg.ImportConcurrency,
+			RunTimeout:    cfg.ImportTimeout,
+			IsUnavailable: func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
+			OnSkip:        s.onImportSkipped,
+			Logger:        log,
+
+			// Full imports every Interval, incremental ones between (issue 15).
 			IncrementalInterval: cfg.ImportIncrementalInterval,
-			Jitter:              cfg.ImportJitter,
-			Poll:                cfg.ImportPoll,
-			Concurrency:         cfg.ImportConcurrency,
-			RunTimeout:          cfg.ImportTimeout,
-			IsUnavailable:       func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
-			OnSkip:              s.onImportSkipped,
-			Logger:              log,
 		}); err != nil {
 			return nil, err
 		}
