@@ -90,6 +90,16 @@ type Store interface {
 	Device(ctx context.Context, tenant, id string) (Device, error)
 }
 
+// UserStatusStore is an optional capability of a [Store]: whether a cloud
+// user may still use their devices. With it, [Service.AuthenticateDevice]
+// refuses the devices of a user the store holds disabled (an import saw
+// the user disabled in the directory, or gone from it or from the mapping)
+// or no longer holds, so devices stop working as soon as the cloud knows.
+// UserDisabled returns an error wrapping [ErrNotFound] for an unknown user.
+type UserStatusStore interface {
+	UserDisabled(ctx context.Context, tenant, userID string) (bool, error)
+}
+
 // TokenStore keeps token records. Token returns an error wrapping
 // [ErrNotFound] for an unknown ID; RevokeToken likewise for an ID unknown in
 // that tenant.

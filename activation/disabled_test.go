@@ -3,6 +3,8 @@ package activation_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -135,4 +137,44 @@ func postActivation(t *testing.T, h *harness, r activation.Request) httpAnswer {
 	body, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return httpAnswer{resp.StatusCode, string(body)}
+}
+
+// TestDisabledUsersDevicesRefused: once the store holds a user disabled (an
+// import saw them leave the directory or the mapping), every device of the
+// user fails authentication, over the API and the HTTP endpoint alike, and
+// works again when the user is enabled again.
+func TestDisabledUsersDevicesRefused(t *testing.T) {
+	st := activation.NewMemoryStore()
+	h := newHarness(t, st)
+	ctx := context.Background()
+	dev := newDevice(t, "dev-1")
+	res, err := h.svc.Activate(ctx, dev.request("t1", h.token, "alice", "corp.example"))
+	require.NoError(t, err)
+	auth := func() error {
+		msg := []byte("challenge")
+		_, err := h.svc.AuthenticateDevice(ctx, "t1", res.Credential, msg, ed25519.Sign(dev.priv, msg))
+		return err
+	}
+	authHTTP := func() int {
+		req, err := activation.SignDeviceAuth(dev.priv, "t1", res.Credential, h.clock.Now(), rand.Reader)
+		require.NoError(t, err)
+		b, err := json.Marshal(req)
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		h.svc.DeviceAuthHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/device/auth", bytes.NewReader(b)))
+		return rec.Code
+	}
+	require.NoError(t, auth())
+	require.Equal(t, http.StatusOK, authHTTP())
+
+	require.NoError(t, st.SetUserDisabled(ctx, "t1", "guid-alice", true))
+	err = auth()
+	assert.ErrorIs(t, err, activation.ErrBadProof)
+	var de *activation.DisabledError
+	require.ErrorAs(t, err, &de, "the caller can tell why")
+	assert.Equal(t, activation.DisabledError{Where: "cloud", Reason: "disabled"}, *de)
+	assert.Equal(t, http.StatusUnauthorized, authHTTP(), "the device cannot tell why")
+
+	require.NoError(t, st.SetUserDisabled(ctx, "t1", "guid-alice", false))
+	assert.NoError(t, auth(), "enabled again")
 }

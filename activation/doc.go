@@ -48,9 +48,12 @@
 // device gets the same 403 as for a user not found, so the endpoint tells
 // nobody which accounts are disabled; the [Auditor]'s [Event].Err is a
 // [*DisabledError] naming where (directory or cloud) and why. Credentials
-// issued before a user was disabled are not revoked here:
-// [Service.AuthenticateDevice] checks the device, not the user, so callers
-// that must cut a disabled user's devices off remove them from the store.
+// issued before a user was disabled are not revoked, but when the [Store]
+// is also a [UserStatusStore] (MemoryStore is), [Service.AuthenticateDevice]
+// refuses every device of a user the store holds disabled or no longer
+// holds: an import that disables a user who left the directory or the
+// mapping cuts their devices off at the next authentication. A Store
+// without it leaves that to the caller.
 //
 // # Device credentials and retries
 //

@@ -236,3 +236,36 @@ func ExampleMemoryStore_ListTokens() {
 	}
 	// Output: true sales-ou true
 }
+
+// A Store that is a UserStatusStore (MemoryStore is) cuts a disabled user's
+// devices off: an import that disables a user who left the directory makes
+// the next authentication fail.
+func ExampleUserStatusStore() {
+	ctx := context.Background()
+	store := activation.NewMemoryStore()
+	svc, err := activation.New(activation.Config{Directory: &exampleDirectory{connected: true}, Store: store,
+		Tokens: store, CredentialKey: []byte("use 32 or more random bytes here")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	token, _, _ := svc.IssueToken(ctx, "tenant-1", "all", time.Hour)
+	_, devKey, _ := ed25519.GenerateKey(nil)
+	req := activation.Request{Tenant: "tenant-1", Token: token, Login: "alice", Domain: "corp.example", DeviceID: "d1"}
+	req.Sign(devKey)
+	res, err := svc.Activate(ctx, req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	msg := []byte("backup session 2026-12-02T07:00:00Z")
+	auth := func() error {
+		_, err := svc.AuthenticateDevice(ctx, "tenant-1", res.Credential, msg, ed25519.Sign(devKey, msg))
+		return err
+	}
+	fmt.Println(auth())
+	_ = store.SetUserDisabled(ctx, "tenant-1", "5b1f0c2e-guid", true) // the import saw alice leave
+	err = auth()
+	fmt.Println(errors.Is(err, activation.ErrBadProof), errors.Is(err, activation.ErrUserDisabled))
+	// Output:
+	// <nil>
+	// true true
+}

@@ -24,8 +24,9 @@ type userKey struct{ tenant, directoryID string }
 type deviceKey struct{ tenant, id string }
 
 var (
-	_ Store      = (*MemoryStore)(nil)
-	_ TokenStore = (*MemoryStore)(nil)
+	_ Store           = (*MemoryStore)(nil)
+	_ TokenStore      = (*MemoryStore)(nil)
+	_ UserStatusStore = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -152,4 +153,17 @@ func (m *MemoryStore) SetUserDisabled(_ context.Context, tenant, directoryID str
 	u.Disabled = disabled
 	m.users[uk] = u
 	return nil
+}
+
+// UserDisabled implements [UserStatusStore]: userID is the cloud user ID
+// ([User].ID).
+func (m *MemoryStore) UserDisabled(_ context.Context, tenant, userID string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, u := range m.users {
+		if k.tenant == tenant && u.ID == userID {
+			return u.Disabled, nil
+		}
+	}
+	return false, fmt.Errorf("%w: user %q", ErrNotFound, userID)
 }

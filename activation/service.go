@@ -346,8 +346,10 @@ func (s *Service) decide(ctx context.Context, req *Request, rec TokenRecord, now
 // and signature the device's Ed25519 signature over message with the key the
 // credential names. The caller chooses message (a fresh server challenge, or
 // a request with a timestamp) and is responsible for its freshness. The
-// device must still be in the store with that key. Every failure is an error
-// wrapping [ErrBadProof].
+// device must still be in the store with that key and, when the [Store] is
+// a [UserStatusStore], its user must be enabled there (a refusal then also
+// matches [ErrUserDisabled], as a [*DisabledError]). Every failure is an
+// error wrapping [ErrBadProof].
 func (s *Service) AuthenticateDevice(ctx context.Context, tenant, credential string, message, signature []byte) (Device, error) {
 	c, err := verifyCredential(s.key, credential)
 	if err != nil {
@@ -364,6 +366,17 @@ func (s *Service) AuthenticateDevice(ctx context.Context, tenant, credential str
 		return Device{}, fmt.Errorf("activation: load device: %w", err)
 	case !d.PublicKey.Equal(c.PublicKey) || d.UserID != c.UserID:
 		return Device{}, fmt.Errorf("%w: device re-keyed", ErrBadProof)
+	}
+	if us, ok := s.store.(UserStatusStore); ok {
+		disabled, err := us.UserDisabled(ctx, tenant, d.UserID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return Device{}, fmt.Errorf("%w: %w", ErrBadProof, &DisabledError{Where: "cloud", Reason: "removed"})
+		case err != nil:
+			return Device{}, fmt.Errorf("activation: load user: %w", err)
+		case disabled:
+			return Device{}, fmt.Errorf("%w: %w", ErrBadProof, &DisabledError{Where: "cloud", Reason: "disabled"})
+		}
 	}
 	return d, nil
 }

@@ -86,9 +86,38 @@
 // highestCommittedUSN and invocation ID, and a different DC makes it
 // invalid ([ErrCursorInvalid]: run a full scan). On OpenLDAP it holds the
 // naming context's contextCSN (the newest entryCSN, finer than
-// modifyTimestamp's whole seconds) and its entryUUID. Deletions, and
-// membership changes that touch only a group entry, are visible to full
-// scans only.
+// modifyTimestamp's whole seconds) and its entryUUID. Changes reports the
+// users in scope that changed; [Client.Departures] reports, since the same
+// cursor, the users who left: deleted (AD: the Show Deleted control,
+// isDeleted and lastKnownParent; OpenLDAP: the syncprov overlay's session
+// log, RFC 4533) or changed out of scope (moved to another OU, no longer
+// matching the filter or, when the user entry changed, no longer in the
+// groups). A membership removal touches only the group entry (AD's memberOf
+// is a back link; OpenLDAP's memberof overlay does not move the member's
+// entryCSN): [Client.ChangedGroups] names the mapping's groups changed
+// since the cursor, and a caller that remembers each user's groups asks
+// Whereabouts about their former members. When the server cannot tell
+// deletions since a cursor, Departures returns [ErrDeparturesUnseen] and the
+// caller runs a full scan.
+// [Client.Whereabouts] says why given IDs are missing from a mapping (the
+// removals of a full scan): deleted, out of scope, or left the groups.
+//
+// What the servers need for incremental deletions:
+//
+//   - Active Directory: the service account must read the children of the
+//     Deleted Objects container, which only administrators may by default.
+//     As a domain admin: dsacls "CN=Deleted Objects,DC=example,DC=com"
+//     /takeownership, then dsacls "CN=Deleted Objects,DC=example,DC=com"
+//     /G EXAMPLE\svc-liaison:LCRP (List Contents and Read Property,
+//     inherited by the tombstones). Without it, Departures sees the
+//     container but no tombstone and returns ErrDeparturesUnseen: every
+//     run is then a full scan (cheap, see BENCHMARKS.md), never a run that
+//     misses deletions. (Samba: scripts/testbed/samba-grant-deleted.py.)
+//   - OpenLDAP: the syncprov overlay with a session log (olcSpSessionlog,
+//     for example 100000 operations) on the database. Without it, or once
+//     more operations happened since the cursor than the log keeps,
+//     syncprov answers with its present phase, which names what is there
+//     and not what went: ErrDeparturesUnseen.
 //
 // # What it won't do
 //

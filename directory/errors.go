@@ -44,6 +44,11 @@ var (
 	// another server (a different domain controller) or another mapping.
 	// The caller must run a full scan.
 	ErrCursorInvalid = errors.New("directory: cursor invalid, full scan required")
+	// ErrDeparturesUnseen: [Client.Departures] cannot tell which users
+	// were deleted since a cursor (OpenLDAP, or an AD service account
+	// without read access to the Deleted Objects container). The caller
+	// must run a full scan to find them.
+	ErrDeparturesUnseen = errors.New("directory: deletions since the cursor not visible, full scan required")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("directory: client closed")
 	// ErrInvalidMapping: a Mapping does not validate (bad DN or filter).

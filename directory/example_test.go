@@ -68,6 +68,38 @@ func ExampleClient_Changes() {
 	_ = next
 }
 
+func ExampleClient_Departures() {
+	var c *directory.Client // from directory.Open
+	var m directory.Mapping
+	var saved directory.Cursor // the cursor Changes started from
+	gone, err := c.Departures(context.Background(), m, saved)
+	if errors.Is(err, directory.ErrDeparturesUnseen) {
+		// The server cannot tell deletions since the cursor (no syncprov
+		// session log, no right to read AD's deleted objects): run a full
+		// scan, whose missing users Whereabouts explains.
+		return
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range gone {
+		fmt.Println(d.ID, d.Reason) // keep those the caller holds
+	}
+}
+
+func ExampleClient_Whereabouts() {
+	var c *directory.Client // from directory.Open
+	var m directory.Mapping
+	missing := []string{"ce0a58f8-6a30-4e1c-b9af-dee8779df39b"} // IDs a full scan did not return
+	deps, err := c.Whereabouts(context.Background(), m, missing)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, d := range deps {
+		fmt.Println(d.ID, d.Reason) // deleted, out_of_scope or left_group; IDs in scope are left out
+	}
+}
+
 func ExampleClient_Lookup() {
 	var c *directory.Client // from directory.Open
 	u, err := c.Lookup(context.Background(), directory.Mapping{}, "jdoe@corp.example")

@@ -188,3 +188,34 @@ func TestWireEntryDecode(t *testing.T) {
 		assert.Equal(t, n, v)
 	}
 }
+
+// FuzzIDFilter: a stable ID from the wire (Whereabouts) becomes a filter
+// that always compiles, matching one value: GUIDs round-trip, anything else
+// is refused or escaped.
+func FuzzIDFilter(f *testing.F) {
+	f.Add("ce0a58f8-6a30-4e1c-b9af-dee8779df39b")
+	f.Add("8bd6eab8-826d-1041-9025-91e2e8e4bcea")
+	f.Add("*)(uid=*")
+	f.Add("ce0a58f8-6a30-4e1c-b9af-dee8779df39\\")
+	f.Fuzz(func(t *testing.T, id string) {
+		for _, ad := range []bool{true, false} {
+			p := &openLDAPProfile
+			if ad {
+				p = &adProfile
+			}
+			s, ok := idFilter(p, id)
+			if !ok {
+				continue
+			}
+			if _, err := ldap.CompileFilter(s); err != nil {
+				t.Fatalf("ad=%v: id %q gave filter %q: %v", ad, id, s, err)
+			}
+			if ad {
+				b, _ := parseGUID(id)
+				if got := formatGUID(b); !strings.EqualFold(got, id) {
+					t.Fatalf("GUID %q does not round-trip: %q", id, got)
+				}
+			}
+		}
+	})
+}

@@ -26,9 +26,9 @@ func (c *Client) Users(ctx context.Context, m Mapping, fn func(User) error) (Cur
 // server (a different AD domain controller: update sequence numbers are per
 // DC); the caller must then run [Client.Users]. Users whose group
 // membership changed are reported too (through the changed groups).
-// Changes cannot see deletions, nor users who left the scope, and may
-// repeat users already seen: those are found only by a complete scan, and
-// applying a user twice must be harmless.
+// Changes does not report deletions nor users who left the scope (ask
+// [Client.Departures] with the same cursor, or run a complete scan), and
+// may repeat users already seen: applying a user twice must be harmless.
 func (c *Client) Changes(ctx context.Context, m Mapping, since Cursor, fn func(User) error) (Cursor, error) {
 	if since == "" {
 		return "", ErrCursorInvalid

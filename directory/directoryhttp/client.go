@@ -249,9 +249,13 @@ func (c *Client) stream(ctx context.Context, path string, in any, fn func(direct
 func responseError(status int, body []byte) error {
 	var eb errorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
-		return decodeError(eb.Error)
+		err := decodeError(eb.Error)
+		if e, ok := err.(*Error); ok {
+			e.status = status
+		}
+		return err
 	}
-	return &Error{Code: codeInternal, Message: fmt.Sprintf("unexpected status %d", status), err: ErrRemote}
+	return &Error{Code: codeInternal, Message: fmt.Sprintf("unexpected status %d", status), err: ErrRemote, status: status}
 }
 
 // unwrapURL drops net/http's *url.Error wrapper so the transport's error

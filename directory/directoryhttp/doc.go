@@ -20,6 +20,9 @@
 //	GET  /groups?base=                            -> [directory.Group]
 //	POST /users       {"mapping"}                 -> JSON lines, see below
 //	POST /changes     {"mapping","since"}         -> JSON lines
+//	POST /departures  {"mapping","since"}         -> {"departures":[directory.Departure]}
+//	POST /whereabouts {"mapping","ids"}           -> {"departures":[directory.Departure]}
+//	POST /changed-groups {"mapping","since"}      -> {"groups":["cn=..."]}
 //	POST /lookup      {"mapping","name"}          -> directory.User
 //	POST /credentials {"mapping","name","password"} -> directory.User
 //
@@ -40,6 +43,7 @@
 //	ambiguous            409     directory.ErrAmbiguous
 //	invalid_credentials  401     *directory.CredentialError (reason kept)
 //	cursor_invalid       409     directory.ErrCursorInvalid
+//	departures_unseen    409     directory.ErrDeparturesUnseen
 //	invalid_mapping      400     directory.ErrInvalidMapping
 //	size_limit           502     directory.ErrSizeLimit
 //	time_limit           502     directory.ErrTimeLimit
@@ -49,7 +53,9 @@
 //	internal             500     ErrRemote
 //
 // Transport errors (tunnel.ErrNotConnected, for one) are returned wrapped,
-// unchanged.
+// unchanged. A connector that answers /departures with 404 or 403 (older,
+// or its policy refuses it) reads as directory.ErrDeparturesUnseen: the
+// importer falls back to a full scan.
 //
 // [WithObserver] reports each operation's outcome to the connector, which
 // can so publish its directory's health from real work.

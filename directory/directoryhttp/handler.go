@@ -67,6 +67,9 @@ func NewHandler(d Directory, opts ...HandlerOption) http.Handler {
 	})
 	mux.HandleFunc("POST /users", h.users)
 	mux.HandleFunc("POST /changes", h.changes)
+	mux.HandleFunc("POST /departures", h.departures)
+	mux.HandleFunc("POST /whereabouts", h.whereabouts)
+	mux.HandleFunc("POST /changed-groups", h.changedGroups)
 	mux.HandleFunc("POST /lookup", func(w http.ResponseWriter, r *http.Request) {
 		var in lookupRequest
 		if !readJSON(w, r, &in) {

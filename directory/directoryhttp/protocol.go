@@ -23,18 +23,19 @@ const maxBody = 1 << 20
 
 // Error codes on the wire.
 const (
-	codeNotFound       = "not_found"
-	codeAmbiguous      = "ambiguous"
-	codeAccountChanged = "account_changed"
-	codeInvalidCreds   = "invalid_credentials"
-	codeCursorInvalid  = "cursor_invalid"
-	codeInvalidMapping = "invalid_mapping"
-	codeSizeLimit      = "size_limit"
-	codeTimeLimit      = "time_limit"
-	codeUnavailable    = "unavailable"
-	codeServiceBind    = "service_bind"
-	codeBadRequest     = "bad_request"
-	codeInternal       = "internal"
+	codeNotFound         = "not_found"
+	codeAmbiguous        = "ambiguous"
+	codeAccountChanged   = "account_changed"
+	codeInvalidCreds     = "invalid_credentials"
+	codeCursorInvalid    = "cursor_invalid"
+	codeDeparturesUnseen = "departures_unseen"
+	codeInvalidMapping   = "invalid_mapping"
+	codeSizeLimit        = "size_limit"
+	codeTimeLimit        = "time_limit"
+	codeUnavailable      = "unavailable"
+	codeServiceBind      = "service_bind"
+	codeBadRequest       = "bad_request"
+	codeInternal         = "internal"
 )
 
 // wireError is the JSON error object.
@@ -102,6 +103,7 @@ func wireCodes() []wireCode {
 		{codeAmbiguous, http.StatusConflict, directory.ErrAmbiguous},
 		{codeAccountChanged, http.StatusConflict, directory.ErrAccountChanged},
 		{codeCursorInvalid, http.StatusConflict, directory.ErrCursorInvalid},
+		{codeDeparturesUnseen, http.StatusConflict, directory.ErrDeparturesUnseen},
 		{codeInvalidMapping, http.StatusBadRequest, directory.ErrInvalidMapping},
 		{codeSizeLimit, http.StatusBadGateway, directory.ErrSizeLimit},
 		{codeTimeLimit, http.StatusBadGateway, directory.ErrTimeLimit},
@@ -151,6 +153,7 @@ type Error struct {
 	Code    string
 	Message string
 	err     error
+	status  int // the HTTP status of the answer
 }
 
 func (e *Error) Error() string {

@@ -14,12 +14,32 @@
 //
 // # Plans
 //
-// A Plan lists creates, updates, disables (a user disabled in the directory
-// but enabled in the store) and deletes, keyed by the directory's stable ID
-// (objectGUID, entryUUID), never by login, so renames and moves are updates.
-// Deletes come only from a complete full scan: an incremental import
-// (Job.Since) cannot see deletions and never deletes. An invalid cursor
-// (another domain controller) falls back to a full scan.
+// A Plan lists creates, updates, disables and deletes, keyed by the
+// directory's stable ID (objectGUID, entryUUID), never by login, so renames
+// and moves within the mapping are updates. An invalid cursor (another
+// domain controller) falls back to a full scan.
+//
+// # Removals
+//
+// A user disabled in the directory is disabled (ReasonDisabled). A user who
+// left the directory or the mapping is removed as the job's RemovalPolicy
+// says, chosen per mapping: RemoveDisable (the default) keeps the user,
+// disabled, so the cloud refuses the user's devices, activations and backup
+// key releases while an admin can still restore; RemoveDelete deletes the
+// user. Every disable and delete carries its Reason: deleted in the
+// directory, moved out of scope, removed from the mapping's groups, or, when
+// the source cannot say, not seen. Summary.Removed counts them by reason and
+// Result.Removals lists them, for the import history.
+//
+// A full scan removes every stored user it did not see, and asks a
+// WhereaboutsSource why. An incremental import asks a DepartureSource what
+// left since the cursor (AD deletions and moves, OpenLDAP syncprov
+// deletions and moves) and, with a GroupChangeSource, which of the
+// mapping's groups changed, whose stored members it asks Whereabouts
+// about (removals from a group change only the group); when the source
+// answers directory.ErrDeparturesUnseen, the import falls back to a full
+// scan (Result.FellBack, logged). A Source with neither capability removes
+// nobody incrementally; the Scheduler's full run in every Interval does.
 //
 // # Safety
 //
@@ -57,6 +77,14 @@
 // duration is given in seconds and as a Go duration string.
 //
 // # Scheduling
+//
+// Every tenant gets a full run (RunFull) at least once per
+// SchedulerConfig.Interval (24 h by default, plus jitter): the run that sees
+// every removal, guarded by the threshold. With
+// SchedulerConfig.IncrementalInterval, incremental runs (RunIncremental) fill
+// the time between, for faster pickup. A run's kind is passed to Run; a
+// failed full run is asked for again at the next run, and the first run
+// after the Scheduler starts is full.
 //
 // The Scheduler asks for the tenant list at every poll, runs due tenants
 // concurrently (SchedulerConfig.Concurrency, default 4, the longest overdue

@@ -77,16 +77,18 @@ func ExampleNewScheduler() {
 	store := importer.NewMemoryStore()
 	s, err := importer.NewScheduler(importer.SchedulerConfig{
 		Tenants: func(context.Context) ([]string, error) { return []string{"acme"}, nil },
-		Run: func(ctx context.Context, tenant string) error {
+		Run: func(ctx context.Context, tenant string, kind importer.RunKind) error {
 			// Run an Importer for each mapping of tenant, passing ctx (it
-			// carries the run's deadline); wrap "no connector" errors in
-			// importer.ErrSourceUnavailable.
+			// carries the run's deadline): Job.Since empty when kind is
+			// importer.RunFull, the stored cursor otherwise. Wrap "no
+			// connector" errors in importer.ErrSourceUnavailable.
 			return nil
 		},
-		State:       store,
-		Interval:    24 * time.Hour,
-		Concurrency: 8,             // tenants imported at once
-		RunTimeout:  2 * time.Hour, // a hung connector holds its slot this long at most
+		State:               store,
+		Interval:            24 * time.Hour, // a full run, seeing every removal, at least this often
+		IncrementalInterval: 15 * time.Minute,
+		Concurrency:         8,             // tenants imported at once
+		RunTimeout:          2 * time.Hour, // a hung connector holds its slot this long at most
 		OnSkip: func(_ context.Context, tenant string, err error) {
 			log.Printf("alert: import of %s skipped: %v", tenant, err)
 		},
@@ -135,4 +137,34 @@ func ExampleTracker() {
 	// Output:
 	// running 500 of 2000
 	// failed true
+}
+
+// A user deleted from the directory is disabled by the next full import
+// (the default policy), with the reason the source gives.
+func ExampleRemovalPolicy() {
+	store := importer.NewMemoryStore()
+	scope := importer.Scope{Tenant: "acme", MappingID: "staff"}
+	src := &departingSource{fakeSource: fakeSource{users: users(3)}}
+	im, err := importer.New(importer.Config{Source: src, Store: store, Threshold: importer.Threshold{MaxPercent: -1}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := im.Run(context.Background(), importer.Job{Scope: scope}); err != nil {
+		log.Fatal(err)
+	}
+	// user2 is deleted in the directory.
+	src.users = users(2)
+	src.whereabouts = map[string]directory.RemovalReason{"id-0002": directory.RemovedDeleted}
+	for _, policy := range []importer.RemovalPolicy{importer.RemoveDisable, importer.RemoveDelete} {
+		res, err := im.Run(context.Background(), importer.Job{Scope: scope, Removal: policy})
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, r := range res.Removals {
+			fmt.Println(r)
+		}
+	}
+	// Output:
+	// disable user2 (deleted in the directory)
+	// delete user2 (deleted in the directory)
 }

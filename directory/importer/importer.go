@@ -112,15 +112,16 @@ type OpKind string
 const (
 	OpCreate  OpKind = "create"  // a user new to the store
 	OpUpdate  OpKind = "update"  // changed attributes (or re-enabled)
-	OpDisable OpKind = "disable" // disabled in the directory, enabled in the store
-	OpDelete  OpKind = "delete"  // absent from a complete scan of the mapping
+	OpDisable OpKind = "disable" // disabled in the directory, or left it under RemoveDisable
+	OpDelete  OpKind = "delete"  // left the directory or the mapping, under RemoveDelete
 )
 
 // Op is one change to the store. Record holds the new values (for OpDelete,
-// the values the store had).
+// the values the store had). Disables and deletes carry their Reason.
 type Op struct {
 	Kind   OpKind `json:"kind"`
 	Record Record `json:"record"`
+	Reason Reason `json:"reason,omitempty"`
 }
 
 // Summary counts the operations of a plan.
@@ -130,6 +131,8 @@ type Summary struct {
 	Disables  int `json:"disables"`
 	Deletes   int `json:"deletes"`
 	Unchanged int `json:"unchanged"`
+	// Removed counts Disables + Deletes by reason.
+	Removed Removed `json:"removed,omitzero"`
 }
 
 // Removals is Disables + Deletes, the figure the threshold limits.
@@ -150,6 +153,10 @@ type Plan struct {
 	Scanned int     `json:"scanned"`
 	Summary Summary `json:"summary"`
 	Ops     []Op    `json:"ops"`
+	// FellBack: the plan was asked incremental (Since set) and is a full
+	// scan, because the cursor was invalid or the source cannot report
+	// deletions incrementally.
+	FellBack bool `json:"fell_back,omitempty"`
 }
 
 // Threshold limits the users one import may disable or delete.
@@ -286,25 +293,34 @@ type Job struct {
 	// Override applies a plan even above the removal threshold. Set it only
 	// after a person looked at the plan.
 	Override bool
+	// Removal is what happens to users who left the directory or the
+	// mapping; "" means RemoveDisable.
+	Removal RemovalPolicy
 }
 
 // Result is what Importer.Run did.
 type Result struct {
-	Scope    Scope            `json:"scope"`
-	Full     bool             `json:"full"`
-	Resumed  bool             `json:"resumed"`
-	Cursor   directory.Cursor `json:"cursor"`
-	Summary  Summary          `json:"summary"`
-	Scanned  int              `json:"scanned"`
-	Started  time.Time        `json:"started"`
-	Finished time.Time        `json:"finished"`
+	Scope   Scope            `json:"scope"`
+	Full    bool             `json:"full"`
+	Resumed bool             `json:"resumed"`
+	Cursor  directory.Cursor `json:"cursor"`
+	Summary Summary          `json:"summary"`
+	Scanned int              `json:"scanned"`
+	// Removals lists the users disabled or deleted and why (at most
+	// MaxListedRemovals; Summary counts them all).
+	Removals []Removal `json:"removals,omitempty"`
+	// FellBack: an incremental import ran as a full scan (invalid cursor,
+	// or deletions the source cannot report incrementally).
+	FellBack bool      `json:"fell_back,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 }
 
 func (j Job) validate() error {
 	if j.Scope.Tenant == "" || j.Scope.MappingID == "" {
 		return fmt.Errorf("%w: tenant and mapping ID are required", ErrInvalidJob)
 	}
-	return nil
+	return j.Removal.Validate()
 }
 
 // Plan scans the source and returns what Run would do, without applying
@@ -316,11 +332,16 @@ func (im *Importer) Plan(ctx context.Context, job Job) (*Plan, error) {
 	}
 	if job.Since != "" {
 		p, err := im.planChanges(ctx, job)
-		if !errors.Is(err, directory.ErrCursorInvalid) {
+		if !errFullScanNeeded(err) {
 			return p, err
 		}
-		im.log.Info("importer: cursor invalid, falling back to a full scan",
-			"tenant", job.Scope.Tenant, "mapping_id", job.Scope.MappingID)
+		im.log.Info("importer: incremental import not possible, falling back to a full scan",
+			"tenant", job.Scope.Tenant, "mapping_id", job.Scope.MappingID, "reason", err)
+		p, err = im.planFull(ctx, job)
+		if p != nil {
+			p.FellBack = true
+		}
+		return p, err
 	}
 	return im.planFull(ctx, job)
 }
@@ -367,6 +388,7 @@ func (im *Importer) Run(ctx context.Context, job Job) (Result, error) {
 				Existing: plan.Existing, Limit: limit,
 			}
 			res.Full, res.Summary, res.Scanned, res.Finished = plan.Full, plan.Summary, plan.Scanned, im.cfg.Now()
+			res.Removals, res.FellBack = removalsOf(plan.Ops), plan.FellBack
 			if im.cfg.OnThreshold != nil {
 				im.cfg.OnThreshold(ctx, terr)
 			}
@@ -374,6 +396,7 @@ func (im *Importer) Run(ctx context.Context, job Job) (Result, error) {
 		}
 	}
 	res.Full, res.Summary, res.Scanned, res.Cursor = plan.Full, plan.Summary, plan.Scanned, plan.Cursor
+	res.Removals, res.FellBack = removalsOf(plan.Ops), plan.FellBack
 	if err := im.apply(ctx, plan, applied); err != nil {
 		res.Cursor = ""
 		return res, err
@@ -434,10 +457,33 @@ func (p *planner) add(old Record, exists bool, rec Record) {
 	case old.Equal(rec):
 		op = Op{} // unchanged
 	case rec.Disabled && !old.Disabled:
-		op = Op{Kind: OpDisable, Record: rec}
+		op = Op{Kind: OpDisable, Record: rec, Reason: ReasonDisabled}
 	default:
 		op = Op{Kind: OpUpdate, Record: rec}
 	}
+	p.put(rec.DirectoryID, op)
+}
+
+// remove plans the removal of a stored user who left, by policy: disabled
+// (nothing to do when the store has it disabled already) or deleted.
+func (p *planner) remove(old Record, reason Reason, policy RemovalPolicy) {
+	var op Op
+	switch {
+	case policy == RemoveDelete:
+		op = Op{Kind: OpDelete, Record: old, Reason: reason}
+	case !old.Disabled:
+		rec := old
+		rec.Disabled = true
+		op = Op{Kind: OpDisable, Record: rec, Reason: reason}
+	}
+	p.put(old.DirectoryID, op)
+}
+
+// put records op (the empty Op for "unchanged") for a user; the last report
+// of a user wins.
+func (p *planner) put(id string, op Op) {
+	rec := op.Record
+	rec.DirectoryID = id
 	if i, seen := p.index[rec.DirectoryID]; seen {
 		if i >= 0 {
 			p.plan.Ops[i] = op // may become the empty op: dropped in finish
@@ -470,11 +516,13 @@ func (p *planner) finish() {
 			s.Updates++
 		case OpDisable:
 			s.Disables++
+			s.Removed.add(o.Reason)
 		case OpDelete:
 			s.Deletes++
+			s.Removed.add(o.Reason)
 		}
 	}
-	s.Unchanged = len(p.index) - (s.Creates + s.Updates + s.Disables)
+	s.Unchanged = len(p.index) - len(ops)
 	p.plan.Ops, p.plan.Summary = ops, s
 	p.index = nil
 }
@@ -503,15 +551,24 @@ func (im *Importer) planFull(ctx context.Context, job Job) (*Plan, error) {
 		return nil, fmt.Errorf("%w: %w", ErrIncompleteScan, err)
 	}
 	pr.finish()
-	var deletes []Op
+	var gone []Op
 	for id, r := range existing {
-		if _, seen := p.index[id]; !seen {
-			deletes = append(deletes, Op{Kind: OpDelete, Record: r})
+		if _, seen := p.index[id]; seen {
+			continue
+		}
+		q := &planner{plan: &Plan{}, index: map[string]int{}}
+		q.remove(r, ReasonNotSeen, job.Removal)
+		if len(q.plan.Ops) == 1 {
+			gone = append(gone, q.plan.Ops[0])
+		} else {
+			p.index[id] = -1 // removed before: unchanged
 		}
 	}
-	// existing is a map: sort the deletes for a deterministic plan.
-	slices.SortFunc(deletes, func(a, b Op) int { return strings.Compare(a.Record.DirectoryID, b.Record.DirectoryID) })
-	p.plan.Ops = append(p.plan.Ops, deletes...)
+	// existing is a map: sort for a deterministic plan.
+	slices.SortFunc(gone, func(a, b Op) int { return strings.Compare(a.Record.DirectoryID, b.Record.DirectoryID) })
+	for _, op := range im.explain(ctx, job, gone) {
+		p.put(op.Record.DirectoryID, op)
+	}
 	p.finish()
 	p.plan.Cursor = cursor
 	return p.plan, nil
@@ -542,6 +599,13 @@ func (im *Importer) planChanges(ctx context.Context, job Job) (*Plan, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrIncompleteScan, err)
+	}
+	// After the changes, so a departure (the user's state now) wins over
+	// an earlier report of the same user.
+	if err := im.departures(ctx, job, p); errFullScanNeeded(err) {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("%w: departures: %w", ErrIncompleteScan, err)
 	}
 	pr.finish()
 	p.finish()

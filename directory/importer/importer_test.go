@@ -114,6 +114,7 @@ func TestPlanFull(t *testing.T) {
 		name   string
 		stored []directory.User
 		source []directory.User
+		policy importer.RemovalPolicy
 		want   importer.Summary
 		kinds  map[string]importer.OpKind
 	}{
@@ -128,10 +129,27 @@ func TestPlanFull(t *testing.T) {
 		},
 		{
 			name:   "rename is an update by stable ID, disable, group order ignored, missing deleted",
-			stored: users(6),
+			stored: users(6), policy: importer.RemoveDelete,
 			source: []directory.User{user(0), renamed, disabled, reordered, reenabled},
-			want:   importer.Summary{Updates: 1, Disables: 1, Deletes: 1, Unchanged: 3},
-			kinds:  map[string]importer.OpKind{"id-0001": importer.OpUpdate, "id-0002": importer.OpDisable, "id-0005": importer.OpDelete},
+			want: importer.Summary{Updates: 1, Disables: 1, Deletes: 1, Unchanged: 3,
+				Removed: importer.Removed{Disabled: 1, NotSeen: 1}},
+			kinds: map[string]importer.OpKind{"id-0001": importer.OpUpdate, "id-0002": importer.OpDisable, "id-0005": importer.OpDelete},
+		},
+		{
+			name:   "missing users are disabled by default",
+			stored: users(3), source: []directory.User{user(0)},
+			want:  importer.Summary{Disables: 2, Unchanged: 1, Removed: importer.Removed{NotSeen: 2}},
+			kinds: map[string]importer.OpKind{"id-0001": importer.OpDisable, "id-0002": importer.OpDisable},
+		},
+		{
+			name: "a missing user already disabled is left alone",
+			stored: func() []directory.User {
+				u := users(2)
+				u[1].Disabled = true
+				return u
+			}(),
+			source: []directory.User{user(0)},
+			want:   importer.Summary{Unchanged: 2}, kinds: map[string]importer.OpKind{},
 		},
 		{
 			name:   "a user disabled in the store and enabled again is an update",
@@ -152,7 +170,7 @@ func TestPlanFull(t *testing.T) {
 			st := importer.NewMemoryStore()
 			seed(t, st, tt.stored)
 			src := &fakeSource{users: tt.source, cursor: "c1"}
-			p, err := newImporter(t, src, st, nil).Plan(context.Background(), importer.Job{Scope: scope})
+			p, err := newImporter(t, src, st, nil).Plan(context.Background(), importer.Job{Scope: scope, Removal: tt.policy})
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, p.Summary)
 			assert.True(t, p.Full)
@@ -177,7 +195,7 @@ func TestPlanOrdersOperations(t *testing.T) {
 	u := user(2)
 	u.Email = "new@x"
 	src := &fakeSource{users: []directory.User{d, u, user(9)}}
-	p, err := newImporter(t, src, st, func(c *importer.Config) { c.Threshold.MaxPercent = -1 }).Plan(context.Background(), importer.Job{Scope: scope})
+	p, err := newImporter(t, src, st, func(c *importer.Config) { c.Threshold.MaxPercent = -1 }).Plan(context.Background(), importer.Job{Scope: scope, Removal: importer.RemoveDelete})
 	require.NoError(t, err)
 	var kinds []importer.OpKind
 	var deleted []string
@@ -208,7 +226,8 @@ func TestIncremental(t *testing.T) {
 	res, err := im.Run(context.Background(), importer.Job{Scope: scope, Since: "c1"})
 	require.NoError(t, err)
 	assert.False(t, res.Full)
-	assert.Equal(t, importer.Summary{Creates: 1, Updates: 1, Disables: 1}, res.Summary)
+	assert.Equal(t, importer.Summary{Creates: 1, Updates: 1, Disables: 1, Removed: importer.Removed{Disabled: 1}}, res.Summary)
+	assert.Equal(t, []importer.Removal{{DirectoryID: "id-0002", Login: "user2", DN: dis.DN, Kind: importer.OpDisable, Reason: importer.ReasonDisabled}}, res.Removals)
 	assert.Equal(t, directory.Cursor("c2"), res.Cursor)
 	assert.Equal(t, 0, src.fullScans)
 	got := storeRecords(t, st, scope)
@@ -292,7 +311,7 @@ func TestThreshold(t *testing.T) {
 				c.Threshold = tt.threshold
 				c.OnThreshold = func(_ context.Context, e *importer.ThresholdError) { alerted = e }
 			})
-			res, err := im.Run(context.Background(), importer.Job{Scope: scope})
+			res, err := im.Run(context.Background(), importer.Job{Scope: scope, Removal: importer.RemoveDelete})
 			if !tt.refused {
 				require.NoError(t, err)
 				assert.Nil(t, alerted)
@@ -309,7 +328,7 @@ func TestThreshold(t *testing.T) {
 			assert.Empty(t, res.Cursor)
 			assert.Equal(t, before, storeRecords(t, st, scope), "nothing applied")
 
-			res, err = im.Run(context.Background(), importer.Job{Scope: scope, Override: true})
+			res, err = im.Run(context.Background(), importer.Job{Scope: scope, Override: true, Removal: importer.RemoveDelete})
 			require.NoError(t, err)
 			assert.Equal(t, tt.existing-tt.keep, res.Summary.Deletes)
 			assert.Len(t, storeRecords(t, st, scope), tt.keep)

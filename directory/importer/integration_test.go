@@ -83,7 +83,7 @@ func TestRealDirectories(t *testing.T) {
 			_, err = c.Users(t.Context(), narrowed, func(directory.User) error { inSub++; return nil })
 			require.NoError(t, err)
 			require.Positive(t, inSub)
-			_, err = im.Run(context.Background(), importer.Job{Scope: sc, Mapping: narrowed})
+			_, err = im.Run(context.Background(), importer.Job{Scope: sc, Mapping: narrowed, Removal: importer.RemoveDelete})
 			var terr *importer.ThresholdError
 			require.ErrorAs(t, err, &terr)
 			assert.Equal(t, len(want)-inSub, terr.Deletes)

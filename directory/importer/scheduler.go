@@ -22,6 +22,20 @@ type ScheduleStore interface {
 	SetNextRun(ctx context.Context, tenant string, at time.Time) error
 }
 
+// RunKind says whether a scheduled run must scan the whole mapping.
+type RunKind string
+
+// Kinds of scheduled runs.
+const (
+	// RunFull: a complete scan of every mapping (Job.Since empty), the
+	// run that sees every removal. The Scheduler asks for one in every
+	// Interval.
+	RunFull RunKind = "full"
+	// RunIncremental: changes since the stored cursor, between full runs
+	// (SchedulerConfig.IncrementalInterval).
+	RunIncremental RunKind = "incremental"
+)
+
 // SchedulerConfig configures a Scheduler. Tenants, Run and State are
 // required; zero fields take the documented defaults.
 type SchedulerConfig struct {
@@ -29,15 +43,28 @@ type SchedulerConfig struct {
 	// added later are picked up.
 	Tenants func(ctx context.Context) ([]string, error)
 	// Run imports one tenant (every mapping of it, usually through an
-	// Importer). Its error is reported to OnRun. ctx carries the run's
+	// Importer): with kind RunFull, a full scan of each mapping (Job.Since
+	// empty); with RunIncremental, from the stored cursors. Its error is
+	// reported to OnRun; a RunFull that fails is asked for again at the
+	// next run. ctx carries the run's
 	// deadline (RunTimeout): Run must pass it to every request it makes
 	// and return once it is done. The tenant's slot is held, and the
 	// tenant not started again, until Run returns.
-	Run func(ctx context.Context, tenant string) error
+	Run func(ctx context.Context, tenant string, kind RunKind) error
 	// State keeps the next run times.
 	State ScheduleStore
-	// Interval between two imports of a tenant; default 24h.
+	// Interval is the period in which every tenant gets at least one full
+	// run (plus jitter), the run that removes users who left the directory
+	// or the mapping; default 24h. Without IncrementalInterval every
+	// scheduled run is full, one per Interval.
 	Interval time.Duration
+	// IncrementalInterval, when set (and shorter than Interval), adds
+	// incremental runs every IncrementalInterval between the full ones, for
+	// faster pickup of changes. Whether they see removals depends on the
+	// source (DepartureSource). A tenant's first run after the Scheduler
+	// starts is full: the time of the last full run is not persisted, so a
+	// restart can only bring a full run forward.
+	IncrementalInterval time.Duration
 	// Jitter: a uniformly random delay in [0, Jitter) added to every
 	// scheduled run, so tenants do not all import at once; default 1h.
 	// A tenant seen for the first time runs within Jitter.
@@ -86,11 +113,12 @@ type Scheduler struct {
 	log  *slog.Logger
 	wake chan struct{} // a run ended: look for waiting tenants now
 
-	mu      sync.Mutex
-	running map[string]bool // tenants with a run in progress
-	pending []string        // due at the last poll, waiting for a slot
-	randMu  sync.Mutex      // cfg.Rand need not be safe for concurrent use
-	cbMu    sync.Mutex      // OnRun and OnSkip are called one at a time
+	mu       sync.Mutex
+	running  map[string]bool      // tenants with a run in progress
+	lastFull map[string]time.Time // start of each tenant's last successful full run
+	pending  []string             // due at the last poll, waiting for a slot
+	randMu   sync.Mutex           // cfg.Rand need not be safe for concurrent use
+	cbMu     sync.Mutex           // OnRun and OnSkip are called one at a time
 }
 
 // NewScheduler validates cfg and returns a Scheduler. Call Run.
@@ -98,8 +126,8 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if cfg.Tenants == nil || cfg.Run == nil || cfg.State == nil {
 		return nil, errors.New("importer: scheduler needs Tenants, Run and State")
 	}
-	if cfg.Interval < 0 || cfg.Jitter < 0 || cfg.RetryInterval < 0 || cfg.Poll < 0 || cfg.RunTimeout < 0 {
-		return nil, errors.New("importer: negative scheduler duration (Interval, Jitter, RetryInterval, Poll or RunTimeout)")
+	if cfg.Interval < 0 || cfg.IncrementalInterval < 0 || cfg.Jitter < 0 || cfg.RetryInterval < 0 || cfg.Poll < 0 || cfg.RunTimeout < 0 {
+		return nil, errors.New("importer: negative scheduler duration (Interval, IncrementalInterval, Jitter, RetryInterval, Poll or RunTimeout)")
 	}
 	if cfg.Concurrency < 0 {
 		return nil, errors.New("importer: negative scheduler Concurrency")
@@ -112,6 +140,9 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = 24 * time.Hour
+	}
+	if cfg.IncrementalInterval >= cfg.Interval {
+		cfg.IncrementalInterval = 0
 	}
 	if cfg.Jitter == 0 {
 		cfg.Jitter = time.Hour
@@ -135,7 +166,7 @@ func NewScheduler(cfg SchedulerConfig) (*Scheduler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scheduler{cfg: cfg, log: log, wake: make(chan struct{}, 1), running: map[string]bool{}}, nil
+	return &Scheduler{cfg: cfg, log: log, wake: make(chan struct{}, 1), running: map[string]bool{}, lastFull: map[string]time.Time{}}, nil
 }
 
 // Run polls for due tenants and imports them until ctx ends, then waits
@@ -204,7 +235,7 @@ func (s *Scheduler) startDue(ctx context.Context, wg *sync.WaitGroup) error {
 			continue
 		}
 		if !ok {
-			if err := s.cfg.State.SetNextRun(ctx, tenant, now.Add(s.jitter())); err != nil {
+			if err := s.cfg.State.SetNextRun(ctx, tenant, now.Add(s.jitter(s.cfg.Jitter))); err != nil {
 				errs = append(errs, fmt.Errorf("importer: schedule %q: %w", tenant, err))
 			}
 			continue
@@ -267,8 +298,10 @@ func (s *Scheduler) release(tenant string) {
 // runOne runs tenant under RunTimeout, reports the result and schedules
 // the next run.
 func (s *Scheduler) runOne(ctx context.Context, tenant string) error {
+	kind := s.kind(tenant)
+	started := s.cfg.Now()
 	runCtx, cancel := context.WithTimeoutCause(ctx, s.cfg.RunTimeout, ErrRunTimeout)
-	runErr := s.cfg.Run(runCtx, tenant)
+	runErr := s.cfg.Run(runCtx, tenant, kind)
 	timedOut := errors.Is(context.Cause(runCtx), ErrRunTimeout)
 	cancel()
 	if ctx.Err() != nil {
@@ -279,7 +312,15 @@ func (s *Scheduler) runOne(ctx context.Context, tenant string) error {
 		// the run was cut at its deadline: a failure, never a skip.
 		runErr = &RunTimeoutError{Tenant: tenant, Timeout: s.cfg.RunTimeout, Err: runErr}
 	}
-	delay := s.cfg.Interval + s.jitter()
+	if kind == RunFull && runErr == nil {
+		s.mu.Lock()
+		s.lastFull[tenant] = started
+		s.mu.Unlock()
+	}
+	delay := s.cfg.Interval + s.jitter(s.cfg.Jitter)
+	if s.cfg.IncrementalInterval > 0 {
+		delay = s.cfg.IncrementalInterval + s.jitter(min(s.cfg.Jitter, s.cfg.IncrementalInterval/4))
+	}
 	s.cbMu.Lock()
 	if runErr != nil && !timedOut && s.cfg.IsUnavailable(runErr) {
 		delay = s.cfg.RetryInterval
@@ -296,15 +337,28 @@ func (s *Scheduler) runOne(ctx context.Context, tenant string) error {
 	return nil
 }
 
-func (s *Scheduler) jitter() time.Duration {
-	if s.cfg.Jitter <= 0 {
+// kind says whether tenant's run now must be full: no successful full run
+// since the Scheduler started, or the next incremental run would come after
+// the end of the Interval.
+func (s *Scheduler) kind(tenant string) RunKind {
+	s.mu.Lock()
+	last, ok := s.lastFull[tenant]
+	s.mu.Unlock()
+	if !ok || s.cfg.IncrementalInterval == 0 || s.cfg.Now().Sub(last) >= s.cfg.Interval-s.cfg.IncrementalInterval {
+		return RunFull
+	}
+	return RunIncremental
+}
+
+func (s *Scheduler) jitter(upTo time.Duration) time.Duration {
+	if upTo <= 0 {
 		return 0
 	}
 	s.randMu.Lock()
 	defer s.randMu.Unlock()
 	var b [8]byte
 	if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
-		return s.cfg.Jitter / 2
+		return upTo / 2
 	}
-	return time.Duration(binary.BigEndian.Uint64(b[:]) % uint64(s.cfg.Jitter))
+	return time.Duration(binary.BigEndian.Uint64(b[:]) % uint64(upTo))
 }

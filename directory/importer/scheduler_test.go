@@ -36,7 +36,7 @@ func TestSchedulerRunsEveryIntervalWithJitter(t *testing.T) {
 		var onRun []error
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			Tenants: func(context.Context) ([]string, error) { return []string{"a", "offline"}, nil },
-			Run: func(_ context.Context, tenant string) error {
+			Run: func(_ context.Context, tenant string, _ importer.RunKind) error {
 				log.ran(tenant)
 				if tenant == "offline" {
 					return errNotConnected
@@ -85,7 +85,7 @@ func TestSchedulerKeepsNextRunAcrossRestarts(t *testing.T) {
 		var runs []time.Time
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			Tenants: func(context.Context) ([]string, error) { return []string{"a"}, nil },
-			Run:     func(context.Context, string) error { runs = append(runs, time.Now()); return nil },
+			Run:     func(context.Context, string, importer.RunKind) error { runs = append(runs, time.Now()); return nil },
 			State:   state,
 		})
 		require.NoError(t, err)
@@ -110,7 +110,7 @@ func TestSchedulerSourceUnavailableSentinel(t *testing.T) {
 		skipped := 0
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			Tenants: func(context.Context) ([]string, error) { return []string{"a"}, nil },
-			Run: func(context.Context, string) error {
+			Run: func(context.Context, string, importer.RunKind) error {
 				return errors.Join(importer.ErrSourceUnavailable, errors.New("no session"))
 			},
 			State:  state,
@@ -145,7 +145,7 @@ func TestSchedulerHungTenantDelaysOnlyItself(t *testing.T) {
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			// "hung" first: a sequential scheduler would never reach "ok".
 			Tenants: func(context.Context) ([]string, error) { return []string{"hung", "ok"}, nil },
-			Run: func(ctx context.Context, tenant string) error {
+			Run: func(ctx context.Context, tenant string, _ importer.RunKind) error {
 				if tenant == "hung" {
 					// A request to a connector that never answers: it ends
 					// only with its context, as the tunnel's RoundTrip does.
@@ -207,7 +207,7 @@ func TestSchedulerNeverRunsATenantTwice(t *testing.T) {
 		total := 0
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			Tenants: func(context.Context) ([]string, error) { return []string{"a", "b", "c", "d", "e"}, nil },
-			Run: func(ctx context.Context, tenant string) error {
+			Run: func(ctx context.Context, tenant string, _ importer.RunKind) error {
 				mu.Lock()
 				running[tenant]++
 				if running[tenant] > 1 {
@@ -240,7 +240,7 @@ func TestSchedulerNeverRunsATenantTwice(t *testing.T) {
 func TestNewSchedulerRejectsNegativeBounds(t *testing.T) {
 	base := importer.SchedulerConfig{
 		Tenants: func(context.Context) ([]string, error) { return nil, nil },
-		Run:     func(context.Context, string) error { return nil },
+		Run:     func(context.Context, string, importer.RunKind) error { return nil },
 		State:   importer.NewMemoryStore(),
 	}
 	for name, edit := range map[string]func(*importer.SchedulerConfig){
@@ -265,7 +265,7 @@ func TestSchedulerStartsWaitingTenantsAsSlotsFree(t *testing.T) {
 		started := map[string]time.Duration{}
 		s, err := importer.NewScheduler(importer.SchedulerConfig{
 			Tenants: func(context.Context) ([]string, error) { return []string{"a", "b", "c"}, nil },
-			Run: func(ctx context.Context, tenant string) error {
+			Run: func(ctx context.Context, tenant string, _ importer.RunKind) error {
 				mu.Lock()
 				if _, ok := started[tenant]; !ok {
 					started[tenant] = time.Since(start)

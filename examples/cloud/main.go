@@ -110,7 +110,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	caOut := fs.String("self-signed-ca-out", "", "without --tls-cert: write the generated CA here")
 	tokenFile := fs.String("admin-token-file", "", "file holding the admin token (else $LIAISON_ADMIN_TOKEN)")
 	grace := fs.Duration("grace", 0, "time without connector before Not Connected is raised (default 60s)")
-	interval := fs.Duration("import-interval", 0, "time between scheduled imports of a tenant (default 24h)")
+	interval := fs.Duration("import-interval", 0, "every tenant gets a full import (the one that removes users who left) at least this often (default 24h)")
+	incInterval := fs.Duration("import-incremental-interval", 0, "also run incremental imports this often between the full ones (default off)")
 	noSched := fs.Bool("no-scheduler", false, "run imports only when asked")
 	importConc := fs.Int("import-concurrency", 0, "tenants imported at once by the scheduler (default 4)")
 	importTimeout := fs.Duration("import-timeout", 0, "longest import run; a hung connector's run is cut and recorded as failed (default 1h)")
@@ -190,7 +191,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		Addr: *listen, PublicURL: *publicURL,
 		CertFile: *certFile, KeyFile: *keyFile, CAOut: *caOut,
 		AdminToken: token, Grace: *grace,
-		ImportInterval: *interval, DisableScheduler: *noSched,
+		ImportInterval: *interval, ImportIncrementalInterval: *incInterval, DisableScheduler: *noSched,
 		ImportConcurrency: *importConc, ImportTimeout: *importTimeout, RequestTimeout: *requestTimeout,
 		ActivationTokenRate: *tokenRate, ActivationTokenBurst: *tokenBurst,
 		ActivationSourceRate: *sourceRate, ActivationSourceBurst: *sourceBurst,

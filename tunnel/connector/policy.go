@@ -128,7 +128,7 @@ func classifyDirectory(r *http.Request) (Operation, bool) {
 	switch p {
 	case "info", "naming-contexts", "ous", "groups":
 		return OpBrowse, true
-	case "users", "changes":
+	case "users", "changes", "departures", "whereabouts", "changed-groups":
 		return OpImport, true
 	case "lookup":
 		return OpLookup, true

@@ -128,16 +128,26 @@ func (s *Server) RevokeConnector(ctx context.Context, tenant, id string) error {
 // PutMapping creates or replaces a mapping of tenant. A changed mapping's
 // next import is a full one.
 func (s *Server) PutMapping(ctx context.Context, tenant, id string, m directory.Mapping) error {
+	return s.PutMappingPolicy(ctx, tenant, id, m, "")
+}
+
+// PutMappingPolicy is PutMapping with the mapping's removal policy: what
+// imports do to users who left the directory or the mapping
+// (importer.RemoveDisable, the default, or importer.RemoveDelete).
+func (s *Server) PutMappingPolicy(ctx context.Context, tenant, id string, m directory.Mapping, removal importer.RemovalPolicy) error {
 	if !validName(tenant) || !validName(id) {
 		return fmt.Errorf("%w: tenant and mapping ID", ErrInvalid)
 	}
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if err := removal.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	if err := s.addTenant(ctx, tenant); err != nil {
 		return err
 	}
-	if err := s.db.putMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m}, time.Now()); err != nil {
+	if err := s.db.putMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m, Removal: removal}, time.Now()); err != nil {
 		return err
 	}
 	// A half-applied plan of the old mapping must not be resumed.

@@ -40,7 +40,7 @@ import (
 //	GET    /v1/admin/tenants/{tenant}/directory/ous?base=
 //	GET    /v1/admin/tenants/{tenant}/directory/groups?base=
 //	GET    /v1/admin/tenants/{tenant}/mappings
-//	PUT    /v1/admin/tenants/{tenant}/mappings/{id}          directory.Mapping
+//	PUT    /v1/admin/tenants/{tenant}/mappings/{id}          directory.Mapping (+ "removal": "disable"|"delete")
 //	GET    /v1/admin/tenants/{tenant}/mappings/{id}/plan     plan preview (?limit= ops, default 1000)
 //	POST   /v1/admin/tenants/{tenant}/mappings/{id}/import   {"full","override"} -> importer.Result
 //	GET    /v1/admin/tenants/{tenant}/imports                status
@@ -117,11 +117,11 @@ func (s *Server) Handler() http.Handler {
 		s.reply(w)(s.Mappings(r.Context(), r.PathValue("tenant")))
 	})
 	admin.HandleFunc("PUT "+t+"/mappings/{id}", func(w http.ResponseWriter, r *http.Request) {
-		var m directory.Mapping
+		var m storedMapping // a directory.Mapping and "removal"
 		if !readJSON(w, r, &m) {
 			return
 		}
-		s.replyErr(w, s.PutMapping(r.Context(), r.PathValue("tenant"), r.PathValue("id"), m))
+		s.replyErr(w, s.PutMappingPolicy(r.Context(), r.PathValue("tenant"), r.PathValue("id"), m.Mapping, m.Removal))
 	})
 	admin.HandleFunc("GET "+t+"/mappings/{id}/plan", func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.PreviewImport(r.Context(), r.PathValue("tenant"), r.PathValue("id"))

@@ -103,6 +103,11 @@ type Config struct {
 	// (imports then run only when asked).
 	ImportInterval, ImportJitter, ImportPoll time.Duration
 	DisableScheduler                         bool
+	// ImportIncrementalInterval, when set (below ImportInterval), adds
+	// incremental imports every so often between the full ones: every
+	// ImportInterval each mapping still gets a full scan, the import that
+	// removes users who left the directory or the mapping.
+	ImportIncrementalInterval time.Duration
 	// ImportConcurrency is how many tenants' scheduled imports run at once
 	// (default 4); the mappings of one tenant run one after another.
 	// ImportTimeout bounds one import run, scheduled or asked for without

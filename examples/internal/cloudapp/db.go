@@ -36,6 +36,7 @@ var schema = []string{
 		dn TEXT NOT NULL, groups_json TEXT NOT NULL, disabled INTEGER NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
 		created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (tenant, directory_id))`,
 	`CREATE INDEX IF NOT EXISTS users_scope ON users (tenant, mapping_id, deleted)`,
+	`CREATE INDEX IF NOT EXISTS users_id ON users (tenant, id)`, // device authentications, key releases
 	`CREATE TABLE IF NOT EXISTS import_checkpoints (tenant TEXT NOT NULL, mapping_id TEXT NOT NULL, plan TEXT NOT NULL,
 		applied INTEGER NOT NULL, saved_at INTEGER NOT NULL, PRIMARY KEY (tenant, mapping_id))`,
 	// The progress of a checkpoint lives in its own small row: SQLite rewrites
@@ -777,17 +778,43 @@ func (a activationStore) Device(ctx context.Context, tenant, id string) (activat
 	return a.inner.Device(ctx, tenant, id)
 }
 
+var _ activation.UserStatusStore = activationStore{}
+
+// UserDisabled implements activation.UserStatusStore: a user an import
+// disabled or deleted may not use their devices.
+func (a activationStore) UserDisabled(ctx context.Context, tenant, userID string) (bool, error) {
+	var disabled, deleted int
+	err := a.users.QueryRowContext(ctx, `SELECT disabled, deleted FROM users WHERE tenant = ? AND id = ?`, tenant, userID).Scan(&disabled, &deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("%w: user %q", activation.ErrNotFound, userID)
+	}
+	if err != nil {
+		return false, fmt.Errorf("cloudapp: user status: %w", err)
+	}
+	return disabled != 0 || deleted != 0, nil
+}
+
 // Mapping is a stored mapping of a tenant, with the cursor of its last
 // successful import.
 type Mapping struct {
 	ID      string            `json:"id"`
 	Tenant  string            `json:"tenant"`
 	Mapping directory.Mapping `json:"mapping"`
-	Cursor  directory.Cursor  `json:"cursor,omitempty"`
+	// Removal is what imports do to users who left the directory or the
+	// mapping: "disable" (the default) or "delete".
+	Removal importer.RemovalPolicy `json:"removal,omitempty"`
+	Cursor  directory.Cursor       `json:"cursor,omitempty"`
+}
+
+// storedMapping is the mapping column: the directory mapping and the
+// removal policy, in one JSON object.
+type storedMapping struct {
+	directory.Mapping
+	Removal importer.RemovalPolicy `json:"removal,omitempty"`
 }
 
 func (d db) putMapping(ctx context.Context, m Mapping, now time.Time) error {
-	b, err := json.Marshal(m.Mapping)
+	b, err := json.Marshal(storedMapping{m.Mapping, m.Removal})
 	if err != nil {
 		return err
 	}
@@ -825,9 +852,11 @@ func (d db) mappings(ctx context.Context, tenant, id string) ([]Mapping, error) 
 		if err := rows.Scan(&m.Tenant, &m.ID, &js, &m.Cursor); err != nil {
 			return nil, fmt.Errorf("cloudapp: list mappings: %w", err)
 		}
-		if err := json.Unmarshal([]byte(js), &m.Mapping); err != nil {
+		var sm storedMapping
+		if err := json.Unmarshal([]byte(js), &sm); err != nil {
 			return nil, fmt.Errorf("cloudapp: mapping %s: %w", m.ID, err)
 		}
+		m.Mapping, m.Removal = sm.Mapping, sm.Removal
 		out = append(out, m)
 	}
 	return out, rows.Err()
@@ -850,11 +879,20 @@ type ImportRun struct {
 	Full      bool             `json:"full"`
 	Status    string           `json:"status"` // ok, refused, failed, skipped
 	Summary   importer.Summary `json:"summary"`
-	Error     string           `json:"error,omitempty"`
+	// Removals lists who the run disabled or deleted (or, refused, would
+	// have) and why.
+	Removals []importer.Removal `json:"removals,omitempty"`
+	Error    string             `json:"error,omitempty"`
+}
+
+// runSummary is the summary column: the counts and the removals.
+type runSummary struct {
+	importer.Summary
+	Removals []importer.Removal `json:"removals,omitempty"`
 }
 
 func (d db) addRun(ctx context.Context, r ImportRun) error {
-	sum, _ := json.Marshal(r.Summary)
+	sum, _ := json.Marshal(runSummary{r.Summary, r.Removals})
 	_, err := d.exec(ctx, `INSERT INTO import_runs (tenant, mapping_id, started_at, finished_at, full_scan, status, summary, error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, r.Tenant, r.MappingID, r.Started.UnixNano(), r.Finished.UnixNano(), boolInt(r.Full),
 		r.Status, string(sum), r.Error)
@@ -888,7 +926,9 @@ func (d db) runs(ctx context.Context, tenant string, limit int) ([]ImportRun, er
 			return nil, fmt.Errorf("cloudapp: list imports: %w", err)
 		}
 		r.Started, r.Finished, r.Full = time.Unix(0, st).UTC(), time.Unix(0, fin).UTC(), full != 0
-		_ = json.Unmarshal([]byte(sum), &r.Summary) // written by addRun
+		var rs runSummary
+		_ = json.Unmarshal([]byte(sum), &rs) // written by addRun
+		r.Summary, r.Removals = rs.Summary, rs.Removals
 		out = append(out, r)
 	}
 	return out, rows.Err()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 )
@@ -121,6 +122,7 @@ func TestDisabledUserIsRefused(t *testing.T) {
 
 	t.Run("restore after the user left the directory", func(t *testing.T) {
 		e.dir.set(users[:1]) // user1 deleted from the directory
+		require.NoError(t, e.srv.PutMappingPolicy(ctx, "acme", "staff", directory.Mapping{}, importer.RemoveDelete))
 		_, err := e.srv.RunImport(ctx, "acme", "staff", cloudapp.ImportOptions{Full: true, Override: true})
 		require.NoError(t, err)
 		_, stillThere := byLogin()["user1"]

@@ -16,14 +16,20 @@
 //     presence events feed the alerts monitor (Not Connected after
 //     Config.Grace) and the status page.
 //   - directory/importer: imports per mapping through the tenant's
-//     connector, the scheduler (every 24 h with jitter, next runs kept in
-//     SQLite, Config.ImportConcurrency tenants at once, each run cut at
-//     Config.ImportTimeout and recorded as failed), import-threshold and
-//     import-skipped alerts. Every run is followed by an importer.Tracker:
-//     POST …/mappings/{id}/import answers 202 Accepted with the run's ID
-//     and status URL (GET …/imports/{run}: state, progress with phase,
-//     done, total, rate and ETA, durations in seconds and as Go duration
-//     strings); the status page shows the running ones.
+//     connector, the scheduler (a full import every 24 h with jitter,
+//     incremental ones between with Config.ImportIncrementalInterval, next
+//     runs kept in SQLite, Config.ImportConcurrency tenants at once, each
+//     run cut at Config.ImportTimeout and recorded as failed),
+//     import-threshold and import-skipped alerts. Users who left the
+//     directory or the mapping are disabled (or deleted: the mapping's
+//     "removal" policy); the history and the status page list each removal
+//     and its reason; a removed user's devices fail authentication
+//     (activation.UserStatusStore) and backup releases are refused.
+//     Every run is followed by an importer.Tracker: POST …/mappings/{id}/import
+//     answers 202 Accepted with the run's ID and status URL (GET
+//     …/imports/{run}: state, progress with phase, done, total, rate and
+//     ETA, durations in seconds and as Go duration strings); the status
+//     page shows the running ones.
 //   - connector health: each connector's published info (tunnel
 //     ConnectorInfo: version, host, its directory's last real operation)
 //     in the admin API and on the status page; directory_unavailable

@@ -53,8 +53,9 @@ func (s *Server) PreviewImport(ctx context.Context, tenant, mappingID string) (*
 
 // ImportOptions tune RunImport.
 type ImportOptions struct {
-	// Full ignores the stored cursor and scans the whole mapping (the only
-	// kind of import that deletes).
+	// Full ignores the stored cursor and scans the whole mapping (the
+	// import that sees every removal; incremental ones see what the
+	// connector's directory can report).
 	Full bool `json:"full"`
 	// Override applies a plan above the removal threshold.
 	Override bool `json:"override"`
@@ -103,7 +104,7 @@ func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt Im
 	if err != nil {
 		return importer.Result{}, err
 	}
-	job := importer.Job{Scope: scope, Mapping: m.Mapping, Since: m.Cursor, Override: opt.Override}
+	job := importer.Job{Scope: scope, Mapping: m.Mapping, Since: m.Cursor, Override: opt.Override, Removal: m.Removal}
 	if opt.Full {
 		job.Since = ""
 	}
@@ -111,7 +112,7 @@ func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt Im
 	res, err = im.Run(ctx, job)
 	// A failed run scanned nothing to the end: it is full if it was meant to be.
 	run := ImportRun{Tenant: tenant, MappingID: mappingID, Started: start, Finished: time.Now(), Full: res.Full || job.Since == "",
-		Summary: res.Summary, Status: "ok"}
+		Summary: res.Summary, Removals: res.Removals, Status: "ok"}
 	switch {
 	case errors.Is(err, importer.ErrThreshold):
 		run.Status, run.Error = "refused", err.Error()
@@ -142,17 +143,18 @@ func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt Im
 }
 
 // importTenant is the scheduler's Run: every mapping of tenant, in turn,
-// all under the run's deadline (Config.ImportTimeout). Mappings of one
-// tenant share its connectors and may overlap, so they are not run at once;
-// tenants are (Config.ImportConcurrency).
-func (s *Server) importTenant(ctx context.Context, tenant string) error {
+// all under the run's deadline (Config.ImportTimeout), full scans when kind
+// is importer.RunFull. Mappings of one tenant share its connectors and may
+// overlap, so they are not run at once; tenants are
+// (Config.ImportConcurrency).
+func (s *Server) importTenant(ctx context.Context, tenant string, kind importer.RunKind) error {
 	ms, err := s.db.mappings(ctx, tenant, "")
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, m := range ms {
-		_, err := s.RunImport(ctx, tenant, m.ID, ImportOptions{})
+		_, err := s.RunImport(ctx, tenant, m.ID, ImportOptions{Full: kind == importer.RunFull})
 		if errors.Is(err, tunnel.ErrNotConnected) {
 			return err // no connector: the whole tenant is skipped
 		}

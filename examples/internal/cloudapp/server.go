@@ -326,6 +326,9 @@ func New(cfg Config) (*Server, error) {
 			IsUnavailable: func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
 			OnSkip:        s.onImportSkipped,
 			Logger:        log,
+
+			// Full imports every Interval, incremental ones between (issue 15).
+			IncrementalInterval: cfg.ImportIncrementalInterval,
 		}); err != nil {
 			return nil, err
 		}

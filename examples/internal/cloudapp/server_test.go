@@ -189,7 +189,9 @@ func TestImportThroughTunnel(t *testing.T) {
 	e.start(c)
 	e.dir.set(demoUsers(30))
 	require.Equal(t, http.StatusNoContent, e.do(http.MethodPut, "/v1/admin/tenants/acme/mappings/staff",
-		directory.Mapping{OUs: []string{"ou=Corp,dc=corp,dc=test"}}, nil))
+		map[string]any{"ous": []string{"ou=Corp,dc=corp,dc=test"}, "removal": "delete"}, nil))
+	assert.Equal(t, http.StatusBadRequest, e.do(http.MethodPut, "/v1/admin/tenants/acme/mappings/bad",
+		map[string]any{"removal": "purge"}, nil))
 	assert.Equal(t, http.StatusBadRequest, e.do(http.MethodPut, "/v1/admin/tenants/acme/mappings/bad",
 		directory.Mapping{Filter: "(unbalanced"}, nil))
 

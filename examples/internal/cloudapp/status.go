@@ -144,6 +144,7 @@ td.err{color:var(--bad);max-width:520px;word-break:break-word;font-size:13px}
 <td>{{if .Full}}full{{else}}incremental{{end}}</td>
 <td>{{if eq .Status "ok"}}<span class="badge b-ok">ok</span>{{else if eq .Status "skipped"}}<span class="badge b-warn">skipped</span>{{else}}<span class="badge b-bad">{{.Status}}</span>{{end}}</td>
 <td>{{.Summary.Creates}}</td><td>{{.Summary.Updates}}</td><td>{{.Summary.Disables}}</td><td>{{.Summary.Deletes}}</td><td class="err">{{.Error}}</td></tr>
+{{with .Removals}}<tr class="removals"><td></td><td colspan="10" class="mute">{{range $i, $r := .}}{{if $i}}; {{end}}{{$r}}{{end}}</td></tr>{{end}}
 {{end}}</table>{{else}}<div class="empty">No import yet.</div>{{end}}
 </section>
 </main></body></html>
