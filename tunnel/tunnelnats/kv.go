@@ -18,7 +18,11 @@ func openBucket(ctx context.Context, nc *nats.Conn, cfg jetstream.KeyValueConfig
 	}
 	wait := 100 * time.Millisecond
 	for {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		// A request sent before the cluster elected its JetStream leader
+		// gets no answer: retry it rather than wait for ctx.
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		kv, err := js.CreateOrUpdateKeyValue(actx, cfg)
+		cancel()
 		if err == nil {
 			return kv, nil
 		}

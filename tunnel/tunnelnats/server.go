@@ -179,7 +179,7 @@ func Connect(url, name string) (*nats.Conn, error) {
 // serverLog passes the embedded server's warnings and errors to slog.
 type serverLog struct{ l *slog.Logger }
 
-func (s *serverLog) Noticef(string, ...any) {}
+func (s *serverLog) Noticef(f string, v ...any) { s.l.Debug(fmt.Sprintf(f, v...)) }
 func (s *serverLog) Warnf(f string, v ...any) {
 	s.l.Warn(fmt.Sprintf(f, v...))
 }

@@ -1,0 +1,17 @@
+package tunnelnats
+
+// NumRoutes reports the server's routes to peers, for tests that wait for
+// a cluster to form.
+func (s *Server) NumRoutes() int { return s.ns.NumRoutes() }
+
+// Kill stops the server at once, as a crash would.
+func (s *Server) Kill() { s.ns.Shutdown() }
+
+var ParseRequest = parseRequest
+
+// InFlight counts the forwarded requests this router takes part in.
+func (r *Router) InFlight() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.streams)
+}
