@@ -127,7 +127,7 @@ func TestLargeBodiesStreamAcrossNodes(t *testing.T) {
 	<-done
 	grew := int64(peak.Load()) - int64(base)
 	t.Logf("heap in use grew by at most %d KiB while 128 MiB crossed nodes", grew>>10)
-	assert.Less(t, grew, int64(32<<20), "heap grew with the body: not streamed")
+	assert.Less(t, grew, int64(48<<20), "heap grew with the body (64 MiB each way): not streamed")
 }
 
 func heapInUse() uint64 {
