@@ -15,3 +15,10 @@ func (r *Router) InFlight() int {
 	defer r.mu.Unlock()
 	return len(r.streams)
 }
+
+// Nodes counts the nodes this presence sees holding a connector.
+func (p *Presence) Nodes(tenant, connectorID string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.view[presenceKey(tenant, connectorID)])
+}

@@ -59,6 +59,7 @@ type clusterOpts struct {
 	presence  bool
 	observers []tunnelnats.Observer // per node, with presence
 	window    int
+	onConnect func(i int, r *http.Request) // sees every connect request
 }
 
 // newCluster starts n nodes in this process, their NATS servers clustered
@@ -135,7 +136,12 @@ func newCluster(t testing.TB, n int, o clusterOpts) *cluster {
 		})
 		require.NoError(t, err)
 		nd.gw = gw
-		mux.Handle("/connect", gw)
+		mux.HandleFunc("/connect", func(w http.ResponseWriter, r *http.Request) {
+			if o.onConnect != nil {
+				o.onConnect(i, r)
+			}
+			gw.ServeHTTP(w, r)
+		})
 		mux.Handle("/enroll", gw.EnrollHandler())
 		t.Cleanup(func() {
 			_ = gw.Close()
