@@ -22,3 +22,10 @@ func (p *Presence) Nodes(tenant, connectorID string) int {
 	defer p.mu.Unlock()
 	return len(p.view[presenceKey(tenant, connectorID)])
 }
+
+var (
+	ParseResponse = parseResponse
+	ParseError    = parseError
+	ParseU32      = parseU32
+	AppendHead    = appendHead
+)
