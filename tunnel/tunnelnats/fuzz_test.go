@@ -22,7 +22,7 @@ func FuzzMessage(f *testing.F) {
 				t.Fatal("body after a streamed head")
 			}
 		}
-		if h, err := parseResponse(m); err == nil && (h.Status < 100 || h.Status > 999) {
+		if h, _, err := parseResponse(m); err == nil && (h.Status < 100 || h.Status > 999) {
 			t.Fatalf("accepted status %d", h.Status)
 		}
 		if n, err := parseU32(m); err == nil && (n <= 0 || n > maxWindow) {

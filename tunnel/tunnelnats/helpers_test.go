@@ -261,6 +261,10 @@ func connectorHandler(id string) http.Handler {
 		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
 		_, _ = io.Copy(w, io.LimitReader(newSource(1), n))
 	})
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	})
 	mux.HandleFunc("GET /block", func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 	})

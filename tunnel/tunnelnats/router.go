@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,9 +60,16 @@ type Router struct {
 	ctx   context.Context // ends at Close: cancels served requests
 	stop  context.CancelFunc
 
+	// Every stream's inbox is inboxPrefix.N, all behind one wildcard
+	// subscription: a subscription per request would be gossiped to every
+	// server of the cluster twice per request.
+	inboxPrefix string
+	inboxSub    *nats.Subscription
+	nextInbox   atomic.Uint64
+
 	mu      sync.Mutex
 	subs    map[string]*subscription
-	streams map[*stream]struct{}
+	streams map[string]*stream // by inbox
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -113,9 +121,17 @@ func New(cfg Config) (*Router, error) {
 		log: cfg.Logger.With("component", "tunnelnats"),
 		in:  make(chan *nats.Msg, inboundBuffer),
 		ctx: ctx, stop: stop,
-		subs:    make(map[string]*subscription),
-		streams: make(map[*stream]struct{}),
+		subs:        make(map[string]*subscription),
+		streams:     make(map[string]*stream),
+		inboxPrefix: nats.NewInbox(),
 	}
+	sub, err := r.nc.Subscribe(r.inboxPrefix+".*", r.onInbox)
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("tunnelnats: subscribe to this node's inbox: %w", err)
+	}
+	_ = sub.SetPendingLimits(-1, -1) // bounded by the credit of each stream
+	r.inboxSub = sub
 	r.wg.Add(2)
 	go r.dispatch()
 	go r.keepalive()
@@ -226,7 +242,7 @@ func (r *Router) keepalive() {
 		case now := <-t.C:
 			r.mu.Lock()
 			list := make([]*stream, 0, len(r.streams))
-			for st := range r.streams {
+			for _, st := range r.streams {
 				list = append(list, st)
 			}
 			r.mu.Unlock()
@@ -243,14 +259,27 @@ func (r *Router) track(st *stream) bool {
 	if r.closed {
 		return false
 	}
-	r.streams[st] = struct{}{}
+	r.streams[st.inbox] = st
 	return true
 }
 
 func (r *Router) untrack(st *stream) {
 	r.mu.Lock()
-	delete(r.streams, st)
+	if r.streams[st.inbox] == st {
+		delete(r.streams, st.inbox)
+	}
 	r.mu.Unlock()
+}
+
+// onInbox hands a message to its stream, in order, on the inbox
+// subscription's goroutine.
+func (r *Router) onInbox(m *nats.Msg) {
+	r.mu.Lock()
+	st := r.streams[m.Subject]
+	r.mu.Unlock()
+	if st != nil {
+		st.onMsg(m)
+	}
 }
 
 // Close unsubscribes, fails the requests in flight through this node in
@@ -269,10 +298,11 @@ func (r *Router) Close() error {
 		delete(r.subs, subj)
 	}
 	list := make([]*stream, 0, len(r.streams))
-	for st := range r.streams {
+	for _, st := range r.streams {
 		list = append(list, st)
 	}
 	r.mu.Unlock()
+	_ = r.inboxSub.Unsubscribe()
 	r.stop()
 	for _, st := range list {
 		st.fail(tunnel.ErrClosed, true)
@@ -332,13 +362,6 @@ func (r *Router) Forward(req *http.Request, tenant, connectorID string) (*http.R
 		closeBody(body)
 		return nil, tunnel.ErrClosed
 	}
-	sub, err := r.nc.Subscribe(st.inbox, st.onMsg)
-	if err != nil {
-		r.untrack(st)
-		closeBody(body)
-		return nil, fmt.Errorf("tunnelnats: subscribe: %w", err)
-	}
-	st.sub = sub
 	if err := r.nc.PublishMsg(&nats.Msg{Subject: r.subject(tenant, connectorID), Reply: st.inbox, Data: msg}); err != nil {
 		st.fail(err, false)
 		return nil, fmt.Errorf("tunnelnats: publish: %w", err)
@@ -386,13 +409,6 @@ func (r *Router) serve(m *nats.Msg) {
 		_ = r.nc.Publish(m.Reply, errorMsg(tunnel.ErrNotConnected))
 		return
 	}
-	sub, err := r.nc.Subscribe(st.inbox, st.onMsg)
-	if err != nil {
-		r.untrack(st)
-		_ = r.nc.Publish(m.Reply, errorMsg(err))
-		return
-	}
-	st.sub = sub
 	defer st.finish()
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -408,9 +424,13 @@ func (r *Router) serve(m *nats.Msg) {
 	if failed {
 		return
 	}
-	// The ACK tells the caller where to send body, credit and cancel.
-	if err := r.nc.PublishMsg(&nats.Msg{Subject: st.peer, Reply: st.inbox, Data: u32msg(msgAck, r.cfg.Window)}); err != nil {
-		return
+	// The ACK tells the caller where to send body, credit and cancel: at
+	// once when a body is to come, else only if the response is slow (the
+	// response head tells it too), so a small call is one message each way.
+	if !h.End {
+		if err := st.ack(); err != nil {
+			return
+		}
 	}
 	var body io.ReadCloser
 	switch {

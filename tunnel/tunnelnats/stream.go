@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +24,6 @@ type stream struct {
 	r       *Router
 	client  bool
 	inbox   string
-	sub     *nats.Subscription
 	reqBody io.ReadCloser // client: streamed after the ACK
 
 	mu         sync.Mutex
@@ -31,6 +31,7 @@ type stream struct {
 	peer       string // the other end's inbox (client: from the ACK)
 	sendCredit int
 	sending    bool
+	acked      bool      // server: the caller knows this end's inbox
 	head       *respHead // client
 	headErr    error     // client: the request failed before a head
 	chunks     [][]byte
@@ -47,7 +48,7 @@ type stream struct {
 
 func newStream(r *Router, client bool) *stream {
 	now := time.Now()
-	st := &stream{r: r, client: client, inbox: r.nc.NewRespInbox(), lastRecv: now, lastSent: now}
+	st := &stream{r: r, client: client, inbox: r.inboxPrefix + "." + strconv.FormatUint(r.nextInbox.Add(1), 36), lastRecv: now, lastSent: now}
 	st.cond.L = &st.mu
 	return st
 }
@@ -97,8 +98,19 @@ func (st *stream) onMsg(m *nats.Msg) {
 		}
 	case msgResponse:
 		var h respHead
-		if h, err = parseResponse(m.Data); err == nil && st.client && st.head == nil && st.headErr == nil {
+		var body []byte
+		if h, body, err = parseResponse(m.Data); err == nil && st.client && st.head == nil && st.headErr == nil {
 			st.head = &h
+			if st.peer == "" {
+				st.peer = m.Reply
+			}
+			if h.End {
+				if len(body) > 0 {
+					st.chunks = append(st.chunks, body)
+					st.buffered += len(body)
+				}
+				st.end = true
+			}
 		}
 	case msgData:
 		switch {
@@ -152,6 +164,13 @@ func (st *stream) tick(now time.Time) {
 	st.mu.Lock()
 	if st.done {
 		st.mu.Unlock()
+		return
+	}
+	if !st.client && !st.acked {
+		// The caller cannot ping an end it does not know: introduce this
+		// end now that the response is slow.
+		st.mu.Unlock()
+		_ = st.ack()
 		return
 	}
 	silent := now.Sub(st.lastRecv) >= 3*ka
@@ -208,14 +227,11 @@ func (st *stream) finish() {
 	if st.rerr == nil {
 		st.rerr = errStreamDone
 	}
-	stop, sub := st.stopCtx, st.sub
+	stop := st.stopCtx
 	st.cond.Broadcast()
 	st.mu.Unlock()
 	if stop != nil {
 		stop()
-	}
-	if sub != nil {
-		_ = sub.Unsubscribe()
 	}
 	st.r.untrack(st)
 }
@@ -332,15 +348,46 @@ func (st *stream) sendBody(body io.ReadCloser) {
 	}
 }
 
-// sendResponse streams a local response back (server).
+// ack introduces this end (server) to the caller, granting credit for
+// the request body.
+func (st *stream) ack() error {
+	st.mu.Lock()
+	if st.acked {
+		st.mu.Unlock()
+		return nil
+	}
+	st.acked = true
+	st.lastRecv = time.Now() // the caller's silence counts from now
+	st.lastSent = st.lastRecv
+	peer := st.peer
+	st.mu.Unlock()
+	return st.r.nc.PublishMsg(&nats.Msg{Subject: peer, Reply: st.inbox, Data: u32msg(msgAck, st.r.cfg.Window)})
+}
+
+// sendResponse streams a local response back (server). A body of known
+// length that fits one chunk travels inside the head's message.
 func (st *stream) sendResponse(resp *http.Response) {
 	defer closeBody(resp.Body)
-	msg, err := appendHead(nil, msgResponse, respHead{Status: resp.StatusCode, Header: resp.Header, ContentLength: resp.ContentLength})
+	h := respHead{Status: resp.StatusCode, Header: resp.Header, ContentLength: resp.ContentLength}
+	var inline []byte
+	if resp.ContentLength >= 0 && resp.ContentLength <= int64(st.r.cfg.ChunkSize) {
+		inline = make([]byte, resp.ContentLength)
+		if _, err := io.ReadFull(resp.Body, inline); err != nil {
+			st.sendError(err)
+			return
+		}
+		h.End = true
+	}
+	msg, err := appendHead(make([]byte, 0, 256+len(inline)), msgResponse, h)
 	if err != nil {
 		st.sendError(err)
 		return
 	}
-	if err := st.publish(msg); err != nil {
+	msg = append(msg, inline...)
+	st.mu.Lock()
+	st.lastSent = time.Now()
+	st.mu.Unlock()
+	if err := st.r.nc.PublishMsg(&nats.Msg{Subject: st.peer, Reply: st.inbox, Data: msg}); err != nil || h.End {
 		return
 	}
 	if err := st.sendFrom(resp.Body); err != nil {

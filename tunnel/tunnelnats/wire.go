@@ -56,6 +56,7 @@ type respHead struct {
 	Status        int         `json:"s"`
 	Header        http.Header `json:"h,omitempty"`
 	ContentLength int64       `json:"cl"`
+	End           bool        `json:"e,omitempty"` // the whole body follows the head
 }
 
 var errMalformed = errors.New("tunnelnats: malformed message")
@@ -113,19 +114,24 @@ func parseRequest(m []byte) (reqHead, []byte, error) {
 	return h, body, nil
 }
 
-func parseResponse(m []byte) (respHead, error) {
+func parseResponse(m []byte) (respHead, []byte, error) {
 	var h respHead
 	if len(m) == 0 || m[0] != msgResponse {
-		return h, errMalformed
+		return h, nil, errMalformed
 	}
-	rest, err := parseHead(m, &h)
+	body, err := parseHead(m, &h)
 	if err != nil {
-		return h, err
+		return h, nil, err
 	}
-	if len(rest) != 0 || h.Status < 100 || h.Status > 999 || h.ContentLength < -1 {
-		return h, errMalformed
+	switch {
+	case h.Status < 100 || h.Status > 999 || h.ContentLength < -1:
+		return h, nil, errMalformed
+	case !h.End && len(body) != 0:
+		return h, nil, errMalformed
+	case h.End && h.ContentLength >= 0 && int64(len(body)) != h.ContentLength:
+		return h, nil, errMalformed
 	}
-	return h, nil
+	return h, body, nil
 }
 
 func u32msg(typ byte, n int) []byte {
