@@ -71,13 +71,6 @@ func (m *memoryReplay) Add(_ context.Context, nonce string, expires time.Time) (
 	return true, nil
 }
 
-// LocalRoundTripper is like [Gateway.RoundTripperFor] (connectorID may be
-// empty) but never forwards to another node: what a [Forwarder] serves
-// requests from other nodes with.
-func (g *Gateway) LocalRoundTripper(tenant, connectorID string) http.RoundTripper {
-	return &transport{router: g.router, tenant: tenant, connectorID: connectorID}
-}
-
 // forward is the transport's fallback when no local session is live.
 func (t *transport) forward(req *http.Request) (*http.Response, error) {
 	return t.forwarder.Forward(req, t.tenant, t.connectorID)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -460,9 +461,9 @@ func (r *Router) serve(m *nats.Msg) {
 		return
 	}
 	resp, err := s.RoundTrip(req)
-	if err != nil && req.GetBody != nil && errors.Is(err, tunnel.ErrSessionLost) {
-		// As the gateway does: a request whose body can be replayed goes
-		// to another local session if the first died under it.
+	if err != nil && req.GetBody != nil && errors.Is(err, tunnel.ErrSessionLost) && idempotent(req) {
+		// As the gateway does: an idempotent request whose body can be
+		// replayed goes to another local session if the first died under it.
 		if s2, perr := r.local.Pick(tenant, connectorID, s); perr == nil {
 			req.Body, _ = req.GetBody()
 			resp, err = s2.RoundTrip(req)
@@ -496,4 +497,12 @@ func (r *Router) parseSubject(subj string) (tenant, connectorID string, ok bool)
 	}
 	connectorID, ok = untoken('c', c)
 	return tenant, connectorID, ok
+}
+
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return strings.EqualFold(req.Header.Get(tunnel.IdempotentHeader), "true")
 }
