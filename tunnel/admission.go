@@ -25,9 +25,11 @@ const (
 // admission decides, before any work past TLS, whether a connect is
 // served now or shed with a Retry-After. It is a token bucket (rate per
 // second, burst of a tenth of a second's worth) plus a cap on connects in
-// progress. Shed connects are promised consecutive slots at the accept
-// rate, so a wave comes back spread at the rate the node can take instead
-// of all at once.
+// progress. Shed connects are promised consecutive slots at the rate the
+// node admits connects: the accept rate, or less when the cap binds
+// (maxBusy / the mean time a connect takes, as on a starved CPU). So a
+// wave comes back spread at the rate the node can take instead of all at
+// once.
 type admission struct {
 	rate     float64 // tokens per second; <= 0: no rate limit
 	burst    float64
@@ -39,6 +41,7 @@ type admission struct {
 	last     time.Time
 	busy     int
 	nextSlot time.Time
+	took     time.Duration // moving average of an admitted connect's time
 }
 
 func newAdmission(rate float64, maxBusy int) *admission {
@@ -51,8 +54,9 @@ func newAdmission(rate float64, maxBusy int) *admission {
 	return a
 }
 
-// enter admits a connect (then the caller calls leave once the handshake
-// is over) or returns false and how long the connector should wait.
+// enter admits a connect (then the caller calls leave with now once the
+// handshake is over) or returns false and how long the connector should
+// wait.
 func (a *admission) enter(now time.Time) (bool, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -85,7 +89,11 @@ func (a *admission) slotLocked(now time.Time) time.Duration {
 	if s.Before(now) {
 		s = now
 	}
-	s = s.Add(a.interval)
+	iv := a.interval
+	if a.maxBusy > 0 {
+		iv = max(iv, a.took/time.Duration(a.maxBusy))
+	}
+	s = s.Add(iv)
 	if d := s.Sub(now); d > MaxReconnectDelay {
 		return MaxReconnectDelay // the queue is full: do not push it further
 	}
@@ -93,9 +101,12 @@ func (a *admission) slotLocked(now time.Time) time.Duration {
 	return s.Sub(now)
 }
 
-func (a *admission) leave() {
+// leave ends a connect admitted at start.
+func (a *admission) leave(start time.Time) {
+	took := time.Since(start)
 	a.mu.Lock()
 	a.busy--
+	a.took += (took - a.took) / 8
 	a.mu.Unlock()
 }
 

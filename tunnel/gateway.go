@@ -305,7 +305,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	leave := func() {
 		if admitted {
 			admitted = false
-			g.admit.leave()
+			g.admit.leave(now)
 		}
 	}
 	defer leave()
