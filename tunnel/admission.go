@@ -89,16 +89,34 @@ func (a *admission) slotLocked(now time.Time) time.Duration {
 	if s.Before(now) {
 		s = now
 	}
-	iv := a.interval
-	if a.maxBusy > 0 {
-		iv = max(iv, a.took/time.Duration(a.maxBusy))
-	}
-	s = s.Add(iv)
+	s = s.Add(a.intervalLocked())
 	if d := s.Sub(now); d > MaxReconnectDelay {
 		return MaxReconnectDelay // the queue is full: do not push it further
 	}
 	a.nextSlot = s
 	return s.Sub(now)
+}
+
+// intervalLocked is the time between two admitted connects at the rate
+// the node admits: the accept rate, or less when connects take so long
+// that the cap binds.
+func (a *admission) intervalLocked() time.Duration {
+	iv := a.interval
+	if a.maxBusy > 0 {
+		iv = max(iv, a.took/time.Duration(a.maxBusy))
+	}
+	return iv
+}
+
+// effectiveRate is the rate in connects per second the node admits now
+// (see intervalLocked); <= 0 without any limit.
+func (a *admission) effectiveRate() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rate <= 0 && (a.maxBusy <= 0 || a.took == 0) {
+		return -1
+	}
+	return float64(time.Second) / float64(a.intervalLocked())
 }
 
 // leave ends a connect admitted at start.
@@ -111,8 +129,8 @@ func (a *admission) leave(start time.Time) {
 }
 
 // reconnectWindow is the window over which a fleet of n connectors should
-// spread its reconnects to this gateway: n at the accept rate, at most
-// MaxReconnectDelay; 0 without a rate limit.
+// spread its reconnects to a gateway admitting rate connects per second,
+// at most MaxReconnectDelay; 0 without a rate limit.
 func reconnectWindow(n int, rate float64) time.Duration {
 	if rate <= 0 || n <= 0 {
 		return 0

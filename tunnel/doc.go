@@ -48,7 +48,8 @@
 //     The connector waits the Retry-After plus up to a second
 //     ([ErrGatewayBusy] in its status).
 //   - Each connect is told a reconnect window, max(ExpectedFleet, live
-//     sessions) / AcceptRate: after an abrupt loss the connector's first
+//     sessions) / the rate the node admits (AcceptRate, or less when its
+//     connects are slow): after an abrupt loss the connector's first
 //     retry is uniform over it (at least over BackoffBase), and no later
 //     retry over less; then the usual backoff (1 s base, 30 s cap, full
 //     jitter, reset after a stable minute). Without a window (a gateway

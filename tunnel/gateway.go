@@ -69,8 +69,10 @@ type GatewayConfig struct {
 	MaxHandshakes int
 	// ExpectedFleet is how many connectors this node expects to serve.
 	// Each connect is told the reconnect window max(ExpectedFleet, live
-	// sessions) / AcceptRate (at most MaxReconnectDelay): after an abrupt
-	// loss the connector's first retry is spread over it. Shutdown
+	// sessions) / the rate this node admits (AcceptRate, or less when
+	// its connects have been slow enough for MaxHandshakes to bind; at
+	// most MaxReconnectDelay): after an abrupt loss the connector's first
+	// retry is spread over it. Shutdown
 	// spreads its GOAWAY reconnect delays over the same window; set
 	// DrainGrace above it to keep every move make-before-break. Default
 	// 0: the live sessions of this node (which undercounts while a
@@ -562,8 +564,11 @@ func (g *Gateway) reconnectWindow() time.Duration {
 	return g.windowFor(n)
 }
 
+// windowFor is the window in which sessions connectors can come back at
+// the rate this node admits now: AcceptRate, or less when its connects
+// have been slow (a starved CPU) and MaxHandshakes binds.
 func (g *Gateway) windowFor(sessions int) time.Duration {
-	return reconnectWindow(max(sessions, g.cfg.ExpectedFleet), g.cfg.AcceptRate)
+	return reconnectWindow(max(sessions, g.cfg.ExpectedFleet), g.admit.effectiveRate())
 }
 
 func (g *Gateway) drainSession(ctx context.Context, s *Session, delay time.Duration) {

@@ -316,3 +316,19 @@ func TestBackoffWindow(t *testing.T) {
 	assert.Greater(t, maxOf(2), 9*time.Second, "[0, 4 s) would crowd the fleet back in")
 	assert.Greater(t, maxOf(10), 27*time.Second)
 }
+
+// On a node whose connects take long (a starved CPU), the cap binds
+// before the rate: the window and the shed slots follow what it really
+// admits, MaxHandshakes per connect time.
+func TestAdmissionFollowsSlowConnects(t *testing.T) {
+	a := newAdmission(500, 64)
+	assert.InDelta(t, 500, a.effectiveRate(), 0.01, "nothing measured yet: the accept rate")
+	start := time.Now().Add(-time.Second)
+	for i := range 100 {
+		ok, _ := a.enter(start.Add(time.Duration(i) * 10 * time.Millisecond))
+		require.True(t, ok)
+		a.leave(start) // each connect took 1 s
+	}
+	assert.InDelta(t, 64, a.effectiveRate(), 2, "64 in progress, 1 s each")
+	assert.InDelta(t, (5000 / 64.0), reconnectWindow(5000, a.effectiveRate()).Seconds(), 3)
+}

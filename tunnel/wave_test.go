@@ -71,6 +71,7 @@ func TestReconnectWave(t *testing.T) {
 	g2 := f.newGateway("gw-2", router)
 	drained := make(chan error, 1)
 	graceful := f.phase("graceful restart", "gw-2", func() {
+		f.window = g1.windowFor(n)
 		srv1.front.Store(g2)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
@@ -80,7 +81,7 @@ func TestReconnectWave(t *testing.T) {
 	})
 	graceful.check(t, 30*time.Second)
 	assert.Equal(t, n, graceful.goaways, "every connector got a GOAWAY")
-	assert.Greater(t, f.maxDelay, f.window/2, "GOAWAY reconnect delays spread over the window")
+	assert.Greater(t, f.maxDelay, f.window*9/10, "GOAWAY reconnect delays spread over the window")
 	assert.Less(t, f.maxDelay, f.window, "GOAWAY reconnect delays spread over the window")
 	require.NoError(t, <-drained, "every old session closed once replaced")
 	require.NoError(t, g1.Close())
@@ -91,6 +92,7 @@ func TestReconnectWave(t *testing.T) {
 	// connector's first retry is spread over the window gw-2 announced.
 	g3 := f.newGateway("gw-3", NewMemoryRouter())
 	abrupt := f.phase("abrupt restart", "gw-3", func() {
+		f.window = g2.windowFor(n)
 		srv1.stop()
 		_ = g2.Close()
 		f.serve(g3)
@@ -112,7 +114,7 @@ type waveFleet struct {
 	pool   *x509.CertPool
 	cfgs   []ConnectorConfig
 	start  time.Time
-	window time.Duration // reconnect window the gateways announce
+	window time.Duration // the old gateway's reconnect window in a phase
 
 	mu       sync.Mutex
 	dials    []time.Duration // since start
@@ -155,7 +157,6 @@ func newWaveFleet(t *testing.T, n int) *waveFleet {
 		node:   make([]string, n),
 		live:   make([]bool, n),
 		onNode: make(map[string]int),
-		window: reconnectWindow(n, waveAcceptRate),
 	}
 	f.pool.AppendCertsFromPEM(f.pki.caPEM)
 	dialer := &net.Dialer{Timeout: 30 * time.Second}
@@ -367,7 +368,7 @@ func (f *waveFleet) phase(name, node string, restart func()) wavePhase {
 	p.peak1s, p.peak100ms = peakRates(dials)
 	p.resets, p.dropped, p.refused = f.resets-resets0, f.dropped-dropped0, f.refused-refused0
 	p.busy, p.other, p.goaways = f.busy-busy0, f.other-other0, f.goaways-goaways0
-	f.t.Logf("%s: %d connectors all back on %s in %.1f s (window %.1f s at %d connects/s); %d dials, peak %.0f/s over 1 s, %.0f/s over 100 ms; resets %d, dropped by server timeouts %d, refused %d, shed with 503 + Retry-After %d, other errors %d %q; GOAWAYs %d (longest reconnect delay %v); process CPU %.1f s; load average per CPU %.1f",
+	f.t.Logf("%s: %d connectors all back on %s in %.1f s (window %.1f s; accept rate %d/s); %d dials, peak %.0f/s over 1 s, %.0f/s over 100 ms; resets %d, dropped by server timeouts %d, refused %d, shed with 503 + Retry-After %d, other errors %d %q; GOAWAYs %d (longest reconnect delay %v); process CPU %.1f s; load average per CPU %.1f",
 		name, f.n, node, p.back.Seconds(), f.window.Seconds(), waveAcceptRate, p.dials, p.peak1s, p.peak100ms,
 		p.resets, p.dropped, p.refused, p.busy, p.other, f.others, p.goaways, f.maxDelay.Round(time.Millisecond), p.cpu.Seconds(), p.load)
 	return p
