@@ -113,7 +113,7 @@ func (a *admission) intervalLocked() time.Duration {
 func (a *admission) effectiveRate() float64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.rate <= 0 && (a.maxBusy <= 0 || a.took == 0) {
+	if a.rate <= 0 {
 		return -1
 	}
 	return float64(time.Second) / float64(a.intervalLocked())

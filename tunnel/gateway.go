@@ -72,11 +72,10 @@ type GatewayConfig struct {
 	// sessions) / the rate this node admits (AcceptRate, or less when
 	// its connects have been slow enough for MaxHandshakes to bind; at
 	// most MaxReconnectDelay): after an abrupt loss the connector's first
-	// retry is spread over it. Shutdown
-	// spreads its GOAWAY reconnect delays over the same window; set
-	// DrainGrace above it to keep every move make-before-break. Default
-	// 0: the live sessions of this node (which undercounts while a
-	// restarted node fills up).
+	// retry is spread over it. Shutdown spreads its GOAWAY reconnect
+	// delays over the same window; set DrainGrace above it to keep every
+	// move make-before-break. Default 0: the live sessions of this node
+	// (which undercounts while a restarted node fills up).
 	ExpectedFleet int
 	// OnPresence receives presence events in order on one goroutine.
 	OnPresence func(PresenceEvent)
