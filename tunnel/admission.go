@@ -18,8 +18,10 @@ const (
 	// keeps serving calls during a reconnect wave.
 	DefaultAcceptRate = 500
 	// DefaultMaxHandshakes is the default cap on connects being admitted
-	// at once.
-	DefaultMaxHandshakes = 64
+	// at once: the accept rate times half a second, since a connect's
+	// handshake takes about two round trips to the connector (often 100
+	// ms or more each over the internet) plus its CPU time.
+	DefaultMaxHandshakes = 256
 )
 
 // admission decides, before any work past TLS, whether a connect is

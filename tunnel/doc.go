@@ -42,7 +42,7 @@
 //
 //   - A gateway admits connects at GatewayConfig.AcceptRate (default
 //     [DefaultAcceptRate], 500 per second) with at most MaxHandshakes
-//     (default [DefaultMaxHandshakes], 64) in progress, and answers the
+//     (default [DefaultMaxHandshakes], 256) in progress, and answers the
 //     rest 503 with a Retry-After before doing any work past TLS; the
 //     shed connectors get consecutive slots at the rate the node admits.
 //     The connector waits the Retry-After plus up to a second

@@ -65,7 +65,7 @@ type GatewayConfig struct {
 	// window is announced.
 	AcceptRate float64
 	// MaxHandshakes caps connects being admitted at once. Default
-	// DefaultMaxHandshakes (64); negative means no cap.
+	// DefaultMaxHandshakes (256); negative means no cap.
 	MaxHandshakes int
 	// ExpectedFleet is how many connectors this node expects to serve.
 	// Each connect is told the reconnect window max(ExpectedFleet, live
