@@ -74,7 +74,7 @@ func TestReconnectWave(t *testing.T) {
 		f.window = g1.windowFor(n)
 		srv1.front.Store(g2)
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 			defer cancel()
 			drained <- g1.Shutdown(ctx)
 		}()
