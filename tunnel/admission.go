@@ -131,13 +131,15 @@ func (a *admission) leave(start time.Time) {
 }
 
 // reconnectWindow is the window over which a fleet of n connectors should
-// spread its reconnects to a gateway admitting rate connects per second,
-// at most MaxReconnectDelay; 0 without a rate limit.
+// spread its reconnects to a gateway admitting rate connects per second:
+// n at four fifths of the rate, so that chance bunching does not tip the
+// wave into shedding (each shed connect still costs a TLS handshake); at
+// most MaxReconnectDelay; 0 without a rate limit.
 func reconnectWindow(n int, rate float64) time.Duration {
 	if rate <= 0 || n <= 0 {
 		return 0
 	}
-	secs := float64(n) / rate
+	secs := float64(n) / (0.8 * rate)
 	if secs >= MaxReconnectDelay.Seconds() {
 		return MaxReconnectDelay
 	}

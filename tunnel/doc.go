@@ -48,12 +48,13 @@
 //     The connector waits the Retry-After plus up to a second
 //     ([ErrGatewayBusy] in its status).
 //   - Each connect is told a reconnect window, max(ExpectedFleet, live
-//     sessions) / the rate the node admits (AcceptRate, or less when its
-//     connects are slow): after an abrupt loss the connector's first
-//     retry is uniform over it (at least over BackoffBase), and no later
-//     retry over less; then the usual backoff (1 s base, 30 s cap, full
-//     jitter, reset after a stable minute). Without a window (a gateway
-//     of an earlier version) the backoff is unchanged.
+//     sessions) over four fifths of the rate the node admits (AcceptRate,
+//     or less when its connects are slow): after an abrupt loss the
+//     connector's first retry is uniform over it (at least over
+//     BackoffBase), and no later retry over less; then the usual backoff
+//     (1 s base, 30 s cap, full jitter, reset after a stable minute).
+//     Without a window (a gateway of an earlier version) the backoff is
+//     unchanged.
 //   - [Gateway.Shutdown] sends each session a GOAWAY with a reconnect
 //     delay, spread evenly over that window; the connector keeps serving
 //     on the old session and dials its replacement after the delay.

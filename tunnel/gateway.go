@@ -68,14 +68,15 @@ type GatewayConfig struct {
 	// DefaultMaxHandshakes (256); negative means no cap.
 	MaxHandshakes int
 	// ExpectedFleet is how many connectors this node expects to serve.
-	// Each connect is told the reconnect window max(ExpectedFleet, live
-	// sessions) / the rate this node admits (AcceptRate, or less when
-	// its connects have been slow enough for MaxHandshakes to bind; at
-	// most MaxReconnectDelay): after an abrupt loss the connector's first
-	// retry is spread over it. Shutdown spreads its GOAWAY reconnect
-	// delays over the same window; set DrainGrace above it to keep every
-	// move make-before-break. Default 0: the live sessions of this node
-	// (which undercounts while a restarted node fills up).
+	// Each connect is told a reconnect window: max(ExpectedFleet, live
+	// sessions) divided by four fifths of the rate this node admits
+	// (AcceptRate, or less when its connects have been slow enough for
+	// MaxHandshakes to bind), at most MaxReconnectDelay. After an abrupt
+	// loss the connector's first retry is spread over it. Shutdown
+	// spreads its GOAWAY reconnect delays over the same window; set
+	// DrainGrace above it to keep every move make-before-break. Default
+	// 0: the live sessions of this node (which undercounts while a
+	// restarted node fills up).
 	ExpectedFleet int
 	// OnPresence receives presence events in order on one goroutine.
 	OnPresence func(PresenceEvent)
