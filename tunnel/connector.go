@@ -70,7 +70,10 @@ type ConnectorConfig struct {
 
 	// BackoffBase, BackoffMax and StableAfter shape reconnects: full
 	// jitter exponential backoff, reset after a session lived StableAfter.
-	// Defaults 1s, 30s and 1m.
+	// Defaults 1s, 30s and 1m. The gateway can widen the retry window
+	// (the reconnect window it announces; see the package doc,
+	// "Reconnect waves"), delay a replacement (GOAWAY) or ask for a pause
+	// (503 with Retry-After), each within MaxReconnectDelay.
 	BackoffBase, BackoffMax, StableAfter time.Duration
 	// DialTimeout bounds one connect attempt, handshake and HELLO
 	// included. Default 30s.
@@ -121,7 +124,7 @@ type Status struct {
 	State   State
 	NodeID  string        // the gateway node (Connected)
 	Err     error         // why the previous session or attempt failed
-	RetryIn time.Duration // delay before the next attempt (Disconnected)
+	RetryIn time.Duration // delay before the next attempt (Disconnected), or before the replacement is dialed (Draining)
 }
 
 // Connector is the on-premises end of the tunnel: it dials the gateway,
@@ -136,6 +139,9 @@ type Connector struct {
 
 	lastConn atomic.Pointer[corkConn] // the connection of the latest dial
 	pub      infoPublisher            // SetInfo (publish.go)
+	// window is the reconnect window the gateway announced on the last
+	// connect (reconnect.go); only Run's goroutine uses it.
+	window time.Duration
 
 	mu      sync.Mutex
 	closed  bool
@@ -288,8 +294,14 @@ func (c *Connector) Run(ctx context.Context) error {
 	defer cancel()
 
 	attempt := 0
-	var lastErr error
+	var wait time.Duration // before the next dial: a GOAWAY's reconnect delay
 	for {
+		if wait > 0 {
+			if err := c.pause(ctx, wait); err != nil {
+				return c.exit(ctx)
+			}
+			wait = 0
+		}
 		s, nodeID, err := c.connect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -299,8 +311,14 @@ func (c *Connector) Run(ctx context.Context) error {
 				c.status(Status{State: StateClosed, Err: err})
 				return err
 			}
-			lastErr = err
-			if err := c.sleep(ctx, &attempt, lastErr); err != nil {
+			d := c.backoff(attempt)
+			var busy *BusyError
+			if errors.As(err, &busy) {
+				// the gateway's hint replaces the backoff, not the count
+				d = busy.RetryAfter + c.jitter(retryAfterJitter)
+			}
+			attempt++
+			if err := c.sleep(ctx, d, err); err != nil {
 				return c.exit(ctx)
 			}
 			continue
@@ -321,9 +339,10 @@ func (c *Connector) Run(ctx context.Context) error {
 		case sessErr = <-finished:
 		case <-s.goawayCh():
 			// make-before-break: the old session keeps serving while a
-			// replacement is dialed; it ends when the gateway closes it
-			// or its grace passes.
-			c.status(Status{State: StateDraining, NodeID: nodeID})
+			// replacement is dialed after the gateway's reconnect delay;
+			// it ends when the gateway closes it or its grace passes.
+			wait = c.goawayDelay(s.goaway0)
+			c.status(Status{State: StateDraining, NodeID: nodeID, RetryIn: wait})
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
@@ -351,10 +370,11 @@ func (c *Connector) Run(ctx context.Context) error {
 			// the gateway said so; confirm on the next connect (403)
 			c.log.Warn("session closed: connector revoked")
 		}
-		lastErr = sessErr
-		if err := c.sleep(ctx, &attempt, lastErr); err != nil {
+		// an abrupt loss: the first retry is spread over the window
+		if err := c.sleep(ctx, c.backoff(attempt), sessErr); err != nil {
 			return c.exit(ctx)
 		}
+		attempt++
 	}
 }
 
@@ -369,13 +389,22 @@ func (c *Connector) exit(ctx context.Context) error {
 	return context.Cause(ctx)
 }
 
-// backoff returns a full-jitter delay for the given attempt.
+// backoff returns a full-jitter delay for the given attempt: uniform in
+// [0, max(window, min(BackoffMax, BackoffBase × 2^attempt))), where window
+// is the reconnect window the gateway announced on the last connect. So
+// the first retry after an abrupt loss is spread over the window that fits
+// the fleet, and later retries never crowd into a narrower one.
 func (c *Connector) backoff(attempt int) time.Duration {
 	ceil := c.cfg.BackoffBase
 	for i := 0; i < attempt && ceil < c.cfg.BackoffMax; i++ {
 		ceil *= 2
 	}
-	ceil = min(ceil, c.cfg.BackoffMax)
+	ceil = max(min(ceil, c.cfg.BackoffMax), c.window)
+	return c.jitter(ceil)
+}
+
+// jitter returns a uniform delay in [0, ceil).
+func (c *Connector) jitter(ceil time.Duration) time.Duration {
 	if ceil <= 0 {
 		return 0
 	}
@@ -386,11 +415,27 @@ func (c *Connector) backoff(attempt int) time.Duration {
 	return time.Duration(n.Int64())
 }
 
-func (c *Connector) sleep(ctx context.Context, attempt *int, cause error) error {
-	d := c.backoff(*attempt)
-	*attempt++
+// goawayDelay is how long to wait after g before dialing a replacement:
+// the delay the GOAWAY carried; none from a gateway that sent none (before
+// reconnect delays existed); a draw from the reconnect window when the
+// extension is malformed.
+func (c *Connector) goawayDelay(g *goawayNote) time.Duration {
+	switch {
+	case g.extErr != nil:
+		return c.jitter(max(c.window, c.cfg.BackoffBase))
+	case g.ext.hasDelay:
+		return g.ext.delay
+	}
+	return 0
+}
+
+func (c *Connector) sleep(ctx context.Context, d time.Duration, cause error) error {
 	c.status(Status{State: StateDisconnected, Err: cause, RetryIn: d})
 	c.log.Info("reconnecting", "retry_in", d, "reason", fmt.Sprint(cause))
+	return c.pause(ctx, d)
+}
+
+func (c *Connector) pause(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -445,7 +490,14 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
+		if busy := busyError(c.cfg.URL, resp, c.cfg.Now()); busy != nil {
+			return nil, "", busy // reconnect.go
+		}
 		return nil, "", connectError(c.cfg.URL, resp, err) // dialerr.go
+	}
+	if resp != nil {
+		// the gateway's hint for the next abrupt loss; none: the old policy
+		c.window, _ = parseReconnectWindow(resp.Header.Get(reconnectWindowHeader))
 	}
 	if conn.Subprotocol() != Subprotocol {
 		_ = conn.CloseNow()
@@ -544,14 +596,17 @@ func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, tok str
 
 // goawayNote records a GOAWAY for the connector's Run loop.
 type goawayNote struct {
-	once  sync.Once
-	ch    chan struct{}
-	grace time.Duration
+	once   sync.Once
+	ch     chan struct{}
+	grace  time.Duration
+	ext    goawayExt // goaway.go
+	extErr error
 }
 
-func (g *goawayNote) note(grace time.Duration) {
+func (g *goawayNote) note(grace time.Duration, ext []byte) {
 	g.once.Do(func() {
 		g.grace = grace
+		g.ext, g.extErr = parseGoawayExt(ext)
 		close(g.ch)
 	})
 }

@@ -21,10 +21,10 @@
 // key, [CloudKey]). [Gateway.IssueEnrollmentToken] makes one-time tokens;
 // [Gateway.RoundTripper] and [Gateway.RoundTripperFor] reach connectors;
 // [Gateway.Revoke] revokes a connector and closes its sessions;
-// [Gateway.Shutdown] drains the node with GOAWAY. Presence events
-// ([PresenceEvent]) arrive in order on one goroutine, with the connectors'
-// published info ([InfoEvent], GatewayConfig.OnInfo); the latest is also at
-// [Gateway.ConnectorInfo] and [Session.Info].
+// [Gateway.Shutdown] drains the node with GOAWAY (see "Reconnect waves").
+// Presence events ([PresenceEvent]) arrive in order on one goroutine, with
+// the connectors' published info ([InfoEvent], GatewayConfig.OnInfo); the
+// latest is also at [Gateway.ConnectorInfo] and [Session.Info].
 //
 // # Connector side
 //
@@ -37,6 +37,39 @@
 // (version, host, services and the outcome of their last real operation)
 // to the gateway, after each HELLO and on every change: health reported
 // from real work, without probing anything on a timer.
+//
+// # Reconnect waves
+//
+// When a cloud restarts, every connector reconnects. So that the fleet
+// does not come back in the same second (each connect costs the gateway
+// a TLS handshake, a signature check and a signed key exchange):
+//
+//   - A gateway admits connects at GatewayConfig.AcceptRate (default
+//     [DefaultAcceptRate], 500 per second) with at most MaxHandshakes
+//     (default [DefaultMaxHandshakes], 256) in progress, and answers the
+//     rest 503 with a Retry-After before doing any work past TLS; the
+//     shed connectors get consecutive slots at the rate the node admits.
+//     The connector waits the Retry-After plus up to a second
+//     ([ErrGatewayBusy] in its status).
+//   - Each connect is told a reconnect window, max(ExpectedFleet, live
+//     sessions) over four fifths of the rate the node admits (AcceptRate,
+//     or less when its connects are slow): after an abrupt loss the
+//     connector's first retry is uniform over it (at least over
+//     BackoffBase), and no later retry over less; then the usual backoff
+//     (1 s base, 30 s cap, full jitter, reset after a stable minute).
+//     Without a window (a gateway of an earlier version) the backoff is
+//     unchanged.
+//   - [Gateway.Shutdown] sends each session a GOAWAY with a reconnect
+//     delay, spread evenly over that window; the connector keeps serving
+//     on the old session and dials its replacement after the delay.
+//
+// Hints that arrive outside the sealed channel (the 503, the window) could
+// be forged by a relay, so the connector clamps them: it waits at least a
+// second after a 503 and at most [MaxReconnectDelay] (5 minutes) for any
+// hint. Set GatewayConfig.ExpectedFleet to the number of connectors a node
+// serves, so that a restarted node, which starts with no sessions,
+// announces the right window. TestReconnectWave runs 5 000 connectors
+// through a restart in one process (BENCHMARKS.md).
 //
 // # Deployment
 //
@@ -112,7 +145,8 @@
 // it returns when the keepalive declares the session dead, three ping
 // intervals after that write started ([ErrPeerSilent]).
 // [Connector.Run] returns [ErrRevoked] when the connector was revoked; its
-// status reports [ErrHandshake] (with [ErrCloudKeyMismatch] when the
+// status reports [ErrGatewayBusy] (a [*BusyError]) for a connect the
+// gateway shed, [ErrHandshake] (with [ErrCloudKeyMismatch] when the
 // gateway did not prove the pinned key) and it retries. [NewConnector]
 // returns [ErrCloudKeyMissing] for an identity enrolled before protocol v2.
 //

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -59,6 +60,30 @@ type GatewayConfig struct {
 	// DrainGrace is how long Shutdown lets in-flight requests finish.
 	// Default 30s.
 	DrainGrace time.Duration
+	// AcceptRate is how many connects per second this node admits past
+	// TLS (token check, upgrade, handshake). A connect beyond it, or
+	// beyond MaxHandshakes, is answered 503 with a Retry-After before any
+	// of that work, and the shed connectors are given consecutive slots
+	// at this rate, so a reconnect wave comes back as fast as the node
+	// can take it, without connection resets. It also sizes the
+	// reconnect window announced to connectors (see ExpectedFleet).
+	// Default DefaultAcceptRate (500); negative means no limit, and no
+	// window is announced.
+	AcceptRate float64
+	// MaxHandshakes caps connects being admitted at once. Default
+	// DefaultMaxHandshakes (256); negative means no cap.
+	MaxHandshakes int
+	// ExpectedFleet is how many connectors this node expects to serve.
+	// Each connect is told a reconnect window: max(ExpectedFleet, live
+	// sessions) divided by four fifths of the rate this node admits
+	// (AcceptRate, or less when its connects have been slow enough for
+	// MaxHandshakes to bind), at most MaxReconnectDelay. After an abrupt
+	// loss the connector's first retry is spread over it. Shutdown
+	// spreads its GOAWAY reconnect delays over the same window; set
+	// DrainGrace above it to keep every move make-before-break. Default
+	// 0: the live sessions of this node (which undercounts while a
+	// restarted node fills up).
+	ExpectedFleet int
 	// OnPresence receives presence events in order on one goroutine.
 	OnPresence func(PresenceEvent)
 	// OnInfo receives a connector's published info ([ConnectorInfo]) in
@@ -124,7 +149,9 @@ type Gateway struct {
 	tenants  map[string]int
 	closed   bool
 	draining bool
+	drainEnd time.Time // when Shutdown closes the last sessions at the latest
 	wg       sync.WaitGroup
+	admit    *admission
 }
 
 // NewGateway validates cfg and returns a Gateway.
@@ -153,6 +180,12 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.DrainGrace == 0 {
 		cfg.DrainGrace = 30 * time.Second
 	}
+	if cfg.AcceptRate == 0 {
+		cfg.AcceptRate = DefaultAcceptRate
+	}
+	if cfg.MaxHandshakes == 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
 	switch {
 	case cfg.PingInterval < minPing || cfg.PingInterval > maxPing:
 		return nil, fmt.Errorf("tunnel: PingInterval %v out of range [%v, %v]", cfg.PingInterval, minPing, maxPing)
@@ -164,6 +197,8 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		return nil, fmt.Errorf("tunnel: MaxStreams %d out of range [1, %d]", cfg.MaxStreams, maxStreamsCap)
 	case len(cfg.NodeID) > maxNodeIDLen:
 		return nil, errors.New("tunnel: NodeID too long")
+	case cfg.ExpectedFleet < 0 || math.IsNaN(cfg.AcceptRate):
+		return nil, errors.New("tunnel: ExpectedFleet and AcceptRate must be numbers, ExpectedFleet at least 0")
 	}
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryStore()
@@ -203,6 +238,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		events:   newDispatcher(),
 		sessions: make(map[*Session]struct{}),
 		tenants:  make(map[string]int),
+		admit:    newAdmission(cfg.AcceptRate, cfg.MaxHandshakes),
 	}
 	return g, nil
 }
@@ -248,21 +284,38 @@ func (g *Gateway) authenticate(ctx context.Context, header string) (ConnectorRec
 	return rec, 0, nil
 }
 
-// ServeHTTP is the WebSocket upgrade endpoint connectors dial. It refuses
-// bad, expired, replayed (401) and revoked (403) connect tokens before
-// upgrading, then serves the session until it ends.
+// ServeHTTP is the WebSocket upgrade endpoint connectors dial. It sheds
+// connects beyond AcceptRate or MaxHandshakes, and every connect while
+// draining, with 503 and a Retry-After; it refuses bad, expired, replayed
+// (401) and revoked (403) connect tokens before upgrading, then serves
+// the session until it ends.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.mu.Lock()
-	closed, draining := g.closed, g.draining
+	closed, draining, drainEnd := g.closed, g.draining, g.drainEnd
 	if !closed && !draining {
 		g.wg.Add(1)
 		defer g.wg.Done()
 	}
 	g.mu.Unlock()
+	now := time.Now() // admission is about real load, not cfg.Now
 	if closed || draining {
-		http.Error(w, "gateway shutting down", http.StatusServiceUnavailable)
+		// come back once this node is gone, spread at the accept rate
+		shed(w, max(drainEnd.Sub(now), 0)+g.admit.slot(now), "gateway shutting down")
 		return
 	}
+	ok, retry := g.admit.enter(now)
+	if !ok {
+		shed(w, retry, "gateway busy")
+		return
+	}
+	admitted := true
+	leave := func() {
+		if admitted {
+			admitted = false
+			g.admit.leave(now)
+		}
+	}
+	defer leave()
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), authScheme)
 	rec, status, err := g.authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
@@ -278,6 +331,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
+	if win := g.reconnectWindow(); win > 0 {
+		w.Header().Set(reconnectWindowHeader, formatReconnectWindow(win))
+	}
 	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
@@ -287,6 +343,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(int64(msgLimit(g.cfg.MaxFrameSize) + sealOverhead))
 	tx, rx, err := g.handshake(conn, tok, rec)
+	leave()
 	if err != nil {
 		g.log.Warn("handshake refused", "remote_addr", r.RemoteAddr, "connector_id", rec.ID, "tenant", rec.Tenant, "reason", err.Error())
 		_ = conn.Close(websocket.StatusPolicyViolation, "handshake failed")
@@ -471,30 +528,57 @@ func (g *Gateway) RoundTripperFor(tenant, connectorID string) http.RoundTripper 
 	return &transport{router: g.router, forwarder: g.fwd, tenant: tenant, connectorID: connectorID}
 }
 
-// Shutdown drains this gateway: new connects are refused, every session is
-// sent GOAWAY so its connector opens a replacement (on another node), and
-// each session closes once its in-flight requests finished and a
-// replacement is routable, or DrainGrace passed. Shutdown returns when all
-// sessions closed or ctx ended; call Close afterwards.
+// Shutdown drains this gateway: new connects are refused (503 with a
+// Retry-After past the drain), every session is sent GOAWAY with a
+// reconnect delay, spread evenly over the reconnect window (see
+// ExpectedFleet), after which its connector opens a replacement (on
+// another node, or on this one restarted), and each session closes once
+// its in-flight requests finished and a replacement is routable, or
+// DrainGrace passed, or ctx ended. Shutdown returns when all sessions
+// closed or ctx ended; call Close afterwards.
 func (g *Gateway) Shutdown(ctx context.Context) error {
+	end := time.Now().Add(g.cfg.DrainGrace)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(end) {
+		end = dl
+	}
 	g.mu.Lock()
-	g.draining = true
+	if !g.draining {
+		g.draining = true
+		g.drainEnd = end
+	}
 	g.mu.Unlock()
 	sessions := g.sessionsOf("")
+	delays := spreadDelays(len(sessions), g.windowFor(len(sessions)))
 	var wg sync.WaitGroup
-	for _, s := range sessions {
+	for i, s := range sessions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			g.drainSession(ctx, s)
+			g.drainSession(ctx, s, delays[i])
 		}()
 	}
 	wg.Wait()
 	return ctx.Err()
 }
 
-func (g *Gateway) drainSession(ctx context.Context, s *Session) {
-	_ = s.goaway(g.cfg.DrainGrace)
+// reconnectWindow is the window announced to a connector that connects
+// now (GatewayConfig.ExpectedFleet).
+func (g *Gateway) reconnectWindow() time.Duration {
+	g.mu.Lock()
+	n := len(g.sessions) + 1
+	g.mu.Unlock()
+	return g.windowFor(n)
+}
+
+// windowFor is the window in which sessions connectors can come back at
+// the rate this node admits now: AcceptRate, or less when its connects
+// have been slow (a starved CPU) and MaxHandshakes binds.
+func (g *Gateway) windowFor(sessions int) time.Duration {
+	return reconnectWindow(max(sessions, g.cfg.ExpectedFleet), g.admit.effectiveRate())
+}
+
+func (g *Gateway) drainSession(ctx context.Context, s *Session, delay time.Duration) {
+	_ = s.goaway(g.cfg.DrainGrace, appendGoawayExt(nil, "shutdown", delay))
 	grace := time.NewTimer(g.cfg.DrainGrace)
 	defer grace.Stop()
 	tick := time.NewTicker(g.cfg.PingInterval / 4)

@@ -50,9 +50,9 @@ type sessionConfig struct {
 	now         func() time.Time
 	tenant      string
 	connectorID string
-	onGoaway    func(grace time.Duration) // connector side
-	onInfo      func(*Session)            // gateway side: new INFO (publish.go)
-	cork        *corkConn                 // connector side: the TCP connection, or nil
+	onGoaway    func(grace time.Duration, ext []byte) // connector side; ext: goaway.go
+	onInfo      func(*Session)                        // gateway side: new INFO (publish.go)
+	cork        *corkConn                             // connector side: the TCP connection, or nil
 	// tx seals every message this side sends, rx opens every message it
 	// receives (keys from the handshake).
 	tx, rx *sealer
@@ -731,7 +731,7 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, e
 		s.drain = true
 		s.mu.Unlock()
 		if first && s.cfg.onGoaway != nil {
-			s.cfg.onGoaway(grace)
+			s.cfg.onGoaway(grace, f.payload[8:])
 		}
 		return false, nil
 	case frameError:
@@ -863,7 +863,7 @@ func (s *Session) release(st *stream) {
 
 // goaway tells the connector to reconnect elsewhere and stops new streams
 // from being routed here.
-func (s *Session) goaway(grace time.Duration) error {
+func (s *Session) goaway(grace time.Duration, ext []byte) error {
 	s.mu.Lock()
 	if s.drain || s.err != nil {
 		s.mu.Unlock()
@@ -875,7 +875,7 @@ func (s *Session) goaway(grace time.Duration) error {
 	var p [8]byte
 	binary.BigEndian.PutUint32(p[:4], last)
 	binary.BigEndian.PutUint32(p[4:], uint32(grace/time.Millisecond))
-	return s.writeControl(frameGoaway, 0, 0, p[:])
+	return s.writeControl(frameGoaway, 0, 0, append(p[:], ext...))
 }
 
 // closeIfIdle closes a draining session with no stream in flight. It holds
