@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -27,8 +28,21 @@ func TestRealDeparturesOverHTTP(t *testing.T) {
 			dc, err := directory.Open(directory.Config{URLs: []string{s.URL}, BindDN: s.BindDN, BindPassword: s.BindPassword, CAPEM: ca})
 			require.NoError(t, err)
 			defer dc.Close()
-			srv := httptest.NewServer(directoryhttp.NewHandler(dc))
+			// With an observer, as a connector serves it: the wrapper must
+			// keep the optional capabilities.
+			var mu sync.Mutex
+			seen := map[string]int{}
+			srv := httptest.NewServer(directoryhttp.NewHandler(dc, directoryhttp.WithObserver(func(op string, _ error) {
+				mu.Lock()
+				seen[op]++
+				mu.Unlock()
+			})))
 			defer srv.Close()
+			defer func() {
+				mu.Lock()
+				defer mu.Unlock()
+				assert.Positive(t, seen["whereabouts"], "whereabouts reached the directory through the observer")
+			}()
 			c, err := directoryhttp.NewClient(srv.URL, srv.Client().Transport)
 			require.NoError(t, err)
 

@@ -2,6 +2,7 @@ package directoryhttp
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/liaisonhq/liaison/directory"
 )
@@ -101,5 +102,44 @@ func (o observed) CheckCredentials(ctx context.Context, m directory.Mapping, nam
 func (o observed) CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error) {
 	v, err := checkAccount(ctx, o.d, m, name, id, password)
 	o.done(ctx, "credentials", err)
+	return v, err
+}
+
+// The optional capabilities pass through the wrapper: a handler with an
+// observer must serve /departures, /whereabouts and /changed-groups exactly
+// as one without (a wrapper hiding them would turn every incremental import
+// into a full scan).
+var (
+	_ Departer     = observed{}
+	_ GroupChanger = observed{}
+)
+
+func (o observed) Departures(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]directory.Departure, error) {
+	d, ok := o.d.(Departer)
+	if !ok {
+		return nil, fmt.Errorf("%w: this connector's directory has no departures", directory.ErrDeparturesUnseen)
+	}
+	v, err := d.Departures(ctx, m, since)
+	o.done(ctx, "departures", err)
+	return v, err
+}
+
+func (o observed) Whereabouts(ctx context.Context, m directory.Mapping, ids []string) ([]directory.Departure, error) {
+	d, ok := o.d.(Departer)
+	if !ok {
+		return nil, fmt.Errorf("%w: this connector's directory has no whereabouts", directory.ErrDeparturesUnseen)
+	}
+	v, err := d.Whereabouts(ctx, m, ids)
+	o.done(ctx, "whereabouts", err)
+	return v, err
+}
+
+func (o observed) ChangedGroups(ctx context.Context, m directory.Mapping, since directory.Cursor) ([]string, error) {
+	g, ok := o.d.(GroupChanger)
+	if !ok {
+		return nil, fmt.Errorf("%w: this connector's directory has no changed groups", directory.ErrDeparturesUnseen)
+	}
+	v, err := g.ChangedGroups(ctx, m, since)
+	o.done(ctx, "changed-groups", err)
 	return v, err
 }

@@ -272,9 +272,24 @@ func importChanges(ctx context.Context, d *demo) error {
 		return err
 	}
 	s := res.Summary
-	d.say("incremental import: %d scanned, %d created, %d updated, %d disabled", res.Scanned, s.Creates, s.Updates, s.Disables)
-	if res.Full || s.Creates != 1 || s.Disables != 1 || s.Updates < 1 || res.Scanned > 5 {
-		return fmt.Errorf("want an incremental import of about 3 users (1 create, 1 disable, 1 update), got full=%v scanned=%d %+v", res.Full, res.Scanned, s)
+	switch {
+	case res.FellBack:
+		// The demo directory has no syncprov, so it cannot say what was
+		// deleted since the cursor: the importer falls back to a full scan
+		// rather than miss a removal (OpenLDAP with syncprov and AD answer
+		// incrementally; see directory.Client.Departures).
+		d.say("incremental import asked; the demo directory cannot report deletions, so it ran as a full scan: %d scanned, %d created, %d updated, %d disabled",
+			res.Scanned, s.Creates, s.Updates, s.Disables)
+	case res.Full:
+		return fmt.Errorf("want an incremental import, or a full scan it fell back to; got a full import %+v", s)
+	default:
+		d.say("incremental import: %d scanned, %d created, %d updated, %d disabled", res.Scanned, s.Creates, s.Updates, s.Disables)
+		if res.Scanned > 5 {
+			return fmt.Errorf("want an incremental import of about 3 users, got %d scanned", res.Scanned)
+		}
+	}
+	if s.Creates != 1 || s.Disables != 1 || s.Updates < 1 {
+		return fmt.Errorf("want 1 create, 1 disable and at least 1 update, got %+v", s)
 	}
 	if err := d.loadUsers(ctx); err != nil {
 		return err
