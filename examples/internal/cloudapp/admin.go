@@ -88,11 +88,7 @@ type ConnectorInfo struct {
 // Connectors lists the connectors of tenant ("" for every tenant) with
 // their presence.
 func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo, error) {
-	where, args := "", []any{}
-	if tenant != "" {
-		where, args = "WHERE tenant = ?", []any{tenant}
-	}
-	recs, err := s.tunnels.list(ctx, where, args...)
+	recs, err := s.tunnels.Connectors(ctx, tenant)
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/internal/masterkey"
-	"github.com/liaisonhq/liaison/tunnel"
 )
 
 // schema holds cloudapp's own tables; activation and alerts create theirs.
@@ -26,9 +25,6 @@ var schema = []string{
 	`CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value BLOB NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS sealed_settings (name TEXT PRIMARY KEY, sealed BLOB NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS tenants (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS tunnel_enrollments (hash BLOB PRIMARY KEY, tenant TEXT NOT NULL, expires_at INTEGER NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS tunnel_connectors (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, public_key BLOB NOT NULL,
-		enrolled_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0)`,
 	`CREATE TABLE IF NOT EXISTS mappings (tenant TEXT NOT NULL, id TEXT NOT NULL, mapping TEXT NOT NULL,
 		cursor TEXT NOT NULL DEFAULT '', created_at INTEGER NOT NULL, PRIMARY KEY (tenant, id))`,
 	`CREATE TABLE IF NOT EXISTS users (tenant TEXT NOT NULL, directory_id TEXT NOT NULL, id TEXT NOT NULL,
@@ -100,6 +96,12 @@ func (d db) lock(ctx context.Context) error {
 }
 
 func (d db) unlock() { <-d.w }
+
+// gate is the write gate as a sync.Locker, for the public stores.
+type gate chan struct{}
+
+func (g gate) Lock()   { g <- struct{}{} }
+func (g gate) Unlock() { <-g }
 
 // exec runs one writing statement under the write gate.
 func (d db) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -353,86 +355,6 @@ func (d db) tenants(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		out = append(out, t)
-	}
-	return out, rows.Err()
-}
-
-// tunnelStore is tunnel.Store over SQL, plus the listing the admin API needs.
-type tunnelStore struct{ db }
-
-var _ tunnel.Store = tunnelStore{}
-
-func (s tunnelStore) PutEnrollment(ctx context.Context, rec tunnel.EnrollmentRecord) error {
-	_, err := s.exec(ctx, `INSERT INTO tunnel_enrollments (hash, tenant, expires_at) VALUES (?, ?, ?)`,
-		rec.Hash[:], rec.Tenant, rec.Expires.UnixNano())
-	if err != nil {
-		return fmt.Errorf("cloudapp: put enrollment: %w", err)
-	}
-	return nil
-}
-
-func (s tunnelStore) ConsumeEnrollment(ctx context.Context, h [32]byte, now time.Time) (tunnel.EnrollmentRecord, error) {
-	var tenant string
-	var exp int64
-	// DELETE ... RETURNING makes consumption atomic: two racing connectors
-	// cannot both use one token.
-	if err := s.lock(ctx); err != nil {
-		return tunnel.EnrollmentRecord{}, err
-	}
-	err := s.QueryRowContext(ctx, `DELETE FROM tunnel_enrollments WHERE hash = ? RETURNING tenant, expires_at`, h[:]).Scan(&tenant, &exp)
-	s.unlock()
-	if errors.Is(err, sql.ErrNoRows) {
-		return tunnel.EnrollmentRecord{}, tunnel.ErrBadEnrollmentToken
-	}
-	if err != nil {
-		return tunnel.EnrollmentRecord{}, fmt.Errorf("cloudapp: consume enrollment: %w", err)
-	}
-	rec := tunnel.EnrollmentRecord{Hash: h, Tenant: tenant, Expires: time.Unix(0, exp)}
-	if !now.Before(rec.Expires) {
-		return tunnel.EnrollmentRecord{}, tunnel.ErrBadEnrollmentToken
-	}
-	return rec, nil
-}
-
-func (s tunnelStore) PutConnector(ctx context.Context, rec tunnel.ConnectorRecord) error {
-	_, err := s.exec(ctx, `INSERT INTO tunnel_connectors (id, tenant, public_key, enrolled_at, revoked) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, public_key = excluded.public_key,
-		enrolled_at = excluded.enrolled_at, revoked = excluded.revoked`,
-		rec.ID, rec.Tenant, []byte(rec.PublicKey), rec.Enrolled.UnixNano(), boolInt(rec.Revoked))
-	if err != nil {
-		return fmt.Errorf("cloudapp: put connector: %w", err)
-	}
-	return nil
-}
-
-func (s tunnelStore) Connector(ctx context.Context, id string) (tunnel.ConnectorRecord, error) {
-	recs, err := s.list(ctx, `WHERE id = ?`, id)
-	if err != nil {
-		return tunnel.ConnectorRecord{}, err
-	}
-	if len(recs) == 0 {
-		return tunnel.ConnectorRecord{}, tunnel.ErrUnknownConnector
-	}
-	return recs[0], nil
-}
-
-func (s tunnelStore) list(ctx context.Context, where string, args ...any) ([]tunnel.ConnectorRecord, error) {
-	rows, err := s.QueryContext(ctx, `SELECT id, tenant, public_key, enrolled_at, revoked FROM tunnel_connectors `+where+` ORDER BY enrolled_at, id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("cloudapp: list connectors: %w", err)
-	}
-	defer rows.Close()
-	var out []tunnel.ConnectorRecord
-	for rows.Next() {
-		var r tunnel.ConnectorRecord
-		var pk []byte
-		var enrolled int64
-		var revoked int
-		if err := rows.Scan(&r.ID, &r.Tenant, &pk, &enrolled, &revoked); err != nil {
-			return nil, fmt.Errorf("cloudapp: list connectors: %w", err)
-		}
-		r.PublicKey, r.Enrolled, r.Revoked = ed25519.PublicKey(pk), time.Unix(0, enrolled), revoked != 0
-		out = append(out, r)
 	}
 	return out, rows.Err()
 }

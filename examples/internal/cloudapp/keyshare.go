@@ -72,7 +72,7 @@ func cmpString(a, b string) int {
 func (s *Server) SyncKeyShares(ctx context.Context, tenant string) error {
 	s.shareRound.Lock() // one round at a time: a round's deliveries are its own
 	defer s.shareRound.Unlock()
-	recs, err := s.tunnels.list(ctx, "WHERE tenant = ?", tenant)
+	recs, err := s.tunnels.Connectors(ctx, tenant)
 	if err != nil {
 		return err
 	}

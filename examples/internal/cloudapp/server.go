@@ -29,6 +29,7 @@ import (
 	"github.com/liaisonhq/liaison/internal/masterkey"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
 )
 
 // Paths of the public endpoints, under the Server's URL.
@@ -65,7 +66,7 @@ type Server struct {
 	adminHash [32]byte
 	schedKey  ed25519.PrivateKey
 
-	tunnels   tunnelStore
+	tunnels   *tunnelsql.Store
 	users     userStore
 	gw        *tunnel.Gateway
 	monitor   *alerts.Monitor
@@ -208,13 +209,18 @@ func New(cfg Config) (*Server, error) {
 	if err := act.CreateSchema(ctx); err != nil {
 		return nil, err
 	}
+	var err error
 	s.alertDB = alerts.NewSQLStore(sqldb, alerts.SQLite)
 	if err := s.alertDB.CreateSchema(ctx); err != nil {
 		return nil, err
 	}
-	s.tunnels = tunnelStore{s.db}
+	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: tunnelsql.SQLite, Writes: gate(s.db.w)}); err != nil {
+		return nil, err
+	}
+	if err := s.tunnels.Migrate(ctx); err != nil {
+		return nil, err
+	}
 	s.users = userStore{db: s.db, now: time.Now, rnd: randomID}
-	var err error
 	if cfg.PromoteSchedulerKey {
 		promoted, err := s.db.promoteSchedulerKey(ctx)
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/directory/importer"
-	"github.com/liaisonhq/liaison/tunnel"
 )
 
 func testDB(t *testing.T) db {
@@ -143,25 +142,4 @@ func TestUserStoreSoftDeleteKeepsID(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Equal(t, rec, got)
-}
-
-func TestTunnelStoreConsumesOnce(t *testing.T) {
-	ctx := context.Background()
-	ts := tunnelStore{testDB(t)}
-	now := time.Now()
-	h := [32]byte{1}
-	require.NoError(t, ts.PutEnrollment(ctx, tunnel.EnrollmentRecord{Hash: h, Tenant: "t", Expires: now.Add(time.Minute)}))
-	rec, err := ts.ConsumeEnrollment(ctx, h, now)
-	require.NoError(t, err)
-	assert.Equal(t, "t", rec.Tenant)
-	_, err = ts.ConsumeEnrollment(ctx, h, now)
-	assert.ErrorIs(t, err, tunnel.ErrBadEnrollmentToken)
-
-	expired := [32]byte{2}
-	require.NoError(t, ts.PutEnrollment(ctx, tunnel.EnrollmentRecord{Hash: expired, Tenant: "t", Expires: now.Add(-time.Second)}))
-	_, err = ts.ConsumeEnrollment(ctx, expired, now)
-	assert.ErrorIs(t, err, tunnel.ErrBadEnrollmentToken)
-
-	_, err = ts.Connector(ctx, "nope")
-	assert.ErrorIs(t, err, tunnel.ErrUnknownConnector)
 }
