@@ -108,7 +108,7 @@ type Gateway struct {
 	events *dispatcher
 
 	mu       sync.Mutex
-	sessions map[*Session]struct{}
+	sessions map[*Session]liveSession // live.go
 	tenants  map[string]int
 	nonces   map[string]time.Time // connect-token nonces seen, until they expire
 	prune    int                  // prune nonces when the map reaches this size
@@ -186,7 +186,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		store:    cfg.Store,
 		router:   cfg.Router,
 		events:   newDispatcher(),
-		sessions: make(map[*Session]struct{}),
+		sessions: make(map[*Session]liveSession),
 		tenants:  make(map[string]int),
 		nonces:   make(map[string]time.Time),
 		prune:    1024,
@@ -299,7 +299,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tx:          tx,
 		rx:          rx,
 	})
-	if !g.register(s) {
+	if !g.register(s, r.RemoteAddr) {
 		_ = conn.CloseNow()
 		return
 	}
@@ -387,13 +387,13 @@ func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRec
 	return tx, rx, nil
 }
 
-func (g *Gateway) register(s *Session) bool {
+func (g *Gateway) register(s *Session, remoteAddr string) bool {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
 		return false
 	}
-	g.sessions[s] = struct{}{}
+	g.sessions[s] = liveSession{connectedAt: g.cfg.Now(), remoteAddr: remoteAddr}
 	g.tenants[s.Tenant()]++
 	n := g.tenants[s.Tenant()]
 	g.mu.Unlock()

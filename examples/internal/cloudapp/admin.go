@@ -92,12 +92,16 @@ func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo
 	if err != nil {
 		return nil, err
 	}
+	sessions := map[string]int{}
+	for _, lc := range s.gw.Live(tenant) {
+		sessions[lc.ConnectorID] = lc.Sessions
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]ConnectorInfo, len(recs))
 	for i, r := range recs {
 		out[i] = ConnectorInfo{ID: r.ID, Tenant: r.Tenant, Enrolled: r.Enrolled.UTC(), Revoked: r.Revoked,
-			Sessions: s.presence[r.ID], LastChange: s.lastSeen[r.ID]}
+			Sessions: sessions[r.ID], LastChange: s.lastSeen[r.ID]}
 	}
 	return out, nil
 }

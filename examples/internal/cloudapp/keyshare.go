@@ -76,16 +76,18 @@ func (s *Server) SyncKeyShares(ctx context.Context, tenant string) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
+	isLive := map[string]bool{}
+	for _, lc := range s.gw.Live(tenant) {
+		isLive[lc.ConnectorID] = true
+	}
 	var live []string
 	enrolled := map[string]ed25519.PublicKey{}
 	for _, r := range recs {
-		if !r.Revoked && s.presence[r.ID] > 0 {
+		if !r.Revoked && isLive[r.ID] {
 			live = append(live, r.ID)
 			enrolled[r.ID] = r.PublicKey
 		}
 	}
-	s.mu.Unlock()
 
 	s.shareMu.Lock()
 	b := s.shares[tenant]

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
@@ -103,15 +102,10 @@ func (d *remoteDirectory) checkVia(ctx context.Context, connectorID string, m di
 
 // liveConnectors returns the tenant's connectors with a live session here.
 func (s *Server) liveConnectors(tenant string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var ids []string
-	for id, n := range s.presence {
-		if n > 0 && s.connTenant[id] == tenant {
-			ids = append(ids, id)
-		}
+	for _, lc := range s.gw.Live(tenant) {
+		ids = append(ids, lc.ConnectorID)
 	}
-	slices.Sort(ids)
 	return ids
 }
 

@@ -80,8 +80,6 @@ type Server struct {
 	metrics   *metrics
 
 	mu         sync.Mutex
-	presence   map[string]int             // connector ID -> live sessions on this node
-	connTenant map[string]string          // connector ID -> tenant, for those seen live
 	statuses   map[string]connectorStatus // connector ID -> its status, while connected
 	lastSeen   map[string]time.Time
 	progress   map[importer.Scope]importer.Progress
@@ -156,8 +154,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{},
-		connTenant: map[string]string{}, statuses: map[string]connectorStatus{},
+		lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{}, statuses: map[string]connectorStatus{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
 		closed: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -568,15 +565,8 @@ func (s *Server) closeResources() {
 
 func (s *Server) onPresence(ev tunnel.PresenceEvent) {
 	s.mu.Lock()
-	switch ev.Kind {
-	case tunnel.Connected:
-		s.presence[ev.ConnectorID]++
-		s.connTenant[ev.ConnectorID] = ev.Tenant
-	case tunnel.Disconnected:
+	if ev.Kind == tunnel.Disconnected {
 		delete(s.statuses, ev.ConnectorID)
-		if s.presence[ev.ConnectorID]--; s.presence[ev.ConnectorID] <= 0 {
-			delete(s.presence, ev.ConnectorID)
-		}
 	}
 	s.lastSeen[ev.ConnectorID] = time.Now()
 	s.mu.Unlock()
