@@ -79,11 +79,11 @@ type Server struct {
 	http      *http.Server
 	metrics   *metrics
 
-	mu         sync.Mutex
-	statuses   map[string]connectorStatus // connector ID -> its status, while connected
-	lastSeen   map[string]time.Time
-	progress   map[importer.Scope]importer.Progress
-	importing  map[importer.Scope]bool
+	mu        sync.Mutex
+	statuses  map[string]connectorStatus // connector ID -> its status, while connected
+	lastSeen  map[string]time.Time
+	progress  map[importer.Scope]importer.Progress
+	importing map[importer.Scope]bool
 
 	shareRound sync.Mutex // serialises key-share rounds
 	shareMu    sync.Mutex
