@@ -15,7 +15,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
-	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
@@ -66,7 +66,7 @@ func (s *Server) IssueEnrollmentToken(ctx context.Context, tenant string, ttl ti
 }
 
 func (s *Server) addTenant(ctx context.Context, tenant string) error {
-	if err := s.db.addTenant(ctx, tenant, time.Now()); err != nil {
+	if err := s.users.AddTenant(ctx, tenant); err != nil {
 		return err
 	}
 	s.monitor.Register(tenant)
@@ -130,27 +130,21 @@ func (s *Server) PutMapping(ctx context.Context, tenant, id string, m directory.
 	if err := s.addTenant(ctx, tenant); err != nil {
 		return err
 	}
-	if err := s.db.putMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m}, time.Now()); err != nil {
-		return err
-	}
-	// A half-applied plan of the old mapping must not be resumed.
-	return s.users.ClearCheckpoint(ctx, importer.Scope{Tenant: tenant, MappingID: id})
+	// A changed mapping loses its cursor and its half-applied plan.
+	return s.users.PutMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m})
 }
 
 // Mappings lists the mappings of tenant.
 func (s *Server) Mappings(ctx context.Context, tenant string) ([]Mapping, error) {
-	return s.db.mappings(ctx, tenant, "")
+	return s.users.Mappings(ctx, tenant)
 }
 
 func (s *Server) mapping(ctx context.Context, tenant, id string) (Mapping, error) {
-	ms, err := s.db.mappings(ctx, tenant, id)
-	if err != nil {
-		return Mapping{}, err
-	}
-	if len(ms) == 0 {
+	m, err := s.users.Mapping(ctx, tenant, id)
+	if errors.Is(err, importersql.ErrNotFound) {
 		return Mapping{}, fmt.Errorf("%w: mapping %q", ErrNotFound, id)
 	}
-	return ms[0], nil
+	return m, err
 }
 
 func (s *Server) directory(tenant string) (Directory, error) {
@@ -182,7 +176,7 @@ func (s *Server) Groups(ctx context.Context, tenant, base string) ([]directory.G
 
 // Users lists the cloud users of tenant.
 func (s *Server) Users(ctx context.Context, tenant string) ([]User, error) {
-	return s.users.list(ctx, tenant)
+	return s.users.ListUsers(ctx, tenant)
 }
 
 // IssueDeploymentToken creates a mass-deployment token for a mapping of
@@ -296,7 +290,7 @@ func (s *Server) login(ctx context.Context, tenant, mappingID, login, password, 
 		return LoginResult{}, err
 	}
 	res := LoginResult{User: u}
-	_ = s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ? AND deleted = 0`, tenant, u.ID).Scan(&res.CloudUserID)
+	res.CloudUserID, _ = s.users.CloudUserID(ctx, tenant, u.ID) // not imported or activated yet: none
 	return res, nil
 }
 
@@ -348,15 +342,10 @@ func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, j
 	if err != nil {
 		return Release{}, fmt.Errorf("%w: worker key: %w", ErrInvalid, err)
 	}
-	var u struct {
-		mappingID, directoryID, login string
-		disabled, deleted             int
-	}
-	err = s.db.QueryRowContext(ctx, `SELECT mapping_id, directory_id, login, disabled, deleted FROM users WHERE tenant = ? AND id = ?`,
-		tenant, userID).Scan(&u.mappingID, &u.directoryID, &u.login, &u.disabled, &u.deleted)
+	u, err := s.users.UserByID(ctx, tenant, userID)
 	// A user deleted by an import (gone from the directory) may still be
 	// restored: that is what leavers' backups are kept for.
-	if errors.Is(err, sql.ErrNoRows) || (u.deleted != 0 && job != keyenvelope.JobRestore) {
+	if errors.Is(err, importersql.ErrNotFound) || (err == nil && u.Deleted && job != keyenvelope.JobRestore) {
 		return Release{}, fmt.Errorf("%w: user %q", ErrNotFound, userID)
 	}
 	if err != nil {
@@ -371,10 +360,10 @@ func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, j
 	var id keyenvelope.EkeyID
 	switch job {
 	case keyenvelope.JobBackup:
-		if u.disabled != 0 {
+		if u.Disabled {
 			return Release{}, fmt.Errorf("%w: user %q is disabled in the cloud", ErrUserDisabled, userID)
 		}
-		if err = s.checkDirectoryEnabled(ctx, tenant, userID, u.mappingID, u.directoryID, u.login); err == nil {
+		if err = s.checkDirectoryEnabled(ctx, tenant, userID, u.MappingID, u.DirectoryID, u.Login); err == nil {
 			wrapped, id, err = s.ekey(ctx, keys, tenant, userID, purpose)
 		}
 	case keyenvelope.JobRestore:

@@ -113,13 +113,13 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 		s.metrics.importUsers.WithLabelValues("disable").Add(float64(res.Summary.Disables))
 		s.metrics.importUsers.WithLabelValues("delete").Add(float64(res.Summary.Deletes))
 	}
-	if rerr := s.db.addRun(context.WithoutCancel(ctx), run); rerr != nil {
+	if rerr := s.users.AddRun(context.WithoutCancel(ctx), run); rerr != nil {
 		s.log.Warn("cloudapp: record import run", "err", rerr)
 	}
 	if err != nil {
 		return res, err
 	}
-	if err := s.db.setCursor(ctx, tenant, mappingID, res.Cursor); err != nil {
+	if err := s.users.SetCursor(ctx, tenant, mappingID, res.Cursor); err != nil {
 		return res, err
 	}
 	s.resolve(ctx, tenant, KindImportThreshold, mappingID)
@@ -132,7 +132,7 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 // tenant share its connectors and may overlap, so they are not run at once;
 // tenants are (Config.ImportConcurrency).
 func (s *Server) importTenant(ctx context.Context, tenant string) error {
-	ms, err := s.db.mappings(ctx, tenant, "")
+	ms, err := s.users.Mappings(ctx, tenant)
 	if err != nil {
 		return err
 	}
@@ -167,10 +167,10 @@ type ImportStatus struct {
 func (s *Server) Imports(ctx context.Context, tenant string) (ImportStatus, error) {
 	var st ImportStatus
 	var err error
-	if st.Recent, err = s.db.runs(ctx, tenant, 20); err != nil {
+	if st.Recent, err = s.users.Runs(ctx, tenant, 20); err != nil {
 		return st, err
 	}
-	if st.Mappings, err = s.db.mappings(ctx, tenant, ""); err != nil {
+	if st.Mappings, err = s.users.Mappings(ctx, tenant); err != nil {
 		return st, err
 	}
 	if next, ok, err := s.users.NextRun(ctx, tenant); err == nil && ok {

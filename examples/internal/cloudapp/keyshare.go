@@ -211,7 +211,7 @@ func (s *Server) runKeyShares(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		tenants, err := s.db.tenants(ctx)
+		tenants, err := s.users.Tenants(ctx)
 		if err != nil {
 			continue
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/internal/masterkey"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
@@ -67,7 +68,7 @@ type Server struct {
 	schedKey  ed25519.PrivateKey
 
 	tunnels   *tunnelsql.Store
-	users     userStore
+	users     *importersql.Store
 	gw        *tunnel.Gateway
 	monitor   *alerts.Monitor
 	alertDB   *alerts.SQLStore
@@ -203,12 +204,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	act := activation.NewSQLStore(sqldb, activation.SQLite)
 	s.actStore = act
-	if err := act.CreateSchema(ctx); err != nil {
+	if err := act.Migrate(ctx); err != nil {
 		return nil, err
 	}
 	var err error
 	s.alertDB = alerts.NewSQLStore(sqldb, alerts.SQLite)
-	if err := s.alertDB.CreateSchema(ctx); err != nil {
+	if err := s.alertDB.Migrate(ctx); err != nil {
 		return nil, err
 	}
 	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: tunnelsql.SQLite, Writes: gate(s.db.w)}); err != nil {
@@ -217,7 +218,12 @@ func New(cfg Config) (*Server, error) {
 	if err := s.tunnels.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	s.users = userStore{db: s.db, now: time.Now, rnd: randomID}
+	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: importersql.SQLite, Writes: gate(s.db.w)}); err != nil {
+		return nil, err
+	}
+	if err := s.users.Migrate(ctx); err != nil {
+		return nil, err
+	}
 	if cfg.PromoteSchedulerKey {
 		promoted, err := s.db.promoteSchedulerKey(ctx)
 		if err != nil {
@@ -298,7 +304,7 @@ func New(cfg Config) (*Server, error) {
 	// Activation.
 	if s.activator, err = activation.New(activation.Config{
 		Directory:     activationDirectory{s},
-		Store:         activationStore{users: s.users, inner: act},
+		Store:         importersql.ActivationStore{Users: s.users, Activations: act},
 		Tokens:        act,
 		Audit:         activationAudit{log: log, m: s.metrics},
 		CredentialKey: credKey,
@@ -314,7 +320,7 @@ func New(cfg Config) (*Server, error) {
 	// Imports.
 	if !cfg.DisableScheduler {
 		if s.sched, err = importer.NewScheduler(importer.SchedulerConfig{
-			Tenants:       s.db.tenants,
+			Tenants:       s.users.Tenants,
 			Run:           s.importTenant,
 			State:         s.users,
 			Interval:      cfg.ImportInterval,
@@ -480,7 +486,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	// Not ctx: a Close racing with start-up is a clean stop, not an error.
-	tenants, err := s.db.tenants(context.WithoutCancel(ctx))
+	tenants, err := s.users.Tenants(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}

@@ -46,7 +46,7 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	var err error
 	if data.Connectors, err = s.Connectors(r.Context(), ""); err == nil {
-		if data.Imports, err = s.db.runs(r.Context(), "", 20); err == nil {
+		if data.Imports, err = s.users.Runs(r.Context(), "", 20); err == nil {
 			data.Alerts, err = s.alertDB.List(r.Context(), alerts.Filter{OpenOnly: true, Limit: 100})
 		}
 	}
