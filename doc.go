@@ -35,5 +35,5 @@
 // endpoint, a device client and a one-process quickstart. Two small
 // module-internal helpers serve the cloud side: internal/httpguard
 // (timeouts, a connection cap, CSRF protection of its HTTP server) and
-// internal/masterkey (a master key file its own secrets are sealed under).
+// masterkey (a master key file its own secrets are sealed under).
 package liaison

@@ -31,7 +31,7 @@ func (s *Server) SchedulerKeys(ctx context.Context) (SchedulerKeys, error) {
 		name string
 		out  *ed25519.PublicKey
 	}{{secretSchedulerNext, &k.Next}, {secretSchedulerPrevious, &k.Previous}} {
-		seed, ok, err := s.db.existingSecret(ctx, s.db, x.name)
+		seed, ok, err := s.secrets.Existing(ctx, x.name)
 		if err != nil {
 			return SchedulerKeys{}, err
 		}
@@ -50,7 +50,7 @@ func (s *Server) SchedulerKeys(ctx context.Context) (SchedulerKeys, error) {
 // the next key as well (keys.extra_scheduler_public_keys). See the package
 // doc, "Rotating the ticket signing key".
 func (s *Server) PrepareSchedulerKey(ctx context.Context) (ed25519.PublicKey, error) {
-	seed, err := s.db.secret(ctx, secretSchedulerNext, ed25519.SeedSize)
+	seed, err := s.secrets.Secret(ctx, secretSchedulerNext, ed25519.SeedSize)
 	if err != nil {
 		return nil, err
 	}
@@ -62,5 +62,5 @@ func (s *Server) PrepareSchedulerKey(ctx context.Context) (ed25519.PublicKey, er
 // rotation once every connector pins the current one. Deleting a key that
 // does not exist is not an error.
 func (s *Server) RetireSchedulerKey(ctx context.Context) error {
-	return s.db.deleteSecret(ctx, secretSchedulerPrevious)
+	return s.secrets.Delete(ctx, secretSchedulerPrevious)
 }

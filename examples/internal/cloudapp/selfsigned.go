@@ -44,7 +44,7 @@ func (s *Server) certificate(ctx context.Context, publicHost string) (func(*tls.
 		}
 		return func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return &cert, nil }, nil, nil
 	}
-	bundle, err := s.db.generatedSecret(ctx, secretSelfSignedCA, func() ([]byte, error) { return newSelfSignedCA(time.Now()) })
+	bundle, err := s.secrets.Generated(ctx, secretSelfSignedCA, func() ([]byte, error) { return newSelfSignedCA(time.Now()) })
 	if err != nil {
 		return nil, nil, err
 	}

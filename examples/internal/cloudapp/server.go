@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,7 +26,7 @@ import (
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
-	"github.com/liaisonhq/liaison/internal/masterkey"
+	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
 	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
@@ -69,6 +68,7 @@ type Server struct {
 
 	tunnels   *tunnelsql.Store
 	users     *importersql.Store
+	secrets   *masterkey.Secrets
 	gw        *tunnel.Gateway
 	monitor   *alerts.Monitor
 	alertDB   *alerts.SQLStore
@@ -199,7 +199,7 @@ func New(cfg Config) (*Server, error) {
 	if err := s.db.createSchema(ctx); err != nil {
 		return nil, err
 	}
-	if err := s.openSecrets(ctx); err != nil {
+	if err := s.openSecrets(ctx, sqldb); err != nil {
 		return nil, err
 	}
 	act := activation.NewSQLStore(sqldb, activation.SQLite)
@@ -225,7 +225,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	if cfg.PromoteSchedulerKey {
-		promoted, err := s.db.promoteSchedulerKey(ctx)
+		promoted, err := s.secrets.Rotate(ctx, secretSchedulerNext, secretScheduler, secretSchedulerPrevious)
 		if err != nil {
 			return nil, err
 		}
@@ -234,14 +234,16 @@ func New(cfg Config) (*Server, error) {
 		}
 		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
 	}
-	if s.schedKey, err = s.db.schedulerKey(ctx); err != nil {
-		return nil, err
-	}
-	credKey, err := s.db.secret(ctx, "activation_credential_key", 32)
+	schedSeed, err := s.secrets.Secret(ctx, secretScheduler, ed25519.SeedSize)
 	if err != nil {
 		return nil, err
 	}
-	tunnelSeed, err := s.db.secret(ctx, "tunnel_identity_seed", tunnel.SeedSize)
+	s.schedKey = ed25519.NewKeyFromSeed(schedSeed)
+	credKey, err := s.secrets.Secret(ctx, "activation_credential_key", 32)
+	if err != nil {
+		return nil, err
+	}
+	tunnelSeed, err := s.secrets.Secret(ctx, "tunnel_identity_seed", tunnel.SeedSize)
 	if err != nil {
 		return nil, err
 	}
@@ -369,20 +371,12 @@ func (s *Server) privateDBFiles() error {
 
 // openSecrets loads (or creates) the master key file and moves secrets an
 // older version kept in the clear in the database under it.
-func (s *Server) openSecrets(ctx context.Context) error {
+func (s *Server) openSecrets(ctx context.Context, sqldb *sql.DB) error {
 	path := s.cfg.MasterKeyFile
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		sealed, err := s.db.hasSealedSecrets(ctx)
-		if err != nil {
-			return err
-		}
-		if sealed {
-			// Creating a new key would lock the existing secrets away for
-			// ever (and connectors pin the signing key).
-			return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
-		}
+	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Writes: gate(s.db.w)}, path)
+	if errors.Is(err, masterkey.ErrKeyFileMissing) {
+		return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
 	}
-	mk, created, tightened, err := masterkey.LoadOrCreate(path)
 	if err != nil {
 		return fmt.Errorf("cloudapp: master key file (MasterKeyFile, --master-key-file): %w", err)
 	}
@@ -392,8 +386,8 @@ func (s *Server) openSecrets(ctx context.Context) error {
 	if tightened {
 		s.log.Warn("cloudapp: master key file was readable by other users; set to mode 0600", "path", path)
 	}
-	s.db.mk = mk
-	moved, err := s.db.migrateSecrets(ctx)
+	s.secrets = sec
+	moved, err := sec.SealClearSettings(ctx)
 	if len(moved) > 0 {
 		s.log.Warn("cloudapp: secrets kept in the clear by an older version moved under the master key; old backups of the database still hold them", "names", moved)
 	}
