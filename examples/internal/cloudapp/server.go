@@ -26,8 +26,8 @@ import (
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
-	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
+	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
 	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
 )
