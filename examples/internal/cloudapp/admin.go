@@ -2,9 +2,6 @@ package cloudapp
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/hpke"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +15,7 @@ import (
 	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/keyenvelope/keyrelease"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -303,11 +301,7 @@ type Keys interface {
 }
 
 // Release is an ekey released to a backup worker.
-type Release struct {
-	Ticket  []byte `json:"ticket"`  // the job ticket, signed by the scheduler
-	Release []byte `json:"release"` // HPKE-sealed to the worker's key
-	EkeyID  string `json:"ekey_id"`
-}
+type Release = keyrelease.Release
 
 // ReleaseKey releases the backup ekey of a cloud user to a worker's X25519
 // public key for one backup job: it signs a job ticket (job purpose
@@ -335,13 +329,6 @@ func (s *Server) RestoreKey(ctx context.Context, tenant, userID, jobID string, w
 
 func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, job keyenvelope.JobPurpose, workerKey []byte, ttl time.Duration) (_ Release, err error) {
 	defer func() { s.metrics.keyReleases.WithLabelValues(releasePurpose(job), releaseOutcome(err)).Inc() }()
-	if !validName(jobID) || userID == "" {
-		return Release{}, fmt.Errorf("%w: job ID and user ID", ErrInvalid)
-	}
-	wk, err := hpke.DHKEM(ecdh.X25519()).NewPublicKey(workerKey)
-	if err != nil {
-		return Release{}, fmt.Errorf("%w: worker key: %w", ErrInvalid, err)
-	}
 	u, err := s.users.UserByID(ctx, tenant, userID)
 	// A user deleted by an import (gone from the directory) may still be
 	// restored: that is what leavers' backups are kept for.
@@ -351,45 +338,24 @@ func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, j
 	if err != nil {
 		return Release{}, err
 	}
-	if ttl <= 0 || ttl > time.Hour {
-		ttl = time.Hour
-	}
 	keys := s.cfg.NewKeys(tenant, s.tunnelTo(tenant))
-	const purpose = "backup" // the ekey's own purpose, for backups and restores alike
-	var wrapped []byte
-	var id keyenvelope.EkeyID
-	switch job {
-	case keyenvelope.JobBackup:
-		if u.Disabled {
-			return Release{}, fmt.Errorf("%w: user %q is disabled in the cloud", ErrUserDisabled, userID)
-		}
-		if err = s.checkDirectoryEnabled(ctx, tenant, userID, u.MappingID, u.DirectoryID, u.Login); err == nil {
-			wrapped, id, err = s.ekey(ctx, keys, tenant, userID, purpose)
-		}
-	case keyenvelope.JobRestore:
-		wrapped, id, err = s.storedEkey(ctx, tenant, userID, purpose)
-		if errors.Is(err, sql.ErrNoRows) {
-			return Release{}, fmt.Errorf("%w: user %q has no ekey to restore with", ErrNotFound, userID)
-		}
-	default:
-		return Release{}, fmt.Errorf("%w: job purpose %q", ErrInvalid, job)
-	}
-	if errors.Is(err, ErrUserDisabled) {
+	rel, err := s.releaser.Release(ctx, keys, keyrelease.Request{Tenant: tenant, UserID: userID, JobID: jobID, Job: job, WorkerKey: workerKey, TTL: ttl,
+		Check: func(ctx context.Context) error {
+			if u.Disabled {
+				return fmt.Errorf("%w: user %q is disabled in the cloud", ErrUserDisabled, userID)
+			}
+			return s.checkDirectoryEnabled(ctx, tenant, userID, u.MappingID, u.DirectoryID, u.Login)
+		}})
+	switch {
+	case err == nil:
+		return rel, nil
+	case errors.Is(err, keyrelease.ErrInvalid):
+		return Release{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	case errors.Is(err, keyrelease.ErrNoEkey):
+		return Release{}, fmt.Errorf("%w: user %q has no ekey to restore with", ErrNotFound, userID)
+	case errors.Is(err, ErrUserDisabled):
 		return Release{}, err
-	}
-	if err == nil {
-		now := time.Now()
-		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, JobPurpose: job, EkeyID: id,
-			IssuedAt: now, Expires: now.Add(ttl), WorkerKey: wk}
-		var ticket, rel []byte
-		if ticket, err = keyenvelope.IssueTicket(s.schedKey, t); err != nil {
-			return Release{}, err
-		}
-		if rel, err = keys.Release(ctx, ticket, wrapped); err == nil {
-			return Release{Ticket: ticket, Release: rel, EkeyID: id.String()}, nil
-		}
-	}
-	if errors.Is(err, tunnel.ErrNotConnected) {
+	case errors.Is(err, tunnel.ErrNotConnected):
 		s.monitor.KeyReleaseFailed(tenant, "user:"+userID)
 	}
 	return Release{}, fmt.Errorf("cloudapp: release key: %w", err)
@@ -427,38 +393,6 @@ func (s *Server) checkDirectoryEnabled(ctx context.Context, tenant, userID, mapp
 	// A lockout (too many bad passwords) is temporary and says nothing
 	// about the user's right to keep their data backed up: not refused.
 	return nil
-}
-
-// storedEkey returns the user's wrapped ekey, or sql.ErrNoRows.
-func (s *Server) storedEkey(ctx context.Context, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
-	var wrapped []byte
-	var idText string
-	err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
-		tenant, userID, purpose).Scan(&wrapped, &idText)
-	if err != nil {
-		return nil, keyenvelope.EkeyID{}, err
-	}
-	id, err := keyenvelope.ParseEkeyID(idText)
-	return wrapped, id, err
-}
-
-// ekey returns the user's wrapped ekey, generating it through a connector
-// the first time.
-func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
-	wrapped, id, err := s.storedEkey(ctx, tenant, userID, purpose)
-	if !errors.Is(err, sql.ErrNoRows) {
-		return wrapped, id, err
-	}
-	wrapped, id, err = keys.GenerateWrapped(ctx, keyenvelope.Context{Tenant: tenant, User: userID, Purpose: purpose})
-	if err != nil {
-		return nil, id, err
-	}
-	// Two racing first releases: keep the first ekey stored, use it.
-	if _, err := s.db.exec(ctx, `INSERT INTO ekeys (tenant, user_id, purpose, ekey_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, tenant, userID, purpose, id.String(), wrapped, time.Now().UnixNano()); err != nil {
-		return nil, id, err
-	}
-	return s.storedEkey(ctx, tenant, userID, purpose)
 }
 
 // activationAudit logs activation's refusals and retries with their

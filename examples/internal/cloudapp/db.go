@@ -13,10 +13,7 @@ import (
 )
 
 // schema holds cloudapp's own tables; activation and alerts create theirs.
-var schema = []string{
-	`CREATE TABLE IF NOT EXISTS ekeys (tenant TEXT NOT NULL, user_id TEXT NOT NULL, purpose TEXT NOT NULL,
-		ekey_id TEXT NOT NULL, wrapped BLOB NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (tenant, user_id, purpose))`,
-}
+var schema = []string{}
 
 // db is the cloud's database. SQLite has one writer at a time, and its busy
 // handler polls with growing sleeps: under a storm of concurrent writers a

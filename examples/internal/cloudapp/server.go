@@ -27,6 +27,7 @@ import (
 	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
+	"github.com/liaisonhq/liaison/keyenvelope/keyrelease"
 	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
 	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
@@ -64,7 +65,8 @@ type Server struct {
 	url       string
 	caPEM     []byte
 	adminHash [32]byte
-	schedKey  ed25519.PrivateKey
+	tickets   *keyrelease.Scheduler
+	releaser  *keyrelease.Releaser
 
 	tunnels   *tunnelsql.Store
 	users     *importersql.Store
@@ -224,21 +226,26 @@ func New(cfg Config) (*Server, error) {
 	if err := s.users.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if cfg.PromoteSchedulerKey {
-		promoted, err := s.secrets.Rotate(ctx, secretSchedulerNext, secretScheduler, secretSchedulerPrevious)
-		if err != nil {
-			return nil, err
-		}
-		if !promoted {
-			return nil, fmt.Errorf("%w: PromoteSchedulerKey (--promote-scheduler-key) is set but no next key was prepared (POST /v1/admin/scheduler-keys/next): remove it", errConfig)
-		}
-		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
+	s.tickets, err = keyrelease.LoadScheduler(ctx, keyrelease.SchedulerConfig{Secrets: s.secrets, Promote: cfg.PromoteSchedulerKey})
+	if errors.Is(err, keyrelease.ErrNothingToPromote) {
+		return nil, fmt.Errorf("%w: PromoteSchedulerKey (--promote-scheduler-key) is set but no next key was prepared (POST /v1/admin/scheduler-keys/next): remove it", errConfig)
 	}
-	schedSeed, err := s.secrets.Secret(ctx, secretScheduler, ed25519.SeedSize)
 	if err != nil {
 		return nil, err
 	}
-	s.schedKey = ed25519.NewKeyFromSeed(schedSeed)
+	if cfg.PromoteSchedulerKey {
+		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
+	}
+	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: keyrelease.SQLite, Writes: gate(s.db.w)})
+	if err != nil {
+		return nil, err
+	}
+	if err := ekeys.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if s.releaser, err = keyrelease.New(keyrelease.Config{Scheduler: s.tickets, Ekeys: ekeys}); err != nil {
+		return nil, err
+	}
 	credKey, err := s.secrets.Secret(ctx, "activation_credential_key", 32)
 	if err != nil {
 		return nil, err
@@ -444,7 +451,7 @@ func (s *Server) CAPEM() []byte { return s.caPEM }
 // connectors pin it (keyenvelope.TicketPolicy.SchedulerKey). It is also
 // served at PathSchedulerKey.
 func (s *Server) SchedulerPublicKey() ed25519.PublicKey {
-	return s.schedKey.Public().(ed25519.PublicKey)
+	return s.tickets.PublicKey()
 }
 
 // Gateway returns the tunnel gateway, for callers that need a RoundTripper
