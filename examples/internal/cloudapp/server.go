@@ -23,6 +23,7 @@ import (
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
@@ -81,9 +82,9 @@ type Server struct {
 	logins    *loginguard.Guard // per account, per unknown name, per source
 	http      *http.Server
 	metrics   *metrics
+	checker   *directoryhttp.SealedChecker
 
 	mu        sync.Mutex
-	statuses  map[string]connectorStatus // connector ID -> its status, while connected
 	lastSeen  map[string]time.Time
 	progress  map[importer.Scope]importer.Progress
 	importing map[importer.Scope]bool
@@ -157,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{}, statuses: map[string]connectorStatus{},
+		lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
 		closed: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -168,6 +169,11 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.MetricsTenantLabels = DefaultMetricsTenantLabels
 	}
 	s.metrics = newMetrics(s)
+	checker, cerr := s.newSealedChecker()
+	if cerr != nil {
+		return nil, cerr
+	}
+	s.checker = checker
 	logins, lerr := loginguard.New(loginguard.Config{MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginWindow, MaxSourceFailures: cfg.LoginSourceMaxFailures})
 	if lerr != nil {
 		return nil, fmt.Errorf("%w: LoginMaxFailures, LoginWindow: %w", errConfig, lerr)
@@ -572,9 +578,6 @@ func (s *Server) closeResources() {
 
 func (s *Server) onPresence(ev tunnel.PresenceEvent) {
 	s.mu.Lock()
-	if ev.Kind == tunnel.Disconnected {
-		delete(s.statuses, ev.ConnectorID)
-	}
 	s.lastSeen[ev.ConnectorID] = time.Now()
 	s.mu.Unlock()
 	switch ev.Kind {
