@@ -23,6 +23,7 @@ import (
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/alerts/alertstunnel"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/directory/importer/importersql"
@@ -310,7 +311,7 @@ func New(cfg Config) (*Server, error) {
 		Audience:     s.TunnelURL(),
 		Store:        s.tunnels,
 		PingInterval: cfg.PingInterval,
-		OnPresence:   s.onPresence,
+		OnPresence:   alertstunnel.OnPresence(s.monitor, s.onPresence),
 		Logger:       log,
 	}); err != nil {
 		return nil, err
@@ -576,42 +577,26 @@ func (s *Server) closeResources() {
 	}
 }
 
+// onPresence keeps what the status page shows of presence; alertstunnel
+// fed the monitor first.
 func (s *Server) onPresence(ev tunnel.PresenceEvent) {
 	s.mu.Lock()
 	s.lastSeen[ev.ConnectorID] = time.Now()
 	s.mu.Unlock()
-	switch ev.Kind {
-	case tunnel.Connected:
-		s.monitor.Connected(ev.Tenant, ev.ConnectorID)
-	case tunnel.Disconnected:
-		s.monitor.Disconnected(ev.Tenant, ev.ConnectorID)
+	if ev.Kind == tunnel.Disconnected {
+		s.checker.Forget(ev.ConnectorID) // its next session may publish another key
 	}
 }
 
-// raise opens (or repeats) an alert the monitor has no method for, and
-// notifies when it opened.
+// raise opens (or repeats) an alert the monitor has no method for.
 func (s *Server) raise(ctx context.Context, a alerts.Alert) {
-	stored, opened, err := s.alertDB.Raise(ctx, a, time.Now())
-	if err != nil {
+	if err := alerts.Raise(ctx, s.alertDB, s.notifier, a, time.Now()); err != nil {
 		s.log.Warn("cloudapp: raise alert", "kind", a.Kind, "tenant", a.Tenant, "err", err)
-		return
-	}
-	if opened {
-		if err := s.notifier.Notify(ctx, alerts.Notification{Event: alerts.EventRaised, Alert: stored}); err != nil {
-			s.log.Warn("cloudapp: notify", "kind", a.Kind, "err", err)
-		}
 	}
 }
 
 func (s *Server) resolve(ctx context.Context, tenant string, kind alerts.Kind, subject string) {
-	stored, closed, err := s.alertDB.Resolve(ctx, tenant, kind, subject, time.Now())
-	if err != nil {
+	if err := alerts.Resolve(ctx, s.alertDB, s.notifier, tenant, kind, subject, time.Now()); err != nil {
 		s.log.Warn("cloudapp: resolve alert", "kind", kind, "tenant", tenant, "err", err)
-		return
-	}
-	if closed {
-		if err := s.notifier.Notify(ctx, alerts.Notification{Event: alerts.EventResolved, Alert: stored}); err != nil {
-			s.log.Warn("cloudapp: notify", "kind", kind, "err", err)
-		}
 	}
 }
