@@ -55,7 +55,7 @@ func isPackage(p string) bool {
 	switch p {
 	case "activate", "cloud", "connector", // the programs' own prefixes
 		"activation", "alerts", "cloudapp", "connectorapp", "directory", "directoryhttp",
-		"importer", "keyenvelope", "keyhttp", "loginguard", "masterkey", "tunnel":
+		"importer", "importersql", "keyenvelope", "keyhttp", "keyrelease", "loginguard", "masterkey", "tunnel", "tunnelsql":
 		return true
 	}
 	return false

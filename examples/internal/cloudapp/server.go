@@ -3,11 +3,9 @@ package cloudapp
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -61,7 +59,8 @@ const (
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	db        db
+	db        *sql.DB
+	writes    writeGate
 	ownDB     bool
 	ln        net.Listener
 	url       string
@@ -161,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
 		lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{},
-		closed: make(chan struct{}), done: make(chan struct{}),
+		closed: make(chan struct{}), done: make(chan struct{}), writes: make(writeGate, 1),
 	}
 	if s.cfg.NewDirectory == nil {
 		s.cfg.NewDirectory = s.defaultDirectory
@@ -204,10 +203,7 @@ func New(cfg Config) (*Server, error) {
 		// schema parse) and close it again.
 		sqldb.SetMaxIdleConns(32)
 	}
-	s.db = newDB(sqldb)
-	if err := s.db.createSchema(ctx); err != nil {
-		return nil, err
-	}
+	s.db = sqldb
 	if err := s.openSecrets(ctx, sqldb); err != nil {
 		return nil, err
 	}
@@ -221,13 +217,13 @@ func New(cfg Config) (*Server, error) {
 	if err := s.alertDB.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: tunnelsql.SQLite, Writes: gate(s.db.w)}); err != nil {
+	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: tunnelsql.SQLite, Writes: s.writes}); err != nil {
 		return nil, err
 	}
 	if err := s.tunnels.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: importersql.SQLite, Writes: gate(s.db.w)}); err != nil {
+	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: importersql.SQLite, Writes: s.writes}); err != nil {
 		return nil, err
 	}
 	if err := s.users.Migrate(ctx); err != nil {
@@ -243,7 +239,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PromoteSchedulerKey {
 		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
 	}
-	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: keyrelease.SQLite, Writes: gate(s.db.w)})
+	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: keyrelease.SQLite, Writes: s.writes})
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +383,7 @@ func (s *Server) privateDBFiles() error {
 // older version kept in the clear in the database under it.
 func (s *Server) openSecrets(ctx context.Context, sqldb *sql.DB) error {
 	path := s.cfg.MasterKeyFile
-	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Writes: gate(s.db.w)}, path)
+	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Writes: s.writes}, path)
 	if errors.Is(err, masterkey.ErrKeyFileMissing) {
 		return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
 	}
@@ -417,14 +413,6 @@ func (s *Server) openSecrets(ctx context.Context, sqldb *sql.DB) error {
 // per commit.
 func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-}
-
-func randomID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // wildcard reports whether a is an unspecified address (0.0.0.0, ::, or no
@@ -572,7 +560,7 @@ func (s *Server) closeResources() {
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}
-	if s.ownDB && s.db.DB != nil {
+	if s.ownDB && s.db != nil {
 		_ = s.db.Close()
 	}
 }
