@@ -37,6 +37,6 @@
 // registry in SQL), directory/importer/importersql (users, mappings and
 // imports in SQL), keyenvelope/keyrelease (job tickets and ekey releases),
 // alerts/alertstunnel (presence to alerts); masterkey seals a server's own
-// secrets under a key file. A module-internal helper, internal/httpguard,
-// hardens the example cloud's HTTP server.
+// secrets under a key file; httpguard hardens an internet-facing HTTP
+// server and can serve it from a self-signed CA kept sealed.
 package liaison
