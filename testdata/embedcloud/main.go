@@ -162,7 +162,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	activator, err := activation.New(activation.Config{
-		Directory:     activationDirectory{users: users, dirOf: dirOf},
+		Directory:     importersql.ActivationDirectory{Mappings: users, Directory: func(t string) importersql.Resolver { return dirOf(t) }},
 		Store:         importersql.ActivationStore{Users: users, Activations: actStore},
 		Tokens:        actStore,
 		CredentialKey: credKey,
@@ -264,26 +264,4 @@ func (d *remoteDirectory) CheckCredentials(ctx context.Context, m directory.Mapp
 
 func (d *remoteDirectory) CheckAccount(ctx context.Context, m directory.Mapping, name, id, password string) (directory.User, error) {
 	return d.checker.CheckAccount(ctx, d.tenant, m, name, id, password)
-}
-
-// activationDirectory looks devices' users up within the token's mapping.
-type activationDirectory struct {
-	users *importersql.Store
-	dirOf func(string) *remoteDirectory
-}
-
-func (a activationDirectory) LookupUser(ctx context.Context, q activation.Lookup) (activation.DirectoryUser, error) {
-	m, err := a.users.Mapping(ctx, q.Tenant, q.MappingID)
-	if err != nil {
-		return activation.DirectoryUser{}, activation.ErrOutOfScope
-	}
-	u, err := a.dirOf(q.Tenant).Lookup(ctx, m.Mapping, q.Login)
-	if errors.Is(err, directory.ErrNotFound) {
-		return activation.DirectoryUser{}, activation.ErrUserNotFound
-	}
-	if err != nil {
-		return activation.DirectoryUser{}, activation.ErrDirectoryUnavailable
-	}
-	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, UPN: u.UPN, Email: u.Email, DisplayName: u.DisplayName,
-		Disabled: u.Disabled, Locked: u.Locked, Expired: u.Expired}, nil
 }

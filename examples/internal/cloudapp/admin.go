@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/liaisonhq/liaison/activation"
@@ -415,54 +413,4 @@ func (a activationAudit) Audit(ctx context.Context, e activation.Event) {
 		attrs = append(attrs, "reason", e.Err.Error())
 	}
 	a.log.Log(ctx, level, "activation", attrs...)
-}
-
-// activationDirectory is activation.Directory over a tenant's connector.
-type activationDirectory struct{ s *Server }
-
-func (a activationDirectory) LookupUser(ctx context.Context, q activation.Lookup) (activation.DirectoryUser, error) {
-	m, err := a.s.mapping(ctx, q.Tenant, q.MappingID)
-	if errors.Is(err, ErrNotFound) {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: mapping gone", activation.ErrOutOfScope)
-	}
-	if err != nil {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
-	}
-	d, err := a.s.directory(q.Tenant)
-	if err != nil {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
-	}
-	u, err := d.Lookup(ctx, m.Mapping, q.Login)
-	switch {
-	case errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrAmbiguous):
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrUserNotFound, err)
-	case err != nil:
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
-	}
-	if q.Domain != "" && !inDomain(u, q.Domain) {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %q is not in domain %q", activation.ErrUserNotFound, q.Login, q.Domain)
-	}
-	// Activation refuses all three account states.
-	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email,
-		DisplayName: u.DisplayName, Disabled: u.Disabled, Locked: u.Locked, Expired: u.Expired}, nil
-}
-
-// inDomain reports whether a user belongs to a DNS domain ("corp.example")
-// or NetBIOS-style name ("CORP"): its DN's dc= components or its UPN suffix.
-func inDomain(u directory.User, domain string) bool {
-	domain = strings.ToLower(domain)
-	var dcs []string
-	for _, rdn := range strings.Split(u.DN, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(rdn), "=")
-		if ok && strings.EqualFold(k, "dc") {
-			dcs = append(dcs, strings.ToLower(v))
-		}
-	}
-	if len(dcs) > 0 && (strings.Join(dcs, ".") == domain || dcs[0] == domain) {
-		return true
-	}
-	if _, suffix, ok := strings.Cut(u.UPN, "@"); ok && strings.EqualFold(suffix, domain) {
-		return true
-	}
-	return slices.Contains(dcs, domain) && len(dcs) == 1
 }

@@ -315,7 +315,10 @@ func New(cfg Config) (*Server, error) {
 
 	// Activation.
 	if s.activator, err = activation.New(activation.Config{
-		Directory:     activationDirectory{s},
+		Directory: importersql.ActivationDirectory{Mappings: s.users, Directory: func(tenant string) importersql.Resolver {
+			d, _ := s.directory(tenant) // never fails
+			return d
+		}},
 		Store:         importersql.ActivationStore{Users: s.users, Activations: act},
 		Tokens:        act,
 		Audit:         activationAudit{log: log, m: s.metrics},
