@@ -8,6 +8,7 @@ import (
 
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -51,13 +52,7 @@ func (s *Server) PreviewImport(ctx context.Context, tenant, mappingID string) (*
 }
 
 // ImportOptions tune RunImport.
-type ImportOptions struct {
-	// Full ignores the stored cursor and scans the whole mapping (the only
-	// kind of import that deletes).
-	Full bool `json:"full"`
-	// Override applies a plan above the removal threshold.
-	Override bool `json:"override"`
-}
+type ImportOptions = importersql.ImportOptions
 
 // RunImport imports one mapping of tenant now: incremental from the stored
 // cursor, or full the first time (or with opt.Full). It records the run,
@@ -90,21 +85,9 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 	if err != nil {
 		return importer.Result{}, err
 	}
-	job := importer.Job{Scope: scope, Mapping: m.Mapping, Since: m.Cursor, Override: opt.Override}
-	if opt.Full {
-		job.Since = ""
-	}
-	start := time.Now()
-	res, err := im.Run(ctx, job)
-	run := ImportRun{Tenant: tenant, MappingID: mappingID, Started: start, Finished: time.Now(), Full: res.Full,
-		Summary: res.Summary, Status: "ok"}
-	switch {
-	case errors.Is(err, importer.ErrThreshold):
-		run.Status, run.Error = "refused", err.Error()
-	case errors.Is(err, tunnel.ErrNotConnected):
-		run.Status, run.Error = "skipped", err.Error()
-	case err != nil:
-		run.Status, run.Error = "failed", err.Error()
+	res, run, histErr, err := s.users.Import(ctx, im, m, opt, func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) })
+	if histErr != nil {
+		s.log.Warn("cloudapp: record import run", "err", histErr)
 	}
 	s.metrics.importRuns.WithLabelValues(run.Status).Inc()
 	if err == nil {
@@ -113,13 +96,7 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 		s.metrics.importUsers.WithLabelValues("disable").Add(float64(res.Summary.Disables))
 		s.metrics.importUsers.WithLabelValues("delete").Add(float64(res.Summary.Deletes))
 	}
-	if rerr := s.users.AddRun(context.WithoutCancel(ctx), run); rerr != nil {
-		s.log.Warn("cloudapp: record import run", "err", rerr)
-	}
 	if err != nil {
-		return res, err
-	}
-	if err := s.users.SetCursor(ctx, tenant, mappingID, res.Cursor); err != nil {
 		return res, err
 	}
 	s.resolve(ctx, tenant, KindImportThreshold, mappingID)
