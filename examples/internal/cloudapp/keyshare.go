@@ -72,20 +72,22 @@ func cmpString(a, b string) int {
 func (s *Server) SyncKeyShares(ctx context.Context, tenant string) error {
 	s.shareRound.Lock() // one round at a time: a round's deliveries are its own
 	defer s.shareRound.Unlock()
-	recs, err := s.tunnels.list(ctx, "WHERE tenant = ?", tenant)
+	recs, err := s.tunnels.Connectors(ctx, tenant)
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
+	isLive := map[string]bool{}
+	for _, lc := range s.gw.Live(tenant) {
+		isLive[lc.ConnectorID] = true
+	}
 	var live []string
 	enrolled := map[string]ed25519.PublicKey{}
 	for _, r := range recs {
-		if !r.Revoked && s.presence[r.ID] > 0 {
+		if !r.Revoked && isLive[r.ID] {
 			live = append(live, r.ID)
 			enrolled[r.ID] = r.PublicKey
 		}
 	}
-	s.mu.Unlock()
 
 	s.shareMu.Lock()
 	b := s.shares[tenant]
@@ -209,7 +211,7 @@ func (s *Server) runKeyShares(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		tenants, err := s.db.tenants(ctx)
+		tenants, err := s.users.Tenants(ctx)
 		if err != nil {
 			continue
 		}
