@@ -1,7 +1,7 @@
 // Package sqlstoretest opens the databases the store tests run against: a
 // fresh SQLite file, and a fresh schema in the PostgreSQL named by
-// LIAISON_TEST_POSTGRES_URL (skipped with a message when unset). Each
-// database is removed when the test ends.
+// LIAISON_TEST_POSTGRES_URL (skipped with a message when unset, failed
+// when unset under CI=true). Each database is removed when the test ends.
 package sqlstoretest
 
 import (
@@ -41,6 +41,9 @@ func Open(t testing.TB, d sqlstore.Dialect) *sql.DB {
 		return db
 	}
 	base := os.Getenv(EnvPostgres)
+	if base == "" && os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not set: under CI=true the PostgreSQL tests must run (scripts/testbed/start runs pg-up, which writes it to the test bed's env file)", EnvPostgres)
+	}
 	if base == "" {
 		t.Skipf("%s is not set: PostgreSQL tests skipped (e.g. postgres://user:pass@127.0.0.1:5432/db?sslmode=disable)", EnvPostgres)
 	}
