@@ -63,7 +63,7 @@
 // The directory and key clients are built per tenant from a RoundTripper
 // that reaches the tenant's connectors: by default directoryhttp and keyhttp
 // clients of ConnectorDirectoryURL and ConnectorKeysURL, where
-// examples/internal/connectorapp serves them; Config.NewDirectory and
+// tunnel/connector serves them; Config.NewDirectory and
 // Config.NewKeys replace them (tests, other connectors). Every request they
 // send has a deadline: the caller's, or Config.RequestTimeout (default 30 s;
 // imports Config.ImportTimeout, default 1 h), so a connector that accepts a
@@ -206,7 +206,7 @@
 //
 // The connectors of a tenant share their keyring through the cloud without
 // the cloud being able to read it (package keyenvelope, "Keyring
-// sharing"; the runbook is in package connectorapp, "Sharing the
+// sharing"; the runbook is in package tunnel/connector, "Sharing the
 // keyring"). Each Config.KeyShareInterval (30s; negative: only on demand)
 // Server.SyncKeyShares posts to every live, non-revoked connector of each
 // tenant the tenant's pending keyring requests, the sealed shares waiting

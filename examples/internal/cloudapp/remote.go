@@ -10,7 +10,7 @@ import (
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
-// ConnectorStatusURL is where a connector (examples/internal/connectorapp)
+// ConnectorStatusURL is where a connector (tunnel/connector)
 // says what it offers, including the X25519 key passwords are sealed to.
 const ConnectorStatusURL = "http://connector/status"
 

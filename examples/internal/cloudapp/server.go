@@ -28,6 +28,7 @@ import (
 	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/keyenvelope/keyrelease"
+	"github.com/liaisonhq/liaison/keyenvelope/keyshare"
 	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
 	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
@@ -47,7 +48,7 @@ const (
 	SchedulerKeyStatement = "scheduler-key"
 )
 
-// Where the connector (examples/internal/connectorapp) serves its services,
+// Where the connector (tunnel/connector) serves its services,
 // as seen through the tunnel; the host is ignored by the tunnel.
 const (
 	ConnectorDirectoryURL = "http://connector/directory"
@@ -92,10 +93,8 @@ type Server struct {
 	imports   *importer.Tracker // every import run, for the API and the status page (imports_async.go)
 	bg        sync.WaitGroup    // background imports (StartImport)
 
-	shareRound sync.Mutex // serialises key-share rounds
-	shareMu    sync.Mutex
-	shares     map[string]*shareBox // tenant -> key-share relay state
-	stopping   atomic.Bool          // Run is shutting down: PathReadyz answers 503
+	relay    *keyshare.Relay // the key-share relay (keyshare.go)
+	stopping atomic.Bool     // Run is shutting down: PathReadyz answers 503
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -161,7 +160,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{}, infos: map[string]tunnel.InfoEvent{},
+		lastSeen: map[string]time.Time{}, infos: map[string]tunnel.InfoEvent{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{}, imports: importer.NewTracker(importer.TrackerConfig{}),
 		closed: make(chan struct{}), done: make(chan struct{}), writes: make(writeGate, 1),
 	}
@@ -177,6 +176,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, cerr
 	}
 	s.checker = checker
+	relay, rerr := s.newRelay() // keyshare.go
+	if rerr != nil {
+		return nil, rerr
+	}
+	s.relay = relay
 	logins, lerr := loginguard.New(loginguard.Config{MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginWindow, MaxSourceFailures: cfg.LoginSourceMaxFailures})
 	if lerr != nil {
 		return nil, fmt.Errorf("%w: LoginMaxFailures, LoginWindow: %w", errConfig, lerr)
