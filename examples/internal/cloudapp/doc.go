@@ -208,9 +208,9 @@
 // the cloud being able to read it (package keyenvelope, "Keyring
 // sharing"; the runbook is in package tunnel/connector, "Sharing the
 // keyring"). Each Config.KeyShareInterval (30s; negative: only on demand)
-// Server.SyncKeyShares posts to every live, non-revoked connector of each
-// tenant the tenant's pending keyring requests, the sealed shares waiting
-// for it and the list of live connectors with the KEK version numbers each
+// Server.SyncKeyShares (keyenvelope/keyshare.Relay) posts to every live,
+// non-revoked connector of each tenant the tenant's pending keyring
+// requests, the sealed shares waiting for it and the list of live connectors with the KEK version numbers each
 // reported, and queues the shares it answers with for their recipients. A
 // request is relayed only when it carries the connector's enrolled tunnel
 // key; a share only when its public header names this tenant, the sending
