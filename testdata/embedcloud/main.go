@@ -126,7 +126,7 @@ func run(ctx context.Context) error {
 	sched, err := importer.NewScheduler(importer.SchedulerConfig{
 		Tenants: users.Tenants,
 		State:   users,
-		Run: func(ctx context.Context, tenant string) error {
+		Run: func(ctx context.Context, tenant string, kind importer.RunKind) error {
 			ms, err := users.Mappings(ctx, tenant)
 			if err != nil {
 				return err
@@ -136,11 +136,9 @@ func run(ctx context.Context) error {
 				return err
 			}
 			for _, m := range ms {
-				res, err := im.Run(ctx, importer.Job{Scope: importer.Scope{Tenant: tenant, MappingID: m.ID}, Mapping: m.Mapping, Since: m.Cursor})
-				if err != nil {
-					return err
-				}
-				if err := users.SetCursor(ctx, tenant, m.ID, res.Cursor); err != nil {
+				// The mapping's removal policy, the run history and the
+				// cursor (advanced only on success) are Store.Import's.
+				if _, _, _, err := users.Import(ctx, im, m, importersql.ImportOptions{Full: kind == importer.RunFull}, nil); err != nil {
 					return err
 				}
 			}
