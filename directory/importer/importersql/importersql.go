@@ -16,7 +16,10 @@
 // gives an account, never its login. The mapping that last imported a user
 // owns it. Deletes are soft, so a user who comes back keeps the cloud ID
 // (and devices) it had. [ActivationStore] makes a device activation and an
-// import agree on one cloud user.
+// import agree on one cloud user, and refuses the devices of a user an
+// import disabled or deleted ([activation.UserStatusStore]). Each mapping
+// keeps its removal policy ([importer.RemovalPolicy]); [Store.Import] runs
+// one import with it and records the run, with who was removed and why.
 //
 // It won't cache: every node reading the same database sees the same state.
 package importersql

@@ -179,3 +179,16 @@ func TestActivationStoreUserDisabled(t *testing.T) {
 		}
 	})
 }
+
+// TestUsersIDIndex: device authentications and key releases read users by
+// (tenant, cloud ID); Migrate creates the index they use.
+func TestUsersIDIndex(t *testing.T) {
+	sqlstoretest.Dialects(t, func(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
+		newStore(t, d, db)
+		q := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'users_id'`
+		if d == sqlstore.Postgres {
+			q = `SELECT count(*) FROM pg_indexes WHERE indexname = 'users_id' AND schemaname = current_schema()`
+		}
+		assert.Equal(t, 1, count(t, d, db, q))
+	})
+}
