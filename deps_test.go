@@ -162,7 +162,7 @@ func TestNATSOnlyInMultiNodePackages(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not found: cannot list dependencies")
 	}
-	pkgs := []string{"./examples/connector", "./examples/internal/connectorapp"}
+	pkgs := []string{"./examples/connector", "./tunnel/connector"}
 	for _, p := range topLevel {
 		pkgs = append(pkgs, "./"+p)
 	}
@@ -200,6 +200,26 @@ func TestNATSOnlyInMultiNodePackages(t *testing.T) {
 		for _, imp := range p.Imports {
 			if strings.HasPrefix(imp, "github.com/nats-io/") && !natsPackages[p.ImportPath] {
 				t.Errorf("%s imports %s: NATS belongs in the multi-node subpackages only", p.ImportPath, imp)
+			}
+		}
+	}
+}
+
+// TestCloudDoesNotLinkConnector: the cloud endpoint reads the connector's
+// wire types from the adapters (directoryhttp, keyhttp, keyshare), never
+// from the connector agent itself.
+func TestCloudDoesNotLinkConnector(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found: cannot list dependencies")
+	}
+	for _, pkg := range []string{"./examples/cloud", "./examples/internal/cloudapp"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", pkg, err)
+		}
+		for _, p := range strings.Fields(string(out)) {
+			if p == modulePath+"/tunnel/connector" || strings.HasPrefix(p, modulePath+"/examples/internal/connectorapp") {
+				t.Errorf("%s depends on %s", pkg, p)
 			}
 		}
 	}

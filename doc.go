@@ -32,8 +32,11 @@
 // The five packages do not import each other. They meet through standard
 // library types and small interfaces declared by the package that consumes
 // them; the programs under examples/ compose them into a connector, a cloud
-// endpoint, a device client and a one-process quickstart. Two small
-// module-internal helpers serve the cloud side: internal/httpguard
-// (timeouts, a connection cap, CSRF protection of its HTTP server) and
-// internal/masterkey (a master key file its own secrets are sealed under).
+// endpoint, a device client and a one-process quickstart. Adapter
+// subpackages join them on the cloud side: tunnel/tunnelsql (the connector
+// registry in SQL), directory/importer/importersql (users, mappings and
+// imports in SQL), keyenvelope/keyrelease (job tickets and ekey releases),
+// alerts/alertstunnel (presence to alerts); masterkey seals a server's own
+// secrets under a key file; httpguard hardens an internet-facing HTTP
+// server and can serve it from a self-signed CA kept sealed.
 package liaison

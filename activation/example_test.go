@@ -148,7 +148,7 @@ func ExampleNewSQLStore() {
 	}
 	defer db.Close()
 	store := activation.NewSQLStore(db, activation.SQLite)
-	if err := store.CreateSchema(context.Background()); err != nil {
+	if err := store.Migrate(context.Background()); err != nil {
 		log.Fatal(err)
 	}
 	_, err = store.Device(context.Background(), "tenant-1", "nope")
@@ -166,7 +166,7 @@ func ExampleSQLStore_ActivateTx() {
 	}
 	defer db.Close()
 	store := activation.NewSQLStore(db, activation.SQLite)
-	if err := store.CreateSchema(ctx); err != nil {
+	if err := store.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
 	if _, err := db.ExecContext(ctx, `CREATE TABLE app_users (directory_id TEXT PRIMARY KEY)`); err != nil {

@@ -14,6 +14,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/liaisonhq/liaison/activation"
+	"github.com/liaisonhq/liaison/internal/sqlstore/sqlstoretest"
 )
 
 // fakeDirectory maps (mapping, domain, login) to a user or an error, and
@@ -114,6 +115,11 @@ func stores(t testing.TB) map[string]func(t testing.TB) store {
 	return map[string]func(t testing.TB) store{
 		"memory": func(testing.TB) store { return activation.NewMemoryStore() },
 		"sqlite": func(t testing.TB) store { return newSQLiteStore(t) },
+		"postgres": func(t testing.TB) store {
+			s := activation.NewSQLStore(sqlstoretest.Open(t, activation.Postgres), activation.Postgres)
+			require.NoError(t, s.Migrate(context.Background()))
+			return s
+		},
 	}
 }
 
@@ -124,8 +130,8 @@ func newSQLiteStore(t testing.TB) *activation.SQLStore {
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	s := activation.NewSQLStore(db, activation.SQLite)
-	require.NoError(t, s.CreateSchema(context.Background()))
-	require.NoError(t, s.CreateSchema(context.Background()), "CreateSchema must be idempotent")
+	require.NoError(t, s.Migrate(context.Background()))
+	require.NoError(t, s.Migrate(context.Background()), "Migrate must be idempotent")
 	return s
 }
 

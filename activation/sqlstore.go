@@ -8,26 +8,27 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/liaisonhq/liaison/internal/sqlstore"
 )
 
-// Dialect selects the placeholder style of a [SQLStore].
-type Dialect int
+// Dialect is the SQL flavour of a [SQLStore]; the same type as the other
+// stores' of this module (tunnelsql.Dialect, importersql.Dialect), so one
+// value configures them all.
+type Dialect = sqlstore.Dialect
 
+// The dialects: SQLite ("?" placeholders) and Postgres ("$1", BYTEA), both
+// tested (PostgreSQL when LIAISON_TEST_POSTGRES_URL names one).
 const (
-	// SQLite uses "?" placeholders (also MySQL-style drivers).
-	SQLite Dialect = iota
-	// Postgres uses "$1" placeholders. The SQL is otherwise the same; it
-	// is written for both but only tested on SQLite.
-	Postgres
+	SQLite   = sqlstore.SQLite
+	Postgres = sqlstore.Postgres
 )
 
 // SQLStore is a [Store] and [TokenStore] over database/sql. The package
 // imports no driver: open the *sql.DB with the driver of your choice and
-// call [SQLStore.CreateSchema] once.
+// call [SQLStore.Migrate] once.
 //
 // With SQLite, open the database with a busy timeout (for modernc.org/sqlite:
 // "file:x.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)"): each
@@ -90,33 +91,14 @@ func schema() []string {
 	}
 }
 
-// CreateSchema creates the store's tables if they do not exist.
-func (s *SQLStore) CreateSchema(ctx context.Context) error {
-	for _, q := range schema() {
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("activation: create schema: %w", err)
-		}
-	}
-	return nil
+// Migrate creates the store's tables or brings them to this version
+// (versioned, safe to run from several processes at once).
+func (s *SQLStore) Migrate(ctx context.Context) error {
+	return sqlstore.Migrate(ctx, s.db, s.dialect, "activation", schema())
 }
 
 // q rewrites "?" placeholders for the dialect.
-func (s *SQLStore) q(query string) string {
-	if s.dialect != Postgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func (s *SQLStore) q(query string) string { return s.dialect.Rebind(query) }
 
 // stmt returns query prepared for the dialect, preparing it once: parsing a
 // statement costs more than running it, and database/sql then reuses it on

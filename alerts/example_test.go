@@ -92,7 +92,7 @@ func ExampleNewSQLStore() {
 	defer db.Close()
 	ctx := context.Background()
 	store := alerts.NewSQLStore(db, alerts.SQLite)
-	if err := store.CreateSchema(ctx); err != nil {
+	if err := store.Migrate(ctx); err != nil {
 		log.Fatal(err)
 	}
 	a := alerts.Alert{Tenant: "t1", Kind: alerts.KindNotConnected, Subject: alerts.SubjectConnectors, Severity: alerts.SeverityCritical}

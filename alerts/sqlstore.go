@@ -8,23 +8,25 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/liaisonhq/liaison/internal/sqlstore"
 )
 
-// Dialect selects the placeholder style of a [SQLStore].
-type Dialect int
+// Dialect is the SQL flavour of a [SQLStore]; the same type as the other
+// stores' of this module (tunnelsql.Dialect, importersql.Dialect), so one
+// value configures them all.
+type Dialect = sqlstore.Dialect
 
+// The dialects: SQLite ("?" placeholders) and Postgres ("$1", BYTEA), both
+// tested (PostgreSQL when LIAISON_TEST_POSTGRES_URL names one).
 const (
-	// SQLite uses "?" placeholders.
-	SQLite Dialect = iota
-	// Postgres uses "$1" placeholders; the SQL is otherwise the same, but
-	// only tested on SQLite.
-	Postgres
+	SQLite   = sqlstore.SQLite
+	Postgres = sqlstore.Postgres
 )
 
 // SQLStore is a [Store] over database/sql. The package imports no driver;
-// open the *sql.DB yourself and call [SQLStore.CreateSchema] once. One open
+// open the *sql.DB yourself and call [SQLStore.Migrate] once. One open
 // alert per key is enforced by a partial unique index.
 type SQLStore struct {
 	db      *sql.DB
@@ -56,32 +58,14 @@ func schema() []string {
 	}
 }
 
-// CreateSchema creates the table and indexes if they do not exist.
-func (s *SQLStore) CreateSchema(ctx context.Context) error {
-	for _, q := range schema() {
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("alerts: create schema: %w", err)
-		}
-	}
-	return nil
+// Migrate creates the store's tables or brings them to this version
+// (versioned, safe to run from several processes at once).
+func (s *SQLStore) Migrate(ctx context.Context) error {
+	return sqlstore.Migrate(ctx, s.db, s.dialect, "alerts", schema())
 }
 
-func (s *SQLStore) q(query string) string {
-	if s.dialect != Postgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// q rewrites "?" placeholders for the dialect.
+func (s *SQLStore) q(query string) string { return s.dialect.Rebind(query) }
 
 const alertColumns = `id, tenant, kind, subject, severity, message, first_seen, last_seen, resolved_at, count`
 

@@ -12,6 +12,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/internal/sqlstore/sqlstoretest"
 )
 
 func newSQLiteStore(t *testing.T) *alerts.SQLStore {
@@ -20,8 +21,8 @@ func newSQLiteStore(t *testing.T) *alerts.SQLStore {
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	s := alerts.NewSQLStore(db, alerts.SQLite)
-	require.NoError(t, s.CreateSchema(context.Background()))
-	require.NoError(t, s.CreateSchema(context.Background()), "idempotent")
+	require.NoError(t, s.Migrate(context.Background()))
+	require.NoError(t, s.Migrate(context.Background()), "idempotent")
 	return s
 }
 
@@ -29,6 +30,11 @@ func TestStores(t *testing.T) {
 	for name, newStore := range map[string]func(t *testing.T) alerts.Store{
 		"memory": func(*testing.T) alerts.Store { return alerts.NewMemoryStore() },
 		"sqlite": func(t *testing.T) alerts.Store { return newSQLiteStore(t) },
+		"postgres": func(t *testing.T) alerts.Store {
+			s := alerts.NewSQLStore(sqlstoretest.Open(t, alerts.Postgres), alerts.Postgres)
+			require.NoError(t, s.Migrate(context.Background()))
+			return s
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()

@@ -145,7 +145,7 @@ type Gateway struct {
 	events *dispatcher
 
 	mu       sync.Mutex
-	sessions map[*Session]struct{}
+	sessions map[*Session]liveSession // live.go
 	tenants  map[string]int
 	closed   bool
 	draining bool
@@ -236,7 +236,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		fwd:      cfg.Forwarder,
 		replay:   cfg.ReplayCache,
 		events:   newDispatcher(),
-		sessions: make(map[*Session]struct{}),
+		sessions: make(map[*Session]liveSession),
 		tenants:  make(map[string]int),
 		admit:    newAdmission(cfg.AcceptRate, cfg.MaxHandshakes),
 	}
@@ -362,7 +362,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tx:          tx,
 		rx:          rx,
 	})
-	if !g.register(s) {
+	if !g.register(s, r.RemoteAddr) {
 		_ = conn.CloseNow()
 		return
 	}
@@ -450,13 +450,13 @@ func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRec
 	return tx, rx, nil
 }
 
-func (g *Gateway) register(s *Session) bool {
+func (g *Gateway) register(s *Session, remoteAddr string) bool {
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
 		return false
 	}
-	g.sessions[s] = struct{}{}
+	g.sessions[s] = liveSession{connectedAt: g.cfg.Now(), remoteAddr: remoteAddr}
 	g.tenants[s.Tenant()]++
 	n := g.tenants[s.Tenant()]
 	g.mu.Unlock()

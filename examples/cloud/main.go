@@ -52,7 +52,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/examples/internal/cli"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/internal/httpguard"
+	"github.com/liaisonhq/liaison/httpguard"
 )
 
 // Exit codes: 0 success (and -h, --version); 1 failure; 2 usage error.

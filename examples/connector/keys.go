@@ -44,7 +44,7 @@ file holds every KEK version: write it as the connector's service user, and
 keep an escrow copy (connector keys escrow) before destroying anything.
 
 Sharing the keyring among a tenant's connectors (the cloud relays sealed
-bytes it cannot open; see connectorapp's "Sharing the keyring"):
+bytes it cannot open; see tunnel/connector's "Sharing the keyring"):
   connector keys fingerprint --config C     this connector's fingerprint
   connector keys join FP --config C         on a NEW connector, before its first
                                             start (no KEK file): accept the
@@ -479,7 +479,7 @@ func stateHint(sub string, kr *keyenvelope.Keyring, v uint32) string {
 var errNoPassphrase = errors.New("no passphrase source")
 
 // passphrase reads a passphrase from a file (one trailing newline dropped,
-// as connectorapp does), an environment variable, or, when neither is given
+// as tunnel/connector does), an environment variable, or, when neither is given
 // and stdin is a terminal, a prompt with echo off (twice when confirm).
 func passphrase(file, env string, stdin io.Reader, stderr io.Writer, what string, confirm bool) ([]byte, error) {
 	switch {

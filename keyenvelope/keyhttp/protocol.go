@@ -7,6 +7,10 @@ import (
 	"github.com/liaisonhq/liaison/keyenvelope"
 )
 
+// Service is the name of the key service in what a connector publishes
+// about itself (tunnel.ConnectorInfo.Services).
+const Service = "keys"
+
 // Paths, relative to where the handler is mounted.
 const (
 	PathGenerate  = "/v1/generate"

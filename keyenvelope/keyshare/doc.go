@@ -2,8 +2,8 @@
 // the vendor's relay, without the relay being able to read it (package
 // keyenvelope, "Keyring sharing", does the cryptography). Use it on a
 // connector that holds a keyring, or waits for one, beside its key
-// service; use its wire types ([Sync], [Reply], [Request], [Peer]) in the
-// relay that calls the connectors.
+// service; use [Relay] (or its wire types: [Sync], [Reply], [Request],
+// [Peer]) in the cloud that calls the connectors.
 //
 // A round: the relay POSTs a [Sync] to [Path] on every live connector of
 // the tenant (the tenant's pending requests, the shares addressed to that

@@ -10,50 +10,28 @@ import (
 	"time"
 
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
 // CheckPath is where the connector runs a connection test for the cloud
 // (POST, a CheckRequest): bind, base search and lookup, each reported with
 // the fix. It needs the browse operation; the lookup step needs lookup.
-const CheckPath = "/check"
+// The wire types are directoryhttp's, so a cloud reads them without
+// linking this package.
+const CheckPath = directoryhttp.CheckPath
 
 // StepCloud is the step of a check that connects to the cloud through the
 // configured proxy.
 const StepCloud = "cloud"
 
-// CheckRequest asks for a connection test of the directory.
-type CheckRequest struct {
-	// Base is the entry the base search reads; empty means the default
-	// naming context.
-	Base string `json:"base,omitempty"`
-	// Name is looked up in Mapping when not empty.
-	Name    string            `json:"name,omitempty"`
-	Mapping directory.Mapping `json:"mapping,omitzero"`
-}
-
-// CheckResult is one step of a connection test: what was tried, whether
-// it passed, and when not, the error and what to change.
-type CheckResult struct {
-	Step   string `json:"step"`
-	OK     bool   `json:"ok"`
-	Detail string `json:"detail,omitempty"`
-	Error  string `json:"error,omitempty"`
-	Fix    string `json:"fix,omitempty"`
-}
-
-// String is the line a person reads: "PASS step: detail" or
-// "FAIL step: error" followed by the fix.
-func (r CheckResult) String() string {
-	if r.OK {
-		return fmt.Sprintf("PASS %-11s %s", r.Step+":", r.Detail)
-	}
-	s := fmt.Sprintf("FAIL %-11s %s", r.Step+":", r.Error)
-	if r.Fix != "" {
-		s += "\n     fix: " + r.Fix
-	}
-	return s
-}
+type (
+	// CheckRequest asks for a connection test of the directory.
+	CheckRequest = directoryhttp.CheckRequest
+	// CheckResult is one step of a connection test: what was tried,
+	// whether it passed, and when not, the error and what to change.
+	CheckResult = directoryhttp.CheckResult
+)
 
 // CheckDirectory tests the directory (bind, base search, lookup when
 // req.Name is set; directory.Client.Check), reports the outcome as a real

@@ -11,13 +11,16 @@ import (
 	"time"
 
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
+	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
-// Service names in the published tunnel.ConnectorInfo.
+// Service names in the published tunnel.ConnectorInfo (the adapters'
+// own, so a cloud reads them without linking this package).
 const (
-	ServiceDirectory = "directory"
-	ServiceKeys      = "keys"
+	ServiceDirectory = directoryhttp.Service
+	ServiceKeys      = keyhttp.Service
 )
 
 // publisher keeps what the connector publishes about itself and the tunnel

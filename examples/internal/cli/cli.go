@@ -55,7 +55,8 @@ func isPackage(p string) bool {
 	switch p {
 	case "activate", "cloud", "connector", // the programs' own prefixes
 		"activation", "alerts", "cloudapp", "connectorapp", "directory", "directoryhttp",
-		"importer", "keyenvelope", "keyhttp", "keyshare", "loginguard", "masterkey", "tunnel":
+		"importer", "importersql", "keyenvelope", "keyhttp", "keyrelease", "keyshare", "loginguard", "masterkey",
+		"tunnel", "tunnelsql":
 		return true
 	}
 	return false

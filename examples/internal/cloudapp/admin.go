@@ -2,22 +2,19 @@ package cloudapp
 
 import (
 	"context"
-	"crypto/ecdh"
-	"crypto/hpke"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
 	"github.com/liaisonhq/liaison/keyenvelope"
+	"github.com/liaisonhq/liaison/keyenvelope/keyrelease"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -66,7 +63,7 @@ func (s *Server) IssueEnrollmentToken(ctx context.Context, tenant string, ttl ti
 }
 
 func (s *Server) addTenant(ctx context.Context, tenant string) error {
-	if err := s.db.addTenant(ctx, tenant, time.Now()); err != nil {
+	if err := s.users.AddTenant(ctx, tenant); err != nil {
 		return err
 	}
 	s.monitor.Register(tenant)
@@ -91,20 +88,20 @@ type ConnectorInfo struct {
 // Connectors lists the connectors of tenant ("" for every tenant) with
 // their presence.
 func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo, error) {
-	where, args := "", []any{}
-	if tenant != "" {
-		where, args = "WHERE tenant = ?", []any{tenant}
-	}
-	recs, err := s.tunnels.list(ctx, where, args...)
+	recs, err := s.tunnels.Connectors(ctx, tenant)
 	if err != nil {
 		return nil, err
+	}
+	sessions := map[string]int{}
+	for _, lc := range s.gw.Live(tenant) {
+		sessions[lc.ConnectorID] = lc.Sessions
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]ConnectorInfo, len(recs))
 	for i, r := range recs {
 		out[i] = ConnectorInfo{ID: r.ID, Tenant: r.Tenant, Enrolled: r.Enrolled.UTC(), Revoked: r.Revoked,
-			Sessions: s.presence[r.ID], LastChange: s.lastSeen[r.ID], Health: s.connectorHealth(r.ID)}
+			Sessions: sessions[r.ID], LastChange: s.lastSeen[r.ID], Health: s.connectorHealth(r.ID)}
 	}
 	return out, nil
 }
@@ -147,27 +144,21 @@ func (s *Server) PutMappingPolicy(ctx context.Context, tenant, id string, m dire
 	if err := s.addTenant(ctx, tenant); err != nil {
 		return err
 	}
-	if err := s.db.putMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m, Removal: removal}, time.Now()); err != nil {
-		return err
-	}
-	// A half-applied plan of the old mapping must not be resumed.
-	return s.users.ClearCheckpoint(ctx, importer.Scope{Tenant: tenant, MappingID: id})
+	// A changed mapping or policy loses its cursor and its half-applied plan.
+	return s.users.PutMapping(ctx, Mapping{Tenant: tenant, ID: id, Mapping: m, Removal: removal})
 }
 
 // Mappings lists the mappings of tenant.
 func (s *Server) Mappings(ctx context.Context, tenant string) ([]Mapping, error) {
-	return s.db.mappings(ctx, tenant, "")
+	return s.users.Mappings(ctx, tenant)
 }
 
 func (s *Server) mapping(ctx context.Context, tenant, id string) (Mapping, error) {
-	ms, err := s.db.mappings(ctx, tenant, id)
-	if err != nil {
-		return Mapping{}, err
-	}
-	if len(ms) == 0 {
+	m, err := s.users.Mapping(ctx, tenant, id)
+	if errors.Is(err, importersql.ErrNotFound) {
 		return Mapping{}, fmt.Errorf("%w: mapping %q", ErrNotFound, id)
 	}
-	return ms[0], nil
+	return m, err
 }
 
 func (s *Server) directory(tenant string) (Directory, error) {
@@ -199,7 +190,7 @@ func (s *Server) Groups(ctx context.Context, tenant, base string) ([]directory.G
 
 // Users lists the cloud users of tenant.
 func (s *Server) Users(ctx context.Context, tenant string) ([]User, error) {
-	return s.users.list(ctx, tenant)
+	return s.users.ListUsers(ctx, tenant)
 }
 
 // IssueDeploymentToken creates a mass-deployment token for a mapping of
@@ -313,7 +304,7 @@ func (s *Server) login(ctx context.Context, tenant, mappingID, login, password, 
 		return LoginResult{}, err
 	}
 	res := LoginResult{User: u}
-	_ = s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE tenant = ? AND directory_id = ? AND deleted = 0`, tenant, u.ID).Scan(&res.CloudUserID)
+	res.CloudUserID, _ = s.users.CloudUserID(ctx, tenant, u.ID) // not imported or activated yet: none
 	return res, nil
 }
 
@@ -326,11 +317,7 @@ type Keys interface {
 }
 
 // Release is an ekey released to a backup worker.
-type Release struct {
-	Ticket  []byte `json:"ticket"`  // the job ticket, signed by the scheduler
-	Release []byte `json:"release"` // HPKE-sealed to the worker's key
-	EkeyID  string `json:"ekey_id"`
-}
+type Release = keyrelease.Release
 
 // ReleaseKey releases the backup ekey of a cloud user to a worker's X25519
 // public key for one backup job: it signs a job ticket (job purpose
@@ -358,66 +345,33 @@ func (s *Server) RestoreKey(ctx context.Context, tenant, userID, jobID string, w
 
 func (s *Server) releaseKey(ctx context.Context, tenant, userID, jobID string, job keyenvelope.JobPurpose, workerKey []byte, ttl time.Duration) (_ Release, err error) {
 	defer func() { s.metrics.keyReleases.WithLabelValues(releasePurpose(job), releaseOutcome(err)).Inc() }()
-	if !validName(jobID) || userID == "" {
-		return Release{}, fmt.Errorf("%w: job ID and user ID", ErrInvalid)
-	}
-	wk, err := hpke.DHKEM(ecdh.X25519()).NewPublicKey(workerKey)
-	if err != nil {
-		return Release{}, fmt.Errorf("%w: worker key: %w", ErrInvalid, err)
-	}
-	var u struct {
-		mappingID, directoryID, login string
-		disabled, deleted             int
-	}
-	err = s.db.QueryRowContext(ctx, `SELECT mapping_id, directory_id, login, disabled, deleted FROM users WHERE tenant = ? AND id = ?`,
-		tenant, userID).Scan(&u.mappingID, &u.directoryID, &u.login, &u.disabled, &u.deleted)
+	u, err := s.users.UserByID(ctx, tenant, userID)
 	// A user deleted by an import (gone from the directory) may still be
 	// restored: that is what leavers' backups are kept for.
-	if errors.Is(err, sql.ErrNoRows) || (u.deleted != 0 && job != keyenvelope.JobRestore) {
+	if errors.Is(err, importersql.ErrNotFound) || (err == nil && u.Deleted && job != keyenvelope.JobRestore) {
 		return Release{}, fmt.Errorf("%w: user %q", ErrNotFound, userID)
 	}
 	if err != nil {
 		return Release{}, err
 	}
-	if ttl <= 0 || ttl > time.Hour {
-		ttl = time.Hour
-	}
 	keys := s.cfg.NewKeys(tenant, s.tunnelTo(tenant))
-	const purpose = "backup" // the ekey's own purpose, for backups and restores alike
-	var wrapped []byte
-	var id keyenvelope.EkeyID
-	switch job {
-	case keyenvelope.JobBackup:
-		if u.disabled != 0 {
-			return Release{}, fmt.Errorf("%w: user %q is disabled in the cloud", ErrUserDisabled, userID)
-		}
-		if err = s.checkDirectoryEnabled(ctx, tenant, userID, u.mappingID, u.directoryID, u.login); err == nil {
-			wrapped, id, err = s.ekey(ctx, keys, tenant, userID, purpose)
-		}
-	case keyenvelope.JobRestore:
-		wrapped, id, err = s.storedEkey(ctx, tenant, userID, purpose)
-		if errors.Is(err, sql.ErrNoRows) {
-			return Release{}, fmt.Errorf("%w: user %q has no ekey to restore with", ErrNotFound, userID)
-		}
-	default:
-		return Release{}, fmt.Errorf("%w: job purpose %q", ErrInvalid, job)
-	}
-	if errors.Is(err, ErrUserDisabled) {
+	rel, err := s.releaser.Release(ctx, keys, keyrelease.Request{Tenant: tenant, UserID: userID, JobID: jobID, Job: job, WorkerKey: workerKey, TTL: ttl,
+		Check: func(ctx context.Context) error {
+			if u.Disabled {
+				return fmt.Errorf("%w: user %q is disabled in the cloud", ErrUserDisabled, userID)
+			}
+			return s.checkDirectoryEnabled(ctx, tenant, userID, u.MappingID, u.DirectoryID, u.Login)
+		}})
+	switch {
+	case err == nil:
+		return rel, nil
+	case errors.Is(err, keyrelease.ErrInvalid):
+		return Release{}, fmt.Errorf("%w: %w", ErrInvalid, err)
+	case errors.Is(err, keyrelease.ErrNoEkey):
+		return Release{}, fmt.Errorf("%w: user %q has no ekey to restore with", ErrNotFound, userID)
+	case errors.Is(err, ErrUserDisabled):
 		return Release{}, err
-	}
-	if err == nil {
-		now := time.Now()
-		t := &keyenvelope.Ticket{JobID: jobID, Tenant: tenant, User: userID, Purpose: purpose, JobPurpose: job, EkeyID: id,
-			IssuedAt: now, Expires: now.Add(ttl), WorkerKey: wk}
-		var ticket, rel []byte
-		if ticket, err = keyenvelope.IssueTicket(s.schedKey, t); err != nil {
-			return Release{}, err
-		}
-		if rel, err = keys.Release(ctx, ticket, wrapped); err == nil {
-			return Release{Ticket: ticket, Release: rel, EkeyID: id.String()}, nil
-		}
-	}
-	if errors.Is(err, tunnel.ErrNotConnected) {
+	case errors.Is(err, tunnel.ErrNotConnected):
 		s.monitor.KeyReleaseFailed(tenant, "user:"+userID)
 	}
 	return Release{}, fmt.Errorf("cloudapp: release key: %w", err)
@@ -457,38 +411,6 @@ func (s *Server) checkDirectoryEnabled(ctx context.Context, tenant, userID, mapp
 	return nil
 }
 
-// storedEkey returns the user's wrapped ekey, or sql.ErrNoRows.
-func (s *Server) storedEkey(ctx context.Context, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
-	var wrapped []byte
-	var idText string
-	err := s.db.QueryRowContext(ctx, `SELECT wrapped, ekey_id FROM ekeys WHERE tenant = ? AND user_id = ? AND purpose = ?`,
-		tenant, userID, purpose).Scan(&wrapped, &idText)
-	if err != nil {
-		return nil, keyenvelope.EkeyID{}, err
-	}
-	id, err := keyenvelope.ParseEkeyID(idText)
-	return wrapped, id, err
-}
-
-// ekey returns the user's wrapped ekey, generating it through a connector
-// the first time.
-func (s *Server) ekey(ctx context.Context, keys Keys, tenant, userID, purpose string) ([]byte, keyenvelope.EkeyID, error) {
-	wrapped, id, err := s.storedEkey(ctx, tenant, userID, purpose)
-	if !errors.Is(err, sql.ErrNoRows) {
-		return wrapped, id, err
-	}
-	wrapped, id, err = keys.GenerateWrapped(ctx, keyenvelope.Context{Tenant: tenant, User: userID, Purpose: purpose})
-	if err != nil {
-		return nil, id, err
-	}
-	// Two racing first releases: keep the first ekey stored, use it.
-	if _, err := s.db.exec(ctx, `INSERT INTO ekeys (tenant, user_id, purpose, ekey_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT DO NOTHING`, tenant, userID, purpose, id.String(), wrapped, time.Now().UnixNano()); err != nil {
-		return nil, id, err
-	}
-	return s.storedEkey(ctx, tenant, userID, purpose)
-}
-
 // activationAudit logs activation's refusals and retries with their
 // specific reason (a disabled user, an unknown token), which the device
 // never sees. Successful activations are logged at debug level.
@@ -509,54 +431,4 @@ func (a activationAudit) Audit(ctx context.Context, e activation.Event) {
 		attrs = append(attrs, "reason", e.Err.Error())
 	}
 	a.log.Log(ctx, level, "activation", attrs...)
-}
-
-// activationDirectory is activation.Directory over a tenant's connector.
-type activationDirectory struct{ s *Server }
-
-func (a activationDirectory) LookupUser(ctx context.Context, q activation.Lookup) (activation.DirectoryUser, error) {
-	m, err := a.s.mapping(ctx, q.Tenant, q.MappingID)
-	if errors.Is(err, ErrNotFound) {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: mapping gone", activation.ErrOutOfScope)
-	}
-	if err != nil {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
-	}
-	d, err := a.s.directory(q.Tenant)
-	if err != nil {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
-	}
-	u, err := d.Lookup(ctx, m.Mapping, q.Login)
-	switch {
-	case errors.Is(err, directory.ErrNotFound), errors.Is(err, directory.ErrAmbiguous):
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrUserNotFound, err)
-	case err != nil:
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %w", activation.ErrDirectoryUnavailable, err)
-	}
-	if q.Domain != "" && !inDomain(u, q.Domain) {
-		return activation.DirectoryUser{}, fmt.Errorf("%w: %q is not in domain %q", activation.ErrUserNotFound, q.Login, q.Domain)
-	}
-	// Activation refuses all three account states.
-	return activation.DirectoryUser{StableID: u.ID, Login: u.Login, Domain: q.Domain, UPN: u.UPN, Email: u.Email,
-		DisplayName: u.DisplayName, Disabled: u.Disabled, Locked: u.Locked, Expired: u.Expired}, nil
-}
-
-// inDomain reports whether a user belongs to a DNS domain ("corp.example")
-// or NetBIOS-style name ("CORP"): its DN's dc= components or its UPN suffix.
-func inDomain(u directory.User, domain string) bool {
-	domain = strings.ToLower(domain)
-	var dcs []string
-	for _, rdn := range strings.Split(u.DN, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(rdn), "=")
-		if ok && strings.EqualFold(k, "dc") {
-			dcs = append(dcs, strings.ToLower(v))
-		}
-	}
-	if len(dcs) > 0 && (strings.Join(dcs, ".") == domain || dcs[0] == domain) {
-		return true
-	}
-	if _, suffix, ok := strings.Cut(u.UPN, "@"); ok && strings.EqualFold(suffix, domain) {
-		return true
-	}
-	return slices.Contains(dcs, domain) && len(dcs) == 1
 }

@@ -16,7 +16,7 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/directory/loginguard"
-	"github.com/liaisonhq/liaison/internal/httpguard"
+	"github.com/liaisonhq/liaison/httpguard"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/tunnel"
 )
@@ -117,7 +117,10 @@ func (s *Server) Handler() http.Handler {
 		s.reply(w)(s.Mappings(r.Context(), r.PathValue("tenant")))
 	})
 	admin.HandleFunc("PUT "+t+"/mappings/{id}", func(w http.ResponseWriter, r *http.Request) {
-		var m storedMapping // a directory.Mapping and "removal"
+		var m struct { // a directory.Mapping and "removal"
+			directory.Mapping
+			Removal importer.RemovalPolicy `json:"removal,omitempty"`
+		}
 		if !readJSON(w, r, &m) {
 			return
 		}

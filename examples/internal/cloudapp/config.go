@@ -13,7 +13,7 @@ import (
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
-	"github.com/liaisonhq/liaison/internal/httpguard"
+	"github.com/liaisonhq/liaison/httpguard"
 )
 
 // Directory is what the cloud asks a tenant's connector about its directory:

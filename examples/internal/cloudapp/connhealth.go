@@ -10,8 +10,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
+	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
 	"github.com/liaisonhq/liaison/tunnel"
-	"github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 // Directory health of a connector, as the admin sees it.
@@ -39,7 +40,7 @@ type ConnectorHealth struct {
 // healthOf turns a published info into what the admin sees.
 func healthOf(ev tunnel.InfoEvent) *ConnectorHealth {
 	h := &ConnectorHealth{Version: ev.Info.Version, OS: ev.Info.OS, Host: ev.Info.Host, Reported: ev.At.UTC()}
-	d := ev.Info.Services[connector.ServiceDirectory]
+	d := ev.Info.Services[directoryhttp.Service]
 	switch {
 	case !d.Configured:
 		h.Directory = HealthNotConfigured
@@ -53,7 +54,7 @@ func healthOf(ev tunnel.InfoEvent) *ConnectorHealth {
 		h.Directory = HealthError
 	}
 	h.LastOp = d.Last
-	k := ev.Info.Services[connector.ServiceKeys]
+	k := ev.Info.Services[keyhttp.Service]
 	h.Keys, h.KEKVersions = k.Configured, k.Versions
 	return h
 }
@@ -66,7 +67,7 @@ func (s *Server) onInfo(ev tunnel.InfoEvent) {
 	s.mu.Lock()
 	s.infos[ev.ConnectorID] = ev
 	s.mu.Unlock()
-	last := ev.Info.Services[connector.ServiceDirectory].Last
+	last := ev.Info.Services[directoryhttp.Service].Last
 	switch {
 	case last == nil:
 	case last.Unavailable:
@@ -99,8 +100,8 @@ type CheckRequest struct {
 // the tunnel to it, then its directory (bind, base search, lookup). Each
 // step passes or fails with the fix. A step that could not run is not
 // listed.
-func (s *Server) CheckConnector(ctx context.Context, tenant, id string, req CheckRequest) ([]connector.CheckResult, error) {
-	creq := connector.CheckRequest{Base: req.Base, Name: req.Name}
+func (s *Server) CheckConnector(ctx context.Context, tenant, id string, req CheckRequest) ([]directoryhttp.CheckResult, error) {
+	creq := directoryhttp.CheckRequest{Base: req.Base, Name: req.Name}
 	if req.MappingID != "" {
 		m, err := s.mapping(ctx, tenant, req.MappingID)
 		if err != nil {
@@ -121,15 +122,15 @@ func (s *Server) CheckConnector(ctx context.Context, tenant, id string, req Chec
 	if rec == nil {
 		return nil, fmt.Errorf("%w: connector %q of tenant %q", ErrNotFound, id, tenant)
 	}
-	tun := connector.CheckResult{Step: "tunnel"}
+	tun := directoryhttp.CheckResult{Step: "tunnel"}
 	switch {
 	case rec.Revoked:
 		tun.Error, tun.Fix = "the connector is revoked", "enroll a connector again with a new enrollment token"
-		return []connector.CheckResult{tun}, nil
+		return []directoryhttp.CheckResult{tun}, nil
 	case rec.Sessions == 0:
 		tun.Error = "the connector is not connected to this cloud node"
 		tun.Fix = "start it (connector run), read its log, and run 'connector check' on its host: it tests the cloud through the configured proxy and names the setting to fix"
-		return []connector.CheckResult{tun}, nil
+		return []directoryhttp.CheckResult{tun}, nil
 	}
 	body, err := json.Marshal(creq)
 	if err != nil {
@@ -146,24 +147,24 @@ func (s *Server) CheckConnector(ctx context.Context, tenant, id string, req Chec
 		if errors.Is(err, tunnel.ErrNotConnected) {
 			tun.Fix = "the connector left meanwhile: see its log"
 		}
-		return []connector.CheckResult{tun}, nil
+		return []directoryhttp.CheckResult{tun}, nil
 	}
 	defer resp.Body.Close()
 	tun.OK, tun.Detail = true, fmt.Sprintf("connector %s answered through the tunnel", id)
-	out := []connector.CheckResult{tun}
+	out := []directoryhttp.CheckResult{tun}
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusForbidden:
-		return append(out, connector.CheckResult{Step: "policy", Error: "the connector's policy refused the test",
+		return append(out, directoryhttp.CheckResult{Step: "policy", Error: "the connector's policy refused the test",
 			Fix: `add "browse" to policy.allow in the connector's config`}), nil
 	case http.StatusNotFound:
-		return append(out, connector.CheckResult{Step: "bind", Error: "the connector serves no connection test",
+		return append(out, directoryhttp.CheckResult{Step: "bind", Error: "the connector serves no connection test",
 			Fix: "upgrade the connector, or it has no directory configured"}), nil
 	default:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return nil, fmt.Errorf("cloudapp: connector check: HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
 	}
-	var steps []connector.CheckResult
+	var steps []directoryhttp.CheckResult
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&steps); err != nil {
 		return nil, fmt.Errorf("cloudapp: connector check: %w", err)
 	}
@@ -171,7 +172,7 @@ func (s *Server) CheckConnector(ctx context.Context, tenant, id string, req Chec
 }
 
 // ConnectorCheckURL is where a connector runs a connection test.
-const ConnectorCheckURL = "http://connector" + connector.CheckPath
+const ConnectorCheckURL = "http://connector" + directoryhttp.CheckPath
 
 func (s *Server) apiCheckConnector(w http.ResponseWriter, r *http.Request) {
 	var req CheckRequest

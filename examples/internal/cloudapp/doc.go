@@ -12,19 +12,21 @@
 // # What it wires
 //
 //   - tunnel: the gateway at PathTunnel and enrollment at PathEnroll, its
-//     connector registry in SQLite (tunnel ships only a memory store);
-//     presence events feed the alerts monitor (Not Connected after
-//     Config.Grace) and the status page.
+//     connector registry in tunnel/tunnelsql; presence (tunnel.Gateway.Live)
+//     feeds the alerts monitor through alerts/alertstunnel (Not Connected
+//     after Config.Grace) and the status page.
 //   - directory/importer: imports per mapping through the tenant's
 //     connector, the scheduler (a full import every 24 h with jitter,
 //     incremental ones between with Config.ImportIncrementalInterval, next
-//     runs kept in SQLite, Config.ImportConcurrency tenants at once, each
-//     run cut at Config.ImportTimeout and recorded as failed),
-//     import-threshold and import-skipped alerts. Users who left the
-//     directory or the mapping are disabled (or deleted: the mapping's
-//     "removal" policy); the history and the status page list each removal
-//     and its reason; a removed user's devices fail authentication
-//     (activation.UserStatusStore) and backup releases are refused.
+//     runs kept in SQL, Config.ImportConcurrency tenants at once, each run
+//     cut at Config.ImportTimeout and recorded as failed), users, mappings,
+//     checkpoints and history in directory/importer/importersql (one run:
+//     importersql.Store.Import), import-threshold and import-skipped
+//     alerts. Users who left the directory or the mapping are disabled (or
+//     deleted: the mapping's "removal" policy); the history and the status
+//     page list each removal and its reason; a removed user's devices fail
+//     authentication (activation.UserStatusStore, implemented by
+//     importersql.ActivationStore) and backup releases are refused.
 //     Every run is followed by an importer.Tracker: POST …/mappings/{id}/import
 //     answers 202 Accepted with the run's ID and status URL (GET
 //     …/imports/{run}: state, progress with phase, done, total, rate and
@@ -40,18 +42,18 @@
 //     unverified X-Liaison-Actor claim), tenant, path, status and time
 //     taken; refused admin requests at WARN. Config.Logger decides the
 //     format (the cloud program's --log-format json writes JSON lines).
-//   - activation: the device endpoint at PathActivate, its SQL store joined
-//     to the cloud's users so an imported user and an activated one are the
-//     same user; the cloud user row is written in activation's transaction
-//     (a refused activation leaves no user). A user disabled in the
-//     directory (the connector's lookup) or in the cloud's table (the last
-//     import) is refused with the public 403 of an unknown user.
-//   - keyenvelope: job tickets signed by the cloud's scheduler key (served
-//     at PathSchedulerKey for connectors to pin) and ekey releases through
-//     a connector; a release without a connector raises an alert.
-//     ReleaseKey issues backup tickets and refuses a user disabled in the
-//     cloud or, asked live, in the directory (ErrUserDisabled); RestoreKey
-//     issues restore tickets for the admin, disabled users included.
+//   - activation: the device endpoint at PathActivate, joined to the
+//     cloud's users by importersql.ActivationStore (one transaction; a
+//     refused activation leaves no user; a user disabled in the directory
+//     or by the last import is refused with the public 403 of an unknown
+//     user).
+//   - keyenvelope/keyrelease: job tickets signed by the scheduler key
+//     (served at PathSchedulerKey, signed by the tunnel identity, for
+//     connectors to pin) and ekey releases through a connector; a release
+//     without a connector raises an alert. ReleaseKey issues backup
+//     tickets and refuses a user disabled in the cloud or, asked live, in
+//     the directory (ErrUserDisabled); RestoreKey issues restore tickets
+//     for the admin, disabled users included.
 //   - alerts: SQLite store, log notifier unless Config.Notifier is set.
 //   - metrics at PathMetrics (below, "Metrics").
 //   - probes without authentication: PathHealthz answers 200 "ok" while the
@@ -61,7 +63,7 @@
 // The directory and key clients are built per tenant from a RoundTripper
 // that reaches the tenant's connectors: by default directoryhttp and keyhttp
 // clients of ConnectorDirectoryURL and ConnectorKeysURL, where
-// examples/internal/connectorapp serves them; Config.NewDirectory and
+// tunnel/connector serves them; Config.NewDirectory and
 // Config.NewKeys replace them (tests, other connectors). Every request they
 // send has a deadline: the caller's, or Config.RequestTimeout (default 30 s;
 // imports Config.ImportTimeout, default 1 h), so a connector that accepts a
@@ -69,11 +71,10 @@
 //
 // # SQLite under load
 //
-// SQLite has one writer at a time and its busy handler polls, so under a storm
-// of concurrent activations waiting writers starve and time out. Every write of
-// this package therefore queues, in order, on one in-process gate and SQLite's
-// busy timeout (10 s) only arbitrates other writers (the alerts store, other
-// processes). A request that still fails with an internal error is logged at
+// SQLite has one writer at a time and its busy handler polls, so every write
+// of the cloud's stores queues, in order, on one in-process gate (their
+// Config.Writes) and SQLite's busy timeout (10 s) only arbitrates other
+// writers. A request that still fails with an internal error is logged at
 // error level with its cause; the device or admin sees a 500.
 //
 // # Web login and lockout
@@ -95,12 +96,9 @@
 // The counters live in memory: a restart forgets them.
 //
 // Passwords cross the tunnel sealed (HPKE) to the key the chosen connector
-// publishes at ConnectorStatusURL, a second layer inside the tunnel's own
-// end-to-end encryption (protocol v2: that status answer arrives through
-// the session the connector authenticated with its enrolled key); the check
-// goes to that connector only (tunnel.Gateway.RoundTripperFor), because each
-// connector has its own key. A connector that publishes no key gets no
-// password: the check fails with ErrNoCredentialsKey.
+// publishes at ConnectorStatusURL, through directoryhttp.SealedChecker: the
+// check goes to that connector only, and a connector that publishes no key
+// gets no password (ErrNoCredentialsKey).
 //
 // # Security
 //
@@ -130,17 +128,15 @@
 // by the cloud; a warning is logged at start when it has less than 90 days.
 //
 // Secrets. The secrets the cloud makes on first start (the scheduler's
-// Ed25519 seed that signs job tickets, the activation credential key, the
-// tunnel identity seed, and any other kept with the same mechanism) are stored in the database sealed
-// (AES-256-GCM, bound to their name) under a 32-byte master key kept in a
-// separate file, Config.MasterKeyFile (default DBPath + ".key"; package
-// masterkey). The database file alone, or a copy of it, reveals none of
-// them. A database written by an older version, which kept them in the
-// clear, has them sealed and erased at the first start (secure delete and a
-// WAL checkpoint, so the bytes are gone from the file too; old backups still
-// hold them: rotate the signing key, below, if those backups were exposed).
-// A start with a missing or different master key file over a database that
-// holds sealed secrets fails instead of making new keys.
+// Ed25519 seed, the activation credential key, the tunnel identity seed, the
+// self-signed CA) are sealed in the database under the master key file,
+// Config.MasterKeyFile (default DBPath + ".key"; masterkey.LoadSecrets).
+// The database file alone reveals none of them. Secrets an older version
+// kept in the clear are sealed and erased at the first start
+// (masterkey.Secrets.SealClearSettings; old backups still hold them:
+// rotate the signing key if those backups were exposed). A start with a
+// missing master key file over a database that holds sealed secrets fails
+// instead of making new keys.
 //
 // Backups: the database and the master key file are both needed, and each
 // is useless without the other. Back both up, and keep the copies apart (a
@@ -210,11 +206,11 @@
 //
 // The connectors of a tenant share their keyring through the cloud without
 // the cloud being able to read it (package keyenvelope, "Keyring
-// sharing"; the runbook is in package connectorapp, "Sharing the
+// sharing"; the runbook is in package tunnel/connector, "Sharing the
 // keyring"). Each Config.KeyShareInterval (30s; negative: only on demand)
-// Server.SyncKeyShares posts to every live, non-revoked connector of each
-// tenant the tenant's pending keyring requests, the sealed shares waiting
-// for it and the list of live connectors with the KEK version numbers each
+// Server.SyncKeyShares (keyenvelope/keyshare.Relay) posts to every live,
+// non-revoked connector of each tenant the tenant's pending keyring
+// requests, the sealed shares waiting for it and the list of live connectors with the KEK version numbers each
 // reported, and queues the shares it answers with for their recipients. A
 // request is relayed only when it carries the connector's enrolled tunnel
 // key; a share only when its public header names this tenant, the sending
@@ -229,34 +225,15 @@
 //
 // # Rotating the ticket signing key
 //
-// Connectors pin the scheduler's public key (keys.scheduler_public_key, or
-// the key fetched at enrollment) and release ekeys only against tickets it
-// signed. Tickets carry no key ID; a connector accepts a set of keys
-// (keyenvelope.TicketPolicy.ExtraSchedulerKeys,
-// keys.extra_scheduler_public_keys in connectorapp's config), so old and new
-// keys are both valid during an overlap:
-//
-//  1. Prepare: POST /v1/admin/scheduler-keys/next (Server.PrepareSchedulerKey)
-//     returns the next public key; PathSchedulerKey and GET
-//     /v1/admin/scheduler-keys show it as "next". The cloud still signs with
-//     the current key.
-//  2. On every connector with a keys section: add the next key to
-//     keys.extra_scheduler_public_keys and restart it.
-//  3. Restart the cloud once with Config.PromoteSchedulerKey
-//     (--promote-scheduler-key): it signs with the next key from then on and
-//     keeps the replaced one as "previous". A start with the setting but no
-//     prepared key fails, so it cannot stay on by mistake.
-//  4. On every connector: set keys.scheduler_public_key to the new key and
-//     empty keys.extra_scheduler_public_keys.
-//  5. Retire: DELETE /v1/admin/scheduler-keys/previous
-//     (Server.RetireSchedulerKey).
-//
-// Limits: step 2 and 4 are by hand on each connector (the cloud cannot tell
-// which keys a connector trusts; a connector missed in step 2 answers key
-// releases with invalid_ticket after step 3, which the admin sees as failed
-// releases); connectors enrolled during the overlap pin the key the cloud
-// signs with at that moment. A connector keeps accepting the old key until
-// its operator removes it: when the old key leaked, do step 4 quickly. The
+// The scheme is keyenvelope/keyrelease's ("Rotating the ticket signing
+// key"); here: prepare with POST /v1/admin/scheduler-keys/next
+// (Server.PrepareSchedulerKey), add the next key to every connector's
+// keys.extra_scheduler_public_keys, restart the cloud once with
+// Config.PromoteSchedulerKey (--promote-scheduler-key; a start with it but
+// no prepared key fails), set keys.scheduler_public_key on every connector
+// and empty the extra keys, then retire with DELETE
+// /v1/admin/scheduler-keys/previous (Server.RetireSchedulerKey). Connectors
+// missed before the promotion answer key releases with invalid_ticket; the
 // master key itself is not rotated.
 //
 // # What it won't do

@@ -31,7 +31,7 @@ func ExampleNew() {
 	defer cancel()
 	go func() { _ = srv.Run(ctx) }()
 
-	// Give the token to the connector: connectorapp.Enroll with
+	// Give the token to the connector: connector.Enroll with
 	// srv.URL() and srv.CAPEM().
 	token, err := srv.IssueEnrollmentToken(ctx, "acme", time.Hour)
 	if err != nil {

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// Secret returns the server's named secret as db.secret does, for tests that
+// Secret returns the server's named secret as masterkey.Secrets does, for tests that
 // look for it in the database files.
 func Secret(s *Server, name string, n int) ([]byte, error) {
-	return s.db.secret(context.Background(), name, n)
+	return s.secrets.Secret(context.Background(), name, n)
 }
 
 // TunnelVia returns the RoundTripper the server uses to reach one connector.

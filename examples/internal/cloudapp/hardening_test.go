@@ -21,7 +21,7 @@ import (
 
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/internal/httpguard"
+	"github.com/liaisonhq/liaison/httpguard"
 )
 
 // dbBytes returns the database file and its WAL, as a local user who can

@@ -120,7 +120,7 @@ func (e *env) enroll(tenant string) *connector {
 }
 
 // enrollWith enrolls a connector; with sealKey its directory handler accepts
-// only passwords sealed to that key, published at /status as connectorapp
+// only passwords sealed to that key, published at /status as tunnel/connector
 // does.
 func (e *env) enrollWith(tenant string, sealKey *ecdh.PrivateKey) *connector {
 	e.t.Helper()

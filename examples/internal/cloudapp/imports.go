@@ -8,6 +8,7 @@ import (
 
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -52,14 +53,7 @@ func (s *Server) PreviewImport(ctx context.Context, tenant, mappingID string) (*
 }
 
 // ImportOptions tune RunImport.
-type ImportOptions struct {
-	// Full ignores the stored cursor and scans the whole mapping (the
-	// import that sees every removal; incremental ones see what the
-	// connector's directory can report).
-	Full bool `json:"full"`
-	// Override applies a plan above the removal threshold.
-	Override bool `json:"override"`
-}
+type ImportOptions = importersql.ImportOptions
 
 // RunImport imports one mapping of tenant now: incremental from the stored
 // cursor, or full the first time (or with opt.Full). It records the run,
@@ -67,6 +61,8 @@ type ImportOptions struct {
 // is refused and resolves it after a successful run. It returns ErrBusy if an
 // import of the mapping is running. Without a deadline in ctx, the run is
 // bounded by Config.ImportTimeout. The run is tracked (Server.ImportRuns).
+// The import itself (removal policy, history, cursor) is
+// importersql.Store.Import.
 func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt ImportOptions) (importer.Result, error) {
 	return s.runImport(ctx, tenant, mappingID, opt, "")
 }
@@ -104,22 +100,11 @@ func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt Im
 	if err != nil {
 		return importer.Result{}, err
 	}
-	job := importer.Job{Scope: scope, Mapping: m.Mapping, Since: m.Cursor, Override: opt.Override, Removal: m.Removal}
-	if opt.Full {
-		job.Since = ""
-	}
-	start := time.Now()
-	res, err = im.Run(ctx, job)
-	// A failed run scanned nothing to the end: it is full if it was meant to be.
-	run := ImportRun{Tenant: tenant, MappingID: mappingID, Started: start, Finished: time.Now(), Full: res.Full || job.Since == "",
-		Summary: res.Summary, Removals: res.Removals, Status: "ok"}
-	switch {
-	case errors.Is(err, importer.ErrThreshold):
-		run.Status, run.Error = "refused", err.Error()
-	case errors.Is(err, tunnel.ErrNotConnected):
-		run.Status, run.Error = "skipped", err.Error()
-	case err != nil:
-		run.Status, run.Error = "failed", err.Error()
+	var run ImportRun
+	var histErr error
+	res, run, histErr, err = s.users.Import(ctx, im, m, opt, func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) })
+	if histErr != nil {
+		s.log.Warn("cloudapp: record import run", "err", histErr)
 	}
 	s.metrics.importRuns.WithLabelValues(run.Status).Inc()
 	if err == nil {
@@ -128,13 +113,7 @@ func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt Im
 		s.metrics.importUsers.WithLabelValues("disable").Add(float64(res.Summary.Disables))
 		s.metrics.importUsers.WithLabelValues("delete").Add(float64(res.Summary.Deletes))
 	}
-	if rerr := s.db.addRun(context.WithoutCancel(ctx), run); rerr != nil {
-		s.log.Warn("cloudapp: record import run", "err", rerr)
-	}
 	if err != nil {
-		return res, err
-	}
-	if err := s.db.setCursor(ctx, tenant, mappingID, res.Cursor); err != nil {
 		return res, err
 	}
 	s.resolve(ctx, tenant, KindImportThreshold, mappingID)
@@ -148,7 +127,7 @@ func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt Im
 // overlap, so they are not run at once; tenants are
 // (Config.ImportConcurrency).
 func (s *Server) importTenant(ctx context.Context, tenant string, kind importer.RunKind) error {
-	ms, err := s.db.mappings(ctx, tenant, "")
+	ms, err := s.users.Mappings(ctx, tenant)
 	if err != nil {
 		return err
 	}
@@ -183,10 +162,10 @@ type ImportStatus struct {
 func (s *Server) Imports(ctx context.Context, tenant string) (ImportStatus, error) {
 	var st ImportStatus
 	var err error
-	if st.Recent, err = s.db.runs(ctx, tenant, 20); err != nil {
+	if st.Recent, err = s.users.Runs(ctx, tenant, 20); err != nil {
 		return st, err
 	}
-	if st.Mappings, err = s.db.mappings(ctx, tenant, ""); err != nil {
+	if st.Mappings, err = s.users.Mappings(ctx, tenant); err != nil {
 		return st, err
 	}
 	if next, ok, err := s.users.NextRun(ctx, tenant); err == nil && ok {

@@ -18,19 +18,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
-	"github.com/liaisonhq/liaison/examples/internal/connectorapp"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
+	"github.com/liaisonhq/liaison/keyenvelope/keyshare"
+	agent "github.com/liaisonhq/liaison/tunnel/connector"
 )
 
 var lowArgon2 = keyenvelope.Argon2Params{Time: 2, MemoryKiB: 19 << 10, Threads: 1}
 
-// shareConn is a real connectorapp agent (key-only) of the share tests, with
+// shareConn is a real tunnel/connector agent (key-only) of the share tests, with
 // its KEK file, passphrase file and share file on disk.
 type shareConn struct {
 	id    string
-	cfg   connectorapp.Config
-	agent *connectorapp.Agent
+	cfg   agent.Config
+	agent *agent.Agent
 	pass  []byte
 }
 
@@ -58,25 +59,25 @@ func (e *shareEnv) newConn(keyring *keyenvelope.Keyring, approverFP string) *sha
 	dir := t.TempDir()
 	tok, err := e.srv.IssueEnrollmentToken(context.Background(), "acme", time.Minute)
 	require.NoError(t, err)
-	cloud := connectorapp.Cloud{URL: e.srv.URL(), CAPEM: e.srv.CAPEM(), IdentityFile: filepath.Join(dir, "identity.json"),
+	cloud := agent.Cloud{URL: e.srv.URL(), CAPEM: e.srv.CAPEM(), IdentityFile: filepath.Join(dir, "identity.json"),
 		BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
-	id, err := connectorapp.Enroll(context.Background(), cloud, tok)
+	id, err := agent.Enroll(context.Background(), cloud, tok)
 	require.NoError(t, err)
 	c := &shareConn{id: id.ConnectorID, pass: []byte("correct horse battery staple")}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pass"), c.pass, 0o600))
-	c.cfg = connectorapp.Config{
+	c.cfg = agent.Config{
 		Cloud: cloud,
-		Keys: &connectorapp.Keys{KEKFile: filepath.Join(dir, "kek.kenv"), PassphraseFile: filepath.Join(dir, "pass"),
+		Keys: &agent.Keys{KEKFile: filepath.Join(dir, "kek.kenv"), PassphraseFile: filepath.Join(dir, "pass"),
 			SchedulerKey: e.sched.Public().(ed25519.PublicKey), Argon2: lowArgon2},
-		Policy: connectorapp.Policy{Allow: []connectorapp.Operation{connectorapp.OpKeys}},
-		Audit:  connectorapp.Audit{Disabled: true},
+		Policy: agent.Policy{Allow: []agent.Operation{agent.OpKeys}},
+		Audit:  agent.Audit{Disabled: true},
 	}
 	if keyring != nil {
 		require.NoError(t, keyring.WriteKEKFile(c.cfg.Keys.KEKFile, c.pass, lowArgon2))
 	} else {
-		require.NoError(t, connectorapp.JoinShare(c.cfg, approverFP))
+		require.NoError(t, agent.JoinShare(c.cfg, approverFP))
 	}
-	c.agent, err = connectorapp.New(c.cfg, nil)
+	c.agent, err = agent.New(c.cfg)
 	require.NoError(t, err)
 	done := make(chan error, 1)
 	go func() { done <- c.agent.Run(context.Background()) }()
@@ -114,7 +115,7 @@ func (e *shareEnv) round() {
 }
 
 func (c *shareConn) fingerprint(t *testing.T) string {
-	fp, err := connectorapp.ShareFingerprint(c.cfg)
+	fp, err := agent.ShareFingerprint(c.cfg)
 	require.NoError(t, err)
 	return fp
 }
@@ -166,7 +167,7 @@ func threeConnectors(t *testing.T) (*shareEnv, []*shareConn) {
 
 	e.round() // requests reach the cloud
 	e.round() // and c1
-	reqs, err := connectorapp.ShareRequests(c1.cfg)
+	reqs, err := agent.ShareRequests(c1.cfg)
 	require.NoError(t, err)
 	require.Len(t, reqs, 2)
 	for _, c := range []*shareConn{c2, c3} {
@@ -176,7 +177,7 @@ func threeConnectors(t *testing.T) (*shareEnv, []*shareConn) {
 			seen = seen || (r.ConnectorID == c.id && r.Fingerprint == fp)
 		}
 		require.True(t, seen, "c1 lists %s with the fingerprint it shows", c.id)
-		_, err := connectorapp.ApproveShare(c1.cfg, strings.ToLower(fp)) // typed by a person
+		_, err := agent.ApproveShare(c1.cfg, strings.ToLower(fp)) // typed by a person
 		require.NoError(t, err)
 	}
 	for range 3 {
@@ -223,15 +224,15 @@ func TestKeyShareRotateAndPromote(t *testing.T) {
 	})
 	require.EqualValues(t, 2, v)
 	e.round() // c2 picks the new version up from its file and seals it to c1 and c3
-	err := connectorapp.CheckPromote(c2.cfg, v)
-	require.ErrorIs(t, err, connectorapp.ErrVersionMissing, "promotion must wait")
+	err := agent.CheckPromote(c2.cfg, v)
+	require.ErrorIs(t, err, agent.ErrVersionMissing, "promotion must wait")
 	require.Contains(t, err.Error(), c1.id)
 	require.Contains(t, err.Error(), c3.id)
-	for i := 0; connectorapp.CheckPromote(c2.cfg, v) != nil; i++ {
+	for i := 0; agent.CheckPromote(c2.cfg, v) != nil; i++ {
 		require.Less(t, i, 5, "version %d never reached every connector", v)
 		e.round()
 	}
-	var api struct{ Peers []connectorapp.SharePeer }
+	var api struct{ Peers []keyshare.Peer }
 	require.Equal(t, http.StatusOK, e.do(http.MethodPost, "/v1/admin/tenants/acme/key-share/rounds", nil, &api))
 	require.Len(t, api.Peers, 3)
 	for _, p := range api.Peers {
@@ -278,8 +279,8 @@ func (e *shareEnv) cloudConnector() *cloudConn {
 	cc.seal, err = ecdh.X25519().GenerateKey(rand.Reader)
 	require.NoError(e.t, err)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+connectorapp.KeySharePath, func(w http.ResponseWriter, r *http.Request) {
-		var in connectorapp.KeyShareSync
+	mux.HandleFunc("POST "+keyshare.Path, func(w http.ResponseWriter, r *http.Request) {
+		var in keyshare.Sync
 		_ = json.NewDecoder(r.Body).Decode(&in)
 		cc.mu.Lock()
 		cc.got = append(cc.got, in.Shares...)
@@ -287,8 +288,8 @@ func (e *shareEnv) cloudConnector() *cloudConn {
 		if cc.reqSign != nil {
 			sign = cc.reqSign
 		}
-		out := connectorapp.KeyShareReply{Shares: cc.forge,
-			Request: &connectorapp.ShareRequest{ConnectorID: cc.id, SignKey: sign, SealKey: cc.seal.PublicKey().Bytes()}}
+		out := keyshare.Reply{Shares: cc.forge,
+			Request: &keyshare.Request{ConnectorID: cc.id, SignKey: sign, SealKey: cc.seal.PublicKey().Bytes()}}
 		cc.mu.Unlock()
 		_ = json.NewEncoder(w).Encode(out)
 	})
@@ -307,7 +308,7 @@ func TestKeyShareCloudOwnConnectorGetsNothing(t *testing.T) {
 	// approves it.
 	e.round()
 	e.round()
-	reqs, err := connectorapp.ShareRequests(c1.cfg)
+	reqs, err := agent.ShareRequests(c1.cfg)
 	require.NoError(t, err)
 	require.Len(t, reqs, 1)
 	require.Equal(t, cc.id, reqs[0].ConnectorID)
@@ -326,7 +327,7 @@ func TestKeyShareCloudOwnConnectorGetsNothing(t *testing.T) {
 	// key and sealed to c2: c2 refuses it and keeps the tenant's keyring.
 	evil, err := keyenvelope.NewKeyring(nil)
 	require.NoError(t, err)
-	members, err := connectorapp.ShareMembers(c2.cfg)
+	members, err := agent.ShareMembers(c2.cfg)
 	require.NoError(t, err)
 	var c2m keyenvelope.Member
 	for _, m := range members {
@@ -346,7 +347,7 @@ func TestKeyShareCloudOwnConnectorGetsNothing(t *testing.T) {
 	onDisk, err := keyenvelope.ReadKEKFile(c2.cfg.Keys.KEKFile, c2.pass)
 	require.NoError(t, err)
 	require.Equal(t, before, onDisk.ID())
-	members, err = connectorapp.ShareMembers(c2.cfg)
+	members, err = agent.ShareMembers(c2.cfg)
 	require.NoError(t, err)
 	for _, m := range members {
 		require.NotEqual(t, cc.id, m.ConnectorID, "the forged share's member list was not merged")
@@ -355,7 +356,7 @@ func TestKeyShareCloudOwnConnectorGetsNothing(t *testing.T) {
 	// compare with): it accepts only a keyring signed by the approver whose
 	// fingerprint the person typed at keys join.
 	c4 := e.newConn(nil, c1.fingerprint(t))
-	c4id, err := connectorapp.LoadShareIdentity(c4.cfg)
+	c4id, err := agent.LoadShareIdentity(c4.cfg)
 	require.NoError(t, err)
 	forged4, err := keyenvelope.SealKeyring(evil, self, c4id.Member(), []keyenvelope.Member{self.Member(), c4id.Member()})
 	require.NoError(t, err)
@@ -369,7 +370,7 @@ func TestKeyShareCloudOwnConnectorGetsNothing(t *testing.T) {
 	_, err = os.Stat(c4.cfg.Keys.KEKFile)
 	require.ErrorIs(t, err, os.ErrNotExist)
 	// Once approved on c1, c4 gets the tenant's keyring.
-	_, err = connectorapp.ApproveShare(c1.cfg, c4.fingerprint(t))
+	_, err = agent.ApproveShare(c1.cfg, c4.fingerprint(t))
 	require.NoError(t, err)
 	for range 3 {
 		e.round()
@@ -405,7 +406,7 @@ func TestKeyShareRevokedGetsNoLaterVersion(t *testing.T) {
 	k3, err := keyenvelope.ReadKEKFile(c3.cfg.Keys.KEKFile, c3.pass)
 	require.NoError(t, err)
 	require.Len(t, k3.Versions(), 1)
-	require.NoError(t, connectorapp.CheckPromote(c1.cfg, v), "a revoked connector does not hold promotion up")
+	require.NoError(t, agent.CheckPromote(c1.cfg, v), "a revoked connector does not hold promotion up")
 }
 
 func TestKeyShareLocallyRevokedGetsNoLaterVersion(t *testing.T) {
@@ -413,7 +414,7 @@ func TestKeyShareLocallyRevokedGetsNoLaterVersion(t *testing.T) {
 	c1, c2, c3 := cs[0], cs[1], cs[2]
 	// Revoked on c1 only (the cloud still lists c3): c1 stops sealing to
 	// it, and the revocation travels to c2 with c1's next share.
-	_, err := connectorapp.RevokeShare(c1.cfg, c3.fingerprint(t))
+	_, err := agent.RevokeShare(c1.cfg, c3.fingerprint(t))
 	require.NoError(t, err)
 	c1.editKEKFile(t, func(k *keyenvelope.Keyring) { _, err := k.AddVersion(); require.NoError(t, err) })
 	for range 4 {
@@ -421,7 +422,7 @@ func TestKeyShareLocallyRevokedGetsNoLaterVersion(t *testing.T) {
 	}
 	require.Len(t, c2.agent.Keyring().Versions(), 2)
 	require.Len(t, c3.agent.Keyring().Versions(), 1, "c3 got nothing after its revocation")
-	members, err := connectorapp.ShareMembers(c2.cfg)
+	members, err := agent.ShareMembers(c2.cfg)
 	require.NoError(t, err)
 	for _, m := range members {
 		if m.ConnectorID == c3.id {
@@ -430,12 +431,12 @@ func TestKeyShareLocallyRevokedGetsNoLaterVersion(t *testing.T) {
 	}
 	// A revoked connector is not approved again (its request is not even
 	// listed, and approving its fingerprint fails).
-	_, err = connectorapp.ApproveShare(c1.cfg, c3.fingerprint(t))
-	require.ErrorIs(t, err, connectorapp.ErrNoShareRequest)
+	_, err = agent.ApproveShare(c1.cfg, c3.fingerprint(t))
+	require.ErrorIs(t, err, agent.ErrNoShareRequest)
 }
 
 func shareIdentityForTest(c *shareConn) (keyenvelope.ShareIdentity, error) {
-	return connectorapp.LoadShareIdentity(c.cfg)
+	return agent.LoadShareIdentity(c.cfg)
 }
 
 // The relay's own checks (hygiene: the connectors' fingerprint checks are
@@ -454,7 +455,7 @@ func TestKeyShareRelayChecks(t *testing.T) {
 	a.mu.Unlock()
 	e.round()
 	e.round()
-	reqs, err := connectorapp.ShareRequests(c1.cfg)
+	reqs, err := agent.ShareRequests(c1.cfg)
 	require.NoError(t, err)
 	require.Len(t, reqs, 1, "only b's request, which carries its enrolled key")
 	require.Equal(t, b.id, reqs[0].ConnectorID)
@@ -506,7 +507,7 @@ func TestKeySharePeriodicRounds(t *testing.T) {
 	c2 := e.newConn(nil, c1.fingerprint(t))
 	fp2 := c2.fingerprint(t)
 	require.Eventually(t, func() bool {
-		_, err := connectorapp.ApproveShare(c1.cfg, fp2)
+		_, err := agent.ApproveShare(c1.cfg, fp2)
 		return err == nil
 	}, 20*time.Second, 20*time.Millisecond, "c2's request never reached c1")
 	require.Eventually(t, func() bool { return c2.agent.Keyring() != nil }, 20*time.Second, 20*time.Millisecond)

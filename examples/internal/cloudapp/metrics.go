@@ -78,7 +78,7 @@ func (m *metrics) handler() http.Handler {
 }
 
 // liveCollector reads the gauges at scrape time: live connectors from the
-// presence map, open alerts from the alert store.
+// gateway, open alerts from the alert store.
 type liveCollector struct{ s *Server }
 
 func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -90,12 +90,11 @@ func (c liveCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c liveCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.s
 	perTenant := map[string]int{}
-	s.mu.Lock()
-	total := len(s.presence)
-	for id := range s.presence {
-		perTenant[s.connTenant[id]]++
+	live := s.gw.Live("")
+	total := len(live)
+	for _, lc := range live {
+		perTenant[lc.Tenant]++
 	}
-	s.mu.Unlock()
 	ch <- prometheus.MustNewConstMetric(descConnectorsLive, prometheus.GaugeValue, float64(total))
 	if max := s.cfg.MetricsTenantLabels; max > 0 && len(perTenant) <= max {
 		for t, n := range perTenant {

@@ -50,7 +50,7 @@ func TestSelfSignedRestartKeepsConnectors(t *testing.T) {
 	require.Equal(t, srv.CAPEM(), caPEM)
 	cloudKey := srv.Gateway().CloudKey()
 
-	// The connector trusts the CA file, as connectorapp's cloud.ca_file.
+	// The connector trusts the CA file, as tunnel/connector's cloud.ca_file.
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(caPEM))
 	tlsCfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}

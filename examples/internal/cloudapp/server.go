@@ -3,14 +3,11 @@ package cloudapp
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -24,11 +21,17 @@ import (
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
+	"github.com/liaisonhq/liaison/alerts/alertstunnel"
+	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/importer/importersql"
 	"github.com/liaisonhq/liaison/directory/loginguard"
-	"github.com/liaisonhq/liaison/internal/masterkey"
 	"github.com/liaisonhq/liaison/keyenvelope/keyhttp"
+	"github.com/liaisonhq/liaison/keyenvelope/keyrelease"
+	"github.com/liaisonhq/liaison/keyenvelope/keyshare"
+	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
 )
 
 // Paths of the public endpoints, under the Server's URL.
@@ -45,7 +48,7 @@ const (
 	SchedulerKeyStatement = "scheduler-key"
 )
 
-// Where the connector (examples/internal/connectorapp) serves its services,
+// Where the connector (tunnel/connector) serves its services,
 // as seen through the tunnel; the host is ignored by the tunnel.
 const (
 	ConnectorDirectoryURL = "http://connector/directory"
@@ -57,16 +60,19 @@ const (
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
-	db        db
+	db        *sql.DB
+	writes    writeGate
 	ownDB     bool
 	ln        net.Listener
 	url       string
 	caPEM     []byte
 	adminHash [32]byte
-	schedKey  ed25519.PrivateKey
+	tickets   *keyrelease.Scheduler
+	releaser  *keyrelease.Releaser
 
-	tunnels   tunnelStore
-	users     userStore
+	tunnels   *tunnelsql.Store
+	users     *importersql.Store
+	secrets   *masterkey.Secrets
 	gw        *tunnel.Gateway
 	monitor   *alerts.Monitor
 	alertDB   *alerts.SQLStore
@@ -77,22 +83,18 @@ type Server struct {
 	logins    *loginguard.Guard // per account, per unknown name, per source
 	http      *http.Server
 	metrics   *metrics
+	checker   *directoryhttp.SealedChecker
 
-	mu         sync.Mutex
-	presence   map[string]int             // connector ID -> live sessions on this node
-	connTenant map[string]string          // connector ID -> tenant, for those seen live
-	statuses   map[string]connectorStatus // connector ID -> its status, while connected
-	lastSeen   map[string]time.Time
-	infos      map[string]tunnel.InfoEvent // connector ID -> its latest published info (connhealth.go)
-	progress   map[importer.Scope]importer.Progress
-	importing  map[importer.Scope]bool
-	imports    *importer.Tracker // every import run, for the API and the status page (imports_async.go)
-	bg         sync.WaitGroup    // background imports (StartImport)
+	mu        sync.Mutex
+	lastSeen  map[string]time.Time
+	infos     map[string]tunnel.InfoEvent // connector ID -> its latest published info (connhealth.go)
+	progress  map[importer.Scope]importer.Progress
+	importing map[importer.Scope]bool
+	imports   *importer.Tracker // every import run, for the API and the status page (imports_async.go)
+	bg        sync.WaitGroup    // background imports (StartImport)
 
-	shareRound sync.Mutex // serialises key-share rounds
-	shareMu    sync.Mutex
-	shares     map[string]*shareBox // tenant -> key-share relay state
-	stopping   atomic.Bool          // Run is shutting down: PathReadyz answers 503
+	relay    *keyshare.Relay // the key-share relay (keyshare.go)
+	stopping atomic.Bool     // Run is shutting down: PathReadyz answers 503
 
 	runOnce   sync.Once
 	closeOnce sync.Once
@@ -158,10 +160,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		presence: map[string]int{}, lastSeen: map[string]time.Time{}, shares: map[string]*shareBox{}, infos: map[string]tunnel.InfoEvent{},
-		connTenant: map[string]string{}, statuses: map[string]connectorStatus{},
+		lastSeen: map[string]time.Time{}, infos: map[string]tunnel.InfoEvent{},
 		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{}, imports: importer.NewTracker(importer.TrackerConfig{}),
-		closed: make(chan struct{}), done: make(chan struct{}),
+		closed: make(chan struct{}), done: make(chan struct{}), writes: make(writeGate, 1),
 	}
 	if s.cfg.NewDirectory == nil {
 		s.cfg.NewDirectory = s.defaultDirectory
@@ -170,6 +171,16 @@ func New(cfg Config) (*Server, error) {
 		s.cfg.MetricsTenantLabels = DefaultMetricsTenantLabels
 	}
 	s.metrics = newMetrics(s)
+	checker, cerr := s.newSealedChecker()
+	if cerr != nil {
+		return nil, cerr
+	}
+	s.checker = checker
+	relay, rerr := s.newRelay() // keyshare.go
+	if rerr != nil {
+		return nil, rerr
+	}
+	s.relay = relay
 	logins, lerr := loginguard.New(loginguard.Config{MaxFailures: cfg.LoginMaxFailures, Window: cfg.LoginWindow, MaxSourceFailures: cfg.LoginSourceMaxFailures})
 	if lerr != nil {
 		return nil, fmt.Errorf("%w: LoginMaxFailures, LoginWindow: %w", errConfig, lerr)
@@ -199,43 +210,57 @@ func New(cfg Config) (*Server, error) {
 		// schema parse) and close it again.
 		sqldb.SetMaxIdleConns(32)
 	}
-	s.db = newDB(sqldb)
-	if err := s.db.createSchema(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.openSecrets(ctx); err != nil {
+	s.db = sqldb
+	if err := s.openSecrets(ctx, sqldb); err != nil {
 		return nil, err
 	}
 	act := activation.NewSQLStore(sqldb, activation.SQLite)
 	s.actStore = act
-	if err := act.CreateSchema(ctx); err != nil {
+	if err := act.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	s.alertDB = alerts.NewSQLStore(sqldb, alerts.SQLite)
-	if err := s.alertDB.CreateSchema(ctx); err != nil {
-		return nil, err
-	}
-	s.tunnels = tunnelStore{s.db}
-	s.users = userStore{db: s.db, now: time.Now, rnd: randomID}
 	var err error
-	if cfg.PromoteSchedulerKey {
-		promoted, err := s.db.promoteSchedulerKey(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if !promoted {
-			return nil, fmt.Errorf("%w: PromoteSchedulerKey (--promote-scheduler-key) is set but no next key was prepared (POST /v1/admin/scheduler-keys/next): remove it", errConfig)
-		}
-		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
-	}
-	if s.schedKey, err = s.db.schedulerKey(ctx); err != nil {
+	s.alertDB = alerts.NewSQLStore(sqldb, alerts.SQLite)
+	if err := s.alertDB.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	credKey, err := s.db.secret(ctx, "activation_credential_key", 32)
+	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: tunnelsql.SQLite, Writes: s.writes}); err != nil {
+		return nil, err
+	}
+	if err := s.tunnels.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: importersql.SQLite, Writes: s.writes}); err != nil {
+		return nil, err
+	}
+	if err := s.users.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	s.tickets, err = keyrelease.LoadScheduler(ctx, keyrelease.SchedulerConfig{Secrets: s.secrets, Promote: cfg.PromoteSchedulerKey})
+	if errors.Is(err, keyrelease.ErrNothingToPromote) {
+		return nil, fmt.Errorf("%w: PromoteSchedulerKey (--promote-scheduler-key) is set but no next key was prepared (POST /v1/admin/scheduler-keys/next): remove it", errConfig)
+	}
 	if err != nil {
 		return nil, err
 	}
-	tunnelSeed, err := s.db.secret(ctx, "tunnel_identity_seed", tunnel.SeedSize)
+	if cfg.PromoteSchedulerKey {
+		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
+	}
+	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: keyrelease.SQLite, Writes: s.writes})
+	if err != nil {
+		return nil, err
+	}
+	if err := ekeys.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if s.releaser, err = keyrelease.New(keyrelease.Config{Scheduler: s.tickets, Ekeys: ekeys}); err != nil {
+		return nil, err
+	}
+	credKey, err := s.secrets.Secret(ctx, "activation_credential_key", 32)
+	if err != nil {
+		return nil, err
+	}
+	tunnelSeed, err := s.secrets.Secret(ctx, "tunnel_identity_seed", tunnel.SeedSize)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +314,7 @@ func New(cfg Config) (*Server, error) {
 		Audience:     s.TunnelURL(),
 		Store:        s.tunnels,
 		PingInterval: cfg.PingInterval,
-		OnPresence:   s.onPresence,
+		OnPresence:   alertstunnel.OnPresence(s.monitor, s.onPresence),
 		OnInfo:       s.onInfo, // connhealth.go
 		Logger:       log,
 	}); err != nil {
@@ -298,8 +323,11 @@ func New(cfg Config) (*Server, error) {
 
 	// Activation.
 	if s.activator, err = activation.New(activation.Config{
-		Directory:     activationDirectory{s},
-		Store:         activationStore{users: s.users, inner: act},
+		Directory: importersql.ActivationDirectory{Mappings: s.users, Directory: func(tenant string) importersql.Resolver {
+			d, _ := s.directory(tenant) // never fails
+			return d
+		}},
+		Store:         importersql.ActivationStore{Users: s.users, Activations: act},
 		Tokens:        act,
 		Audit:         activationAudit{log: log, m: s.metrics},
 		CredentialKey: credKey,
@@ -315,7 +343,7 @@ func New(cfg Config) (*Server, error) {
 	// Imports.
 	if !cfg.DisableScheduler {
 		if s.sched, err = importer.NewScheduler(importer.SchedulerConfig{
-			Tenants:       s.db.tenants,
+			Tenants:       s.users.Tenants,
 			Run:           s.importTenant,
 			State:         s.users,
 			Interval:      cfg.ImportInterval,
@@ -367,20 +395,12 @@ func (s *Server) privateDBFiles() error {
 
 // openSecrets loads (or creates) the master key file and moves secrets an
 // older version kept in the clear in the database under it.
-func (s *Server) openSecrets(ctx context.Context) error {
+func (s *Server) openSecrets(ctx context.Context, sqldb *sql.DB) error {
 	path := s.cfg.MasterKeyFile
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		sealed, err := s.db.hasSealedSecrets(ctx)
-		if err != nil {
-			return err
-		}
-		if sealed {
-			// Creating a new key would lock the existing secrets away for
-			// ever (and connectors pin the signing key).
-			return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
-		}
+	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Writes: s.writes}, path)
+	if errors.Is(err, masterkey.ErrKeyFileMissing) {
+		return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
 	}
-	mk, created, tightened, err := masterkey.LoadOrCreate(path)
 	if err != nil {
 		return fmt.Errorf("cloudapp: master key file (MasterKeyFile, --master-key-file): %w", err)
 	}
@@ -390,8 +410,8 @@ func (s *Server) openSecrets(ctx context.Context) error {
 	if tightened {
 		s.log.Warn("cloudapp: master key file was readable by other users; set to mode 0600", "path", path)
 	}
-	s.db.mk = mk
-	moved, err := s.db.migrateSecrets(ctx)
+	s.secrets = sec
+	moved, err := sec.SealClearSettings(ctx)
 	if len(moved) > 0 {
 		s.log.Warn("cloudapp: secrets kept in the clear by an older version moved under the master key; old backups of the database still hold them", "names", moved)
 	}
@@ -407,14 +427,6 @@ func (s *Server) openSecrets(ctx context.Context) error {
 // per commit.
 func sqliteDSN(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-}
-
-func randomID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // wildcard reports whether a is an unspecified address (0.0.0.0, ::, or no
@@ -448,7 +460,7 @@ func (s *Server) CAPEM() []byte { return s.caPEM }
 // connectors pin it (keyenvelope.TicketPolicy.SchedulerKey). It is also
 // served at PathSchedulerKey.
 func (s *Server) SchedulerPublicKey() ed25519.PublicKey {
-	return s.schedKey.Public().(ed25519.PublicKey)
+	return s.tickets.PublicKey()
 }
 
 // Gateway returns the tunnel gateway, for callers that need a RoundTripper
@@ -484,7 +496,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 
 	// Not ctx: a Close racing with start-up is a clean stop, not an error.
-	tenants, err := s.db.tenants(context.WithoutCancel(ctx))
+	tenants, err := s.users.Tenants(context.WithoutCancel(ctx))
 	if err != nil {
 		return err
 	}
@@ -563,57 +575,31 @@ func (s *Server) closeResources() {
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}
-	if s.ownDB && s.db.DB != nil {
+	if s.ownDB && s.db != nil {
 		_ = s.db.Close()
 	}
 }
 
+// onPresence keeps what the status page shows of presence; alertstunnel
+// fed the monitor first.
 func (s *Server) onPresence(ev tunnel.PresenceEvent) {
 	s.mu.Lock()
-	switch ev.Kind {
-	case tunnel.Connected:
-		s.presence[ev.ConnectorID]++
-		s.connTenant[ev.ConnectorID] = ev.Tenant
-	case tunnel.Disconnected:
-		delete(s.statuses, ev.ConnectorID)
-		if s.presence[ev.ConnectorID]--; s.presence[ev.ConnectorID] <= 0 {
-			delete(s.presence, ev.ConnectorID)
-		}
-	}
 	s.lastSeen[ev.ConnectorID] = time.Now()
 	s.mu.Unlock()
-	switch ev.Kind {
-	case tunnel.Connected:
-		s.monitor.Connected(ev.Tenant, ev.ConnectorID)
-	case tunnel.Disconnected:
-		s.monitor.Disconnected(ev.Tenant, ev.ConnectorID)
+	if ev.Kind == tunnel.Disconnected {
+		s.checker.Forget(ev.ConnectorID) // its next session may publish another key
 	}
 }
 
-// raise opens (or repeats) an alert the monitor has no method for, and
-// notifies when it opened.
+// raise opens (or repeats) an alert the monitor has no method for.
 func (s *Server) raise(ctx context.Context, a alerts.Alert) {
-	stored, opened, err := s.alertDB.Raise(ctx, a, time.Now())
-	if err != nil {
+	if err := alerts.Raise(ctx, s.alertDB, s.notifier, a, time.Now()); err != nil {
 		s.log.Warn("cloudapp: raise alert", "kind", a.Kind, "tenant", a.Tenant, "err", err)
-		return
-	}
-	if opened {
-		if err := s.notifier.Notify(ctx, alerts.Notification{Event: alerts.EventRaised, Alert: stored}); err != nil {
-			s.log.Warn("cloudapp: notify", "kind", a.Kind, "err", err)
-		}
 	}
 }
 
 func (s *Server) resolve(ctx context.Context, tenant string, kind alerts.Kind, subject string) {
-	stored, closed, err := s.alertDB.Resolve(ctx, tenant, kind, subject, time.Now())
-	if err != nil {
+	if err := alerts.Resolve(ctx, s.alertDB, s.notifier, tenant, kind, subject, time.Now()); err != nil {
 		s.log.Warn("cloudapp: resolve alert", "kind", kind, "tenant", tenant, "err", err)
-		return
-	}
-	if closed {
-		if err := s.notifier.Notify(ctx, alerts.Notification{Event: alerts.EventResolved, Alert: stored}); err != nil {
-			s.log.Warn("cloudapp: notify", "kind", kind, "err", err)
-		}
 	}
 }

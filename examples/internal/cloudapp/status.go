@@ -213,7 +213,7 @@ func (s *Server) statusData(ctx context.Context, now time.Time) (statusData, err
 	slices.SortFunc(d.Running, func(a, b importer.Progress) int {
 		return cmp.Or(cmp.Compare(a.Scope.Tenant, b.Scope.Tenant), cmp.Compare(a.Scope.MappingID, b.Scope.MappingID))
 	})
-	if d.Imports, err = s.db.runs(ctx, "", 20); err != nil {
+	if d.Imports, err = s.users.Runs(ctx, "", 20); err != nil {
 		return d, err
 	}
 	open, err := s.alertDB.List(ctx, alerts.Filter{OpenOnly: true, Limit: 200})

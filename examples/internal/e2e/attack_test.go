@@ -40,7 +40,7 @@ import (
 // password, an ekey or a KEK, make the cloud act on a directory answer the
 // enrolled connector did not give, enroll a key of its own with a token it
 // saw, or become the tenant's connector with a token it captured. These
-// tests try each with the public surfaces only (cloudapp, connectorapp,
+// tests try each with the public surfaces only (cloudapp, tunnel/connector,
 // tunnel's connector, HTTP, and the WebSocket as tunnel/SPEC.md defines
 // it). The connector is enrolled and run as a deployment does it (a lenr2_
 // token, the cloud key pinned, an identity file); the attacker knows the

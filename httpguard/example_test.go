@@ -4,7 +4,7 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/liaisonhq/liaison/internal/httpguard"
+	"github.com/liaisonhq/liaison/httpguard"
 )
 
 func ExampleLimits() {

@@ -1,4 +1,4 @@
-package cloudapp
+package httpguard
 
 import (
 	"bytes"
@@ -32,18 +32,18 @@ func TestSelfSignedLeafRenewsBeforeExpiry(t *testing.T) {
 		_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "cloud.example.com", CurrentTime: at})
 		assert.NoError(t, err)
 	}
-	first, err := ca.getCertificate(&tls.ClientHelloInfo{})
+	first, err := ca.GetCertificate(&tls.ClientHelloInfo{})
 	require.NoError(t, err)
 	verify(first, now)
 	assert.Equal(t, start.Add(90*24*time.Hour), first.Leaf.NotAfter, "90 days")
 
 	now = start.Add(59 * 24 * time.Hour) // 31 days left: more than a third
-	same, err := ca.getCertificate(&tls.ClientHelloInfo{})
+	same, err := ca.GetCertificate(&tls.ClientHelloInfo{})
 	require.NoError(t, err)
 	assert.Same(t, first, same)
 
 	now = start.Add(61 * 24 * time.Hour) // 29 days left: less than a third
-	renewed, err := ca.getCertificate(&tls.ClientHelloInfo{})
+	renewed, err := ca.GetCertificate(&tls.ClientHelloInfo{})
 	require.NoError(t, err)
 	assert.NotSame(t, first, renewed)
 	assert.Equal(t, now.Add(90*24*time.Hour), renewed.Leaf.NotAfter)

@@ -1,7 +1,9 @@
 // Package httpguard hardens an internet-facing net/http server: timeouts
 // and header limits every server needs ([Limits]), a cap on open
 // connections ([LimitListener]), and protection of state-changing API
-// requests against cross-site request forgery ([ProtectWrites]).
+// requests against cross-site request forgery ([ProtectWrites]); a
+// default deadline for outgoing requests ([Deadline]); a self-signed CA for
+// a server that has no certificate ([LoadSelfSignedCA]).
 //
 // Use it for the endpoints of a cloud service that anyone can reach:
 //

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/internal/masterkey"
+	"github.com/liaisonhq/liaison/masterkey"
 )
 
 func TestSealOpen(t *testing.T) {

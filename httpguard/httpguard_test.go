@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/internal/httpguard"
+	"github.com/liaisonhq/liaison/httpguard"
 )
 
 func TestApplyDefaults(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/liaisonhq/liaison/internal/masterkey"
+	"github.com/liaisonhq/liaison/masterkey"
 )
 
 func Example() {

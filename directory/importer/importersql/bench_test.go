@@ -1,20 +1,36 @@
-package cloudapp
+package importersql_test
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/directory/importer"
+	"github.com/liaisonhq/liaison/directory/importer/importersql"
+	"github.com/liaisonhq/liaison/internal/sqlstore/sqlstoretest"
 )
+
+// openBench opens a fresh SQLite database with the store migrated, its
+// writes behind one in-process lock as a cloud on SQLite runs it.
+func openBench(b *testing.B) (*sql.DB, *importersql.Store) {
+	sqldb := sqlstoretest.Open(b, importersql.SQLite)
+	st, err := importersql.New(importersql.Config{DB: sqldb, Dialect: importersql.SQLite, Writes: new(sync.Mutex)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return sqldb, st
+}
 
 // BenchmarkApply measures writing imported users to SQLite in batches of 500:
 // the baseline is a bare prepared INSERT of the same columns in one
-// transaction per batch; liaison is userStore.Apply (upsert keeping cloud IDs).
+// transaction per batch; liaison is Store.Apply (upsert keeping cloud IDs).
 func BenchmarkApply(b *testing.B) {
 	const n, batch = 5000, 500
 	recs := make([]importer.Op, n)
@@ -24,20 +40,8 @@ func BenchmarkApply(b *testing.B) {
 			Email: "u@x", DisplayName: "User", Groups: []string{"cn=a", "cn=b"},
 		}}
 	}
-	open := func(b *testing.B) db {
-		sqldb, err := sql.Open("sqlite", sqliteDSN(filepath.Join(b.TempDir(), "b.db")))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { sqldb.Close() })
-		d := newDB(sqldb)
-		if err := d.createSchema(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		return d
-	}
 	b.Run(fmt.Sprintf("baseline=insert/users=%d", n), func(b *testing.B) {
-		d := open(b)
+		d, _ := openBench(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			for start := 0; start < n; start += batch {
@@ -65,8 +69,7 @@ func BenchmarkApply(b *testing.B) {
 		b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "users/s")
 	})
 	b.Run(fmt.Sprintf("liaison=apply/users=%d", n), func(b *testing.B) {
-		d := open(b)
-		us := userStore{db: d, now: time.Now, rnd: randomID}
+		_, us := openBench(b)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			sc := importer.Scope{Tenant: fmt.Sprint("t", i), MappingID: "m"}
@@ -82,25 +85,17 @@ func BenchmarkApply(b *testing.B) {
 
 // BenchmarkActivateStore measures the store side of one activation (new user,
 // new device) on SQLite: the baseline is activation's own SQLStore; liaison
-// is cloudapp's wrapper that also creates or finds the cloud user in the same
+// is ActivationStore, that also creates or finds the cloud user in the same
 // transaction (behind the write gate), so imported and activated users are
 // one.
 func BenchmarkActivateStore(b *testing.B) {
-	open := func(b *testing.B) (db, *activation.SQLStore) {
-		sqldb, err := sql.Open("sqlite", sqliteDSN(filepath.Join(b.TempDir(), "b.db")))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { sqldb.Close() })
-		d := newDB(sqldb)
+	open := func(b *testing.B) (*importersql.Store, *activation.SQLStore) {
+		sqldb, st := openBench(b)
 		act := activation.NewSQLStore(sqldb, activation.SQLite)
-		if err := d.createSchema(context.Background()); err != nil {
+		if err := act.Migrate(context.Background()); err != nil {
 			b.Fatal(err)
 		}
-		if err := act.CreateSchema(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		return d, act
+		return st, act
 	}
 	run := func(b *testing.B, st activation.Store) {
 		b.ReportAllocs()
@@ -119,7 +114,7 @@ func BenchmarkActivateStore(b *testing.B) {
 		run(b, act)
 	})
 	b.Run("liaison=cloud-users+activation", func(b *testing.B) {
-		d, act := open(b)
-		run(b, activationStore{users: userStore{db: d, now: time.Now, rnd: randomID}, inner: act})
+		st, act := open(b)
+		run(b, importersql.ActivationStore{Users: st, Activations: act})
 	})
 }

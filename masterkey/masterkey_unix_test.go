@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/liaisonhq/liaison/internal/masterkey"
+	"github.com/liaisonhq/liaison/masterkey"
 )
 
 // withUmask runs fn under umask m (process-wide: these tests are not
