@@ -7,7 +7,7 @@
 // everything. The admin operations are Go methods (IssueEnrollmentToken,
 // Connectors, PutMapping, RunImport, PreviewImport, IssueDeploymentToken,
 // Login, ReleaseKey, RestoreKey, Alerts, ...) and the JSON admin API documented on
-// Server.Handler calls the same methods.
+// Server.Handler (reference: docs/admin-api.md) calls the same methods.
 //
 // # What it wires
 //
