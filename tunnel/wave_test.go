@@ -358,7 +358,11 @@ func (f *waveFleet) phase(name, node string, restart func()) wavePhase {
 	cpu0 := processCPU()
 	p := wavePhase{name: name, load: loadPerCPU()}
 	restart()
-	deadline := time.Now().Add(120 * time.Second)
+	// Liveness only: the 30 s bound is asserted by check on a machine that
+	// is not overloaded; a starved one (this process got a fifth of a core
+	// in a CI run beside other work) can take minutes, and that is not a
+	// failure of the wave policy.
+	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {
 		f.mu.Lock()
 		done := f.onNode[node] == f.n
