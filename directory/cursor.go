@@ -145,3 +145,22 @@ func (c *Client) startCursor(cn *conn, si *serverInfo, nc string, cm *compiled) 
 	}
 	return d, nil
 }
+
+// resume starts a scan of cm on cn that continues from the cursor old: the
+// server's info and the naming context, or ErrCursorInvalid when old was
+// issued by another server or profile, or for another mapping.
+func (c *Client) resume(cn *conn, cm *compiled, old cursorData) (*serverInfo, string, error) {
+	si, err := c.serverInfo(cn)
+	if err != nil {
+		return nil, "", err
+	}
+	nc := namingContextOf(si, cm)
+	start, err := c.startCursor(cn, si, nc, cm)
+	if err != nil {
+		return nil, "", err
+	}
+	if old.Profile != start.Profile || old.Server != start.Server || old.Mapping != start.Mapping {
+		return nil, "", ErrCursorInvalid
+	}
+	return si, nc, nil
+}

@@ -83,19 +83,11 @@ func (c *Client) Departures(ctx context.Context, m Mapping, since Cursor) ([]Dep
 	}
 	var out []Departure
 	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
-		si, err := c.serverInfo(cn)
+		si, nc, err := c.resume(cn, cm, old)
 		if err != nil {
 			return err
 		}
 		p := si.prof
-		nc := namingContextOf(si, cm)
-		start, err := c.startCursor(cn, si, nc, cm)
-		if err != nil {
-			return err
-		}
-		if old.Profile != start.Profile || old.Server != start.Server || old.Mapping != start.Mapping {
-			return ErrCursorInvalid
-		}
 		if p.kind != ProfileActiveDirectory {
 			out, err = c.departuresOpenLDAP(ctx, cn, si, cm, nc, old)
 			return err
@@ -383,19 +375,11 @@ func (c *Client) ChangedGroups(ctx context.Context, m Mapping, since Cursor) ([]
 	}
 	var out []string
 	err = c.use(ctx, c.search, func(ctx context.Context, cn *conn) error {
-		si, err := c.serverInfo(cn)
+		si, nc, err := c.resume(cn, cm, old)
 		if err != nil {
 			return err
 		}
 		p := si.prof
-		nc := namingContextOf(si, cm)
-		start, err := c.startCursor(cn, si, nc, cm)
-		if err != nil {
-			return err
-		}
-		if old.Profile != start.Profile || old.Server != start.Server || old.Mapping != start.Mapping {
-			return ErrCursorInvalid
-		}
 		changeFilter := old.filter(p)
 		mapped := map[string]bool{}
 		for _, g := range cm.groups {
