@@ -149,3 +149,58 @@ func TestNoPrometheusOutsideTheCloud(t *testing.T) {
 		})
 	}
 }
+
+// NATS is the cloud's multi-node transport: only the multi-node
+// subpackages import it, and neither the connector nor any of the five
+// top-level packages depends on it, directly or not.
+var natsPackages = map[string]bool{
+	modulePath + "/tunnel/tunnelnats":                   true,
+	modulePath + "/directory/loginguard/loginguardnats": true,
+}
+
+func TestNATSOnlyInMultiNodePackages(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found: cannot list dependencies")
+	}
+	pkgs := []string{"./examples/connector", "./examples/internal/connectorapp"}
+	for _, p := range topLevel {
+		pkgs = append(pkgs, "./"+p)
+	}
+	for _, pkg := range pkgs {
+		t.Run(pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-json=ImportPath", pkg).Output()
+			if err != nil {
+				t.Fatalf("go list -deps %s: %v", pkg, err)
+			}
+			dec := json.NewDecoder(strings.NewReader(string(out)))
+			for dec.More() {
+				var p struct{ ImportPath string }
+				if err := dec.Decode(&p); err != nil {
+					t.Fatalf("decode go list output: %v", err)
+				}
+				if strings.HasPrefix(p.ImportPath, "github.com/nats-io/") {
+					t.Errorf("%s depends on %s", pkg, p.ImportPath)
+				}
+			}
+		})
+	}
+	out, err := exec.Command("go", "list", "-json=ImportPath,Imports", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list ./...: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Imports    []string
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatalf("decode go list output: %v", err)
+		}
+		for _, imp := range p.Imports {
+			if strings.HasPrefix(imp, "github.com/nats-io/") && !natsPackages[p.ImportPath] {
+				t.Errorf("%s imports %s: NATS belongs in the multi-node subpackages only", p.ImportPath, imp)
+			}
+		}
+	}
+}

@@ -8,8 +8,8 @@
 // tenant (or one connector), so http.Client{Transport: rt} just works. It
 // won't carry anything but HTTP (no trailers, 1xx responses, upgrades or
 // hijacking), expose raw streams, open requests from the connector to the
-// cloud, or route across cloud nodes by itself: a [Router] shared by the
-// nodes does that.
+// cloud, or route across cloud nodes by itself: a [Forwarder]
+// (tunnel/tunnelnats on NATS) does that.
 //
 // # Cloud side
 //
@@ -39,8 +39,9 @@
 // reach it; a load balancer in front must pass WebSocket upgrades). The
 // gateway clears the server's read and write deadlines on upgraded
 // connections, so server timeouts do not end sessions. Several gateway
-// nodes can share one [Router] and one [Store]; a connector's sessions
-// then serve calls made on any node. Drain a node with [Gateway.Shutdown]
+// nodes share one [Store], one [ReplayCache] and a [Forwarder]
+// (tunnel/tunnelnats); a connector's sessions then serve calls made on any
+// node. Drain a node with [Gateway.Shutdown]
 // before stopping it: connectors move to other nodes without a failed
 // call.
 //

@@ -38,6 +38,12 @@ type GatewayConfig struct {
 	// Router chooses sessions; nil means a new MemoryRouter. Gateways that
 	// share a Router route to each other's sessions.
 	Router Router
+	// Forwarder reaches sessions on other nodes when Router has none for
+	// a tenant; nil means none (one node, or nodes sharing a Router).
+	Forwarder Forwarder
+	// ReplayCache remembers connect-token nonces; nil means one in memory.
+	// Nodes behind one load balancer must share one.
+	ReplayCache ReplayCache
 	// PingInterval is announced to connectors; both ends ping this often
 	// and declare the peer dead after 3 silent intervals. Default 5s.
 	PingInterval time.Duration
@@ -105,13 +111,13 @@ type Gateway struct {
 	log    *slog.Logger
 	store  Store
 	router Router
+	fwd    Forwarder
+	replay ReplayCache
 	events *dispatcher
 
 	mu       sync.Mutex
 	sessions map[*Session]liveSession // live.go
 	tenants  map[string]int
-	nonces   map[string]time.Time // connect-token nonces seen, until they expire
-	prune    int                  // prune nonces when the map reaches this size
 	closed   bool
 	draining bool
 	wg       sync.WaitGroup
@@ -170,6 +176,9 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	if cfg.ReplayCache == nil {
+		cfg.ReplayCache = newMemoryReplay(cfg.Now)
+	}
 	g := &Gateway{
 		cfg: cfg,
 		params: hello{
@@ -185,11 +194,11 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		log:      cfg.Logger.With("component", "tunnel_gateway", "node_id", cfg.NodeID),
 		store:    cfg.Store,
 		router:   cfg.Router,
+		fwd:      cfg.Forwarder,
+		replay:   cfg.ReplayCache,
 		events:   newDispatcher(),
 		sessions: make(map[*Session]liveSession),
 		tenants:  make(map[string]int),
-		nonces:   make(map[string]time.Time),
-		prune:    1024,
 	}
 	return g, nil
 }
@@ -225,21 +234,13 @@ func (g *Gateway) authenticate(ctx context.Context, header string) (ConnectorRec
 	case exp.Before(iat) || exp.Sub(iat) > MaxConnectTokenLifetime || iat.After(now.Add(clockSkew)):
 		return ConnectorRecord{}, http.StatusUnauthorized, errors.New("bad lifetime")
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if _, seen := g.nonces[claims.Nonce]; seen {
+	fresh, err := g.replay.Add(ctx, claims.Nonce, exp.Add(clockSkew))
+	switch {
+	case err != nil:
+		return ConnectorRecord{}, http.StatusServiceUnavailable, fmt.Errorf("replay cache: %w", err)
+	case !fresh:
 		return ConnectorRecord{}, http.StatusUnauthorized, errors.New("replayed")
 	}
-	if len(g.nonces) >= g.prune {
-		// amortized: scan only when the map doubled since the last scan
-		for n, e := range g.nonces {
-			if now.After(e) {
-				delete(g.nonces, n)
-			}
-		}
-		g.prune = 2*len(g.nonces) + 1024
-	}
-	g.nonces[claims.Nonce] = exp.Add(clockSkew)
 	return rec, 0, nil
 }
 
@@ -456,13 +457,13 @@ func (g *Gateway) sessionsOf(connectorID string) []*Session {
 // live session of tenant. With no session it fails at once with
 // ErrNotConnected.
 func (g *Gateway) RoundTripper(tenant string) http.RoundTripper {
-	return &transport{router: g.router, tenant: tenant}
+	return &transport{router: g.router, forwarder: g.fwd, tenant: tenant}
 }
 
 // RoundTripperFor is like RoundTripper but only uses sessions of one
 // connector, which must belong to tenant.
 func (g *Gateway) RoundTripperFor(tenant, connectorID string) http.RoundTripper {
-	return &transport{router: g.router, tenant: tenant, connectorID: connectorID}
+	return &transport{router: g.router, forwarder: g.fwd, tenant: tenant, connectorID: connectorID}
 }
 
 // Shutdown drains this gateway: new connects are refused, every session is
@@ -538,6 +539,7 @@ func (g *Gateway) Close() error {
 // transport is the tenant-bound RoundTripper.
 type transport struct {
 	router      Router
+	forwarder   Forwarder // nil: never forward
 	tenant      string
 	connectorID string
 }
@@ -548,6 +550,9 @@ const IdempotentHeader = "Liaison-Idempotent"
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s, err := t.router.Pick(t.tenant, t.connectorID, nil)
+	if err != nil && t.forwarder != nil && errors.Is(err, ErrNotConnected) {
+		return t.forward(req)
+	}
 	if err != nil {
 		closeBody(req.Body)
 		return nil, err

@@ -2,10 +2,12 @@ package tunnel
 
 import "sync"
 
-// Router chooses the live session that serves a tenant's next request. A
-// [Gateway] adds and removes its sessions; several gateways may share one
-// router. [MemoryRouter] is the in-process implementation; a cross-node one
-// (on NATS) can implement the same three methods.
+// Router chooses the live session of this process that serves a tenant's
+// next request. A [Gateway] adds and removes its sessions; several gateways
+// in one process may share one router. [MemoryRouter] is the default.
+// Sessions of other processes are not a Router's business: a [Forwarder]
+// reaches them (tunnel/tunnelnats wraps a MemoryRouter to learn which
+// tenants this node serves and implements both).
 type Router interface {
 	// Add makes a session eligible for its tenant.
 	Add(s *Session)

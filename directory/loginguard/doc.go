@@ -41,7 +41,8 @@
 //
 // Counters live behind the two-method [Store]: [MemoryStore] for one node
 // (bounded: see [MemoryConfig].MaxKeys); a shared store lets several nodes
-// share the counters.
+// share the counters (directory/loginguard/loginguardnats keeps them in a
+// NATS KV bucket).
 //
 // # The rule the embedder must follow
 //
