@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/liaisonhq/liaison/alerts"
@@ -145,6 +146,23 @@ func (s *Server) gatewayConfig(gc tunnel.GatewayConfig) tunnel.GatewayConfig {
 	gc.OnPresence = s.onPresence
 	s.cl.Configure(&gc)
 	return gc
+}
+
+// liveConnectors lists tenant's connectors that can be reached now: this
+// node's first, then (in a cluster) those live on other nodes.
+func (s *Server) liveConnectors(tenant string) []string {
+	var ids []string
+	for _, lc := range s.gw.Live(tenant) {
+		ids = append(ids, lc.ConnectorID)
+	}
+	if s.cl != nil {
+		for _, id := range s.cl.Connectors(tenant) {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return ids
 }
 
 // scheduledTenants lists the tenants the scheduler imports: on the

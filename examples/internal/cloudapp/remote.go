@@ -42,16 +42,10 @@ func (s *Server) newSealedChecker() (*directoryhttp.SealedChecker, error) {
 	return directoryhttp.NewSealedChecker(directoryhttp.SealedCheckerConfig{
 		DirectoryURL: ConnectorDirectoryURL,
 		StatusURL:    ConnectorStatusURL,
-		Live: func(tenant string) []string {
-			var ids []string
-			for _, lc := range s.gw.Live(tenant) {
-				ids = append(ids, lc.ConnectorID)
-			}
-			return ids
-		},
-		Via:         s.tunnelVia,
-		IsGone:      func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
-		Unavailable: tunnel.ErrNotConnected,
+		Live:         s.liveConnectors, // cluster.go
+		Via:          s.tunnelVia,
+		IsGone:       func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
+		Unavailable:  tunnel.ErrNotConnected,
 	})
 }
 
