@@ -181,3 +181,8 @@ func (n *Node) Close() error {
 	})
 	return nil
 }
+
+// Server is the node's embedded NATS server; nil when it joined a cluster
+// with NATSURL. Closing it alone (a crash of the server while the process
+// lives) moves the node's connection to a peer's server.
+func (n *Node) Server() *Server { return n.srv }

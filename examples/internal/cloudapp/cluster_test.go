@@ -252,3 +252,52 @@ func TestClusterThreeNodesInProcess(t *testing.T) {
 		assert.Equal(t, 1, as[0].Count, "raised by one node, not by each")
 	})
 }
+
+// A node whose embedded NATS server dies while the process lives: its
+// connection moves to a peer's server, requests through every node still
+// reach every tenant's connector (the one on that node too), and no tenant
+// is alerted.
+func TestClusterNATSServerLoss(t *testing.T) {
+	dir := newFakeDir()
+	nodes := startCluster(t, 3, dir)
+	ctx := context.Background()
+	tenants := []string{"t0", "t1", "t2"}
+	for i, tenant := range tenants {
+		nodes[i].start(nodes[i].enroll(tenant))
+	}
+	browse := func(n *env, tenant string) int {
+		var ous []directory.OU
+		return n.do(http.MethodGet, "/v1/admin/tenants/"+tenant+"/directory/ous", nil, &ous)
+	}
+	for _, n := range nodes {
+		for _, tenant := range tenants {
+			require.Equal(t, http.StatusOK, browse(n, tenant))
+		}
+	}
+	srv := nodes[1].srv.ClusterNode().Server()
+	require.NotNil(t, srv)
+	lost := time.Now()
+	require.NoError(t, srv.Close())
+	require.Eventually(t, func() bool {
+		for _, n := range nodes {
+			for _, tenant := range tenants {
+				if browse(n, tenant) != http.StatusOK {
+					return false
+				}
+			}
+		}
+		return true
+	}, 20*time.Second, 100*time.Millisecond, "every tenant reachable through every node again")
+	t.Logf("reachable again %v after the NATS server died", time.Since(lost).Round(10*time.Millisecond))
+	// Past PresenceTTL (2s) and Grace (3s): t1's connector must still
+	// count as live although its node's own server is gone.
+	time.Sleep(time.Until(lost.Add(6 * time.Second)))
+	for ni, n := range nodes {
+		as, err := n.srv.Alerts(ctx, alerts.Filter{Kind: alerts.KindNotConnected})
+		require.NoError(t, err)
+		assert.Empty(t, as, "node %d", ni)
+		for _, tenant := range tenants {
+			assert.Equal(t, http.StatusOK, browse(n, tenant), "node %d, %s", ni, tenant)
+		}
+	}
+}
