@@ -30,6 +30,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directoryhttp"
 	"github.com/liaisonhq/liaison/masterkey"
@@ -494,4 +495,129 @@ func TestClusterProcessesKillNode(t *testing.T) {
 	require.Equal(t, http.StatusOK, c.do(c.url, http.MethodGet, "/v1/admin/alerts?kind=not_connected", nil, &open))
 	assert.Empty(t, open, "no tenant with a live connector is alerted")
 	browseAll()
+}
+
+// A rolling restart of the three processes (SIGTERM, start again, wait
+// until ready, next) while devices activate through the balancer without
+// pause: every device that retries as documented (a transport error, a 5xx
+// or a 429: send the same signed request again) is activated exactly once,
+// with one credential, and the database holds no device twice and none
+// that no client saw activated.
+func TestClusterRollingRestartDuringActivationStorm(t *testing.T) {
+	c := startCloudCluster(t, "--grace", "60s",
+		"--activation-token-rate", "100000", "--activation-token-burst", "100000",
+		"--activation-source-rate", "100000", "--activation-source-burst", "100000")
+	dir := newProcDir(50)
+	for range 3 {
+		c.connect("acme", dir)
+	}
+	require.Eventually(t, func() bool {
+		s := c.sessions("acme")
+		return s[0]+s[1]+s[2] == 3
+	}, 20*time.Second, 100*time.Millisecond)
+	require.Equal(t, http.StatusNoContent, c.do(c.url, http.MethodPut, "/v1/admin/tenants/acme/mappings/staff", directory.Mapping{}, nil))
+	require.Equal(t, http.StatusOK, c.do(c.url, http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import", nil, nil))
+	var tok struct {
+		Token string `json:"token"`
+	}
+	require.Equal(t, http.StatusOK, c.do(c.url, http.MethodPost, "/v1/admin/tenants/acme/deployment-tokens",
+		map[string]any{"mapping_id": "staff", "ttl_seconds": 3600}, &tok))
+
+	type result struct {
+		device, credential, user string
+		tries                    int
+	}
+	var (
+		mu      sync.Mutex
+		results []result
+		fatal   []string
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for k := 0; ; k++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				dev := fmt.Sprintf("dev-%d-%d", w, k)
+				_, priv, _ := ed25519.GenerateKey(rand.Reader)
+				req := activation.Request{Tenant: "acme", Token: tok.Token, Login: fmt.Sprintf("user%d", (w*7+k)%50),
+					Domain: "corp.test", Hostname: "pc", DeviceID: dev}
+				req.Sign(priv)
+				body := activation.ActivateRequest{Tenant: req.Tenant, Token: req.Token, Login: req.Login, Domain: req.Domain,
+					Hostname: req.Hostname, DeviceID: req.DeviceID, DevicePublicKey: req.DevicePublicKey, Signature: req.Signature}
+				var out activation.ActivateResponse
+				tries := 0
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					tries++
+					st := c.activate(body, &out)
+					if st == http.StatusOK {
+						break
+					}
+					if st != 0 && st != http.StatusTooManyRequests && st < 500 || time.Now().After(deadline) {
+						mu.Lock()
+						fatal = append(fatal, fmt.Sprintf("%s: status %d after %d tries", dev, st, tries))
+						mu.Unlock()
+						return
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				mu.Lock()
+				results = append(results, result{dev, out.Credential, out.UserID, tries})
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(time.Second)
+	for _, n := range c.nodes {
+		n.stop()
+		n.start()
+		c.waitReady(n)
+		time.Sleep(time.Second) // haproxy's checks see it up again
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	require.Empty(t, fatal, "activations lost")
+	retried := 0
+	for _, r := range results {
+		if r.tries > 1 {
+			retried++
+		}
+	}
+	t.Logf("%d activations during the rolling restart, %d needed a retry", len(results), retried)
+	require.Greater(t, len(results), 30)
+
+	var rows int
+	require.NoError(t, c.db.QueryRow(`SELECT count(*) FROM activation_devices WHERE tenant = 'acme'`).Scan(&rows))
+	assert.Equal(t, len(results), rows, "one stored device per activated device: none lost, none twice")
+	var users int
+	require.NoError(t, c.db.QueryRow(`SELECT count(DISTINCT id) FROM activation_users WHERE tenant = 'acme'`).Scan(&users))
+	assert.LessOrEqual(t, users, 50, "no user created twice")
+	for _, r := range results {
+		var uid string
+		require.NoError(t, c.db.QueryRow(`SELECT user_id FROM activation_devices WHERE tenant = 'acme' AND id = $1`, r.device).Scan(&uid), r.device)
+		assert.Equal(t, r.user, uid, r.device)
+	}
+}
+
+// activate posts one activation through the balancer; 0 on a transport
+// error.
+func (c *cloudCluster) activate(in activation.ActivateRequest, out *activation.ActivateResponse) int {
+	b, _ := json.Marshal(in)
+	resp, err := c.client.Post(c.url+"/v1/activate", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		if json.NewDecoder(resp.Body).Decode(out) != nil {
+			return 0
+		}
+	}
+	return resp.StatusCode
 }
