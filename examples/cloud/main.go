@@ -22,6 +22,16 @@
 // copies apart, since either alone is useless and both together are every
 // secret. --self-signed-ca-out is a public certificate (0644).
 //
+// Several nodes: --db postgres://... (the same database on every node) with
+// --master-key-file (the same file, copied, on every node), --node-id, and
+// either --cluster-listen HOST:PORT with --cluster-peers HOST:PORT,... (each
+// node runs an embedded NATS server; they cluster, their routes
+// authenticated by a secret derived from the gateway identity in the
+// database; JetStream's files go to --nats-dir) or --nats URL (an existing
+// NATS cluster with JetStream). Put the nodes behind one TCP load balancer
+// and give them its URL as --public-url. See the README, "Deployment
+// modes", and examples/internal/cloudapp.ClusterConfig.
+//
 // Logs go to stderr as text, or as JSON lines with --log-format json. Listening
 // on a wildcard address (--listen :8443, 0.0.0.0, [::]) without --public-url
 // logs a warning: connectors would be handed https://[::]:8443.

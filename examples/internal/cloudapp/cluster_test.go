@@ -301,3 +301,27 @@ func TestClusterNATSServerLoss(t *testing.T) {
 		}
 	}
 }
+
+// One PostgreSQL database, two master key files: the node with the key the
+// secrets were not sealed under does not start (the README's provisioning
+// claim), and the one with the right key does.
+func TestPostgresWrongMasterKeyRefused(t *testing.T) {
+	needPostgres(t)
+	db := sqlstoretest.Open(t, sqlstore.Postgres)
+	dir := t.TempDir()
+	cfg := func(key string) cloudapp.Config {
+		return cloudapp.Config{DB: db, Dialect: tunnelsql.Postgres, MasterKeyFile: filepath.Join(dir, key),
+			Addr: "127.0.0.1:0", AdminToken: adminToken, DisableScheduler: true}
+	}
+	first, err := cloudapp.New(cfg("a.key"))
+	require.NoError(t, err)
+	require.NoError(t, first.Close())
+	_, _, _, err = masterkey.LoadOrCreate(filepath.Join(dir, "b.key"))
+	require.NoError(t, err)
+	_, err = cloudapp.New(cfg("b.key"))
+	require.Error(t, err, "a node with another master key must not start")
+	t.Logf("refused: %v", err)
+	again, err := cloudapp.New(cfg("a.key"))
+	require.NoError(t, err)
+	require.NoError(t, again.Close())
+}
