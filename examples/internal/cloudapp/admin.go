@@ -111,7 +111,7 @@ func (s *Server) RevokeConnector(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	return s.gw.Revoke(ctx, id)
+	return s.revoke(ctx, id) // cluster.go
 }
 
 // PutMapping creates or replaces a mapping of tenant. A changed mapping's

@@ -136,16 +136,42 @@ func (s *Server) startPresence(ctx context.Context) error {
 	return nil
 }
 
-// gatewayConfig adds the cluster's router, forwarder, replay cache and
-// presence to gc. In a cluster, the monitor hears presence from the
-// cluster-wide view, not from this gateway.
-func (s *Server) gatewayConfig(gc tunnel.GatewayConfig) tunnel.GatewayConfig {
+// newGateway makes the tunnel gateway of gc; in a cluster with the
+// cluster's router, forwarder, replay cache and presence (the monitor hears
+// presence from the cluster-wide view, not from this gateway), and closing
+// the sessions of connectors revoked through any node.
+func (s *Server) newGateway(gc tunnel.GatewayConfig) (*tunnel.Gateway, error) {
 	if s.cl == nil {
-		return gc
+		return tunnel.NewGateway(gc)
 	}
 	gc.OnPresence = s.onPresence
 	s.cl.Configure(&gc)
-	return gc
+	gw, err := tunnel.NewGateway(gc)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cl.OnRevocation(func(id string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := gw.Revoke(ctx, id); err != nil {
+			s.log.Warn("cloudapp: close the sessions of a connector revoked on another node", "connector", id, "err", err)
+		}
+	}); err != nil {
+		_ = gw.Close()
+		return nil, err
+	}
+	return gw, nil
+}
+
+// revoke revokes a connector and closes its sessions on every node.
+func (s *Server) revoke(ctx context.Context, id string) error {
+	if err := s.gw.Revoke(ctx, id); err != nil {
+		return err
+	}
+	if s.cl != nil {
+		return s.cl.PublishRevocation(id)
+	}
+	return nil
 }
 
 // liveConnectors lists tenant's connectors that can be reached now: this

@@ -311,14 +311,14 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	// Tunnel.
-	if s.gw, err = tunnel.NewGateway(s.gatewayConfig(tunnel.GatewayConfig{
+	if s.gw, err = s.newGateway(tunnel.GatewayConfig{
 		Identity:     tunnelID,
 		Audience:     s.TunnelURL(),
 		Store:        s.tunnels,
 		PingInterval: cfg.PingInterval,
 		OnPresence:   alertstunnel.OnPresence(s.monitor, s.onPresence),
 		Logger:       log,
-	})); err != nil {
+	}); err != nil {
 		return nil, err
 	}
 
