@@ -55,7 +55,7 @@ const (
 
 // needClusterTools skips (fails under CI=true) without PostgreSQL or
 // haproxy.
-func needClusterTools(t *testing.T) (pgURL, haproxy string) {
+func needClusterTools(t testing.TB) (pgURL, haproxy string) {
 	t.Helper()
 	pgURL = os.Getenv(envPostgres)
 	haproxy, herr := exec.LookPath("haproxy")
@@ -72,7 +72,7 @@ func needClusterTools(t *testing.T) (pgURL, haproxy string) {
 
 // freshSchema creates a schema of its own for the test in the PostgreSQL at
 // base and returns a URL whose connections use it; dropped at cleanup.
-func freshSchema(t *testing.T, base string) (string, *sql.DB) {
+func freshSchema(t testing.TB, base string) (string, *sql.DB) {
 	t.Helper()
 	admin, err := sql.Open("pgx", base)
 	require.NoError(t, err)
@@ -96,7 +96,7 @@ func freshSchema(t *testing.T, base string) (string, *sql.DB) {
 	return u.String(), db
 }
 
-func freePorts(t *testing.T, n int) []string {
+func freePorts(t testing.TB, n int) []string {
 	t.Helper()
 	out := make([]string, n)
 	var lns []net.Listener
@@ -114,7 +114,7 @@ func freePorts(t *testing.T, n int) []string {
 
 // node is one cloud process.
 type node struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	addr string // its own HTTPS listener
 	args []string
@@ -152,7 +152,7 @@ func (n *node) stop() {
 // cloudCluster is 3 cloud processes on one PostgreSQL schema, clustered
 // over their embedded NATS servers, behind haproxy (TCP, round robin).
 type cloudCluster struct {
-	t      *testing.T
+	t      testing.TB
 	nodes  []*node
 	lb     string // haproxy's address
 	url    string // https://lb
@@ -161,7 +161,7 @@ type cloudCluster struct {
 	caPEM  []byte
 }
 
-func startCloudCluster(t *testing.T, extra ...string) *cloudCluster {
+func startCloudCluster(t testing.TB, extra ...string) *cloudCluster {
 	pgURL, haproxy := needClusterTools(t)
 	dbURL, db := freshSchema(t, pgURL)
 	dir := t.TempDir()
@@ -219,6 +219,8 @@ func startCloudCluster(t *testing.T, extra ...string) *cloudCluster {
 	maxconn 4096
 defaults
 	mode tcp
+	retries 3
+	option redispatch
 	timeout connect 1s
 	timeout client 1h
 	timeout server 1h
