@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/liaisonhq/liaison/alerts"
@@ -12,6 +13,7 @@ import (
 	"github.com/liaisonhq/liaison/directory/loginguard/loginguardnats"
 	"github.com/liaisonhq/liaison/tunnel"
 	"github.com/liaisonhq/liaison/tunnel/tunnelnats"
+	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
 )
 
 // ClusterConfig makes a Server one node of a cloud of several behind a load
@@ -206,4 +208,14 @@ func (s *Server) closeCluster() {
 	if s.cl != nil {
 		_ = s.cl.Close()
 	}
+}
+
+// writeLock is the stores' Config.Writes: the write gate with SQLite, none
+// with PostgreSQL (its writers need no queue, and nodes of a cluster could
+// not share one anyway).
+func (s *Server) writeLock() sync.Locker {
+	if s.cfg.Dialect == tunnelsql.Postgres {
+		return nil
+	}
+	return s.writes
 }

@@ -219,13 +219,13 @@ func New(cfg Config) (*Server, error) {
 	if err := s.alertDB.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writes}); err != nil {
+	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writeLock()}); err != nil {
 		return nil, err
 	}
 	if err := s.tunnels.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writes}); err != nil {
+	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writeLock()}); err != nil {
 		return nil, err
 	}
 	if err := s.users.Migrate(ctx); err != nil {
@@ -241,7 +241,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PromoteSchedulerKey {
 		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
 	}
-	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writes})
+	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writeLock()})
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ func (s *Server) privateDBFiles() error {
 // older version kept in the clear in the database under it.
 func (s *Server) openSecrets(ctx context.Context, sqldb *sql.DB) error {
 	path := s.cfg.MasterKeyFile
-	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Dialect: s.cfg.Dialect, Writes: s.writes}, path)
+	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Dialect: s.cfg.Dialect, Writes: s.writeLock()}, path)
 	if errors.Is(err, masterkey.ErrKeyFileMissing) {
 		return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
 	}
