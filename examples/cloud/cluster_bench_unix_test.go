@@ -25,15 +25,21 @@ import (
 
 // startSingleCloud is the baseline: one cloud process on SQLite, reached
 // directly (no balancer, no cluster).
-func startSingleCloud(t testing.TB, extra ...string) *cloudCluster {
+func startSingleCloud(t testing.TB, postgres bool, extra ...string) *cloudCluster {
 	dir := t.TempDir()
+	db := filepath.Join(dir, "cloud.db")
+	if postgres {
+		pgURL, _ := needClusterTools(t)
+		db, _ = freshSchema(t, pgURL)
+		extra = append(extra, "--master-key-file", filepath.Join(dir, "cloud.key"))
+	}
 	tokenFile := filepath.Join(dir, "admin.token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(clusterAdminToken), 0o600))
 	addr := freePorts(t, 1)[0]
 	c := &cloudCluster{t: t, lb: addr, url: "https://" + addr}
 	n := &node{t: t, name: "single", addr: addr, log: &syncBuffer{}}
 	caOut := filepath.Join(dir, "ca.pem")
-	n.args = append([]string{"--listen", addr, "--db", filepath.Join(dir, "cloud.db"), "--admin-token-file", tokenFile,
+	n.args = append([]string{"--listen", addr, "--db", db, "--admin-token-file", tokenFile,
 		"--self-signed-ca-out", caOut, "--no-scheduler", "--log-format", "json"}, extra...)
 	c.nodes = []*node{n}
 	n.start()
@@ -134,11 +140,14 @@ func activationStorm(b *testing.B, c *cloudCluster) {
 }
 
 // BenchmarkActivationStorm: device activations through haproxy onto three
-// cloud processes on PostgreSQL, beside one process on SQLite reached
-// directly (the same run's baseline). Run with -benchtime=3000x.
+// cloud processes on PostgreSQL, beside one process reached directly on
+// SQLite and on PostgreSQL (the same run's baselines). Run with -benchtime=3000x.
 func BenchmarkActivationStorm(b *testing.B) {
 	b.Run("single-sqlite", func(b *testing.B) {
-		activationStorm(b, startSingleCloud(b, unlimitedActivations...))
+		activationStorm(b, startSingleCloud(b, false, unlimitedActivations...))
+	})
+	b.Run("single-postgres", func(b *testing.B) {
+		activationStorm(b, startSingleCloud(b, true, unlimitedActivations...))
 	})
 	b.Run("3-nodes-postgres-haproxy", func(b *testing.B) {
 		activationStorm(b, startCloudCluster(b, unlimitedActivations...))
