@@ -28,6 +28,7 @@ import (
 	"github.com/liaisonhq/liaison/internal/sqlstore/sqlstoretest"
 	"github.com/liaisonhq/liaison/keyenvelope"
 	"github.com/liaisonhq/liaison/masterkey"
+	"github.com/liaisonhq/liaison/tunnel/tunnelnats"
 	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
 )
 
@@ -331,4 +332,47 @@ func TestPostgresWrongMasterKeyRefused(t *testing.T) {
 	again, err := cloudapp.New(cfg("a.key"))
 	require.NoError(t, err)
 	require.NoError(t, again.Close())
+}
+
+// --nats: two nodes join an existing NATS server (JetStream) instead of
+// running their own; a request on one reaches the connector on the other,
+// and a revocation through one closes the session on the other.
+func TestClusterExistingNATS(t *testing.T) {
+	needPostgres(t)
+	db := sqlstoretest.Open(t, sqlstore.Postgres)
+	ns, err := tunnelnats.StartServer(tunnelnats.ServerConfig{Name: "external", StoreDir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ns.Close() })
+	keyFile := filepath.Join(t.TempDir(), "cloud.key")
+	_, _, _, err = masterkey.LoadOrCreate(keyFile)
+	require.NoError(t, err)
+	dir := newFakeDir()
+	var nodes []*env
+	for i := range 2 {
+		srv, err := cloudapp.New(cloudapp.Config{
+			DB: db, Dialect: tunnelsql.Postgres, MasterKeyFile: keyFile,
+			Cluster: &cloudapp.ClusterConfig{NodeID: fmt.Sprintf("n%d", i), NATSURL: ns.ClientURL(), PresenceTTL: 2 * time.Second},
+			Addr:    "127.0.0.1:0", AdminToken: adminToken, DisableScheduler: true, PingInterval: 200 * time.Millisecond,
+			KeyShareInterval: -1,
+		})
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(context.Background()) }()
+		t.Cleanup(func() {
+			require.NoError(t, srv.Close())
+			require.NoError(t, <-done)
+		})
+		pool := x509.NewCertPool()
+		require.True(t, pool.AppendCertsFromPEM(srv.CAPEM()))
+		e := &env{t: t, srv: srv, dir: dir, client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}}
+		t.Cleanup(e.client.CloseIdleConnections)
+		nodes = append(nodes, e)
+	}
+	c := nodes[0].enroll("acme")
+	nodes[0].start(c)
+	require.Empty(t, nodes[1].srv.Gateway().Live("acme"), "the session is on node 0")
+	require.Equal(t, http.StatusOK, nodes[1].do(http.MethodGet, "/v1/admin/tenants/acme/directory/ous", nil, nil))
+	require.Equal(t, http.StatusNoContent, nodes[1].do(http.MethodDelete, "/v1/admin/tenants/acme/connectors/"+c.id, nil, nil))
+	require.Eventually(t, func() bool { return len(nodes[0].srv.Gateway().Live("acme")) == 0 }, 5*time.Second, 20*time.Millisecond)
+	require.Equal(t, http.StatusServiceUnavailable, nodes[1].do(http.MethodGet, "/v1/admin/tenants/acme/directory/ous", nil, nil))
 }
