@@ -73,6 +73,9 @@ func (s *Server) startCluster(ctx context.Context, seed []byte) error {
 	if cc.NodeID == "" {
 		return fmt.Errorf("%w: NodeID (--node-id) is required", errCluster)
 	}
+	if s.cfg.Dialect != tunnelsql.Postgres {
+		return fmt.Errorf("%w: several nodes need one shared PostgreSQL database (DB with Dialect Postgres; --db postgres://...)", errCluster)
+	}
 	if cc.NATSURL == "" && cc.Listen == "" {
 		return fmt.Errorf("%w: NATSURL (--nats) or Listen (--cluster-listen) is required", errCluster)
 	}

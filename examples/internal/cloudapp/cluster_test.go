@@ -376,3 +376,12 @@ func TestClusterExistingNATS(t *testing.T) {
 	require.Eventually(t, func() bool { return len(nodes[0].srv.Gateway().Live("acme")) == 0 }, 5*time.Second, 20*time.Millisecond)
 	require.Equal(t, http.StatusServiceUnavailable, nodes[1].do(http.MethodGet, "/v1/admin/tenants/acme/directory/ous", nil, nil))
 }
+
+// A cluster node on SQLite (a database of its own) is refused.
+func TestClusterNeedsPostgres(t *testing.T) {
+	_, err := cloudapp.New(cloudapp.Config{
+		DBPath: filepath.Join(t.TempDir(), "c.db"), Addr: "127.0.0.1:0", AdminToken: adminToken,
+		Cluster: &cloudapp.ClusterConfig{NodeID: "a", Listen: "127.0.0.1:0", StoreDir: t.TempDir()},
+	})
+	require.ErrorContains(t, err, "PostgreSQL")
+}
