@@ -22,6 +22,16 @@
 // copies apart, since either alone is useless and both together are every
 // secret. --self-signed-ca-out is a public certificate (0644).
 //
+// Several nodes: --db postgres://... (the same database on every node) with
+// --master-key-file (the same file, copied, on every node), --node-id, and
+// either --cluster-listen HOST:PORT with --cluster-peers HOST:PORT,... (each
+// node runs an embedded NATS server; they cluster, their routes
+// authenticated by a secret derived from the gateway identity in the
+// database; JetStream's files go to --nats-dir) or --nats URL (an existing
+// NATS cluster with JetStream). Put the nodes behind one TCP load balancer
+// and give them its URL as --public-url. See the README, "Deployment
+// modes", and examples/internal/cloudapp.ClusterConfig.
+//
 // Logs go to stderr as text, or as JSON lines with --log-format json. Listening
 // on a wildcard address (--listen :8443, 0.0.0.0, [::]) without --public-url
 // logs a warning: connectors would be handed https://[::]:8443.
@@ -39,11 +49,13 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -53,6 +65,9 @@ import (
 	"github.com/liaisonhq/liaison/examples/internal/cli"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/httpguard"
+	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // the database/sql driver "pgx"
 )
 
 // Exit codes: 0 success (and -h, --version); 1 failure; 2 usage error.
@@ -99,7 +114,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {}
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on")
 	publicURL := fs.String("public-url", "", "https URL connectors and devices use (default https://<listen>)")
-	dbPath := fs.String("db", "liaison-cloud.db", "SQLite database file (created 0600)")
+	dbPath := fs.String("db", "liaison-cloud.db", "SQLite database file (created 0600), or a postgres:// URL (every node of a cluster uses the same)")
+	natsURL := fs.String("nats", "", "join this NATS cluster (JetStream enabled; comma-separated URLs) as one node of several; needs a postgres:// --db")
+	clusterListen := fs.String("cluster-listen", "", "HOST:PORT: run an embedded NATS server whose routes listen here and cluster with --cluster-peers; needs a postgres:// --db")
+	clusterPeers := fs.String("cluster-peers", "", "comma-separated route URLs (HOST:PORT or nats-route://HOST:PORT) of the other nodes' --cluster-listen")
+	nodeID := fs.String("node-id", "", "this node's name, unique in the cluster (default the host name)")
+	natsDir := fs.String("nats-dir", "", "with --cluster-listen: directory of the embedded server's JetStream files, local to this node (default <master key file>.nats-<node-id>)")
 	masterKeyFile := fs.String("master-key-file", "", "file of the key the cloud's secrets are sealed under in the database (default <db>.key, created 0600; back it up with the database)")
 	promote := fs.Bool("promote-scheduler-key", false, "sign job tickets with the key prepared by POST /v1/admin/scheduler-keys/next from this start on (once, during a rotation)")
 	maxConns := fs.Int("max-conns", 0, "open connections at most, tunnel sessions included (default 4096)")
@@ -137,6 +157,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() != 0 {
 		return usageError{fmt.Errorf("unexpected argument %q (cloud -h lists the flags)", fs.Arg(0))}
+	}
+	pg := strings.HasPrefix(*dbPath, "postgres://") || strings.HasPrefix(*dbPath, "postgresql://")
+	clustered := *natsURL != "" || *clusterListen != ""
+	switch {
+	case *natsURL != "" && *clusterListen != "":
+		return usageError{errors.New("--nats and --cluster-listen exclude each other: join a NATS cluster or run an embedded one")}
+	case *clusterPeers != "" && *clusterListen == "":
+		return usageError{errors.New("--cluster-peers needs --cluster-listen")}
+	case clustered && !pg:
+		return usageError{errors.New("--nats and --cluster-listen need a postgres:// --db that every node shares")}
+	case pg && *masterKeyFile == "":
+		return usageError{errors.New("a postgres:// --db needs --master-key-file: the same file on every node")}
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usageError{errors.New("--tls-cert and --tls-key go together")}
@@ -184,9 +216,41 @@ func run(args []string, stdout, stderr io.Writer) error {
 		notifier = alerts.Notifiers{alerts.NewLogNotifier(logger), wh}
 	}
 
+	dbCfg := cloudapp.Config{DBPath: *dbPath}
+	if pg {
+		db, err := sql.Open("pgx", *dbPath)
+		if err != nil {
+			return fmt.Errorf("--db: %w", err)
+		}
+		defer db.Close()
+		db.SetMaxOpenConns(64)
+		db.SetMaxIdleConns(64)
+		dbCfg = cloudapp.Config{DB: db, Dialect: tunnelsql.Postgres}
+	}
+	var cluster *cloudapp.ClusterConfig
+	if clustered {
+		id := *nodeID
+		if id == "" {
+			var err error
+			if id, err = os.Hostname(); err != nil {
+				return fmt.Errorf("--node-id: %w", err)
+			}
+		}
+		dir := *natsDir
+		if dir == "" {
+			dir = *masterKeyFile + ".nats-" + id
+		}
+		var peers []string
+		if *clusterPeers != "" {
+			peers = strings.Split(*clusterPeers, ",")
+		}
+		cluster = &cloudapp.ClusterConfig{NodeID: id, NATSURL: *natsURL, Listen: *clusterListen, Peers: peers, StoreDir: dir}
+	}
+
 	srv, err := cloudapp.New(cloudapp.Config{
 		Notifier: notifier,
-		DBPath:   *dbPath, MasterKeyFile: *masterKeyFile, PromoteSchedulerKey: *promote,
+		DB:       dbCfg.DB, Dialect: dbCfg.Dialect, Cluster: cluster,
+		DBPath: dbCfg.DBPath, MasterKeyFile: *masterKeyFile, PromoteSchedulerKey: *promote,
 		HTTP: httpguard.Limits{MaxConns: *maxConns, ReadTimeout: *readTimeout, IdleTimeout: *idleTimeout},
 		Addr: *listen, PublicURL: *publicURL,
 		CertFile: *certFile, KeyFile: *keyFile, CAOut: *caOut,
@@ -202,7 +266,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	logger.Info("cloud endpoint", "url", srv.URL(), "tunnel", srv.TunnelURL(), "db", *dbPath)
+	logger.Info("cloud endpoint", "url", srv.URL(), "tunnel", srv.TunnelURL(), "db", dbName(*dbPath), "cluster", clustered)
 	if *caOut != "" && srv.CAPEM() != nil {
 		logger.Info("generated CA written", "path", *caOut)
 	}
@@ -212,4 +276,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return err
+}
+
+// dbName is --db as it may be logged: a postgres:// URL without its
+// password.
+func dbName(db string) string {
+	u, err := url.Parse(db)
+	if err != nil || u.Scheme == "" {
+		return db
+	}
+	return u.Redacted()
 }

@@ -29,6 +29,14 @@
 // connection, the server. directory/loginguard/loginguardnats shares login
 // failure counters the same way.
 //
+// [StartNode] does all of this but the gateway: it connects (or starts the
+// embedded server), opens the router and replay cache, starts presence
+// ([Node.StartPresence], once the alerts monitor exists), fills a
+// tunnel.GatewayConfig ([Node.Configure]), gates what one node must do for
+// all on [Node.Leader], carries connector revocations to every node
+// ([Node.PublishRevocation], [Node.OnRevocation]) and closes in order.
+// examples/internal/cloudapp's cluster.go is its use in the example cloud.
+//
 // # Routing
 //
 // [Router] is both the gateway's tunnel.Router (this node's sessions, in a

@@ -115,7 +115,7 @@ func (s *Server) RevokeConnector(ctx context.Context, tenant, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.gw.Revoke(ctx, id); err != nil {
+	if err := s.revoke(ctx, id); err != nil { // cluster.go: every node
 		return err
 	}
 	s.monitor.DirectoryOK(tenant, id) // a revoked connector's directory alert would never resolve

@@ -14,6 +14,7 @@ import (
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/httpguard"
+	"github.com/liaisonhq/liaison/internal/sqlstore"
 )
 
 // Directory is what the cloud asks a tenant's connector about its directory:
@@ -173,6 +174,14 @@ type Config struct {
 	// reaching its connectors; nil means a keyhttp client of
 	// ConnectorKeysURL.
 	NewKeys func(tenant string, rt http.RoundTripper) Keys
+
+	// Dialect is the SQL flavour of DB: SQLite (the zero value) or
+	// Postgres (tunnelsql.Postgres; every store migrates itself). DBPath
+	// is always SQLite.
+	Dialect sqlstore.Dialect
+	// Cluster, when set, makes this Server one node of several sharing a
+	// PostgreSQL DB over NATS (see ClusterConfig); nil runs one node.
+	Cluster *ClusterConfig
 
 	// PingInterval is the tunnel's ping interval (default 5s).
 	PingInterval time.Duration

@@ -42,21 +42,11 @@ func (s *Server) newSealedChecker() (*directoryhttp.SealedChecker, error) {
 	return directoryhttp.NewSealedChecker(directoryhttp.SealedCheckerConfig{
 		DirectoryURL: ConnectorDirectoryURL,
 		StatusURL:    ConnectorStatusURL,
-		Live:         s.liveConnectors,
+		Live:         s.liveConnectors, // cluster.go
 		Via:          s.tunnelVia,
 		IsGone:       func(err error) bool { return errors.Is(err, tunnel.ErrNotConnected) },
 		Unavailable:  tunnel.ErrNotConnected,
 	})
-}
-
-// liveConnectors returns the IDs of tenant's connectors with a live
-// session here.
-func (s *Server) liveConnectors(tenant string) []string {
-	var ids []string
-	for _, lc := range s.gw.Live(tenant) {
-		ids = append(ids, lc.ConnectorID)
-	}
-	return ids
 }
 
 func (d *remoteDirectory) CheckCredentials(ctx context.Context, m directory.Mapping, name, password string) (directory.User, error) {

@@ -31,6 +31,7 @@ import (
 	"github.com/liaisonhq/liaison/keyenvelope/keyshare"
 	"github.com/liaisonhq/liaison/masterkey"
 	"github.com/liaisonhq/liaison/tunnel"
+	"github.com/liaisonhq/liaison/tunnel/tunnelnats"
 	"github.com/liaisonhq/liaison/tunnel/tunnelsql"
 )
 
@@ -84,6 +85,7 @@ type Server struct {
 	http      *http.Server
 	metrics   *metrics
 	checker   *directoryhttp.SealedChecker
+	cl        *tunnelnats.Node // cluster.go; nil on a single node
 
 	mu        sync.Mutex
 	lastSeen  map[string]time.Time
@@ -214,23 +216,23 @@ func New(cfg Config) (*Server, error) {
 	if err := s.openSecrets(ctx, sqldb); err != nil {
 		return nil, err
 	}
-	act := activation.NewSQLStore(sqldb, activation.SQLite)
+	act := activation.NewSQLStore(sqldb, cfg.Dialect)
 	s.actStore = act
 	if err := act.Migrate(ctx); err != nil {
 		return nil, err
 	}
 	var err error
-	s.alertDB = alerts.NewSQLStore(sqldb, alerts.SQLite)
+	s.alertDB = alerts.NewSQLStore(sqldb, cfg.Dialect)
 	if err := s.alertDB.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: tunnelsql.SQLite, Writes: s.writes}); err != nil {
+	if s.tunnels, err = tunnelsql.New(tunnelsql.Config{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writeLock()}); err != nil {
 		return nil, err
 	}
 	if err := s.tunnels.Migrate(ctx); err != nil {
 		return nil, err
 	}
-	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: importersql.SQLite, Writes: s.writes}); err != nil {
+	if s.users, err = importersql.New(importersql.Config{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writeLock()}); err != nil {
 		return nil, err
 	}
 	if err := s.users.Migrate(ctx); err != nil {
@@ -246,7 +248,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PromoteSchedulerKey {
 		log.Warn("cloudapp: job tickets are now signed with the prepared scheduler key; retire the previous one once every connector pins the new one")
 	}
-	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: keyrelease.SQLite, Writes: s.writes})
+	ekeys, err := keyrelease.NewSQLEkeys(keyrelease.SQLEkeysConfig{DB: sqldb, Dialect: cfg.Dialect, Writes: s.writeLock()})
 	if err != nil {
 		return nil, err
 	}
@@ -266,6 +268,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	tunnelID, err := tunnel.NewGatewayIdentity(tunnelSeed)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.startCluster(ctx, tunnelSeed); err != nil {
 		return nil, err
 	}
 
@@ -304,12 +309,16 @@ func New(cfg Config) (*Server, error) {
 	if s.notifier == nil {
 		s.notifier = alerts.NewLogNotifier(log)
 	}
-	if s.monitor, err = alerts.New(alerts.Config{Store: s.alertDB, Notifier: s.notifier, Grace: cfg.Grace, Logger: log}); err != nil {
+	if s.monitor, err = alerts.New(alerts.Config{Store: s.alertStore(), Notifier: s.notifier, Grace: cfg.Grace, Logger: log}); err != nil {
+		return nil, err
+	}
+
+	if err := s.startPresence(ctx); err != nil {
 		return nil, err
 	}
 
 	// Tunnel.
-	if s.gw, err = tunnel.NewGateway(tunnel.GatewayConfig{
+	if s.gw, err = s.newGateway(tunnel.GatewayConfig{
 		Identity:     tunnelID,
 		Audience:     s.TunnelURL(),
 		Store:        s.tunnels,
@@ -343,7 +352,7 @@ func New(cfg Config) (*Server, error) {
 	// Imports.
 	if !cfg.DisableScheduler {
 		if s.sched, err = importer.NewScheduler(importer.SchedulerConfig{
-			Tenants:       s.users.Tenants,
+			Tenants:       s.scheduledTenants,
 			Run:           s.importTenant,
 			State:         s.users,
 			Interval:      cfg.ImportInterval,
@@ -397,7 +406,7 @@ func (s *Server) privateDBFiles() error {
 // older version kept in the clear in the database under it.
 func (s *Server) openSecrets(ctx context.Context, sqldb *sql.DB) error {
 	path := s.cfg.MasterKeyFile
-	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Writes: s.writes}, path)
+	sec, created, tightened, err := masterkey.LoadSecrets(ctx, masterkey.SecretsConfig{DB: sqldb, Dialect: s.cfg.Dialect, Writes: s.writeLock()}, path)
 	if errors.Is(err, masterkey.ErrKeyFileMissing) {
 		return fmt.Errorf("%w: master key file %s (MasterKeyFile, --master-key-file) is missing but the database holds secrets sealed under it: restore it from the backup taken with the database", errConfig, path)
 	}
@@ -569,6 +578,7 @@ func (s *Server) closeResources() {
 	if s.gw != nil {
 		_ = s.gw.Close()
 	}
+	s.closeCluster()
 	if s.monitor != nil {
 		_ = s.monitor.Close()
 	}
