@@ -80,7 +80,7 @@ func activationStorm(b *testing.B, c *cloudCluster) {
 		return total == 3
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Equal(b, http.StatusNoContent, c.do(c.url, http.MethodPut, "/v1/admin/tenants/acme/mappings/staff", directory.Mapping{}, nil))
-	require.Equal(b, http.StatusOK, c.do(c.url, http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import", nil, nil))
+	c.importAll("acme", "staff")
 	var tok struct {
 		Token string `json:"token"`
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/liaisonhq/liaison/activation"
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/directory"
+	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/examples/internal/cloudapp"
 	"github.com/liaisonhq/liaison/internal/sqlstore"
 	"github.com/liaisonhq/liaison/internal/sqlstore/sqlstoretest"
@@ -152,12 +153,10 @@ func TestClusterThreeNodesInProcess(t *testing.T) {
 			require.Len(t, ous, 1, what)
 			assert.Equal(t, "Corp", ous[0].Name, what)
 
-			var res struct {
-				Summary struct{ Creates, Unchanged int }
-			}
-			require.Equal(t, http.StatusOK, n.do(http.MethodPost, "/v1/admin/tenants/"+tenant+"/mappings/staff/import",
-				cloudapp.ImportOptions{Full: true}, &res), what)
-			assert.Equal(t, 5, res.Summary.Creates+res.Summary.Unchanged, what)
+			run := n.importRunOf(tenant, "staff", cloudapp.ImportOptions{Full: true})
+			require.Equal(t, importer.RunSucceeded, run.State, "%s: %s", what, run.Error)
+			require.NotNil(t, run.Summary, what)
+			assert.Equal(t, 5, run.Summary.Creates+run.Summary.Unchanged, what)
 
 			lr, err := n.srv.Login(ctx, tenant, "staff", "user0", "right")
 			require.NoError(t, err, what)

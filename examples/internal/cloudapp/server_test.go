@@ -154,13 +154,19 @@ func TestNotConnectedAlertRaisedAndResolved(t *testing.T) {
 // run ID), follows it at its status URL until it ends, and returns the run.
 func (e *env) importRun(mapping string, opt any) importer.Run {
 	e.t.Helper()
+	return e.importRunOf("acme", mapping, opt)
+}
+
+// importRunOf is importRun for tenant.
+func (e *env) importRunOf(tenant, mapping string, opt any) importer.Run {
+	e.t.Helper()
 	var started struct {
 		ID        string `json:"id"`
 		StatusURL string `json:"status_url"`
 	}
-	require.Equal(e.t, http.StatusAccepted, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/"+mapping+"/import", opt, &started))
+	require.Equal(e.t, http.StatusAccepted, e.do(http.MethodPost, "/v1/admin/tenants/"+tenant+"/mappings/"+mapping+"/import", opt, &started))
 	require.NotEmpty(e.t, started.ID)
-	require.Equal(e.t, "/v1/admin/tenants/acme/imports/"+started.ID, started.StatusURL)
+	require.Equal(e.t, "/v1/admin/tenants/"+tenant+"/imports/"+started.ID, started.StatusURL)
 	var run importer.Run
 	require.Eventually(e.t, func() bool {
 		require.Equal(e.t, http.StatusOK, e.do(http.MethodGet, started.StatusURL, nil, &run))
