@@ -1,6 +1,7 @@
 package tunnelnats
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -35,6 +36,7 @@ const (
 	codeAborted
 	codeHeadTooLarge
 	codeCanceled
+	codeDeadline // the request's deadline passed on the serving node
 )
 
 // maxHead bounds a head's JSON: a tunnel head fits in one frame (64 KiB by
@@ -162,6 +164,11 @@ func errorMsg(err error) []byte {
 		code = codeHeadTooLarge
 	case errors.Is(err, tunnel.ErrSessionLost), errors.Is(err, tunnel.ErrClosed):
 		code = codeSessionLost
+	case errors.Is(err, context.DeadlineExceeded):
+		// Before codeCanceled: the serving node runs the request under a
+		// copy of the caller's deadline, which can fire a moment before
+		// the caller's own; the caller must still see its deadline.
+		code = codeDeadline
 	case errors.Is(err, errCanceled):
 		code = codeCanceled
 	}
@@ -195,6 +202,8 @@ func parseError(m []byte) error {
 		base = tunnel.ErrHeadTooLarge
 	case codeCanceled:
 		base = errCanceled
+	case codeDeadline:
+		base = context.DeadlineExceeded
 	default:
 		return &RemoteError{Message: text}
 	}
@@ -204,7 +213,8 @@ func parseError(m []byte) error {
 // RemoteError is an error the serving node reported for a forwarded
 // request. It matches (errors.Is) the tunnel sentinel the serving node's
 // gateway returned: tunnel.ErrNotConnected, ErrSessionLost,
-// ErrStreamRefused, ErrAborted, ErrHeadTooLarge.
+// ErrStreamRefused, ErrAborted, ErrHeadTooLarge; context.DeadlineExceeded when
+// the request's deadline passed there.
 type RemoteError struct {
 	Message string // the serving node's error text
 	err     error
