@@ -320,6 +320,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec, status, err := g.authenticate(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
 		g.log.Warn("connect refused", "remote_addr", r.RemoteAddr, "status", status, "reason", err.Error())
+		if status == http.StatusServiceUnavailable {
+			// The replay cache could not answer (shared state down): a
+			// retry hint, so the connector reads it as a busy gateway,
+			// not as a proxy that removed the upgrade.
+			shed(w, time.Second, http.StatusText(status))
+			return
+		}
 		http.Error(w, http.StatusText(status), status)
 		return
 	}

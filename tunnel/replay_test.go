@@ -31,6 +31,7 @@ func TestReplayCacheErrorRefusesConnect(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("Retry-After"), "a retry hint: the connector reads a busy gateway, not a proxy that removed the upgrade")
 }
 
 // The default cache refuses a nonce seen before and accepts it again only
