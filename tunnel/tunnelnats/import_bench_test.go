@@ -103,7 +103,7 @@ func heapPeak() (stop func() uint64) {
 // reports users/s and the peak heap growth of the whole process (both
 // nodes, their NATS servers and the connector) while the stream crosses.
 //
-//	go test -run '^$' -bench BenchmarkImportCrossNode -benchtime 1x -count 3 ./tunnel/tunnelnats
+//	go test -run '^$' -bench BenchmarkImportCrossNode -benchtime 5x -count 3 ./tunnel/tunnelnats
 func BenchmarkImportCrossNode(b *testing.B) {
 	c := newCluster(b, 2, clusterOpts{})
 	startImporter := func(tenant string, i int) {

@@ -32,7 +32,7 @@ import (
 // the cloud nodes' only. LIAISON_BENCH_SESSIONS sets how many (default
 // 10 000):
 //
-//	go test -run '^$' -bench 'BenchmarkSessions3Nodes' -benchtime 1x -count 2 ./tunnel/tunnelnats
+//	go test -run '^$' -bench BenchmarkSessions3Nodes -benchtime 1x -count 2 -timeout 15m ./tunnel/tunnelnats
 
 func sessionCount(b *testing.B) int {
 	n := 10_000
