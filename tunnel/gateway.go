@@ -369,10 +369,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tx:          tx,
 		rx:          rx,
 	})
-	if !g.register(s, r.RemoteAddr) {
+	// The confirmation goes out only once the session is routable: a
+	// connector that reports itself connected can be reached at once.
+	if !s.confirm(g.cfg.HelloTimeout, func() bool { return g.register(s, r.RemoteAddr) }) {
 		_ = conn.CloseNow()
 		return
 	}
+	// A failed confirmation has closed the session: run returns at once
+	// and unregisters it.
 	// A revocation between authentication and registration must not leave
 	// a live session behind.
 	if cur, err := g.store.Connector(r.Context(), rec.ID); err != nil || cur.Revoked {
@@ -402,8 +406,9 @@ func websocketProtocols(r *http.Request) []string {
 // handshake runs the v2 HELLO exchange (SPEC.md "Handshake"): it sends
 // the gateway's HELLO with an ephemeral key share signed by the cloud
 // identity over the connect token, checks the connector's HELLO signature
-// with its enrolled key, derives the session keys and confirms them with
-// an empty sealed message. Nothing is registered before it succeeds.
+// with its enrolled key and derives the session keys. Nothing is
+// registered before it succeeds; the key confirmation (an empty sealed
+// message) is sent by Session.confirm, as the session is registered.
 func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRecord) (tx, rx *sealer, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HelloTimeout)
 	defer cancel()
@@ -446,15 +451,7 @@ func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRec
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	tx, rx = newSealer(g2c), newSealer(c2g)
-	confirm, err := tx.seal(make([]byte, 0, sealOverhead), nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := conn.Write(ctx, websocket.MessageBinary, confirm); err != nil {
-		return nil, nil, err
-	}
-	return tx, rx, nil
+	return newSealer(g2c), newSealer(c2g), nil
 }
 
 func (g *Gateway) register(s *Session, remoteAddr string) bool {

@@ -454,6 +454,31 @@ func (s *Session) writeAsync(b []byte, urgent bool) {
 	}
 }
 
+// confirm sends the gateway's key confirmation (an empty sealed message,
+// SPEC.md "Handshake") as the session's first message and calls register
+// while it holds the writer role. A frame a caller sends as soon as the
+// session is routable queues behind the confirmation, and a connector that
+// has read the confirmation (and reports itself connected) is already
+// routable: before, a request sent on that signal could find no session.
+// It reports whether register accepted the session; a failed write closes
+// the session, whose run then returns at once. timeout bounds the write.
+func (s *Session) confirm(timeout time.Duration, register func() bool) bool {
+	s.wmu.Lock()
+	s.wbusy = true // nobody else holds the session yet
+	s.wmu.Unlock()
+	if !register() {
+		s.wmu.Lock()
+		s.wbusy = false
+		s.wmu.Unlock()
+		return false
+	}
+	t := time.AfterFunc(timeout, func() { _ = s.conn.CloseNow() })
+	err := s.connWrite(nil)
+	t.Stop()
+	_ = s.flush(err)
+	return true
+}
+
 // flush is run by the goroutine that set wbusy: it sends queued frames
 // until the queue is empty or err is set, then gives up the writer role.
 func (s *Session) flush(err error) error {
