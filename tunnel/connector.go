@@ -581,7 +581,10 @@ func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, tok str
 	if err != nil {
 		var ce websocket.CloseError
 		if errors.As(err, &ce) && ce.Code == websocket.StatusPolicyViolation {
-			return hello{}, nil, nil, fmt.Errorf("%w: the gateway refused this connector's hello (%s); if it persists, the cloud has another key for this connector: re-enroll", ErrHandshake, ce.Reason)
+			if ce.Reason == closeHelloKey {
+				return hello{}, nil, nil, fmt.Errorf("%w: the gateway refused this connector's hello: the cloud holds another key for connector %s; re-enroll it", ErrHandshake, c.cfg.ConnectorID)
+			}
+			return hello{}, nil, nil, fmt.Errorf("%w: the gateway ended the handshake (%s); retrying", ErrHandshake, ce.Reason)
 		}
 		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: %w", err)
 	}

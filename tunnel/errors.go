@@ -84,3 +84,15 @@ const codeRevoked = 16
 var errStreamDone = errors.New("tunnel: stream closed")
 
 var errBodyClosed = errors.New("tunnel: read on closed response body")
+
+// errHelloKey is the gateway's reason for refusing a connector HELLO that
+// the enrolled key did not sign. Only that refusal tells the connector to
+// re-enroll: a gateway that timed out or failed otherwise (a loaded node,
+// a bad frame) closes with closeHandshakeFailed, and the connector retries.
+var errHelloKey = errors.New("connector hello not signed by the enrolled key")
+
+// WebSocket close reasons of a refused handshake (status 1008).
+const (
+	closeHelloKey        = "hello not signed by the enrolled key"
+	closeHandshakeFailed = "handshake failed"
+)

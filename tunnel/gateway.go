@@ -353,7 +353,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	leave()
 	if err != nil {
 		g.log.Warn("handshake refused", "remote_addr", r.RemoteAddr, "connector_id", rec.ID, "tenant", rec.Tenant, "reason", err.Error())
-		_ = conn.Close(websocket.StatusPolicyViolation, "handshake failed")
+		reason := closeHandshakeFailed
+		if errors.Is(err, errHelloKey) {
+			reason = closeHelloKey
+		}
+		_ = conn.Close(websocket.StatusPolicyViolation, reason)
 		return
 	}
 	s := newSession(conn, sessionConfig{
@@ -445,7 +449,7 @@ func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRec
 		return nil, nil, err
 	}
 	if !ed25519.Verify(rec.PublicKey, connectorSigned(token, gp, f.payload[:h.signedLen]), h.sig) {
-		return nil, nil, fmt.Errorf("%w: connector hello not signed by the enrolled key", ErrHandshake)
+		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, errHelloKey)
 	}
 	g2c, c2g, err := sessionKeys(eph, h.keyShare, token, gp, f.payload)
 	if err != nil {
