@@ -165,6 +165,8 @@ func TestNodeLosesItsNATSServer(t *testing.T) {
 	c.start(b, 2)
 	c.reachable("on-1")
 	c.reachable("on-2")
+	// Before: the node's connection reaches its own server in process.
+	require.Equal(t, "pipe", c.nodes[1].nc.ConnectedAddr(), "Server.Connect did not connect in process")
 
 	c.nodes[1].srv.Kill()
 
@@ -180,6 +182,7 @@ func TestNodeLosesItsNATSServer(t *testing.T) {
 	require.NoError(t, err, "node 1 still serves its own connector")
 	assert.Equal(t, a.ConnectorID, got)
 	assert.True(t, strings.HasPrefix(c.nodes[1].nc.ConnectedUrl(), "nats://"), "reconnected")
+	assert.NotEqual(t, "pipe", c.nodes[1].nc.ConnectedAddr(), "reconnected to a peer over TCP")
 }
 
 // A request in flight through a node whose NATS link dies fails with
