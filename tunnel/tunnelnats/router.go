@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ const (
 	queueGroup    = "liaison"
 	anyConnector  = "_"
 	inboundBuffer = 4096
+	// maxIdleWorkers bounds the goroutines kept waiting for forwarded
+	// requests after a burst.
+	maxIdleWorkers = 8
 )
 
 // Config configures a [Router]. Zero fields take the documented defaults;
@@ -58,6 +62,7 @@ type Router struct {
 	local *tunnel.MemoryRouter
 	log   *slog.Logger
 	in    chan *nats.Msg
+	idle  atomic.Int32    // workers waiting on in
 	ctx   context.Context // ends at Close: cancels served requests
 	stop  context.CancelFunc
 
@@ -133,9 +138,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	_ = sub.SetPendingLimits(-1, -1) // bounded by the credit of each stream
 	r.inboxSub = sub
-	r.wg.Add(2)
-	go r.dispatch()
+	r.wg.Add(1)
 	go r.keepalive()
+	r.spawn()
 	return r, nil
 }
 
@@ -204,30 +209,37 @@ func (r *Router) ref(subj string, d int) {
 	}
 }
 
-// dispatch starts a goroutine per forwarded request, so that one slow
-// request never delays another.
-func (r *Router) dispatch() {
+// serveLoop is a worker: it takes forwarded requests from the
+// subscriptions' channel and serves each on its own goroutine, so a request
+// reaches the session with one hand-off from the NATS read loop. A worker
+// that takes the last waiting worker's place starts another first, so
+// one slow request never delays another; workers beyond maxIdleWorkers
+// waiting end.
+func (r *Router) serveLoop() {
 	defer r.wg.Done()
 	for {
 		select {
 		case m := <-r.in:
-			r.mu.Lock()
-			closed := r.closed
-			if !closed {
-				r.wg.Add(1)
+			if r.idle.Add(-1) == 0 {
+				r.spawn()
 			}
-			r.mu.Unlock()
-			if closed {
-				continue
+			r.serve(m)
+			if r.idle.Load() >= maxIdleWorkers {
+				return
 			}
-			go func() {
-				defer r.wg.Done()
-				r.serve(m)
-			}()
+			r.idle.Add(1)
 		case <-r.ctx.Done():
 			return
 		}
 	}
+}
+
+// spawn starts a waiting worker. Its caller is a worker or New, so the
+// WaitGroup Close waits on is above zero here.
+func (r *Router) spawn() {
+	r.idle.Add(1)
+	r.wg.Add(1)
+	go r.serveLoop()
 }
 
 // keepalive pings the peer of every stream that sent nothing for a
@@ -336,26 +348,30 @@ func (r *Router) Forward(req *http.Request, tenant, connectorID string) (*http.R
 		}
 		h.TimeoutMs = int64((d + time.Millisecond - 1) / time.Millisecond)
 	}
-	var inline []byte
+	inline := 0
 	switch {
 	case body == nil:
 		h.End = true
 	case h.ContentLength > 0 && h.ContentLength <= int64(r.cfg.ChunkSize):
-		inline = make([]byte, h.ContentLength)
-		_, err := io.ReadFull(body, inline)
+		inline = int(h.ContentLength)
+		h.End = true
+	}
+	msg, err := appendRequest(make([]byte, 0, 256+inline), &h)
+	if err != nil {
+		closeBody(body)
+		return nil, err
+	}
+	if inline > 0 {
+		// A small body travels whole, inside the head's message.
+		n := len(msg)
+		msg = slices.Grow(msg, inline)[:n+inline]
+		_, err := io.ReadFull(body, msg[n:])
 		closeBody(body)
 		body = nil
 		if err != nil {
 			return nil, fmt.Errorf("tunnelnats: read request body: %w", err)
 		}
-		h.End = true
 	}
-	msg, err := appendHead(make([]byte, 0, 256+len(inline)), msgRequest, h)
-	if err != nil {
-		closeBody(body)
-		return nil, err
-	}
-	msg = append(msg, inline...)
 
 	st := newStream(r, true)
 	st.reqBody = body
@@ -363,7 +379,7 @@ func (r *Router) Forward(req *http.Request, tenant, connectorID string) (*http.R
 		closeBody(body)
 		return nil, tunnel.ErrClosed
 	}
-	if err := r.nc.PublishMsg(&nats.Msg{Subject: r.subject(tenant, connectorID), Reply: st.inbox, Data: msg}); err != nil {
+	if err := r.nc.PublishRequest(r.subject(tenant, connectorID), st.inbox, msg); err != nil {
 		st.fail(err, false)
 		return nil, fmt.Errorf("tunnelnats: publish: %w", err)
 	}
