@@ -145,11 +145,15 @@ func New(cfg Config) (*Router, error) {
 }
 
 func (r *Router) subject(tenant, connectorID string) string {
-	c := anyConnector
-	if connectorID != "" {
-		c = token('c', connectorID)
+	var buf [128]byte
+	b := append(buf[:0], r.cfg.Subject...)
+	b = appendToken(append(b, '.'), 't', tenant)
+	if connectorID == "" {
+		b = append(b, "."+anyConnector...)
+	} else {
+		b = appendToken(append(b, '.'), 'c', connectorID)
 	}
-	return r.cfg.Subject + "." + token('t', tenant) + "." + c
+	return string(b)
 }
 
 // Add implements tunnel.Router: the session serves this node's requests,
@@ -449,10 +453,12 @@ func (r *Router) serve(m *nats.Msg) {
 			return
 		}
 	}
-	var body io.ReadCloser
+	// A whole body is a *bytes.Reader: NewRequest sets GetBody, so an
+	// idempotent request can be replayed on another session.
+	var body io.Reader
 	switch {
 	case h.End && len(inline) > 0:
-		body = io.NopCloser(bytes.NewReader(inline))
+		body = bytes.NewReader(inline)
 	case !h.End:
 		body = (*reqReader)(st)
 	}
@@ -466,10 +472,11 @@ func (r *Router) serve(m *nats.Msg) {
 		req.Header = http.Header{}
 	}
 	req.Host = h.Host
-	req.ContentLength = h.ContentLength
-	if h.End {
-		req.ContentLength = int64(len(inline))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(inline)), nil }
+	switch {
+	case !h.End:
+		req.ContentLength = h.ContentLength
+	case len(inline) == 0:
+		req.GetBody = noBody
 	}
 	s, err := r.local.Pick(tenant, connectorID, nil)
 	if err != nil {
@@ -494,6 +501,8 @@ func (r *Router) serve(m *nats.Msg) {
 	}
 	st.sendResponse(resp)
 }
+
+func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
 
 func (r *Router) parseSubject(subj string) (tenant, connectorID string, ok bool) {
 	rest, found := cutPrefix(subj, r.cfg.Subject+".")

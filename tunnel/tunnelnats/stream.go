@@ -49,7 +49,9 @@ type stream struct {
 
 func newStream(r *Router, client bool) *stream {
 	now := time.Now()
-	st := &stream{r: r, client: client, inbox: r.inboxPrefix + "." + strconv.FormatUint(r.nextInbox.Add(1), 36), lastRecv: now, lastSent: now}
+	var buf [64]byte
+	inbox := strconv.AppendUint(append(append(buf[:0], r.inboxPrefix...), '.'), r.nextInbox.Add(1), 36)
+	st := &stream{r: r, client: client, inbox: string(inbox), lastRecv: now, lastSent: now}
 	st.cond.L = &st.mu
 	return st
 }

@@ -380,8 +380,10 @@ func (e *RemoteError) Unwrap() error { return e.err }
 
 // token encodes an ID as one NATS subject token (no '.', '*', '>' or
 // space), never empty.
-func token(kind byte, id string) string {
-	return string(kind) + base64.RawURLEncoding.EncodeToString([]byte(id))
+func token(kind byte, id string) string { return string(appendToken(nil, kind, id)) }
+
+func appendToken(b []byte, kind byte, id string) []byte {
+	return base64.RawURLEncoding.AppendEncode(append(b, kind), []byte(id))
 }
 
 func untoken(kind byte, s string) (string, bool) {
