@@ -15,8 +15,10 @@
 //
 // Either start an embedded server on every node and let them cluster
 // ([StartServer] with ClusterListen and ClusterPeers: the cloud's
-// --cluster-listen and --cluster-peers) and dial it with [Server.Connect],
-// or [Connect] to an existing NATS cluster with JetStream (--nats). Then:
+// --cluster-listen and --cluster-peers) and dial it with [Server.Connect]
+// (in process, no loopback TCP hop; a peer's server over TCP if this one
+// dies), or [Connect] to an existing NATS cluster with JetStream (--nats).
+// Then:
 //
 //	r, _ := tunnelnats.New(tunnelnats.Config{Conn: nc})
 //	replay, _ := tunnelnats.NewReplayCache(ctx, tunnelnats.ReplayConfig{Conn: nc, Replicas: 3})
