@@ -213,12 +213,12 @@ func (r *Router) ref(subj string, d int) {
 	}
 }
 
-// serveLoop is a worker: it takes forwarded requests from the
-// subscriptions' channel and serves each on its own goroutine, so a request
-// reaches the session with one hand-off from the NATS read loop. A worker
-// that takes the last waiting worker's place starts another first, so
-// one slow request never delays another; workers beyond maxIdleWorkers
-// waiting end.
+// serveLoop is a worker: it takes a forwarded request from the
+// subscriptions' channel and serves it itself, so a request reaches the
+// session with one goroutine hand-off from the NATS read loop. A worker
+// that takes the last waiting worker's place starts another first, so one
+// slow request never delays another; a worker that finds maxIdleWorkers
+// already waiting ends.
 func (r *Router) serveLoop() {
 	defer r.wg.Done()
 	for {
