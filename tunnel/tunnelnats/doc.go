@@ -15,8 +15,10 @@
 //
 // Either start an embedded server on every node and let them cluster
 // ([StartServer] with ClusterListen and ClusterPeers: the cloud's
-// --cluster-listen and --cluster-peers) and dial it with [Server.Connect],
-// or [Connect] to an existing NATS cluster with JetStream (--nats). Then:
+// --cluster-listen and --cluster-peers) and dial it with [Server.Connect]
+// (in process, no loopback TCP hop; a peer's server over TCP if this one
+// dies), or [Connect] to an existing NATS cluster with JetStream (--nats).
+// Then:
 //
 //	r, _ := tunnelnats.New(tunnelnats.Config{Conn: nc})
 //	replay, _ := tunnelnats.NewReplayCache(ctx, tunnelnats.ReplayConfig{Conn: nc, Replicas: 3})
@@ -53,12 +55,14 @@
 // # Protocol
 //
 // A forwarded request is a short conversation between two NATS inboxes.
-// The caller publishes a request message (type byte 1, a 4-byte length and
-// a JSON head: method, URL, headers, content length, remaining deadline,
+// The caller publishes a request message (a type byte, a 4-byte length and
+// a binary head: method, URL, headers, content length, remaining deadline,
 // the credit it grants for the response body; a body of up to one chunk
 // follows the head whole). The serving node answers with an ACK carrying
 // its own inbox and the credit it grants for the request body, then the
-// response head, DATA chunks and END. Each side sends at most the credit it
+// response head, DATA chunks and END. A small call is one message each
+// way: with the body inline and no body to come, the serving node skips
+// the ACK and sends the response head with the whole body. Each side sends at most the credit it
 // was granted and grants more as its reader consumes, so a body of any
 // size (a 100 000-user import) crosses with at most Window bytes buffered
 // per direction. CANCEL ends a request the caller gave up on; ERROR carries

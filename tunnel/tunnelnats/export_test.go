@@ -27,5 +27,4 @@ var (
 	ParseResponse = parseResponse
 	ParseError    = parseError
 	ParseU32      = parseU32
-	AppendHead    = appendHead
 )

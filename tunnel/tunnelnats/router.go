@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,9 @@ const (
 	queueGroup    = "liaison"
 	anyConnector  = "_"
 	inboundBuffer = 4096
+	// maxIdleWorkers bounds the goroutines kept waiting for forwarded
+	// requests after a burst.
+	maxIdleWorkers = 8
 )
 
 // Config configures a [Router]. Zero fields take the documented defaults;
@@ -58,6 +62,7 @@ type Router struct {
 	local *tunnel.MemoryRouter
 	log   *slog.Logger
 	in    chan *nats.Msg
+	idle  atomic.Int32    // workers waiting on in
 	ctx   context.Context // ends at Close: cancels served requests
 	stop  context.CancelFunc
 
@@ -133,18 +138,22 @@ func New(cfg Config) (*Router, error) {
 	}
 	_ = sub.SetPendingLimits(-1, -1) // bounded by the credit of each stream
 	r.inboxSub = sub
-	r.wg.Add(2)
-	go r.dispatch()
+	r.wg.Add(1)
 	go r.keepalive()
+	r.spawn()
 	return r, nil
 }
 
 func (r *Router) subject(tenant, connectorID string) string {
-	c := anyConnector
-	if connectorID != "" {
-		c = token('c', connectorID)
+	var buf [128]byte
+	b := append(buf[:0], r.cfg.Subject...)
+	b = appendToken(append(b, '.'), 't', tenant)
+	if connectorID == "" {
+		b = append(b, "."+anyConnector...)
+	} else {
+		b = appendToken(append(b, '.'), 'c', connectorID)
 	}
-	return r.cfg.Subject + "." + token('t', tenant) + "." + c
+	return string(b)
 }
 
 // Add implements tunnel.Router: the session serves this node's requests,
@@ -204,30 +213,37 @@ func (r *Router) ref(subj string, d int) {
 	}
 }
 
-// dispatch starts a goroutine per forwarded request, so that one slow
-// request never delays another.
-func (r *Router) dispatch() {
+// serveLoop is a worker: it takes a forwarded request from the
+// subscriptions' channel and serves it itself, so a request reaches the
+// session with one goroutine hand-off from the NATS read loop. A worker
+// that takes the last waiting worker's place starts another first, so one
+// slow request never delays another; a worker that finds maxIdleWorkers
+// already waiting ends.
+func (r *Router) serveLoop() {
 	defer r.wg.Done()
 	for {
 		select {
 		case m := <-r.in:
-			r.mu.Lock()
-			closed := r.closed
-			if !closed {
-				r.wg.Add(1)
+			if r.idle.Add(-1) == 0 {
+				r.spawn()
 			}
-			r.mu.Unlock()
-			if closed {
-				continue
+			r.serve(m)
+			if r.idle.Load() >= maxIdleWorkers {
+				return
 			}
-			go func() {
-				defer r.wg.Done()
-				r.serve(m)
-			}()
+			r.idle.Add(1)
 		case <-r.ctx.Done():
 			return
 		}
 	}
+}
+
+// spawn starts a waiting worker. Its caller is a worker or New, so the
+// WaitGroup Close waits on is above zero here.
+func (r *Router) spawn() {
+	r.idle.Add(1)
+	r.wg.Add(1)
+	go r.serveLoop()
 }
 
 // keepalive pings the peer of every stream that sent nothing for a
@@ -336,26 +352,30 @@ func (r *Router) Forward(req *http.Request, tenant, connectorID string) (*http.R
 		}
 		h.TimeoutMs = int64((d + time.Millisecond - 1) / time.Millisecond)
 	}
-	var inline []byte
+	inline := 0
 	switch {
 	case body == nil:
 		h.End = true
 	case h.ContentLength > 0 && h.ContentLength <= int64(r.cfg.ChunkSize):
-		inline = make([]byte, h.ContentLength)
-		_, err := io.ReadFull(body, inline)
+		inline = int(h.ContentLength)
+		h.End = true
+	}
+	msg, err := appendRequest(make([]byte, 0, 256+inline), &h)
+	if err != nil {
+		closeBody(body)
+		return nil, err
+	}
+	if inline > 0 {
+		// A small body travels whole, inside the head's message.
+		n := len(msg)
+		msg = slices.Grow(msg, inline)[:n+inline]
+		_, err := io.ReadFull(body, msg[n:])
 		closeBody(body)
 		body = nil
 		if err != nil {
 			return nil, fmt.Errorf("tunnelnats: read request body: %w", err)
 		}
-		h.End = true
 	}
-	msg, err := appendHead(make([]byte, 0, 256+len(inline)), msgRequest, h)
-	if err != nil {
-		closeBody(body)
-		return nil, err
-	}
-	msg = append(msg, inline...)
 
 	st := newStream(r, true)
 	st.reqBody = body
@@ -363,7 +383,7 @@ func (r *Router) Forward(req *http.Request, tenant, connectorID string) (*http.R
 		closeBody(body)
 		return nil, tunnel.ErrClosed
 	}
-	if err := r.nc.PublishMsg(&nats.Msg{Subject: r.subject(tenant, connectorID), Reply: st.inbox, Data: msg}); err != nil {
+	if err := r.nc.PublishRequest(r.subject(tenant, connectorID), st.inbox, msg); err != nil {
 		st.fail(err, false)
 		return nil, fmt.Errorf("tunnelnats: publish: %w", err)
 	}
@@ -433,10 +453,12 @@ func (r *Router) serve(m *nats.Msg) {
 			return
 		}
 	}
-	var body io.ReadCloser
+	// A whole body is a *bytes.Reader: NewRequest sets GetBody, so an
+	// idempotent request can be replayed on another session.
+	var body io.Reader
 	switch {
 	case h.End && len(inline) > 0:
-		body = io.NopCloser(bytes.NewReader(inline))
+		body = bytes.NewReader(inline)
 	case !h.End:
 		body = (*reqReader)(st)
 	}
@@ -450,10 +472,11 @@ func (r *Router) serve(m *nats.Msg) {
 		req.Header = http.Header{}
 	}
 	req.Host = h.Host
-	req.ContentLength = h.ContentLength
-	if h.End {
-		req.ContentLength = int64(len(inline))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(inline)), nil }
+	switch {
+	case !h.End:
+		req.ContentLength = h.ContentLength
+	case len(inline) == 0:
+		req.GetBody = noBody
 	}
 	s, err := r.local.Pick(tenant, connectorID, nil)
 	if err != nil {
@@ -478,6 +501,8 @@ func (r *Router) serve(m *nats.Msg) {
 	}
 	st.sendResponse(resp)
 }
+
+func noBody() (io.ReadCloser, error) { return http.NoBody, nil }
 
 func (r *Router) parseSubject(subj string) (tenant, connectorID string, ok bool) {
 	rest, found := cutPrefix(subj, r.cfg.Subject+".")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -50,6 +51,38 @@ func TestRequestsReachConnectorsOnEveryNode(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, id, string(b))
 	}
+}
+
+// A small request and its small response cross as one NATS message each
+// way: the head carries the body, and the serving node introduces its
+// inbox only when the caller needs it.
+func TestSmallCallIsOneMessageEachWay(t *testing.T) {
+	c := newCluster(t, 2, clusterOpts{})
+	cfg := c.enroll("small", 1)
+	c.start(cfg, 1)
+	c.reachable("small")
+	// A third connection sees every message of the routers: requests on
+	// the tenant subjects, everything else on the nodes' inboxes.
+	spy, err := c.nodes[0].srv.Connect()
+	require.NoError(t, err)
+	defer spy.Close()
+	var seen atomic.Int32
+	for _, subj := range []string{"liaison.tunnel.>", "_INBOX.>"} {
+		_, err := spy.Subscribe(subj, func(*nats.Msg) { seen.Add(1) })
+		require.NoError(t, err)
+	}
+	require.NoError(t, spy.Flush())
+	time.Sleep(200 * time.Millisecond) // the spy's interest reaches the other server
+
+	req, _ := http.NewRequest(http.MethodPost, "http://connector/echo", strings.NewReader("hello"))
+	resp, err := c.nodes[0].gw.RoundTripper("small").RoundTrip(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, "hello", string(b))
+	require.Eventually(t, func() bool { return seen.Load() >= 2 }, 10*time.Second, 5*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // anything more (an ACK, DATA, END) would arrive by now
+	assert.Equal(t, int32(2), seen.Load(), "messages for one small call")
 }
 
 // A tenant with no live connector anywhere fails at once with
@@ -165,6 +198,8 @@ func TestNodeLosesItsNATSServer(t *testing.T) {
 	c.start(b, 2)
 	c.reachable("on-1")
 	c.reachable("on-2")
+	// Before: the node's connection reaches its own server in process.
+	require.Equal(t, "pipe", c.nodes[1].nc.ConnectedAddr(), "Server.Connect did not connect in process")
 
 	c.nodes[1].srv.Kill()
 
@@ -180,6 +215,7 @@ func TestNodeLosesItsNATSServer(t *testing.T) {
 	require.NoError(t, err, "node 1 still serves its own connector")
 	assert.Equal(t, a.ConnectorID, got)
 	assert.True(t, strings.HasPrefix(c.nodes[1].nc.ConnectedUrl(), "nats://"), "reconnected")
+	assert.NotEqual(t, "pipe", c.nodes[1].nc.ConnectedAddr(), "reconnected to a peer over TCP")
 }
 
 // A request in flight through a node whose NATS link dies fails with

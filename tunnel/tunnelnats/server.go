@@ -146,8 +146,34 @@ func (s *Server) ClientURL() string { return s.ns.ClientURL() }
 // ClusterAddr is the address the server accepts routes on, or nil.
 func (s *Server) ClusterAddr() net.Addr { return s.ns.ClusterAddr() }
 
-// Connect dials this server with [Connect].
-func (s *Server) Connect() (*nats.Conn, error) { return Connect(s.ClientURL(), s.name) }
+// Connect dials this server with [Connect]'s options, over an in-memory
+// pipe instead of loopback TCP: every message a node sends or receives
+// crosses this hop, and the pipe saves a socket write and a network poller
+// wake-up each way. The connection still learns the cluster's other
+// servers and reconnects to them over TCP when this one is gone.
+func (s *Server) Connect() (*nats.Conn, error) {
+	u, err := url.Parse(s.ClientURL())
+	if err != nil {
+		return nil, fmt.Errorf("tunnelnats: embedded server's client URL: %w", err)
+	}
+	return connect(s.ClientURL(), s.name, nats.SetCustomDialer(&localDialer{ns: s.ns, addr: u.Host}))
+}
+
+// localDialer dials the embedded server in process, and any other server
+// (a peer, after the embedded one died) over TCP.
+type localDialer struct {
+	ns   *server.Server
+	addr string // the embedded server's client address, as nats.go dials it
+}
+
+func (d *localDialer) Dial(network, address string) (net.Conn, error) {
+	if address == d.addr && d.ns.Running() {
+		if c, err := d.ns.InProcessConn(); err == nil {
+			return c, nil
+		}
+	}
+	return (&net.Dialer{Timeout: nats.DefaultTimeout}).Dial(network, address)
+}
 
 // Close shuts the server down and waits for it. It is idempotent.
 func (s *Server) Close() error {
@@ -160,16 +186,18 @@ func (s *Server) Close() error {
 // cloud's --nats) the way the nodes need: reconnect forever, to the servers
 // listed or learned from the cluster, and keep subscriptions. name labels
 // the connection in the server's monitoring.
-func Connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
-		nats.Name("liaison "+name),
+func Connect(url, name string) (*nats.Conn, error) { return connect(url, name) }
+
+func connect(url, name string, extra ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
+		nats.Name("liaison " + name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
-		nats.PingInterval(2*time.Second),
+		nats.PingInterval(2 * time.Second),
 		nats.MaxPingsOutstanding(3),
-	)
+	}, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("tunnelnats: connect to NATS %s (--nats): %w", url, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,7 +49,9 @@ type stream struct {
 
 func newStream(r *Router, client bool) *stream {
 	now := time.Now()
-	st := &stream{r: r, client: client, inbox: r.inboxPrefix + "." + strconv.FormatUint(r.nextInbox.Add(1), 36), lastRecv: now, lastSent: now}
+	var buf [64]byte
+	inbox := strconv.AppendUint(append(append(buf[:0], r.inboxPrefix...), '.'), r.nextInbox.Add(1), 36)
+	st := &stream{r: r, client: client, inbox: string(inbox), lastRecv: now, lastSent: now}
 	st.cond.L = &st.mu
 	return st
 }
@@ -259,7 +262,7 @@ func (st *stream) waitHead() (*http.Response, error) {
 		return nil, err
 	}
 	return &http.Response{
-		Status:        fmt.Sprintf("%d %s", h.Status, http.StatusText(h.Status)),
+		Status:        strconv.Itoa(h.Status) + " " + http.StatusText(h.Status),
 		StatusCode:    h.Status,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
@@ -361,7 +364,7 @@ func (st *stream) ack() error {
 	st.lastSent = st.lastRecv
 	peer := st.peer
 	st.mu.Unlock()
-	return st.r.nc.PublishMsg(&nats.Msg{Subject: peer, Reply: st.inbox, Data: u32msg(msgAck, st.r.cfg.Window)})
+	return st.r.nc.PublishRequest(peer, st.inbox, u32msg(msgAck, st.r.cfg.Window))
 }
 
 // sendResponse streams a local response back (server). A body of known
@@ -369,25 +372,28 @@ func (st *stream) ack() error {
 func (st *stream) sendResponse(resp *http.Response) {
 	defer closeBody(resp.Body)
 	h := respHead{Status: resp.StatusCode, Header: resp.Header, ContentLength: resp.ContentLength}
-	var inline []byte
+	inline := 0
 	if resp.ContentLength >= 0 && resp.ContentLength <= int64(st.r.cfg.ChunkSize) {
-		inline = make([]byte, resp.ContentLength)
-		if _, err := io.ReadFull(resp.Body, inline); err != nil {
-			st.sendError(err)
-			return
-		}
+		inline = int(resp.ContentLength)
 		h.End = true
 	}
-	msg, err := appendHead(make([]byte, 0, 256+len(inline)), msgResponse, h)
+	msg, err := appendResponse(make([]byte, 0, 256+inline), &h)
 	if err != nil {
 		st.sendError(err)
 		return
 	}
-	msg = append(msg, inline...)
+	if inline > 0 {
+		n := len(msg)
+		msg = slices.Grow(msg, inline)[:n+inline]
+		if _, err := io.ReadFull(resp.Body, msg[n:]); err != nil {
+			st.sendError(err)
+			return
+		}
+	}
 	st.mu.Lock()
 	st.lastSent = time.Now()
 	st.mu.Unlock()
-	if err := st.r.nc.PublishMsg(&nats.Msg{Subject: st.peer, Reply: st.inbox, Data: msg}); err != nil || h.End {
+	if err := st.r.nc.PublishRequest(st.peer, st.inbox, msg); err != nil || h.End {
 		return
 	}
 	if err := st.sendFrom(resp.Body); err != nil {

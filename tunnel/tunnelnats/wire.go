@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -14,17 +12,20 @@ import (
 )
 
 // Message types of the node-to-node protocol (doc.go, "Protocol"). Every
-// NATS message of a forwarded request starts with one of them.
+// NATS message of a forwarded request starts with one of them. Types 1 and
+// 3 were the JSON heads of the first version: a node of that version and a
+// node of this one fail each other's requests as malformed instead of
+// misreading them.
 const (
-	msgRequest  = 1 // head (+ the whole body when small); reply = caller's inbox
-	msgAck      = 2 // u32 credit for the request body; reply = serving node's inbox
-	msgResponse = 3 // response head
-	msgData     = 4 // body bytes
-	msgEnd      = 5 // body complete
-	msgCredit   = 6 // u32 more credit for the body the sender of the credit receives
-	msgCancel   = 7 // the caller gave up
-	msgError    = 8 // u8 code, message
-	msgPing     = 9 // keepalive
+	msgAck      = 2  // u32 credit for the request body; reply = serving node's inbox
+	msgData     = 4  // body bytes
+	msgEnd      = 5  // body complete
+	msgCredit   = 6  // u32 more credit for the body the sender of the credit receives
+	msgCancel   = 7  // the caller gave up
+	msgError    = 8  // u8 code, message
+	msgPing     = 9  // keepalive
+	msgRequest  = 10 // head (+ the whole body when small); reply = caller's inbox
+	msgResponse = 11 // response head (+ the whole body when small)
 )
 
 // Error codes carried by msgError, mapped back to the tunnel's sentinels.
@@ -39,99 +40,251 @@ const (
 	codeDeadline // the request's deadline passed on the serving node
 )
 
-// maxHead bounds a head's JSON: a tunnel head fits in one frame (64 KiB by
-// default, 16 MiB at most); NATS messages are 1 MiB by default.
+// maxHead bounds an encoded head: a tunnel head fits in one frame (64 KiB
+// by default, 16 MiB at most); NATS messages are 1 MiB by default.
 const maxHead = 512 << 10
 
+// A head message is the type byte, the head's length (4 bytes, big
+// endian), the head, and the body when it follows whole. The head is
+// binary: uvarints, and strings as a uvarint length and the bytes.
+//
+//	request head:  flags timeout_ms window content_length+1 method url host header
+//	response head: flags status content_length+1 header
+//	header:        count (name value)*count
+//
+// flags bit 0 (flagEnd): the whole body follows the head. A content length
+// of -1 (encoded 0) is unknown; a timeout of 0 is none.
+const flagEnd = 1
+
 type reqHead struct {
-	Method        string      `json:"m"`
-	URL           string      `json:"u"`
-	Host          string      `json:"host,omitempty"`
-	Header        http.Header `json:"h,omitempty"`
-	ContentLength int64       `json:"cl"`          // -1: unknown
-	TimeoutMs     int64       `json:"t,omitempty"` // 0: none
-	Window        int         `json:"w"`           // credit granted for the response body
-	End           bool        `json:"e,omitempty"` // the body follows the head whole
+	Method        string
+	URL           string
+	Host          string
+	Header        http.Header
+	ContentLength int64 // -1: unknown
+	TimeoutMs     int64 // 0: none
+	Window        int   // credit granted for the response body
+	End           bool  // the body follows the head whole
 }
 
 type respHead struct {
-	Status        int         `json:"s"`
-	Header        http.Header `json:"h,omitempty"`
-	ContentLength int64       `json:"cl"`
-	End           bool        `json:"e,omitempty"` // the whole body follows the head
+	Status        int
+	Header        http.Header
+	ContentLength int64
+	End           bool // the whole body follows the head
 }
 
 var errMalformed = errors.New("tunnelnats: malformed message")
 
-// appendHead appends typ, the head's length and JSON.
-func appendHead(b []byte, typ byte, head any) ([]byte, error) {
-	j, err := json.Marshal(head)
-	if err != nil {
-		return nil, err
-	}
-	if len(j) > maxHead {
-		return nil, tunnel.ErrHeadTooLarge
-	}
-	b = append(b, typ)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(j)))
-	return append(b, j...), nil
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
 }
 
-// parseHead splits a head message (type byte already checked) into its
-// decoded head and the bytes after it.
-func parseHead(m []byte, head any) (rest []byte, err error) {
-	if len(m) < 5 {
-		return nil, errMalformed
+func appendHeader(b []byte, h http.Header) []byte {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for k, vs := range h {
+		for _, v := range vs {
+			b = appendString(b, k)
+			b = appendString(b, v)
+		}
+	}
+	return b
+}
+
+func flags(end bool) uint64 {
+	if end {
+		return flagEnd
+	}
+	return 0
+}
+
+// appendRequest appends a msgRequest head; the caller appends the body.
+func appendRequest(b []byte, h *reqHead) ([]byte, error) {
+	start := len(b)
+	b = append(b, msgRequest, 0, 0, 0, 0)
+	b = binary.AppendUvarint(b, flags(h.End))
+	b = binary.AppendUvarint(b, uint64(max(h.TimeoutMs, 0)))
+	b = binary.AppendUvarint(b, uint64(max(h.Window, 0)))
+	b = binary.AppendUvarint(b, uint64(max(h.ContentLength+1, 0)))
+	b = appendString(b, h.Method)
+	b = appendString(b, h.URL)
+	b = appendString(b, h.Host)
+	b = appendHeader(b, h.Header)
+	return endHead(b, start)
+}
+
+// endHead writes the length of the head that starts at b[start].
+func endHead(b []byte, start int) ([]byte, error) {
+	n := len(b) - start - 5
+	if n > maxHead {
+		return nil, tunnel.ErrHeadTooLarge
+	}
+	binary.BigEndian.PutUint32(b[start+1:], uint32(n))
+	return b, nil
+}
+
+// appendResponse appends a msgResponse head; the caller appends the body.
+func appendResponse(b []byte, h *respHead) ([]byte, error) {
+	start := len(b)
+	b = append(b, msgResponse, 0, 0, 0, 0)
+	b = binary.AppendUvarint(b, flags(h.End))
+	b = binary.AppendUvarint(b, uint64(max(h.Status, 0)))
+	b = binary.AppendUvarint(b, uint64(max(h.ContentLength+1, 0)))
+	b = appendHeader(b, h.Header)
+	return endHead(b, start)
+}
+
+// decoder reads a head's fields. Strings are substrings of one copy of
+// the head, so a head costs few allocations.
+type decoder struct {
+	s   string
+	off int
+	bad bool
+}
+
+// newDecoder checks m's type and head length and returns a decoder of the
+// head and the bytes after it.
+func newDecoder(m []byte, typ byte) (*decoder, []byte, bool) {
+	if len(m) < 5 || m[0] != typ {
+		return nil, nil, false
 	}
 	n := binary.BigEndian.Uint32(m[1:5])
 	if n > maxHead || uint64(n) > uint64(len(m)-5) {
-		return nil, errMalformed
+		return nil, nil, false
 	}
-	if err := json.Unmarshal(m[5:5+n], head); err != nil {
-		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	return &decoder{s: string(m[5 : 5+n])}, m[5+n:], true
+}
+
+// uvarint is binary.Uvarint of a string.
+func uvarint(s string) (uint64, int) {
+	var v uint64
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				return 0, -1
+			}
+			return v | uint64(c)<<(7*i), i + 1
+		}
+		v |= uint64(c&0x7f) << (7 * i)
 	}
-	return m[5+n:], nil
+	return 0, 0
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.bad {
+		return 0
+	}
+	v, n := uvarint(d.s[d.off:])
+	if n <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// int reads a uvarint that must be at most limit.
+func (d *decoder) int(limit uint64) int64 {
+	v := d.uvarint()
+	if v > limit {
+		d.bad = true
+		return 0
+	}
+	return int64(v)
+}
+
+func (d *decoder) str() string {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.s)-d.off) {
+		d.bad = true
+		return ""
+	}
+	v := d.s[d.off : d.off+int(n)]
+	d.off += int(n)
+	return v
+}
+
+func (d *decoder) header() http.Header {
+	// Each name and value takes at least one byte: a count beyond the
+	// remaining bytes is a lie that must not size an allocation.
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.s)-d.off)/2 {
+		d.bad = true
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	h := make(http.Header, n)
+	vals := make([]string, n)
+	for i := range vals {
+		k, v := d.str(), d.str()
+		if d.bad {
+			return nil
+		}
+		if old, ok := h[k]; ok {
+			h[k] = append(old, v)
+			continue
+		}
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+	}
+	return h
 }
 
 // parseRequest decodes a msgRequest and checks what the serving node relies on.
 func parseRequest(m []byte) (reqHead, []byte, error) {
 	var h reqHead
-	if len(m) == 0 || m[0] != msgRequest {
+	d, body, ok := newDecoder(m, msgRequest)
+	if !ok {
 		return h, nil, errMalformed
 	}
-	body, err := parseHead(m, &h)
-	if err != nil {
-		return h, nil, err
-	}
+	fl := d.uvarint()
+	h.TimeoutMs = d.int(1 << 40)
+	h.Window = int(d.int(maxWindow))
+	h.ContentLength = d.int(1<<62) - 1
+	h.Method = d.str()
+	h.URL = d.str()
+	h.Host = d.str()
+	h.Header = d.header()
+	h.End = fl&flagEnd != 0
 	switch {
-	case h.Method == "" || h.URL == "":
-		return h, nil, errMalformed
-	case h.ContentLength < -1 || h.TimeoutMs < 0 || h.Window <= 0 || h.Window > maxWindow:
-		return h, nil, errMalformed
+	case d.bad || d.off != len(d.s) || fl > flagEnd:
+		return reqHead{}, nil, errMalformed
+	case h.Method == "" || h.URL == "" || h.Window <= 0:
+		return reqHead{}, nil, errMalformed
 	case h.End && h.ContentLength >= 0 && int64(len(body)) != h.ContentLength:
-		return h, nil, errMalformed
+		return reqHead{}, nil, errMalformed
 	case !h.End && len(body) != 0:
-		return h, nil, errMalformed
+		return reqHead{}, nil, errMalformed
 	}
 	return h, body, nil
 }
 
 func parseResponse(m []byte) (respHead, []byte, error) {
 	var h respHead
-	if len(m) == 0 || m[0] != msgResponse {
+	d, body, ok := newDecoder(m, msgResponse)
+	if !ok {
 		return h, nil, errMalformed
 	}
-	body, err := parseHead(m, &h)
-	if err != nil {
-		return h, nil, err
-	}
+	fl := d.uvarint()
+	h.Status = int(d.int(999))
+	h.ContentLength = d.int(1<<62) - 1
+	h.Header = d.header()
+	h.End = fl&flagEnd != 0
 	switch {
-	case h.Status < 100 || h.Status > 999 || h.ContentLength < -1:
-		return h, nil, errMalformed
+	case d.bad || d.off != len(d.s) || fl > flagEnd || h.Status < 100:
+		return respHead{}, nil, errMalformed
 	case !h.End && len(body) != 0:
-		return h, nil, errMalformed
+		return respHead{}, nil, errMalformed
 	case h.End && h.ContentLength >= 0 && int64(len(body)) != h.ContentLength:
-		return h, nil, errMalformed
+		return respHead{}, nil, errMalformed
 	}
 	return h, body, nil
 }
@@ -227,8 +380,10 @@ func (e *RemoteError) Unwrap() error { return e.err }
 
 // token encodes an ID as one NATS subject token (no '.', '*', '>' or
 // space), never empty.
-func token(kind byte, id string) string {
-	return string(kind) + base64.RawURLEncoding.EncodeToString([]byte(id))
+func token(kind byte, id string) string { return string(appendToken(nil, kind, id)) }
+
+func appendToken(b []byte, kind byte, id string) []byte {
+	return base64.RawURLEncoding.AppendEncode(append(b, kind), []byte(id))
 }
 
 func untoken(kind byte, s string) (string, bool) {
