@@ -53,10 +53,6 @@ type sessionConfig struct {
 	onGoaway    func(grace time.Duration, ext []byte) // connector side; ext: goaway.go
 	onInfo      func(*Session)                        // gateway side: new INFO (publish.go)
 	cork        *corkConn                             // connector side: the TCP connection, or nil
-	// inlineBound (connector side) is how long the reader may run a
-	// handler itself before another goroutine takes over reading
-	// (serve.go); 0 means defaultInlineBound, negative never inline.
-	inlineBound time.Duration
 	// tx seals every message this side sends, rx opens every message it
 	// receives (keys from the handshake).
 	tx, rx *sealer
@@ -165,8 +161,7 @@ type Session struct {
 	goaway0 *goawayNote
 	ka      *keepalive
 	idle    chan struct{}
-	work    chan *stream // connector: idle handler goroutines receive here; nil: take the read role
-	inl     *inliner     // connector: handlers run by the reader (serve.go)
+	work    chan *stream // connector: idle handler goroutines receive here
 
 	// write combining: one writer at a time; others queue their frames in
 	// wpend, which the writer sends as one message.
@@ -209,12 +204,6 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 	s.wcond.L = &s.wmu
 	if !cfg.gateway {
 		s.work = make(chan *stream)
-		if b := cfg.inlineBound; b >= 0 {
-			if b == 0 {
-				b = defaultInlineBound
-			}
-			s.inl = &inliner{bound: b}
-		}
 	}
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
@@ -253,41 +242,13 @@ func (s *Session) Err() error {
 // the session started. It returns the error that closed the session. On
 // the connector, handlers' contexts derive from ctx (Run's); ending ctx
 // does not close the session, its owner does.
-//
-// On the connector the read role can move: while the reader serves a
-// request inline another goroutine may take it over (serve.go). Whichever
-// goroutine holds it when the session fails closes the session; run's
-// goroutine, if it lost the role, serves streams like a worker and then
-// waits for the session to end.
 func (s *Session) run(ctx context.Context) error {
 	s.startKeepalive()
-	if in := s.inl; in != nil {
-		in.takeover = func(gen uint64) { s.takeOver(ctx, gen) }
-		in.timer = time.AfterFunc(time.Hour, func() { in.takeover(0) })
-		in.timer.Stop()
-	}
-	if s.read(ctx) {
-		s.idleWork(ctx)
-		<-s.done
-	}
+	err := s.readLoop(ctx)
+	s.closeWith(err)
 	s.wg.Wait()
-	if s.inl != nil {
-		s.inl.timer.Stop()
-	}
 	close(s.finished)
 	return s.Err()
-}
-
-// read holds the read role: it reads and dispatches frames until the
-// session fails, which it then closes (false), or until another goroutine
-// took the role over while this one served a request inline (true).
-func (s *Session) read(ctx context.Context) (handedOff bool) {
-	err := s.readLoop(ctx)
-	if err == errHandedOff {
-		return true
-	}
-	s.closeWith(err)
-	return false
 }
 
 // Close closes the session at once and waits for its goroutines. Streams
@@ -682,15 +643,8 @@ func (s *Session) readLoop(ctx context.Context) error {
 		if !kept {
 			pool.put(bp)
 		}
-		var inline *stream
-		if s.inl != nil {
-			inline, s.inl.next = s.inl.next, nil
-		}
 		if err != nil {
-			return err // the session closes, and with it any stream left unserved
-		}
-		if inline != nil && !s.serveInline(inline) {
-			return errHandedOff
+			return err
 		}
 	}
 }
@@ -720,7 +674,7 @@ func (s *Session) handleMessage(ctx context.Context, buf []byte, bp *[]byte, can
 		if off < len(buf) {
 			keep = nil
 		}
-		k, err := s.handle(ctx, f, keep, off == len(buf))
+		k, err := s.handle(ctx, f, keep)
 		if k {
 			kept, own = true, nil
 		}
@@ -765,9 +719,9 @@ func (s *Session) readMessage(r io.Reader) (*[]byte, *bufPool, int, error) {
 	return bp, pool, n, nil
 }
 
-// handle dispatches one frame; last is set for the last frame of its
-// message. kept reports whether the buffer now belongs to a stream.
-func (s *Session) handle(ctx context.Context, f frame, bp *[]byte, last bool) (kept bool, err error) {
+// handle dispatches one frame. kept reports whether the buffer now belongs
+// to a stream.
+func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, err error) {
 	switch f.typ {
 	case frameHello:
 		return false, protocolErrorf("second hello")
@@ -779,9 +733,7 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte, last bool) (k
 		if s.cfg.gateway {
 			// The gateway's own PING, sent from the read loop: no timer
 			// goroutine per interval. Safe because the connector's read
-			// loop never blocks on a write for long (a handler it runs
-			// inline hands reading over within its bound), so this write
-			// always drains.
+			// loop never blocks on a write, so this write always drains.
 			putHeader(arr[:], framePing, 0, 0)
 			copy(arr[frameHeaderLen:], f.payload)
 			return false, s.write(arr[:])
@@ -818,7 +770,7 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte, last bool) (k
 		if s.cfg.gateway {
 			return false, protocolErrorf("request from connector")
 		}
-		return s.handleRequest(ctx, f, bp, last)
+		return s.handleRequest(ctx, f, bp)
 	}
 	st, err := s.lookup(f.stream)
 	if err != nil || st == nil {

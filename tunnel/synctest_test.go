@@ -38,13 +38,6 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn
 // inside a synctest bubble. The returned pipe ends let a test freeze a side.
 func pipePair(t *testing.T, ping time.Duration, handler http.Handler) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
-	return pipePairInline(t, ping, handler, 0)
-}
-
-// pipePairInline is pipePair with the connector's inline bound set
-// (sessionConfig.inlineBound).
-func pipePairInline(t *testing.T, ping time.Duration, handler http.Handler, inlineBound time.Duration) (gw, conn *Session, gwEnd net.Conn) {
-	t.Helper()
 	a, b := net.Pipe()
 	params := hello{major: ProtocolMajor, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
 	accepted := make(chan *websocket.Conn, 1)
@@ -82,7 +75,6 @@ func pipePairInline(t *testing.T, ping time.Duration, handler http.Handler, inli
 			pool: newBufPool(msgLimit(params.maxFrameSize) + sealOverhead), small: newBufPool(smallBufSize(params.maxFrameSize)),
 			log: slog.New(slog.DiscardHandler), now: time.Now,
 			tenant: "t", connectorID: "c", handler: handler,
-			inlineBound: inlineBound,
 		})
 	}
 	return mk(sc, true), mk(cc, false), a
