@@ -128,8 +128,13 @@ func (s *SQLStore) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.S
 }
 
 // Activate implements [Store]: the user insert, the device check and the
-// device insert are one transaction.
+// device insert are one transaction. With PostgreSQL, a device of a user
+// already stored is activated by [SQLStore.ActivateExisting] instead, in one
+// statement.
 func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation, err error) {
+	if a, ok, err := s.ActivateExisting(ctx, u, d); ok || err != nil {
+		return a, err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Activation{}, fmt.Errorf("activation: begin: %w", err)
@@ -218,6 +223,73 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 	d.ActivatedAt = time.Unix(0, d.ActivatedAt.UnixNano())
 	a.Device, a.DeviceCreated = d, true
 	return a, nil
+}
+
+// activateExisting is ActivateExisting's statement (PostgreSQL only:
+// SQLite has no INSERT inside WITH). All its parts see one snapshot, so a
+// user committed by a concurrent activation after the statement started is
+// not seen (the caller then takes the transaction), and the insert skips a
+// device that exists or that a concurrent transaction committed meanwhile
+// (ON CONFLICT waits for that transaction).
+const activateExisting = `WITH u AS (
+		SELECT id, login, domain, upn, email, display_name, created_at
+		FROM activation_users WHERE tenant = ? AND directory_id = ?
+	), dev AS (
+		INSERT INTO activation_devices (tenant, id, user_id, hostname, public_key, activated_at)
+		SELECT ?, ?, u.id, ?, ?, ? FROM u
+		ON CONFLICT (tenant, id) DO NOTHING
+		RETURNING 1
+	)
+	SELECT id, login, domain, upn, email, display_name, created_at, EXISTS (SELECT 1 FROM dev) FROM u`
+
+// ActivateExisting does what [SQLStore.Activate] does for a device whose
+// user (u.Tenant, u.DirectoryID) is already stored, in one statement
+// outside any transaction, so that a storm of activations of known users
+// costs one round trip and one commit each. It reports ok false, having
+// written nothing, when that user is not stored yet (or was stored by a
+// transaction that committed while the statement ran): then call
+// [SQLStore.Activate] or [SQLStore.ActivateTx]. A device already activated
+// is returned as it is (a retry), or refused with [ErrDeviceConflict] if it
+// belongs to another user or key, as in ActivateTx. Like ActivateTx it
+// keeps no disabled state: check the user first. With SQLite it always
+// reports ok false (SQLite has no INSERT inside WITH); SQLite's write
+// transactions are cheap.
+func (s *SQLStore) ActivateExisting(ctx context.Context, u User, d Device) (a Activation, ok bool, err error) {
+	if s.dialect != Postgres {
+		return Activation{}, false, nil
+	}
+	st, err := s.stmt(ctx, activateExisting)
+	if err != nil {
+		return Activation{}, false, fmt.Errorf("activation: activate: %w", err)
+	}
+	var created int64
+	var inserted bool
+	err = st.QueryRowContext(ctx, u.Tenant, u.DirectoryID,
+		d.Tenant, d.ID, d.Hostname, base64.StdEncoding.EncodeToString(d.PublicKey), d.ActivatedAt.UnixNano()).
+		Scan(&u.ID, &u.Login, &u.Domain, &u.UPN, &u.Email, &u.DisplayName, &created, &inserted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Activation{}, false, nil
+	}
+	if err != nil {
+		return Activation{}, false, fmt.Errorf("activation: activate: %w", err)
+	}
+	u.CreatedAt = time.Unix(0, created)
+	a.User = u
+	if inserted {
+		d.UserID = u.ID
+		d.ActivatedAt = time.Unix(0, d.ActivatedAt.UnixNano())
+		a.Device, a.DeviceCreated = d, true
+		return a, true, nil
+	}
+	old, err := s.Device(ctx, d.Tenant, d.ID)
+	if err != nil {
+		return Activation{}, false, err
+	}
+	if old.UserID != u.ID || !old.PublicKey.Equal(d.PublicKey) {
+		return Activation{}, false, fmt.Errorf("%w: device %q", ErrDeviceConflict, d.ID)
+	}
+	a.Device = old
+	return a, true, nil
 }
 
 const selectDevice = `SELECT tenant, id, user_id, hostname, public_key, activated_at

@@ -25,11 +25,20 @@ type ActivationStore struct {
 
 var _ activation.Store = ActivationStore{}
 
-// Activate implements [activation.Store].
+// Activate implements [activation.Store]. With PostgreSQL, the device of
+// a user both stores already hold is activated without a transaction: one
+// statement reads the cloud user, one more activates the device
+// ([activation.SQLStore.ActivateExisting]); a first activation takes the
+// transaction.
 func (a ActivationStore) Activate(ctx context.Context, u activation.User, d activation.Device) (_ activation.Activation, err error) {
 	s := a.Users
 	s.w.Lock()
 	defer s.w.Unlock()
+	if s.d == Postgres {
+		if act, ok, err := a.activateExisting(ctx, u, d); ok || err != nil {
+			return act, err
+		}
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return activation.Activation{}, fmt.Errorf("importersql: activate: begin: %w", err)
@@ -58,6 +67,29 @@ func (a ActivationStore) Activate(ctx context.Context, u activation.User, d acti
 	return act, nil
 }
 
+// activateExisting activates d for a cloud user that exists already, with
+// no transaction (a single write, and no user to roll back); ok is false,
+// with nothing written, when the user is not in both stores yet.
+func (a ActivationStore) activateExisting(ctx context.Context, u activation.User, d activation.Device) (_ activation.Activation, ok bool, err error) {
+	sel, err := a.Users.stmt(ctx, selectCloudUser)
+	if err != nil {
+		return activation.Activation{}, false, fmt.Errorf("importersql: activate user: %w", err)
+	}
+	var id string
+	var disabled int
+	err = sel.QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id, &disabled)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return activation.Activation{}, false, nil
+	case err != nil:
+		return activation.Activation{}, false, fmt.Errorf("importersql: activate user: %w", err)
+	case disabled != 0:
+		return activation.Activation{}, false, &activation.DisabledError{Where: "cloud", Reason: "disabled"}
+	}
+	u.ID, d.UserID = id, id
+	return a.Activations.ActivateExisting(ctx, u, d)
+}
+
 var _ activation.UserStatusStore = ActivationStore{}
 
 // UserDisabled implements [activation.UserStatusStore]: a user an import
@@ -84,6 +116,8 @@ func (a ActivationStore) Device(ctx context.Context, tenant, id string) (activat
 	return a.Activations.Device(ctx, tenant, id)
 }
 
+const selectCloudUser = `SELECT id, disabled FROM users WHERE tenant = ? AND directory_id = ?`
+
 // cloudUser returns the cloud ID of u within tx, creating the cloud user if
 // needed (with u.ID).
 func (s *Store) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (id string, created bool, err error) {
@@ -93,7 +127,7 @@ func (s *Store) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (i
 	if err != nil {
 		return "", false, err
 	}
-	sel, err := s.stmt(ctx, `SELECT id, disabled FROM users WHERE tenant = ? AND directory_id = ?`)
+	sel, err := s.stmt(ctx, selectCloudUser)
 	if err != nil {
 		return "", false, err
 	}
