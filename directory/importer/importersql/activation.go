@@ -39,6 +39,19 @@ func (a ActivationStore) Activate(ctx context.Context, u activation.User, d acti
 			return act, err
 		}
 	}
+	// Prepared before the transaction: preparing on the database from
+	// within it would need a second connection of the pool.
+	ins, err := s.stmt(ctx, insertCloudUser)
+	if err != nil {
+		return activation.Activation{}, fmt.Errorf("importersql: activate user: %w", err)
+	}
+	sel, err := s.stmt(ctx, selectCloudUser)
+	if err != nil {
+		return activation.Activation{}, fmt.Errorf("importersql: activate user: %w", err)
+	}
+	if err := a.Activations.PrepareTx(ctx); err != nil {
+		return activation.Activation{}, err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return activation.Activation{}, fmt.Errorf("importersql: activate: begin: %w", err)
@@ -48,7 +61,7 @@ func (a ActivationStore) Activate(ctx context.Context, u activation.User, d acti
 			_ = tx.Rollback() // the error that matters is err
 		}
 	}()
-	id, created, err := s.cloudUser(ctx, tx, u)
+	id, created, err := s.cloudUser(ctx, tx.StmtContext(ctx, ins), tx.StmtContext(ctx, sel), u)
 	if errors.Is(err, activation.ErrUserDisabled) {
 		return activation.Activation{}, err
 	}
@@ -116,23 +129,20 @@ func (a ActivationStore) Device(ctx context.Context, tenant, id string) (activat
 	return a.Activations.Device(ctx, tenant, id)
 }
 
-const selectCloudUser = `SELECT id, disabled FROM users WHERE tenant = ? AND directory_id = ?`
-
-// cloudUser returns the cloud ID of u within tx, creating the cloud user if
-// needed (with u.ID).
-func (s *Store) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (id string, created bool, err error) {
-	ins, err := s.stmt(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+// The statements of an activation on the users table.
+const (
+	insertCloudUser = `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
 		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, '', 'null', 0, 0, ?, ?)
-		ON CONFLICT (tenant, directory_id) DO NOTHING`)
-	if err != nil {
-		return "", false, err
-	}
-	sel, err := s.stmt(ctx, selectCloudUser)
-	if err != nil {
-		return "", false, err
-	}
+		ON CONFLICT (tenant, directory_id) DO NOTHING`
+	selectCloudUser = `SELECT id, disabled FROM users WHERE tenant = ? AND directory_id = ?`
+)
+
+// cloudUser returns the cloud ID of u within the transaction of ins (the
+// insertCloudUser statement) and sel (selectCloudUser), creating the cloud
+// user if needed (with u.ID).
+func (s *Store) cloudUser(ctx context.Context, ins, sel *sql.Stmt, u activation.User) (id string, created bool, err error) {
 	now := s.now().UnixNano()
-	res, err := tx.StmtContext(ctx, ins).ExecContext(ctx,
+	res, err := ins.ExecContext(ctx,
 		u.Tenant, u.DirectoryID, u.ID, u.Login, u.UPN, u.Email, u.DisplayName, now, now)
 	if err != nil {
 		return "", false, err
@@ -143,7 +153,7 @@ func (s *Store) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (i
 		return u.ID, true, nil
 	}
 	var disabled int
-	if err := tx.StmtContext(ctx, sel).QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id, &disabled); err != nil {
+	if err := sel.QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id, &disabled); err != nil {
 		return "", false, err
 	}
 	if disabled != 0 {
