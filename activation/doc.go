@@ -94,5 +94,10 @@
 // also offer ListTokens for admin listings. MemoryStore disables users
 // with SetUserDisabled; SQLStore keeps no disabled state, so an
 // application whose own user table can disable users checks it in the
-// transaction it passes to [SQLStore.ActivateTx].
+// transaction it passes to [SQLStore.ActivateTx] (prepared beforehand with
+// [SQLStore.PrepareTx], so that an activation holds one connection of the
+// pool at a time). On PostgreSQL, a device of a user already stored is
+// activated by one statement with no transaction
+// ([SQLStore.ActivateExisting]): what a storm costs there is round trips,
+// one commit each, not the fsync of the commit.
 package activation

@@ -173,6 +173,10 @@ func ExampleSQLStore_ActivateTx() {
 		log.Fatal(err)
 	}
 	activate := func(u activation.User, d activation.Device) error {
+		// Before BEGIN, so the transaction needs no second connection.
+		if err := store.PrepareTx(ctx); err != nil {
+			return err
+		}
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
 			return err
@@ -199,6 +203,40 @@ func ExampleSQLStore_ActivateTx() {
 	// <nil>
 	// true
 	// 1
+}
+
+// On PostgreSQL, an application that checks its own user record first
+// activates the devices of known users without a transaction, and takes
+// one only for a first activation.
+func ExampleSQLStore_ActivateExisting() {
+	ctx := context.Background()
+	db, err := sql.Open("pgx", "postgres://liaison@db.example/liaison") // any driver; pgx here
+	if err != nil {
+		log.Fatal(err)
+	}
+	store := activation.NewSQLStore(db, activation.Postgres)
+	activate := func(u activation.User, d activation.Device) (activation.Activation, error) {
+		// ... refuse u here if the application's own record disables it ...
+		if a, ok, err := store.ActivateExisting(ctx, u, d); ok || err != nil {
+			return a, err // the device of a known user: one statement
+		}
+		// A first activation: the application's row and activation's in one
+		// transaction, as in the ActivateTx example.
+		if err := store.PrepareTx(ctx); err != nil {
+			return activation.Activation{}, err
+		}
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return activation.Activation{}, err
+		}
+		defer tx.Rollback() // after Commit, a no-op
+		a, err := store.ActivateTx(ctx, tx, u, d)
+		if err != nil {
+			return activation.Activation{}, err
+		}
+		return a, tx.Commit()
+	}
+	_ = activate
 }
 
 func ExampleNewMemoryStore() {

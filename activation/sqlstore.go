@@ -118,18 +118,54 @@ func (s *SQLStore) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-// txStmt is [SQLStore.stmt] within tx.
+// txStmt is query within tx: the statement prepared on the database when
+// there is one, else prepared on tx's own connection. Never prepared on the
+// database from here: that needs a second connection of the pool, which a
+// pool full of transactions waiting for the same never frees.
 func (s *SQLStore) txStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	st, err := s.stmt(ctx, query)
-	if err != nil {
-		return nil, err
+	if st, ok := s.stmts.Load(query); ok {
+		return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
 	}
-	return tx.StmtContext(ctx, st), nil
+	return tx.PrepareContext(ctx, s.q(query))
+}
+
+// The statements of ActivateTx.
+const (
+	insertUser = `INSERT INTO activation_users
+		(tenant, id, directory_id, login, domain, upn, email, display_name, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, directory_id) DO NOTHING`
+	selectUser = `SELECT id, login, domain, upn, email, display_name, created_at
+		FROM activation_users WHERE tenant = ? AND directory_id = ?`
+	selectDevice = `SELECT tenant, id, user_id, hostname, public_key, activated_at
+		FROM activation_devices WHERE tenant = ? AND id = ?`
+	insertDevice = `INSERT INTO activation_devices
+		(tenant, id, user_id, hostname, public_key, activated_at) VALUES (?, ?, ?, ?, ?, ?)`
+)
+
+// PrepareTx prepares the statements of [SQLStore.ActivateTx] on the
+// database, once (later calls cost nothing). Call it before beginning the
+// transaction you pass to ActivateTx: ActivateTx works without it, but
+// then prepares its statements again in each transaction.
+func (s *SQLStore) PrepareTx(ctx context.Context) error {
+	for _, q := range []string{insertUser, selectUser, selectDevice, insertDevice} {
+		if _, err := s.stmt(ctx, q); err != nil {
+			return fmt.Errorf("activation: prepare: %w", err)
+		}
+	}
+	return nil
 }
 
 // Activate implements [Store]: the user insert, the device check and the
-// device insert are one transaction.
+// device insert are one transaction. With PostgreSQL, a device of a user
+// already stored is activated by [SQLStore.ActivateExisting] instead, in one
+// statement.
 func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation, err error) {
+	if a, ok, err := s.ActivateExisting(ctx, u, d); ok || err != nil {
+		return a, err
+	}
+	if err := s.PrepareTx(ctx); err != nil {
+		return Activation{}, err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return Activation{}, fmt.Errorf("activation: begin: %w", err)
@@ -155,14 +191,13 @@ func (s *SQLStore) Activate(ctx context.Context, u User, d Device) (_ Activation
 // record in tx first, as examples/internal/cloudapp does), which must be on this store's database, so that the caller
 // can write its own rows (an application's user record, say) atomically
 // with the activation. It neither commits nor rolls back: on any error,
-// including [ErrDeviceConflict], the caller must roll tx back.
+// including [ErrDeviceConflict], the caller must roll tx back. Call
+// [SQLStore.PrepareTx] before beginning tx. It uses no connection but tx's.
 func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device) (Activation, error) {
 	var a Activation
 	// A write first, so SQLite takes the write lock at once and concurrent
 	// transactions queue on the busy timeout instead of deadlocking.
-	insUser, err := s.txStmt(ctx, tx, `INSERT INTO activation_users
-		(tenant, id, directory_id, login, domain, upn, email, display_name, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, directory_id) DO NOTHING`)
+	insUser, err := s.txStmt(ctx, tx, insertUser)
 	if err != nil {
 		return Activation{}, fmt.Errorf("activation: insert user: %w", err)
 	}
@@ -177,8 +212,7 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 	}
 	a.UserCreated = n == 1
 	var created int64
-	selUser, err := s.txStmt(ctx, tx, `SELECT id, login, domain, upn, email, display_name, created_at
-		FROM activation_users WHERE tenant = ? AND directory_id = ?`)
+	selUser, err := s.txStmt(ctx, tx, selectUser)
 	if err != nil {
 		return Activation{}, fmt.Errorf("activation: load user: %w", err)
 	}
@@ -206,8 +240,7 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 		return Activation{}, err
 	}
 	d.UserID = u.ID
-	insDev, err := s.txStmt(ctx, tx, `INSERT INTO activation_devices
-		(tenant, id, user_id, hostname, public_key, activated_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	insDev, err := s.txStmt(ctx, tx, insertDevice)
 	if err != nil {
 		return Activation{}, fmt.Errorf("activation: insert device: %w", err)
 	}
@@ -220,8 +253,72 @@ func (s *SQLStore) ActivateTx(ctx context.Context, tx *sql.Tx, u User, d Device)
 	return a, nil
 }
 
-const selectDevice = `SELECT tenant, id, user_id, hostname, public_key, activated_at
-		FROM activation_devices WHERE tenant = ? AND id = ?`
+// activateExisting is ActivateExisting's statement (PostgreSQL only:
+// SQLite has no INSERT inside WITH). All its parts see one snapshot, so a
+// user committed by a concurrent activation after the statement started is
+// not seen (the caller then takes the transaction), and the insert skips a
+// device that exists or that a concurrent transaction committed meanwhile
+// (ON CONFLICT waits for that transaction).
+const activateExisting = `WITH u AS (
+		SELECT id, login, domain, upn, email, display_name, created_at
+		FROM activation_users WHERE tenant = ? AND directory_id = ?
+	), dev AS (
+		INSERT INTO activation_devices (tenant, id, user_id, hostname, public_key, activated_at)
+		SELECT ?, ?, u.id, ?, ?, ? FROM u
+		ON CONFLICT (tenant, id) DO NOTHING
+		RETURNING 1
+	)
+	SELECT id, login, domain, upn, email, display_name, created_at, EXISTS (SELECT 1 FROM dev) FROM u`
+
+// ActivateExisting does what [SQLStore.Activate] does for a device whose
+// user (u.Tenant, u.DirectoryID) is already stored, in one statement
+// outside any transaction, so that a storm of activations of known users
+// costs one round trip and one commit each. It reports ok false, having
+// written nothing, when that user is not stored yet (or was stored by a
+// transaction that committed while the statement ran): then call
+// [SQLStore.Activate] or [SQLStore.ActivateTx]. A device already activated
+// is returned as it is (a retry), or refused with [ErrDeviceConflict] if it
+// belongs to another user or key, as in ActivateTx. Like ActivateTx it
+// keeps no disabled state: check the user first. With SQLite it always
+// reports ok false (SQLite has no INSERT inside WITH); SQLite's write
+// transactions are cheap.
+func (s *SQLStore) ActivateExisting(ctx context.Context, u User, d Device) (a Activation, ok bool, err error) {
+	if s.dialect != Postgres {
+		return Activation{}, false, nil
+	}
+	st, err := s.stmt(ctx, activateExisting)
+	if err != nil {
+		return Activation{}, false, fmt.Errorf("activation: activate: %w", err)
+	}
+	var created int64
+	var inserted bool
+	err = st.QueryRowContext(ctx, u.Tenant, u.DirectoryID,
+		d.Tenant, d.ID, d.Hostname, base64.StdEncoding.EncodeToString(d.PublicKey), d.ActivatedAt.UnixNano()).
+		Scan(&u.ID, &u.Login, &u.Domain, &u.UPN, &u.Email, &u.DisplayName, &created, &inserted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Activation{}, false, nil
+	}
+	if err != nil {
+		return Activation{}, false, fmt.Errorf("activation: activate: %w", err)
+	}
+	u.CreatedAt = time.Unix(0, created)
+	a.User = u
+	if inserted {
+		d.UserID = u.ID
+		d.ActivatedAt = time.Unix(0, d.ActivatedAt.UnixNano())
+		a.Device, a.DeviceCreated = d, true
+		return a, true, nil
+	}
+	old, err := s.Device(ctx, d.Tenant, d.ID)
+	if err != nil {
+		return Activation{}, false, err
+	}
+	if old.UserID != u.ID || !old.PublicKey.Equal(d.PublicKey) {
+		return Activation{}, false, fmt.Errorf("%w: device %q", ErrDeviceConflict, d.ID)
+	}
+	a.Device = old
+	return a, true, nil
+}
 
 func scanDevice(row *sql.Row) (Device, error) {
 	var d Device

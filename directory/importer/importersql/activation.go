@@ -25,11 +25,33 @@ type ActivationStore struct {
 
 var _ activation.Store = ActivationStore{}
 
-// Activate implements [activation.Store].
+// Activate implements [activation.Store]. With PostgreSQL, the device of
+// a user both stores already hold is activated without a transaction: one
+// statement reads the cloud user, one more activates the device
+// ([activation.SQLStore.ActivateExisting]); a first activation takes the
+// transaction.
 func (a ActivationStore) Activate(ctx context.Context, u activation.User, d activation.Device) (_ activation.Activation, err error) {
 	s := a.Users
 	s.w.Lock()
 	defer s.w.Unlock()
+	if s.d == Postgres {
+		if act, ok, err := a.activateExisting(ctx, u, d); ok || err != nil {
+			return act, err
+		}
+	}
+	// Prepared before the transaction: preparing on the database from
+	// within it would need a second connection of the pool.
+	ins, err := s.stmt(ctx, insertCloudUser)
+	if err != nil {
+		return activation.Activation{}, fmt.Errorf("importersql: activate user: %w", err)
+	}
+	sel, err := s.stmt(ctx, selectCloudUser)
+	if err != nil {
+		return activation.Activation{}, fmt.Errorf("importersql: activate user: %w", err)
+	}
+	if err := a.Activations.PrepareTx(ctx); err != nil {
+		return activation.Activation{}, err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return activation.Activation{}, fmt.Errorf("importersql: activate: begin: %w", err)
@@ -39,7 +61,7 @@ func (a ActivationStore) Activate(ctx context.Context, u activation.User, d acti
 			_ = tx.Rollback() // the error that matters is err
 		}
 	}()
-	id, created, err := s.cloudUser(ctx, tx, u)
+	id, created, err := s.cloudUser(ctx, tx.StmtContext(ctx, ins), tx.StmtContext(ctx, sel), u)
 	if errors.Is(err, activation.ErrUserDisabled) {
 		return activation.Activation{}, err
 	}
@@ -56,6 +78,29 @@ func (a ActivationStore) Activate(ctx context.Context, u activation.User, d acti
 	}
 	act.UserCreated = created
 	return act, nil
+}
+
+// activateExisting activates d for a cloud user that exists already, with
+// no transaction (a single write, and no user to roll back); ok is false,
+// with nothing written, when the user is not in both stores yet.
+func (a ActivationStore) activateExisting(ctx context.Context, u activation.User, d activation.Device) (_ activation.Activation, ok bool, err error) {
+	sel, err := a.Users.stmt(ctx, selectCloudUser)
+	if err != nil {
+		return activation.Activation{}, false, fmt.Errorf("importersql: activate user: %w", err)
+	}
+	var id string
+	var disabled int
+	err = sel.QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id, &disabled)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return activation.Activation{}, false, nil
+	case err != nil:
+		return activation.Activation{}, false, fmt.Errorf("importersql: activate user: %w", err)
+	case disabled != 0:
+		return activation.Activation{}, false, &activation.DisabledError{Where: "cloud", Reason: "disabled"}
+	}
+	u.ID, d.UserID = id, id
+	return a.Activations.ActivateExisting(ctx, u, d)
 }
 
 var _ activation.UserStatusStore = ActivationStore{}
@@ -84,21 +129,20 @@ func (a ActivationStore) Device(ctx context.Context, tenant, id string) (activat
 	return a.Activations.Device(ctx, tenant, id)
 }
 
-// cloudUser returns the cloud ID of u within tx, creating the cloud user if
-// needed (with u.ID).
-func (s *Store) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (id string, created bool, err error) {
-	ins, err := s.stmt(ctx, `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
+// The statements of an activation on the users table.
+const (
+	insertCloudUser = `INSERT INTO users (tenant, directory_id, id, mapping_id, login, upn, email, display_name, dn,
 		groups_json, disabled, deleted, created_at, updated_at) VALUES (?, ?, ?, '', ?, ?, ?, ?, '', 'null', 0, 0, ?, ?)
-		ON CONFLICT (tenant, directory_id) DO NOTHING`)
-	if err != nil {
-		return "", false, err
-	}
-	sel, err := s.stmt(ctx, `SELECT id, disabled FROM users WHERE tenant = ? AND directory_id = ?`)
-	if err != nil {
-		return "", false, err
-	}
+		ON CONFLICT (tenant, directory_id) DO NOTHING`
+	selectCloudUser = `SELECT id, disabled FROM users WHERE tenant = ? AND directory_id = ?`
+)
+
+// cloudUser returns the cloud ID of u within the transaction of ins (the
+// insertCloudUser statement) and sel (selectCloudUser), creating the cloud
+// user if needed (with u.ID).
+func (s *Store) cloudUser(ctx context.Context, ins, sel *sql.Stmt, u activation.User) (id string, created bool, err error) {
 	now := s.now().UnixNano()
-	res, err := tx.StmtContext(ctx, ins).ExecContext(ctx,
+	res, err := ins.ExecContext(ctx,
 		u.Tenant, u.DirectoryID, u.ID, u.Login, u.UPN, u.Email, u.DisplayName, now, now)
 	if err != nil {
 		return "", false, err
@@ -109,7 +153,7 @@ func (s *Store) cloudUser(ctx context.Context, tx *sql.Tx, u activation.User) (i
 		return u.ID, true, nil
 	}
 	var disabled int
-	if err := tx.StmtContext(ctx, sel).QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id, &disabled); err != nil {
+	if err := sel.QueryRowContext(ctx, u.Tenant, u.DirectoryID).Scan(&id, &disabled); err != nil {
 		return "", false, err
 	}
 	if disabled != 0 {

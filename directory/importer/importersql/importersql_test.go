@@ -250,3 +250,40 @@ func TestActivationStoreConflictLeavesNoUser(t *testing.T) {
 		assert.Equal(t, "cloud", de.Where)
 	})
 }
+
+// TestActivationStoreOneConnection: an activation needs one connection of
+// the pool at a time (preparing a statement on the database from within
+// the transaction waited for a second one: a pool as small as the number
+// of concurrent activations deadlocked), and a user an import disabled
+// after its first device gets no other.
+func TestActivationStoreOneConnection(t *testing.T) {
+	sqlstoretest.Dialects(t, func(t *testing.T, d sqlstore.Dialect, db *sql.DB) {
+		db.SetMaxOpenConns(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st := newStore(t, d, db)
+		act := activation.NewSQLStore(db, d)
+		require.NoError(t, act.Migrate(ctx))
+		as := importersql.ActivationStore{Users: st, Activations: act}
+		alice := activation.User{Tenant: "t", ID: "id-alice", DirectoryID: "guid-alice", Login: "alice", CreatedAt: time.Now()}
+		dev := func(id string) activation.Device {
+			return activation.Device{Tenant: "t", ID: id, Hostname: "pc", PublicKey: make(ed25519.PublicKey, ed25519.PublicKeySize), ActivatedAt: time.Now()}
+		}
+		a, err := as.Activate(ctx, alice, dev("pc-1"))
+		require.NoError(t, err)
+		assert.True(t, a.UserCreated)
+		a, err = as.Activate(ctx, alice, dev("pc-2"))
+		require.NoError(t, err)
+		assert.False(t, a.UserCreated)
+		assert.True(t, a.DeviceCreated)
+		assert.Equal(t, "id-alice", a.User.ID)
+
+		sc := importer.Scope{Tenant: "t", MappingID: "m"}
+		require.NoError(t, st.Apply(ctx, sc, []importer.Op{{Kind: importer.OpDisable, Record: importer.Record{DirectoryID: "guid-alice", Login: "alice", Disabled: true}}}))
+		_, err = as.Activate(ctx, alice, dev("pc-3"))
+		var de *activation.DisabledError
+		require.ErrorAs(t, err, &de)
+		assert.Equal(t, "cloud", de.Where)
+		assert.Equal(t, 2, count(t, d, db, `SELECT count(*) FROM activation_devices`))
+	})
+}

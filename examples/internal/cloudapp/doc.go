@@ -43,7 +43,8 @@
 //     taken; refused admin requests at WARN. Config.Logger decides the
 //     format (the cloud program's --log-format json writes JSON lines).
 //   - activation: the device endpoint at PathActivate, joined to the
-//     cloud's users by importersql.ActivationStore (one transaction; a
+//     cloud's users by importersql.ActivationStore (one transaction, or on
+//     PostgreSQL for a user already stored a single write; a
 //     refused activation leaves no user; a user disabled in the directory
 //     or by the last import is refused with the public 403 of an unknown
 //     user).
