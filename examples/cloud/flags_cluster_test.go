@@ -23,6 +23,7 @@ func TestClusterFlagsRefused(t *testing.T) {
 		{"cluster on sqlite", []string{"--db", "x.db", "--cluster-listen", "127.0.0.1:6222"}, "need a postgres:// --db"},
 		{"nats on sqlite", []string{"--db", "x.db", "--nats", "nats://x:4222"}, "need a postgres:// --db"},
 		{"postgres without key file", []string{"--db", pg}, "needs --master-key-file"},
+		{"no database connection", []string{"--db", pg, "--master-key-file", "k", "--db-max-conns", "0"}, "--db-max-conns 0: give at least 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -60,6 +60,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/liaisonhq/liaison/alerts"
 	"github.com/liaisonhq/liaison/examples/internal/cli"
@@ -120,6 +121,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	clusterPeers := fs.String("cluster-peers", "", "comma-separated route URLs (HOST:PORT or nats-route://HOST:PORT) of the other nodes' --cluster-listen")
 	nodeID := fs.String("node-id", "", "this node's name, unique in the cluster (default the host name)")
 	natsDir := fs.String("nats-dir", "", "with --cluster-listen: directory of the embedded server's JetStream files, local to this node (default <master key file>.nats-<node-id>)")
+	dbMaxConns := fs.Int("db-max-conns", 16, "with a postgres:// --db: connections this node opens at most, all opened at start (the nodes together must stay under the server's max_connections, 100 by default)")
 	masterKeyFile := fs.String("master-key-file", "", "file of the key the cloud's secrets are sealed under in the database (default <db>.key, created 0600; back it up with the database)")
 	promote := fs.Bool("promote-scheduler-key", false, "sign job tickets with the key prepared by POST /v1/admin/scheduler-keys/next from this start on (once, during a rotation)")
 	maxConns := fs.Int("max-conns", 0, "open connections at most, tunnel sessions included (default 4096)")
@@ -169,6 +171,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return usageError{errors.New("--nats and --cluster-listen need a postgres:// --db that every node shares")}
 	case pg && *masterKeyFile == "":
 		return usageError{errors.New("a postgres:// --db needs --master-key-file: the same file on every node")}
+	case pg && *dbMaxConns < 1:
+		return usageError{fmt.Errorf("--db-max-conns %d: give at least 1", *dbMaxConns)}
 	}
 	if (*certFile == "") != (*keyFile == "") {
 		return usageError{errors.New("--tls-cert and --tls-key go together")}
@@ -223,8 +227,11 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--db: %w", err)
 		}
 		defer db.Close()
-		db.SetMaxOpenConns(64)
-		db.SetMaxIdleConns(64)
+		db.SetMaxOpenConns(*dbMaxConns)
+		db.SetMaxIdleConns(*dbMaxConns)
+		if err := warmPool(ctx, db, *dbMaxConns); err != nil {
+			return fmt.Errorf("--db: %w", err)
+		}
 		dbCfg = cloudapp.Config{DB: db, Dialect: tunnelsql.Postgres}
 	}
 	var cluster *cloudapp.ClusterConfig
@@ -286,4 +293,31 @@ func dbName(db string) string {
 		return db
 	}
 	return u.Redacted()
+}
+
+// warmPool opens n connections of db at start and leaves them idle in the
+// pool. A cold pool made the first requests of a storm open their
+// connections together (8.5 ms each alone, tens of ms when 32 open at
+// once, plus a new backend's slow first queries): the p99 of a 3 000-
+// activation storm was those first requests (BENCHMARKS.md).
+func warmPool(ctx context.Context, db *sql.DB, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conns := make([]*sql.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			_ = c.Close() // back to the idle pool
+		}
+	}()
+	for range n {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c)
+		if err := c.PingContext(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
