@@ -25,13 +25,18 @@ import (
 //
 // Cluster-wide through NATS: routing (a request on any node reaches a
 // connector on any node), presence (Not Connected is raised once, by the
-// presence leader, after the grace), the connect-token replay cache and the
-// web-login failure counters. Cluster-wide through the database: every
-// durable store and the secrets (gateway identity, CA, ticket key, ...).
-// Scheduled imports run on the presence leader only. Per node: the
-// WebSocket sessions, the activation rate limiters (so the limits are per
-// node: N nodes accept N times the rate), the key-share relay's state and
-// the status page's last-seen times.
+// presence leader, after the grace; ConnectorInfo.Connected), the
+// connect-token replay cache, the web-login failure counters, the info
+// connectors publish (ConnectorInfo.Health, and the directory alert it
+// feeds) and revocations (a node that missed one converges within
+// RevocationRecheck). Cluster-wide through the database: every durable
+// store, the secrets (gateway identity, CA, ticket key, ...) and the import
+// runs (importer.Tracker on importersql: followed and exclusive on every
+// node). Scheduled imports run on the presence leader only. Per node: the
+// WebSocket sessions (ConnectorInfo.Sessions, LastChange), the activation
+// rate limiters (so the limits are per node: N nodes accept N times the
+// rate; sharing them would put a NATS round trip on every activation) and
+// the key-share relay's state.
 type ClusterConfig struct {
 	// NodeID names this node; unique in the cluster. Required.
 	NodeID string
@@ -55,6 +60,13 @@ type ClusterConfig struct {
 	// live (tunnelnats.PresenceConfig.TTL; default 15s). Keep it below
 	// Config.Grace.
 	PresenceTTL time.Duration
+	// RevocationRecheck is how often the node re-checks its sessions
+	// against the revoked flags in the database, besides each time its
+	// NATS connection comes back, so that a revocation it missed while cut
+	// off from NATS still closes its sessions
+	// (tunnelnats.Node.ConvergeRevocations). Default 1 min; negative: on
+	// reconnects only.
+	RevocationRecheck time.Duration
 	// StartTimeout bounds the wait for the cluster (JetStream needs a
 	// majority of the servers up) in New. Default 2m.
 	StartTimeout time.Duration
@@ -138,6 +150,11 @@ func (s *Server) startPresence(ctx context.Context) error {
 	if err := s.cl.StartPresence(ctx, s.monitor); err != nil {
 		return fmt.Errorf("%w: %w", errCluster, err)
 	}
+	infos, err := s.cl.OpenInfos(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: connector info: %w", errCluster, err)
+	}
+	s.clInfos = infos
 	return nil
 }
 
@@ -150,6 +167,16 @@ func (s *Server) newGateway(gc tunnel.GatewayConfig) (*tunnel.Gateway, error) {
 		return tunnel.NewGateway(gc)
 	}
 	gc.OnPresence = s.onPresence
+	// Every node shows (and alerts on) what each connector published,
+	// whichever node holds its session.
+	gc.OnInfo = func(ev tunnel.InfoEvent) {
+		s.onInfo(ev)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.clInfos.Publish(ctx, ev); err != nil {
+			s.log.Warn("cloudapp: share connector info", "connector", ev.ConnectorID, "err", err)
+		}
+	}
 	s.cl.Configure(&gc)
 	gw, err := tunnel.NewGateway(gc)
 	if err != nil {
@@ -166,6 +193,18 @@ func (s *Server) newGateway(gc tunnel.GatewayConfig) (*tunnel.Gateway, error) {
 		return nil, err
 	}
 	return gw, nil
+}
+
+// convergeRevocations closes, until ctx ends, the sessions of connectors
+// revoked while this node missed the broadcast (cut off from NATS).
+func (s *Server) convergeRevocations(ctx context.Context) {
+	_ = s.cl.ConvergeRevocations(ctx, s.gw, s.cfg.Cluster.RevocationRecheck) // nil when ctx ends
+}
+
+// watchInfos hears, until ctx ends, the info of connectors held by the
+// other nodes.
+func (s *Server) watchInfos(ctx context.Context) {
+	_ = s.clInfos.Watch(ctx, s.onInfo) // nil when ctx ends
 }
 
 // revoke revokes a connector and closes its sessions on every node.
