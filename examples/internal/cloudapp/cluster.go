@@ -32,11 +32,13 @@ import (
 // RevocationRecheck). Cluster-wide through the database: every durable
 // store, the secrets (gateway identity, CA, ticket key, ...) and the import
 // runs (importer.Tracker on importersql: followed and exclusive on every
-// node). Scheduled imports run on the presence leader only. Per node: the
+// node). Scheduled imports and the periodic key-share rounds run on the
+// presence leader only (a round reaches the tenant's connectors on every
+// node). Per node: the
 // WebSocket sessions (ConnectorInfo.Sessions, LastChange), the activation
 // rate limiters (so the limits are per node: N nodes accept N times the
 // rate; sharing them would put a NATS round trip on every activation) and
-// the key-share relay's state.
+// the key-share relay's queue.
 type ClusterConfig struct {
 	// NodeID names this node; unique in the cluster. Required.
 	NodeID string
@@ -239,6 +241,17 @@ func (s *Server) liveConnectors(tenant string) []string {
 // presence leader only, in a cluster, so that one node runs each scheduled
 // import.
 func (s *Server) scheduledTenants(ctx context.Context) ([]string, error) {
+	if s.cl != nil && !s.cl.Leader() {
+		return nil, nil
+	}
+	return s.users.Tenants(ctx)
+}
+
+// keyShareTenants lists the tenants of the periodic key-share rounds: on
+// the presence leader only, in a cluster. Its relay reaches every node's
+// connectors, and a share travels in the next round of the relay that
+// received it, so one node's rounds keep each tenant's queue in one place.
+func (s *Server) keyShareTenants(ctx context.Context) ([]string, error) {
 	if s.cl != nil && !s.cl.Leader() {
 		return nil, nil
 	}
