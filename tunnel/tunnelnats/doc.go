@@ -37,7 +37,7 @@
 // ([Node.PublishRevocation], [Node.OnRevocation]) and makes a node that
 // missed one converge ([Node.ConvergeRevocations]: on reconnect and every
 // minute, tunnel.Gateway.CloseRevoked), shares what connectors publish
-// about themselves ([Node.OpenInfos]: [Infos.Publish] from
+// about themselves ([Node.OpenInfos]: [Infos.Offer] from
 // GatewayConfig.OnInfo, [Infos.Watch] for the other nodes'), and closes in
 // order.
 // examples/internal/cloudapp's cluster.go is its use in the example cloud.

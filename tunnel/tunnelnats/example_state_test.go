@@ -29,11 +29,9 @@ func ExampleNode_OpenInfos() {
 		log.Fatal(err)
 	}
 	gc := tunnel.GatewayConfig{OnInfo: func(ev tunnel.InfoEvent) {
-		show(ev) // this node's connector
-		if err := infos.Publish(ctx, ev); err != nil {
-			log.Print(err)
-		}
+		show(ev)        // this node's connector
+		infos.Offer(ev) // for the others; never blocks
 	}}
 	node.Configure(&gc)
-	go func() { _ = infos.Watch(ctx, show) }() // the other nodes' connectors
+	go func() { _ = infos.Watch(ctx, show) }() // the other nodes' connectors; publishes the offered
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,6 +26,10 @@ type Infos struct {
 	kv   jetstream.KeyValue
 	node string
 	log  *slog.Logger
+
+	mu      sync.Mutex
+	pending map[string]tunnel.InfoEvent // connector ID -> latest offered, not yet published
+	wake    chan struct{}
 }
 
 // OpenInfos opens (or creates) the cluster's info bucket.
@@ -37,7 +42,44 @@ func (n *Node) OpenInfos(ctx context.Context) (*Infos, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Infos{kv: kv, node: n.cfg.NodeID, log: log}, nil
+	return &Infos{kv: kv, node: n.cfg.NodeID, log: log, pending: map[string]tunnel.InfoEvent{}, wake: make(chan struct{}, 1)}, nil
+}
+
+// Offer queues ev, an info this node's gateway received, for the other
+// nodes and returns at once: wire it into tunnel.GatewayConfig.OnInfo,
+// whose goroutine also carries presence and must not wait on NATS. Watch
+// publishes what was offered (the latest of each connector).
+func (i *Infos) Offer(ev tunnel.InfoEvent) {
+	i.mu.Lock()
+	i.pending[ev.ConnectorID] = ev
+	i.mu.Unlock()
+	select {
+	case i.wake <- struct{}{}:
+	default:
+	}
+}
+
+// publishOffered publishes offered infos until ctx ends.
+func (i *Infos) publishOffered(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-i.wake:
+		}
+		i.mu.Lock()
+		batch := i.pending
+		i.pending = map[string]tunnel.InfoEvent{}
+		i.mu.Unlock()
+		for _, ev := range batch {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := i.Publish(pctx, ev)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				i.log.Warn("tunnelnats: share connector info", "connector", ev.ConnectorID, "err", err)
+			}
+		}
+	}
 }
 
 // Publish shares ev, an info this node's gateway received
@@ -55,9 +97,13 @@ func (i *Infos) Publish(ctx context.Context, ev tunnel.InfoEvent) error {
 
 // Watch calls fn with the latest info of every connector published by the
 // other nodes (first those published before, then each new one), in order
-// on one goroutine, until ctx ends; it then returns nil. This node's own
-// infos are not repeated: the caller has them from its gateway.
+// on one goroutine, and publishes what Offer queued, until ctx ends; it
+// then returns nil. This node's own infos are not repeated: the caller has
+// them from its gateway.
 func (i *Infos) Watch(ctx context.Context, fn func(tunnel.InfoEvent)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { i.publishOffered(ctx) })
 	for ctx.Err() == nil {
 		w, err := i.kv.WatchAll(ctx)
 		if err != nil {

@@ -13,7 +13,8 @@ import (
 )
 
 // Watch delivers the other nodes' infos, those published before it
-// started first, then each new one; this node's own are not repeated.
+// started first, then each new one; this node's own are not repeated; what
+// Offer queued is published.
 func TestInfosWatch(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -47,6 +48,8 @@ func TestInfosWatch(t *testing.T) {
 	assert.Equal(t, ev("b", "c1", "v1"), next())
 	require.NoError(t, infos.Publish(ctx, ev("c", "c3", "v2")))
 	assert.Equal(t, ev("c", "c3", "v2"), next(), "c2, published by this node, was skipped")
+	infos.Offer(ev("d", "c4", "v3")) // returns at once; Watch's loop publishes it
+	assert.Equal(t, ev("d", "c4", "v3"), next())
 	stop()
 	require.NoError(t, <-done)
 	assert.Empty(t, got)

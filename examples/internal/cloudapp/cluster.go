@@ -173,11 +173,7 @@ func (s *Server) newGateway(gc tunnel.GatewayConfig) (*tunnel.Gateway, error) {
 	// whichever node holds its session.
 	gc.OnInfo = func(ev tunnel.InfoEvent) {
 		s.onInfo(ev)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := s.clInfos.Publish(ctx, ev); err != nil {
-			s.log.Warn("cloudapp: share connector info", "connector", ev.ConnectorID, "err", err)
-		}
+		s.clInfos.Offer(ev) // published by watchInfos, off the gateway's event goroutine
 	}
 	s.cl.Configure(&gc)
 	gw, err := tunnel.NewGateway(gc)
@@ -204,7 +200,7 @@ func (s *Server) convergeRevocations(ctx context.Context) {
 }
 
 // watchInfos hears, until ctx ends, the info of connectors held by the
-// other nodes.
+// other nodes, and shares this node's.
 func (s *Server) watchInfos(ctx context.Context) {
 	_ = s.clInfos.Watch(ctx, s.onInfo) // nil when ctx ends
 }
