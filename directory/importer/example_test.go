@@ -121,18 +121,21 @@ func ExampleRecordOf() {
 // A Tracker lets a caller answer at once with a run ID and a person follow
 // the run: progress from the importer, outcome at the end.
 func ExampleTracker() {
+	ctx := context.Background()
+	// With Store: an importersql.Store, every node of a cluster follows
+	// every run (call Sync every few seconds).
 	runs := importer.NewTracker(importer.TrackerConfig{})
 	scope := importer.Scope{Tenant: "acme", MappingID: "staff"}
-	id, err := runs.Begin(scope, true)
+	id, err := runs.Begin(ctx, scope, true)
 	if err != nil {
 		fmt.Println(err) // importer.ErrRunning: one run per mapping
 		return
 	}
 	runs.Progress(importer.Progress{Scope: scope, Phase: importer.PhaseScan, Done: 500, Total: 2000, Rate: 250})
-	r, _ := runs.Run(id)
+	r, _, _ := runs.Run(ctx, id)
 	fmt.Println(r.State, r.Progress.Done, "of", r.Progress.Total)
-	runs.End(id, importer.Result{Scope: scope, Full: true, Scanned: 2000}, errors.New("importer: incomplete scan: connector lost"))
-	r, _ = runs.Run(id)
+	_ = runs.End(ctx, id, importer.Result{Scope: scope, Full: true, Scanned: 2000}, errors.New("importer: incomplete scan: connector lost"))
+	r, _, _ = runs.Run(ctx, id)
 	fmt.Println(r.State, r.Full)
 	// Output:
 	// running 500 of 2000

@@ -36,7 +36,12 @@
 // ([Node.StartPresence], once the alerts monitor exists), fills a
 // tunnel.GatewayConfig ([Node.Configure]), gates what one node must do for
 // all on [Node.Leader], carries connector revocations to every node
-// ([Node.PublishRevocation], [Node.OnRevocation]) and closes in order.
+// ([Node.PublishRevocation], [Node.OnRevocation]) and makes a node that
+// missed one converge ([Node.ConvergeRevocations]: on reconnect and every
+// minute, tunnel.Gateway.CloseRevoked), shares what connectors publish
+// about themselves ([Node.OpenInfos]: [Infos.Offer] from
+// GatewayConfig.OnInfo, [Infos.Watch] for the other nodes'), and closes in
+// order.
 // examples/internal/cloudapp's cluster.go is its use in the example cloud.
 //
 // # Routing

@@ -20,6 +20,8 @@
 // import disabled or deleted ([activation.UserStatusStore]). Each mapping
 // keeps its removal policy ([importer.RemovalPolicy]); [Store.Import] runs
 // one import with it and records the run, with who was removed and why.
+// It is also the [importer.RunStore] of an [importer.Tracker], so that every
+// node sharing the database follows every run.
 //
 // It won't cache: every node reading the same database sees the same state.
 package importersql
@@ -139,6 +141,13 @@ var migrations = []string{
 		started_at BIGINT NOT NULL, finished_at BIGINT NOT NULL, full_scan INTEGER NOT NULL, status TEXT NOT NULL,
 		summary TEXT NOT NULL, error TEXT NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS users_id ON users (tenant, id)`,
+	// The runs importer.Tracker follows, shared by every node: a run begun
+	// through one is followed through any; the partial unique index lets
+	// one run of a mapping run at a time across nodes.
+	`CREATE TABLE IF NOT EXISTS tracked_runs (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, mapping_id TEXT NOT NULL,
+		state TEXT NOT NULL, started_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, run TEXT NOT NULL)`,
+	`CREATE UNIQUE INDEX IF NOT EXISTS tracked_runs_running ON tracked_runs (tenant, mapping_id) WHERE state = 'running'`,
+	`CREATE INDEX IF NOT EXISTS tracked_runs_tenant ON tracked_runs (tenant, started_at)`,
 }
 
 // Migrate creates the store's tables or brings them to this version. It

@@ -76,6 +76,9 @@ type ConnectorInfo struct {
 	Tenant   string    `json:"tenant"`
 	Enrolled time.Time `json:"enrolled"`
 	Revoked  bool      `json:"revoked"`
+	// Connected reports a live session on some node: this one, or (in a
+	// cluster) another.
+	Connected bool `json:"connected"`
 	// Sessions is the number of live tunnel sessions on this node.
 	Sessions int `json:"sessions"`
 	// LastChange is when it last connected or disconnected (this process).
@@ -96,12 +99,16 @@ func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo
 	for _, lc := range s.gw.Live(tenant) {
 		sessions[lc.ConnectorID] = lc.Sessions
 	}
+	elsewhere := map[string]bool{} // live on another node (cluster.go)
+	if s.cl != nil {
+		elsewhere = s.cl.LiveIDs()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]ConnectorInfo, len(recs))
 	for i, r := range recs {
 		out[i] = ConnectorInfo{ID: r.ID, Tenant: r.Tenant, Enrolled: r.Enrolled.UTC(), Revoked: r.Revoked,
-			Sessions: sessions[r.ID], LastChange: s.lastSeen[r.ID], Health: s.connectorHealth(r.ID)}
+			Connected: sessions[r.ID] > 0 || elsewhere[r.ID], Sessions: sessions[r.ID], LastChange: s.lastSeen[r.ID], Health: s.connectorHealth(r.ID)}
 	}
 	return out, nil
 }

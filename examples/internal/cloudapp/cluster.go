@@ -25,13 +25,20 @@ import (
 //
 // Cluster-wide through NATS: routing (a request on any node reaches a
 // connector on any node), presence (Not Connected is raised once, by the
-// presence leader, after the grace), the connect-token replay cache and the
-// web-login failure counters. Cluster-wide through the database: every
-// durable store and the secrets (gateway identity, CA, ticket key, ...).
-// Scheduled imports run on the presence leader only. Per node: the
-// WebSocket sessions, the activation rate limiters (so the limits are per
-// node: N nodes accept N times the rate), the key-share relay's state and
-// the status page's last-seen times.
+// presence leader, after the grace; ConnectorInfo.Connected), the
+// connect-token replay cache, the web-login failure counters, the info
+// connectors publish (ConnectorInfo.Health, and the directory alert it
+// feeds) and revocations (a node that missed one converges within
+// RevocationRecheck). Cluster-wide through the database: every durable
+// store, the secrets (gateway identity, CA, ticket key, ...) and the import
+// runs (importer.Tracker on importersql: followed and exclusive on every
+// node). Scheduled imports and the periodic key-share rounds run on the
+// presence leader only (a round reaches the tenant's connectors on every
+// node). Per node: the
+// WebSocket sessions (ConnectorInfo.Sessions, LastChange), the activation
+// rate limiters (so the limits are per node: N nodes accept N times the
+// rate; sharing them would put a NATS round trip on every activation) and
+// the key-share relay's queue.
 type ClusterConfig struct {
 	// NodeID names this node; unique in the cluster. Required.
 	NodeID string
@@ -55,6 +62,13 @@ type ClusterConfig struct {
 	// live (tunnelnats.PresenceConfig.TTL; default 15s). Keep it below
 	// Config.Grace.
 	PresenceTTL time.Duration
+	// RevocationRecheck is how often the node re-checks its sessions
+	// against the revoked flags in the database, besides each time its
+	// NATS connection comes back, so that a revocation it missed while cut
+	// off from NATS still closes its sessions
+	// (tunnelnats.Node.ConvergeRevocations). Default 1 min; negative: on
+	// reconnects only.
+	RevocationRecheck time.Duration
 	// StartTimeout bounds the wait for the cluster (JetStream needs a
 	// majority of the servers up) in New. Default 2m.
 	StartTimeout time.Duration
@@ -138,6 +152,11 @@ func (s *Server) startPresence(ctx context.Context) error {
 	if err := s.cl.StartPresence(ctx, s.monitor); err != nil {
 		return fmt.Errorf("%w: %w", errCluster, err)
 	}
+	infos, err := s.cl.OpenInfos(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: connector info: %w", errCluster, err)
+	}
+	s.clInfos = infos
 	return nil
 }
 
@@ -150,6 +169,12 @@ func (s *Server) newGateway(gc tunnel.GatewayConfig) (*tunnel.Gateway, error) {
 		return tunnel.NewGateway(gc)
 	}
 	gc.OnPresence = s.onPresence
+	// Every node shows (and alerts on) what each connector published,
+	// whichever node holds its session.
+	gc.OnInfo = func(ev tunnel.InfoEvent) {
+		s.onInfo(ev)
+		s.clInfos.Offer(ev) // published by watchInfos, off the gateway's event goroutine
+	}
 	s.cl.Configure(&gc)
 	gw, err := tunnel.NewGateway(gc)
 	if err != nil {
@@ -166,6 +191,18 @@ func (s *Server) newGateway(gc tunnel.GatewayConfig) (*tunnel.Gateway, error) {
 		return nil, err
 	}
 	return gw, nil
+}
+
+// convergeRevocations closes, until ctx ends, the sessions of connectors
+// revoked while this node missed the broadcast (cut off from NATS).
+func (s *Server) convergeRevocations(ctx context.Context) {
+	_ = s.cl.ConvergeRevocations(ctx, s.gw, s.cfg.Cluster.RevocationRecheck) // nil when ctx ends
+}
+
+// watchInfos hears, until ctx ends, the info of connectors held by the
+// other nodes, and shares this node's.
+func (s *Server) watchInfos(ctx context.Context) {
+	_ = s.clInfos.Watch(ctx, s.onInfo) // nil when ctx ends
 }
 
 // revoke revokes a connector and closes its sessions on every node.
@@ -200,6 +237,17 @@ func (s *Server) liveConnectors(tenant string) []string {
 // presence leader only, in a cluster, so that one node runs each scheduled
 // import.
 func (s *Server) scheduledTenants(ctx context.Context) ([]string, error) {
+	if s.cl != nil && !s.cl.Leader() {
+		return nil, nil
+	}
+	return s.users.Tenants(ctx)
+}
+
+// keyShareTenants lists the tenants of the periodic key-share rounds: on
+// the presence leader only, in a cluster. Its relay reaches every node's
+// connectors, and a share travels in the next round of the relay that
+// received it, so one node's rounds keep each tenant's queue in one place.
+func (s *Server) keyShareTenants(ctx context.Context) ([]string, error) {
 	if s.cl != nil && !s.cl.Leader() {
 		return nil, nil
 	}

@@ -56,8 +56,9 @@ func freeAddrs(t *testing.T, n int) []string {
 
 // startCluster starts n cloud nodes in this process on one PostgreSQL
 // database and one master key file, clustered over their embedded NATS
-// servers, and returns an env per node (sharing dir).
-func startCluster(t *testing.T, n int, dir *fakeDir) []*env {
+// servers, and returns an env per node (sharing dir); mods change each
+// node's config.
+func startCluster(t *testing.T, n int, dir *fakeDir, mods ...func(*cloudapp.Config)) []*env {
 	t.Helper()
 	needPostgres(t)
 	db := sqlstoretest.Open(t, sqlstore.Postgres) // skips without PostgreSQL
@@ -70,7 +71,7 @@ func startCluster(t *testing.T, n int, dir *fakeDir) []*env {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() { // together: JetStream waits for a majority
-			srv, err := cloudapp.New(cloudapp.Config{
+			cfg := cloudapp.Config{
 				DB: db, Dialect: tunnelsql.Postgres, MasterKeyFile: keyFile,
 				Cluster: &cloudapp.ClusterConfig{
 					NodeID: fmt.Sprintf("node-%d", i), Listen: peers[i], Peers: peers,
@@ -80,7 +81,11 @@ func startCluster(t *testing.T, n int, dir *fakeDir) []*env {
 				Addr: "127.0.0.1:0", AdminToken: adminToken, DisableScheduler: true,
 				PingInterval: 200 * time.Millisecond, Grace: 3 * time.Second,
 				KeyShareInterval: -1,
-			})
+			}
+			for _, mod := range mods {
+				mod(&cfg)
+			}
+			srv, err := cloudapp.New(cfg)
 			errs[i] = err
 			if err == nil {
 				envs[i] = &env{t: t, srv: srv, dir: dir}

@@ -127,8 +127,8 @@ func (s *Server) CheckConnector(ctx context.Context, tenant, id string, req Chec
 	case rec.Revoked:
 		tun.Error, tun.Fix = "the connector is revoked", "enroll a connector again with a new enrollment token"
 		return []directoryhttp.CheckResult{tun}, nil
-	case rec.Sessions == 0:
-		tun.Error = "the connector is not connected to this cloud node"
+	case !rec.Connected:
+		tun.Error = "the connector is not connected to the cloud"
 		tun.Fix = "start it (connector run), read its log, and run 'connector check' on its host: it tests the cloud through the configured proxy and names the setting to fix"
 		return []directoryhttp.CheckResult{tun}, nil
 	}

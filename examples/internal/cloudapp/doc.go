@@ -30,8 +30,9 @@
 //     Every run is followed by an importer.Tracker: POST …/mappings/{id}/import
 //     answers 202 Accepted with the run's ID and status URL (GET
 //     …/imports/{run}: state, progress with phase, done, total, rate and
-//     ETA, durations in seconds and as Go duration strings); the status
-//     page shows the running ones.
+//     ETA, durations in seconds and as Go duration strings), through any
+//     node: the tracker keeps runs in the database (importer.RunStore,
+//     importersql); the status page shows the running ones.
 //   - connector health: each connector's published info (tunnel
 //     ConnectorInfo: version, host, its directory's last real operation)
 //     in the admin API and on the status page; directory_unavailable

@@ -110,6 +110,7 @@ type connector struct {
 	stop      context.CancelFunc
 	done      chan error
 	connected chan struct{}
+	info      *tunnel.ConnectorInfo // published once connected, when set
 }
 
 func (e *env) enroll(tenant string) *connector {
@@ -170,6 +171,9 @@ func (e *env) start(c *connector) {
 		},
 	})
 	require.NoError(e.t, err)
+	if c.info != nil {
+		require.NoError(e.t, tc.SetInfo(*c.info))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop, c.done = cancel, make(chan error, 1)
 	go func() { c.done <- tc.Run(ctx); _ = tc.Close() }()

@@ -23,12 +23,7 @@ func (s *Server) importer(tenant string) (*importer.Importer, error) {
 		Checkpoints: s.users,
 		Threshold:   s.cfg.Threshold,
 		Logger:      s.log,
-		OnProgress: func(p importer.Progress) {
-			s.mu.Lock()
-			s.progress[p.Scope] = p
-			s.mu.Unlock()
-			s.imports.Progress(p) // imports_async.go
-		},
+		OnProgress:  s.imports.Progress, // imports_async.go
 		OnThreshold: func(ctx context.Context, err *importer.ThresholdError) {
 			s.raise(ctx, alerts.Alert{Kind: KindImportThreshold, Tenant: err.Tenant, Subject: err.MappingID,
 				Severity: alerts.SeverityCritical, Message: err.Error()})
@@ -72,11 +67,17 @@ func (s *Server) RunImport(ctx context.Context, tenant, mappingID string, opt Im
 func (s *Server) runImport(ctx context.Context, tenant, mappingID string, opt ImportOptions, runID string) (res importer.Result, err error) {
 	scope := importer.Scope{Tenant: tenant, MappingID: mappingID}
 	if runID == "" {
-		if runID, err = s.imports.Begin(scope, opt.Full); err != nil {
+		if runID, err = s.imports.Begin(ctx, scope, opt.Full); errors.Is(err, importer.ErrRunning) {
 			return res, ErrBusy
+		} else if err != nil {
+			return res, err
 		}
 	}
-	defer func() { s.imports.End(runID, res, err) }()
+	defer func() {
+		if serr := s.imports.End(context.WithoutCancel(ctx), runID, res, err); serr != nil {
+			s.log.Warn("cloudapp: record the end of an import run", "run_id", runID, "err", serr)
+		}
+	}()
 	ctx, cancel := s.withImportDeadline(ctx)
 	defer cancel()
 	m, err := s.mapping(ctx, tenant, mappingID)
@@ -171,12 +172,14 @@ func (s *Server) Imports(ctx context.Context, tenant string) (ImportStatus, erro
 	if next, ok, err := s.users.NextRun(ctx, tenant); err == nil && ok {
 		st.NextRun = next.UTC()
 	}
-	s.mu.Lock()
-	for scope, p := range s.progress {
-		if scope.Tenant == tenant && s.importing[scope] {
-			st.Running = append(st.Running, p)
+	runs, err := s.imports.Runs(ctx, tenant) // every node's, in a cluster
+	if err != nil {
+		return st, err
+	}
+	for _, r := range runs {
+		if r.State == importer.RunRunning {
+			st.Running = append(st.Running, r.Progress)
 		}
 	}
-	s.mu.Unlock()
 	return st, nil
 }

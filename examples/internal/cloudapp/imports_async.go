@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/liaisonhq/liaison/directory/importer"
 	"github.com/liaisonhq/liaison/tunnel"
@@ -25,7 +26,7 @@ func (s *Server) StartImport(ctx context.Context, tenant, mappingID string, opt 
 		return "", fmt.Errorf("cloudapp: import: %w", tunnel.ErrNotConnected)
 	}
 	scope := importer.Scope{Tenant: tenant, MappingID: mappingID}
-	id, err := s.imports.Begin(scope, opt.Full)
+	id, err := s.imports.Begin(ctx, scope, opt.Full)
 	if errors.Is(err, importer.ErrRunning) {
 		return "", ErrBusy
 	}
@@ -53,18 +54,41 @@ func (s *Server) StartImport(ctx context.Context, tenant, mappingID string, opt 
 	return id, nil
 }
 
-// ImportRun returns a tracked import run of tenant.
-func (s *Server) ImportRun(tenant, id string) (importer.Run, error) {
-	r, ok := s.imports.Run(id)
+// ImportRun returns a tracked import run of tenant, begun through any node.
+func (s *Server) ImportRun(ctx context.Context, tenant, id string) (importer.Run, error) {
+	r, ok, err := s.imports.Run(ctx, id)
+	if err != nil {
+		return importer.Run{}, err
+	}
 	if !ok || r.Scope.Tenant != tenant {
 		return importer.Run{}, fmt.Errorf("%w: import run %q", ErrNotFound, id)
 	}
 	return r, nil
 }
 
-// ImportRuns returns tenant's tracked import runs ("" for all tenants):
-// running first, then the latest finished, most recent first.
-func (s *Server) ImportRuns(tenant string) []importer.Run { return s.imports.Runs(tenant) }
+// ImportRuns returns tenant's tracked import runs ("" for all tenants), of
+// every node: running first, then the latest finished, most recent first.
+func (s *Server) ImportRuns(ctx context.Context, tenant string) ([]importer.Run, error) {
+	return s.imports.Runs(ctx, tenant)
+}
+
+// syncImports saves the progress of this node's running imports where
+// every node reads it (the database), every 2 s until ctx ends; the
+// tracker counts a run unsaved for 30 s as abandoned by a dead node.
+func (s *Server) syncImports(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.imports.Sync(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("cloudapp: save import progress", "err", err)
+		}
+	}
+}
 
 // apiStartImport answers POST …/mappings/{id}/import with 202 Accepted and
 // the run's ID and status URL.
@@ -85,5 +109,5 @@ func (s *Server) apiStartImport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiImportRun(w http.ResponseWriter, r *http.Request) {
-	s.reply(w)(s.ImportRun(r.PathValue("tenant"), r.PathValue("id")))
+	s.reply(w)(s.ImportRun(r.Context(), r.PathValue("tenant"), r.PathValue("id")))
 }

@@ -10,7 +10,9 @@ import (
 
 // newRelay is the key-share relay (keyenvelope/keyshare.Relay) over the
 // gateway: the live, non-revoked connectors of a tenant with their
-// enrolled keys, reached through the tunnel.
+// enrolled keys, reached through the tunnel; in a cluster, those live on any
+// node (the router reaches them), so that connectors of one tenant on
+// different nodes share keys.
 func (s *Server) newRelay() (*keyshare.Relay, error) {
 	return keyshare.NewRelay(keyshare.RelayConfig{
 		Connectors: func(ctx context.Context, tenant string) ([]keyshare.Enrolled, error) {
@@ -19,8 +21,8 @@ func (s *Server) newRelay() (*keyshare.Relay, error) {
 				return nil, err
 			}
 			live := map[string]bool{}
-			for _, lc := range s.gw.Live(tenant) {
-				live[lc.ConnectorID] = true
+			for _, id := range s.liveConnectors(tenant) { // cluster.go
+				live[id] = true
 			}
 			var out []keyshare.Enrolled
 			for _, r := range recs {
@@ -64,7 +66,7 @@ func (s *Server) runKeyShares(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		tenants, err := s.users.Tenants(ctx)
+		tenants, err := s.keyShareTenants(ctx) // cluster.go: the leader's rounds reach every node's connectors
 		if err != nil {
 			continue
 		}

@@ -89,8 +89,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	lastSeen  map[string]time.Time
-	infos     map[string]tunnel.InfoEvent // connector ID -> its latest published info (connhealth.go)
-	progress  map[importer.Scope]importer.Progress
+	infos     map[string]tunnel.InfoEvent // connector ID -> its latest published info (connhealth.go), of every node in a cluster
+	clInfos   *tunnelnats.Infos           // in a cluster: the infos shared with the other nodes (cluster.go)
 	importing map[importer.Scope]bool
 	imports   *importer.Tracker // every import run, for the API and the status page (imports_async.go)
 	bg        sync.WaitGroup    // background imports (StartImport)
@@ -163,8 +163,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: log, adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
 		lastSeen: map[string]time.Time{}, infos: map[string]tunnel.InfoEvent{},
-		progress: map[importer.Scope]importer.Progress{}, importing: map[importer.Scope]bool{}, imports: importer.NewTracker(importer.TrackerConfig{}),
-		closed: make(chan struct{}), done: make(chan struct{}), writes: make(writeGate, 1),
+		importing: map[importer.Scope]bool{},
+		closed:    make(chan struct{}), done: make(chan struct{}), writes: make(writeGate, 1),
 	}
 	if s.cfg.NewDirectory == nil {
 		s.cfg.NewDirectory = s.defaultDirectory
@@ -238,6 +238,8 @@ func New(cfg Config) (*Server, error) {
 	if err := s.users.Migrate(ctx); err != nil {
 		return nil, err
 	}
+	// Runs are kept in the database, so every node follows every run.
+	s.imports = importer.NewTracker(importer.TrackerConfig{Store: s.users})
 	s.tickets, err = keyrelease.LoadScheduler(ctx, keyrelease.SchedulerConfig{Secrets: s.secrets, Promote: cfg.PromoteSchedulerKey})
 	if errors.Is(err, keyrelease.ErrNothingToPromote) {
 		return nil, fmt.Errorf("%w: PromoteSchedulerKey (--promote-scheduler-key) is set but no next key was prepared (POST /v1/admin/scheduler-keys/next): remove it", errConfig)
@@ -525,6 +527,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.KeyShareInterval >= 0 {
 		wg.Go(func() { s.runKeyShares(ctx) })
 	}
+	if s.cl != nil {
+		wg.Go(func() { s.convergeRevocations(ctx) }) // cluster.go
+		wg.Go(func() { s.watchInfos(ctx) })
+	}
+	wg.Go(func() { s.syncImports(ctx) }) // imports_async.go
 	wg.Go(func() {
 		if err := s.http.ServeTLS(s.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("cloudapp: serve: %w", err)

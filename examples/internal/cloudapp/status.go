@@ -105,7 +105,7 @@ td.err{color:var(--bad);max-width:520px;word-break:break-word;font-size:13px}
 <tr><th>Tenant</th><th>Connector</th><th>Presence</th><th>Directory</th><th>Version</th><th>Host</th><th>Last seen</th><th>Last error</th></tr>
 {{range .Connectors}}<tr class="connector" data-connector="{{.ID}}">
 <td>{{.Tenant}}</td><td class="mono">{{.ID}}</td>
-<td>{{if .Revoked}}<span class="badge b-mute">revoked</span>{{else if .Sessions}}<span class="badge b-ok">connected{{if gt .Sessions 1}} ({{.Sessions}}){{end}}</span>{{else}}<span class="badge b-bad">not connected</span>{{end}}</td>
+<td>{{if .Revoked}}<span class="badge b-mute">revoked</span>{{else if .Connected}}<span class="badge b-ok">connected{{if gt .Sessions 1}} ({{.Sessions}}){{end}}</span>{{else}}<span class="badge b-bad">not connected</span>{{end}}</td>
 <td class="directory-health">{{with .Health}}{{if eq .Directory "ok"}}<span class="badge b-ok">ok</span>{{else if eq .Directory "unavailable"}}<span class="badge b-bad">unavailable</span>{{else if eq .Directory "error"}}<span class="badge b-warn">error</span>{{else}}<span class="badge b-mute">{{.Directory}}</span>{{end}}{{with .LastOp}}<div class="mute">{{.Op}} at {{time .At}}</div>{{end}}{{else}}<span class="badge b-mute">unknown</span>{{end}}</td>
 <td class="version mono">{{with .Health}}{{.Version}}{{else}}-{{end}}</td>
 <td>{{with .Health}}{{.Host}}<div class="mute">{{.OS}}</div>{{else}}-{{end}}</td>
@@ -172,7 +172,7 @@ func statusRank(c ConnectorInfo) int {
 		return 3
 	case c.Health != nil && (c.Health.Directory == HealthUnavailable || c.Health.Directory == HealthError):
 		return 0
-	case c.Sessions == 0:
+	case !c.Connected:
 		return 1
 	}
 	return 2
@@ -197,7 +197,7 @@ func (s *Server) statusData(ctx context.Context, now time.Time) (statusData, err
 			continue
 		}
 		d.Connectors = append(d.Connectors, c)
-		if !c.Revoked && c.Sessions > 0 {
+		if !c.Revoked && c.Connected {
 			d.Connected++
 		}
 		if !c.Revoked && statusRank(c) == 0 {
@@ -205,7 +205,11 @@ func (s *Server) statusData(ctx context.Context, now time.Time) (statusData, err
 		}
 	}
 	sortConnectors(d.Connectors)
-	for _, r := range s.imports.Runs("") {
+	runs, err := s.imports.Runs(ctx, "")
+	if err != nil {
+		return d, err
+	}
+	for _, r := range runs {
 		if r.State == importer.RunRunning {
 			d.Running = append(d.Running, r.Progress)
 		}

@@ -19,7 +19,7 @@ func TestStatusPageThousandConnectors(t *testing.T) {
 	now := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
 	d := statusData{Generated: now, RefreshSeconds: 10}
 	for i := range 1000 {
-		c := ConnectorInfo{ID: fmt.Sprintf("conn-%04d", i), Tenant: fmt.Sprintf("tenant-%03d", i/4), Sessions: 1,
+		c := ConnectorInfo{ID: fmt.Sprintf("conn-%04d", i), Tenant: fmt.Sprintf("tenant-%03d", i/4), Connected: true, Sessions: 1,
 			LastChange: now.Add(-time.Hour), Health: &ConnectorHealth{Version: "v1.4.0", Host: "host", Directory: HealthOK,
 				LastOp: &tunnel.Outcome{Op: "lookup", At: now, OK: true}}}
 		switch i {
@@ -27,7 +27,7 @@ func TestStatusPageThousandConnectors(t *testing.T) {
 			c.Health.Directory = HealthUnavailable
 			c.Health.LastOp = &tunnel.Outcome{Op: "users", At: now, Unavailable: true, Error: "bind refused"}
 		case 700:
-			c.Sessions = 0
+			c.Connected, c.Sessions = false, 0
 		}
 		d.Connectors = append(d.Connectors, c)
 	}
