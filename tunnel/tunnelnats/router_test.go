@@ -254,8 +254,34 @@ func TestClusterSecretRequired(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	require.Eventually(t, func() bool { return c.NumRoutes() > 0 }, 10*time.Second, 10*time.Millisecond)
-	// b started first and dials a at once; give it time it does not need
-	// when admitted (c joined in less), so a pass is not vacuous.
-	time.Sleep(time.Second)
-	assert.Zero(t, b.NumRoutes(), "a peer with the wrong secret joined")
+	// What a route gives is messages: a subscriber on a gets c's and never
+	// b's. (Counting b's routes is not the test: a route being dialled or
+	// refused counts for a moment, and one such moment failed CI.)
+	ncA, err := a.Connect()
+	require.NoError(t, err)
+	defer ncA.Close()
+	sub, err := ncA.SubscribeSync("probe")
+	require.NoError(t, err)
+	require.NoError(t, ncA.Flush())
+	ncB, err := b.Connect()
+	require.NoError(t, err)
+	defer ncB.Close()
+	ncC, err := c.Connect()
+	require.NoError(t, err)
+	defer ncC.Close()
+	// Control: c's messages reach a once a's interest has reached c.
+	require.Eventually(t, func() bool {
+		_ = ncC.Publish("probe", []byte("from c"))
+		m, err := sub.NextMsg(20 * time.Millisecond)
+		return err == nil && string(m.Data) == "from c"
+	}, 10*time.Second, time.Millisecond)
+	// b started first and retries a all along; give it time it does not
+	// need when admitted (c got through in less), so a pass is not vacuous.
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		require.NoError(t, ncB.Publish("probe", []byte("from b")))
+		if m, err := sub.NextMsg(10 * time.Millisecond); err == nil {
+			require.NotEqual(t, "from b", string(m.Data), "a peer with the wrong secret joined")
+		}
+	}
 }
