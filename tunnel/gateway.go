@@ -379,10 +379,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.CloseNow()
 		return
 	}
-	// A failed confirmation has closed the session: run returns at once
-	// and unregisters it.
-	// A revocation between authentication and registration must not leave
-	// a live session behind.
+	// (A failed confirmation has closed the session: run returns at once
+	// and unregisters it.) A revocation between authentication and
+	// registration must not leave a live session behind.
 	if cur, err := g.store.Connector(r.Context(), rec.ID); err != nil || cur.Revoked {
 		s.closeWith(ErrRevoked)
 	}
