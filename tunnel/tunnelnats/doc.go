@@ -108,9 +108,12 @@
 // NATS is inside the trust boundary: anything that can publish on the
 // Router's subjects can call any connector, and anything that can write
 // the buckets can hide a connector or lift a throttle. Run the embedded
-// cluster's routes on a private network with ClusterSecret set, keep the
-// client port on loopback (the default), and give an external NATS
-// cluster TLS and credentials. The tunnel's end-to-end sealing stops at
+// cluster's routes on a private network with ClusterSecret set: routes
+// then need it, and so do clients (as their token), because the client
+// port listens on the routes' interface (a node whose own server died
+// fails over to a peer's client port, which must be reachable from the
+// other hosts). Without ClusterSecret the client port stays on loopback.
+// Give an external NATS cluster TLS and credentials. The tunnel's end-to-end sealing stops at
 // the gateway that holds the session: a forwarded request crosses NATS in
 // the clear between nodes.
 //

@@ -25,10 +25,13 @@ type ServerConfig struct {
 	// StoreDir holds JetStream's files (presence, replay cache, login
 	// counters). Required; one per node, on local disk.
 	StoreDir string
-	// ClientListen is the HOST:PORT this node's own connection dials.
-	// Default "127.0.0.1:0" (a free loopback port): other nodes never use
-	// it, but a node's client moves to a peer's client port (which the
-	// cluster advertises) when its own server fails.
+	// ClientListen is the HOST:PORT of the server's client port. The
+	// node's own connection reaches its server in process, but when that
+	// server fails the connection moves to a peer's client port, which the
+	// cluster advertises: on several hosts it must be reachable from the
+	// others. Default: with ClusterSecret, ClusterListen's host and a free
+	// port (clients then need the secret, see Connect); without, a free
+	// loopback port (peers on other hosts cannot fail over to it).
 	ClientListen string
 	// ClusterListen is the HOST:PORT other nodes' servers connect to
 	// (--cluster-listen). Empty runs a single server with no cluster.
@@ -39,9 +42,10 @@ type ServerConfig struct {
 	ClusterPeers []string
 	// ClusterName must be the same on every node. Default "liaison".
 	ClusterName string
-	// ClusterSecret, when set, is required of every peer's routes: give
-	// every node the same one. Without it anyone who can reach
-	// ClusterListen joins the cluster and can call connectors.
+	// ClusterSecret, when set, is required of every peer's routes and of
+	// every client (as its token): give every node the same one. Without it
+	// anyone who can reach ClusterListen joins the cluster and can call
+	// connectors.
 	ClusterSecret string
 	// Logger receives the server's warnings and errors; nil discards.
 	Logger *slog.Logger
@@ -49,8 +53,9 @@ type ServerConfig struct {
 
 // Server is an embedded NATS server with JetStream.
 type Server struct {
-	ns   *server.Server
-	name string
+	ns     *server.Server
+	name   string
+	secret string // the clients' token, if any
 }
 
 // StartServer starts an embedded NATS server and waits until it accepts
@@ -65,6 +70,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.ClientListen == "" {
 		cfg.ClientListen = "127.0.0.1:0"
+		if h, _, err := net.SplitHostPort(strings.TrimPrefix(cfg.ClusterListen, "nats-route://")); err == nil && h != "" && cfg.ClusterSecret != "" {
+			cfg.ClientListen = net.JoinHostPort(h, "0")
+		}
 	}
 	if cfg.ClusterName == "" {
 		cfg.ClusterName = "liaison"
@@ -81,6 +89,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		NoLog:      cfg.Logger == nil,
+		// The client port may face the other hosts (ClientListen): with
+		// a secret, a client must present it.
+		Authorization: cfg.ClusterSecret,
 	}
 	if port == 0 {
 		opts.Port = server.RANDOM_PORT
@@ -125,7 +136,7 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("tunnelnats: embedded NATS server not ready after 10s (is %s or %s in use?)", cfg.ClientListen, cfg.ClusterListen)
 	}
-	return &Server{ns: ns, name: cfg.Name}, nil
+	return &Server{ns: ns, name: cfg.Name, secret: cfg.ClusterSecret}, nil
 }
 
 func hostPort(s string) (string, int, error) {
@@ -156,7 +167,11 @@ func (s *Server) Connect() (*nats.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnelnats: embedded server's client URL: %w", err)
 	}
-	return connect(s.ClientURL(), s.name, nats.SetCustomDialer(&localDialer{ns: s.ns, addr: u.Host}))
+	opts := []nats.Option{nats.SetCustomDialer(&localDialer{ns: s.ns, addr: u.Host})}
+	if s.secret != "" {
+		opts = append(opts, nats.Token(s.secret)) // for this server and the peers it fails over to
+	}
+	return connect(s.ClientURL(), s.name, opts...)
 }
 
 // localDialer dials the embedded server in process, and any other server
