@@ -458,6 +458,16 @@ func TestClusterProcessesKillNode(t *testing.T) {
 		tenant := fmt.Sprintf("tenant%d", i)
 		tenants = append(tenants, tenant)
 		c.connect(tenant, dir)
+		// A connector takes three turns of the balancer's round robin
+		// (token, enrollment, WebSocket): one more request before the
+		// next moves the next WebSocket to the next node. Without it the
+		// sessions landed [3 0 3] in a CI run, and the test needs every
+		// node to hold some.
+		require.Eventually(t, func() bool {
+			s := c.sessions(tenant)
+			return s[0]+s[1]+s[2] == 1
+		}, 20*time.Second, 20*time.Millisecond, "%s connected", tenant)
+		c.get(c.url + "/healthz")
 	}
 	perNode := make([]int, 3)
 	require.Eventually(t, func() bool {
