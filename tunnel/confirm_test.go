@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 )
 
@@ -107,12 +106,7 @@ func TestHandshakeRefusalNamesTheFix(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
-		HTTPClient:   e.httpClient(),
-		HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
-		Subprotocols: []string{Subprotocol},
-	})
-	require.NoError(t, err)
+	conn := e.dialUpgrade(ctx, tok)
 	defer conn.CloseNow()
 	_, _, _, err = c.handshake(ctx, conn, tok)
 	require.ErrorIs(t, err, ErrHandshake)

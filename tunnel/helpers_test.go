@@ -2,16 +2,10 @@ package tunnel
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -22,6 +16,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/internal/testcert"
 )
 
 // testPKI is a CA and a 127.0.0.1 server certificate made for one test.
@@ -32,39 +28,8 @@ type testPKI struct {
 
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "liaison test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	return &testPKI{
-		caPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		server: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
-	}
+	caPEM, server := testcert.New(t, "liaison test CA")
+	return &testPKI{caPEM: caPEM, server: server}
 }
 
 // env is a gateway behind a real TLS 1.3 loopback server.
@@ -239,14 +204,22 @@ func (e *env) rawConnector(cfg ConnectorConfig) (*websocket.Conn, *sealer, *seal
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	conn := e.dialUpgrade(ctx, tok)
+	_, tx, rx, err := c.handshake(ctx, conn, tok)
+	require.NoError(e.t, err)
+	conn.SetReadLimit(1 << 24)
+	return conn, tx, rx
+}
+
+// dialUpgrade opens the tunnel's WebSocket with connect token tok, before
+// any HELLO.
+func (e *env) dialUpgrade(ctx context.Context, tok string) *websocket.Conn {
+	e.t.Helper()
 	conn, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
 		HTTPClient:   e.httpClient(),
 		HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
 		Subprotocols: []string{Subprotocol},
 	})
 	require.NoError(e.t, err)
-	_, tx, rx, err := c.handshake(ctx, conn, tok)
-	require.NoError(e.t, err)
-	conn.SetReadLimit(1 << 24)
-	return conn, tx, rx
+	return conn
 }

@@ -18,7 +18,7 @@ import (
 )
 
 // New returns the PEM of a new CA named caName, and a server certificate
-// (P-256, IP SAN 127.0.0.1, server auth) that CA issued. It fails t on
+// (P-256, SANs 127.0.0.1 and localhost, server auth) that CA issued. It fails t on
 // error.
 func New(t testing.TB, caName string) (caPEM []byte, server tls.Certificate) {
 	t.Helper()
@@ -38,8 +38,8 @@ func New(t testing.TB, caName string) (caPEM []byte, server tls.Certificate) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	check(t, err)
