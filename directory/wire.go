@@ -450,10 +450,18 @@ func (c *Client) wirePages(ctx context.Context, idx int, req *ldap.SearchRequest
 		return err
 	}
 	defer w.Close()
-	// The caller runs under guard, which reports ctx's error.
+	// The caller runs under guard, which reports ctx's error. Closing the
+	// connection stops a blocked read; checking ctx before each entry stops
+	// a scan that is consuming what is already buffered, before the closing
+	// goroutine has run.
 	stop := context.AfterFunc(ctx, func() { w.Close() })
 	defer stop()
-	return c.wireSearch(w, req, fn)
+	return c.wireSearch(w, req, func(e *ldap.Entry) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(e)
+	})
 }
 
 func (c *Client) wireSearch(w *wireConn, req *ldap.SearchRequest, fn func(*ldap.Entry) error) error {
