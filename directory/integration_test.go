@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -55,9 +57,9 @@ func userFilter(s directorytest.Server) string {
 	return "(|(objectClass=inetOrgPerson)(objectClass=posixAccount))"
 }
 
-// ldapsearchCount counts entries with ldapsearch's own paging, independently
-// of this package.
-func ldapsearchCount(t *testing.T, s directorytest.Server, base, scope, filter string) int {
+// ldapsearchDNs lists the DNs of the entries that match, with ldapsearch's
+// own paging, independently of this package, as normDN keys.
+func ldapsearchDNs(t *testing.T, s directorytest.Server, base, scope, filter string) map[string]bool {
 	t.Helper()
 	path, err := exec.LookPath("ldapsearch")
 	if err != nil {
@@ -66,22 +68,31 @@ func ldapsearchCount(t *testing.T, s directorytest.Server, base, scope, filter s
 		}
 		t.Skip("ldapsearch not installed (apt-get install ldap-utils)")
 	}
-	cmd := exec.CommandContext(t.Context(), path, "-LLL", "-x", "-ZZ", "-H", s.URL, "-D", s.BindDN, "-w", s.BindPassword,
+	cmd := exec.CommandContext(t.Context(), path, "-LLL", "-x", "-ZZ", "-o", "ldif-wrap=no", "-H", s.URL, "-D", s.BindDN, "-w", s.BindPassword,
 		"-b", base, "-s", scope, "-E", "pr=1000/noprompt", filter, "1.1")
 	cmd.Env = append(os.Environ(), "LDAPTLS_CACERT="+s.CAFile, "LDAPTLS_REQCERT=demand")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	dns := map[string]bool{}
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok && ee.ExitCode() == int(ldap.LDAPResultNoSuchObject) {
+		return dns // the base does not exist
+	}
 	require.NoError(t, err, "ldapsearch: %s", stderr.String())
-	n := 0
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "dn:") {
-			n++
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "dn:: "):
+			b, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(line, "dn:: "))
+			require.NoError(t, err, line)
+			dns[normDN(t, string(b))] = true
+		case strings.HasPrefix(line, "dn: "):
+			dns[normDN(t, strings.TrimPrefix(line, "dn: "))] = true
 		}
 	}
-	return n
+	return dns
 }
 
 func collect(t *testing.T, c *directory.Client, m directory.Mapping) ([]directory.User, directory.Cursor) {
@@ -137,29 +148,40 @@ func TestIntegrationUsersCountMatchesLdapsearch(t *testing.T) {
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
-				// Other tests may add users to the shared test bed while this
-				// runs: count with ldapsearch before and after the scan.
+				// Other packages' tests add and delete users in the shared
+				// test bed while this runs (outside the generated dataset):
+				// list with ldapsearch before and after the scan. Every entry
+				// in both lists must be found; an entry in neither may only be
+				// one that came and went during the scan, never a generated
+				// user.
 				filter := userFilter(s)
 				if tt.m.Filter != "" {
 					filter = "(&" + filter + tt.m.Filter + ")"
 				}
-				before := ldapsearchCount(t, s, tt.base, tt.scope, filter)
+				before := ldapsearchDNs(t, s, tt.base, tt.scope, filter)
 				users, cur := collect(t, c, tt.m)
-				after := ldapsearchCount(t, s, tt.base, tt.scope, filter)
-				require.NotZero(t, after)
-				if before == after {
-					assert.Equal(t, before, len(users), "directory vs ldapsearch -E pr=1000/noprompt")
-				} else {
-					assert.True(t, len(users) >= min(before, after) && len(users) <= max(before, after),
-						"directory %d vs ldapsearch %d..%d (data changed meanwhile)", len(users), before, after)
+				after := ldapsearchDNs(t, s, tt.base, tt.scope, filter)
+				require.NotEmpty(t, after)
+				got := map[string]string{}
+				for _, u := range users {
+					got[normDN(t, u.DN)] = u.DN
+				}
+				for dn := range before {
+					if after[dn] {
+						_, ok := got[dn]
+						assert.True(t, ok, "directory missed %q, which ldapsearch -E pr=1000/noprompt lists before and after", dn)
+					}
+				}
+				for key, dn := range got {
+					if !before[key] && !after[key] {
+						assert.Empty(t, ldapsearchDNs(t, s, dn, "base", "(objectClass=*)"),
+							"directory lists %q, which ldapsearch does not, and it still exists", dn)
+					}
 				}
 				if tt.dataset != nil {
-					got := map[string]bool{}
-					for _, u := range users {
-						got[normDN(t, u.DN)] = true
-					}
 					for _, du := range tt.dataset {
-						assert.True(t, got[normDN(t, du.DN(s.BaseDN))], "generated user %s missing", du.Key)
+						_, ok := got[normDN(t, du.DN(s.BaseDN))]
+						assert.True(t, ok, "generated user %s missing", du.Key)
 					}
 				}
 				assert.NotEmpty(t, cur)
