@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"math/rand/v2"
@@ -19,6 +17,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/liaisonhq/liaison/directory"
 	"github.com/liaisonhq/liaison/directory/directorytest"
+	"github.com/liaisonhq/liaison/internal/ldapsandbox"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -525,61 +524,29 @@ func TestIntegrationBrowse(t *testing.T) {
 	})
 }
 
+// TestIntegrationChanges works in a private OU (ldapsandbox): other
+// packages' tests compare what they read under OU=Corp with the dataset
+// while this one runs, so it must not edit anything there.
 func TestIntegrationChanges(t *testing.T) {
 	eachServer(t, func(t *testing.T, s directorytest.Server) {
-		if s.AdminDN == "" {
-			t.Skip("no admin account to modify data")
-		}
+		sb := ldapsandbox.New(t, s)
 		c := serverClient(t, s, nil)
-		d := s.Dataset()
-		eng := directorytest.OUDN([]string{"Corp", "Engineering"}, s.BaseDN)
-		m := directory.Mapping{OUs: []string{eng}}
+		var dns []string
+		for i := range 6 {
+			dns = append(dns, sb.AddUser("chg"+strconv.Itoa(i)+"-"+sb.Tag, sb.In, false))
+		}
+		m := directory.Mapping{OUs: []string{sb.In}}
 		all, cur := collect(t, c, m)
-		require.NotEmpty(t, all)
+		require.Len(t, all, len(dns))
 
 		// Modify one user as the administrator.
-		target := d.UsersUnder([]string{"Corp", "Engineering"}, false)[0]
-		ca, err := os.ReadFile(s.CAFile)
-		require.NoError(t, err)
-		pool := x509.NewCertPool()
-		require.True(t, pool.AppendCertsFromPEM(ca))
-		l, err := ldap.DialURL(s.LDAPSURL, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool}))
-		require.NoError(t, err)
-		t.Cleanup(func() { l.Close() }) // after the data is put back (cleanups run last-in first-out)
-		require.NoError(t, l.Bind(s.AdminDN, s.AdminPassword))
+		target := dns[0]
 		newName := "Changed " + strconv.Itoa(rand.IntN(1e6))
-		mod := ldap.NewModifyRequest(target.DN(s.BaseDN), nil)
-		mod.Replace("displayName", []string{newName})
-		require.NoError(t, l.Modify(mod))
-		t.Cleanup(func() { // the test bed is shared: put the data back
-			undo := ldap.NewModifyRequest(target.DN(s.BaseDN), nil)
-			undo.Replace("displayName", []string{target.DisplayName})
-			assert.NoError(t, l.Modify(undo))
-		})
-		// Add another Engineering user to a group: only the group entry
-		// changes, yet the user must be reported.
-		var joiner directorytest.User
-		for _, u := range d.UsersUnder([]string{"Corp", "Engineering"}, false)[1:] {
-			if !slices.Contains(u.Groups, "cycle-b") {
-				joiner = u
-				break
-			}
-		}
-		cb, ok := d.Group("cycle-b")
-		require.True(t, ok)
-		// An interrupted earlier run may have left the member in: remove it
-		// first (ignoring "no such value"), so the add is a real change.
-		pre := ldap.NewModifyRequest(cb.DN(s.BaseDN), nil)
-		pre.Delete("member", []string{joiner.DN(s.BaseDN)})
-		_ = l.Modify(pre)
-		add := ldap.NewModifyRequest(cb.DN(s.BaseDN), nil)
-		add.Add("member", []string{joiner.DN(s.BaseDN)})
-		require.NoError(t, l.Modify(add))
-		t.Cleanup(func() {
-			del := ldap.NewModifyRequest(cb.DN(s.BaseDN), nil)
-			del.Delete("member", []string{joiner.DN(s.BaseDN)})
-			assert.NoError(t, l.Modify(del))
-		})
+		sb.SetDisplayName(target, newName)
+		// Add another user to the group: only the group entry changes, yet
+		// the user must be reported.
+		joiner := dns[1]
+		sb.AddToGroup(joiner)
 
 		var changed []directory.User
 		next, err := c.Changes(t.Context(), m, cur, func(u directory.User) error {
@@ -588,12 +555,12 @@ func TestIntegrationChanges(t *testing.T) {
 		})
 		require.NoError(t, err)
 		assert.NotEqual(t, cur, next)
-		i := slices.IndexFunc(changed, func(u directory.User) bool { return directory.SameDN(u.DN, target.DN(s.BaseDN)) })
+		i := slices.IndexFunc(changed, func(u directory.User) bool { return directory.SameDN(u.DN, target) })
 		require.GreaterOrEqual(t, i, 0, "modified user not reported")
 		assert.Equal(t, newName, changed[i].DisplayName)
-		j := slices.IndexFunc(changed, func(u directory.User) bool { return directory.SameDN(u.DN, joiner.DN(s.BaseDN)) })
+		j := slices.IndexFunc(changed, func(u directory.User) bool { return directory.SameDN(u.DN, joiner) })
 		require.GreaterOrEqual(t, j, 0, "user added to a group not reported")
-		assert.True(t, hasDN(changed[j].Groups, cb.DN(s.BaseDN)), "new group in %v", changed[j].Groups)
+		assert.True(t, hasDN(changed[j].Groups, sb.Group), "new group in %v", changed[j].Groups)
 		assert.Less(t, len(changed), 4, "changes must not be a full scan")
 
 		t.Run("nothing new", func(t *testing.T) {

@@ -184,6 +184,19 @@ func (sb *Sandbox) Disable(dn string) {
 	sb.modify(dn, func(m *ldap.ModifyRequest) { m.Replace("pwdAccountLockedTime", []string{"000001010000Z"}) })
 }
 
+// AddToGroup adds a user to the sandbox's group.
+func (sb *Sandbox) AddToGroup(dn string) {
+	sb.t.Helper()
+	sb.modify(sb.Group, func(m *ldap.ModifyRequest) { m.Add("member", []string{dn}) })
+	sb.member = append(sb.member, dn)
+}
+
+// SetDisplayName replaces a user's displayName.
+func (sb *Sandbox) SetDisplayName(dn, v string) {
+	sb.t.Helper()
+	sb.modify(dn, func(m *ldap.ModifyRequest) { m.Replace("displayName", []string{v}) })
+}
+
 // Touch changes a user's description, so its change number moves.
 func (sb *Sandbox) Touch(dn, v string) {
 	sb.t.Helper()
