@@ -68,9 +68,9 @@ var unlimitedActivations = []string{"--activation-token-rate", "1000000", "--act
 // it, configured as in front of the three: what the balancer alone costs.
 func startSingleBehindHaproxy(t testing.TB, postgres bool, extra ...string) *cloudCluster {
 	_, haproxy := needClusterTools(t)
-	c := startSingleCloud(t, postgres, extra...)
-	c.lb = freePorts(t, 1)[0]
-	c.url = "https://" + c.lb
+	lb := freePorts(t, 1)[0]
+	c := startSingleCloud(t, postgres, append([]string{"--public-url", "https://" + lb}, extra...)...)
+	c.lb, c.url = lb, "https://"+lb
 	c.startHaproxy(haproxy, t.TempDir())
 	return c
 }
@@ -185,15 +185,18 @@ func storm(b *testing.B, c *cloudCluster, unit string, do func(i int) bool) {
 
 // BenchmarkActivationStorm: device activations through haproxy onto three
 // cloud processes on PostgreSQL, the tenant's three connectors as they land
-// through the balancer and one per node, beside one process reached
-// directly on SQLite and on PostgreSQL (the same run's baselines). Run with
-// -benchtime=3000x.
+// through the balancer and one per node, beside one process on SQLite and
+// on PostgreSQL reached directly, and one on PostgreSQL behind the same
+// haproxy (the same run's baselines). Run with -benchtime=3000x.
 func BenchmarkActivationStorm(b *testing.B) {
 	b.Run("single-sqlite", func(b *testing.B) {
 		activationStorm(b, startSingleCloud(b, false, unlimitedActivations...), asLanded)
 	})
 	b.Run("single-postgres", func(b *testing.B) {
 		activationStorm(b, startSingleCloud(b, true, unlimitedActivations...), asLanded)
+	})
+	b.Run("single-postgres-haproxy", func(b *testing.B) {
+		activationStorm(b, startSingleBehindHaproxy(b, true, unlimitedActivations...), asLanded)
 	})
 	b.Run("3-nodes-postgres-haproxy", func(b *testing.B) {
 		activationStorm(b, startCloudCluster(b, unlimitedActivations...), asLanded)
