@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -63,22 +64,57 @@ func startSingleCloud(t testing.TB, postgres bool, extra ...string) *cloudCluste
 var unlimitedActivations = []string{"--activation-token-rate", "1000000", "--activation-token-burst", "1000000",
 	"--activation-source-rate", "1000000", "--activation-source-burst", "1000000"}
 
-// activationStorm prepares a tenant (3 connectors, 200 imported users, a
-// deployment token) and activates b.N new devices with 32 concurrent
-// clients, reporting activations/s and the p50 and p99 latency.
-func activationStorm(b *testing.B, c *cloudCluster) {
+// startSingleBehindHaproxy is one cloud process with haproxy in front of
+// it, configured as in front of the three: what the balancer alone costs.
+func startSingleBehindHaproxy(t testing.TB, postgres bool, extra ...string) *cloudCluster {
+	_, haproxy := needClusterTools(t)
+	lb := freePorts(t, 1)[0]
+	c := startSingleCloud(t, postgres, append([]string{"--public-url", "https://" + lb}, extra...)...)
+	c.lb, c.url = lb, "https://"+lb
+	c.startHaproxy(haproxy, t.TempDir())
+	return c
+}
+
+// placement says where the tenant's three connectors hold their sessions.
+type placement int
+
+const (
+	// asLanded: each connector dials the balancer, like a real one; its
+	// session lands wherever the round robin is when it dials (every
+	// connector also enrolls through the balancer), 2/0/1 in every run so
+	// far.
+	asLanded placement = iota
+	// onePerNode: connector i dials node i's own listener (enrollment still
+	// through the balancer), so every node holds one.
+	onePerNode
+)
+
+// activationStorm prepares a tenant (3 connectors placed as p says, 200
+// imported users, a deployment token) and activates b.N new devices with
+// 32 concurrent clients, reporting activations/s and the p50 and p99
+// latency.
+func activationStorm(b *testing.B, c *cloudCluster, p placement) {
 	dir := newProcDir(200)
-	for range 3 {
-		c.connect("acme", dir)
+	for i := range 3 {
+		if p == onePerNode {
+			c.connectTo("acme", dir, c.nodes[i%len(c.nodes)].addr)
+		} else {
+			c.connect("acme", dir)
+		}
 	}
+	var perNode []int
 	require.Eventually(b, func() bool {
-		s := c.sessions("acme")
+		perNode = c.sessions("acme")
 		total := 0
-		for _, n := range s {
+		for _, n := range perNode {
 			total += n
 		}
 		return total == 3
 	}, 20*time.Second, 50*time.Millisecond)
+	if p == onePerNode && len(perNode) == 3 {
+		require.Equal(b, []int{1, 1, 1}, perNode)
+	}
+	b.Logf("connector sessions per node: %v", perNode)
 	require.Equal(b, http.StatusNoContent, c.do(c.url, http.MethodPut, "/v1/admin/tenants/acme/mappings/staff", directory.Mapping{}, nil))
 	c.importAll("acme", "staff")
 	var tok struct {
@@ -96,6 +132,16 @@ func activationStorm(b *testing.B, c *cloudCluster) {
 		reqs[i] = activation.ActivateRequest{Tenant: r.Tenant, Token: r.Token, Login: r.Login, Domain: r.Domain,
 			Hostname: r.Hostname, DeviceID: r.DeviceID, DevicePublicKey: r.DevicePublicKey, Signature: r.Signature}
 	}
+	storm(b, c, "activations/s", func(i int) bool {
+		var out activation.ActivateResponse
+		return c.activate(reqs[i], &out) == http.StatusOK
+	})
+}
+
+// storm runs b.N calls of do (i from 0 to b.N-1) from 32 concurrent
+// clients over keep-alive connections, each retrying a failed call up to
+// 20 times, and reports the rate as unit and the p50 and p99 latency.
+func storm(b *testing.B, c *cloudCluster, unit string, do func(i int) bool) {
 	c.client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	c.client.Transport.(*http.Transport).DisableKeepAlives = false
 	lat := make([]time.Duration, b.N)
@@ -112,10 +158,8 @@ func activationStorm(b *testing.B, c *cloudCluster) {
 					return
 				}
 				t0 := time.Now()
-				var out activation.ActivateResponse
 				for tries := 0; ; tries++ {
-					st := c.activate(reqs[i], &out)
-					if st == http.StatusOK {
+					if do(i) {
 						break
 					}
 					if tries == 20 {
@@ -131,25 +175,66 @@ func activationStorm(b *testing.B, c *cloudCluster) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	require.Zero(b, failed.Load(), "activations failed")
+	require.Zero(b, failed.Load(), "calls failed")
 	slices.Sort(lat)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "activations/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), unit)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkActivationStorm: device activations through haproxy onto three
-// cloud processes on PostgreSQL, beside one process reached directly on
-// SQLite and on PostgreSQL (the same run's baselines). Run with -benchtime=3000x.
+// cloud processes on PostgreSQL, the tenant's three connectors as they land
+// through the balancer and one per node, beside one process on SQLite and
+// on PostgreSQL reached directly, and one on PostgreSQL behind the same
+// haproxy (the same run's baselines). Run with -benchtime=3000x.
 func BenchmarkActivationStorm(b *testing.B) {
 	b.Run("single-sqlite", func(b *testing.B) {
-		activationStorm(b, startSingleCloud(b, false, unlimitedActivations...))
+		activationStorm(b, startSingleCloud(b, false, unlimitedActivations...), asLanded)
 	})
 	b.Run("single-postgres", func(b *testing.B) {
-		activationStorm(b, startSingleCloud(b, true, unlimitedActivations...))
+		activationStorm(b, startSingleCloud(b, true, unlimitedActivations...), asLanded)
+	})
+	b.Run("single-postgres-haproxy", func(b *testing.B) {
+		activationStorm(b, startSingleBehindHaproxy(b, true, unlimitedActivations...), asLanded)
 	})
 	b.Run("3-nodes-postgres-haproxy", func(b *testing.B) {
-		activationStorm(b, startCloudCluster(b, unlimitedActivations...))
+		activationStorm(b, startCloudCluster(b, unlimitedActivations...), asLanded)
+	})
+	b.Run("3-nodes-postgres-haproxy-one-connector-per-node", func(b *testing.B) {
+		activationStorm(b, startCloudCluster(b, unlimitedActivations...), onePerNode)
+	})
+}
+
+// BenchmarkHealthzStorm is the floor of the activation storm's topology:
+// the same 32 keep-alive clients storm GET /healthz (TLS on the node, no
+// database, no authentication, no NATS) on one process reached directly,
+// one behind haproxy, and three behind haproxy (clustered on PostgreSQL,
+// idle otherwise). What the three cost over the one here, on the same
+// cores, is what the topology costs before any activation work. Run with
+// -benchtime=20000x.
+func BenchmarkHealthzStorm(b *testing.B) {
+	healthz := func(c *cloudCluster) func(int) bool {
+		return func(int) bool {
+			resp, err := c.client.Get(c.url + "/healthz")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			_, _ = io.Copy(io.Discard, resp.Body) // read to the end: the connection is kept
+			return resp.StatusCode == http.StatusOK
+		}
+	}
+	b.Run("single-direct", func(b *testing.B) {
+		c := startSingleCloud(b, true)
+		storm(b, c, "requests/s", healthz(c))
+	})
+	b.Run("single-haproxy", func(b *testing.B) {
+		c := startSingleBehindHaproxy(b, true)
+		storm(b, c, "requests/s", healthz(c))
+	})
+	b.Run("3-nodes-haproxy", func(b *testing.B) {
+		c := startCloudCluster(b)
+		storm(b, c, "requests/s", healthz(c))
 	})
 }

@@ -215,6 +215,15 @@ func startCloudCluster(t testing.TB, extra ...string) *cloudCluster {
 	c.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}, DisableKeepAlives: true}}
 
+	c.startHaproxy(haproxy, dir)
+	return c
+}
+
+// startHaproxy puts haproxy (TCP, round robin, health-checked) at c.lb in
+// front of c.nodes and waits until /healthz answers through it.
+func (c *cloudCluster) startHaproxy(haproxy, dir string) {
+	t := c.t
+	t.Helper()
 	cfg := fmt.Sprintf(`global
 	maxconn 4096
 defaults
@@ -229,7 +238,7 @@ frontend fe
 	default_backend be
 backend be
 	balance roundrobin
-`, lb)
+`, c.lb)
 	for _, n := range c.nodes {
 		cfg += fmt.Sprintf("\tserver %s %s check inter 300ms fall 2 rise 2\n", n.name, n.addr)
 	}
@@ -249,7 +258,6 @@ backend be
 	require.Eventually(t, func() bool {
 		return c.get(c.url+"/healthz") == http.StatusOK
 	}, 20*time.Second, 50*time.Millisecond, "haproxy")
-	return c
 }
 
 func tail(s string, n int) string {
@@ -364,8 +372,18 @@ type procConnector struct {
 	done   chan struct{}
 }
 
-// connect enrolls a connector of tenant through the balancer and runs it.
+// connect enrolls a connector of tenant through the balancer and runs it,
+// its tunnel dialing the balancer.
 func (c *cloudCluster) connect(tenant string, dir directoryhttp.Directory) *procConnector {
+	c.t.Helper()
+	return c.connectTo(tenant, dir, c.lb)
+}
+
+// connectTo enrolls a connector of tenant through the balancer and runs it,
+// its tunnel dialing addr (the balancer, or one node's own listener to
+// place its session there; the connect token's audience stays the
+// balancer's URL, the cloud's public one).
+func (c *cloudCluster) connectTo(tenant string, dir directoryhttp.Directory, addr string) *procConnector {
 	c.t.Helper()
 	var tok struct {
 		Token string `json:"token"`
@@ -380,7 +398,7 @@ func (c *cloudCluster) connect(tenant string, dir directoryhttp.Directory) *proc
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(c.caPEM)
 	tc, err := tunnel.NewConnector(tunnel.ConnectorConfig{
-		URL: "wss://" + c.lb + "/v1/tunnel", ConnectorID: id.ConnectorID, CloudKey: id.CloudKey, Key: key, Handler: mux,
+		URL: "wss://" + addr + "/v1/tunnel", Audience: "wss://" + c.lb + "/v1/tunnel", ConnectorID: id.ConnectorID, CloudKey: id.CloudKey, Key: key, Handler: mux,
 		TLSConfig:   &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13},
 		BackoffBase: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond,
 	})
