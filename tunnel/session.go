@@ -42,7 +42,7 @@ func (bp *bufPool) put(b *[]byte) {
 // sessionConfig is what a session needs from its Gateway or Connector.
 type sessionConfig struct {
 	gateway     bool
-	params      hello
+	params      hello        // the gateway's; features: the bits both HELLOs carry
 	handler     http.Handler // connector side
 	pool        *bufPool     // message-size buffers (msgLimit)
 	small       *bufPool     // buffers for copied body bytes (smallBufSize)
@@ -81,12 +81,16 @@ func (s *Session) connWrite(b []byte) error {
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
 	if c == nil {
-		return s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
+		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
+	} else {
+		c.setCork(true)
+		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
+		if ferr := c.setCork(false); err == nil {
+			err = ferr
+		}
 	}
-	c.setCork(true)
-	err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
-	if ferr := c.setCork(false); err == nil {
-		err = ferr
+	if err == nil {
+		s.sent.Add(1)
 	}
 	return err
 }
@@ -148,9 +152,11 @@ type Session struct {
 	window     int
 	batchMax   int // largest plaintext message: msgLimit(maxPayload)
 
-	// PING rate limit, touched only by the read loop.
+	// PING rate limit and, on the gateway, sent as of the last PING
+	// received; touched only by the read loop.
 	pingStart time.Time
 	pingCount int
+	pingMark  uint32
 
 	mu      sync.Mutex
 	streams map[uint32]*stream
@@ -178,6 +184,7 @@ type Session struct {
 	done     chan struct{} // closed when the session starts closing
 	finished chan struct{} // closed when every goroutine has returned
 	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
+	sent     atomic.Uint32 // messages written (wraps around)
 	wstart   atomic.Int64  // unix nanoseconds the write in progress started, or 0
 	reason   atomic.Pointer[error]
 	wg       sync.WaitGroup
@@ -554,9 +561,10 @@ func (s *Session) sendCancel(id uint32, code uint64, msg string) {
 	_ = s.write(b)
 }
 
-// keepalive pings every interval and closes the session when nothing was
-// received for three intervals. It runs on a timer, not a goroutine, so an
-// idle session costs one goroutine (the reader).
+// keepalive pings every interval (the connector) and closes the session
+// when nothing was received for silentAfter, or when one write has taken
+// three intervals. It runs on a timer, not a goroutine, so an idle session
+// costs one goroutine (the reader).
 type keepalive struct {
 	s        *Session
 	t        *time.Timer
@@ -583,19 +591,19 @@ func (k *keepalive) tick() {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	iv := s.cfg.params.pingInterval
-	dead := 3 * iv
+	dead := s.silentAfter()
 	now := s.cfg.now()
 	last := time.Unix(0, s.lastRecv.Load())
 	if now.Sub(last) >= dead {
 		s.closeWith(ErrPeerSilent)
 		return
 	}
-	if ws := s.wstart.Load(); ws != 0 && now.Sub(time.Unix(0, ws)) >= dead {
+	if ws := s.wstart.Load(); ws != 0 && now.Sub(time.Unix(0, ws)) >= 3*iv {
 		s.closeWith(fmt.Errorf("%w: one write took that long (the peer reads nothing)", ErrPeerSilent))
 		return
 	}
-	// The connector pings on this timer; the gateway answers each PING
-	// from its read loop, so its timer only watches for silence.
+	// The connector pings on this timer; the gateway answers PINGs from
+	// its read loop, so its timer only watches for silence.
 	ping := !s.cfg.gateway && !now.Before(k.nextPing)
 	var p [8]byte
 	if ping {
@@ -613,6 +621,17 @@ func (k *keepalive) tick() {
 	if ping {
 		_ = s.writeControl(framePing, 0, 0, p[:])
 	}
+}
+
+// silentAfter is how long the session waits for a frame before it
+// declares the peer dead (SPEC.md "Liveness and draining"): three ping
+// intervals, four on a connector whose gateway answers every other PING.
+func (s *Session) silentAfter() time.Duration {
+	iv := s.cfg.params.pingInterval
+	if !s.cfg.gateway && s.cfg.params.features&featureSparsePings != 0 {
+		return 4 * iv
+	}
+	return 3 * iv
 }
 
 // readLoop reads and dispatches frames until an error.
@@ -731,6 +750,9 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, e
 		}
 		var arr [frameHeaderLen + 8]byte
 		if s.cfg.gateway {
+			if !s.pingDue() {
+				return false, nil
+			}
 			// The gateway's own PING, sent from the read loop: no timer
 			// goroutine per interval. Safe because the connector's read
 			// loop never blocks on a write, so this write always drains.
@@ -817,6 +839,22 @@ func (s *Session) pingAllowed() (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// pingDue reports whether the gateway answers a PING it received. With a
+// connector that accepts sparse answers (featureSparsePings) it answers
+// only when it sent nothing since the previous PING arrived: an idle
+// session gets a PING back every other interval, a busy one none, and the
+// connector hears from a live gateway at least once in any two of its
+// PING intervals. Otherwise it answers every PING.
+func (s *Session) pingDue() bool {
+	if s.cfg.params.features&featureSparsePings == 0 {
+		return true
+	}
+	n := s.sent.Load()
+	quiet := n == s.pingMark
+	s.pingMark = n
+	return quiet
 }
 
 // lookup finds an open stream. A frame for a stream that was opened and is
