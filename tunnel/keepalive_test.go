@@ -202,3 +202,30 @@ func TestSparsePingsNegotiated(t *testing.T) {
 		})
 	}
 }
+
+// The gateway's read loop never writes: its PING answer is written by a
+// goroutine of its own, so a connector that pings but reads nothing does
+// not stop the gateway from reading (and an idle session's reader keeps a
+// small stack, BENCHMARKS.md). Before, the read loop wrote the answer
+// itself and stopped reading while the answer was stuck.
+func TestGatewayReadLoopDoesNotWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const iv = 5 * time.Second
+		gw, conn, _ := pipePair(t, iv, http.NotFoundHandler())
+		start := time.Now()
+		gwDone := make(chan error, 1)
+		go func() { gwDone <- gw.run(context.Background()) }()
+		conn.startKeepalive() // the connector pings and never reads
+
+		time.Sleep(2*iv + iv/2)
+		synctest.Wait()
+		// The first PING is answered, and that answer cannot be delivered.
+		assert.Equal(t, start.Add(2*iv).UnixNano(), gw.lastRecv.Load(), "the gateway read the second PING")
+
+		require.NoError(t, gw.Close())
+		assert.ErrorIs(t, <-gwDone, ErrClosed)
+		conn.closeWith(ErrClosed)
+		_ = conn.conn.CloseNow()
+		conn.wg.Wait()
+	})
+}

@@ -153,10 +153,11 @@ type Session struct {
 	batchMax   int // largest plaintext message: msgLimit(maxPayload)
 
 	// PING rate limit and, on the gateway, sent as of the last PING
-	// received; touched only by the read loop.
-	pingStart time.Time
-	pingCount int
-	pingMark  uint32
+	// received and whether it was answered; touched only by the read loop.
+	pingStart    time.Time
+	pingCount    int
+	pingMark     uint32
+	pingAnswered bool // the previous PING was answered
 
 	mu      sync.Mutex
 	streams map[uint32]*stream
@@ -409,8 +410,9 @@ func (s *Session) queueLocked(b []byte) {
 }
 
 // writeAsync queues frame b without ever blocking on the network: the read
-// loop uses it (PONG, refusals), because a reader blocked on a write while
-// the peer's reader is blocked the same way would deadlock the session.
+// loop uses it (the gateway's PINGs, PONG, refusals), because a reader
+// blocked on a write while the peer's reader is blocked the same way would
+// deadlock the session.
 // If nobody is writing and urgent is set, a goroutine is started to send
 // the queue. A frame that is not urgent (a PONG) is dropped instead: it is
 // best effort, liveness rests on each side's own PINGs, and an idle
@@ -753,12 +755,16 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, e
 			if !s.pingDue() {
 				return false, nil
 			}
-			// The gateway's own PING, sent from the read loop: no timer
-			// goroutine per interval. Safe because the connector's read
-			// loop never blocks on a write, so this write always drains.
+			// The gateway's own PING, triggered by the read loop: no timer
+			// per interval. It is queued, and a goroutine that exits once
+			// the queue is sent writes it: the read loop itself never runs
+			// the write path (WebSocket, TLS, the socket), whose depth
+			// would double the stack an idle session keeps (8 KiB instead
+			// of 4, BENCHMARKS.md).
 			putHeader(arr[:], framePing, 0, 0)
 			copy(arr[frameHeaderLen:], f.payload)
-			return false, s.write(arr[:])
+			s.writeAsync(arr[:], true)
+			return false, nil
 		}
 		putHeader(arr[:], framePong, 0, 0)
 		copy(arr[frameHeaderLen:], f.payload)
@@ -843,18 +849,20 @@ func (s *Session) pingAllowed() (bool, error) {
 
 // pingDue reports whether the gateway answers a PING it received. With a
 // connector that accepts sparse answers (featureSparsePings) it answers
-// only when it sent nothing since the previous PING arrived: an idle
-// session gets a PING back every other interval, a busy one none, and the
-// connector hears from a live gateway at least once in any two of its
-// PING intervals. Otherwise it answers every PING.
+// only when it sent nothing since the previous PING arrived, its answer to
+// that PING included (counted here, as the answer may still be queued): an
+// idle session gets a PING back every other interval, a busy one none,
+// and the connector hears from a live gateway within two of its PING
+// intervals of the gateway's last message. Otherwise it answers every
+// PING.
 func (s *Session) pingDue() bool {
 	if s.cfg.params.features&featureSparsePings == 0 {
 		return true
 	}
 	n := s.sent.Load()
-	quiet := n == s.pingMark
-	s.pingMark = n
-	return quiet
+	due := !s.pingAnswered && n == s.pingMark
+	s.pingMark, s.pingAnswered = n, due
+	return due
 }
 
 // lookup finds an open stream. A frame for a stream that was opened and is
