@@ -100,7 +100,7 @@ func TestMITMStolenConnectTokenRefused(t *testing.T) {
 	// The best the attacker can do: a well-formed HELLO signed by its own key.
 	_, attackerKey, _ := ed25519.GenerateKey(rand.Reader)
 	eph, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	cp, err := connectorHelloPayload(attackerKey, rand.Reader, eph.PublicKey().Bytes(), tok, f.payload)
+	cp, err := connectorHelloPayload(attackerKey, rand.Reader, eph.PublicKey().Bytes(), ourFeatures, tok, f.payload)
 	require.NoError(t, err)
 	b := make([]byte, frameHeaderLen)
 	putHeader(b, frameHello, 0, 0)

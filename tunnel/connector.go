@@ -142,6 +142,9 @@ type Connector struct {
 	// window is the reconnect window the gateway announced on the last
 	// connect (reconnect.go); only Run's goroutine uses it.
 	window time.Duration
+	// features are the bits its HELLO announces: ourFeatures (tests clear
+	// them to act as a 2.0 connector).
+	features uint64
 
 	mu      sync.Mutex
 	closed  bool
@@ -242,6 +245,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	c.client = &http.Client{Transport: socksHints{tr}}
 	c.log = cfg.Logger.With("component", "tunnel_connector", "connector_id", cfg.ConnectorID)
 	c.done = make(chan struct{})
+	c.features = ourFeatures
 	return c, nil
 }
 
@@ -508,6 +512,7 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		_ = conn.CloseNow()
 		return nil, "", err
 	}
+	h.features &= c.features // what both HELLOs carry
 	ga := &goawayNote{ch: make(chan struct{})}
 	s := newSession(conn, sessionConfig{
 		params:      h,
@@ -560,7 +565,7 @@ func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, tok str
 	if err != nil {
 		return hello{}, nil, nil, err
 	}
-	cp, err := connectorHelloPayload(c.cfg.Key, c.cfg.Rand, eph.PublicKey().Bytes(), tok, gp)
+	cp, err := connectorHelloPayload(c.cfg.Key, c.cfg.Rand, eph.PublicKey().Bytes(), c.features, tok, gp)
 	if err != nil {
 		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: sign: %w", err)
 	}

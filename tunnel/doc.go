@@ -118,9 +118,9 @@
 // Sealing costs one AES-GCM pass per message at each end, into a pooled
 // buffer and without allocation: nothing measurable on a small round trip,
 // about a third of bulk throughput. An idle gateway session costs about
-// 24 KB and one goroutine; its heartbeat is one PING read and one PING
-// write every 5 s, 10–70 % more CPU than plain TLS connections echoing a
-// ping, depending on load (see BENCHMARKS.md).
+// 21 KB and one goroutine; its heartbeat is one PING read every 5 s and
+// one PING write every 10 s (see BENCHMARKS.md for its CPU beside plain
+// TLS connections echoing a ping).
 //
 // # Protocol
 //

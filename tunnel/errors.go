@@ -20,8 +20,10 @@ var (
 	// response (panic or http.ErrAbortHandler).
 	ErrAborted = errors.New("tunnel: response aborted by connector")
 	// ErrPeerSilent closes a session that received nothing for three ping
-	// intervals, or whose one write took that long.
-	ErrPeerSilent = errors.New("tunnel: peer silent for 3 ping intervals")
+	// intervals (a connector waits four for a gateway that answers PINGs
+	// sparsely, SPEC.md "Liveness and draining"), or whose one write took
+	// three.
+	ErrPeerSilent = errors.New("tunnel: peer silent for too many ping intervals")
 	// ErrClosed is returned by operations on a closed Gateway, Connector or
 	// session.
 	ErrClosed = errors.New("tunnel: closed")

@@ -45,8 +45,11 @@ type GatewayConfig struct {
 	// ReplayCache remembers connect-token nonces; nil means one in memory.
 	// Nodes behind one load balancer must share one.
 	ReplayCache ReplayCache
-	// PingInterval is announced to connectors; both ends ping this often
-	// and declare the peer dead after 3 silent intervals. Default 5s.
+	// PingInterval is announced to connectors, which ping this often;
+	// the gateway answers every other PING of an idle session (every PING
+	// of a 2.0 connector). The gateway declares a connector dead after 3
+	// silent intervals, a connector the gateway after 4 (3 with a 2.0
+	// peer); SPEC.md "Liveness and draining". Default 5s.
 	PingInterval time.Duration
 	// MaxFrameSize is the largest frame payload. Default 64 KiB.
 	MaxFrameSize int
@@ -222,6 +225,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		cfg: cfg,
 		params: hello{
 			major: ProtocolMajor, minor: ProtocolMinor,
+			features:      ourFeatures,
 			nodeID:        cfg.NodeID,
 			pingInterval:  cfg.PingInterval,
 			maxFrameSize:  cfg.MaxFrameSize,
@@ -349,7 +353,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(int64(msgLimit(g.cfg.MaxFrameSize) + sealOverhead))
-	tx, rx, err := g.handshake(conn, tok, rec)
+	tx, rx, features, err := g.handshake(conn, tok, rec)
 	leave()
 	if err != nil {
 		g.log.Warn("handshake refused", "remote_addr", r.RemoteAddr, "connector_id", rec.ID, "tenant", rec.Tenant, "reason", err.Error())
@@ -360,9 +364,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(websocket.StatusPolicyViolation, reason)
 		return
 	}
+	params := g.params
+	params.features &= features // what both HELLOs carry
 	s := newSession(conn, sessionConfig{
 		gateway:     true,
-		params:      g.params,
+		params:      params,
 		pool:        g.pool,
 		small:       g.small,
 		log:         g.log,
@@ -412,49 +418,50 @@ func websocketProtocols(r *http.Request) []string {
 // with its enrolled key and derives the session keys. Nothing is
 // registered before it succeeds; the key confirmation (an empty sealed
 // message) is sent by Session.confirm, as the session is registered.
-func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRecord) (tx, rx *sealer, err error) {
+// features are the bits of the connector's HELLO.
+func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRecord) (tx, rx *sealer, features uint64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HelloTimeout)
 	defer cancel()
 	eph, err := ecdh.X25519().GenerateKey(g.cfg.Rand)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	gp := gatewayHelloPayload(g.params, eph.PublicKey().Bytes(), g.cfg.Identity, token)
 	b := make([]byte, frameHeaderLen, frameHeaderLen+len(gp))
 	putHeader(b, frameHello, 0, 0)
 	b = setLen(append(b, gp...))
 	if err := conn.Write(ctx, websocket.MessageBinary, b); err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	typ, msg, err := conn.Read(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if typ != websocket.MessageBinary {
-		return nil, nil, protocolErrorf("text message")
+		return nil, nil, 0, protocolErrorf("text message")
 	}
 	f, size, err := parseFrame(msg, g.cfg.MaxFrameSize)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if size != len(msg) {
-		return nil, nil, protocolErrorf("hello message holds more than hello")
+		return nil, nil, 0, protocolErrorf("hello message holds more than hello")
 	}
 	if f.typ != frameHello {
-		return nil, nil, protocolErrorf("first frame is not hello")
+		return nil, nil, 0, protocolErrorf("first frame is not hello")
 	}
 	h, err := parseHello(f.payload, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	if !ed25519.Verify(rec.PublicKey, connectorSigned(token, gp, f.payload[:h.signedLen]), h.sig) {
-		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, errHelloKey)
+		return nil, nil, 0, fmt.Errorf("%w: %w", ErrHandshake, errHelloKey)
 	}
 	g2c, c2g, err := sessionKeys(eph, h.keyShare, token, gp, f.payload)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+		return nil, nil, 0, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	return newSealer(g2c), newSealer(c2g), nil
+	return newSealer(g2c), newSealer(c2g), h.features, nil
 }
 
 func (g *Gateway) register(s *Session, remoteAddr string) bool {

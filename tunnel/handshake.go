@@ -149,8 +149,8 @@ func gatewayHelloPayload(params hello, share []byte, id *GatewayIdentity, token 
 }
 
 // connectorHelloPayload builds the connector's signed HELLO payload.
-func connectorHelloPayload(key crypto.Signer, r io.Reader, share []byte, token string, gatewayHello []byte) ([]byte, error) {
-	mine := hello{major: ProtocolMajor, minor: ProtocolMinor, keyShare: share}
+func connectorHelloPayload(key crypto.Signer, r io.Reader, share []byte, features uint64, token string, gatewayHello []byte) ([]byte, error) {
+	mine := hello{major: ProtocolMajor, minor: ProtocolMinor, features: features, keyShare: share}
 	p := mine.appendTo(make([]byte, 0, 160))
 	sig, err := key.Sign(r, connectorSigned(token, gatewayHello, p), crypto.Hash(0))
 	if err != nil {

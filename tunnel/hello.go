@@ -39,6 +39,20 @@ const (
 	helloSignature = 9
 )
 
+// Feature bits of the HELLO features field (SPEC.md "HELLO"). Each side
+// announces the bits it implements and acts on a bit only when both HELLOs
+// carry it; a 2.0 peer announces none.
+const (
+	// featureSparsePings: the gateway answers a PING only when it sent
+	// nothing since the previous PING arrived, and the connector declares
+	// the gateway dead after four silent intervals instead of three
+	// (SPEC.md "Liveness and draining").
+	featureSparsePings = 1 << 0
+
+	// ourFeatures is what this implementation announces, on either side.
+	ourFeatures = featureSparsePings
+)
+
 // Limits a HELLO must respect.
 const (
 	minFrameSize  = 4 << 10

@@ -197,9 +197,17 @@ func testSealers() (gwTx, gwRx, connTx, connRx *sealer) {
 // a test can send any sealed message it likes.
 func (e *env) rawConnector(cfg ConnectorConfig) (*websocket.Conn, *sealer, *sealer) {
 	e.t.Helper()
+	return e.rawConnectorWith(cfg, ourFeatures)
+}
+
+// rawConnectorWith is rawConnector announcing the given feature bits in
+// its HELLO (0: a 2.0 connector).
+func (e *env) rawConnectorWith(cfg ConnectorConfig, features uint64) (*websocket.Conn, *sealer, *sealer) {
+	e.t.Helper()
 	cfg.Handler = http.NotFoundHandler()
 	c, err := NewConnector(cfg)
 	require.NoError(e.t, err)
+	c.features = features
 	tok, err := signConnectToken(cfg.Key, cfg.ConnectorID, e.url, time.Now(), 30*time.Second, rand.Reader)
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -42,7 +42,7 @@ func (bp *bufPool) put(b *[]byte) {
 // sessionConfig is what a session needs from its Gateway or Connector.
 type sessionConfig struct {
 	gateway     bool
-	params      hello
+	params      hello        // the gateway's; features: the bits both HELLOs carry
 	handler     http.Handler // connector side
 	pool        *bufPool     // message-size buffers (msgLimit)
 	small       *bufPool     // buffers for copied body bytes (smallBufSize)
@@ -81,12 +81,16 @@ func (s *Session) connWrite(b []byte) error {
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
 	if c == nil {
-		return s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
+		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
+	} else {
+		c.setCork(true)
+		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
+		if ferr := c.setCork(false); err == nil {
+			err = ferr
+		}
 	}
-	c.setCork(true)
-	err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
-	if ferr := c.setCork(false); err == nil {
-		err = ferr
+	if err == nil {
+		s.sent.Add(1)
 	}
 	return err
 }
@@ -148,9 +152,12 @@ type Session struct {
 	window     int
 	batchMax   int // largest plaintext message: msgLimit(maxPayload)
 
-	// PING rate limit, touched only by the read loop.
-	pingStart time.Time
-	pingCount int
+	// PING rate limit and, on the gateway, sent as of the last PING
+	// received and whether it was answered; touched only by the read loop.
+	pingStart    time.Time
+	pingCount    int
+	pingMark     uint32
+	pingAnswered bool // the previous PING was answered
 
 	mu      sync.Mutex
 	streams map[uint32]*stream
@@ -178,6 +185,7 @@ type Session struct {
 	done     chan struct{} // closed when the session starts closing
 	finished chan struct{} // closed when every goroutine has returned
 	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
+	sent     atomic.Uint32 // messages written (wraps around)
 	wstart   atomic.Int64  // unix nanoseconds the write in progress started, or 0
 	reason   atomic.Pointer[error]
 	wg       sync.WaitGroup
@@ -402,8 +410,9 @@ func (s *Session) queueLocked(b []byte) {
 }
 
 // writeAsync queues frame b without ever blocking on the network: the read
-// loop uses it (PONG, refusals), because a reader blocked on a write while
-// the peer's reader is blocked the same way would deadlock the session.
+// loop uses it (the gateway's PINGs, PONG, refusals), because a reader
+// blocked on a write while the peer's reader is blocked the same way would
+// deadlock the session.
 // If nobody is writing and urgent is set, a goroutine is started to send
 // the queue. A frame that is not urgent (a PONG) is dropped instead: it is
 // best effort, liveness rests on each side's own PINGs, and an idle
@@ -554,9 +563,10 @@ func (s *Session) sendCancel(id uint32, code uint64, msg string) {
 	_ = s.write(b)
 }
 
-// keepalive pings every interval and closes the session when nothing was
-// received for three intervals. It runs on a timer, not a goroutine, so an
-// idle session costs one goroutine (the reader).
+// keepalive pings every interval (the connector) and closes the session
+// when nothing was received for silentAfter, or when one write has taken
+// three intervals. It runs on a timer, not a goroutine, so an idle session
+// costs one goroutine (the reader).
 type keepalive struct {
 	s        *Session
 	t        *time.Timer
@@ -583,19 +593,19 @@ func (k *keepalive) tick() {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	iv := s.cfg.params.pingInterval
-	dead := 3 * iv
+	dead := s.silentAfter()
 	now := s.cfg.now()
 	last := time.Unix(0, s.lastRecv.Load())
 	if now.Sub(last) >= dead {
 		s.closeWith(ErrPeerSilent)
 		return
 	}
-	if ws := s.wstart.Load(); ws != 0 && now.Sub(time.Unix(0, ws)) >= dead {
+	if ws := s.wstart.Load(); ws != 0 && now.Sub(time.Unix(0, ws)) >= 3*iv {
 		s.closeWith(fmt.Errorf("%w: one write took that long (the peer reads nothing)", ErrPeerSilent))
 		return
 	}
-	// The connector pings on this timer; the gateway answers each PING
-	// from its read loop, so its timer only watches for silence.
+	// The connector pings on this timer; the gateway answers PINGs from
+	// its read loop, so its timer only watches for silence.
 	ping := !s.cfg.gateway && !now.Before(k.nextPing)
 	var p [8]byte
 	if ping {
@@ -613,6 +623,17 @@ func (k *keepalive) tick() {
 	if ping {
 		_ = s.writeControl(framePing, 0, 0, p[:])
 	}
+}
+
+// silentAfter is how long the session waits for a frame before it
+// declares the peer dead (SPEC.md "Liveness and draining"): three ping
+// intervals, four on a connector whose gateway answers every other PING.
+func (s *Session) silentAfter() time.Duration {
+	iv := s.cfg.params.pingInterval
+	if !s.cfg.gateway && s.cfg.params.features&featureSparsePings != 0 {
+		return 4 * iv
+	}
+	return 3 * iv
 }
 
 // readLoop reads and dispatches frames until an error.
@@ -731,12 +752,19 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, e
 		}
 		var arr [frameHeaderLen + 8]byte
 		if s.cfg.gateway {
-			// The gateway's own PING, sent from the read loop: no timer
-			// goroutine per interval. Safe because the connector's read
-			// loop never blocks on a write, so this write always drains.
+			if !s.pingDue() {
+				return false, nil
+			}
+			// The gateway's own PING, triggered by the read loop: no timer
+			// per interval. It is queued, and a goroutine that exits once
+			// the queue is sent writes it: the read loop itself never runs
+			// the write path (WebSocket, TLS, the socket), whose depth
+			// would double the stack an idle session keeps (8 KiB instead
+			// of 4, BENCHMARKS.md).
 			putHeader(arr[:], framePing, 0, 0)
 			copy(arr[frameHeaderLen:], f.payload)
-			return false, s.write(arr[:])
+			s.writeAsync(arr[:], true)
+			return false, nil
 		}
 		putHeader(arr[:], framePong, 0, 0)
 		copy(arr[frameHeaderLen:], f.payload)
@@ -817,6 +845,24 @@ func (s *Session) pingAllowed() (bool, error) {
 		return false, nil
 	}
 	return true, nil
+}
+
+// pingDue reports whether the gateway answers a PING it received. With a
+// connector that accepts sparse answers (featureSparsePings) it answers
+// only when it sent nothing since the previous PING arrived, its answer to
+// that PING included (counted here, as the answer may still be queued): an
+// idle session gets a PING back every other interval, a busy one none,
+// and the connector hears from a live gateway within two of its PING
+// intervals of the gateway's last message. Otherwise it answers every
+// PING.
+func (s *Session) pingDue() bool {
+	if s.cfg.params.features&featureSparsePings == 0 {
+		return true
+	}
+	n := s.sent.Load()
+	due := !s.pingAnswered && n == s.pingMark
+	s.pingMark, s.pingAnswered = n, due
+	return due
 }
 
 // lookup finds an open stream. A frame for a stream that was opened and is

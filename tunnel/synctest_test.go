@@ -36,10 +36,18 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn
 
 // pipePair makes two sessions joined by a net.Pipe, so that everything runs
 // inside a synctest bubble. The returned pipe ends let a test freeze a side.
+// Both sides have the features two peers of this version agree on.
 func pipePair(t *testing.T, ping time.Duration, handler http.Handler) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
+	return pipePairWith(t, ping, handler, ourFeatures)
+}
+
+// pipePairWith is pipePair with the given negotiated feature bits (0: a
+// 2.0 peer on either side).
+func pipePairWith(t *testing.T, ping time.Duration, handler http.Handler, features uint64) (gw, conn *Session, gwEnd net.Conn) {
+	t.Helper()
 	a, b := net.Pipe()
-	params := hello{major: ProtocolMajor, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
+	params := hello{major: ProtocolMajor, features: features, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
 	accepted := make(chan *websocket.Conn, 1)
 	go func() {
 		brw := bufio.NewReadWriter(bufio.NewReader(a), bufio.NewWriter(a))
