@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,4 +111,52 @@ func TestHandlerContext(t *testing.T) {
 		}
 		close(release)
 	})
+}
+
+// lateCtx is a context whose Err reports the end once expire is called but
+// whose Done channel never closes: what a caller sees when its deadline has
+// passed and the goroutine that watches it has not run yet.
+type lateCtx struct {
+	context.Context
+	ended atomic.Bool
+	never chan struct{}
+}
+
+func newLateCtx() *lateCtx {
+	return &lateCtx{Context: context.Background(), never: make(chan struct{})}
+}
+
+func (c *lateCtx) expire()               { c.ended.Store(true) }
+func (c *lateCtx) Done() <-chan struct{} { return c.never }
+func (c *lateCtx) Err() error {
+	if c.ended.Load() {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// A response head that arrives after the caller's context ended, before the
+// goroutine watching that context ran, still gives the caller its
+// context's error (a CI run saw a cross-node call time out with no error).
+func TestHeadAfterContextEnded(t *testing.T) {
+	checkNoLeaks(t)
+	e := newEnv(t, nil)
+	cfg := e.enroll("t")
+	ctx := newLateCtx()
+	cfg.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx.expire()
+		_, _ = io.WriteString(w, "too late")
+	})
+	c, err := NewConnector(cfg)
+	require.NoError(t, err)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(context.Background()) }()
+	t.Cleanup(func() { _ = c.Close(); <-errc })
+	e.waitEvent(Connected, cfg.ConnectorID)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://c/", nil)
+	resp, err := e.gw.RoundTripper("t").RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }

@@ -160,6 +160,14 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		st.finish()
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		// The head arrived as the caller's context ended, before the
+		// watch above ran (its goroutine may be late on a loaded node):
+		// the caller gets its context's error, as it would a moment later.
+		st.abort(err)
+		st.finish()
+		return nil, err
+	}
 	resp.Request = req
 	return resp, nil
 }

@@ -240,6 +240,9 @@ func (c *cluster) reachable(tenant string) {
 	}
 }
 
+// onExpire holds what GET /expire?key=K calls before it answers.
+var onExpire sync.Map
+
 // connectorHandler is the connector's service: who it is, a sink that
 // hashes what it receives, a deterministic source, and a slow call.
 func connectorHandler(id string) http.Handler {
@@ -264,6 +267,12 @@ func connectorHandler(id string) http.Handler {
 	})
 	mux.HandleFunc("GET /block", func(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
+	})
+	mux.HandleFunc("GET /expire", func(w http.ResponseWriter, r *http.Request) {
+		if f, ok := onExpire.Load(r.URL.Query().Get("key")); ok {
+			f.(func())()
+		}
+		_, _ = io.WriteString(w, "too late")
 	})
 	return mux
 }

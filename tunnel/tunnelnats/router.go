@@ -397,6 +397,14 @@ func (r *Router) Forward(req *http.Request, tenant, connectorID string) (*http.R
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		// The head arrived as the caller's context ended, before the
+		// watch above ran (its goroutine may be late on a loaded node):
+		// the caller gets its context's error, as it would a moment later.
+		st.fail(err, true)
+		st.finish()
+		return nil, err
+	}
 	resp.Request = req
 	return resp, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -183,6 +184,44 @@ func TestCancelCrossesNodes(t *testing.T) {
 	_, err := c.nodes[0].gw.RoundTripper("slow").RoundTrip(req)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	// The node's in-flight request ends too: its router closes cleanly.
+	require.Eventually(t, func() bool { return c.nodes[1].router.InFlight() == 0 && c.nodes[0].router.InFlight() == 0 },
+		10*time.Second, 10*time.Millisecond)
+}
+
+// lateCtx is a context whose Err reports the end once expire is called but
+// whose Done channel never closes: a caller whose deadline has passed while
+// the goroutine watching it has not run yet.
+type lateCtx struct {
+	context.Context
+	ended atomic.Bool
+	never chan struct{}
+}
+
+func (c *lateCtx) Done() <-chan struct{} { return c.never }
+func (c *lateCtx) Err() error {
+	if c.ended.Load() {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// A response head that crosses nodes after the caller's context ended,
+// before the goroutine watching that context ran, still gives the caller
+// its context's error (TestCancelCrossesNodes once got a 200 instead).
+func TestHeadAfterContextEndedCrossNode(t *testing.T) {
+	c := newCluster(t, 2, clusterOpts{})
+	cfg := c.enroll("late", 1)
+	c.start(cfg, 1)
+	c.reachable("late")
+	ctx := &lateCtx{Context: context.Background(), never: make(chan struct{})}
+	onExpire.Store(t.Name(), func() { ctx.ended.Store(true) })
+	t.Cleanup(func() { onExpire.Delete(t.Name()) })
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://connector/expire?key="+url.QueryEscape(t.Name()), nil)
+	resp, err := c.nodes[0].gw.RoundTripper("late").RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Eventually(t, func() bool { return c.nodes[1].router.InFlight() == 0 && c.nodes[0].router.InFlight() == 0 },
 		10*time.Second, 10*time.Millisecond)
 }
