@@ -566,3 +566,81 @@ func TestPingFloodClosesSession(t *testing.T) {
 	var pe *ProtocolError
 	assert.True(t, errors.As(ev.Err, &pe), "closed with %v", ev.Err)
 }
+
+// (b') Feature bits cannot be downgraded in transit: a relay that clears
+// the sparse-pings bit of either HELLO (keeping every other byte and the
+// signature) makes the handshake fail, so it cannot make a gateway answer
+// every PING or a connector shorten its wait (SPEC.md "HELLO").
+func TestMITMFeatureStripRefused(t *testing.T) {
+	// strip re-encodes a HELLO frame with no feature bits and the
+	// original signature.
+	strip := func(t *testing.T, f wsFrame) wsFrame {
+		fr, size, err := parseFrame(f.payload, 64<<10)
+		require.NoError(t, err)
+		require.Equal(t, frameHello, fr.typ)
+		require.Equal(t, len(f.payload), size)
+		h, err := parseHello(fr.payload, false)
+		require.NoError(t, err)
+		require.Equal(t, uint64(ourFeatures), h.features, "this side announces the bit")
+		signed := fr.payload[:h.signedLen]
+		require.Equal(t, signed, h.appendTo(nil), "re-encoding changes nothing but what the test sets")
+		h.features = 0
+		b := make([]byte, frameHeaderLen)
+		putHeader(b, frameHello, 0, 0)
+		b = append(b, h.appendTo(nil)...)
+		b = append(b, fr.payload[h.signedLen:]...)
+		f.payload = setLen(b)
+		return f
+	}
+	tests := []struct {
+		name        string
+		toConnector bool // strip the gateway's HELLO (else the connector's)
+		want        error
+		wantText    string
+	}{
+		{"gateway hello", true, ErrCloudKeyMismatch, ""},
+		{"connector hello", false, ErrHandshake, "re-enroll"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkNoLeaks(t)
+			e := newEnv(t, nil)
+			m := newMITM(t, e)
+			cfg := m.connectorConfig(e.enroll("t"))
+			var mu sync.Mutex
+			stripped := 0
+			m.tamper = func(toConnector bool, f wsFrame) []wsFrame {
+				mu.Lock()
+				defer mu.Unlock()
+				// No session is ever set up, so every message is a HELLO
+				// (the connector retries: one per attempt).
+				if toConnector == tt.toConnector && len(f.payload) >= frameHeaderLen && frameType(f.payload[0]) == frameHello {
+					stripped++
+					return []wsFrame{strip(t, f)}
+				}
+				return []wsFrame{f}
+			}
+			cfg.Handler = http.NotFoundHandler()
+			statuses := make(chan Status, 16)
+			cfg.OnStatus = func(s Status) { statuses <- s }
+			c, err := NewConnector(cfg)
+			require.NoError(t, err)
+			runErr := make(chan error, 1)
+			go func() { runErr <- c.Run(context.Background()) }()
+			defer func() { _ = c.Close(); <-runErr }()
+			for s := range statuses {
+				require.NotEqual(t, StateConnected, s.State, "connected with a stripped hello")
+				if s.State == StateDisconnected {
+					require.ErrorIs(t, s.Err, tt.want)
+					assert.Contains(t, s.Err.Error(), tt.wantText)
+					break
+				}
+			}
+			mu.Lock()
+			assert.Positive(t, stripped)
+			mu.Unlock()
+			n, _ := e.countEvents(cfg.ConnectorID)
+			assert.Zero(t, n, "the gateway registered a session")
+		})
+	}
+}
