@@ -6,10 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,7 +66,9 @@ func TestSelfSignedRestartKeepsConnectors(t *testing.T) {
 	id, err := tunnel.Enroll(ctx, client, srv.EnrollURL(), tok, key)
 	require.NoError(t, err)
 	var connects atomic.Int32
-	var lastErr atomic.Value
+	var mu sync.Mutex
+	var history []string // every status, for a failure's message
+	t0 := time.Now()
 	tc, err := tunnel.NewConnector(tunnel.ConnectorConfig{
 		URL: srv.TunnelURL(), ConnectorID: id.ConnectorID, CloudKey: id.CloudKey, Key: key,
 		Handler: http.NotFoundHandler(), TLSConfig: tlsCfg,
@@ -72,9 +77,9 @@ func TestSelfSignedRestartKeepsConnectors(t *testing.T) {
 			if s.State == tunnel.StateConnected {
 				connects.Add(1)
 			}
-			if s.Err != nil {
-				lastErr.Store(s.Err.Error())
-			}
+			mu.Lock()
+			history = append(history, fmt.Sprintf("%6dms %v retry_in=%v err=%v", time.Since(t0).Milliseconds(), s.State, s.RetryIn, s.Err))
+			mu.Unlock()
 		},
 	})
 	require.NoError(t, err)
@@ -89,6 +94,7 @@ func TestSelfSignedRestartKeepsConnectors(t *testing.T) {
 	require.Eventually(t, func() bool { return live(srv) }, 10*time.Second, 10*time.Millisecond)
 
 	stop()
+	restarted := time.Since(t0)
 	l2, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
 	srv, stop = start(l2)
@@ -98,6 +104,10 @@ func TestSelfSignedRestartKeepsConnectors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, caPEM, again, "CAOut holds the same CA")
 	assert.Equal(t, cloudKey, srv.Gateway().CloudKey(), "the pinned tunnel identity survives the restart")
-	require.Eventually(t, func() bool { return live(srv) && connects.Load() >= 2 }, 10*time.Second, 10*time.Millisecond,
-		"the connector reconnects with no action; last error: %v", lastErr.Load())
+	if !assert.Eventually(t, func() bool { return live(srv) && connects.Load() >= 2 }, 30*time.Second, 10*time.Millisecond,
+		"the connector reconnects with no action") {
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("connector statuses (restart at %dms):\n%s", restarted.Milliseconds(), strings.Join(history, "\n"))
+	}
 }
