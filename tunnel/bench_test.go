@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,12 +10,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 const echoSize = 128
@@ -122,10 +126,102 @@ func reportP50(b *testing.B, lat []time.Duration) {
 // BenchmarkRoundTrip: 128-byte echo, one caller. The baseline is a raw TCP
 // length-prefixed ping-pong; the tunnel runs over TLS 1.3 and WebSocket.
 // Allocations count both ends (same process).
+//
+// Two more baselines take the tunnel's layers apart: a bare WebSocket
+// echo over TLS 1.3 (the same library, each side's reading goroutine
+// answering itself), and the same with a goroutine hand-off on each side,
+// as the tunnel has (the gateway's reader wakes the waiting caller, the
+// connector's reader wakes a handler goroutine). See BENCHMARKS.md,
+// "Issue 13, where the round trip goes".
 func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("baseline=tcp", func(b *testing.B) { benchRawRoundTrip(b, false) })
 	b.Run("baseline=tls", func(b *testing.B) { benchRawRoundTrip(b, true) })
+	b.Run("baseline=websocket", func(b *testing.B) { benchWebSocketRoundTrip(b, false) })
+	b.Run("baseline=websocket-handoffs", func(b *testing.B) { benchWebSocketRoundTrip(b, true) })
 	b.Run("liaison=tls", benchTunnelRoundTrip)
+}
+
+// benchWebSocketRoundTrip echoes 128-byte binary messages over
+// coder/websocket on TLS 1.3. With handoffs, each side's reader passes
+// the message to another goroutine through a channel: on the server to
+// the goroutine that writes the echo, on the client to the caller.
+func benchWebSocketRoundTrip(b *testing.B, handoffs bool) {
+	pki := newTestPKI(b)
+	ctx := context.Background()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		out := make(chan []byte, 1)
+		if handoffs {
+			defer close(out)
+			go func() {
+				for m := range out {
+					if c.Write(ctx, websocket.MessageBinary, m) != nil {
+						return
+					}
+				}
+			}()
+		}
+		for {
+			_, m, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if handoffs {
+				out <- m
+			} else if c.Write(ctx, websocket.MessageBinary, m) != nil {
+				return
+			}
+		}
+	}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13}
+	srv.StartTLS()
+	b.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pki.caPEM)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}}}
+	c, _, err := websocket.Dial(ctx, "wss://"+srv.Listener.Addr().String(), &websocket.DialOptions{HTTPClient: hc})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseNow()
+	in := make(chan []byte, 1)
+	if handoffs {
+		go func() {
+			defer close(in)
+			for {
+				_, m, err := c.Read(ctx)
+				if err != nil {
+					return
+				}
+				in <- m
+			}
+		}()
+	}
+	msg := bytes.Repeat([]byte("p"), echoSize)
+	lat := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if err := c.Write(ctx, websocket.MessageBinary, msg); err != nil {
+			b.Fatal(err)
+		}
+		var m []byte
+		if handoffs {
+			m = <-in
+		} else if _, m, err = c.Read(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if len(m) != echoSize {
+			b.Fatalf("echo returned %d bytes", len(m))
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	reportP50(b, lat)
 }
 
 // BenchmarkRoundTripUnderLoad is BenchmarkRoundTrip with a CPU-bound load
@@ -143,6 +239,7 @@ func BenchmarkRoundTripUnderLoad(b *testing.B) {
 		}
 	}
 	b.Run("baseline=tcp", loaded(func(b *testing.B) { benchRawRoundTrip(b, false) }))
+	b.Run("baseline=websocket-handoffs", loaded(func(b *testing.B) { benchWebSocketRoundTrip(b, true) }))
 	b.Run("liaison=tls", loaded(benchTunnelRoundTrip))
 }
 
