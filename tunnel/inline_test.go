@@ -16,17 +16,21 @@ import (
 
 // A request that arrives alone is served by the connector's reader itself;
 // a handler that does not return holds up another stream for no longer
-// than the inline bound: then another goroutine reads.
+// than the inline bound: then another goroutine reads. A request that
+// arrives while another stream is open goes to a worker.
 func TestInlineHandlerHoldsOthersUpToTheBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const bound = 5 * time.Millisecond
 		release := make(chan struct{})
 		var conn *Session
-		inlineSeen := make(chan bool, 1)
+		inlineSeen := make(chan bool, 2)
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.URL.Path == "/slow" {
+			switch r.URL.Path {
+			case "/slow":
 				inlineSeen <- conn.inl.state.Load()&3 == inlineRunning
 				<-release
+			case "/fast":
+				inlineSeen <- conn.inl.state.Load()&3 == inlineRunning
 			}
 			_, _ = io.WriteString(w, r.URL.Path)
 		})
@@ -41,6 +45,7 @@ func TestInlineHandlerHoldsOthersUpToTheBound(t *testing.T) {
 		start := time.Now()
 		require.NoError(t, sessionGet(gw, "/fast"))
 		assert.Equal(t, bound, time.Since(start), "the other stream waited for the bound, no more")
+		assert.False(t, <-inlineSeen, "a request beside an open stream is served inline")
 
 		close(release)
 		require.NoError(t, <-slow)

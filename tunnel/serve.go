@@ -12,10 +12,9 @@ import (
 )
 
 // handleRequest starts serving a REQUEST frame on the connector. The
-// handler's context derives from base, the connector's Run context. The
-// request in the last frame of a message is left for the reader to serve
-// inline once the message is handled (readLoop); the others go to worker
-// goroutines.
+// handler's context derives from base, the connector's Run context. A
+// request that arrives alone is left for the reader to serve inline once
+// the message is handled (readLoop); the others go to worker goroutines.
 func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last bool) (bool, error) {
 	h, off, err := parseRequestHead(f.payload)
 	if err != nil {
@@ -77,7 +76,9 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 		req.Body = http.NoBody
 	}
 	st.req = req
-	if in := s.inl; last && in != nil && in.takeover != nil {
+	// Alone: the last frame of its message and no other stream open. With
+	// others open, workers keep the reader free to pipeline.
+	if in := s.inl; last && open == 0 && in != nil && in.takeover != nil {
 		in.next = st
 		return kept, nil
 	}
@@ -134,17 +135,21 @@ func (s *Session) idleWork(ctx context.Context) {
 	}
 }
 
-// Inline handlers. A request that arrives alone is served by the
-// connector's reader goroutine itself: no hand-off to a worker, no wake-up
-// of another thread, on the path of every short round trip. While the
-// handler runs nobody reads, so that must not last: after the inliner's
-// bound (defaultInlineBound), or as soon as the handler waits for the peer
-// (more request body, or credit to send its response), the read role
-// passes to an idle worker or a new goroutine, and the goroutine running
-// the handler becomes a worker once it returns. Frames keep their order:
-// the role passes only between messages, and one goroutine holds it at a
-// time. So a slow handler holds up other streams by at most the bound
-// (plus the timer's own latency, about a millisecond on an idle machine).
+// Inline handlers. A request that arrives alone (the last frame of its
+// message, no other stream open) is served by the connector's reader
+// goroutine itself: no hand-off to a worker and no wake-up of another
+// thread on the path of a lone round trip. Under concurrency requests go
+// to workers as before, so the reader keeps reading while they run.
+//
+// While an inline handler runs nobody reads, so that must not last: after
+// the inliner's bound (defaultInlineBound), or as soon as the handler waits
+// for the peer (more request body, or credit to send its response), the
+// read role passes to an idle worker or a new goroutine, and the goroutine
+// running the handler becomes a worker once it returns. Frames keep their
+// order: the role passes only between messages, and one goroutine holds it
+// at a time. So a slow handler holds up later requests by at most the
+// bound (plus the timer's own latency, about a millisecond on an idle
+// machine).
 
 // defaultInlineBound is how long a handler may run on the reader
 // goroutine before another goroutine takes over reading.
