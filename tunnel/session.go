@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -57,6 +58,11 @@ type sessionConfig struct {
 	// handler itself before another goroutine takes over reading
 	// (serve.go); 0 means defaultInlineBound, negative never inline.
 	inlineBound time.Duration
+	// gateway: the accepted connection and the WebSocket's buffered
+	// reader over it, which let callers read (readrole.go); nil in tests
+	// that build sessions over pipes
+	ac *armConn
+	br *bufio.Reader
 	// tx seals every message this side sends, rx opens every message it
 	// receives (keys from the handshake).
 	tx, rx *sealer
@@ -174,6 +180,7 @@ type Session struct {
 	idle    chan struct{}
 	work    chan *stream // connector: idle handler goroutines receive here; nil: take the read role
 	inl     *inliner     // connector: handlers run by the reader (serve.go)
+	rr      *readRole    // gateway: the read role callers may take (readrole.go)
 
 	// write combining: one writer at a time; others queue their frames in
 	// wpend, which the writer sends as one message.
@@ -226,6 +233,9 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 	}
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
+		if cfg.ac != nil && cfg.br != nil {
+			s.rr = newReadRole(cfg.ac)
+		}
 	}
 	s.lastRecv.Store(cfg.now().UnixNano())
 	return s
@@ -339,6 +349,9 @@ func (s *Session) closeWith(err error) {
 	s.streams = nil
 	s.mu.Unlock()
 	close(s.done)
+	if s.rr != nil {
+		s.rr.close()
+	}
 	s.stopKeepalive()
 	_ = s.conn.CloseNow()
 	lost := fmt.Errorf("%w: %w", ErrSessionLost, err)
@@ -677,43 +690,54 @@ func (s *Session) silentAfter() time.Duration {
 
 // readLoop reads and dispatches frames until an error.
 func (s *Session) readLoop(ctx context.Context) error {
+	if s.rr != nil {
+		return s.gatewayReadLoop(ctx)
+	}
 	for {
-		typ, r, err := s.conn.Reader(context.Background())
-		if err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				return fmt.Errorf("tunnel: peer closed: %w", err)
-			}
-			return fmt.Errorf("tunnel: read: %w", err)
-		}
-		if typ != websocket.MessageBinary {
-			return protocolErrorf("text message")
-		}
-		bp, pool, n, err := s.readMessage(r)
-		if err != nil {
-			return err
-		}
-		msg, err := s.cfg.rx.open((*bp)[:n])
-		if err != nil {
-			pool.put(bp)
-			return err
-		}
-		s.lastRecv.Store(s.cfg.now().UnixNano())
-		kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
-		if !kept {
-			pool.put(bp)
+		if err := s.readMessageAndHandle(ctx); err != nil {
+			return err // the session closes, and with it any stream left unserved
 		}
 		var inline *stream
 		if s.inl != nil {
 			inline, s.inl.next = s.inl.next, nil
 		}
-		if err != nil {
-			return err // the session closes, and with it any stream left unserved
-		}
 		if inline != nil && !s.serveInline(inline) {
 			return errHandedOff
 		}
 	}
+}
+
+// readMessageAndHandle reads one message, opens it and handles its frames.
+func (s *Session) readMessageAndHandle(ctx context.Context) error {
+	typ, r, err := s.conn.Reader(context.Background())
+	if err != nil {
+		if errors.Is(err, errKicked) {
+			return errKicked
+		}
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("tunnel: peer closed: %w", err)
+		}
+		return fmt.Errorf("tunnel: read: %w", err)
+	}
+	if typ != websocket.MessageBinary {
+		return protocolErrorf("text message")
+	}
+	bp, pool, n, err := s.readMessage(r)
+	if err != nil {
+		return err
+	}
+	msg, err := s.cfg.rx.open((*bp)[:n])
+	if err != nil {
+		pool.put(bp)
+		return err
+	}
+	s.lastRecv.Store(s.cfg.now().UnixNano())
+	kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
+	if !kept {
+		pool.put(bp)
+	}
+	return err
 }
 
 // handleMessage handles the frames of one message in buffer bp. When

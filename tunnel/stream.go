@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // chunk is received body bytes held in a pooled buffer.
@@ -41,6 +42,7 @@ type stream struct {
 	// gateway side
 	resp    *http.Response
 	headErr error
+	headSet atomic.Bool // resp or headErr is set (read without mu by a caller reading, readrole.go)
 	stop    func() bool // stops the context.AfterFunc watching the caller
 	body    io.Closer   // the request body being streamed, closed on abort
 
@@ -91,6 +93,7 @@ func (st *stream) fail(err error) {
 	}
 	if st.resp == nil && st.headErr == nil {
 		st.headErr = err
+		st.headSet.Store(true)
 	}
 	body := st.body
 	st.mu.Unlock()
