@@ -160,9 +160,11 @@ func newReadRole(ac *armConn) *readRole {
 }
 
 // poke lets the reader goroutine take the role back if nobody holds it.
+// It wakes the reader even when a poke is already recorded: a caller may
+// have taken the role in between and left it resting.
 func (rr *readRole) poke() {
 	rr.mu.Lock()
-	if rr.holder == roleNone && !rr.poked {
+	if rr.holder == roleNone {
 		rr.poked = true
 		rr.cond.Broadcast()
 	}
