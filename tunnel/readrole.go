@@ -179,13 +179,20 @@ func (rr *readRole) close() {
 	rr.timer.Stop()
 }
 
-// readOne reads and handles one message as the read role's holder.
+// readOne reads and handles one message as the read role's holder. No
+// defer and the message's handling in another frame: the session's reader
+// waits in here, and its stack stays at 4 KiB only while the frames above
+// the wait are small.
 func (s *Session) readOne(ctx context.Context) error {
-	if rr := s.rr; rr != nil && s.cfg.br.Buffered() == 0 {
-		rr.ac.arm()
-		defer rr.ac.disarm()
+	armed := s.cfg.br.Buffered() == 0
+	if armed {
+		s.rr.ac.arm()
 	}
-	return s.readMessageAndHandle(ctx)
+	typ, r, err := s.conn.Reader(context.Background())
+	if armed {
+		s.rr.ac.disarm()
+	}
+	return s.handleRead(ctx, typ, r, err)
 }
 
 // gatewayReadLoop is readLoop for a session whose callers may read.
@@ -206,7 +213,16 @@ func (s *Session) gatewayReadLoop(ctx context.Context) error {
 		rr.holder, rr.poked = roleLoop, false
 		rr.mu.Unlock()
 		for {
-			err := s.readOne(ctx)
+			// readOne, written out: one frame less above the reader's wait
+			armed := s.cfg.br.Buffered() == 0
+			if armed {
+				rr.ac.arm()
+			}
+			typ, r, err := s.conn.Reader(context.Background())
+			if armed {
+				rr.ac.disarm()
+			}
+			err = s.handleRead(ctx, typ, r, err)
 			if err != nil && !errors.Is(err, errKicked) {
 				return err
 			}

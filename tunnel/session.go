@@ -300,7 +300,14 @@ func (s *Session) run(ctx context.Context) error {
 // session fails, which it then closes (false), or until another goroutine
 // took the role over while this one served a request inline (true).
 func (s *Session) read(ctx context.Context) (handedOff bool) {
-	err := s.readLoop(ctx)
+	// (No wrapper frame: the idle reader's stack depth decides whether
+	// its stack stays at 4 KiB.)
+	var err error
+	if s.rr != nil {
+		err = s.gatewayReadLoop(ctx)
+	} else {
+		err = s.readLoop(ctx)
+	}
 	if err == errHandedOff {
 		return true
 	}
@@ -690,9 +697,6 @@ func (s *Session) silentAfter() time.Duration {
 
 // readLoop reads and dispatches frames until an error.
 func (s *Session) readLoop(ctx context.Context) error {
-	if s.rr != nil {
-		return s.gatewayReadLoop(ctx)
-	}
 	for {
 		if err := s.readMessageAndHandle(ctx); err != nil {
 			return err // the session closes, and with it any stream left unserved
@@ -710,6 +714,13 @@ func (s *Session) readLoop(ctx context.Context) error {
 // readMessageAndHandle reads one message, opens it and handles its frames.
 func (s *Session) readMessageAndHandle(ctx context.Context) error {
 	typ, r, err := s.conn.Reader(context.Background())
+	return s.handleRead(ctx, typ, r, err)
+}
+
+// handleRead reads the message Reader returned, opens it and handles its
+// frames. Kept out of the callers of Reader, so that an idle reader's
+// stack holds no frame of the message path below its wait.
+func (s *Session) handleRead(ctx context.Context, typ websocket.MessageType, r io.Reader, err error) error {
 	if err != nil {
 		if errors.Is(err, errKicked) {
 			return errKicked
