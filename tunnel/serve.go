@@ -161,7 +161,11 @@ type inliner struct {
 	// state is generation<<2 | phase: each inline run has its own
 	// generation, so a run that lost the role cannot reclaim it.
 	state atomic.Uint64
-	timer *time.Timer // fires takeover(0) after bound
+	timer *time.Timer // fires expire
+	// started is when the running inline run began (unix ns), 0 between
+	// runs; armed is whether the timer is pending
+	started atomic.Int64
+	armed   atomic.Bool
 	// takeover(gen) hands the read role on if the inline run gen (0:
 	// whichever) still holds it; set by run.
 	takeover func(gen uint64)
@@ -184,15 +188,37 @@ func (s *Session) serveInline(st *stream) bool {
 	st.inlineGen = gen
 	st.mu.Unlock()
 	in.state.Store(running)
-	// A stale expiry of the previous arming may still take this run's
-	// role early: harmless, it costs one hand-off.
-	in.timer.Reset(in.bound)
-	s.serve(st, st.req)
-	if in.state.CompareAndSwap(running, gen<<2|inlineIdle) {
-		in.timer.Stop()
-		return true
+	// The bound's timer is armed once and re-armed by its own expiry while
+	// runs follow each other, not reset and stopped per run: arming a
+	// stopped timer earlier than the network poller's sleep wakes a thread,
+	// the very cost inline runs avoid. A stale expiry may still take this
+	// run's role early: harmless, it costs one hand-off.
+	in.started.Store(time.Now().UnixNano())
+	if !in.armed.Swap(true) {
+		in.timer.Reset(in.bound)
 	}
-	return false
+	s.serve(st, st.req)
+	in.started.Store(0)
+	return in.state.CompareAndSwap(running, gen<<2|inlineIdle)
+}
+
+// expire runs when the bound's timer fires: it takes the role from a run
+// older than the bound, re-arms for a younger one, and otherwise leaves
+// the timer unarmed.
+func (in *inliner) expire() {
+	if start := in.started.Load(); start != 0 {
+		if left := in.bound - time.Since(time.Unix(0, start)); left > 0 {
+			in.timer.Reset(left)
+			return
+		}
+		in.takeover(0)
+	}
+	in.armed.Store(false)
+	// A run that began after the load above saw the timer armed and left
+	// it to this expiry.
+	if in.started.Load() != 0 && !in.armed.Swap(true) {
+		in.timer.Reset(in.bound)
+	}
 }
 
 // takeOver gives the read role to another goroutine if inline run gen (or

@@ -281,7 +281,7 @@ func (s *Session) run(ctx context.Context) error {
 	s.startKeepalive()
 	if in := s.inl; in != nil {
 		in.takeover = func(gen uint64) { s.takeOver(ctx, gen) }
-		in.timer = time.AfterFunc(time.Hour, func() { in.takeover(0) })
+		in.timer = time.AfterFunc(time.Hour, in.expire)
 		in.timer.Stop()
 	}
 	if s.read(ctx) {
