@@ -43,7 +43,12 @@ type ConnectorConfig struct {
 	// context derives from the context given to Run (its values reach
 	// the handler), carries the caller's deadline, and ends when the
 	// handler returns, the caller cancels or the session dies
-	// (context.Cause is then ErrSessionLost).
+	// (context.Cause is then ErrSessionLost). A request that arrives
+	// alone is served on the goroutine that reads the session, which
+	// saves a hand-off per round trip; if the handler is still running
+	// after a fraction of a millisecond, or waits for more of its body,
+	// another goroutine takes over reading, so a slow handler never
+	// stalls the others.
 	Handler http.Handler
 
 	// TLSConfig is cloned and used for the TLS connection; nil means

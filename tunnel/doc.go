@@ -122,6 +122,18 @@
 // one PING write every 10 s (see BENCHMARKS.md for its CPU beside plain
 // TLS connections echoing a ping).
 //
+// # Latency
+//
+// A round trip alone on its session involves no goroutine hand-off: the
+// caller reads its own response (the gateway's read role passes to it,
+// and back to the session's reader lazily, within a millisecond once the
+// callers are gone), and the connector serves a request that arrives
+// alone on its reading goroutine, handing reading on after 200 µs or as
+// soon as the handler waits for its peer. On an otherwise idle machine a
+// hand-off wakes a second thread, which costs about a third of a raw TCP
+// round trip (BENCHMARKS.md). Under concurrency the session's reader
+// dispatches responses and handler goroutines serve requests, as before.
+//
 // # Protocol
 //
 // The wire format is specified in SPEC.md: sealed WebSocket binary messages
@@ -140,10 +152,14 @@
 //
 // The caller's context bounds every wait of a round trip (a stream slot,
 // room in the write batch, the response): it returns the context's error
-// at once and the connector's handler is cancelled. The one exception is a
-// caller whose goroutine is itself writing to a peer that reads nothing;
-// it returns when the keepalive declares the session dead, three ping
-// intervals after that write started ([ErrPeerSilent]).
+// at once and the connector's handler is cancelled. Two exceptions: a
+// caller whose goroutine is itself writing to a peer that reads nothing
+// returns when the keepalive declares the session dead, three ping
+// intervals after that write started ([ErrPeerSilent]); and a caller
+// alone on its session reads its own response (no hand-off from the
+// session's reader: see "Latency" below), so if its context ends while a
+// message is arriving it returns once that message is read, or when the
+// keepalive declares a stalled peer dead.
 // [Connector.Run] returns [ErrRevoked] when the connector was revoked; its
 // status reports [ErrGatewayBusy] (a [*BusyError]) for a connect the
 // gateway shed, [ErrHandshake] (with [ErrCloudKeyMismatch] when the

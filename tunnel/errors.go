@@ -82,6 +82,10 @@ func (e *RemoteError) Is(target error) bool {
 
 const codeRevoked = 16
 
+// errHandedOff ends a read loop whose goroutine lost the read role while
+// it served a request inline (serve.go); the session stays up.
+var errHandedOff = errors.New("tunnel: read role handed off")
+
 // errStreamDone fails writes on a stream the peer has finished with.
 var errStreamDone = errors.New("tunnel: stream closed")
 

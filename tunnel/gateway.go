@@ -345,7 +345,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if win := g.reconnectWindow(); win > 0 {
 		w.Header().Set(reconnectWindowHeader, formatReconnectWindow(win))
 	}
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	sb := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(sb, r, &websocket.AcceptOptions{
 		Subprotocols:    []string{Subprotocol},
 		CompressionMode: websocket.CompressionDisabled,
 	})
@@ -376,6 +377,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tenant:      rec.Tenant,
 		connectorID: rec.ID,
 		onInfo:      g.postInfo,
+		ac:          sb.ac,
+		br:          sb.br,
 		tx:          tx,
 		rx:          rx,
 	})

@@ -19,24 +19,32 @@ const (
 )
 
 // smallBuffers wraps the ResponseWriter of a WebSocket upgrade so that the
-// hijacked connection gets small buffers.
-type smallBuffers struct{ http.ResponseWriter }
+// hijacked connection gets small buffers. It also keeps the connection
+// (wrapped, so that callers can take the read role: readrole.go) and the
+// reader the WebSocket reads through.
+type smallBuffers struct {
+	http.ResponseWriter
+	ac *armConn
+	br *bufio.Reader
+}
 
-var _ http.Hijacker = smallBuffers{}
+var _ http.Hijacker = (*smallBuffers)(nil)
 
-func (w smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	ac := &armConn{Conn: c}
 	r, wr := brw.Reader, brw.Writer
 	if r.Buffered() == 0 {
-		r = bufio.NewReaderSize(c, acceptReadBuf)
+		r = bufio.NewReaderSize(ac, acceptReadBuf)
 	}
 	if wr.Buffered() == 0 {
 		wr = bufio.NewWriterSize(c, acceptWriteBuf)
 	}
-	return c, bufio.NewReadWriter(r, wr), nil
+	w.ac, w.br = ac, r
+	return ac, bufio.NewReadWriter(r, wr), nil
 }

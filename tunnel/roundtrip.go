@@ -150,6 +150,11 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		st.stop = stop
 		st.mu.Unlock()
 	}
+	if streaming {
+		s.needReader()
+	} else {
+		s.readOwn(st)
+	}
 	st.mu.Lock()
 	for st.resp == nil && st.headErr == nil {
 		st.cond.Wait()
@@ -203,6 +208,7 @@ func (st *stream) abort(err error) {
 	removed := st.removed
 	st.mu.Unlock()
 	st.fail(err)
+	st.s.kickCaller()
 	st.s.removeStream(st)
 	if !removed {
 		st.s.sendCancel(st.id, codeCancel, "")
@@ -259,6 +265,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 		Body:          (*respBody)(st),
 	}
 	st.resp = &st.respStore
+	st.headSet.Store(true)
 	return kept, nil
 }
 

@@ -7,12 +7,15 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
 // handleRequest starts serving a REQUEST frame on the connector. The
-// handler's context derives from base, the connector's Run context.
-func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte) (bool, error) {
+// handler's context derives from base, the connector's Run context. A
+// request that arrives alone is left for the reader to serve inline once
+// the message is handled (readLoop); the others go to worker goroutines.
+func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last bool) (bool, error) {
 	h, off, err := parseRequestHead(f.payload)
 	if err != nil {
 		return false, err
@@ -73,6 +76,12 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte) (bool
 		req.Body = http.NoBody
 	}
 	st.req = req
+	// Alone: the last frame of its message and no other stream open. With
+	// others open, workers keep the reader free to pipeline.
+	if in := s.inl; last && open == 0 && in != nil && in.takeover != nil {
+		in.next = st
+		return kept, nil
+	}
 	// Hand the stream to an idle worker (its stack is already grown for
 	// the TLS write path), or start one.
 	select {
@@ -88,7 +97,7 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte) (bool
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go s.worker(st)
+	go s.worker(base, st)
 	return kept, nil
 }
 
@@ -96,25 +105,160 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte) (bool
 const workerIdle = 2 * time.Second
 
 // worker serves st, then waits a while for more streams.
-func (s *Session) worker(st *stream) {
+func (s *Session) worker(ctx context.Context, st *stream) {
 	defer s.wg.Done()
-	var t *time.Timer
+	s.serve(st, st.req)
+	s.idleWork(ctx)
+}
+
+// idleWork waits a while for more streams to serve, or for the read role
+// (a nil stream), until none comes for workerIdle or the session ends.
+func (s *Session) idleWork(ctx context.Context) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
 	for {
-		s.serve(st, st.req)
-		if t == nil {
-			t = time.NewTimer(workerIdle)
-			defer t.Stop()
-		} else {
-			t.Reset(workerIdle)
-		}
 		select {
-		case st = <-s.work:
+		case st := <-s.work:
+			if st == nil {
+				if !s.read(ctx) {
+					return // the session failed
+				}
+			} else {
+				s.serve(st, st.req)
+			}
 		case <-t.C:
 			return
 		case <-s.done:
 			return
 		}
+		t.Reset(workerIdle)
 	}
+}
+
+// Inline handlers. A request that arrives alone (the last frame of its
+// message, no other stream open) is served by the connector's reader
+// goroutine itself: no hand-off to a worker and no wake-up of another
+// thread on the path of a lone round trip. Under concurrency requests go
+// to workers as before, so the reader keeps reading while they run.
+//
+// While an inline handler runs nobody reads, so that must not last: after
+// the inliner's bound (defaultInlineBound), or as soon as the handler waits
+// for the peer (more request body, or credit to send its response), the
+// read role passes to an idle worker or a new goroutine, and the goroutine
+// running the handler becomes a worker once it returns. Frames keep their
+// order: the role passes only between messages, and one goroutine holds it
+// at a time. So a slow handler holds up later requests by at most the
+// bound (plus the timer's own latency, about a millisecond on an idle
+// machine).
+
+// defaultInlineBound is how long a handler may run on the reader
+// goroutine before another goroutine takes over reading.
+const defaultInlineBound = 200 * time.Microsecond
+
+// inliner is the connector's state for handlers run by the reader.
+type inliner struct {
+	bound time.Duration
+	// state is generation<<2 | phase: each inline run has its own
+	// generation, so a run that lost the role cannot reclaim it.
+	state atomic.Uint64
+	timer *time.Timer // fires expire
+	// started is when the running inline run began (unix ns), 0 between
+	// runs; armed is whether the timer is pending
+	started atomic.Int64
+	armed   atomic.Bool
+	// takeover(gen) hands the read role on if the inline run gen (0:
+	// whichever) still holds it; set by run.
+	takeover func(gen uint64)
+	next     *stream // served after the current message; reader only
+}
+
+const (
+	inlineIdle    = 0
+	inlineRunning = 1
+	inlineTaken   = 2
+)
+
+// serveInline serves st on the reader's goroutine. It reports whether
+// this goroutine still holds the read role afterwards.
+func (s *Session) serveInline(st *stream) bool {
+	in := s.inl
+	gen := in.state.Load()>>2 + 1
+	running := gen<<2 | inlineRunning
+	st.mu.Lock()
+	st.inlineGen = gen
+	st.mu.Unlock()
+	in.state.Store(running)
+	// The bound's timer is armed once and re-armed by its own expiry while
+	// runs follow each other, not reset and stopped per run: arming a
+	// stopped timer earlier than the network poller's sleep wakes a thread,
+	// the very cost inline runs avoid. A stale expiry may still take this
+	// run's role early: harmless, it costs one hand-off.
+	in.started.Store(time.Now().UnixNano())
+	if !in.armed.Swap(true) {
+		in.timer.Reset(in.bound)
+	}
+	s.serve(st, st.req)
+	in.started.Store(0)
+	return in.state.CompareAndSwap(running, gen<<2|inlineIdle)
+}
+
+// expire runs when the bound's timer fires: it takes the role from a run
+// older than the bound, re-arms for a younger one, and otherwise leaves
+// the timer unarmed.
+func (in *inliner) expire() {
+	if start := in.started.Load(); start != 0 {
+		if left := in.bound - time.Since(time.Unix(0, start)); left > 0 {
+			in.timer.Reset(left)
+			return
+		}
+		in.takeover(0)
+	}
+	in.armed.Store(false)
+	// A run that began after the load above saw the timer armed and left
+	// it to this expiry.
+	if in.started.Load() != 0 && !in.armed.Swap(true) {
+		in.timer.Reset(in.bound)
+	}
+}
+
+// takeOver gives the read role to another goroutine if inline run gen (or
+// any, for 0) holds it.
+func (s *Session) takeOver(ctx context.Context, gen uint64) {
+	in := s.inl
+	for {
+		v := in.state.Load()
+		if v&3 != inlineRunning || gen != 0 && v>>2 != gen {
+			return
+		}
+		if in.state.CompareAndSwap(v, v&^3|inlineTaken) {
+			break
+		}
+	}
+	select {
+	case s.work <- nil: // an idle worker reads
+		return
+	default:
+	}
+	s.goWG(func() {
+		if s.read(ctx) {
+			s.idleWork(ctx)
+		}
+	})
+}
+
+// waitingForPeer is called by a stream about to wait for its peer (body
+// bytes, credit). If the stream is served inline, the goroutine waiting may
+// be the reader itself: another must read, or the wait never ends (until
+// the bound). Called with st.mu held; it releases and retakes it.
+func (st *stream) waitingForPeer() {
+	gen := st.inlineGen
+	if gen == 0 {
+		return
+	}
+	st.inlineGen = 0
+	st.mu.Unlock()
+	st.s.inl.takeover(gen)
+	st.mu.Lock()
 }
 
 type reqBody stream

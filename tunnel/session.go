@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -53,6 +54,15 @@ type sessionConfig struct {
 	onGoaway    func(grace time.Duration, ext []byte) // connector side; ext: goaway.go
 	onInfo      func(*Session)                        // gateway side: new INFO (publish.go)
 	cork        *corkConn                             // connector side: the TCP connection, or nil
+	// inlineBound (connector side) is how long the reader may run a
+	// handler itself before another goroutine takes over reading
+	// (serve.go); 0 means defaultInlineBound, negative never inline.
+	inlineBound time.Duration
+	// gateway: the accepted connection and the WebSocket's buffered
+	// reader over it, which let callers read (readrole.go); nil in tests
+	// that build sessions over pipes
+	ac *armConn
+	br *bufio.Reader
 	// tx seals every message this side sends, rx opens every message it
 	// receives (keys from the handshake).
 	tx, rx *sealer
@@ -168,7 +178,9 @@ type Session struct {
 	goaway0 *goawayNote
 	ka      *keepalive
 	idle    chan struct{}
-	work    chan *stream // connector: idle handler goroutines receive here
+	work    chan *stream // connector: idle handler goroutines receive here; nil: take the read role
+	inl     *inliner     // connector: handlers run by the reader (serve.go)
+	rr      *readRole    // gateway: the read role callers may take (readrole.go)
 
 	// write combining: one writer at a time; others queue their frames in
 	// wpend, which the writer sends as one message.
@@ -212,9 +224,18 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 	s.wcond.L = &s.wmu
 	if !cfg.gateway {
 		s.work = make(chan *stream)
+		if b := cfg.inlineBound; b >= 0 {
+			if b == 0 {
+				b = defaultInlineBound
+			}
+			s.inl = &inliner{bound: b}
+		}
 	}
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
+		if cfg.ac != nil && cfg.br != nil {
+			s.rr = newReadRole(cfg.ac)
+		}
 	}
 	s.lastRecv.Store(cfg.now().UnixNano())
 	return s
@@ -250,13 +271,48 @@ func (s *Session) Err() error {
 // the session started. It returns the error that closed the session. On
 // the connector, handlers' contexts derive from ctx (Run's); ending ctx
 // does not close the session, its owner does.
+//
+// On the connector the read role can move: while the reader serves a
+// request inline another goroutine may take it over (serve.go). Whichever
+// goroutine holds it when the session fails closes the session; run's
+// goroutine, if it lost the role, serves streams like a worker and then
+// waits for the session to end.
 func (s *Session) run(ctx context.Context) error {
 	s.startKeepalive()
-	err := s.readLoop(ctx)
-	s.closeWith(err)
+	if in := s.inl; in != nil {
+		in.takeover = func(gen uint64) { s.takeOver(ctx, gen) }
+		in.timer = time.AfterFunc(time.Hour, in.expire)
+		in.timer.Stop()
+	}
+	if s.read(ctx) {
+		s.idleWork(ctx)
+		<-s.done
+	}
 	s.wg.Wait()
+	if s.inl != nil {
+		s.inl.timer.Stop()
+	}
 	close(s.finished)
 	return s.Err()
+}
+
+// read holds the read role: it reads and dispatches frames until the
+// session fails, which it then closes (false), or until another goroutine
+// took the role over while this one served a request inline (true).
+func (s *Session) read(ctx context.Context) (handedOff bool) {
+	// (No wrapper frame: the idle reader's stack depth decides whether
+	// its stack stays at 4 KiB.)
+	var err error
+	if s.rr != nil {
+		err = s.gatewayReadLoop(ctx)
+	} else {
+		err = s.readLoop(ctx)
+	}
+	if err == errHandedOff {
+		return true
+	}
+	s.closeWith(err)
+	return false
 }
 
 // Close closes the session at once and waits for its goroutines. Streams
@@ -300,6 +356,9 @@ func (s *Session) closeWith(err error) {
 	s.streams = nil
 	s.mu.Unlock()
 	close(s.done)
+	if s.rr != nil {
+		s.rr.close()
+	}
 	s.stopKeepalive()
 	_ = s.conn.CloseNow()
 	lost := fmt.Errorf("%w: %w", ErrSessionLost, err)
@@ -639,35 +698,57 @@ func (s *Session) silentAfter() time.Duration {
 // readLoop reads and dispatches frames until an error.
 func (s *Session) readLoop(ctx context.Context) error {
 	for {
-		typ, r, err := s.conn.Reader(context.Background())
-		if err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				return fmt.Errorf("tunnel: peer closed: %w", err)
-			}
-			return fmt.Errorf("tunnel: read: %w", err)
+		if err := s.readMessageAndHandle(ctx); err != nil {
+			return err // the session closes, and with it any stream left unserved
 		}
-		if typ != websocket.MessageBinary {
-			return protocolErrorf("text message")
+		var inline *stream
+		if s.inl != nil {
+			inline, s.inl.next = s.inl.next, nil
 		}
-		bp, pool, n, err := s.readMessage(r)
-		if err != nil {
-			return err
-		}
-		msg, err := s.cfg.rx.open((*bp)[:n])
-		if err != nil {
-			pool.put(bp)
-			return err
-		}
-		s.lastRecv.Store(s.cfg.now().UnixNano())
-		kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
-		if !kept {
-			pool.put(bp)
-		}
-		if err != nil {
-			return err
+		if inline != nil && !s.serveInline(inline) {
+			return errHandedOff
 		}
 	}
+}
+
+// readMessageAndHandle reads one message, opens it and handles its frames.
+func (s *Session) readMessageAndHandle(ctx context.Context) error {
+	typ, r, err := s.conn.Reader(context.Background())
+	return s.handleRead(ctx, typ, r, err)
+}
+
+// handleRead reads the message Reader returned, opens it and handles its
+// frames. Kept out of the callers of Reader, so that an idle reader's
+// stack holds no frame of the message path below its wait.
+func (s *Session) handleRead(ctx context.Context, typ websocket.MessageType, r io.Reader, err error) error {
+	if err != nil {
+		if errors.Is(err, errKicked) {
+			return errKicked
+		}
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			return fmt.Errorf("tunnel: peer closed: %w", err)
+		}
+		return fmt.Errorf("tunnel: read: %w", err)
+	}
+	if typ != websocket.MessageBinary {
+		return protocolErrorf("text message")
+	}
+	bp, pool, n, err := s.readMessage(r)
+	if err != nil {
+		return err
+	}
+	msg, err := s.cfg.rx.open((*bp)[:n])
+	if err != nil {
+		pool.put(bp)
+		return err
+	}
+	s.lastRecv.Store(s.cfg.now().UnixNano())
+	kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
+	if !kept {
+		pool.put(bp)
+	}
+	return err
 }
 
 // handleMessage handles the frames of one message in buffer bp. When
@@ -695,7 +776,7 @@ func (s *Session) handleMessage(ctx context.Context, buf []byte, bp *[]byte, can
 		if off < len(buf) {
 			keep = nil
 		}
-		k, err := s.handle(ctx, f, keep)
+		k, err := s.handle(ctx, f, keep, off == len(buf))
 		if k {
 			kept, own = true, nil
 		}
@@ -740,9 +821,9 @@ func (s *Session) readMessage(r io.Reader) (*[]byte, *bufPool, int, error) {
 	return bp, pool, n, nil
 }
 
-// handle dispatches one frame. kept reports whether the buffer now belongs
-// to a stream.
-func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, err error) {
+// handle dispatches one frame; last is set for the last frame of its
+// message. kept reports whether the buffer now belongs to a stream.
+func (s *Session) handle(ctx context.Context, f frame, bp *[]byte, last bool) (kept bool, err error) {
 	switch f.typ {
 	case frameHello:
 		return false, protocolErrorf("second hello")
@@ -798,7 +879,7 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte) (kept bool, e
 		if s.cfg.gateway {
 			return false, protocolErrorf("request from connector")
 		}
-		return s.handleRequest(ctx, f, bp)
+		return s.handleRequest(ctx, f, bp, last)
 	}
 	st, err := s.lookup(f.stream)
 	if err != nil || st == nil {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // chunk is received body bytes held in a pooled buffer.
@@ -41,6 +42,7 @@ type stream struct {
 	// gateway side
 	resp    *http.Response
 	headErr error
+	headSet atomic.Bool // resp or headErr is set (read without mu by a caller reading, readrole.go)
 	stop    func() bool // stops the context.AfterFunc watching the caller
 	body    io.Closer   // the request body being streamed, closed on abort
 
@@ -54,6 +56,9 @@ type stream struct {
 	// context); set before the stream is registered, so never nil after.
 	cancel       context.CancelCauseFunc
 	stopDeadline context.CancelFunc // the request's deadline, if any
+	// inlineGen is the inline run serving this stream, while it may
+	// still hold the read role (serve.go); 0 otherwise.
+	inlineGen uint64
 
 	// gateway side: the response, built into the stream
 	respStore http.Response
@@ -88,6 +93,7 @@ func (st *stream) fail(err error) {
 	}
 	if st.resp == nil && st.headErr == nil {
 		st.headErr = err
+		st.headSet.Store(true)
 	}
 	body := st.body
 	st.mu.Unlock()
@@ -174,6 +180,10 @@ func (st *stream) Read(p []byte) (int, error) {
 			st.s.bodyDone(st)
 			return 0, io.EOF
 		}
+		if st.inlineGen != 0 {
+			st.waitingForPeer()
+			continue
+		}
 		st.cond.Wait()
 	}
 	c := &st.chunks[0]
@@ -233,6 +243,10 @@ func (st *stream) waitCredit() (int, error) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for st.credit <= 0 && st.sendErr == nil {
+		if st.inlineGen != 0 {
+			st.waitingForPeer()
+			continue
+		}
 		st.cond.Wait()
 	}
 	if st.sendErr != nil {
@@ -317,6 +331,10 @@ func (st *stream) writeTo(w io.Writer) (int64, error) {
 	for {
 		st.mu.Lock()
 		for len(st.chunks) == 0 && st.recvErr == nil && !st.recvDone {
+			if st.inlineGen != 0 {
+				st.waitingForPeer()
+				continue
+			}
 			st.cond.Wait()
 		}
 		if len(st.chunks) == 0 {

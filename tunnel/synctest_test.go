@@ -39,12 +39,24 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.conn
 // Both sides have the features two peers of this version agree on.
 func pipePair(t *testing.T, ping time.Duration, handler http.Handler) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
-	return pipePairWith(t, ping, handler, ourFeatures)
+	return pipePairFull(t, ping, handler, ourFeatures, 0)
 }
 
 // pipePairWith is pipePair with the given negotiated feature bits (0: a
 // 2.0 peer on either side).
 func pipePairWith(t *testing.T, ping time.Duration, handler http.Handler, features uint64) (gw, conn *Session, gwEnd net.Conn) {
+	t.Helper()
+	return pipePairFull(t, ping, handler, features, 0)
+}
+
+// pipePairInline is pipePair with the connector's inline bound set
+// (sessionConfig.inlineBound).
+func pipePairInline(t *testing.T, ping time.Duration, handler http.Handler, inlineBound time.Duration) (gw, conn *Session, gwEnd net.Conn) {
+	t.Helper()
+	return pipePairFull(t, ping, handler, ourFeatures, inlineBound)
+}
+
+func pipePairFull(t *testing.T, ping time.Duration, handler http.Handler, features uint64, inlineBound time.Duration) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
 	a, b := net.Pipe()
 	params := hello{major: ProtocolMajor, features: features, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
@@ -83,6 +95,7 @@ func pipePairWith(t *testing.T, ping time.Duration, handler http.Handler, featur
 			pool: newBufPool(msgLimit(params.maxFrameSize) + sealOverhead), small: newBufPool(smallBufSize(params.maxFrameSize)),
 			log: slog.New(slog.DiscardHandler), now: time.Now,
 			tenant: "t", connectorID: "c", handler: handler,
+			inlineBound: inlineBound,
 		})
 	}
 	return mk(sc, true), mk(cc, false), a

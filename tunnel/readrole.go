@@ -1,0 +1,333 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Callers read their own responses (gateway).
+//
+// A gateway session has one goroutine that reads its WebSocket and hands
+// each response head to the caller waiting for it. On a machine with an
+// idle CPU that hand-off wakes a second thread on every round trip, and it
+// costs about a third of a raw TCP round trip (BENCHMARKS.md, "Issue 13,
+// where the round trip goes"). So the read role is a token: a caller that
+// is alone on its session (no other stream open) takes it and reads until
+// its own response head arrives, dispatching whatever else it reads, and
+// the session's reader goroutine waits meanwhile.
+//
+// Taking the role from the reader goroutine, which is blocked in a read,
+// needs that read interrupted, and coder/websocket closes the connection
+// when a read's context ends. The accepted connection is ours (armConn):
+// the role holder arms it just before reading a message header with
+// nothing buffered above it, and only an armed read may be interrupted,
+// through a read deadline in the past. crypto/tls treats the timeout as
+// temporary and keeps what it had read of a record; coder/websocket
+// returns the error of a header read without closing, and nothing of the
+// header had been consumed. An interrupt anywhere else would corrupt the
+// stream (a partial payload read is not accounted), so there is none.
+//
+// The role goes back to the reader goroutine lazily: a caller that got its
+// head and leaves no other stream waiting for bytes releases it without
+// waking anyone, and a timer gives it back after lazyReadReturn unless
+// another caller took it first. Frames that arrive meanwhile (a PING, a
+// GOAWAY) wait at most that long. When other streams are open, or the
+// caller's own body is still arriving, the reader goroutine gets the role
+// at once.
+//
+// A caller whose context ends while it holds the role returns at once if
+// it is waiting for a header; if a message is arriving, once that message
+// is read (bounded by the message size on a live connector, by silence
+// detection on a stalled one).
+
+// lazyReadReturn is how long the read role may stay with nobody once a
+// caller released it with nothing else waiting.
+const lazyReadReturn = time.Millisecond
+
+// errKicked is the error of an armed read that was interrupted.
+var errKicked = errors.New("tunnel: read interrupted to hand the read role over")
+
+// armConn is the accepted connection below a gateway session's WebSocket.
+type armConn struct {
+	net.Conn
+	mu      sync.Mutex
+	reads   uint64 // Read calls so far
+	armed   bool   // the next Read is the first of a message header
+	blocked bool   // an armed Read is in progress
+	kicked  bool   // the armed Read in progress was interrupted
+	pending bool   // an interrupt arrived before the armed Read began
+}
+
+func (c *armConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	c.reads++
+	armed := c.armed
+	c.armed = false
+	if armed {
+		if c.pending {
+			c.pending = false
+			c.mu.Unlock()
+			return 0, errKicked
+		}
+		c.blocked = true
+	}
+	c.mu.Unlock()
+	n, err := c.Conn.Read(p)
+	if armed {
+		c.mu.Lock()
+		c.blocked = false
+		if c.kicked {
+			c.kicked = false
+			_ = c.Conn.SetReadDeadline(time.Time{})
+			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+				err = errKicked
+			}
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// arm marks the next Read as the first of a message header. The caller
+// knows nothing is buffered above the connection; the first Read of all
+// (past the handshake's buffered bytes) must have happened.
+func (c *armConn) arm() {
+	c.mu.Lock()
+	if c.reads > 0 {
+		c.armed = true
+	}
+	c.mu.Unlock()
+}
+
+// disarm ends an arming that no Read consumed, and drops a kick that
+// came while a message was being read.
+func (c *armConn) disarm() {
+	c.mu.Lock()
+	c.armed, c.pending = false, false
+	c.mu.Unlock()
+}
+
+// kick interrupts the armed read in progress, or the next one. A kick
+// that meets no armed read waits for the next arming and is dropped when
+// the read that was running (not armed) ends: the role holder checks what
+// it waits for between messages, before it arms again.
+func (c *armConn) kick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.blocked {
+		if !c.kicked {
+			c.kicked = true
+			_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+		}
+		return
+	}
+	c.pending = true
+}
+
+// Who holds a gateway session's read role.
+const (
+	roleNone   = 0
+	roleLoop   = 1 // the session's reader goroutine
+	roleCaller = 2 // a caller waiting for its response head
+)
+
+// readRole is a gateway session's read token.
+type readRole struct {
+	ac     *armConn
+	mu     sync.Mutex
+	cond   sync.Cond
+	holder int
+	want   int   // callers waiting to take the role from the reader
+	poked  bool  // the reader goroutine may take the role back
+	closed bool  // the session is closing
+	err    error // a caller's read failed: the reader goroutine returns it
+	timer  *time.Timer
+	// callerReads counts the messages callers read (tests)
+	callerReads atomic.Uint64
+}
+
+func newReadRole(ac *armConn) *readRole {
+	rr := &readRole{ac: ac, poked: true}
+	rr.cond.L = &rr.mu
+	rr.timer = time.AfterFunc(time.Hour, rr.poke)
+	rr.timer.Stop()
+	return rr
+}
+
+// poke lets the reader goroutine take the role back if nobody holds it.
+// It wakes the reader even when a poke is already recorded: a caller may
+// have taken the role in between and left it resting.
+func (rr *readRole) poke() {
+	rr.mu.Lock()
+	if rr.holder == roleNone {
+		rr.poked = true
+		rr.cond.Broadcast()
+	}
+	rr.mu.Unlock()
+}
+
+func (rr *readRole) close() {
+	rr.mu.Lock()
+	rr.closed = true
+	rr.cond.Broadcast()
+	rr.mu.Unlock()
+	rr.timer.Stop()
+}
+
+// readOne reads and handles one message as the read role's holder. No
+// defer and the message's handling in another frame: the session's reader
+// waits in here, and its stack stays at 4 KiB only while the frames above
+// the wait are small.
+func (s *Session) readOne(ctx context.Context) error {
+	armed := s.cfg.br.Buffered() == 0
+	if armed {
+		s.rr.ac.arm()
+	}
+	typ, r, err := s.conn.Reader(context.Background())
+	if armed {
+		s.rr.ac.disarm()
+	}
+	return s.handleRead(ctx, typ, r, err)
+}
+
+// gatewayReadLoop is readLoop for a session whose callers may read.
+func (s *Session) gatewayReadLoop(ctx context.Context) error {
+	rr := s.rr
+	for {
+		rr.mu.Lock()
+		for !rr.closed && rr.err == nil && (rr.holder != roleNone || !rr.poked || rr.want > 0) {
+			rr.cond.Wait()
+		}
+		if err := rr.err; err != nil || rr.closed {
+			rr.mu.Unlock()
+			if err == nil {
+				err = ErrClosed
+			}
+			return err
+		}
+		rr.holder, rr.poked = roleLoop, false
+		rr.mu.Unlock()
+		for {
+			// readOne, written out: one frame less above the reader's wait
+			armed := s.cfg.br.Buffered() == 0
+			if armed {
+				rr.ac.arm()
+			}
+			typ, r, err := s.conn.Reader(context.Background())
+			if armed {
+				rr.ac.disarm()
+			}
+			err = s.handleRead(ctx, typ, r, err)
+			if err != nil && !errors.Is(err, errKicked) {
+				return err
+			}
+			rr.mu.Lock()
+			want := rr.want > 0
+			rr.mu.Unlock()
+			if want {
+				break
+			}
+		}
+		rr.mu.Lock()
+		rr.holder = roleNone
+		rr.cond.Broadcast()
+		rr.mu.Unlock()
+	}
+}
+
+// readOwn lets a caller alone on its session read until its response head
+// arrives (or its stream fails). It returns without reading when the role
+// is another caller's, or when the reader goroutine answered first.
+func (s *Session) readOwn(st *stream) {
+	rr := s.rr
+	if rr == nil || s.inflight.Load() != 1 {
+		s.needReader()
+		return
+	}
+	rr.mu.Lock()
+	switch rr.holder {
+	case roleCaller:
+		rr.mu.Unlock()
+		return
+	case roleLoop:
+		rr.want++
+		rr.ac.kick()
+		for rr.holder != roleNone && !rr.closed && !st.headSet.Load() {
+			rr.cond.Wait()
+		}
+		rr.want--
+		if rr.holder != roleNone || rr.closed || st.headSet.Load() {
+			if rr.want == 0 && rr.holder == roleNone {
+				rr.poked = true
+				rr.cond.Broadcast()
+			}
+			rr.mu.Unlock()
+			return
+		}
+	}
+	// A poke meant for the reader goroutine lapses: this caller's release
+	// decides again whether it is needed.
+	rr.holder, rr.poked = roleCaller, false
+	rr.mu.Unlock()
+
+	var failed error
+	for !st.headSet.Load() {
+		err := s.readOne(context.Background())
+		if err == nil {
+			rr.callerReads.Add(1)
+		}
+		if errors.Is(err, errKicked) {
+			continue // the caller's context ended: its stream failed, headSet is set
+		}
+		if err != nil {
+			failed = err
+			break
+		}
+	}
+
+	rr.mu.Lock()
+	rr.holder = roleNone
+	lazy := failed == nil && rr.want == 0 && s.inflight.Load() <= 1 && st.recvComplete()
+	if failed != nil {
+		rr.err = failed
+	}
+	if lazy {
+		rr.timer.Reset(lazyReadReturn)
+	} else {
+		rr.poked = true
+		rr.cond.Broadcast()
+	}
+	rr.mu.Unlock()
+}
+
+// needReader makes sure somebody reads: a caller that does not take the
+// role calls it, as the role may be resting after a lazy release.
+func (s *Session) needReader() {
+	if rr := s.rr; rr != nil {
+		rr.poke()
+	}
+}
+
+// kickCaller interrupts the read of a caller holding the role, whose
+// stream just failed (its context ended).
+func (s *Session) kickCaller() {
+	if rr := s.rr; rr != nil {
+		rr.mu.Lock()
+		if rr.holder == roleCaller {
+			rr.ac.kick()
+		}
+		rr.mu.Unlock()
+	}
+}
+
+// recvComplete reports whether nothing more arrives for the stream.
+func (st *stream) recvComplete() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.recvDone || st.recvErr != nil
+}
