@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -178,4 +179,38 @@ func sessionGet(s *Session, path string) error {
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return err
+}
+
+// The bound's timer (armed once per busy spell, inliner.expire): a run
+// that overlaps the end of one taken over is still bounded, and a run
+// taken over is not taken over again and again while its handler runs.
+func TestInlineBoundTimer(t *testing.T) {
+	const bound = 5 * time.Millisecond
+	newInliner := func() (*inliner, *atomic.Int32) {
+		in := &inliner{bound: bound}
+		var took atomic.Int32
+		in.takeover = func(uint64) { took.Add(1) }
+		in.timer = time.AfterFunc(time.Hour, in.expire)
+		in.timer.Stop()
+		t.Cleanup(func() { in.timer.Stop() })
+		return in, &took
+	}
+
+	t.Run("a long run is taken over once", func(t *testing.T) {
+		in, took := newInliner()
+		start := in.begin()
+		time.Sleep(20 * bound)
+		assert.Equal(t, int32(1), took.Load())
+		in.end(start)
+	})
+
+	t.Run("the next run stays bounded when the previous one ends", func(t *testing.T) {
+		in, took := newInliner()
+		x := in.begin()
+		time.Sleep(time.Millisecond)
+		in.begin() // y: x lost the role and runs on
+		in.end(x)
+		require.Eventually(t, func() bool { return took.Load() >= 1 }, 20*bound, time.Millisecond,
+			"the run still reading was never taken over")
+	})
 }

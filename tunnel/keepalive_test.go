@@ -156,16 +156,22 @@ func TestConnectorDetectsSilentGateway(t *testing.T) {
 // the gateway agree on sparse pings, a 2.0 connector (no feature bits) gets
 // an answer to every PING. Four PINGs in a row over the real handshake;
 // answers come back in order, so their payloads show which were answered.
+//
+// With sparse pings the key confirmation was the gateway's last message
+// before PING 1, so PING 1 goes unanswered and PING 2 is answered; PING 3
+// is not (PING 2 was); PING 4 is answered only if the answer to PING 2 was
+// still queued when PING 4 arrived, which is the scheduler's choice (the
+// answer counts as something the gateway sent once it is written), so the
+// test allows both.
 func TestSparsePingsNegotiated(t *testing.T) {
 	tests := []struct {
 		name     string
 		features uint64
-		answered []uint64
+		answered []uint64 // answered for certain, in order
+		optional []uint64 // may follow
 	}{
-		// The key confirmation was the gateway's last message before
-		// PING 1, so PING 1 goes unanswered.
-		{"connector announces sparse pings", ourFeatures, []uint64{2, 4}},
-		{"2.0 connector", 0, []uint64{1, 2, 3, 4}},
+		{"connector announces sparse pings", ourFeatures, []uint64{2}, []uint64{4}},
+		{"2.0 connector", 0, []uint64{1, 2, 3, 4}, nil},
 	}
 	e := newEnv(t, noPings)
 	for _, tt := range tests {
@@ -185,9 +191,11 @@ func TestSparsePingsNegotiated(t *testing.T) {
 				require.NoError(t, conn.Write(ctx, websocket.MessageBinary, sealed))
 			}
 			var got []uint64
-			for len(got) < len(tt.answered) {
+			read := func(ctx context.Context) error {
 				_, msg, err := conn.Read(ctx)
-				require.NoError(t, err)
+				if err != nil {
+					return err
+				}
 				plain, err := rx.open(msg)
 				require.NoError(t, err)
 				for off := 0; off < len(plain); {
@@ -197,8 +205,22 @@ func TestSparsePingsNegotiated(t *testing.T) {
 					got = append(got, binary.BigEndian.Uint64(f.payload))
 					off += size
 				}
+				return nil
 			}
-			assert.Equal(t, tt.answered, got)
+			for len(got) < len(tt.answered) {
+				require.NoError(t, read(ctx))
+			}
+			if len(tt.optional) > 0 {
+				// Whatever else comes within a while (the read's deadline
+				// ends the connection, which the test closes anyway).
+				wctx, wcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+				for len(got) < len(tt.answered)+len(tt.optional) && read(wctx) == nil {
+				}
+				wcancel()
+			}
+			require.GreaterOrEqual(t, len(got), len(tt.answered))
+			assert.Equal(t, tt.answered, got[:len(tt.answered)])
+			assert.Subset(t, tt.optional, got[len(tt.answered):], "unexpected answers %v", got)
 		})
 	}
 }

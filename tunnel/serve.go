@@ -193,20 +193,35 @@ func (s *Session) serveInline(st *stream) bool {
 	// stopped timer earlier than the network poller's sleep wakes a thread,
 	// the very cost inline runs avoid. A stale expiry may still take this
 	// run's role early: harmless, it costs one hand-off.
-	in.started.Store(time.Now().UnixNano())
+	start := in.begin()
+	s.serve(st, st.req)
+	in.end(start)
+	return in.state.CompareAndSwap(running, gen<<2|inlineIdle)
+}
+
+// begin records the start of an inline run and arms the bound's timer if
+// it is not pending. It returns the start, for end.
+func (in *inliner) begin() int64 {
+	start := time.Now().UnixNano()
+	in.started.Store(start)
 	if !in.armed.Swap(true) {
 		in.timer.Reset(in.bound)
 	}
-	s.serve(st, st.req)
-	in.started.Store(0)
-	return in.state.CompareAndSwap(running, gen<<2|inlineIdle)
+	return start
+}
+
+// end records the end of the run that began at start. A run that lost the
+// role may end while the next one runs: only its own start is cleared.
+func (in *inliner) end(start int64) {
+	in.started.CompareAndSwap(start, 0)
 }
 
 // expire runs when the bound's timer fires: it takes the role from a run
 // older than the bound, re-arms for a younger one, and otherwise leaves
 // the timer unarmed.
 func (in *inliner) expire() {
-	if start := in.started.Load(); start != 0 {
+	start := in.started.Load()
+	if start != 0 {
 		if left := in.bound - time.Since(time.Unix(0, start)); left > 0 {
 			in.timer.Reset(left)
 			return
@@ -215,8 +230,10 @@ func (in *inliner) expire() {
 	}
 	in.armed.Store(false)
 	// A run that began after the load above saw the timer armed and left
-	// it to this expiry.
-	if in.started.Load() != 0 && !in.armed.Swap(true) {
+	// it to this expiry. (The run just taken over needs no more: it is no
+	// longer the reader, and re-arming for it would fire every bound for
+	// as long as its handler runs.)
+	if cur := in.started.Load(); cur != 0 && cur != start && !in.armed.Swap(true) {
 		in.timer.Reset(in.bound)
 	}
 }
