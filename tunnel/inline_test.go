@@ -168,17 +168,7 @@ func TestInlineHandlerContextEnds(t *testing.T) {
 
 // sessionGet sends a GET for path on s and reads the body to the end.
 func sessionGet(s *Session, path string) error {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://c"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := s.roundTrip(req)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return err
+	return sessionDo(context.Background(), s, http.MethodGet, path, nil)
 }
 
 // The bound's timer (armed once per busy spell, inliner.expire): a run

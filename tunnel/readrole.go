@@ -257,11 +257,11 @@ func (s *Session) readOwn(st *stream) {
 	case roleLoop:
 		rr.want++
 		rr.ac.kick()
-		for rr.holder != roleNone && !rr.closed && !st.headSet.Load() {
+		for rr.holder != roleNone && !rr.closed && !st.headReady() {
 			rr.cond.Wait()
 		}
 		rr.want--
-		if rr.holder != roleNone || rr.closed || st.headSet.Load() {
+		if rr.holder != roleNone || rr.closed || st.headReady() {
 			if rr.want == 0 && rr.holder == roleNone {
 				rr.poked = true
 				rr.cond.Broadcast()
@@ -276,13 +276,13 @@ func (s *Session) readOwn(st *stream) {
 	rr.mu.Unlock()
 
 	var failed error
-	for !st.headSet.Load() {
+	for !st.headReady() {
 		err := s.readOne(context.Background())
 		if err == nil {
 			rr.callerReads.Add(1)
 		}
 		if errors.Is(err, errKicked) {
-			continue // the caller's context ended: its stream failed, headSet is set
+			continue // the caller's context ended: its stream failed, so its head is "ready"
 		}
 		if err != nil {
 			failed = err
@@ -323,6 +323,14 @@ func (s *Session) kickCaller() {
 		}
 		rr.mu.Unlock()
 	}
+}
+
+// headReady reports whether the response head, or the stream's failure,
+// is in.
+func (st *stream) headReady() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.resp != nil || st.headErr != nil
 }
 
 // recvComplete reports whether nothing more arrives for the stream.

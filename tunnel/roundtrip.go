@@ -265,7 +265,6 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 		Body:          (*respBody)(st),
 	}
 	st.resp = &st.respStore
-	st.headSet.Store(true)
 	return kept, nil
 }
 

@@ -16,7 +16,12 @@ import (
 // post sends a POST with body on s with ctx and returns the round trip's
 // error, reading the body to the end when there is a response.
 func post(ctx context.Context, s *Session, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://c/x", bytes.NewReader(body))
+	return sessionDo(ctx, s, http.MethodPost, "/x", bytes.NewReader(body))
+}
+
+// sessionDo sends a request on s and reads the response body to the end.
+func sessionDo(ctx context.Context, s *Session, method, path string, body io.Reader) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://c"+path, body)
 	if err != nil {
 		return err
 	}

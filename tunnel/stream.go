@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 )
 
 // chunk is received body bytes held in a pooled buffer.
@@ -42,7 +41,6 @@ type stream struct {
 	// gateway side
 	resp    *http.Response
 	headErr error
-	headSet atomic.Bool // resp or headErr is set (read without mu by a caller reading, readrole.go)
 	stop    func() bool // stops the context.AfterFunc watching the caller
 	body    io.Closer   // the request body being streamed, closed on abort
 
@@ -93,7 +91,6 @@ func (st *stream) fail(err error) {
 	}
 	if st.resp == nil && st.headErr == nil {
 		st.headErr = err
-		st.headSet.Store(true)
 	}
 	body := st.body
 	st.mu.Unlock()
