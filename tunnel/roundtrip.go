@@ -51,8 +51,7 @@ func (s *Session) openStream(ctx context.Context, b []byte) (*stream, error) {
 		s.wmu.Unlock()
 		return st, nil
 	}
-	s.wmu.Unlock()
-	if err := s.flush(s.connWrite(b)); err != nil {
+	if err := s.sendLocked(b); err != nil {
 		s.removeStream(st)
 		return nil, err
 	}

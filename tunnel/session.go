@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -184,13 +185,16 @@ type Session struct {
 
 	// write combining: one writer at a time; others queue their frames in
 	// wpend, which the writer sends as one message.
-	wmu    sync.Mutex
-	wcond  sync.Cond
-	wbusy  bool
-	wpend  *[]byte
-	wpendN int
-	wover  [][]byte // urgent frames from the read loop that did not fit
-	werr   error
+	wmu   sync.Mutex
+	wcond sync.Cond
+	wbusy bool
+	// wgather: the writer role is in escrow while its holder yields to
+	// gather frames; whoever clears it holds the role
+	wgather bool
+	wpend   *[]byte
+	wpendN  int
+	wover   [][]byte // urgent frames from the read loop that did not fit
+	werr    error
 
 	inflight atomic.Int32
 	slots    chan struct{} // gateway: one token per open stream
@@ -198,6 +202,7 @@ type Session struct {
 	finished chan struct{} // closed when every goroutine has returned
 	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
 	sent     atomic.Uint32 // messages written (wraps around)
+	recvd    atomic.Uint32 // messages received (wraps around)
 	wstart   atomic.Int64  // unix nanoseconds the write in progress started, or 0
 	reason   atomic.Pointer[error]
 	wg       sync.WaitGroup
@@ -410,8 +415,62 @@ func (s *Session) writeLocked(b []byte) error {
 		s.wmu.Unlock()
 		return nil
 	}
+	return s.sendLocked(b)
+}
+
+// Gathering. A goroutine that takes the writer role while other streams
+// are open does not write its frame at once: their goroutines are likely
+// about to write too (callers answered by one message wake up together,
+// and so do the handlers of requests that came in one). It queues the
+// frame, puts the role in escrow (wgather) and yields the processor once
+// (runtime.Gosched). Frames written meanwhile join the batch, and the
+// batch goes out as one sealed message, one TLS record and one system
+// call. The yielding goroutine takes the role back when it runs again,
+// unless a writer whose frame no longer fits took it first (that writer
+// sends the batch, then its own frame). A lone stream's frame is written
+// at once: a single round trip never waits. Under concurrency a frame
+// waits at most for the goroutines already runnable on its processor,
+// which would have delayed its write anyway when the machine is busy.
+
+// gatherMax is the largest frame a writer gathers: bulk frames gain
+// nothing from it and would cost a copy.
+const gatherMax = 4 << 10
+
+// sendLocked sends frame b as the holder of the writer role; s.wmu is held
+// and released. Frames queued before the caller took the role (from an
+// escrow) go first.
+func (s *Session) sendLocked(b []byte) error {
+	if s.wpendN == 0 && (s.inflight.Load() <= 1 || len(b) > gatherMax) {
+		s.wmu.Unlock()
+		return s.flush(s.connWrite(b))
+	}
+	if s.wpendN+len(b) <= s.batchMax {
+		s.queueLocked(b)
+		if len(b) <= gatherMax && s.inflight.Load() > 1 {
+			s.wgather = true
+			s.wmu.Unlock()
+			runtime.Gosched()
+			s.wmu.Lock()
+			if !s.wgather {
+				// taken: another goroutine sends the batch
+				s.wmu.Unlock()
+				return nil
+			}
+			s.wgather = false
+		}
+		s.wmu.Unlock()
+		return s.flush(nil)
+	}
+	// b does not fit behind the queued frames: they go first.
+	bp, n := s.wpend, s.wpendN
+	s.wpend, s.wpendN = nil, 0
 	s.wmu.Unlock()
-	return s.flush(s.connWrite(b))
+	err := s.connWrite((*bp)[:n])
+	s.cfg.pool.put(bp)
+	if err == nil {
+		err = s.connWrite(b)
+	}
+	return s.flush(err)
 }
 
 // acquireLocked waits, with s.wmu held, until a frame of n bytes can take
@@ -429,6 +488,15 @@ func (s *Session) acquireLocked(ctx context.Context, n int) (writer bool, err er
 				stop()
 			}
 			return false, nil
+		}
+		if s.wgather {
+			// The batch is full and its writer yielded: take the
+			// role; the batch goes out before the caller's frame.
+			s.wgather = false
+			if stop != nil {
+				stop()
+			}
+			return true, nil
 		}
 		if ctx != nil {
 			if err := ctx.Err(); err != nil {
@@ -744,6 +812,7 @@ func (s *Session) handleRead(ctx context.Context, typ websocket.MessageType, r i
 		return err
 	}
 	s.lastRecv.Store(s.cfg.now().UnixNano())
+	s.recvd.Add(1)
 	kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
 	if !kept {
 		pool.put(bp)
