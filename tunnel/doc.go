@@ -134,6 +134,16 @@
 // round trip (BENCHMARKS.md). Under concurrency the session's reader
 // dispatches responses and handler goroutines serve requests, as before.
 //
+// Under concurrency frames that become ready together leave together: a
+// goroutine about to write while other streams are open queues its frame
+// and yields the processor once, and the frames written meanwhile (other
+// callers woken by the same message, other handlers) go out with it as one
+// sealed message, one TLS record and one system call. With 64 callers on
+// one session that is about ten frames per message instead of one, and
+// the session's throughput about that of 64 raw TCP connections. A frame
+// waits for the goroutines already runnable on its processor, never for a
+// timer; a lone stream's frames are written at once.
+//
 // # Protocol
 //
 // The wire format is specified in SPEC.md: sealed WebSocket binary messages
