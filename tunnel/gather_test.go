@@ -1,11 +1,15 @@
 package tunnel
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -85,4 +89,58 @@ func TestConcurrentFramesShareMessages(t *testing.T) {
 	}
 	assert.LessOrEqual(t, answers, most, "the connector sent its answers about one message each")
 	assert.LessOrEqual(t, requests, most, "the gateway sent the callers' requests about one message each")
+}
+
+// A writer whose frame does not fit behind a batch whose writer yielded
+// (the role in escrow) takes the role instead of waiting for the yielder:
+// the batch goes first, then its frame, in wire order. Here the batch holds
+// requests 1 and 2 (60 KiB bodies each) and request 3 does not fit; the
+// connector rejects a stream ID out of order.
+func TestEscrowTakenByFrameThatDoesNotFit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var served atomic.Int32
+		gw, conn, _ := pipePair(t, time.Hour, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n, err := io.Copy(io.Discard, r.Body); err == nil && n == 60<<10 {
+				served.Add(1)
+			}
+		}))
+		connDone := make(chan error, 1)
+		go func() { connDone <- conn.run(context.Background()) }()
+		// Nobody runs the gateway's session: drain what the connector
+		// answers so its writes do not block.
+		go func() {
+			for {
+				if _, _, err := gw.conn.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+		request := func(id uint32) []byte {
+			req, _ := http.NewRequest(http.MethodPost, "http://c/x", nil)
+			f := make([]byte, frameHeaderLen, 64<<10)
+			putHeader(f, frameRequest, flagEnd, id)
+			f = appendRequestHead(f, 0, req, 60<<10)
+			return setLen(append(f, make([]byte, 60<<10)...))
+		}
+		gw.wmu.Lock()
+		gw.wbusy, gw.wgather = true, true // a writer queued 1 and 2, then yielded
+		gw.queueLocked(request(1))
+		gw.queueLocked(request(2))
+		gw.wmu.Unlock()
+		third := request(3)
+		require.Greater(t, gw.wpendN+len(third), gw.batchMax, "request 3 would fit")
+
+		require.NoError(t, gw.write(third)) // waits forever if it may not take the role
+		synctest.Wait()
+		assert.Equal(t, int32(3), served.Load(), "requests served")
+		assert.NoError(t, conn.Err(), "the connector saw the frames out of order")
+		gw.wmu.Lock()
+		assert.False(t, gw.wbusy || gw.wgather, "the writer role was not given up")
+		assert.Zero(t, gw.wpendN, "frames left queued")
+		gw.wmu.Unlock()
+
+		require.NoError(t, conn.Close())
+		<-connDone
+		_ = gw.conn.CloseNow()
+	})
 }
