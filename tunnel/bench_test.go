@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -316,26 +317,42 @@ func benchTunnelRoundTrip(b *testing.B) {
 
 // BenchmarkConcurrent64: 64 callers. Baseline: raw TCP over 64 connections;
 // tunnel: 64 callers sharing one TLS session.
-func BenchmarkConcurrent64(b *testing.B) {
-	const callers = 64
+func BenchmarkConcurrent64(b *testing.B) { benchConcurrent(b, 64) }
+
+// BenchmarkConcurrentFew: 2 and 8 callers, as BenchmarkConcurrent64: the
+// latency (p50) of a round trip when a few streams share a session, where
+// frames are gathered (tunnel/session.go) but few are ready together.
+func BenchmarkConcurrentFew(b *testing.B) {
+	for _, n := range []int{2, 8} {
+		b.Run(fmt.Sprintf("callers=%d", n), func(b *testing.B) { benchConcurrent(b, n) })
+	}
+}
+
+func benchConcurrent(b *testing.B, callers int) {
 	run := func(b *testing.B, one func(i int)) {
 		var wg sync.WaitGroup
 		per := (b.N + callers - 1) / callers
+		lats := make([][]time.Duration, callers)
 		b.ResetTimer()
 		start := time.Now()
 		for i := range callers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				lat := make([]time.Duration, 0, per)
 				for range per {
+					t0 := time.Now()
 					one(i)
+					lat = append(lat, time.Since(t0))
 				}
+				lats[i] = lat
 			}()
 		}
 		wg.Wait()
 		b.ReportMetric(float64(per*callers)/time.Since(start).Seconds(), "req/s")
+		reportP50(b, slices.Concat(lats...))
 	}
-	b.Run("baseline=tcp-64conns", func(b *testing.B) {
+	b.Run(fmt.Sprintf("baseline=tcp-%dconns", callers), func(b *testing.B) {
 		ln := rawEcho(b, nil)
 		conns := make([]net.Conn, callers)
 		for i := range conns {
