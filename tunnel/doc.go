@@ -141,7 +141,7 @@
 // sealed message, one TLS record and one system call. With 64 callers on
 // one session that is about ten frames per message instead of one, and
 // the session's throughput about that of 64 raw TCP connections. A frame
-// waits for the goroutines already runnable on its processor, never for a
+// waits while its processor runs the goroutines queued on it, never for a
 // timer; a lone stream's frames are written at once.
 //
 // # Protocol

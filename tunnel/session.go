@@ -429,8 +429,10 @@ func (s *Session) writeLocked(b []byte) error {
 // unless a writer whose frame no longer fits took it first (that writer
 // sends the batch, then its own frame). A lone stream's frame is written
 // at once: a single round trip never waits. Under concurrency a frame
-// waits at most for the goroutines already runnable on its processor,
-// which would have delayed its write anyway when the machine is busy.
+// waits while its processor runs the goroutines queued on it (the Go
+// scheduler comes back to a yielded goroutine after at most 61 others, or
+// the other processor takes it first), never for a timer; on a busy
+// machine they would have delayed its write anyway.
 
 // gatherMax is the largest frame a writer gathers: bulk frames gain
 // nothing from it and would cost a copy.
