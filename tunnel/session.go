@@ -442,13 +442,14 @@ const gatherMax = 4 << 10
 // and released. Frames queued before the caller took the role (from an
 // escrow) go first.
 func (s *Session) sendLocked(b []byte) error {
-	if s.wpendN == 0 && (s.inflight.Load() <= 1 || len(b) > gatherMax) {
+	gather := len(b) <= gatherMax && s.inflight.Load() > 1
+	if s.wpendN == 0 && !gather {
 		s.wmu.Unlock()
 		return s.flush(s.connWrite(b))
 	}
 	if s.wpendN+len(b) <= s.batchMax {
 		s.queueLocked(b)
-		if len(b) <= gatherMax && s.inflight.Load() > 1 {
+		if gather {
 			s.wgather = true
 			s.wmu.Unlock()
 			runtime.Gosched()
@@ -464,11 +465,7 @@ func (s *Session) sendLocked(b []byte) error {
 		return s.flush(nil)
 	}
 	// b does not fit behind the queued frames: they go first.
-	bp, n := s.wpend, s.wpendN
-	s.wpend, s.wpendN = nil, 0
-	s.wmu.Unlock()
-	err := s.connWrite((*bp)[:n])
-	s.cfg.pool.put(bp)
+	err := s.sendBatchLocked()
 	if err == nil {
 		err = s.connWrite(b)
 	}
@@ -625,13 +622,7 @@ func (s *Session) flush(err error) error {
 		if err != nil || s.wpend == nil || s.wpendN == 0 {
 			break // still holding wmu, so no frame can slip in unsent
 		}
-		bp, n := s.wpend, s.wpendN
-		s.wpend, s.wpendN = nil, 0
-		s.moveOverflowLocked()
-		s.wcond.Broadcast()
-		s.wmu.Unlock()
-		err = s.connWrite((*bp)[:n])
-		s.cfg.pool.put(bp)
+		err = s.sendBatchLocked()
 	}
 	s.wbusy = false
 	if err != nil && s.werr == nil {
@@ -648,6 +639,20 @@ func (s *Session) flush(err error) error {
 		return fmt.Errorf("%w: %w", ErrSessionLost, err)
 	}
 	return nil
+}
+
+// sendBatchLocked sends the pending batch as the holder of the writer
+// role; s.wmu is held and released. The emptied batch takes what waits in
+// the overflow, and writers waiting for room may queue again.
+func (s *Session) sendBatchLocked() error {
+	bp, n := s.wpend, s.wpendN
+	s.wpend, s.wpendN = nil, 0
+	s.moveOverflowLocked()
+	s.wcond.Broadcast()
+	s.wmu.Unlock()
+	err := s.connWrite((*bp)[:n])
+	s.cfg.pool.put(bp)
+	return err
 }
 
 // moveOverflowLocked moves frames waiting in the overflow to the emptied
