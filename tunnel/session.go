@@ -55,7 +55,7 @@ type sessionConfig struct {
 	onGoaway    func(grace time.Duration, ext []byte) // connector side; ext: goaway.go
 	onInfo      func(*Session)                        // gateway side: new INFO (publish.go)
 	cork        *corkConn                             // connector side: the TCP connection, or nil
-	ws          *wsFramer                             // connector side: writes frames to the upgraded connection, or nil
+	ws          *wsFramer                             // writes frames to the upgraded connection; nil in tests over pipes
 	// inlineBound (connector side) is how long the reader may run a
 	// handler itself before another goroutine takes over reading
 	// (serve.go); 0 means defaultInlineBound, negative never inline.
@@ -70,10 +70,10 @@ type sessionConfig struct {
 	tx, rx *sealer
 }
 
-// connWrite writes one WebSocket message. On the connector the frame is
-// built here (wsframe.go) and the TCP connection below TLS is corked for
-// the duration of the message: TLS's records of one message leave in one
-// system call.
+// connWrite writes one WebSocket message. The frame is built here
+// (wsframe.go), and on the connector the TCP connection below TLS is
+// corked for the duration of the message: TLS's records of one message
+// leave in one system call.
 //
 // Every message is sealed first, into a pooled buffer: only the goroutine
 // holding the writer role calls connWrite, so nonces go out in order.
@@ -97,21 +97,14 @@ func (s *Session) connWrite(b []byte) error {
 	s.wstart.Store(s.cfg.now().UnixNano())
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
-	switch {
-	case s.cfg.ws != nil:
-		c.setCork(true)
+	c.setCork(true)
+	if s.cfg.ws != nil {
 		err = s.cfg.ws.write((*bp)[:head+len(sealed)])
-		if ferr := c.setCork(false); err == nil {
-			err = ferr
-		}
-	case c == nil:
+	} else {
 		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
-	default:
-		c.setCork(true)
-		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
-		if ferr := c.setCork(false); err == nil {
-			err = ferr
-		}
+	}
+	if ferr := c.setCork(false); err == nil {
+		err = ferr
 	}
 	if err == nil {
 		s.sent.Add(1)
@@ -145,8 +138,12 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// setCork holds writes (on) or sends what was held (off).
+// setCork holds writes (on) or sends what was held (off). On a nil
+// corkConn (the gateway, tests over pipes) it does nothing.
 func (c *corkConn) setCork(on bool) error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = on

@@ -8,17 +8,18 @@ import (
 	"net/http"
 )
 
-// The connector writes its WebSocket data messages itself (RFC 6455 §5.2:
-// one final binary frame, masked) instead of through the WebSocket
-// library. The library masks a client's payload into a 4 KiB buffer and
-// writes each 4 KiB to TLS: a 64 KiB message costs two extra copies and
-// sixteen TLS records, each of which the gateway decrypts and reads
-// separately. Written directly, the sealed message is masked in place,
-// behind a header built in the space left before it, and TLS gets it in
-// one Write (records of 16 KiB). The library still reads every message
-// and writes the control frames (a close, a pong); each of its frames
-// reaches TLS in one Write, and TLS serialises Writes, so frames never
-// interleave.
+// Both ends write their WebSocket data messages themselves (RFC 6455 §5.2:
+// one final binary frame, masked from the connector) instead of through
+// the WebSocket library. The library masks a client's payload into a 4 KiB
+// buffer and writes each 4 KiB to TLS: a 64 KiB message from the connector
+// cost two extra copies and sixteen TLS records, each of which the gateway
+// decrypted and read separately. On the gateway the library's 512-byte
+// buffer (hijack.go) split any larger message into two records. Written
+// directly, the sealed message is masked in place, behind a header built
+// in the space left before it, and TLS gets it in one Write (records of
+// 16 KiB). The library still reads every message and writes the control
+// frames (a close, a pong); each of its frames reaches TLS in one Write,
+// and TLS serialises Writes, so frames never interleave.
 //
 // Masking keys come from a ChaCha8 generator seeded from crypto/rand per
 // session: unpredictable to anyone who cannot read the session's memory,
@@ -28,44 +29,58 @@ import (
 // extended length and the 4-byte key.
 const wsMaxHeader = 14
 
-// wsFramer builds masked binary frames in place.
+// wsFramer builds binary frames in place: masked for a client (the
+// connector), unmasked for a server (the gateway).
 type wsFramer struct {
-	w   io.Writer // the upgraded connection above TLS
-	rng *mrand.ChaCha8
+	w   io.Writer      // the upgraded connection above TLS
+	rng *mrand.ChaCha8 // masking keys; nil: the server's frames are not masked
 }
 
-func newWSFramer(w io.Writer) *wsFramer {
-	var seed [32]byte
-	_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails
-	return &wsFramer{w: w, rng: mrand.NewChaCha8(seed)}
+func newWSFramer(w io.Writer, client bool) *wsFramer {
+	f := &wsFramer{w: w}
+	if client {
+		var seed [32]byte
+		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails
+		f.rng = mrand.NewChaCha8(seed)
+	}
+	return f
 }
 
 // frame turns buf[wsMaxHeader:] (the payload) into a frame: it masks the
-// payload in place and puts the header just before it. It returns the
-// frame, a suffix of buf.
+// payload in place (client) and puts the header just before it. It
+// returns the frame, a suffix of buf.
 func (f *wsFramer) frame(buf []byte) []byte {
 	payload := buf[wsMaxHeader:]
 	n := len(payload)
+	keyLen, maskBit := 0, byte(0)
 	var key [4]byte
-	binary.LittleEndian.PutUint32(key[:], uint32(f.rng.Uint64()))
-	maskBytes(payload, key)
-	var h []byte
+	if f.rng != nil {
+		keyLen, maskBit = 4, 0x80
+		binary.LittleEndian.PutUint32(key[:], uint32(f.rng.Uint64()))
+		maskBytes(payload, key)
+	}
+	var lenLen int
 	switch {
 	case n <= 125:
-		h = buf[wsMaxHeader-6 : wsMaxHeader]
-		h[1] = 0x80 | byte(n)
 	case n <= 0xffff:
-		h = buf[wsMaxHeader-8 : wsMaxHeader]
-		h[1] = 0x80 | 126
+		lenLen = 2
+	default:
+		lenLen = 8
+	}
+	h := buf[wsMaxHeader-2-lenLen-keyLen : wsMaxHeader]
+	h[0] = 0x80 | 0x2 // FIN, binary
+	switch lenLen {
+	case 0:
+		h[1] = maskBit | byte(n)
+	case 2:
+		h[1] = maskBit | 126
 		binary.BigEndian.PutUint16(h[2:], uint16(n))
 	default:
-		h = buf[:wsMaxHeader]
-		h[1] = 0x80 | 127
+		h[1] = maskBit | 127
 		binary.BigEndian.PutUint64(h[2:], uint64(n))
 	}
-	h[0] = 0x80 | 0x2 // FIN, binary
-	copy(h[len(h)-4:], key[:])
-	return buf[wsMaxHeader-len(h):]
+	copy(h[2+lenLen:], key[:keyLen])
+	return h[:len(h)+n]
 }
 
 // write sends buf[wsMaxHeader:] as one message.
@@ -117,5 +132,12 @@ func wsFramerOf(rwc *io.ReadWriteCloser) *wsFramer {
 	if rwc == nil {
 		return nil
 	}
-	return newWSFramer(*rwc)
+	return newWSFramer(*rwc, true)
+}
+
+func serverFramer(ac *armConn) *wsFramer {
+	if ac == nil {
+		return nil
+	}
+	return newWSFramer(ac, false)
 }
