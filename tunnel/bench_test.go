@@ -416,6 +416,55 @@ func BenchmarkBulk(b *testing.B) {
 			}
 		}
 	})
+	// The floor issue 9 sets: the same stream with each 64 KiB chunk also
+	// sealed by the sender and opened by the receiver (the tunnel's AEAD,
+	// one seal and one open per message as the tunnel does), nothing else.
+	b.Run("baseline=tls-sealed", func(b *testing.B) {
+		pki := newTestPKI(b)
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+		key := make([]byte, 32)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			tx := newSealer(key)
+			msg, out := make([]byte, chunk), make([]byte, 0, chunk+sealOverhead)
+			for {
+				sealed, err := tx.seal(out[:0], msg)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(sealed); err != nil {
+					return
+				}
+			}
+		}()
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pki.caPEM)
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		rx := newSealer(key)
+		buf := make([]byte, chunk+sealOverhead)
+		b.SetBytes(chunk)
+		b.ResetTimer()
+		for range b.N {
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := rx.open(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("liaison=tls", func(b *testing.B) {
 		e := newEnv(b, nil)
 		e.start(e.enroll("t"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -142,8 +142,9 @@ type Connector struct {
 	log    *slog.Logger
 	events *dispatcher
 
-	lastConn atomic.Pointer[corkConn] // the connection of the latest dial
-	pub      infoPublisher            // SetInfo (publish.go)
+	lastConn atomic.Pointer[corkConn]           // the connection of the latest dial
+	lastBody atomic.Pointer[io.ReadWriteCloser] // its upgraded connection (above TLS)
+	pub      infoPublisher                      // SetInfo (publish.go)
 	// window is the reconnect window the gateway announced on the last
 	// connect (reconnect.go); only Run's goroutine uses it.
 	window time.Duration
@@ -247,7 +248,7 @@ func NewConnector(cfg ConnectorConfig) (*Connector, error) {
 	tr.OnProxyConnectResponse = onProxyConnectResponse // dialerr.go: a 407 names the proxy
 	c.cfg = cfg
 	c.tr = tr
-	c.client = &http.Client{Transport: socksHints{tr}}
+	c.client = &http.Client{Transport: upgradeTap{socksHints{tr}, func(rwc io.ReadWriteCloser) { c.lastBody.Store(&rwc) }}}
 	c.log = cfg.Logger.With("component", "tunnel_connector", "connector_id", cfg.ConnectorID)
 	c.done = make(chan struct{})
 	c.features = ourFeatures
@@ -492,6 +493,7 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		return nil, "", err
 	}
 	c.lastConn.Store(nil)
+	c.lastBody.Store(nil)
 	conn, resp, err := websocket.Dial(ctx, c.cfg.URL, &websocket.DialOptions{
 		HTTPClient:      c.client,
 		HTTPHeader:      http.Header{"Authorization": {authScheme + tok}},
@@ -522,13 +524,14 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 	s := newSession(conn, sessionConfig{
 		params:      h,
 		handler:     c.cfg.Handler,
-		pool:        newBufPool(msgLimit(h.maxFrameSize) + sealOverhead),
+		pool:        newBufPool(wsMaxHeader + msgLimit(h.maxFrameSize) + sealOverhead),
 		small:       newBufPool(smallBufSize(h.maxFrameSize)),
 		log:         c.log,
 		now:         c.cfg.Now,
 		connectorID: c.cfg.ConnectorID,
 		onGoaway:    ga.note,
 		cork:        c.lastConn.Load(),
+		ws:          wsFramerOf(c.lastBody.Load()),
 		tx:          tx,
 		rx:          rx,
 	})

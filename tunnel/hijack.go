@@ -9,10 +9,10 @@ import (
 // Buffer sizes of an accepted session's WebSocket. net/http hands a
 // hijacked connection 4 KiB read and write buffers, which an idle session
 // would hold for its whole life. TLS already buffers whole records below,
-// and payloads larger than the buffer bypass it, so small buffers cost no
-// system call for the frames a session mostly carries (a PING, a request
-// head); a message of 512 B to 4 KiB from the gateway takes two TLS
-// records instead of one.
+// and the session writes its data frames to the connection itself
+// (wsframe.go), so the write buffer carries only the library's control
+// frames (a close, a pong), and the read buffer only frame headers:
+// payloads larger than it are read straight into the message.
 const (
 	acceptReadBuf  = 256
 	acceptWriteBuf = 512

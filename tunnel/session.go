@@ -55,6 +55,7 @@ type sessionConfig struct {
 	onGoaway    func(grace time.Duration, ext []byte) // connector side; ext: goaway.go
 	onInfo      func(*Session)                        // gateway side: new INFO (publish.go)
 	cork        *corkConn                             // connector side: the TCP connection, or nil
+	ws          *wsFramer                             // writes frames to the upgraded connection; nil in tests over pipes
 	// inlineBound (connector side) is how long the reader may run a
 	// handler itself before another goroutine takes over reading
 	// (serve.go); 0 means defaultInlineBound, negative never inline.
@@ -69,20 +70,25 @@ type sessionConfig struct {
 	tx, rx *sealer
 }
 
-// connWrite writes one WebSocket message. On the connector the WebSocket
-// library flushes masked payloads every 4 KiB; corking the TCP connection
-// for the duration of the message turns those into one system call.
+// connWrite writes one WebSocket message. The frame is built here
+// (wsframe.go), and on the connector the TCP connection below TLS is
+// corked for the duration of the message: TLS's records of one message
+// leave in one system call.
 //
 // Every message is sealed first, into a pooled buffer: only the goroutine
 // holding the writer role calls connWrite, so nonces go out in order.
 func (s *Session) connWrite(b []byte) error {
+	head := 0
+	if s.cfg.ws != nil {
+		head = wsMaxHeader
+	}
 	pool := s.cfg.small
-	if len(b)+sealOverhead > pool.size {
+	if head+len(b)+sealOverhead > pool.size {
 		pool = s.cfg.pool
 	}
 	bp := pool.get()
 	defer pool.put(bp)
-	sealed, err := s.cfg.tx.seal((*bp)[:0], b)
+	sealed, err := s.cfg.tx.seal((*bp)[head:head], b)
 	if err != nil {
 		return err
 	}
@@ -91,14 +97,14 @@ func (s *Session) connWrite(b []byte) error {
 	s.wstart.Store(s.cfg.now().UnixNano())
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
-	if c == nil {
-		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
+	c.setCork(true)
+	if s.cfg.ws != nil {
+		err = s.cfg.ws.write((*bp)[:head+len(sealed)])
 	} else {
-		c.setCork(true)
 		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
-		if ferr := c.setCork(false); err == nil {
-			err = ferr
-		}
+	}
+	if ferr := c.setCork(false); err == nil {
+		err = ferr
 	}
 	if err == nil {
 		s.sent.Add(1)
@@ -132,8 +138,12 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// setCork holds writes (on) or sends what was held (off).
+// setCork holds writes (on) or sends what was held (off). On a nil
+// corkConn (the gateway, tests over pipes) it does nothing.
 func (c *corkConn) setCork(on bool) error {
+	if c == nil {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = on

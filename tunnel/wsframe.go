@@ -1,0 +1,143 @@
+package tunnel
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+)
+
+// Both ends write their WebSocket data messages themselves (RFC 6455 §5.2:
+// one final binary frame, masked from the connector) instead of through
+// the WebSocket library. The library masks a client's payload into a 4 KiB
+// buffer and writes each 4 KiB to TLS: a 64 KiB message from the connector
+// cost two extra copies and sixteen TLS records, each of which the gateway
+// decrypted and read separately. On the gateway the library's 512-byte
+// buffer (hijack.go) split any larger message into two records. Written
+// directly, the sealed message is masked in place, behind a header built
+// in the space left before it, and TLS gets it in one Write (records of
+// 16 KiB). The library still reads every message and writes the control
+// frames (a close, a pong); each of its frames reaches TLS in one Write,
+// and TLS serialises Writes, so frames never interleave.
+//
+// Masking keys come from a ChaCha8 generator seeded from crypto/rand per
+// session: unpredictable to anyone who cannot read the session's memory,
+// as RFC 6455 §10.3 asks.
+
+// wsMaxHeader is the largest header of a masked frame: 2 bytes, an 8-byte
+// extended length and the 4-byte key.
+const wsMaxHeader = 14
+
+// wsFramer builds binary frames in place: masked for a client (the
+// connector), unmasked for a server (the gateway).
+type wsFramer struct {
+	w   io.Writer      // the upgraded connection above TLS
+	rng *mrand.ChaCha8 // masking keys; nil: the server's frames are not masked
+}
+
+func newWSFramer(w io.Writer, client bool) *wsFramer {
+	f := &wsFramer{w: w}
+	if client {
+		var seed [32]byte
+		_, _ = rand.Read(seed[:]) // crypto/rand.Read never fails
+		f.rng = mrand.NewChaCha8(seed)
+	}
+	return f
+}
+
+// frame turns buf[wsMaxHeader:] (the payload) into a frame: it masks the
+// payload in place (client) and puts the header just before it. It
+// returns the frame, a suffix of buf.
+func (f *wsFramer) frame(buf []byte) []byte {
+	payload := buf[wsMaxHeader:]
+	n := len(payload)
+	keyLen, maskBit := 0, byte(0)
+	var key [4]byte
+	if f.rng != nil {
+		keyLen, maskBit = 4, 0x80
+		binary.LittleEndian.PutUint32(key[:], uint32(f.rng.Uint64()))
+		maskBytes(payload, key)
+	}
+	var lenLen int
+	switch {
+	case n <= 125:
+	case n <= 0xffff:
+		lenLen = 2
+	default:
+		lenLen = 8
+	}
+	h := buf[wsMaxHeader-2-lenLen-keyLen : wsMaxHeader]
+	h[0] = 0x80 | 0x2 // FIN, binary
+	switch lenLen {
+	case 0:
+		h[1] = maskBit | byte(n)
+	case 2:
+		h[1] = maskBit | 126
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+	default:
+		h[1] = maskBit | 127
+		binary.BigEndian.PutUint64(h[2:], uint64(n))
+	}
+	copy(h[2+lenLen:], key[:keyLen])
+	return h[:len(h)+n]
+}
+
+// write sends buf[wsMaxHeader:] as one message.
+func (f *wsFramer) write(buf []byte) error {
+	_, err := f.w.Write(f.frame(buf))
+	return err
+}
+
+// maskBytes XORs b with the repeating key (RFC 6455 §5.3), b's first byte
+// with key[0].
+func maskBytes(b []byte, key [4]byte) {
+	k32 := binary.LittleEndian.Uint32(key[:])
+	k64 := uint64(k32) | uint64(k32)<<32
+	for len(b) >= 32 {
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k64)
+		binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(b[8:])^k64)
+		binary.LittleEndian.PutUint64(b[16:], binary.LittleEndian.Uint64(b[16:])^k64)
+		binary.LittleEndian.PutUint64(b[24:], binary.LittleEndian.Uint64(b[24:])^k64)
+		b = b[32:]
+	}
+	for len(b) >= 8 {
+		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k64)
+		b = b[8:]
+	}
+	for i := range b {
+		b[i] ^= key[i&3]
+	}
+}
+
+// upgradeTap wraps the connector's transport to keep the connection a
+// WebSocket upgrade returns (above TLS), which the session writes its
+// frames to.
+type upgradeTap struct {
+	rt   http.RoundTripper
+	keep func(io.ReadWriteCloser)
+}
+
+func (u upgradeTap) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := u.rt.RoundTrip(req)
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
+			u.keep(rwc)
+		}
+	}
+	return resp, err
+}
+
+func wsFramerOf(rwc *io.ReadWriteCloser) *wsFramer {
+	if rwc == nil {
+		return nil
+	}
+	return newWSFramer(*rwc, true)
+}
+
+func serverFramer(ac *armConn) *wsFramer {
+	if ac == nil {
+		return nil
+	}
+	return newWSFramer(ac, false)
+}
