@@ -261,18 +261,23 @@ func cpuLoad(n int) (stop func()) {
 	return func() { quit.Store(true); wg.Wait() }
 }
 
+// dialTestTLS dials addr with TLS 1.3, trusting pki's CA.
+func dialTestTLS(b *testing.B, pki *testPKI, addr string) *tls.Conn {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pki.caPEM)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
 func benchRawRoundTrip(b *testing.B, useTLS bool) {
 	var c net.Conn
 	if useTLS {
 		pki := newTestPKI(b)
 		ln := rawEcho(b, &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pki.caPEM)
-		tc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
-		if err != nil {
-			b.Fatal(err)
-		}
-		c = tc
+		c = dialTestTLS(b, pki, ln.Addr().String())
 	} else {
 		ln := rawEcho(b, nil)
 		tc, err := net.Dial("tcp", ln.Addr().String())
@@ -397,12 +402,7 @@ func BenchmarkBulk(b *testing.B) {
 	b.Run("baseline=tls", func(b *testing.B) {
 		pki := newTestPKI(b)
 		ln := rawEcho(b, &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pki.caPEM)
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := dialTestTLS(b, pki, ln.Addr().String())
 		defer c.Close()
 		if _, err := c.Write(make([]byte, 4)); err != nil {
 			b.Fatal(err)
@@ -445,12 +445,7 @@ func BenchmarkBulk(b *testing.B) {
 				}
 			}
 		}()
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pki.caPEM)
-		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
-		if err != nil {
-			b.Fatal(err)
-		}
+		c := dialTestTLS(b, pki, ln.Addr().String())
 		defer c.Close()
 		rx := newSealer(key)
 		buf := make([]byte, chunk+sealOverhead)
