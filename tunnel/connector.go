@@ -510,6 +510,11 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		// the gateway's hint for the next abrupt loss; none: the old policy
 		c.window, _ = parseReconnectWindow(resp.Header.Get(reconnectWindowHeader))
 	}
+	up := c.lastBody.Load() // upgradeTap: the WebSocket library needs it too
+	if up == nil {
+		_ = conn.CloseNow()
+		return nil, "", errors.New("tunnel: the WebSocket upgrade returned no connection to write to")
+	}
 	if conn.Subprotocol() != Subprotocol {
 		_ = conn.CloseNow()
 		return nil, "", fmt.Errorf("tunnel: gateway does not speak %s", Subprotocol)
@@ -524,14 +529,14 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 	s := newSession(conn, sessionConfig{
 		params:      h,
 		handler:     c.cfg.Handler,
-		pool:        newBufPool(wsMaxHeader + msgLimit(h.maxFrameSize) + sealOverhead),
+		pool:        newBufPool(msgBufSize(h.maxFrameSize)),
 		small:       newBufPool(smallBufSize(h.maxFrameSize)),
 		log:         c.log,
 		now:         c.cfg.Now,
 		connectorID: c.cfg.ConnectorID,
 		onGoaway:    ga.note,
 		cork:        c.lastConn.Load(),
-		ws:          wsFramerOf(c.lastBody.Load()),
+		ws:          newWSFramer(*up, true),
 		tx:          tx,
 		rx:          rx,
 	})

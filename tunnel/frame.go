@@ -142,6 +142,10 @@ func setLen(b []byte) []byte {
 // are batched into messages of up to two full frames.
 func msgLimit(maxPayload int) int { return 2 * (frameHeaderLen + maxPayload) }
 
+// msgBufSize is the size of buffers that hold a whole message: the largest
+// batch, sealed, behind room for its WebSocket header (wsframe.go).
+func msgBufSize(maxPayload int) int { return wsMaxHeader + msgLimit(maxPayload) + sealOverhead }
+
 // smallBufSize is the size of buffers that hold copied body bytes.
 func smallBufSize(maxPayload int) int { return max(4<<10, maxPayload/4) }
 

@@ -55,7 +55,7 @@ type sessionConfig struct {
 	onGoaway    func(grace time.Duration, ext []byte) // connector side; ext: goaway.go
 	onInfo      func(*Session)                        // gateway side: new INFO (publish.go)
 	cork        *corkConn                             // connector side: the TCP connection, or nil
-	ws          *wsFramer                             // writes frames to the upgraded connection; nil in tests over pipes
+	ws          *wsFramer                             // writes this side's frames to the upgraded connection
 	// inlineBound (connector side) is how long the reader may run a
 	// handler itself before another goroutine takes over reading
 	// (serve.go); 0 means defaultInlineBound, negative never inline.
@@ -78,17 +78,13 @@ type sessionConfig struct {
 // Every message is sealed first, into a pooled buffer: only the goroutine
 // holding the writer role calls connWrite, so nonces go out in order.
 func (s *Session) connWrite(b []byte) error {
-	head := 0
-	if s.cfg.ws != nil {
-		head = wsMaxHeader
-	}
 	pool := s.cfg.small
-	if head+len(b)+sealOverhead > pool.size {
+	if wsMaxHeader+len(b)+sealOverhead > pool.size {
 		pool = s.cfg.pool
 	}
 	bp := pool.get()
 	defer pool.put(bp)
-	sealed, err := s.cfg.tx.seal((*bp)[head:head], b)
+	sealed, err := s.cfg.tx.seal((*bp)[wsMaxHeader:wsMaxHeader], b)
 	if err != nil {
 		return err
 	}
@@ -98,11 +94,7 @@ func (s *Session) connWrite(b []byte) error {
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
 	c.setCork(true)
-	if s.cfg.ws != nil {
-		err = s.cfg.ws.write((*bp)[:head+len(sealed)])
-	} else {
-		err = s.conn.Write(context.Background(), websocket.MessageBinary, sealed)
-	}
+	err = s.cfg.ws.write((*bp)[:wsMaxHeader+len(sealed)])
 	if ferr := c.setCork(false); err == nil {
 		err = ferr
 	}

@@ -84,7 +84,7 @@ func pipePairFull(t *testing.T, ping time.Duration, handler http.Handler, featur
 	sc := <-accepted
 	require.NotNil(t, sc)
 	gtx, grx, ctx, crx := testSealers()
-	mk := func(c *websocket.Conn, gateway bool) *Session {
+	mk := func(c *websocket.Conn, gateway bool, raw net.Conn) *Session {
 		c.SetReadLimit(int64(msgLimit(params.maxFrameSize) + sealOverhead))
 		tx, rx := ctx, crx
 		if gateway {
@@ -92,13 +92,14 @@ func pipePairFull(t *testing.T, ping time.Duration, handler http.Handler, featur
 		}
 		return newSession(c, sessionConfig{
 			gateway: gateway, params: params, tx: tx, rx: rx,
-			pool: newBufPool(msgLimit(params.maxFrameSize) + sealOverhead), small: newBufPool(smallBufSize(params.maxFrameSize)),
+			pool: newBufPool(msgBufSize(params.maxFrameSize)), small: newBufPool(smallBufSize(params.maxFrameSize)),
 			log: slog.New(slog.DiscardHandler), now: time.Now,
 			tenant: "t", connectorID: "c", handler: handler,
 			inlineBound: inlineBound,
+			ws:          newWSFramer(raw, !gateway),
 		})
 	}
-	return mk(sc, true), mk(cc, false), a
+	return mk(sc, true, a), mk(cc, false, b), a
 }
 
 // With fake time: a live peer keeps a session up for an hour of pings both

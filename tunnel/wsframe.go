@@ -127,17 +127,3 @@ func (u upgradeTap) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return resp, err
 }
-
-func wsFramerOf(rwc *io.ReadWriteCloser) *wsFramer {
-	if rwc == nil {
-		return nil
-	}
-	return newWSFramer(*rwc, true)
-}
-
-func serverFramer(ac *armConn) *wsFramer {
-	if ac == nil {
-		return nil
-	}
-	return newWSFramer(ac, false)
-}
