@@ -91,8 +91,11 @@ func (w *silenceWatch) sweep() {
 		w.t.Reset(w.every)
 	}
 	w.mu.Unlock()
+	// Each on its own goroutine, as its own timer did: closing a TLS
+	// connection with no write in flight sends close_notify, which can
+	// wait up to 5 s for room in a dead peer's socket buffer.
 	for _, d := range dead {
-		d.s.closeWith(d.err) // removes d.s from the watch
+		d.s.goWG(func() { d.s.closeWith(d.err) }) // removes d.s from the watch
 	}
 }
 
