@@ -124,9 +124,10 @@
 // masked in place on the connector: a 64 KiB message is five TLS records,
 // four of them full, not the seventeen that the WebSocket library's 4 KiB
 // buffer made. An idle gateway session costs about 21 KB and one
-// goroutine; its heartbeat is one PING read every 5 s and one PING write
-// every 10 s (see BENCHMARKS.md for its CPU beside plain
-// TLS connections echoing a ping).
+// goroutine, and no timer of its own: one timer per gateway checks every
+// session for silence, ten times per ping interval. Its heartbeat is one
+// PING read every 5 s and one PING write every 10 s (see BENCHMARKS.md
+// for its CPU beside plain TLS connections echoing a ping).
 //
 // # Latency
 //

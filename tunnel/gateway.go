@@ -140,6 +140,7 @@ type Gateway struct {
 	params hello
 	pool   *bufPool
 	small  *bufPool
+	watch  *silenceWatch // every session's silence check, on one timer
 	log    *slog.Logger
 	store  Store
 	router Router
@@ -234,6 +235,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		},
 		pool:     newBufPool(msgBufSize(cfg.MaxFrameSize)),
 		small:    newBufPool(smallBufSize(cfg.MaxFrameSize)),
+		watch:    newSilenceWatch(cfg.PingInterval, cfg.Now),
 		log:      cfg.Logger.With("component", "tunnel_gateway", "node_id", cfg.NodeID),
 		store:    cfg.Store,
 		router:   cfg.Router,
@@ -372,6 +374,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		params:      params,
 		pool:        g.pool,
 		small:       g.small,
+		watch:       g.watch,
 		log:         g.log,
 		now:         g.cfg.Now,
 		tenant:      rec.Tenant,

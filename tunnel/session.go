@@ -56,6 +56,10 @@ type sessionConfig struct {
 	onInfo      func(*Session)                        // gateway side: new INFO (publish.go)
 	cork        *corkConn                             // connector side: the TCP connection, or nil
 	ws          *wsFramer                             // writes this side's frames to the upgraded connection
+	// watch (gateway side) checks the session for silence with the
+	// gateway's other sessions (watch.go); nil: newSession makes one for
+	// this session alone
+	watch *silenceWatch
 	// inlineBound (connector side) is how long the reader may run a
 	// handler itself before another goroutine takes over reading
 	// (serve.go); 0 means defaultInlineBound, negative never inline.
@@ -179,11 +183,14 @@ type Session struct {
 	err     error  // first fatal error; non-nil once closing
 	drain   bool   // GOAWAY sent or received
 	goaway0 *goawayNote
-	ka      *keepalive
-	idle    chan struct{}
-	work    chan *stream // connector: idle handler goroutines receive here; nil: take the read role
-	inl     *inliner     // connector: handlers run by the reader (serve.go)
-	rr      *readRole    // gateway: the read role callers may take (readrole.go)
+	ka      *keepalive // connector: its PING and silence timer
+	// gateway: place in cfg.watch plus one, 0 when not watched; guarded
+	// by the watch's mutex
+	watchIdx int
+	idle     chan struct{}
+	work     chan *stream // connector: idle handler goroutines receive here; nil: take the read role
+	inl      *inliner     // connector: handlers run by the reader (serve.go)
+	rr       *readRole    // gateway: the read role callers may take (readrole.go)
 
 	// write combining: one writer at a time; others queue their frames in
 	// wpend, which the writer sends as one message.
@@ -239,6 +246,9 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		}
 	}
 	if cfg.gateway {
+		if s.cfg.watch == nil {
+			s.cfg.watch = newSilenceWatch(cfg.params.pingInterval, cfg.now)
+		}
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
 		if cfg.ac != nil && cfg.br != nil {
 			s.rr = newReadRole(cfg.ac)
@@ -699,10 +709,12 @@ func (s *Session) sendCancel(id uint32, code uint64, msg string) {
 	_ = s.write(b)
 }
 
-// keepalive pings every interval (the connector) and closes the session
-// when nothing was received for silentAfter, or when one write has taken
-// three intervals. It runs on a timer, not a goroutine, so an idle session
-// costs one goroutine (the reader).
+// keepalive pings every interval and closes the session when nothing was
+// received for silentAfter, or when one write has taken three intervals
+// (Session.silence). It runs on a timer, not a goroutine, so an idle
+// session costs one goroutine (the reader). Only connectors have one: a
+// gateway answers PINGs from its read loop, and its silenceWatch checks
+// all its sessions on one timer.
 type keepalive struct {
 	s        *Session
 	t        *time.Timer
@@ -711,11 +723,17 @@ type keepalive struct {
 }
 
 func (s *Session) startKeepalive() {
-	k := &keepalive{s: s, nextPing: s.cfg.now().Add(s.cfg.params.pingInterval)}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.gateway {
+		if s.err == nil { // closeWith removes it only after setting s.err
+			s.cfg.watch.add(s)
+		}
+		return
+	}
+	k := &keepalive{s: s, nextPing: s.cfg.now().Add(s.cfg.params.pingInterval)}
 	k.t = time.AfterFunc(s.cfg.params.pingInterval, k.tick)
 	s.ka = k
-	s.mu.Unlock()
 }
 
 func (k *keepalive) tick() {
@@ -729,30 +747,20 @@ func (k *keepalive) tick() {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	iv := s.cfg.params.pingInterval
-	dead := s.silentAfter()
 	now := s.cfg.now()
-	last := time.Unix(0, s.lastRecv.Load())
-	if now.Sub(last) >= dead {
-		s.closeWith(ErrPeerSilent)
+	if err := s.silence(now); err != nil {
+		s.closeWith(err)
 		return
 	}
-	if ws := s.wstart.Load(); ws != 0 && now.Sub(time.Unix(0, ws)) >= 3*iv {
-		s.closeWith(fmt.Errorf("%w: one write took that long (the peer reads nothing)", ErrPeerSilent))
-		return
-	}
-	// The connector pings on this timer; the gateway answers PINGs from
-	// its read loop, so its timer only watches for silence.
-	ping := !s.cfg.gateway && !now.Before(k.nextPing)
+	ping := !now.Before(k.nextPing)
 	var p [8]byte
 	if ping {
 		k.nextPing = now.Add(iv)
 		k.seq++
 		binary.BigEndian.PutUint64(p[:], k.seq)
 	}
-	next := last.Add(dead).Sub(now)
-	if !s.cfg.gateway {
-		next = min(next, k.nextPing.Sub(now))
-	}
+	last := time.Unix(0, s.lastRecv.Load())
+	next := min(last.Add(s.silentAfter()).Sub(now), k.nextPing.Sub(now))
 	// Re-arm before writing: a write stuck on a dead peer must not stop
 	// the silence check. Nothing below touches k.
 	k.t.Reset(max(next, time.Millisecond))
@@ -1126,6 +1134,10 @@ func (s *Session) closeIfIdle() bool {
 }
 
 func (s *Session) stopKeepalive() {
+	if s.cfg.gateway {
+		s.cfg.watch.remove(s)
+		return
+	}
 	s.mu.Lock()
 	k := s.ka
 	s.mu.Unlock()

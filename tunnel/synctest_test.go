@@ -58,6 +58,13 @@ func pipePairInline(t *testing.T, ping time.Duration, handler http.Handler, inli
 
 func pipePairFull(t *testing.T, ping time.Duration, handler http.Handler, features uint64, inlineBound time.Duration) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
+	return pipePairWatched(t, ping, handler, features, inlineBound, nil)
+}
+
+// pipePairWatched is pipePairFull with the gateway session in the given
+// silence watch (nil: one of its own, as newSession makes).
+func pipePairWatched(t *testing.T, ping time.Duration, handler http.Handler, features uint64, inlineBound time.Duration, watch *silenceWatch) (gw, conn *Session, gwEnd net.Conn) {
+	t.Helper()
 	a, b := net.Pipe()
 	params := hello{major: ProtocolMajor, features: features, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
 	accepted := make(chan *websocket.Conn, 1)
@@ -97,6 +104,7 @@ func pipePairFull(t *testing.T, ping time.Duration, handler http.Handler, featur
 			tenant: "t", connectorID: "c", handler: handler,
 			inlineBound: inlineBound,
 			ws:          newWSFramer(raw, !gateway),
+			watch:       watch,
 		})
 	}
 	return mk(sc, true, a), mk(cc, false, b), a
