@@ -173,7 +173,8 @@
 // at once and the connector's handler is cancelled. Two exceptions: a
 // caller whose goroutine is itself writing to a peer that reads nothing
 // returns when the keepalive declares the session dead, three ping
-// intervals after that write started ([ErrPeerSilent]); and a caller
+// intervals after that write started (on a gateway, within a tenth of an
+// interval more: [ErrPeerSilent]); and a caller
 // alone on its session reads its own response (no hand-off from the
 // session's reader: see "Latency" below), so if its context ends while a
 // message is arriving it returns once that message is read, or when the

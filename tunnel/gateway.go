@@ -48,8 +48,9 @@ type GatewayConfig struct {
 	// PingInterval is announced to connectors, which ping this often;
 	// the gateway answers every other PING of an idle session (every PING
 	// of a 2.0 connector). The gateway declares a connector dead after 3
-	// silent intervals, a connector the gateway after 4 (3 with a 2.0
-	// peer); SPEC.md "Liveness and draining". Default 5s.
+	// silent intervals (checking all its sessions on one timer, every
+	// tenth of an interval), a connector the gateway after 4 (3 with a
+	// 2.0 peer); SPEC.md "Liveness and draining". Default 5s.
 	PingInterval time.Duration
 	// MaxFrameSize is the largest frame payload. Default 64 KiB.
 	MaxFrameSize int
