@@ -290,20 +290,9 @@ func BenchmarkHeartbeatCPU(b *testing.B) {
 		for range b.N {
 			stop := rawIdleServer(b, 10000, 5*time.Second)
 			time.Sleep(10 * time.Second) // every connection has started pinging
-			fmt.Fprintf(os.Stderr, "heartbeat window starts (pid %d)\n", os.Getpid())
-			stopProfile := windowProfile(".baseline")
-			k0 := kernelTime()
-			u0 := cpuTime()
-			sc0 := syscallCounts()
-			time.Sleep(window) // measuring CPU over a wall-clock window
-			used := cpuTime() - u0
-			kern := kernelTime() - k0
-			sc := syscallCounts().sub(sc0)
-			stopProfile()
+			u := measureWindow(window, ".baseline")
 			stop()
-			b.ReportMetric(used.Seconds()/window.Seconds()*100, "%core")
-			b.ReportMetric(kern.Seconds()/window.Seconds()*100, "%core-kernel")
-			sc.report(b, 10000, int(window/(5*time.Second)))
+			u.report(b, window, 10000)
 		}
 	})
 	b.Run("baseline=no-sessions", func(b *testing.B) {
@@ -311,9 +300,8 @@ func BenchmarkHeartbeatCPU(b *testing.B) {
 			b.Skip("set LIAISON_BENCH_IDLE=1 to run the idle-session benchmarks")
 		}
 		for range b.N {
-			u0 := cpuTime()
-			time.Sleep(window) // measuring CPU over a wall-clock window
-			b.ReportMetric((cpuTime()-u0).Seconds()/window.Seconds()*100, "%core")
+			u := measureWindow(window, ".no-sessions")
+			b.ReportMetric(u.cpu.Seconds()/window.Seconds()*100, "%core")
 		}
 	})
 	b.Run("liaison=10000-sessions", benchHeartbeatCPU)
@@ -326,58 +314,57 @@ func benchHeartbeatCPU(b *testing.B) {
 		_, stop, events := idleSessionsCounted(b, n, 5*time.Second)
 		time.Sleep(5 * time.Second) // let the connect ramp's garbage collection finish
 		ev0 := events.Load()
-		fmt.Fprintf(os.Stderr, "heartbeat window starts (pid %d)\n", os.Getpid())
-		stopProfile := windowProfile("")
-		k0 := kernelTime()
-		u0 := cpuTime()
-		sc0 := syscallCounts()
-		time.Sleep(window) // measuring CPU over a wall-clock window
-		used := cpuTime() - u0
-		kern := kernelTime() - k0
-		sc := syscallCounts().sub(sc0)
+		u := measureWindow(window, "")
 		churn := events.Load() - ev0
-		stopProfile()
 		stop()
-		b.ReportMetric(used.Seconds()/window.Seconds()*100, "%core")
-		b.ReportMetric(kern.Seconds()/window.Seconds()*100, "%core-kernel")
-		sc.report(b, n, int(window/(5*time.Second)))
+		u.report(b, window, n)
 		b.ReportMetric(float64(churn), "presence-events-in-window")
-		fmt.Fprintf(os.Stderr, "heartbeat cpu: %v over %v for %d sessions at 5s pings\n", used, window, n)
+		fmt.Fprintf(os.Stderr, "heartbeat cpu: %v over %v for %d sessions at 5s pings\n", u.cpu, window, n)
 	}
 }
 
-// windowProfile starts a CPU profile of the measured window when
-// LIAISON_BENCH_CPUPROFILE names a file (suffix is added to its name, so
-// the baseline's profile sits beside the tunnel's); the returned function
-// stops it.
-func windowProfile(suffix string) func() {
-	path := os.Getenv("LIAISON_BENCH_CPUPROFILE")
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path + suffix)
-	if err != nil {
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return func() {}
-	}
-	return func() { pprof.StopCPUProfile(); _ = f.Close() }
+// windowUse is what this process used over a measured window.
+type windowUse struct {
+	cpu, kernel time.Duration // kernel: system calls and the loopback's packet processing they do
+	sc          syscalls
 }
 
-// kernelTime is the part of cpuTime spent in the kernel (system calls,
-// and the loopback's packet processing they do).
-func kernelTime() time.Duration {
+// measureWindow measures this process's CPU and system calls over a
+// wall-clock window. It prints "heartbeat window starts (pid N)" first, so
+// perf can attach to the window (BENCHMARKS.md), and profiles the window
+// when LIAISON_BENCH_CPUPROFILE names a file (suffix added to its name, so
+// a baseline's profile sits beside the tunnel's).
+func measureWindow(window time.Duration, suffix string) windowUse {
+	fmt.Fprintf(os.Stderr, "heartbeat window starts (pid %d)\n", os.Getpid())
+	if path := os.Getenv("LIAISON_BENCH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path + suffix); err == nil {
+			defer f.Close() // deferred first: runs after the profile is written
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
+	cpu0, k0 := rusageTimes()
+	sc0 := syscallCounts()
+	time.Sleep(window) // measuring CPU over a wall-clock window
+	cpu, k := rusageTimes()
+	return windowUse{cpu: cpu - cpu0, kernel: k - k0, sc: syscallCounts().sub(sc0)}
+}
+
+// report adds the CPU as a percentage of one core, its kernel part, and
+// the system calls per session and 5 s ping interval.
+func (u windowUse) report(b *testing.B, window time.Duration, sessions int) {
+	b.ReportMetric(u.cpu.Seconds()/window.Seconds()*100, "%core")
+	b.ReportMetric(u.kernel.Seconds()/window.Seconds()*100, "%core-kernel")
+	u.sc.report(b, sessions, int(window/(5*time.Second)))
+}
+
+// rusageTimes returns this process's CPU time so far, and the part of it
+// spent in the kernel.
+func rusageTimes() (total, kernel time.Duration) {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Stime.Nano())
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // syscalls counts this process's read and write system calls (Linux

@@ -57,8 +57,7 @@ type sessionConfig struct {
 	cork        *corkConn                             // connector side: the TCP connection, or nil
 	ws          *wsFramer                             // writes this side's frames to the upgraded connection
 	// watch (gateway side) checks the session for silence with the
-	// gateway's other sessions (watch.go); nil: newSession makes one for
-	// this session alone
+	// gateway's other sessions (watch.go)
 	watch *silenceWatch
 	// inlineBound (connector side) is how long the reader may run a
 	// handler itself before another goroutine takes over reading
@@ -246,9 +245,6 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		}
 	}
 	if cfg.gateway {
-		if s.cfg.watch == nil {
-			s.cfg.watch = newSilenceWatch(cfg.params.pingInterval, cfg.now)
-		}
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
 		if cfg.ac != nil && cfg.br != nil {
 			s.rr = newReadRole(cfg.ac)

@@ -62,9 +62,12 @@ func pipePairFull(t *testing.T, ping time.Duration, handler http.Handler, featur
 }
 
 // pipePairWatched is pipePairFull with the gateway session in the given
-// silence watch (nil: one of its own, as newSession makes).
+// silence watch (nil: one of its own).
 func pipePairWatched(t *testing.T, ping time.Duration, handler http.Handler, features uint64, inlineBound time.Duration, watch *silenceWatch) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
+	if watch == nil {
+		watch = newSilenceWatch(ping, time.Now)
+	}
 	a, b := net.Pipe()
 	params := hello{major: ProtocolMajor, features: features, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
 	accepted := make(chan *websocket.Conn, 1)

@@ -19,8 +19,8 @@ const watchSteps = 10
 // interval, each time on a new goroutine and usually waking a thread:
 // with 10 000 idle sessions, about 800 wake-ups a second, 40 % of the
 // gateway's heartbeat CPU (BENCHMARKS.md "Issue 13, one silence watch").
-// A sweep reads two atomics per session; 10 000 sessions take tens of
-// microseconds, ten times an interval.
+// A sweep reads two atomics per session; its cost is inside the figure
+// above.
 //
 // The timer is armed only while a session is watched, so a gateway with no
 // sessions has no timer pending.

@@ -13,8 +13,9 @@ import (
 // the WebSocket library. The library masks a client's payload into a 4 KiB
 // buffer and writes each 4 KiB to TLS: a 64 KiB message from the connector
 // cost two extra copies and seventeen TLS records (sixteen of 4 KiB), each
-// of which the gateway decrypted and read separately. On the gateway the library's 512-byte
-// buffer (hijack.go) split any larger message into two records. Written
+// of which the gateway decrypted and read separately. On the gateway the
+// library's 512-byte buffer (hijack.go) split any larger message into two
+// records. Written
 // directly, the sealed message is masked in place, behind a header built
 // in the space left before it, and TLS gets it in one Write (records of
 // 16 KiB). The library still reads every message and writes the control
