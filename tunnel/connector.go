@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"crypto"
 	"crypto/ecdh"
@@ -519,7 +520,13 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 		_ = conn.CloseNow()
 		return nil, "", fmt.Errorf("tunnel: gateway does not speak %s", Subprotocol)
 	}
-	h, tx, rx, err := c.handshake(ctx, conn, tok)
+	// From here both directions' frames are the session's own: written by
+	// ws (wsframe.go), read by rd (wsread.go). The WebSocket library never
+	// reads: its buffered reader could hold bytes past its message.
+	ws := newWSFramer(*up, true)
+	hb := newBufPool(4 << 10) // a HELLO is small
+	rd := newWSReader(bufio.NewReader(*up), ws, true, hb.size, hb, hb)
+	h, tx, rx, err := c.handshake(ctx, conn, rd, tok)
 	if err != nil {
 		_ = conn.CloseNow()
 		return nil, "", err
@@ -529,14 +536,15 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 	s := newSession(conn, sessionConfig{
 		params:      h,
 		handler:     c.cfg.Handler,
-		pool:        newBufPool(msgBufSize(h.maxFrameSize)),
-		small:       newBufPool(smallBufSize(h.maxFrameSize)),
+		pool:        rd.big,
+		small:       rd.small,
 		log:         c.log,
 		now:         c.cfg.Now,
 		connectorID: c.cfg.ConnectorID,
 		onGoaway:    ga.note,
 		cork:        c.lastConn.Load(),
-		ws:          newWSFramer(*up, true),
+		ws:          ws,
+		rd:          rd,
 		tx:          tx,
 		rx:          rx,
 	})
@@ -549,14 +557,11 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 // cloud key over this connection's connect token, answers with its own
 // signed key share, derives the session keys and waits for the gateway's
 // sealed confirmation.
-func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, tok string) (hello, *sealer, *sealer, error) {
-	conn.SetReadLimit(4 << 10) // a HELLO is small
-	typ, msg, err := conn.Read(ctx)
+func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, rd *wsReader, tok string) (hello, *sealer, *sealer, error) {
+	abort := func() { _ = conn.CloseNow() }
+	msg, err := rd.readHandshake(ctx, abort)
 	if err != nil {
 		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: %w", err)
-	}
-	if typ != websocket.MessageBinary {
-		return hello{}, nil, nil, protocolErrorf("text message")
 	}
 	f, size, err := parseFrame(msg, 4<<10)
 	if err == nil && (f.typ != frameHello || size != len(msg)) {
@@ -594,8 +599,9 @@ func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, tok str
 	tx, rx := newSealer(c2g), newSealer(g2c)
 	// The gateway confirms with an empty sealed message once it verified
 	// this HELLO; a refusal closes the WebSocket instead.
-	conn.SetReadLimit(int64(msgLimit(h.maxFrameSize) + sealOverhead))
-	typ, msg, err = conn.Read(ctx)
+	rd.limit = msgLimit(h.maxFrameSize) + sealOverhead
+	rd.small, rd.big = newBufPool(smallBufSize(h.maxFrameSize)), newBufPool(msgBufSize(h.maxFrameSize))
+	msg, err = rd.readHandshake(ctx, abort)
 	if err != nil {
 		var ce websocket.CloseError
 		if errors.As(err, &ce) && ce.Code == websocket.StatusPolicyViolation {
@@ -605,9 +611,6 @@ func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, tok str
 			return hello{}, nil, nil, fmt.Errorf("%w: the gateway ended the handshake (%s); retrying", ErrHandshake, ce.Reason)
 		}
 		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: %w", err)
-	}
-	if typ != websocket.MessageBinary {
-		return hello{}, nil, nil, protocolErrorf("text message")
 	}
 	if m, err := rx.open(msg); err != nil || len(m) != 0 {
 		return hello{}, nil, nil, fmt.Errorf("%w: bad confirmation from the gateway", ErrHandshake)

@@ -123,7 +123,9 @@
 // Each end writes a message as one WebSocket frame in one TLS Write,
 // masked in place on the connector: a 64 KiB message is five TLS records,
 // four of them full, not the seventeen that the WebSocket library's 4 KiB
-// buffer made. An idle gateway session costs about 21 KB and one
+// buffer made. Each end also reads its frames itself, straight into the
+// pooled buffer the message is opened in; the WebSocket library does the
+// opening handshake only. An idle gateway session costs about 21 KB and one
 // goroutine, and no timer of its own: one timer per gateway checks every
 // session for silence, ten times per ping interval. Its heartbeat is one
 // PING read every 5 s and one PING write every 10 s (see BENCHMARKS.md

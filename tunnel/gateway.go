@@ -356,8 +356,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	conn.SetReadLimit(int64(msgLimit(g.cfg.MaxFrameSize) + sealOverhead))
-	tx, rx, features, err := g.handshake(conn, tok, rec)
+	// From here both directions' frames are the session's own: written by
+	// ws (wsframe.go), read by rd (wsread.go).
+	ws := newWSFramer(sb.ac, false)
+	rd := newWSReader(sb.br, ws, false, msgLimit(g.cfg.MaxFrameSize)+sealOverhead, g.small, g.pool)
+	tx, rx, features, err := g.handshake(conn, rd, tok, rec)
 	leave()
 	if err != nil {
 		g.log.Warn("handshake refused", "remote_addr", r.RemoteAddr, "connector_id", rec.ID, "tenant", rec.Tenant, "reason", err.Error())
@@ -365,7 +368,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errHelloKey) {
 			reason = closeHelloKey
 		}
-		_ = conn.Close(websocket.StatusPolicyViolation, reason)
+		// The close frame tells the connector why; nothing of its is left
+		// to read that a close handshake would wait for.
+		_ = sb.ac.SetWriteDeadline(time.Now().Add(g.cfg.HelloTimeout))
+		_ = ws.control(wsOpClose, closeFrame(websocket.StatusPolicyViolation, reason))
+		_ = conn.CloseNow()
 		return
 	}
 	params := g.params
@@ -382,8 +389,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		connectorID: rec.ID,
 		onInfo:      g.postInfo,
 		ac:          sb.ac,
-		ws:          newWSFramer(sb.ac, false),
+		ws:          ws,
 		br:          sb.br,
+		rd:          rd,
 		tx:          tx,
 		rx:          rx,
 	})
@@ -427,7 +435,7 @@ func websocketProtocols(r *http.Request) []string {
 // registered before it succeeds; the key confirmation (an empty sealed
 // message) is sent by Session.confirm, as the session is registered.
 // features are the bits of the connector's HELLO.
-func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRecord) (tx, rx *sealer, features uint64, err error) {
+func (g *Gateway) handshake(conn *websocket.Conn, rd *wsReader, token string, rec ConnectorRecord) (tx, rx *sealer, features uint64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HelloTimeout)
 	defer cancel()
 	eph, err := ecdh.X25519().GenerateKey(g.cfg.Rand)
@@ -441,12 +449,9 @@ func (g *Gateway) handshake(conn *websocket.Conn, token string, rec ConnectorRec
 	if err := conn.Write(ctx, websocket.MessageBinary, b); err != nil {
 		return nil, nil, 0, err
 	}
-	typ, msg, err := conn.Read(ctx)
+	msg, err := rd.readHandshake(ctx, func() { _ = conn.CloseNow() })
 	if err != nil {
 		return nil, nil, 0, err
-	}
-	if typ != websocket.MessageBinary {
-		return nil, nil, 0, protocolErrorf("text message")
 	}
 	f, size, err := parseFrame(msg, g.cfg.MaxFrameSize)
 	if err != nil {

@@ -110,7 +110,7 @@ func TestEscrowTakenByFrameThatDoesNotFit(t *testing.T) {
 		// answers so its writes do not block.
 		go func() {
 			for {
-				if _, _, err := gw.conn.Read(context.Background()); err != nil {
+				if _, err := gw.cfg.rd.readHandshake(context.Background(), func() {}); err != nil {
 					return
 				}
 			}

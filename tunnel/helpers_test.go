@@ -1,11 +1,13 @@
 package tunnel
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -195,14 +197,14 @@ func testSealers() (gwTx, gwRx, connTx, connRx *sealer) {
 // rawConnector connects as cfg's connector without a Connector: it runs
 // the real handshake and returns the WebSocket and the session sealers, so
 // a test can send any sealed message it likes.
-func (e *env) rawConnector(cfg ConnectorConfig) (*websocket.Conn, *sealer, *sealer) {
+func (e *env) rawConnector(cfg ConnectorConfig) (rawConn, *sealer, *sealer) {
 	e.t.Helper()
 	return e.rawConnectorWith(cfg, ourFeatures)
 }
 
 // rawConnectorWith is rawConnector announcing the given feature bits in
 // its HELLO (0: a 2.0 connector).
-func (e *env) rawConnectorWith(cfg ConnectorConfig, features uint64) (*websocket.Conn, *sealer, *sealer) {
+func (e *env) rawConnectorWith(cfg ConnectorConfig, features uint64) (rawConn, *sealer, *sealer) {
 	e.t.Helper()
 	cfg.Handler = http.NotFoundHandler()
 	c, err := NewConnector(cfg)
@@ -213,21 +215,41 @@ func (e *env) rawConnectorWith(cfg ConnectorConfig, features uint64) (*websocket
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn := e.dialUpgrade(ctx, tok)
-	_, tx, rx, err := c.handshake(ctx, conn, tok)
+	_, tx, rx, err := c.handshake(ctx, conn.Conn, conn.rd, tok)
 	require.NoError(e.t, err)
-	conn.SetReadLimit(1 << 24)
+	conn.rd.limit = 1 << 24
+	conn.rd.small, conn.rd.big = newBufPool(4<<10), newBufPool(1<<24)
 	return conn, tx, rx
+}
+
+// rawConn is a raw connector's WebSocket: written through the library,
+// read as a session reads (wsread.go), since the library's buffered
+// reader may hold bytes past the handshake.
+type rawConn struct {
+	*websocket.Conn
+	rd *wsReader
+}
+
+// Read reads one whole message, as websocket.Conn.Read does.
+func (c rawConn) Read(ctx context.Context) (websocket.MessageType, []byte, error) {
+	msg, err := c.rd.readHandshake(ctx, func() { _ = c.CloseNow() })
+	return websocket.MessageBinary, msg, err
 }
 
 // dialUpgrade opens the tunnel's WebSocket with connect token tok, before
 // any HELLO.
-func (e *env) dialUpgrade(ctx context.Context, tok string) *websocket.Conn {
+func (e *env) dialUpgrade(ctx context.Context, tok string) rawConn {
 	e.t.Helper()
+	hc := e.httpClient()
+	var up io.ReadWriteCloser
+	hc.Transport = upgradeTap{rt: hc.Transport, keep: func(rwc io.ReadWriteCloser) { up = rwc }}
 	conn, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
-		HTTPClient:   e.httpClient(),
+		HTTPClient:   hc,
 		HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
 		Subprotocols: []string{Subprotocol},
 	})
 	require.NoError(e.t, err)
-	return conn
+	require.NotNil(e.t, up)
+	hb := newBufPool(4 << 10)
+	return rawConn{Conn: conn, rd: newWSReader(bufio.NewReader(up), newWSFramer(up, true), true, hb.size, hb, hb)}
 }

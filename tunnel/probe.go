@@ -23,6 +23,7 @@ func (c *Connector) Probe(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_ = s.conn.Close(websocket.StatusNormalClosure, "probe")
+	_ = s.cfg.ws.control(wsOpClose, closeFrame(websocket.StatusNormalClosure, "probe"))
+	_ = s.conn.CloseNow()
 	return nodeID, nil
 }

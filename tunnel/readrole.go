@@ -188,11 +188,11 @@ func (s *Session) readOne(ctx context.Context) error {
 	if armed {
 		s.rr.ac.arm()
 	}
-	typ, r, err := s.conn.Reader(context.Background())
+	h, err := s.cfg.rd.header()
 	if armed {
 		s.rr.ac.disarm()
 	}
-	return s.handleRead(ctx, typ, r, err)
+	return s.handleRead(ctx, h, err)
 }
 
 // gatewayReadLoop is readLoop for a session whose callers may read.
@@ -218,11 +218,11 @@ func (s *Session) gatewayReadLoop(ctx context.Context) error {
 			if armed {
 				rr.ac.arm()
 			}
-			typ, r, err := s.conn.Reader(context.Background())
+			h, err := s.cfg.rd.header()
 			if armed {
 				rr.ac.disarm()
 			}
-			err = s.handleRead(ctx, typ, r, err)
+			err = s.handleRead(ctx, h, err)
 			if err != nil && !errors.Is(err, errKicked) {
 				return err
 			}

@@ -146,6 +146,7 @@ func TestReadRoleAlwaysComesBack(t *testing.T) {
 type armPair struct {
 	ac     *armConn
 	br     *bufio.Reader
+	rd     *wsReader
 	server *websocket.Conn
 	client *websocket.Conn
 	relay  *holdRelay
@@ -252,6 +253,7 @@ func newArmPair(t *testing.T) *armPair {
 	require.NoError(t, err)
 	p.client = c
 	p.server = <-accepted
+	p.rd = newWSReader(p.br, nil, false, 4<<20, newBufPool(4<<10), newBufPool(4<<20))
 	require.NotNil(t, p.server)
 	t.Cleanup(func() { p.client.CloseNow(); p.server.CloseNow() })
 	return p
@@ -263,14 +265,20 @@ func (p *armPair) readArmed() ([]byte, error) {
 		p.ac.arm()
 		defer p.ac.disarm()
 	}
-	_, r, err := p.server.Reader(context.Background())
+	h, err := p.rd.header()
 	if err != nil {
 		return nil, err
 	}
-	return io.ReadAll(r)
+	bp, pool, n, err := p.rd.message(h)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.put(bp)
+	return bytes.Clone((*bp)[:n]), nil
 }
 
-// The read role rests on three behaviours of the libraries below: an
+// The read role rests on three behaviours of the reader (wsread.go) and
+// the libraries below it: an
 // armed read interrupted by a past read deadline returns errKicked and
 // leaves the WebSocket and TLS streams intact, even with half a TLS
 // record received; and an interrupt that comes while a message is being

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -68,6 +66,8 @@ type sessionConfig struct {
 	// that build sessions over pipes
 	ac *armConn
 	br *bufio.Reader
+	// rd reads the WebSocket's frames (wsread.go)
+	rd *wsReader
 	// tx seals every message this side sends, rx opens every message it
 	// receives (keys from the handshake).
 	tx, rx *sealer
@@ -794,30 +794,28 @@ func (s *Session) readLoop(ctx context.Context) error {
 
 // readMessageAndHandle reads one message, opens it and handles its frames.
 func (s *Session) readMessageAndHandle(ctx context.Context) error {
-	typ, r, err := s.conn.Reader(context.Background())
-	return s.handleRead(ctx, typ, r, err)
+	h, err := s.cfg.rd.header()
+	return s.handleRead(ctx, h, err)
 }
 
-// handleRead reads the message Reader returned, opens it and handles its
-// frames. Kept out of the callers of Reader, so that an idle reader's
-// stack holds no frame of the message path below its wait.
-func (s *Session) handleRead(ctx context.Context, typ websocket.MessageType, r io.Reader, err error) error {
-	if err != nil {
-		if errors.Is(err, errKicked) {
-			return errKicked
+// handleRead reads the rest of the frame (a control frame) or message
+// whose header is h, opens the message and handles its frames. Kept out
+// of the callers of header, so that an idle reader's stack holds no frame
+// of the message path below its wait.
+func (s *Session) handleRead(ctx context.Context, h wsHeader, err error) error {
+	rd := s.cfg.rd
+	if err == nil && h.op >= wsOpClose {
+		err = rd.control(h)
+		if err == nil {
+			return nil
 		}
-		var ce websocket.CloseError
-		if errors.As(err, &ce) {
-			return fmt.Errorf("tunnel: peer closed: %w", err)
-		}
-		return fmt.Errorf("tunnel: read: %w", err)
 	}
-	if typ != websocket.MessageBinary {
-		return protocolErrorf("text message")
-	}
-	bp, pool, n, err := s.readMessage(r)
 	if err != nil {
-		return err
+		return readError(err)
+	}
+	bp, pool, n, err := rd.message(h)
+	if err != nil {
+		return readError(err)
 	}
 	msg, err := s.cfg.rx.open((*bp)[:n])
 	if err != nil {
@@ -867,40 +865,6 @@ func (s *Session) handleMessage(ctx context.Context, buf []byte, bp *[]byte, can
 		}
 	}
 	return kept, nil
-}
-
-// readMessage reads one message into a small pooled buffer, moving to a
-// message-size buffer only when it does not fit: small messages never
-// touch large buffers.
-func (s *Session) readMessage(r io.Reader) (*[]byte, *bufPool, int, error) {
-	bp, pool := s.cfg.small.get(), s.cfg.small
-	n, err := io.ReadFull(r, *bp)
-	if err == nil {
-		big := s.cfg.pool.get()
-		copy(*big, *bp)
-		s.cfg.small.put(bp)
-		bp, pool = big, s.cfg.pool
-		var m int
-		m, err = io.ReadFull(r, (*bp)[n:])
-		n += m
-		if err == nil {
-			var one [1]byte
-			m, err2 := r.Read(one[:])
-			for m == 0 && err2 == nil {
-				m, err2 = r.Read(one[:])
-			}
-			if m > 0 {
-				pool.put(bp)
-				return nil, nil, 0, protocolErrorf("message exceeds %d bytes", len(*bp))
-			}
-			err = err2
-		}
-	}
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		pool.put(bp)
-		return nil, nil, 0, fmt.Errorf("tunnel: read: %w", err)
-	}
-	return bp, pool, n, nil
 }
 
 // handle dispatches one frame; last is set for the last frame of its

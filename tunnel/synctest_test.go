@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -71,8 +72,8 @@ func pipePairWatched(t *testing.T, ping time.Duration, handler http.Handler, fea
 	a, b := net.Pipe()
 	params := hello{major: ProtocolMajor, features: features, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}
 	accepted := make(chan *websocket.Conn, 1)
+	brw := bufio.NewReadWriter(bufio.NewReader(a), bufio.NewWriter(a))
 	go func() {
-		brw := bufio.NewReadWriter(bufio.NewReader(a), bufio.NewWriter(a))
 		req, err := http.ReadRequest(brw.Reader)
 		if err != nil {
 			accepted <- nil
@@ -86,31 +87,34 @@ func pipePairWatched(t *testing.T, ping time.Duration, handler http.Handler, fea
 		accepted <- c
 	}()
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return b, nil }}
+	var up io.ReadWriteCloser
 	cc, _, err := websocket.Dial(context.Background(), "ws://pipe/connect", &websocket.DialOptions{
-		HTTPClient:   &http.Client{Transport: tr},
+		HTTPClient:   &http.Client{Transport: upgradeTap{rt: tr, keep: func(rwc io.ReadWriteCloser) { up = rwc }}},
 		Subprotocols: []string{Subprotocol},
 	})
 	require.NoError(t, err)
 	sc := <-accepted
 	require.NotNil(t, sc)
 	gtx, grx, ctx, crx := testSealers()
-	mk := func(c *websocket.Conn, gateway bool, raw net.Conn) *Session {
-		c.SetReadLimit(int64(msgLimit(params.maxFrameSize) + sealOverhead))
+	mk := func(c *websocket.Conn, gateway bool, raw io.ReadWriter, br *bufio.Reader) *Session {
 		tx, rx := ctx, crx
 		if gateway {
 			tx, rx = gtx, grx
 		}
+		pool, small := newBufPool(msgBufSize(params.maxFrameSize)), newBufPool(smallBufSize(params.maxFrameSize))
+		ws := newWSFramer(raw, !gateway)
 		return newSession(c, sessionConfig{
 			gateway: gateway, params: params, tx: tx, rx: rx,
-			pool: newBufPool(msgBufSize(params.maxFrameSize)), small: newBufPool(smallBufSize(params.maxFrameSize)),
+			pool: pool, small: small,
 			log: slog.New(slog.DiscardHandler), now: time.Now,
 			tenant: "t", connectorID: "c", handler: handler,
 			inlineBound: inlineBound,
-			ws:          newWSFramer(raw, !gateway),
+			ws:          ws,
+			rd:          newWSReader(br, ws, !gateway, msgLimit(params.maxFrameSize)+sealOverhead, small, pool),
 			watch:       watch,
 		})
 	}
-	return mk(sc, true, a), mk(cc, false, b), a
+	return mk(sc, true, a, brw.Reader), mk(cc, false, up, bufio.NewReader(up)), a
 }
 
 // With fake time: a live peer keeps a session up for an hour of pings both

@@ -6,6 +6,8 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+
+	"github.com/coder/websocket"
 )
 
 // Both ends write their WebSocket data messages themselves (RFC 6455 §5.2:
@@ -18,9 +20,9 @@ import (
 // records. Written
 // directly, the sealed message is masked in place, behind a header built
 // in the space left before it, and TLS gets it in one Write (records of
-// 16 KiB). The library still reads every message and writes the control
-// frames (a close, a pong); each of its frames reaches TLS in one Write,
-// and TLS serialises Writes, so frames never interleave.
+// 16 KiB). Both ends read their frames themselves too (wsread.go). The
+// control frames (a pong, a close) go out through control, each in one
+// Write; TLS serialises Writes, so frames never interleave.
 //
 // Masking keys come from a ChaCha8 generator seeded from crypto/rand per
 // session: unpredictable to anyone who cannot read the session's memory,
@@ -88,6 +90,35 @@ func (f *wsFramer) frame(buf []byte) []byte {
 func (f *wsFramer) write(buf []byte) error {
 	_, err := f.w.Write(f.frame(buf))
 	return err
+}
+
+// control writes one control frame (a pong, a close) with payload p, at
+// most 125 bytes, in one Write. A client's masking key comes from
+// crypto/rand, not from f.rng, which only the session's writer may use.
+func (f *wsFramer) control(op byte, p []byte) error {
+	var b [2 + 4 + 125]byte
+	b[0] = 0x80 | op
+	h := 2
+	if f.rng != nil {
+		var key [4]byte
+		_, _ = rand.Read(key[:])
+		b[1] = 0x80 | byte(len(p))
+		copy(b[2:], key[:])
+		h = 6
+		n := copy(b[h:], p)
+		maskBytes(b[h:h+n], key)
+	} else {
+		b[1] = byte(len(p))
+		copy(b[h:], p)
+	}
+	_, err := f.w.Write(b[:h+len(p)])
+	return err
+}
+
+// closeFrame is the payload of a close frame: the code, then the reason.
+func closeFrame(code websocket.StatusCode, reason string) []byte {
+	p := binary.BigEndian.AppendUint16(nil, uint16(code))
+	return append(p, reason[:min(len(reason), 123)]...)
 }
 
 // maskBytes XORs b with the repeating key (RFC 6455 §5.3), b's first byte

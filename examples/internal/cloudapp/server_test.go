@@ -298,7 +298,10 @@ func TestConnectorKilledMidImportLeavesUsersUnchanged(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "failed", st.Recent[0].Status)
 
-	// No connector at all: the import is refused at once, not failed.
+	// No connector at all: the import is refused at once, not failed. (The
+	// connector's Run has returned; the gateway notices the closed
+	// connection on its own time.)
+	require.Eventually(t, func() bool { return len(e.srv.Gateway().Live("acme")) == 0 }, 5*time.Second, 10*time.Millisecond)
 	_, err = e.srv.RunImport(context.Background(), "acme", "staff", cloudapp.ImportOptions{})
 	assert.ErrorIs(t, err, tunnel.ErrNotConnected)
 	assert.Equal(t, http.StatusServiceUnavailable, e.do(http.MethodPost, "/v1/admin/tenants/acme/mappings/staff/import", nil, nil))
