@@ -334,7 +334,10 @@ func (c *Connector) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		c.log.Info("connected", "node_id", nodeID)
+		// sealed=false: TLS runs unbroken from here to the gateway and
+		// protects the session; true: something on the way ends TLS (an
+		// inspecting proxy, a load balancer), so every message is sealed
+		c.log.Info("connected", "node_id", nodeID, "sealed", !s.cfg.tx.plain())
 		c.status(Status{State: StateConnected, NodeID: nodeID})
 		start := c.cfg.Now()
 		finished := make(chan error, 1)
