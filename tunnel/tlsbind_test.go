@@ -112,6 +112,22 @@ func gatewaySessionPlain(t *testing.T, e *env, connectorID string) bool {
 	return s.cfg.tx.plain()
 }
 
+// connectorPlain connects once more as cfg's connector and reports, on its
+// side of the session, whether each direction passes messages unsealed.
+func connectorPlain(t *testing.T, cfg ConnectorConfig) (tx, rx bool) {
+	t.Helper()
+	cfg.Handler = http.NotFoundHandler()
+	c, err := NewConnector(cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, _, err := c.connect(ctx)
+	require.NoError(t, err)
+	defer s.conn.CloseNow()
+	return s.cfg.tx.plain(), s.cfg.rx.plain()
+}
+
 // Connector and gateway on one TLS 1.3 connection: the session is bound on
 // both ends and carries requests. Through a TLS-inspecting proxy the
 // connector trusts, it stays sealed on both ends (and the proxy sees no
@@ -133,18 +149,9 @@ func TestSessionTLSBinding(t *testing.T) {
 		assert.True(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
 		get(t, e, "t")
 
-		// the connector's side of a second session
-		cfg.Handler = echo
-		c, err := NewConnector(cfg)
-		require.NoError(t, err)
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, _, err := c.connect(ctx)
-		require.NoError(t, err)
-		defer s.conn.CloseNow()
-		assert.True(t, s.cfg.tx.plain(), "connector: its messages unsealed")
-		assert.True(t, s.cfg.rx.plain(), "connector: the gateway's unsealed after the confirmation")
+		tx, rx := connectorPlain(t, cfg)
+		assert.True(t, tx, "connector: its messages unsealed")
+		assert.True(t, rx, "connector: the gateway's unsealed after the confirmation")
 	})
 	t.Run("inspecting proxy", func(t *testing.T) {
 		e := newEnv(t, nil)
@@ -155,17 +162,9 @@ func TestSessionTLSBinding(t *testing.T) {
 		get(t, e, "t")
 		require.True(t, bytes.Contains(m.Recorded(), []byte("Upgrade")), "the session did not go through the proxy")
 
-		cfg.Handler = echo
-		c, err := NewConnector(cfg)
-		require.NoError(t, err)
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		s, _, err := c.connect(ctx)
-		require.NoError(t, err)
-		defer s.conn.CloseNow()
-		assert.False(t, s.cfg.tx.plain(), "connector: sealed through the proxy")
-		assert.False(t, s.cfg.rx.plain(), "connector: sealed through the proxy")
+		tx, rx := connectorPlain(t, cfg)
+		assert.False(t, tx, "connector: sealed through the proxy")
+		assert.False(t, rx, "connector: sealed through the proxy")
 	})
 	t.Run("SealAlways", func(t *testing.T) {
 		e := newEnv(t, func(c *GatewayConfig) { c.SealAlways = true })
