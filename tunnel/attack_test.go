@@ -100,7 +100,7 @@ func TestMITMStolenConnectTokenRefused(t *testing.T) {
 	// The best the attacker can do: a well-formed HELLO signed by its own key.
 	_, attackerKey, _ := ed25519.GenerateKey(rand.Reader)
 	eph, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	cp, err := connectorHelloPayload(attackerKey, rand.Reader, eph.PublicKey().Bytes(), ourFeatures, tok, f.payload)
+	cp, err := connectorHelloPayload(attackerKey, rand.Reader, eph.PublicKey().Bytes(), ourFeatures, nil, tok, f.payload)
 	require.NoError(t, err)
 	b := make([]byte, frameHeaderLen)
 	putHeader(b, frameHello, 0, 0)
@@ -572,9 +572,9 @@ func TestPingFloodClosesSession(t *testing.T) {
 // signature) makes the handshake fail, so it cannot make a gateway answer
 // every PING or a connector shorten its wait (SPEC.md "HELLO").
 func TestMITMFeatureStripRefused(t *testing.T) {
-	// strip re-encodes a HELLO frame with no feature bits and the
-	// original signature.
-	strip := func(t *testing.T, f wsFrame) wsFrame {
+	// strip re-encodes a HELLO frame changed by mutate (e.g. no feature
+	// bits) and the original signature.
+	strip := func(t *testing.T, f wsFrame, mutate func(*hello)) wsFrame {
 		fr, size, err := parseFrame(f.payload, 64<<10)
 		require.NoError(t, err)
 		require.Equal(t, frameHello, fr.typ)
@@ -584,7 +584,7 @@ func TestMITMFeatureStripRefused(t *testing.T) {
 		require.Equal(t, uint64(ourFeatures), h.features, "this side announces the bit")
 		signed := fr.payload[:h.signedLen]
 		require.Equal(t, signed, h.appendTo(nil), "re-encoding changes nothing but what the test sets")
-		h.features = 0
+		mutate(&h)
 		b := make([]byte, frameHeaderLen)
 		putHeader(b, frameHello, 0, 0)
 		b = append(b, h.appendTo(nil)...)
@@ -592,14 +592,23 @@ func TestMITMFeatureStripRefused(t *testing.T) {
 		f.payload = setLen(b)
 		return f
 	}
+	noFeatures := func(h *hello) { h.features = 0 }
+	// The proxy ends TLS on both sides, so the two bindings differ; it
+	// would need the connector to see its own binding in the gateway's
+	// HELLO (or the gateway its own in the connector's) to turn sealing
+	// off. Any 32 bytes stand for it: what matters is the signature.
+	otherBinding := func(h *hello) { h.tlsBind = bytes.Repeat([]byte{0x42}, tlsBindSize) }
 	tests := []struct {
 		name        string
 		toConnector bool // strip the gateway's HELLO (else the connector's)
+		mutate      func(*hello)
 		want        error
 		wantText    string
 	}{
-		{"gateway hello", true, ErrCloudKeyMismatch, ""},
-		{"connector hello", false, ErrHandshake, "re-enroll"},
+		{"gateway hello", true, noFeatures, ErrCloudKeyMismatch, ""},
+		{"connector hello", false, noFeatures, ErrHandshake, "re-enroll"},
+		{"gateway hello's TLS binding", true, otherBinding, ErrCloudKeyMismatch, ""},
+		{"connector hello's TLS binding", false, otherBinding, ErrHandshake, "re-enroll"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -616,7 +625,7 @@ func TestMITMFeatureStripRefused(t *testing.T) {
 				// (the connector retries: one per attempt).
 				if toConnector == tt.toConnector && len(f.payload) >= frameHeaderLen && frameType(f.payload[0]) == frameHello {
 					stripped++
-					return []wsFrame{strip(t, f)}
+					return []wsFrame{strip(t, f, tt.mutate)}
 				}
 				return []wsFrame{f}
 			}

@@ -88,8 +88,12 @@ type echoBody struct{ r bytes.Reader }
 func (e *echoBody) Read(p []byte) (int, error) { return e.r.Read(p) }
 func (e *echoBody) Close() error               { return nil }
 
-func benchEnv(b *testing.B) (*env, http.RoundTripper) {
-	e := newEnv(b, nil)
+// benchSealed makes the benchmark's gateway seal every message, as
+// through a TLS-inspecting proxy (GatewayConfig.SealAlways).
+func benchSealed(c *GatewayConfig) { c.SealAlways = true }
+
+func benchEnv(b *testing.B, mod func(*GatewayConfig)) (*env, http.RoundTripper) {
+	e := newEnv(b, mod)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(w, r.Body)
 	})
@@ -139,7 +143,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 	b.Run("baseline=tls", func(b *testing.B) { benchRawRoundTrip(b, true) })
 	b.Run("baseline=websocket", func(b *testing.B) { benchWebSocketRoundTrip(b, false) })
 	b.Run("baseline=websocket-handoffs", func(b *testing.B) { benchWebSocketRoundTrip(b, true) })
-	b.Run("liaison=tls", benchTunnelRoundTrip)
+	b.Run("liaison=tls", benchTunnelRoundTrip(nil))
+	b.Run("liaison=tls-sealed", benchTunnelRoundTrip(benchSealed))
 }
 
 // benchWebSocketRoundTrip echoes 128-byte binary messages over
@@ -241,7 +246,7 @@ func BenchmarkRoundTripUnderLoad(b *testing.B) {
 	}
 	b.Run("baseline=tcp", loaded(func(b *testing.B) { benchRawRoundTrip(b, false) }))
 	b.Run("baseline=websocket-handoffs", loaded(func(b *testing.B) { benchWebSocketRoundTrip(b, true) }))
-	b.Run("liaison=tls", loaded(benchTunnelRoundTrip))
+	b.Run("liaison=tls", loaded(benchTunnelRoundTrip(nil)))
 }
 
 // cpuLoad starts n goroutines that hash until the returned stop is called.
@@ -303,21 +308,25 @@ func benchRawRoundTrip(b *testing.B, useTLS bool) {
 	reportP50(b, lat)
 }
 
-func benchTunnelRoundTrip(b *testing.B) {
-	_, rt := benchEnv(b)
-	req := newEchoRequest()
-	body := &echoBody{}
-	payload := bytes.Repeat([]byte("p"), echoSize)
-	out := make([]byte, echoSize+1)
-	lat := make([]time.Duration, 0, b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		t0 := time.Now()
-		tunnelEcho(b, rt, req, body, payload, out)
-		lat = append(lat, time.Since(t0))
+// benchTunnelRoundTrip is the tunnel's 128-byte echo; mod sets up its
+// gateway (nil: the default, a TLS-bound session on loopback).
+func benchTunnelRoundTrip(mod func(*GatewayConfig)) func(b *testing.B) {
+	return func(b *testing.B) {
+		_, rt := benchEnv(b, mod)
+		req := newEchoRequest()
+		body := &echoBody{}
+		payload := bytes.Repeat([]byte("p"), echoSize)
+		out := make([]byte, echoSize+1)
+		lat := make([]time.Duration, 0, b.N)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			t0 := time.Now()
+			tunnelEcho(b, rt, req, body, payload, out)
+			lat = append(lat, time.Since(t0))
+		}
+		reportP50(b, lat)
 	}
-	reportP50(b, lat)
 }
 
 // BenchmarkConcurrent64: 64 callers. Baseline: raw TCP over 64 connections;
@@ -381,19 +390,23 @@ func benchConcurrent(b *testing.B, callers int) {
 			}
 		})
 	})
-	b.Run("liaison=tls-1session", func(b *testing.B) {
-		_, rt := benchEnv(b)
-		reqs := make([]*http.Request, callers)
-		bodies := make([]*echoBody, callers)
-		outs := make([][]byte, callers)
-		for i := range reqs {
-			reqs[i] = newEchoRequest()
-			bodies[i] = &echoBody{}
-			outs[i] = make([]byte, echoSize+1)
+	tunnel := func(mod func(*GatewayConfig)) func(b *testing.B) {
+		return func(b *testing.B) {
+			_, rt := benchEnv(b, mod)
+			reqs := make([]*http.Request, callers)
+			bodies := make([]*echoBody, callers)
+			outs := make([][]byte, callers)
+			for i := range reqs {
+				reqs[i] = newEchoRequest()
+				bodies[i] = &echoBody{}
+				outs[i] = make([]byte, echoSize+1)
+			}
+			payload := bytes.Repeat([]byte("p"), echoSize)
+			run(b, func(i int) { tunnelEcho(b, rt, reqs[i], bodies[i], payload, outs[i]) })
 		}
-		payload := bytes.Repeat([]byte("p"), echoSize)
-		run(b, func(i int) { tunnelEcho(b, rt, reqs[i], bodies[i], payload, outs[i]) })
-	})
+	}
+	b.Run("liaison=tls-1session", tunnel(nil))
+	b.Run("liaison=tls-sealed-1session", tunnel(benchSealed))
 }
 
 // BenchmarkBulk: one large response. Baseline: raw TLS stream.
@@ -460,29 +473,33 @@ func BenchmarkBulk(b *testing.B) {
 			}
 		}
 	})
-	b.Run("liaison=tls", func(b *testing.B) {
-		e := newEnv(b, nil)
-		e.start(e.enroll("t"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			buf := make([]byte, chunk)
-			for {
-				if _, err := w.Write(buf); err != nil {
-					return
+	tunnel := func(mod func(*GatewayConfig)) func(b *testing.B) {
+		return func(b *testing.B) {
+			e := newEnv(b, mod)
+			e.start(e.enroll("t"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				buf := make([]byte, chunk)
+				for {
+					if _, err := w.Write(buf); err != nil {
+						return
+					}
 				}
-			}
-		}))
-		req, _ := http.NewRequest(http.MethodGet, "http://c/bulk", nil)
-		resp, err := e.gw.RoundTripper("t").RoundTrip(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer resp.Body.Close()
-		buf := make([]byte, chunk)
-		b.SetBytes(chunk)
-		b.ResetTimer()
-		for range b.N {
-			if _, err := io.ReadFull(resp.Body, buf); err != nil {
+			}))
+			req, _ := http.NewRequest(http.MethodGet, "http://c/bulk", nil)
+			resp, err := e.gw.RoundTripper("t").RoundTrip(req)
+			if err != nil {
 				b.Fatal(err)
 			}
+			defer resp.Body.Close()
+			buf := make([]byte, chunk)
+			b.SetBytes(chunk)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := io.ReadFull(resp.Body, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
 		}
-	})
+	}
+	b.Run("liaison=tls", tunnel(nil))
+	b.Run("liaison=tls-sealed", tunnel(benchSealed))
 }

@@ -108,7 +108,7 @@ func TestHandshakeRefusalNamesTheFix(t *testing.T) {
 	defer cancel()
 	conn := e.dialUpgrade(ctx, tok)
 	defer conn.CloseNow()
-	_, _, _, err = c.handshake(ctx, conn.Conn, conn.rd, tok)
+	_, _, _, err = c.handshake(ctx, conn.Conn, conn.rd, tok, conn.bind)
 	require.ErrorIs(t, err, ErrHandshake)
 	require.ErrorContains(t, err, "re-enroll")
 

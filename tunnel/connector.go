@@ -334,7 +334,10 @@ func (c *Connector) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		c.log.Info("connected", "node_id", nodeID)
+		// sealed=false: TLS runs unbroken from here to the gateway and
+		// protects the session; true: something on the way ends TLS (an
+		// inspecting proxy, a load balancer), so every message is sealed
+		c.log.Info("connected", "node_id", nodeID, "sealed", !s.cfg.tx.plain())
 		c.status(Status{State: StateConnected, NodeID: nodeID})
 		start := c.cfg.Now()
 		finished := make(chan error, 1)
@@ -526,7 +529,11 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 	ws := newWSFramer(*up, true)
 	hb := newBufPool(4 << 10) // a HELLO is small
 	rd := newWSReader(bufio.NewReader(*up), ws, true, hb.size, hb, hb)
-	h, tx, rx, err := c.handshake(ctx, conn, rd, tok)
+	var binding []byte
+	if resp != nil {
+		binding = tlsBinding(resp.TLS)
+	}
+	h, tx, rx, err := c.handshake(ctx, conn, rd, tok, binding)
 	if err != nil {
 		_ = conn.CloseNow()
 		return nil, "", err
@@ -557,7 +564,7 @@ func (c *Connector) connect(ctx context.Context) (*Session, string, error) {
 // cloud key over this connection's connect token, answers with its own
 // signed key share, derives the session keys and waits for the gateway's
 // sealed confirmation.
-func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, rd *wsReader, tok string) (hello, *sealer, *sealer, error) {
+func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, rd *wsReader, tok string, binding []byte) (hello, *sealer, *sealer, error) {
 	abort := func() { _ = conn.CloseNow() }
 	msg, err := rd.readHandshake(ctx, abort)
 	if err != nil {
@@ -583,7 +590,7 @@ func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, rd *wsR
 	if err != nil {
 		return hello{}, nil, nil, err
 	}
-	cp, err := connectorHelloPayload(c.cfg.Key, c.cfg.Rand, eph.PublicKey().Bytes(), c.features, tok, gp)
+	cp, err := connectorHelloPayload(c.cfg.Key, c.cfg.Rand, eph.PublicKey().Bytes(), c.features, binding, tok, gp)
 	if err != nil {
 		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: sign: %w", err)
 	}
@@ -596,7 +603,10 @@ func (c *Connector) handshake(ctx context.Context, conn *websocket.Conn, rd *wsR
 	if err := conn.Write(ctx, websocket.MessageBinary, setLen(append(b, cp...))); err != nil {
 		return hello{}, nil, nil, fmt.Errorf("tunnel: hello: %w", err)
 	}
-	tx, rx := newSealer(c2g), newSealer(g2c)
+	// On one end-to-end TLS connection the connector's messages pass
+	// unsealed from its first, the gateway's after the key confirmation.
+	bound := tlsBound(c.features&h.features, binding, h.tlsBind)
+	tx, rx := newSessionSealers(c2g, g2c, bound, 0, 1)
 	// The gateway confirms with an empty sealed message once it verified
 	// this HELLO; a refusal closes the WebSocket instead.
 	rd.limit = msgLimit(h.maxFrameSize) + sealOverhead

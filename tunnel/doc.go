@@ -104,7 +104,12 @@
 // starts with an X25519 exchange signed by the cloud key and by the
 // connector's enrolled key, bound to that connection's connect token; every
 // later message is sealed with AES-256-GCM under per-direction keys and
-// counter nonces. A relay can deny service and see sizes and timing; it
+// counter nonces. Sealing is skipped only on a TLS-bound session: both
+// signed HELLOs carry the same TLS 1.3 exporter value, so connector and
+// gateway are the two ends of one TLS connection and nothing between them
+// ends TLS (the connector logs "connected" with sealed=false; through an
+// inspecting proxy or a load balancer that ends TLS, sealed=true;
+// [GatewayConfig].SealAlways seals always). A relay can deny service and see sizes and timing; it
 // cannot read or alter requests or responses, pose as either end, or use a
 // token it copied. A failed check is [ErrHandshake], [ErrCloudKeyMismatch]
 // or a closed session; none is retried silently into success. Composition
@@ -116,10 +121,10 @@
 // A stream buffers at most one window (1 MiB by default) in each
 // direction; a session carries at most MaxStreams concurrent streams (128).
 // Sealing costs one AES-GCM pass per message at each end, into a pooled
-// buffer and without allocation: nothing measurable on a small round trip,
-// about a third of bulk throughput. Raw TLS with the same sealing added
-// and nothing else runs at about two thirds of raw TLS on a 2-core
-// machine, and the tunnel at about nine tenths of that (BENCHMARKS.md).
+// buffer and without allocation: little on a small round trip, about a
+// third of bulk throughput (raw TLS with the same sealing added and
+// nothing else runs at about two thirds of raw TLS on a 2-core machine). A
+// TLS-bound session does not pay it (BENCHMARKS.md).
 // Each end writes a message as one WebSocket frame in one TLS Write,
 // masked in place on the connector: a 64 KiB message is five TLS records,
 // four of them full, not the seventeen that the WebSocket library's 4 KiB

@@ -15,7 +15,7 @@ const (
 	// WebSocket subprotocol. Peers with different majors do not talk.
 	ProtocolMajor = 2
 	// ProtocolMinor is the protocol's minor version, carried in HELLO.
-	ProtocolMinor = 1
+	ProtocolMinor = 2
 	// Subprotocol is the WebSocket subprotocol both ends must agree on.
 	Subprotocol = "liaison.tunnel.v2"
 

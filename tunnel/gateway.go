@@ -61,6 +61,13 @@ type GatewayConfig struct {
 	MaxStreams int
 	// HelloTimeout bounds the HELLO exchange. Default 10s.
 	HelloTimeout time.Duration
+	// SealAlways seals every session message even when the connector and
+	// this gateway are the two ends of one TLS 1.3 connection (SPEC.md
+	// "Sealed messages"). By default such a session is TLS-bound and its
+	// messages rely on TLS alone, which is as strong there and faster
+	// (BENCHMARKS.md); through anything that ends TLS in between (an
+	// inspecting proxy, a load balancer) sessions are always sealed.
+	SealAlways bool
 	// DrainGrace is how long Shutdown lets in-flight requests finish.
 	// Default 30s.
 	DrainGrace time.Duration
@@ -227,7 +234,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		cfg: cfg,
 		params: hello{
 			major: ProtocolMajor, minor: ProtocolMinor,
-			features:      ourFeatures,
+			features:      gatewayFeatures(cfg.SealAlways),
 			nodeID:        cfg.NodeID,
 			pingInterval:  cfg.PingInterval,
 			maxFrameSize:  cfg.MaxFrameSize,
@@ -360,7 +367,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ws (wsframe.go), read by rd (wsread.go).
 	ws := newWSFramer(sb.ac, false)
 	rd := newWSReader(sb.br, ws, false, msgLimit(g.cfg.MaxFrameSize)+sealOverhead, g.small, g.pool)
-	tx, rx, features, err := g.handshake(conn, rd, tok, rec)
+	tx, rx, features, err := g.handshake(conn, rd, tok, rec, tlsBinding(r.TLS))
 	leave()
 	if err != nil {
 		g.log.Warn("handshake refused", "remote_addr", r.RemoteAddr, "connector_id", rec.ID, "tenant", rec.Tenant, "reason", err.Error())
@@ -418,6 +425,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
+// gatewayFeatures is what the gateway's HELLO announces.
+func gatewayFeatures(sealAlways bool) uint64 {
+	if sealAlways {
+		return ourFeatures &^ featureTLSBound
+	}
+	return ourFeatures
+}
+
 func websocketProtocols(r *http.Request) []string {
 	var out []string
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
@@ -435,14 +450,16 @@ func websocketProtocols(r *http.Request) []string {
 // registered before it succeeds; the key confirmation (an empty sealed
 // message) is sent by Session.confirm, as the session is registered.
 // features are the bits of the connector's HELLO.
-func (g *Gateway) handshake(conn *websocket.Conn, rd *wsReader, token string, rec ConnectorRecord) (tx, rx *sealer, features uint64, err error) {
+func (g *Gateway) handshake(conn *websocket.Conn, rd *wsReader, token string, rec ConnectorRecord, binding []byte) (tx, rx *sealer, features uint64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.HelloTimeout)
 	defer cancel()
 	eph, err := ecdh.X25519().GenerateKey(g.cfg.Rand)
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	gp := gatewayHelloPayload(g.params, eph.PublicKey().Bytes(), g.cfg.Identity, token)
+	params := g.params
+	params.tlsBind = binding
+	gp := gatewayHelloPayload(params, eph.PublicKey().Bytes(), g.cfg.Identity, token)
 	b := make([]byte, frameHeaderLen, frameHeaderLen+len(gp))
 	putHeader(b, frameHello, 0, 0)
 	b = setLen(append(b, gp...))
@@ -474,7 +491,11 @@ func (g *Gateway) handshake(conn *websocket.Conn, rd *wsReader, token string, re
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	return newSealer(g2c), newSealer(c2g), h.features, nil
+	// On one end-to-end TLS connection the gateway's messages pass
+	// unsealed after the key confirmation (its first), the connector's
+	// from its first.
+	tx, rx = newSessionSealers(g2c, c2g, tlsBound(g.params.features&h.features, binding, h.tlsBind), 1, 0)
+	return tx, rx, h.features, nil
 }
 
 func (g *Gateway) register(s *Session, remoteAddr string) bool {

@@ -8,9 +8,12 @@ import (
 	"crypto/ed25519"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 )
 
 // sealOverhead is what sealing adds to a WebSocket message: the AES-GCM tag.
@@ -31,6 +34,10 @@ type sealer struct {
 	aead  cipher.AEAD
 	seq   uint64
 	nonce [12]byte
+	// plainFrom is the first message that passes unsealed: on a TLS-bound
+	// session every message after the key confirmation (SPEC.md "Sealed
+	// messages"); math.MaxUint64 otherwise
+	plainFrom uint64
 }
 
 func newSealer(key []byte) *sealer {
@@ -42,8 +49,23 @@ func newSealer(key []byte) *sealer {
 	if err != nil {
 		panic("tunnel: sealer: " + err.Error())
 	}
-	return &sealer{aead: aead}
+	return &sealer{aead: aead, plainFrom: math.MaxUint64}
 }
+
+// newSessionSealers makes a session's two sealers. On a TLS-bound session
+// each direction's messages pass unsealed from plainTx and plainRx on:
+// the gateway's first message, the key confirmation, stays sealed.
+func newSessionSealers(txKey, rxKey []byte, bound bool, plainTx, plainRx uint64) (tx, rx *sealer) {
+	tx, rx = newSealer(txKey), newSealer(rxKey)
+	if bound {
+		tx.plainFrom, rx.plainFrom = plainTx, plainRx
+	}
+	return tx, rx
+}
+
+// plain reports whether the session's messages in this direction pass
+// unsealed now.
+func (s *sealer) plain() bool { return s.seq >= s.plainFrom }
 
 func (s *sealer) next() ([]byte, error) {
 	if s.seq >= maxSealed {
@@ -56,6 +78,9 @@ func (s *sealer) next() ([]byte, error) {
 
 // seal appends the sealed form of msg to dst.
 func (s *sealer) seal(dst, msg []byte) ([]byte, error) {
+	if s.plain() {
+		return append(dst, msg...), nil
+	}
 	n, err := s.next()
 	if err != nil {
 		return nil, err
@@ -66,6 +91,9 @@ func (s *sealer) seal(dst, msg []byte) ([]byte, error) {
 // open opens a sealed message in place and returns the plaintext, a prefix
 // of buf.
 func (s *sealer) open(buf []byte) ([]byte, error) {
+	if s.plain() {
+		return buf, nil
+	}
 	if len(buf) < sealOverhead {
 		return nil, errOpen
 	}
@@ -78,6 +106,38 @@ func (s *sealer) open(buf []byte) ([]byte, error) {
 		return nil, errOpen
 	}
 	return out, nil
+}
+
+// TLS binding (SPEC.md "Handshake"): each side's HELLO carries a value
+// exported from its own TLS 1.3 connection (RFC 8446 §7.5). Equal values
+// mean one TLS connection runs from the connector to the gateway, with no
+// party in between that terminates it, since a TLS-inspecting proxy runs
+// two connections with different secrets and transcripts. Both HELLOs are
+// signed (by the cloud key, by the enrolled key), so neither value can be
+// rewritten on the way.
+const (
+	tlsBindLabel = "EXPORTER-liaison-tunnel-v2 tls binding"
+	tlsBindSize  = 32
+)
+
+// tlsBinding returns the binding of a TLS 1.3 connection, nil for none
+// (plain HTTP, TLS 1.2, or TLS ended before this process).
+func tlsBinding(cs *tls.ConnectionState) []byte {
+	if cs == nil || !cs.HandshakeComplete || cs.Version != tls.VersionTLS13 {
+		return nil
+	}
+	b, err := cs.ExportKeyingMaterial(tlsBindLabel, nil, tlsBindSize)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// tlsBound reports whether a session runs over one end-to-end TLS
+// connection: both HELLOs carry featureTLSBound (features is what both
+// carry) and the peer's signed binding equals this side's own.
+func tlsBound(features uint64, mine, peers []byte) bool {
+	return features&featureTLSBound != 0 && len(mine) == tlsBindSize && subtle.ConstantTimeCompare(mine, peers) == 1
 }
 
 // Handshake labels (SPEC.md "Handshake").
@@ -149,8 +209,8 @@ func gatewayHelloPayload(params hello, share []byte, id *GatewayIdentity, token 
 }
 
 // connectorHelloPayload builds the connector's signed HELLO payload.
-func connectorHelloPayload(key crypto.Signer, r io.Reader, share []byte, features uint64, token string, gatewayHello []byte) ([]byte, error) {
-	mine := hello{major: ProtocolMajor, minor: ProtocolMinor, features: features, keyShare: share}
+func connectorHelloPayload(key crypto.Signer, r io.Reader, share []byte, features uint64, binding []byte, token string, gatewayHello []byte) ([]byte, error) {
+	mine := hello{major: ProtocolMajor, minor: ProtocolMinor, features: features, keyShare: share, tlsBind: binding}
 	p := mine.appendTo(make([]byte, 0, 160))
 	sig, err := key.Sign(r, connectorSigned(token, gatewayHello, p), crypto.Hash(0))
 	if err != nil {

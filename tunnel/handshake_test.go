@@ -204,7 +204,7 @@ func FuzzConnectorHello(f *testing.F) {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	pub := key.Public().(ed25519.PublicKey)
 	gp := []byte("gateway hello")
-	good, _ := connectorHelloPayload(key, rand.Reader, bytes.Repeat([]byte{9}, keyShareSize), ourFeatures, "tok", gp)
+	good, _ := connectorHelloPayload(key, rand.Reader, bytes.Repeat([]byte{9}, keyShareSize), ourFeatures, nil, "tok", gp)
 	f.Add(good)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := parseHello(b, false)

@@ -22,6 +22,7 @@ type hello struct {
 	// signature is the last field; signedLen is the length of the payload
 	// before it, the part the signature covers.
 	keyShare  []byte
+	tlsBind   []byte // the sender's TLS binding (handshake.go), if it has one
 	sig       []byte
 	signedLen int
 }
@@ -37,6 +38,7 @@ const (
 	helloMaxStream = 7
 	helloKeyShare  = 8
 	helloSignature = 9
+	helloTLSBind   = 10
 )
 
 // Feature bits of the HELLO features field (SPEC.md "HELLO"). Each side
@@ -49,8 +51,13 @@ const (
 	// (SPEC.md "Liveness and draining").
 	featureSparsePings = 1 << 0
 
+	// featureTLSBound: the HELLO carries its side's TLS binding, and when
+	// both sides' bindings are equal the session's messages after the key
+	// confirmation are not sealed (SPEC.md "Sealed messages").
+	featureTLSBound = 1 << 1
+
 	// ourFeatures is what this implementation announces, on either side.
-	ourFeatures = featureSparsePings
+	ourFeatures = featureSparsePings | featureTLSBound
 )
 
 // Limits a HELLO must respect.
@@ -99,6 +106,9 @@ func (h *hello) appendTo(b []byte) []byte {
 	}
 	if h.keyShare != nil {
 		b = appendTLV(b, helloKeyShare, h.keyShare)
+	}
+	if h.tlsBind != nil {
+		b = appendTLV(b, helloTLSBind, h.tlsBind)
 	}
 	return b
 }
@@ -161,6 +171,11 @@ func parseHello(p []byte, server bool) (hello, error) {
 				return hello{}, protocolErrorf("hello: key share of %d bytes", len(val))
 			}
 			h.keyShare = []byte(val)
+		case helloTLSBind:
+			if len(val) != tlsBindSize {
+				return hello{}, protocolErrorf("hello: TLS binding of %d bytes", len(val))
+			}
+			h.tlsBind = []byte(val)
 		case helloSignature:
 			if len(val) != signatureSize {
 				return hello{}, protocolErrorf("hello: signature of %d bytes", len(val))

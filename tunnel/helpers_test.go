@@ -215,7 +215,7 @@ func (e *env) rawConnectorWith(cfg ConnectorConfig, features uint64) (rawConn, *
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	conn := e.dialUpgrade(ctx, tok)
-	_, tx, rx, err := c.handshake(ctx, conn.Conn, conn.rd, tok)
+	_, tx, rx, err := c.handshake(ctx, conn.Conn, conn.rd, tok, conn.bind)
 	require.NoError(e.t, err)
 	conn.rd.limit = 1 << 24
 	conn.rd.small, conn.rd.big = newBufPool(4<<10), newBufPool(1<<24)
@@ -227,7 +227,8 @@ func (e *env) rawConnectorWith(cfg ConnectorConfig, features uint64) (rawConn, *
 // reader may hold bytes past the handshake.
 type rawConn struct {
 	*websocket.Conn
-	rd *wsReader
+	rd   *wsReader
+	bind []byte // its TLS binding
 }
 
 // Read reads one whole message, as websocket.Conn.Read does.
@@ -243,7 +244,7 @@ func (e *env) dialUpgrade(ctx context.Context, tok string) rawConn {
 	hc := e.httpClient()
 	var up io.ReadWriteCloser
 	hc.Transport = upgradeTap{rt: hc.Transport, keep: func(rwc io.ReadWriteCloser) { up = rwc }}
-	conn, _, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
+	conn, resp, err := websocket.Dial(ctx, e.url, &websocket.DialOptions{
 		HTTPClient:   hc,
 		HTTPHeader:   http.Header{"Authorization": {authScheme + tok}},
 		Subprotocols: []string{Subprotocol},
@@ -251,5 +252,5 @@ func (e *env) dialUpgrade(ctx context.Context, tok string) rawConn {
 	require.NoError(e.t, err)
 	require.NotNil(e.t, up)
 	hb := newBufPool(4 << 10)
-	return rawConn{Conn: conn, rd: newWSReader(bufio.NewReader(up), newWSFramer(up, true), true, hb.size, hb, hb)}
+	return rawConn{Conn: conn, rd: newWSReader(bufio.NewReader(up), newWSFramer(up, true), true, hb.size, hb, hb), bind: tlsBinding(resp.TLS)}
 }

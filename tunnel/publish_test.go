@@ -143,13 +143,15 @@ func TestHostileInfoClosesSession(t *testing.T) {
 	}
 }
 
-// INFO unsealed (a relay injecting it) closes the session like any other
-// message that does not open; the gateway keeps no info from it.
+// INFO unsealed (a relay injecting it) closes a sealed session like any
+// other message that does not open; the gateway keeps no info from it.
+// (The session is sealed as through a TLS-inspecting relay: a relay that
+// does not end TLS cannot inject at all.)
 func TestInjectedInfoRejected(t *testing.T) {
 	checkNoLeaks(t)
 	e, _ := infoEnv(t)
 	cfg := e.enroll("t")
-	conn, _, _ := e.rawConnector(cfg)
+	conn, _, _ := e.rawConnectorWith(cfg, ourFeatures&^featureTLSBound)
 	defer conn.CloseNow()
 	e.waitEvent(Connected, cfg.ConnectorID)
 	b := make([]byte, frameHeaderLen)

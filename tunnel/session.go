@@ -69,7 +69,8 @@ type sessionConfig struct {
 	// rd reads the WebSocket's frames (wsread.go)
 	rd *wsReader
 	// tx seals every message this side sends, rx opens every message it
-	// receives (keys from the handshake).
+	// receives (keys from the handshake); on a TLS-bound session both pass
+	// messages through after the key confirmation (handshake.go).
 	tx, rx *sealer
 }
 
@@ -78,8 +79,9 @@ type sessionConfig struct {
 // corked for the duration of the message: TLS's records of one message
 // leave in one system call.
 //
-// Every message is sealed first, into a pooled buffer: only the goroutine
-// holding the writer role calls connWrite, so nonces go out in order.
+// Every message is sealed first (or copied, on a TLS-bound session), into a
+// pooled buffer: only the goroutine holding the writer role calls
+// connWrite, so nonces go out in order.
 func (s *Session) connWrite(b []byte) error {
 	pool := s.cfg.small
 	if wsMaxHeader+len(b)+sealOverhead > pool.size {

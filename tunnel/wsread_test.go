@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -211,7 +210,7 @@ func TestWSReaderFragmentsAndControl(t *testing.T) {
 		} {
 			wire = append(wire, f.bytes()...)
 		}
-		pongs := new(lockedBuffer)
+		pongs := new(syncBuffer) // attack_test.go
 		rd := rawReader(client, wire, pongs)
 		got, err := readMsg(rd)
 		require.NoError(t, err)
@@ -226,8 +225,8 @@ func TestWSReaderFragmentsAndControl(t *testing.T) {
 		assert.Equal(t, "why\uFFFD", ce.Reason, "the reason is made valid UTF-8")
 
 		// The pong, read back by a reader in the other role.
-		require.Eventually(t, func() bool { return pongs.Len() > 0 }, 2*time.Second, time.Millisecond)
-		back := rawReader(!client, pongs.Bytes(), io.Discard)
+		require.Eventually(t, func() bool { return pongs.String() != "" }, 2*time.Second, time.Millisecond)
+		back := rawReader(!client, []byte(pongs.String()), io.Discard)
 		h, err := back.header()
 		require.NoError(t, err)
 		assert.Equal(t, byte(wsOpPong), h.op)
@@ -240,30 +239,6 @@ func TestWSReaderFragmentsAndControl(t *testing.T) {
 		require.ErrorAs(t, err, &ce)
 		assert.Equal(t, websocket.StatusNoStatusRcvd, ce.Code)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the pong's goroutine writes to.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Len()
-}
-
-func (b *lockedBuffer) Bytes() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.buf.Bytes())
 }
 
 // Every rule of RFC 6455 the reader enforces, broken once: each is a
