@@ -337,7 +337,7 @@ func (c *Connector) Run(ctx context.Context) error {
 		// sealed=false: TLS runs unbroken from here to the gateway and
 		// protects the session; true: something on the way ends TLS (an
 		// inspecting proxy, a load balancer), so every message is sealed
-		c.log.Info("connected", "node_id", nodeID, "sealed", !s.cfg.tx.plain())
+		c.log.Info("connected", "node_id", nodeID, "sealed", !s.cfg.tx.bound())
 		c.status(Status{State: StateConnected, NodeID: nodeID})
 		start := c.cfg.Now()
 		finished := make(chan error, 1)

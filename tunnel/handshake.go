@@ -64,8 +64,12 @@ func newSessionSealers(txKey, rxKey []byte, bound bool, plainTx, plainRx uint64)
 }
 
 // plain reports whether the session's messages in this direction pass
-// unsealed now.
+// unsealed now. Only the sealer's user may call it.
 func (s *sealer) plain() bool { return s.seq >= s.plainFrom }
+
+// bound reports whether the sealer belongs to a TLS-bound session; set at
+// construction, so safe to read from any goroutine.
+func (s *sealer) bound() bool { return s.plainFrom != math.MaxUint64 }
 
 func (s *sealer) next() ([]byte, error) {
 	if s.seq >= maxSealed {

@@ -102,14 +102,15 @@ func TestTLSBinding(t *testing.T) {
 }
 
 // gatewaySessionPlain reports, for the connector's one gateway session,
-// whether both its directions pass messages unsealed.
+// whether both its directions pass messages unsealed after the key
+// confirmation (TestSessionSealersPlainFrom shows the switch itself).
 func gatewaySessionPlain(t *testing.T, e *env, connectorID string) bool {
 	t.Helper()
 	ss := e.gw.sessionsOf(connectorID)
 	require.Len(t, ss, 1)
 	s := ss[0]
-	require.Equal(t, s.cfg.tx.plain(), s.cfg.rx.plain(), "one direction sealed, the other not")
-	return s.cfg.tx.plain()
+	require.Equal(t, s.cfg.tx.bound(), s.cfg.rx.bound(), "one direction sealed, the other not")
+	return s.cfg.tx.bound()
 }
 
 // connectorPlain connects once more as cfg's connector and reports, on its
