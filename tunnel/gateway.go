@@ -375,8 +375,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, errHelloKey) {
 			reason = closeHelloKey
 		}
-		// The close frame tells the connector why; nothing of its is left
-		// to read that a close handshake would wait for.
+		// The close frame tells the connector why. No close handshake: the
+		// connector sends nothing after its HELLO that one would wait for.
 		_ = sb.ac.SetWriteDeadline(time.Now().Add(g.cfg.HelloTimeout))
 		_ = ws.control(wsOpClose, closeFrame(websocket.StatusPolicyViolation, reason))
 		_ = conn.CloseNow()
