@@ -510,7 +510,10 @@ func (g *Gateway) register(s *Session, remoteAddr string) bool {
 	g.mu.Unlock()
 	g.router.Add(s)
 	g.post(PresenceEvent{Kind: Connected, Tenant: s.Tenant(), ConnectorID: s.ConnectorID(), NodeID: g.cfg.NodeID, Sessions: n})
-	g.log.Info("connector connected", "connector_id", s.ConnectorID(), "tenant", s.Tenant())
+	// sealed=true: something between the connector and this gateway ends
+	// TLS (an inspecting proxy, a load balancer), so the session is sealed
+	// end to end; false: one TLS connection runs from end to end
+	g.log.Info("connector connected", "connector_id", s.ConnectorID(), "tenant", s.Tenant(), "sealed", !s.cfg.tx.bound())
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"net"
 	"net/http"
 	"testing"
@@ -143,11 +144,16 @@ func TestSessionTLSBinding(t *testing.T) {
 		defer resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
+	logTo := func(log *syncBuffer) func(*GatewayConfig) {
+		return func(c *GatewayConfig) { c.Logger = slog.New(slog.NewTextHandler(log, nil)) }
+	}
 	t.Run("direct", func(t *testing.T) {
-		e := newEnv(t, nil)
+		log := new(syncBuffer)
+		e := newEnv(t, logTo(log))
 		cfg := e.enroll("t")
 		e.start(cfg, echo)
 		assert.True(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
+		assert.Contains(t, log.String(), "sealed=false", "the gateway's log says the session relies on TLS")
 		get(t, e, "t")
 
 		tx, rx := connectorPlain(t, cfg)
@@ -155,11 +161,13 @@ func TestSessionTLSBinding(t *testing.T) {
 		assert.True(t, rx, "connector: the gateway's unsealed after the confirmation")
 	})
 	t.Run("inspecting proxy", func(t *testing.T) {
-		e := newEnv(t, nil)
+		log := new(syncBuffer)
+		e := newEnv(t, logTo(log))
 		m := newMITM(t, e)
 		cfg := m.connectorConfig(e.enroll("t"))
 		e.start(cfg, echo)
 		assert.False(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
+		assert.Contains(t, log.String(), "sealed=true", "the gateway's log says the session is sealed")
 		get(t, e, "t")
 		require.True(t, bytes.Contains(m.Recorded(), []byte("Upgrade")), "the session did not go through the proxy")
 
