@@ -131,6 +131,11 @@ type Status struct {
 	NodeID  string        // the gateway node (Connected)
 	Err     error         // why the previous session or attempt failed
 	RetryIn time.Duration // delay before the next attempt (Disconnected), or before the replacement is dialed (Draining)
+	// Sealed (Connected) reports that every message of the session is
+	// sealed because something between this connector and the gateway
+	// ends TLS (an inspecting proxy, a load balancer); false: TLS runs
+	// unbroken to the gateway and protects the session.
+	Sealed bool
 }
 
 // Connector is the on-premises end of the tunnel: it dials the gateway,
@@ -337,8 +342,9 @@ func (c *Connector) Run(ctx context.Context) error {
 		// sealed=false: TLS runs unbroken from here to the gateway and
 		// protects the session; true: something on the way ends TLS (an
 		// inspecting proxy, a load balancer), so every message is sealed
-		c.log.Info("connected", "node_id", nodeID, "sealed", !s.cfg.tx.bound())
-		c.status(Status{State: StateConnected, NodeID: nodeID})
+		sealed := !s.cfg.tx.bound()
+		c.log.Info("connected", "node_id", nodeID, "sealed", sealed)
+		c.status(Status{State: StateConnected, NodeID: nodeID, Sealed: sealed})
 		start := c.cfg.Now()
 		finished := make(chan error, 1)
 		c.attachInfo(s)

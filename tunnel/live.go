@@ -19,6 +19,12 @@ type LiveConnector struct {
 	// RemoteAddr is the network address its newest session came from, as
 	// the HTTP server saw it (a proxy's address behind a proxy).
 	RemoteAddr string
+	// Sealed reports that its newest session seals every message because
+	// something between the connector and this gateway ends TLS (an
+	// inspecting proxy, a load balancer); false: one TLS 1.3 connection
+	// runs from end to end and protects the session (SPEC.md "Sealed
+	// messages").
+	Sealed bool
 }
 
 // liveSession is what the gateway records of a session when it registers.
@@ -51,6 +57,7 @@ func (g *Gateway) Live(tenant string) []LiveConnector {
 		if t, ok := newest[lc.ConnectorID]; !ok || !ls.connectedAt.Before(t) {
 			newest[lc.ConnectorID] = ls.connectedAt
 			lc.RemoteAddr = ls.remoteAddr
+			lc.Sealed = !s.cfg.tx.bound()
 		}
 	}
 	g.mu.Unlock()

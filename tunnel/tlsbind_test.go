@@ -144,6 +144,25 @@ func TestSessionTLSBinding(t *testing.T) {
 		defer resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
 	}
+	// connected makes cfg report its Connected statuses on the channel.
+	connected := func(cfg *ConnectorConfig) <-chan Status {
+		ch := make(chan Status, 4)
+		cfg.OnStatus = func(s Status) {
+			if s.State == StateConnected {
+				ch <- s
+			}
+		}
+		return ch
+	}
+	status := func(t *testing.T, ch <-chan Status) Status {
+		select {
+		case s := <-ch:
+			return s
+		case <-time.After(10 * time.Second):
+			t.Fatal("no Connected status")
+			return Status{}
+		}
+	}
 	logTo := func(log *syncBuffer) func(*GatewayConfig) {
 		return func(c *GatewayConfig) { c.Logger = slog.New(slog.NewTextHandler(log, nil)) }
 	}
@@ -151,9 +170,13 @@ func TestSessionTLSBinding(t *testing.T) {
 		log := new(syncBuffer)
 		e := newEnv(t, logTo(log))
 		cfg := e.enroll("t")
+		st := connected(&cfg)
 		e.start(cfg, echo)
+		assert.False(t, status(t, st).Sealed, "the connector's status")
+		cfg.OnStatus = nil
 		assert.True(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
 		assert.Contains(t, log.String(), "sealed=false", "the gateway's log says the session relies on TLS")
+		assert.False(t, e.gw.Live("t")[0].Sealed)
 		get(t, e, "t")
 
 		tx, rx := connectorPlain(t, cfg)
@@ -165,9 +188,13 @@ func TestSessionTLSBinding(t *testing.T) {
 		e := newEnv(t, logTo(log))
 		m := newMITM(t, e)
 		cfg := m.connectorConfig(e.enroll("t"))
+		st := connected(&cfg)
 		e.start(cfg, echo)
+		assert.True(t, status(t, st).Sealed, "the connector's status")
+		cfg.OnStatus = nil
 		assert.False(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
 		assert.Contains(t, log.String(), "sealed=true", "the gateway's log says the session is sealed")
+		assert.True(t, e.gw.Live("t")[0].Sealed)
 		get(t, e, "t")
 		require.True(t, bytes.Contains(m.Recorded(), []byte("Upgrade")), "the session did not go through the proxy")
 

@@ -81,6 +81,10 @@ type ConnectorInfo struct {
 	Connected bool `json:"connected"`
 	// Sessions is the number of live tunnel sessions on this node.
 	Sessions int `json:"sessions"`
+	// Sealed reports that its newest session on this node seals every
+	// message because something between it and the cloud ends TLS (a
+	// TLS-inspecting proxy, a load balancer): tunnel.LiveConnector.Sealed.
+	Sealed bool `json:"sealed,omitempty"`
 	// LastChange is when it last connected or disconnected (this process).
 	LastChange time.Time `json:"last_change,omitzero"`
 	// Health is what it last published about itself (connhealth.go); nil
@@ -96,8 +100,10 @@ func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo
 		return nil, err
 	}
 	sessions := map[string]int{}
+	sealed := map[string]bool{}
 	for _, lc := range s.gw.Live(tenant) {
 		sessions[lc.ConnectorID] = lc.Sessions
+		sealed[lc.ConnectorID] = lc.Sealed
 	}
 	elsewhere := map[string]bool{} // live on another node (cluster.go)
 	if s.cl != nil {
@@ -108,7 +114,7 @@ func (s *Server) Connectors(ctx context.Context, tenant string) ([]ConnectorInfo
 	out := make([]ConnectorInfo, len(recs))
 	for i, r := range recs {
 		out[i] = ConnectorInfo{ID: r.ID, Tenant: r.Tenant, Enrolled: r.Enrolled.UTC(), Revoked: r.Revoked,
-			Connected: sessions[r.ID] > 0 || elsewhere[r.ID], Sessions: sessions[r.ID], LastChange: s.lastSeen[r.ID], Health: s.connectorHealth(r.ID)}
+			Connected: sessions[r.ID] > 0 || elsewhere[r.ID], Sessions: sessions[r.ID], Sealed: sealed[r.ID], LastChange: s.lastSeen[r.ID], Health: s.connectorHealth(r.ID)}
 	}
 	return out, nil
 }

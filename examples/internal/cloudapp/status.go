@@ -105,7 +105,7 @@ td.err{color:var(--bad);max-width:520px;word-break:break-word;font-size:13px}
 <tr><th>Tenant</th><th>Connector</th><th>Presence</th><th>Directory</th><th>Version</th><th>Host</th><th>Last seen</th><th>Last error</th></tr>
 {{range .Connectors}}<tr class="connector" data-connector="{{.ID}}">
 <td>{{.Tenant}}</td><td class="mono">{{.ID}}</td>
-<td>{{if .Revoked}}<span class="badge b-mute">revoked</span>{{else if .Connected}}<span class="badge b-ok">connected{{if gt .Sessions 1}} ({{.Sessions}}){{end}}</span>{{else}}<span class="badge b-bad">not connected</span>{{end}}</td>
+<td>{{if .Revoked}}<span class="badge b-mute">revoked</span>{{else if .Connected}}<span class="badge b-ok">connected{{if gt .Sessions 1}} ({{.Sessions}}){{end}}</span>{{if .Sealed}}<div class="mute sealed">TLS ended on the way: sealed</div>{{end}}{{else}}<span class="badge b-bad">not connected</span>{{end}}</td>
 <td class="directory-health">{{with .Health}}{{if eq .Directory "ok"}}<span class="badge b-ok">ok</span>{{else if eq .Directory "unavailable"}}<span class="badge b-bad">unavailable</span>{{else if eq .Directory "error"}}<span class="badge b-warn">error</span>{{else}}<span class="badge b-mute">{{.Directory}}</span>{{end}}{{with .LastOp}}<div class="mute">{{.Op}} at {{time .At}}</div>{{end}}{{else}}<span class="badge b-mute">unknown</span>{{end}}</td>
 <td class="version mono">{{with .Health}}{{.Version}}{{else}}-{{end}}</td>
 <td>{{with .Health}}{{.Host}}<div class="mute">{{.OS}}</div>{{else}}-{{end}}</td>

@@ -839,3 +839,35 @@ func randomBytes(n int) []byte {
 	_, _ = rand.Read(b)
 	return b
 }
+
+// The cloud lists a connector's session as sealed exactly when something
+// between them ends TLS: directly, the session relies on the one TLS
+// connection; through the inspecting proxy it is sealed (and the proxy
+// still sees nothing: the tests above).
+func TestAttackProxySessionIsSealed(t *testing.T) {
+	sealed := func(t *testing.T, ps *proxiedStack) bool {
+		cs, err := ps.cloud.Connectors(ctxT(t, 10*time.Second), ps.tenant)
+		require.NoError(t, err)
+		require.Len(t, cs, 1)
+		require.True(t, cs[0].Connected)
+		return cs[0].Sealed
+	}
+	t.Run("direct", func(t *testing.T) {
+		ps := newProxiedStack(t)
+		ctx := ctxT(t, time.Minute)
+		require.NoError(t, ps.enroll(ctx, "", nil))
+		connected := ps.startConnector("", nil)
+		select {
+		case <-connected:
+		case <-ctx.Done():
+			t.Fatal("the connector never connected")
+		}
+		require.NoError(t, ps.waitRoutable(ctx))
+		assert.False(t, sealed(t, ps), "one TLS connection from end to end")
+	})
+	t.Run("inspecting proxy", func(t *testing.T) {
+		ps := newProxiedStack(t)
+		startThroughProxy(t, ps, newAttackProxy(t, ps.cloud.CAPEM()))
+		assert.True(t, sealed(t, ps), "the proxy ends TLS")
+	})
+}

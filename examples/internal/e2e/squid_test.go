@@ -69,6 +69,10 @@ func TestSquidBumpingProxyLoginAndKeyRelease(t *testing.T) {
 		t.Fatal("the connector never connected through squid")
 	}
 	require.NoError(t, ps.waitRoutable(ctx))
+	cs, err := ps.cloud.Connectors(ctx, ps.tenant)
+	require.NoError(t, err)
+	require.Len(t, cs, 1)
+	assert.True(t, cs[0].Sealed, "squid ends TLS: the session is sealed end to end")
 
 	require.NoError(t, ps.cloud.PutMapping(ctx, ps.tenant, "all", directory.Mapping{}))
 	u := ps.users[0]
