@@ -509,11 +509,13 @@ func (g *Gateway) register(s *Session, remoteAddr string) bool {
 	n := g.tenants[s.Tenant()]
 	g.mu.Unlock()
 	g.router.Add(s)
-	g.post(PresenceEvent{Kind: Connected, Tenant: s.Tenant(), ConnectorID: s.ConnectorID(), NodeID: g.cfg.NodeID, Sessions: n})
 	// sealed=true: something between the connector and this gateway ends
 	// TLS (an inspecting proxy, a load balancer), so the session is sealed
-	// end to end; false: one TLS connection runs from end to end
+	// end to end; false: one TLS connection runs from end to end. Logged
+	// before the presence event goes out, so that whoever sees the event
+	// finds the line.
 	g.log.Info("connector connected", "connector_id", s.ConnectorID(), "tenant", s.Tenant(), "sealed", !s.cfg.tx.bound())
+	g.post(PresenceEvent{Kind: Connected, Tenant: s.Tenant(), ConnectorID: s.ConnectorID(), NodeID: g.cfg.NodeID, Sessions: n})
 	return true
 }
 
