@@ -397,7 +397,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		onInfo:      g.postInfo,
 		ac:          sb.ac,
 		ws:          ws,
-		br:          sb.br,
 		rd:          rd,
 		tx:          tx,
 		rx:          rx,

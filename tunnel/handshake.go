@@ -112,7 +112,7 @@ func (s *sealer) open(buf []byte) ([]byte, error) {
 	return out, nil
 }
 
-// TLS binding (SPEC.md "Handshake"): each side's HELLO carries a value
+// TLS binding (SPEC.md "Sealed messages"): each side's HELLO carries a value
 // exported from its own TLS 1.3 connection (RFC 8446 §7.5). Equal values
 // mean one TLS connection runs from the connector to the gateway, with no
 // party in between that terminates it, since a TLS-inspecting proxy runs

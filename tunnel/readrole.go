@@ -184,7 +184,7 @@ func (rr *readRole) close() {
 // waits in here, and its stack stays at 4 KiB only while the frames above
 // the wait are small.
 func (s *Session) readOne(ctx context.Context) error {
-	armed := s.cfg.br.Buffered() == 0
+	armed := s.cfg.rd.br.Buffered() == 0
 	if armed {
 		s.rr.ac.arm()
 	}
@@ -214,7 +214,7 @@ func (s *Session) gatewayReadLoop(ctx context.Context) error {
 		rr.mu.Unlock()
 		for {
 			// readOne, written out: one frame less above the reader's wait
-			armed := s.cfg.br.Buffered() == 0
+			armed := s.cfg.rd.br.Buffered() == 0
 			if armed {
 				rr.ac.arm()
 			}

@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -61,11 +60,10 @@ type sessionConfig struct {
 	// handler itself before another goroutine takes over reading
 	// (serve.go); 0 means defaultInlineBound, negative never inline.
 	inlineBound time.Duration
-	// gateway: the accepted connection and the WebSocket's buffered
-	// reader over it, which let callers read (readrole.go); nil in tests
+	// gateway: the accepted connection, which lets callers read
+	// (readrole.go) through rd's buffered reader over it; nil in tests
 	// that build sessions over pipes
 	ac *armConn
-	br *bufio.Reader
 	// rd reads the WebSocket's frames (wsread.go)
 	rd *wsReader
 	// tx seals every message this side sends, rx opens every message it
@@ -248,7 +246,7 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 	}
 	if cfg.gateway {
 		s.slots = make(chan struct{}, cfg.params.maxStreams)
-		if cfg.ac != nil && cfg.br != nil {
+		if cfg.ac != nil {
 			s.rr = newReadRole(cfg.ac)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -133,82 +134,68 @@ func connectorPlain(t *testing.T, cfg ConnectorConfig) (tx, rx bool) {
 // Connector and gateway on one TLS 1.3 connection: the session is bound on
 // both ends and carries requests. Through a TLS-inspecting proxy the
 // connector trusts, it stays sealed on both ends (and the proxy sees no
-// plaintext: TestMITMSeesNoSecrets); so it does for a 2.0 connector and
-// for a gateway set to SealAlways.
+// plaintext: TestMITMSeesNoSecrets); so it does for a gateway set to
+// SealAlways and for a 2.0 connector. Each side says which it is: the
+// connector in its Status and log, the gateway in Live and its log.
 func TestSessionTLSBinding(t *testing.T) {
 	checkNoLeaks(t)
 	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
-	get := func(t *testing.T, e *env, tenant string) {
-		resp, err := (&http.Client{Transport: e.gw.RoundTripper(tenant)}).Get("http://connector/x")
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode)
-	}
-	// connected makes cfg report its Connected statuses on the channel.
-	connected := func(cfg *ConnectorConfig) <-chan Status {
-		ch := make(chan Status, 4)
-		cfg.OnStatus = func(s Status) {
-			if s.State == StateConnected {
-				ch <- s
+	for _, tc := range []struct {
+		name       string
+		sealAlways bool
+		proxy      bool // through the inspecting proxy (mitm_test.go)
+		sealed     bool
+	}{
+		{name: "direct"},
+		{name: "inspecting proxy", proxy: true, sealed: true},
+		{name: "SealAlways", sealAlways: true, sealed: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gwLog, connLog := new(syncBuffer), new(syncBuffer)
+			e := newEnv(t, func(c *GatewayConfig) {
+				c.Logger = slog.New(slog.NewTextHandler(gwLog, nil))
+				c.SealAlways = tc.sealAlways
+			})
+			cfg := e.enroll("t")
+			var m *mitm
+			if tc.proxy {
+				m = newMITM(t, e)
+				cfg = m.connectorConfig(cfg)
 			}
-		}
-		return ch
-	}
-	status := func(t *testing.T, ch <-chan Status) Status {
-		select {
-		case s := <-ch:
-			return s
-		case <-time.After(10 * time.Second):
-			t.Fatal("no Connected status")
-			return Status{}
-		}
-	}
-	logTo := func(log *syncBuffer) func(*GatewayConfig) {
-		return func(c *GatewayConfig) { c.Logger = slog.New(slog.NewTextHandler(log, nil)) }
-	}
-	t.Run("direct", func(t *testing.T) {
-		log := new(syncBuffer)
-		e := newEnv(t, logTo(log))
-		cfg := e.enroll("t")
-		st := connected(&cfg)
-		e.start(cfg, echo)
-		assert.False(t, status(t, st).Sealed, "the connector's status")
-		cfg.OnStatus = nil
-		assert.True(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
-		assert.Contains(t, log.String(), "sealed=false", "the gateway's log says the session relies on TLS")
-		assert.False(t, e.gw.Live("t")[0].Sealed)
-		get(t, e, "t")
+			cfg.Logger = slog.New(slog.NewTextHandler(connLog, nil))
+			statuses := make(chan Status, 4)
+			cfg.OnStatus = func(s Status) {
+				if s.State == StateConnected {
+					statuses <- s
+				}
+			}
+			e.start(cfg, echo)
+			select {
+			case st := <-statuses:
+				assert.Equal(t, tc.sealed, st.Sealed, "the connector's status")
+			case <-time.After(10 * time.Second):
+				t.Fatal("no Connected status")
+			}
+			cfg.OnStatus = nil
+			want := fmt.Sprintf("sealed=%t", tc.sealed)
+			assert.Contains(t, connLog.String(), want, "the connector's log")
+			assert.Contains(t, gwLog.String(), want, "the gateway's log")
+			assert.Equal(t, tc.sealed, e.gw.Live("t")[0].Sealed)
+			assert.Equal(t, !tc.sealed, gatewaySessionPlain(t, e, cfg.ConnectorID), "the gateway's session")
 
-		tx, rx := connectorPlain(t, cfg)
-		assert.True(t, tx, "connector: its messages unsealed")
-		assert.True(t, rx, "connector: the gateway's unsealed after the confirmation")
-	})
-	t.Run("inspecting proxy", func(t *testing.T) {
-		log := new(syncBuffer)
-		e := newEnv(t, logTo(log))
-		m := newMITM(t, e)
-		cfg := m.connectorConfig(e.enroll("t"))
-		st := connected(&cfg)
-		e.start(cfg, echo)
-		assert.True(t, status(t, st).Sealed, "the connector's status")
-		cfg.OnStatus = nil
-		assert.False(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
-		assert.Contains(t, log.String(), "sealed=true", "the gateway's log says the session is sealed")
-		assert.True(t, e.gw.Live("t")[0].Sealed)
-		get(t, e, "t")
-		require.True(t, bytes.Contains(m.Recorded(), []byte("Upgrade")), "the session did not go through the proxy")
+			resp, err := (&http.Client{Transport: e.gw.RoundTripper("t")}).Get("http://connector/x")
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			if tc.proxy {
+				require.True(t, bytes.Contains(m.Recorded(), []byte("Upgrade")), "the session did not go through the proxy")
+			}
 
-		tx, rx := connectorPlain(t, cfg)
-		assert.False(t, tx, "connector: sealed through the proxy")
-		assert.False(t, rx, "connector: sealed through the proxy")
-	})
-	t.Run("SealAlways", func(t *testing.T) {
-		e := newEnv(t, func(c *GatewayConfig) { c.SealAlways = true })
-		cfg := e.enroll("t")
-		e.start(cfg, echo)
-		assert.False(t, gatewaySessionPlain(t, e, cfg.ConnectorID))
-		get(t, e, "t")
-	})
+			tx, rx := connectorPlain(t, cfg)
+			assert.Equal(t, !tc.sealed, tx, "connector: its own messages")
+			assert.Equal(t, !tc.sealed, rx, "connector: the gateway's, after the confirmation")
+		})
+	}
 	t.Run("2.0 connector", func(t *testing.T) {
 		e := newEnv(t, nil)
 		cfg := e.enroll("t")

@@ -220,8 +220,8 @@ func (r *wsReader) pong(p []byte) {
 // message reads the data message whose first frame's header is h into a
 // pooled buffer: a small one when it fits, else a big one, so that small
 // messages never touch big buffers. It returns the buffer, its pool and
-// the message's length. Control frames between the
-// fragments of a fragmented message are handled on the way.
+// the message's length. Control frames between the fragments of a
+// fragmented message are handled on the way.
 func (r *wsReader) message(h wsHeader) (bp *[]byte, pool *bufPool, n int, err error) {
 	small, big := r.small, r.big
 	switch h.op {
@@ -268,21 +268,14 @@ func (r *wsReader) message(h wsHeader) (bp *[]byte, pool *bufPool, n int, err er
 // nextFragment reads frames up to the next fragment of a message,
 // handling the control frames before it.
 func (r *wsReader) nextFragment() (wsHeader, error) {
-	for {
-		h, err := r.header()
-		if err != nil {
-			return h, unexpectedEOF(err)
-		}
-		if h.op < wsOpClose {
-			if h.op != wsOpCont {
-				return h, protocolErrorf("websocket data frame inside a fragmented message")
-			}
-			return h, nil
-		}
-		if err := r.control(h); err != nil {
-			return h, err
-		}
+	h, err := r.next()
+	if err != nil {
+		return h, unexpectedEOF(err)
 	}
+	if h.op != wsOpCont {
+		return h, protocolErrorf("websocket data frame inside a fragmented message")
+	}
+	return h, nil
 }
 
 // next reads up to the first frame of the next data message, handling

@@ -341,7 +341,7 @@ func FuzzWSReader(f *testing.F) {
 
 // A live gateway session answers a WebSocket ping with a pong carrying its
 // payload and stays up; a close from the connector ends the session with
-// the connector's code and reason. So does a Probe's close.
+// the connector's code and reason (a Probe's close: TestProbe).
 func TestSessionWebSocketControlFrames(t *testing.T) {
 	checkNoLeaks(t)
 	e := newEnv(t, nil)
@@ -375,16 +375,4 @@ func TestSessionWebSocketControlFrames(t *testing.T) {
 	assert.Equal(t, websocket.StatusCode(4000), ce.Code)
 	assert.Equal(t, "going", ce.Reason)
 
-	cfg.Handler = http.NotFoundHandler()
-	c, err := NewConnector(cfg)
-	require.NoError(t, err)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = c.Probe(ctx)
-	require.NoError(t, err)
-	ev = e.waitEvent(Disconnected, cfg.ConnectorID)
-	require.ErrorAs(t, ev.Err, &ce)
-	assert.Equal(t, websocket.StatusNormalClosure, ce.Code)
-	assert.Equal(t, "probe", ce.Reason)
 }
