@@ -175,6 +175,10 @@ type Session struct {
 	pingMark     uint32
 	pingAnswered bool // the previous PING was answered
 
+	// hbase is the parent of the connector's handler contexts (serve.go);
+	// set by run before the first read.
+	hbase context.Context
+
 	mu      sync.Mutex
 	streams map[uint32]*stream
 	nextID  uint32 // gateway: next stream ID
@@ -292,6 +296,9 @@ func (s *Session) Err() error {
 // waits for the session to end.
 func (s *Session) run(ctx context.Context) error {
 	s.startKeepalive()
+	if !s.cfg.gateway {
+		s.hbase = handlerBase(ctx)
+	}
 	if in := s.inl; in != nil {
 		in.takeover = func(gen uint64) { s.takeOver(ctx, gen) }
 		in.timer = time.AfterFunc(time.Hour, in.expire)
