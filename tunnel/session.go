@@ -96,6 +96,9 @@ func (s *Session) connWrite(b []byte) error {
 	s.wstart.Store(s.cfg.now().UnixNano())
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
+	if len(sealed)+wsMaxHeader <= oneRecord {
+		c = nil // one TLS record, one Write: nothing to gather
+	}
 	c.setCork(true)
 	err = s.cfg.ws.write((*bp)[:wsMaxHeader+len(sealed)])
 	if ferr := c.setCork(false); err == nil {
@@ -106,6 +109,13 @@ func (s *Session) connWrite(b []byte) error {
 	}
 	return err
 }
+
+// oneRecord is the largest write crypto/tls always sends as one record in
+// one Write to the connection below it, even while its dynamic record
+// sizing keeps records under a TCP segment (about 1 180 bytes of payload;
+// TestSmallTLSWriteIsOneWrite checks it): a message this small needs no
+// cork.
+const oneRecord = 1024
 
 // corkConn is a net.Conn whose writes can be held back and sent together.
 type corkConn struct {
