@@ -191,10 +191,10 @@ type Session struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*stream
-	nextID  uint32 // gateway: next stream ID
-	lastID  uint32 // connector: highest stream ID seen
-	err     error  // first fatal error; non-nil once closing
-	drain   bool   // GOAWAY sent or received
+	nextID  uint32      // gateway: next stream ID
+	lastID  uint32      // connector: highest stream ID seen
+	err     error       // first fatal error; non-nil once closing
+	drain   atomic.Bool // GOAWAY sent or received (set with mu held; read without)
 	goaway0 *goawayNote
 	ka      *keepalive // connector: its PING and silence timer
 	// gateway: place in cfg.watch plus one, 0 when not watched; guarded
@@ -278,11 +278,7 @@ func (s *Session) ConnectorID() string { return s.cfg.connectorID }
 func (s *Session) InFlight() int { return int(s.inflight.Load()) }
 
 // Draining reports whether the session was told to go away.
-func (s *Session) Draining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.drain
-}
+func (s *Session) Draining() bool { return s.drain.Load() }
 
 // Done is closed when the session starts closing.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -924,8 +920,7 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte, last bool) (k
 		}
 		grace := time.Duration(binary.BigEndian.Uint32(f.payload[4:8])) * time.Millisecond
 		s.mu.Lock()
-		first := !s.drain
-		s.drain = true
+		first := !s.drain.Swap(true)
 		s.mu.Unlock()
 		if first && s.cfg.onGoaway != nil {
 			s.cfg.onGoaway(grace, f.payload[8:])
@@ -1080,11 +1075,11 @@ func (s *Session) release(st *stream) {
 // from being routed here.
 func (s *Session) goaway(grace time.Duration, ext []byte) error {
 	s.mu.Lock()
-	if s.drain || s.err != nil {
+	if s.drain.Load() || s.err != nil {
 		s.mu.Unlock()
 		return nil
 	}
-	s.drain = true
+	s.drain.Store(true)
 	last := s.nextID - 1
 	s.mu.Unlock()
 	var p [8]byte
