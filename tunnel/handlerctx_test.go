@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -159,4 +160,63 @@ func TestHeadAfterContextEnded(t *testing.T) {
 		resp.Body.Close()
 	}
 	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// When the context given to Run ends, a handler's context ends too, with
+// ErrSessionLost as its cause (the session closes), and keeps Run's values;
+// a deadline on Run's context reaches the handler.
+func TestHandlerContextEndsWithRun(t *testing.T) {
+	for _, withDeadline := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deadline=%v", withDeadline), func(t *testing.T) {
+			checkNoLeaks(t)
+			e := newEnv(t, nil)
+			cfg := e.enroll("t")
+			seen := make(chan context.Context, 1)
+			release := make(chan struct{})
+			cfg.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				seen <- r.Context()
+				select {
+				case <-r.Context().Done():
+				case <-release:
+				}
+			})
+			c, err := NewConnector(cfg)
+			require.NoError(t, err)
+			defer func() { _ = c.Close() }()
+			defer close(release)
+			runCtx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "from Run"))
+			var runDeadline time.Time
+			if withDeadline {
+				runDeadline = time.Now().Add(time.Hour)
+				runCtx, cancel = context.WithDeadline(runCtx, runDeadline)
+			}
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { errc <- c.Run(runCtx) }()
+			e.waitEvent(Connected, cfg.ConnectorID)
+			go func() {
+				req, _ := http.NewRequest(http.MethodGet, "http://c/wait", nil)
+				if resp, err := e.gw.RoundTripper("t").RoundTrip(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			hctx := <-seen
+			assert.Equal(t, "from Run", hctx.Value(ctxKey{}))
+			dl, ok := hctx.Deadline()
+			assert.Equal(t, withDeadline, ok)
+			assert.True(t, dl.Equal(runDeadline), "deadline %v, Run's %v", dl, runDeadline)
+			assert.NoError(t, hctx.Err())
+			cancel()
+			select {
+			case <-hctx.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("handler context still live after Run's context ended")
+			}
+			assert.ErrorIs(t, hctx.Err(), context.Canceled)
+			if !withDeadline {
+				assert.ErrorIs(t, context.Cause(hctx), ErrSessionLost)
+			}
+			assert.ErrorIs(t, <-errc, context.Canceled)
+		})
+	}
 }

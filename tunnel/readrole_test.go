@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -355,4 +356,53 @@ func waitBlocked(t *testing.T, ac *armConn) {
 		defer ac.mu.Unlock()
 		return ac.blocked
 	}, 2*time.Second, time.Millisecond, "the armed read never began")
+}
+
+// The role rests after a lazy release and goes back to the reader
+// goroutine lazyReadReturn after the last release, or up to twice that
+// while releases follow each other (the timer is armed once, not reset
+// per round trip).
+func TestLazyReadReturn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rr := newReadRole(nil)
+		rr.poked = false
+		release := func() {
+			rr.mu.Lock()
+			rr.rest()
+			rr.mu.Unlock()
+		}
+		poked := func() bool {
+			rr.mu.Lock()
+			defer rr.mu.Unlock()
+			p := rr.poked
+			rr.poked = false
+			return p
+		}
+		// one release: back after exactly lazyReadReturn
+		release()
+		time.Sleep(lazyReadReturn - time.Nanosecond)
+		synctest.Wait()
+		assert.False(t, poked(), "role back before lazyReadReturn")
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		assert.True(t, poked(), "role not back at lazyReadReturn")
+
+		// releases every half interval keep it resting; after the last,
+		// it is back within two intervals
+		for range 10 {
+			release()
+			time.Sleep(lazyReadReturn / 2)
+			synctest.Wait()
+			assert.False(t, poked(), "role back while callers keep releasing it")
+		}
+		time.Sleep(3 * lazyReadReturn / 2)
+		synctest.Wait()
+		assert.True(t, poked(), "role not back within twice lazyReadReturn of the last release")
+
+		// a closed role is not re-armed
+		release()
+		rr.close()
+		time.Sleep(3 * lazyReadReturn)
+		synctest.Wait()
+	})
 }

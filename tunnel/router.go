@@ -22,7 +22,7 @@ type Router interface {
 // MemoryRouter routes to the least busy session of a tenant, preferring
 // sessions that are not draining.
 type MemoryRouter struct {
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	tenants map[string][]*Session
 }
 
@@ -60,8 +60,8 @@ func (r *MemoryRouter) Remove(s *Session) {
 
 // Pick implements [Router].
 func (r *MemoryRouter) Pick(tenant, connectorID string, avoid *Session) (*Session, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	var best *Session
 	bestDrain := true
 	bestLoad := 0

@@ -96,6 +96,9 @@ func (s *Session) connWrite(b []byte) error {
 	s.wstart.Store(s.cfg.now().UnixNano())
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
+	if len(sealed)+wsMaxHeader <= oneRecord {
+		c = nil // one TLS record, one Write: nothing to gather
+	}
 	c.setCork(true)
 	err = s.cfg.ws.write((*bp)[:wsMaxHeader+len(sealed)])
 	if ferr := c.setCork(false); err == nil {
@@ -106,6 +109,13 @@ func (s *Session) connWrite(b []byte) error {
 	}
 	return err
 }
+
+// oneRecord is the largest write crypto/tls always sends as one record in
+// one Write to the connection below it, even while its dynamic record
+// sizing keeps records under a TCP segment (about 1 180 bytes of payload;
+// TestSmallTLSWriteIsOneWrite checks it): a message this small needs no
+// cork.
+const oneRecord = 1024
 
 // corkConn is a net.Conn whose writes can be held back and sent together.
 type corkConn struct {
@@ -175,12 +185,16 @@ type Session struct {
 	pingMark     uint32
 	pingAnswered bool // the previous PING was answered
 
+	// hbase is the parent of the connector's handler contexts (serve.go);
+	// set by run before the first read.
+	hbase context.Context
+
 	mu      sync.Mutex
 	streams map[uint32]*stream
-	nextID  uint32 // gateway: next stream ID
-	lastID  uint32 // connector: highest stream ID seen
-	err     error  // first fatal error; non-nil once closing
-	drain   bool   // GOAWAY sent or received
+	nextID  uint32      // gateway: next stream ID
+	lastID  uint32      // connector: highest stream ID seen
+	err     error       // first fatal error; non-nil once closing
+	drain   atomic.Bool // GOAWAY sent or received (set with mu held; read without)
 	goaway0 *goawayNote
 	ka      *keepalive // connector: its PING and silence timer
 	// gateway: place in cfg.watch plus one, 0 when not watched; guarded
@@ -264,11 +278,7 @@ func (s *Session) ConnectorID() string { return s.cfg.connectorID }
 func (s *Session) InFlight() int { return int(s.inflight.Load()) }
 
 // Draining reports whether the session was told to go away.
-func (s *Session) Draining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.drain
-}
+func (s *Session) Draining() bool { return s.drain.Load() }
 
 // Done is closed when the session starts closing.
 func (s *Session) Done() <-chan struct{} { return s.done }
@@ -292,6 +302,9 @@ func (s *Session) Err() error {
 // waits for the session to end.
 func (s *Session) run(ctx context.Context) error {
 	s.startKeepalive()
+	if !s.cfg.gateway {
+		s.hbase = handlerBase(ctx)
+	}
 	if in := s.inl; in != nil {
 		in.takeover = func(gen uint64) { s.takeOver(ctx, gen) }
 		in.timer = time.AfterFunc(time.Hour, in.expire)
@@ -907,8 +920,7 @@ func (s *Session) handle(ctx context.Context, f frame, bp *[]byte, last bool) (k
 		}
 		grace := time.Duration(binary.BigEndian.Uint32(f.payload[4:8])) * time.Millisecond
 		s.mu.Lock()
-		first := !s.drain
-		s.drain = true
+		first := !s.drain.Swap(true)
 		s.mu.Unlock()
 		if first && s.cfg.onGoaway != nil {
 			s.cfg.onGoaway(grace, f.payload[8:])
@@ -1063,11 +1075,11 @@ func (s *Session) release(st *stream) {
 // from being routed here.
 func (s *Session) goaway(grace time.Duration, ext []byte) error {
 	s.mu.Lock()
-	if s.drain || s.err != nil {
+	if s.drain.Load() || s.err != nil {
 		s.mu.Unlock()
 		return nil
 	}
-	s.drain = true
+	s.drain.Store(true)
 	last := s.nextID - 1
 	s.mu.Unlock()
 	var p [8]byte

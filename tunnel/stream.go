@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/url"
 	"sync"
 )
 
@@ -49,6 +50,7 @@ type stream struct {
 
 	// connector side
 	req *http.Request
+	url url.URL // req.URL
 	rw  responseWriter
 	// cancel ends the handler's context (derived from the connector's Run
 	// context); set before the stream is registered, so never nil after.
