@@ -138,6 +138,11 @@ type PresenceEvent struct {
 	NodeID      string
 	Sessions    int
 	Err         error // why the session ended (Disconnected only)
+	// Sealed: the session seals every message because TLS does not run
+	// unbroken from the connector to this gateway (an inspecting proxy or
+	// a load balancer ends it on the way, or GatewayConfig.SealAlways);
+	// as LiveConnector.Sealed.
+	Sealed bool
 }
 
 // Gateway is the cloud end of the tunnel: the WebSocket upgrade endpoint
@@ -514,7 +519,7 @@ func (g *Gateway) register(s *Session, remoteAddr string) bool {
 	// before the presence event goes out, so that whoever sees the event
 	// finds the line.
 	g.log.Info("connector connected", "connector_id", s.ConnectorID(), "tenant", s.Tenant(), "sealed", !s.cfg.tx.bound())
-	g.post(PresenceEvent{Kind: Connected, Tenant: s.Tenant(), ConnectorID: s.ConnectorID(), NodeID: g.cfg.NodeID, Sessions: n})
+	g.post(PresenceEvent{Kind: Connected, Tenant: s.Tenant(), ConnectorID: s.ConnectorID(), NodeID: g.cfg.NodeID, Sessions: n, Sealed: !s.cfg.tx.bound()})
 	return true
 }
 
@@ -528,7 +533,7 @@ func (g *Gateway) unregister(s *Session, err error) {
 		delete(g.tenants, s.Tenant())
 	}
 	g.mu.Unlock()
-	g.post(PresenceEvent{Kind: Disconnected, Tenant: s.Tenant(), ConnectorID: s.ConnectorID(), NodeID: g.cfg.NodeID, Sessions: n, Err: err})
+	g.post(PresenceEvent{Kind: Disconnected, Tenant: s.Tenant(), ConnectorID: s.ConnectorID(), NodeID: g.cfg.NodeID, Sessions: n, Err: err, Sealed: !s.cfg.tx.bound()})
 	g.log.Info("connector disconnected", "connector_id", s.ConnectorID(), "tenant", s.Tenant(), "reason", fmt.Sprint(err))
 }
 

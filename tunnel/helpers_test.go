@@ -127,6 +127,20 @@ func (e *env) start(cfg ConnectorConfig, h http.Handler) *Connector {
 	return c
 }
 
+// sealedEvents lists PresenceEvent.Sealed of the kind's events seen so far
+// for connectorID.
+func (e *env) sealedEvents(kind PresenceKind, connectorID string) []bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []bool
+	for _, ev := range e.events {
+		if ev.Kind == kind && ev.ConnectorID == connectorID {
+			out = append(out, ev.Sealed)
+		}
+	}
+	return out
+}
+
 func (e *env) waitEvent(kind PresenceKind, connectorID string) PresenceEvent {
 	e.t.Helper()
 	timeout := time.NewTimer(10 * time.Second)

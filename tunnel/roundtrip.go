@@ -158,7 +158,7 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 	for st.resp == nil && st.headErr == nil {
 		st.cond.Wait()
 	}
-	resp, err := st.resp, st.headErr
+	resp, err, whole := st.resp, st.headErr, st.isWhole
 	st.mu.Unlock()
 	if err != nil {
 		st.finish()
@@ -171,6 +171,10 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		st.abort(err)
 		st.finish()
 		return nil, err
+	}
+	if whole {
+		// The body is the caller's own (wholeBody): the stream is done.
+		st.finish()
 	}
 	resp.Request = req
 	return resp, nil
@@ -246,12 +250,23 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 	if st.resp != nil {
 		return false, protocolErrorf("second response head on stream %d", st.id)
 	}
-	kept, err := st.queueLocked(f.payload[off:], f.end(), bp)
+	whole, err := st.takeWhole(f.payload[off:], f.end())
 	if err != nil {
 		return false, err
 	}
+	kept := false
+	if !whole {
+		kept, err = st.queueLocked(f.payload[off:], f.end(), bp)
+		if err != nil {
+			return false, err
+		}
+	}
 	if st.headErr != nil {
 		return kept, nil
+	}
+	var body io.ReadCloser = (*respBody)(st)
+	if whole {
+		body = (*wholeBody)(st)
 	}
 	st.respStore = http.Response{
 		Status:        statusLine(h.status),
@@ -261,7 +276,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 		ProtoMinor:    1,
 		Header:        h.header,
 		ContentLength: h.contentLength,
-		Body:          (*respBody)(st),
+		Body:          body,
 	}
 	st.resp = &st.respStore
 	return kept, nil

@@ -58,7 +58,11 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 	s.inflight.Add(1)
 	s.mu.Unlock()
 
-	kept, err := st.queueLocked(f.payload[off:], f.end(), bp)
+	kept := false
+	whole, err := st.takeWhole(f.payload[off:], f.end())
+	if err == nil && !whole {
+		kept, err = st.queueLocked(f.payload[off:], f.end(), bp)
+	}
 	if err != nil {
 		return kept, err
 	}
@@ -82,7 +86,10 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 		RemoteAddr:    "tunnel",
 		RequestURI:    h.target,
 	}
-	if h.contentLength != 0 {
+	switch {
+	case whole && h.contentLength != 0:
+		r.Body = (*wholeBody)(st)
+	case h.contentLength != 0:
 		r.Body = (*reqBody)(st)
 	}
 	st.req = r.WithContext(ctx)

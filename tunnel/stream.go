@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 )
 
 // chunk is received body bytes held in a pooled buffer.
@@ -47,6 +48,15 @@ type stream struct {
 
 	removed  bool
 	closeOne sync.Once
+
+	// whole is a body that arrived complete with its head (takeWhole),
+	// handed over as a wholeBody: read and closed without st.mu
+	whole struct {
+		b      []byte
+		off    int
+		closed atomic.Bool
+	}
+	isWhole bool // the body is whole; set before the head is published
 
 	// connector side
 	req *http.Request
@@ -163,6 +173,65 @@ func (st *stream) queueLocked(p []byte, end bool, bp *[]byte) (bool, error) {
 		p = p[n:]
 	}
 	return false, nil
+}
+
+// wholeMax is the largest body handed over whole: one that arrives in the
+// same frame as its head and its END, up to this size, is copied out of
+// the session's buffers into its own, and read and closed without the
+// stream's lock (the stream itself can end before the body is read).
+// Larger bodies stream through chunks as any other.
+const wholeMax = 4 << 10
+
+// takeWhole keeps body p, which arrived with its head, as a whole body if
+// end is set and p is small enough; it reports whether it did. Called with
+// st.mu held or before the stream is shared. The flow-control check is
+// queueLocked's.
+func (st *stream) takeWhole(p []byte, end bool) (bool, error) {
+	if !end || len(p) > wholeMax || st.recvDone || st.recvErr != nil {
+		return false, nil
+	}
+	if len(p) > st.s.window {
+		return false, protocolErrorf("flow control: stream %d exceeded its window", st.id)
+	}
+	st.recvDone = true
+	st.isWhole = true
+	if len(p) > 0 {
+		st.whole.b = append([]byte(nil), p...)
+	}
+	return true, nil
+}
+
+// wholeBody is a body taken whole: it needs no lock, no credit and no
+// stream. Read after Close fails as a streamed body's does.
+type wholeBody stream
+
+func (b *wholeBody) Read(p []byte) (int, error) {
+	w := &b.whole
+	if w.closed.Load() {
+		return 0, errBodyClosed
+	}
+	if w.off >= len(w.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, w.b[w.off:])
+	w.off += n
+	return n, nil
+}
+
+// WriteTo lets io.Copy move the body without a copy buffer.
+func (b *wholeBody) WriteTo(dst io.Writer) (int64, error) {
+	w := &b.whole
+	if w.closed.Load() {
+		return 0, errBodyClosed
+	}
+	n, err := dst.Write(w.b[w.off:])
+	w.off += n
+	return int64(n), err
+}
+
+func (b *wholeBody) Close() error {
+	b.whole.closed.Store(true)
+	return nil
 }
 
 // Read reads the received body. It returns io.EOF after END.

@@ -181,6 +181,7 @@ func TestSessionTLSBinding(t *testing.T) {
 			assert.Contains(t, connLog.String(), want, "the connector's log")
 			assert.Contains(t, gwLog.String(), want, "the gateway's log")
 			assert.Equal(t, tc.sealed, e.gw.Live("t")[0].Sealed)
+			assert.Equal(t, []bool{tc.sealed}, e.sealedEvents(Connected, cfg.ConnectorID), "the presence event")
 			assert.Equal(t, !tc.sealed, gatewaySessionPlain(t, e, cfg.ConnectorID), "the gateway's session")
 
 			resp, err := (&http.Client{Transport: e.gw.RoundTripper("t")}).Get("http://connector/x")

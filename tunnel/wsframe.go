@@ -6,6 +6,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -115,10 +116,19 @@ func (f *wsFramer) control(op byte, p []byte) error {
 	return err
 }
 
-// closeFrame is the payload of a close frame: the code, then the reason.
+// closeFrame is the payload of a close frame: the code, then the reason,
+// cut to the 123 bytes a control frame leaves for it at a character
+// boundary (RFC 6455 §5.5.1 wants it valid UTF-8).
 func closeFrame(code websocket.StatusCode, reason string) []byte {
 	p := binary.BigEndian.AppendUint16(nil, uint16(code))
-	return append(p, reason[:min(len(reason), 123)]...)
+	if len(reason) > 123 {
+		n := 123
+		for n > 0 && !utf8.RuneStart(reason[n]) {
+			n--
+		}
+		reason = reason[:n]
+	}
+	return append(p, reason...)
 }
 
 // maskBytes XORs b with the repeating key (RFC 6455 §5.3), b's first byte

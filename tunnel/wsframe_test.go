@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
@@ -154,5 +157,28 @@ func TestMaskBytes(t *testing.T) {
 		}
 		maskBytes(b, key)
 		require.Equal(t, want, b, "length %d", n)
+	}
+}
+
+// A close frame's reason is cut to 123 bytes at a character boundary, so
+// it stays valid UTF-8 and the frame within the 125 bytes of a control
+// frame.
+func TestCloseFrameReason(t *testing.T) {
+	for _, reason := range []string{
+		"",
+		"short",
+		strings.Repeat("a", 123),
+		strings.Repeat("a", 200),
+		strings.Repeat("é", 100),       // 2-byte characters: the 123rd byte starts none
+		strings.Repeat("€", 60),        // 3-byte characters
+		strings.Repeat("a", 121) + "😀", // a 4-byte character across the limit
+	} {
+		p := closeFrame(4000, reason)
+		require.LessOrEqual(t, len(p), 125, "%q", reason)
+		assert.Equal(t, uint16(4000), binary.BigEndian.Uint16(p))
+		got := string(p[2:])
+		assert.True(t, utf8.ValidString(got), "%q: reason %q is not valid UTF-8", reason, got)
+		assert.True(t, strings.HasPrefix(reason, got), "%q: reason %q is not its prefix", reason, got)
+		assert.Greater(t, len(got), min(len(reason), 123)-4, "%q: cut more than one character", reason)
 	}
 }

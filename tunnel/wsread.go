@@ -70,7 +70,15 @@ type wsReader struct {
 	pongBusy atomic.Bool
 }
 
+// minReadBuf is the smallest buffered reader a wsReader takes: a whole
+// header (14 bytes) and a control frame's payload (125) are read through
+// Peek.
+const minReadBuf = wsMaxHeader + 125
+
 func newWSReader(br *bufio.Reader, fr *wsFramer, client bool, limit int, small, big *bufPool) *wsReader {
+	if br.Size() < minReadBuf {
+		panic(fmt.Sprintf("tunnel: a wsReader needs a buffered reader of %d bytes or more, not %d", minReadBuf, br.Size()))
+	}
 	return &wsReader{br: br, fr: fr, client: client, limit: limit, small: small, big: big}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -375,4 +376,18 @@ func TestSessionWebSocketControlFrames(t *testing.T) {
 	assert.Equal(t, websocket.StatusCode(4000), ce.Code)
 	assert.Equal(t, "going", ce.Reason)
 
+}
+
+// A reader over a buffer too small for a control frame is a programming
+// error, refused when it is made; every reader the package makes has room.
+func TestWSReaderNeedsRoomForControlFrames(t *testing.T) {
+	small := bufio.NewReaderSize(bytes.NewReader(nil), minReadBuf-1)
+	assert.PanicsWithValue(t, fmt.Sprintf("tunnel: a wsReader needs a buffered reader of %d bytes or more, not %d", minReadBuf, minReadBuf-1), func() {
+		newWSReader(small, nil, true, 1000, newBufPool(64), newBufPool(1000))
+	})
+	assert.NotPanics(t, func() {
+		newWSReader(bufio.NewReaderSize(bytes.NewReader(nil), minReadBuf), nil, true, 1000, newBufPool(64), newBufPool(1000))
+	})
+	assert.GreaterOrEqual(t, acceptReadBuf, minReadBuf, "the gateway's reader")
+	assert.GreaterOrEqual(t, bufio.NewReader(nil).Size(), minReadBuf, "the connector's reader (bufio's default size)")
 }
