@@ -35,13 +35,13 @@ import (
 // The role goes back to the reader goroutine lazily: a caller that got its
 // head and leaves no other stream waiting for bytes releases it without
 // waking anyone, and a timer gives it back lazyReadReturn after the last
-// such release (up to twice that: the timer is armed once and re-armed by
-// its own expiry while releases follow each other, not reset per round
-// trip, which cost 0.2-0.3 µs of each) unless another caller took it
-// first. Frames that arrive meanwhile (a PING, a GOAWAY) wait at most
-// 2 × lazyReadReturn. When other streams are open, or the
-// caller's own body is still arriving, the reader goroutine gets the role
-// at once.
+// such release, or up to twice that: the timer is armed once and re-armed
+// by its own expiry while releases follow each other, rather than reset
+// (a runtime timer modification) on every round trip. That holds unless
+// another caller took the role first. Frames that arrive meanwhile (a
+// PING, a GOAWAY) wait at most 2 × lazyReadReturn. When other streams are
+// open, or the caller's own body is still arriving, the reader goroutine
+// gets the role at once.
 //
 // A caller whose context ends while it holds the role returns at once if
 // it is waiting for a header; if a message is arriving, once that message
