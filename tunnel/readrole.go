@@ -363,11 +363,7 @@ func (s *Session) kickCaller() {
 
 // headReady reports whether the response head, or the stream's failure,
 // is in.
-func (st *stream) headReady() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.resp != nil || st.headErr != nil
-}
+func (st *stream) headReady() bool { return st.headSet.Load() }
 
 // recvComplete reports whether nothing more arrives for the stream.
 func (st *stream) recvComplete() bool {

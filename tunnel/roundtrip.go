@@ -159,6 +159,10 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		st.cond.Wait()
 	}
 	resp, err, whole := st.resp, st.headErr, st.isWhole
+	var stop func() bool
+	if whole && err == nil {
+		stop, st.stop = st.stop, nil
+	}
 	st.mu.Unlock()
 	if err != nil {
 		st.finish()
@@ -168,13 +172,20 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		// The head arrived as the caller's context ended, before the
 		// watch above ran (its goroutine may be late on a loaded node):
 		// the caller gets its context's error, as it would a moment later.
+		if stop != nil {
+			stop()
+		}
 		st.abort(err)
 		st.finish()
 		return nil, err
 	}
 	if whole {
-		// The body is the caller's own (wholeBody): the stream is done.
-		st.finish()
+		// The body is the caller's own (wholeBody): the stream is done
+		// (finish, with the watcher taken above).
+		if stop != nil {
+			stop()
+		}
+		st.s.removeStream(st)
 	}
 	resp.Request = req
 	return resp, nil
@@ -279,6 +290,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 		Body:          body,
 	}
 	st.resp = &st.respStore
+	st.headSet.Store(true)
 	return kept, nil
 }
 

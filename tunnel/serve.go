@@ -194,7 +194,11 @@ type inliner struct {
 	// generation, so a run that lost the role cannot reclaim it.
 	state atomic.Uint64
 	timer *time.Timer // fires expire
-	// started is when the running inline run began (unix ns), 0 between
+	// epoch is when the session started: started counts nanoseconds of
+	// the monotonic clock since (plus one), which is cheaper to read than
+	// the wall clock
+	epoch time.Time
+	// started is when the running inline run began (epoch-relative), 0 between
 	// runs; armed is whether the timer is pending
 	started atomic.Int64
 	armed   atomic.Bool
@@ -234,7 +238,7 @@ func (s *Session) serveInline(st *stream) bool {
 // begin records the start of an inline run and arms the bound's timer if
 // it is not pending. It returns the start, for end.
 func (in *inliner) begin() int64 {
-	start := time.Now().UnixNano()
+	start := int64(time.Since(in.epoch)) + 1
 	in.started.Store(start)
 	if !in.armed.Swap(true) {
 		in.timer.Reset(in.bound)
@@ -254,7 +258,7 @@ func (in *inliner) end(start int64) {
 func (in *inliner) expire() {
 	start := in.started.Load()
 	if start != 0 {
-		if left := in.bound - time.Since(time.Unix(0, start)); left > 0 {
+		if left := in.bound - (time.Since(in.epoch) - time.Duration(start-1)); left > 0 {
 			in.timer.Reset(left)
 			return
 		}
@@ -454,8 +458,10 @@ func (w *responseWriter) sendHead(end bool) error {
 	inline := len(body) <= s.maxPayload-(len(b)-frameHeaderLen) && len(body) <= s.window
 	if inline {
 		b = append(b, body...)
-		w.st.useCredit(len(body))
-		if end {
+		if !end {
+			// (A last frame spends credit that nothing checks again.)
+			w.st.useCredit(len(body))
+		} else {
 			flags = flagEnd
 			// forget the stream before the last frame, so the gateway can
 			// reuse the slot at once

@@ -255,7 +255,7 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 			if b == 0 {
 				b = defaultInlineBound
 			}
-			s.inl = &inliner{bound: b}
+			s.inl = &inliner{bound: b, epoch: time.Now()}
 		}
 	}
 	if cfg.gateway {

@@ -57,6 +57,9 @@ type stream struct {
 		closed atomic.Bool
 	}
 	isWhole bool // the body is whole; set before the head is published
+	// headSet: resp or headErr is set (each with mu held); read without
+	// mu by a caller reading its own response (readrole.go)
+	headSet atomic.Bool
 
 	// connector side
 	req *http.Request
@@ -103,6 +106,7 @@ func (st *stream) fail(err error) {
 	}
 	if st.resp == nil && st.headErr == nil {
 		st.headErr = err
+		st.headSet.Store(true)
 	}
 	body := st.body
 	st.mu.Unlock()
