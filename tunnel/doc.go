@@ -108,8 +108,10 @@
 // signed HELLOs carry the same TLS 1.3 exporter value, so connector and
 // gateway are the two ends of one TLS connection and nothing between them
 // ends TLS (the connector logs "connected" with sealed=false; through an
-// inspecting proxy or a load balancer that ends TLS, sealed=true;
-// [GatewayConfig].SealAlways seals always). A relay can deny service and see sizes and timing; it
+// inspecting proxy or a load balancer that ends TLS, sealed=true; the
+// gateway reports the same in [LiveConnector].Sealed and
+// [PresenceEvent].Sealed; [GatewayConfig].SealAlways seals always). A
+// relay can deny service and see sizes and timing; it
 // cannot read or alter requests or responses, pose as either end, or use a
 // token it copied. A failed check is [ErrHandshake], [ErrCloudKeyMismatch]
 // or a closed session; none is retried silently into success. Composition
