@@ -172,20 +172,17 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		// The head arrived as the caller's context ended, before the
 		// watch above ran (its goroutine may be late on a loaded node):
 		// the caller gets its context's error, as it would a moment later.
-		if stop != nil {
-			stop()
-		}
 		st.abort(err)
-		st.finish()
+		if whole {
+			st.finishWith(stop) // its watcher was taken above
+		} else {
+			st.finish()
+		}
 		return nil, err
 	}
 	if whole {
-		// The body is the caller's own (wholeBody): the stream is done
-		// (finish, with the watcher taken above).
-		if stop != nil {
-			stop()
-		}
-		st.s.removeStream(st)
+		// The body is the caller's own (wholeBody): the stream is done.
+		st.finishWith(stop)
 	}
 	resp.Request = req
 	return resp, nil
@@ -235,6 +232,11 @@ func (st *stream) finish() {
 	stop := st.stop
 	st.stop = nil
 	st.mu.Unlock()
+	st.finishWith(stop)
+}
+
+// finishWith is finish for a caller that already took st.stop (nil: none).
+func (st *stream) finishWith(stop func() bool) {
 	if stop != nil {
 		stop()
 	}
@@ -261,16 +263,9 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 	if st.resp != nil {
 		return false, protocolErrorf("second response head on stream %d", st.id)
 	}
-	whole, err := st.takeWhole(f.payload[off:], f.end())
+	whole, kept, err := st.queueHead(f.payload[off:], f.end(), bp)
 	if err != nil {
 		return false, err
-	}
-	kept := false
-	if !whole {
-		kept, err = st.queueLocked(f.payload[off:], f.end(), bp)
-		if err != nil {
-			return false, err
-		}
 	}
 	if st.headErr != nil {
 		return kept, nil

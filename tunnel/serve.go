@@ -58,11 +58,7 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 	s.inflight.Add(1)
 	s.mu.Unlock()
 
-	kept := false
-	whole, err := st.takeWhole(f.payload[off:], f.end())
-	if err == nil && !whole {
-		kept, err = st.queueLocked(f.payload[off:], f.end(), bp)
-	}
+	whole, kept, err := st.queueHead(f.payload[off:], f.end(), bp)
 	if err != nil {
 		return kept, err
 	}

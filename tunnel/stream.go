@@ -49,7 +49,7 @@ type stream struct {
 	removed  bool
 	closeOne sync.Once
 
-	// whole is a body that arrived complete with its head (takeWhole),
+	// whole is a body that arrived complete with its head (queueHead),
 	// handed over as a wholeBody: read and closed without st.mu
 	whole struct {
 		b      []byte
@@ -141,10 +141,8 @@ func (st *stream) queueLocked(p []byte, end bool, bp *[]byte) (bool, error) {
 	if st.recvDone {
 		return false, protocolErrorf("data after end on stream %d", st.id)
 	}
-	// Bytes buffered or consumed but not yet credited back are what the
-	// peer may have outstanding: at most one window.
-	if st.recvBuf+st.unacked+len(p) > st.s.window {
-		return false, protocolErrorf("flow control: stream %d exceeded its window", st.id)
+	if err := st.checkWindow(len(p)); err != nil {
+		return false, err
 	}
 	if end {
 		st.recvDone = true
@@ -186,23 +184,33 @@ func (st *stream) queueLocked(p []byte, end bool, bp *[]byte) (bool, error) {
 // Larger bodies stream through chunks as any other.
 const wholeMax = 4 << 10
 
-// takeWhole keeps body p, which arrived with its head, as a whole body if
-// end is set and p is small enough; it reports whether it did. Called with
-// st.mu held or before the stream is shared. The flow-control check is
-// queueLocked's.
-func (st *stream) takeWhole(p []byte, end bool) (bool, error) {
+// checkWindow refuses n more bytes beyond the window: bytes buffered or
+// consumed but not yet credited back are what the peer may have
+// outstanding, at most one window.
+func (st *stream) checkWindow(n int) error {
+	if st.recvBuf+st.unacked+n > st.s.window {
+		return protocolErrorf("flow control: stream %d exceeded its window", st.id)
+	}
+	return nil
+}
+
+// queueHead takes body bytes p that arrived in the head's frame: whole when
+// end is set and p is at most wholeMax bytes, otherwise queued as DATA
+// (queueLocked). It reports whether the body is whole and whether bp was
+// kept. Called with st.mu held or before the stream is shared.
+func (st *stream) queueHead(p []byte, end bool, bp *[]byte) (whole, kept bool, err error) {
 	if !end || len(p) > wholeMax || st.recvDone || st.recvErr != nil {
-		return false, nil
+		kept, err = st.queueLocked(p, end, bp)
+		return false, kept, err
 	}
-	if len(p) > st.s.window {
-		return false, protocolErrorf("flow control: stream %d exceeded its window", st.id)
+	if err := st.checkWindow(len(p)); err != nil {
+		return false, false, err
 	}
-	st.recvDone = true
-	st.isWhole = true
+	st.recvDone, st.isWhole = true, true
 	if len(p) > 0 {
 		st.whole.b = append([]byte(nil), p...)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 // wholeBody is a body taken whole: it needs no lock, no credit and no
