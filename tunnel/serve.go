@@ -48,8 +48,8 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 	st := newStream(s, f.stream)
 	// The handler's context: Run's values, cancelled when the stream ends
 	// (handler returned, caller cancelled, deadline) or the session dies.
-	ctx, cancel := context.WithCancelCause(s.hbase)
-	st.cancel = cancel
+	st.hctx.parent = s.hbase
+	var ctx context.Context = st.hctx
 	if h.timeoutMs > 0 {
 		d := time.Duration(min(h.timeoutMs, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
 		ctx, st.stopDeadline = context.WithTimeout(ctx, d)

@@ -66,9 +66,9 @@ type stream struct {
 	req *http.Request
 	url *url.URL // req.URL
 	rw  *responseWriter
-	// cancel ends the handler's context (derived from the connector's Run
-	// context); set before the stream is registered, so never nil after.
-	cancel       context.CancelCauseFunc
+	// hctx is the handler's context (derived from the connector's Run
+	// context), in the stream's allocation (connectorStream)
+	hctx         *handlerCtx
 	stopDeadline context.CancelFunc // the request's deadline, if any
 	// inlineGen is the inline run serving this stream, while it may
 	// still hold the read role (serve.go); 0 otherwise.
@@ -88,16 +88,17 @@ type (
 		resp http.Response
 	}
 	connectorStream struct {
-		st  stream
-		url url.URL
-		rw  responseWriter
+		st   stream
+		url  url.URL
+		rw   responseWriter
+		hctx handlerCtx
 	}
 )
 
 // cancelCtx ends the handler's context with cause err (first call wins).
 func (st *stream) cancelCtx(err error) {
-	if st.cancel != nil {
-		st.cancel(err)
+	if st.hctx != nil {
+		st.hctx.end(err)
 	}
 	if st.stopDeadline != nil {
 		st.stopDeadline()
@@ -113,7 +114,7 @@ func newStream(s *Session, id uint32) *stream {
 	} else {
 		x := &connectorStream{}
 		st = &x.st
-		st.url, st.rw = &x.url, &x.rw
+		st.url, st.rw, st.hctx = &x.url, &x.rw, &x.hctx
 	}
 	st.s, st.id, st.credit = s, id, s.window
 	st.cond.L = &st.mu
