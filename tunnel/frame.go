@@ -225,14 +225,15 @@ func appendResponseHead(b []byte, status int, h http.Header, contentLength int64
 }
 
 // decoder reads the primitive fields of a head. Strings are substrings of one
-// string copy of the head, so decoding a head costs few allocations.
-type decoder struct {
-	s   string
+// string copy of the head, so decoding a head costs few allocations. Over
+// bytes (decoder[[]byte]) it only walks a head, to find its length.
+type decoder[T string | []byte] struct {
+	s   T
 	off int
 	err error
 }
 
-func (d *decoder) uvarint() uint64 {
+func (d *decoder[T]) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
@@ -257,21 +258,22 @@ func (d *decoder) uvarint() uint64 {
 	}
 }
 
-func (d *decoder) str() string {
+func (d *decoder[T]) str() T {
+	var none T
 	n := d.uvarint()
 	if d.err != nil {
-		return ""
+		return none
 	}
 	if n > uint64(len(d.s)-d.off) {
 		d.err = protocolErrorf("truncated head string")
-		return ""
+		return none
 	}
 	s := d.s[d.off : d.off+int(n)]
 	d.off += int(n)
 	return s
 }
 
-func (d *decoder) contentLength() int64 {
+func (d *decoder[T]) contentLength() int64 {
 	v := d.uvarint()
 	if v > math.MaxInt64 {
 		d.err = protocolErrorf("bad content length")
@@ -280,20 +282,34 @@ func (d *decoder) contentLength() int64 {
 	return int64(v) - 1
 }
 
-func (d *decoder) header() http.Header {
+// headerCount reads the number of header fields.
+func (d *decoder[T]) headerCount() uint64 {
 	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > maxHeaders || n > uint64(len(d.s)-d.off) {
+	if d.err == nil && (n > maxHeaders || n > uint64(len(d.s)-d.off)) {
 		d.err = protocolErrorf("too many header fields")
+	}
+	return n
+}
+
+// skipHeader walks the header fields.
+func (d *decoder[T]) skipHeader() {
+	n := d.headerCount()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		d.str()
+		d.str()
+	}
+}
+
+func (d *decoder[T]) header() http.Header {
+	n := d.headerCount()
+	if d.err != nil {
 		return nil
 	}
 	h := make(http.Header, n)
 	vals := make([]string, n)
 	for i := range int(n) {
-		k := d.str()
-		v := d.str()
+		k := string(d.str())
+		v := string(d.str())
 		if d.err != nil {
 			return nil
 		}
@@ -328,7 +344,14 @@ func validHeaderName(k string) bool {
 // parseRequestHead decodes a REQUEST payload and returns the head and the
 // offset of the body bytes that follow it.
 func parseRequestHead(p []byte) (requestHead, int, error) {
-	d := decoder{s: string(headPrefix(p))}
+	w := decoder[[]byte]{s: headPrefix(p)}
+	w.uvarint()
+	w.str()
+	w.str()
+	w.str()
+	w.uvarint()
+	w.skipHeader()
+	d := decoder[string]{s: string(w.s[:w.headLen()])}
 	var h requestHead
 	h.timeoutMs = d.uvarint()
 	h.method = d.str()
@@ -355,7 +378,11 @@ type responseHead struct {
 }
 
 func parseResponseHead(p []byte) (responseHead, int, error) {
-	d := decoder{s: string(headPrefix(p))}
+	w := decoder[[]byte]{s: headPrefix(p)}
+	w.uvarint()
+	w.uvarint()
+	w.skipHeader()
+	d := decoder[string]{s: string(w.s[:w.headLen()])}
 	var h responseHead
 	st := d.uvarint()
 	h.contentLength = d.contentLength()
@@ -370,7 +397,18 @@ func parseResponseHead(p []byte) (responseHead, int, error) {
 	return h, d.off, nil
 }
 
-// headPrefix bounds the bytes copied into the head string: heads are small,
+// headLen is the length of the head a walk found: only the head is copied
+// into the head's string, not the body that follows it in the frame (up to
+// a frame's 64 KiB). A head the walk could not read is copied whole, and
+// its decoding reports the error.
+func (d *decoder[T]) headLen() int {
+	if d.err != nil {
+		return len(d.s)
+	}
+	return d.off
+}
+
+// headPrefix bounds the bytes a head is looked for in: heads are small,
 // bodies are not. A head longer than maxHeadLen fails to decode.
 func headPrefix(p []byte) []byte {
 	if len(p) > maxHeadLen {
@@ -394,7 +432,7 @@ func parseErrorPayload(p []byte) (uint64, string) {
 	if len(p) == 0 {
 		return 0, ""
 	}
-	d := decoder{s: string(headPrefix(p))}
+	d := decoder[string]{s: string(headPrefix(p))}
 	code := d.uvarint()
 	msg := d.str()
 	if d.err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -165,6 +166,7 @@ func FuzzFrame(f *testing.F) {
 }
 
 func checkHeads(t *testing.T, fr frame) {
+	checkHeadsWalked(t, fr.payload)
 	switch fr.typ {
 	case frameRequest:
 		if h, off, err := parseRequestHead(fr.payload); err == nil && (off > len(fr.payload) || h.method == "") {
@@ -200,4 +202,88 @@ func FuzzHello(f *testing.F) {
 			t.Fatalf("re-encode mismatch: %+v vs %+v (%v)", h, again, err)
 		}
 	})
+}
+
+// checkHeadsWalked compares the heads parsed from p with what decoding the
+// whole prefix gives (the decoding before heads were walked first, to copy
+// only the head): the same head, offset and error, whatever follows it.
+func checkHeadsWalked(t *testing.T, p []byte) {
+	t.Helper()
+	{
+		d := decoder[string]{s: string(headPrefix(p))}
+		var want requestHead
+		want.timeoutMs = d.uvarint()
+		want.method = d.str()
+		want.target = d.str()
+		want.host = d.str()
+		want.contentLength = d.contentLength()
+		want.header = d.header()
+		got, off, err := parseRequestHead(p)
+		if d.err != nil {
+			require.Error(t, err, "a request head that does not decode was accepted")
+		} else if err == nil {
+			require.Equal(t, d.off, off)
+			require.Equal(t, want, got)
+		}
+	}
+	{
+		d := decoder[string]{s: string(headPrefix(p))}
+		st := d.uvarint()
+		cl := d.contentLength()
+		hd := d.header()
+		got, off, err := parseResponseHead(p)
+		switch {
+		case d.err != nil:
+			require.Error(t, err, "a response head that does not decode was accepted")
+		case st >= 100 && st <= 999:
+			require.NoError(t, err)
+			require.Equal(t, d.off, off)
+			require.Equal(t, responseHead{status: int(st), contentLength: cl, header: hd}, got)
+		}
+	}
+}
+
+// FuzzHeads: a head walked and then decoded from its own bytes is the head
+// decoded from the whole frame.
+func FuzzHeads(f *testing.F) {
+	req, _ := http.NewRequest(http.MethodPost, "http://x/p?q", nil)
+	req.Header.Set("A", "b")
+	req.Header.Add("A", "c")
+	f.Add(append(appendRequestHead(nil, 10, req, 5), "hello"...))
+	f.Add(append(appendResponseHead(nil, 200, http.Header{"C": {"d"}}, 3), "abc"...))
+	f.Add([]byte{0, 3, 'G', 'E', 'T', 1, '/', 0, 0, 0})
+	f.Fuzz(func(t *testing.T, p []byte) { checkHeadsWalked(t, p) })
+}
+
+// A head is copied without the body that follows it in its frame: a
+// request with 60 KiB of body in its REQUEST frame cost a 60 KiB copy.
+func TestHeadCopiesOnlyTheHead(t *testing.T) {
+	req, _ := http.NewRequest(http.MethodPost, "http://x/upload", nil)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	body := bytes.Repeat([]byte("b"), 60<<10)
+	reqP := append(appendRequestHead(nil, 0, req, int64(len(body))), body...)
+	respP := append(appendResponseHead(nil, 200, http.Header{"Content-Type": {"text/plain"}}, int64(len(body))), body...)
+	perParse := func(parse func()) uint64 {
+		var a, b runtime.MemStats
+		runtime.ReadMemStats(&a)
+		for range 100 {
+			parse()
+		}
+		runtime.ReadMemStats(&b)
+		return (b.TotalAlloc - a.TotalAlloc) / 100
+	}
+	n := perParse(func() {
+		h, off, err := parseRequestHead(reqP)
+		require.NoError(t, err)
+		require.Equal(t, body, reqP[off:])
+		require.Equal(t, "/upload", h.target)
+	})
+	assert.Less(t, n, uint64(2048), "bytes allocated per request head")
+	n = perParse(func() {
+		h, off, err := parseResponseHead(respP)
+		require.NoError(t, err)
+		require.Equal(t, body, respP[off:])
+		require.Equal(t, "text/plain", h.header.Get("Content-Type"))
+	})
+	assert.Less(t, n, uint64(2048), "bytes allocated per response head")
 }

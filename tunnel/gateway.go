@@ -248,7 +248,7 @@ func NewGateway(cfg GatewayConfig) (*Gateway, error) {
 		},
 		pool:     newBufPool(msgBufSize(cfg.MaxFrameSize)),
 		small:    newBufPool(smallBufSize(cfg.MaxFrameSize)),
-		watch:    newSilenceWatch(cfg.PingInterval, cfg.Now),
+		watch:    newSilenceWatch(cfg.PingInterval),
 		log:      cfg.Logger.With("component", "tunnel_gateway", "node_id", cfg.NodeID),
 		store:    cfg.Store,
 		router:   cfg.Router,

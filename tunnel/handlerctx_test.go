@@ -32,6 +32,11 @@ func TestHandlerContext(t *testing.T) {
 	release := make(chan struct{})
 	cfg.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
+		if r.URL.Path == "/untouched" {
+			// looked at only after the handler returned (handlerCtx)
+			seenCh <- seen{ctx: ctx}
+			return
+		}
 		dl, ok := ctx.Deadline()
 		seenCh <- seen{ctx: ctx, value: ctx.Value(ctxKey{}), deadline: dl, hasDeadline: ok}
 		if r.URL.Path == "/wait" {
@@ -49,6 +54,22 @@ func TestHandlerContext(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close(); <-errc })
 	e.waitEvent(Connected, cfg.ConnectorID)
 	rt := e.gw.RoundTripper("t")
+
+	t.Run("a context first looked at after the handler returned has ended", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, "http://c/untouched", nil)
+		resp, err := rt.RoundTrip(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		ctx := (<-seenCh).ctx
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("handler context still live after the handler returned")
+		}
+		assert.ErrorIs(t, ctx.Err(), context.Canceled)
+		assert.Equal(t, "from Run", ctx.Value(ctxKey{}))
+	})
 
 	t.Run("values, deadline, and ends when the handler returns", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -122,7 +122,7 @@ func appendHelloSig(b, sig []byte) []byte { return appendTLV(b, helloSignature, 
 func parseHello(p []byte, server bool) (hello, error) {
 	var h hello
 	seen := 0
-	d := decoder{s: string(p)}
+	d := decoder[string]{s: string(p)}
 	for d.off < len(d.s) && d.err == nil {
 		start := d.off
 		tag := d.uvarint()
@@ -130,7 +130,7 @@ func parseHello(p []byte, server bool) (hello, error) {
 		if d.err != nil {
 			break
 		}
-		vd := decoder{s: val}
+		vd := decoder[string]{s: val}
 		switch tag {
 		case helloVersion:
 			h.major = vd.uvarint()

@@ -177,7 +177,7 @@ func sessionGet(s *Session, path string) error {
 func TestInlineBoundTimer(t *testing.T) {
 	const bound = 5 * time.Millisecond
 	newInliner := func() (*inliner, *atomic.Int32) {
-		in := &inliner{bound: bound, epoch: time.Now()}
+		in := &inliner{bound: bound}
 		var took atomic.Int32
 		in.takeover = func(uint64) { took.Add(1) }
 		in.timer = time.AfterFunc(time.Hour, in.expire)

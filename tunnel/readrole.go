@@ -56,42 +56,55 @@ const lazyReadReturn = time.Millisecond
 var errKicked = errors.New("tunnel: read interrupted to hand the read role over")
 
 // armConn is the accepted connection below a gateway session's WebSocket.
+// Its state is one atomic word, so a read costs no lock (two atomic
+// operations when armed, one load otherwise); mu orders a kick's read
+// deadline against the end of the read it interrupts.
 type armConn struct {
 	net.Conn
-	mu      sync.Mutex
-	reads   uint64 // Read calls so far
-	armed   bool   // the next Read is the first of a message header
-	blocked bool   // an armed Read is in progress
-	kicked  bool   // the armed Read in progress was interrupted
-	pending bool   // an interrupt arrived before the armed Read began
+	state atomic.Uint32 // acRead | acArmed | ...
+	mu    sync.Mutex
 }
 
+// armConn state bits.
+const (
+	acRead    = 1 << iota // a Read happened (arm needs one)
+	acArmed               // the next Read is the first of a message header
+	acBlocked             // an armed Read is in progress
+	acKicked              // the armed Read in progress was interrupted
+	acPending             // an interrupt arrived before the armed Read began
+)
+
 func (c *armConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	c.reads++
-	armed := c.armed
-	c.armed = false
-	if armed {
-		if c.pending {
-			c.pending = false
-			c.mu.Unlock()
-			return 0, errKicked
-		}
-		c.blocked = true
-	}
-	c.mu.Unlock()
-	n, err := c.Conn.Read(p)
-	if armed {
-		c.mu.Lock()
-		c.blocked = false
-		if c.kicked {
-			c.kicked = false
-			_ = c.Conn.SetReadDeadline(time.Time{})
-			if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-				err = errKicked
+	armed := false
+	for {
+		v := c.state.Load()
+		if v&acArmed == 0 {
+			if v&acRead == 0 {
+				c.state.Or(acRead)
 			}
+			break
 		}
+		if v&acPending != 0 {
+			if c.state.CompareAndSwap(v, v&^(acArmed|acPending)) {
+				return 0, errKicked
+			}
+			continue
+		}
+		if c.state.CompareAndSwap(v, v&^acArmed|acBlocked|acRead) {
+			armed = true
+			break
+		}
+	}
+	n, err := c.Conn.Read(p)
+	if armed && c.state.And(^uint32(acBlocked))&acKicked != 0 {
+		// A kick set its deadline, or is setting it (it holds mu).
+		c.mu.Lock()
+		c.state.And(^uint32(acKicked))
+		_ = c.Conn.SetReadDeadline(time.Time{})
 		c.mu.Unlock()
+		if n == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = errKicked
+		}
 	}
 	return n, err
 }
@@ -100,19 +113,15 @@ func (c *armConn) Read(p []byte) (int, error) {
 // knows nothing is buffered above the connection; the first Read of all
 // (past the handshake's buffered bytes) must have happened.
 func (c *armConn) arm() {
-	c.mu.Lock()
-	if c.reads > 0 {
-		c.armed = true
+	if c.state.Load()&acRead != 0 {
+		c.state.Or(acArmed)
 	}
-	c.mu.Unlock()
 }
 
 // disarm ends an arming that no Read consumed, and drops a kick that
 // came while a message was being read.
 func (c *armConn) disarm() {
-	c.mu.Lock()
-	c.armed, c.pending = false, false
-	c.mu.Unlock()
+	c.state.And(^uint32(acArmed | acPending))
 }
 
 // kick interrupts the armed read in progress, or the next one. A kick
@@ -122,14 +131,22 @@ func (c *armConn) disarm() {
 func (c *armConn) kick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.blocked {
-		if !c.kicked {
-			c.kicked = true
-			_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+	for {
+		v := c.state.Load()
+		if v&acBlocked == 0 {
+			if c.state.CompareAndSwap(v, v|acPending) {
+				return
+			}
+			continue
 		}
-		return
+		if v&acKicked != 0 {
+			return
+		}
+		if c.state.CompareAndSwap(v, v|acKicked) {
+			_ = c.Conn.SetReadDeadline(time.Unix(1, 0))
+			return
+		}
 	}
-	c.pending = true
 }
 
 // Who holds a gateway session's read role.

@@ -347,14 +347,34 @@ func TestArmedReadInterruptKeepsTheStream(t *testing.T) {
 	got2, err = p.readArmed()
 	require.NoError(t, err, "a kick outlived the message it came during")
 	require.Equal(t, msg("e", 10), got2)
+
+	// 4. An interrupt that comes after the arming and before the read
+	// begins (the role holder between arm and its first Read) is kept:
+	// that read returns at once, without waiting for bytes, and the one
+	// after it reads normally.
+	p.ac.arm()
+	p.ac.kick()
+	go func() {
+		_, err := p.rd.header()
+		p.ac.disarm()
+		errc <- err
+	}()
+	select {
+	case err = <-errc:
+		require.ErrorIs(t, err, errKicked)
+	case <-time.After(2 * time.Second):
+		t.Fatal("the armed read waited for bytes: a kick before it began was lost")
+	}
+	require.NoError(t, p.client.Write(ctx, websocket.MessageBinary, msg("f", 10)))
+	got2, err = p.readArmed()
+	require.NoError(t, err, "a kick outlived the read it interrupted")
+	require.Equal(t, msg("f", 10), got2)
 }
 
 func waitBlocked(t *testing.T, ac *armConn) {
 	t.Helper()
 	require.Eventually(t, func() bool {
-		ac.mu.Lock()
-		defer ac.mu.Unlock()
-		return ac.blocked
+		return ac.state.Load()&acBlocked != 0
 	}, 2*time.Second, time.Millisecond, "the armed read never began")
 }
 

@@ -274,7 +274,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 	if whole {
 		body = (*wholeBody)(st)
 	}
-	st.respStore = http.Response{
+	*st.respStore = http.Response{
 		Status:        statusLine(h.status),
 		StatusCode:    h.status,
 		Proto:         "HTTP/1.1",
@@ -284,7 +284,7 @@ func (st *stream) handleResponse(f frame, bp *[]byte) (bool, error) {
 		ContentLength: h.contentLength,
 		Body:          body,
 	}
-	st.resp = &st.respStore
+	st.resp = st.respStore
 	st.headSet.Store(true)
 	return kept, nil
 }

@@ -48,8 +48,8 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 	st := newStream(s, f.stream)
 	// The handler's context: Run's values, cancelled when the stream ends
 	// (handler returned, caller cancelled, deadline) or the session dies.
-	ctx, cancel := context.WithCancelCause(s.hbase)
-	st.cancel = cancel
+	st.hctx.parent = s.hbase
+	var ctx context.Context = st.hctx
 	if h.timeoutMs > 0 {
 		d := time.Duration(min(h.timeoutMs, uint64(365*24*time.Hour/time.Millisecond))) * time.Millisecond
 		ctx, st.stopDeadline = context.WithTimeout(ctx, d)
@@ -65,13 +65,13 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 	// The request as net/http's server makes it: the target parsed by
 	// url.ParseRequestURI, into the stream. WithContext is the only way to
 	// set a request's context, so the request is its one allocation.
-	if err := parseTarget(&st.url, h.target); err != nil {
+	if err := parseTarget(st.url, h.target); err != nil {
 		st.cancelCtx(context.Canceled)
 		return kept, protocolErrorf("bad request target")
 	}
 	r := http.Request{
 		Method:        h.method,
-		URL:           &st.url,
+		URL:           st.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
@@ -190,11 +190,7 @@ type inliner struct {
 	// generation, so a run that lost the role cannot reclaim it.
 	state atomic.Uint64
 	timer *time.Timer // fires expire
-	// epoch is when the session started: started counts nanoseconds of
-	// the monotonic clock since (plus one), which is cheaper to read than
-	// the wall clock
-	epoch time.Time
-	// started is when the running inline run began (epoch-relative), 0 between
+	// started is when the running inline run began (monoNow), 0 between
 	// runs; armed is whether the timer is pending
 	started atomic.Int64
 	armed   atomic.Bool
@@ -216,9 +212,9 @@ func (s *Session) serveInline(st *stream) bool {
 	in := s.inl
 	gen := in.state.Load()>>2 + 1
 	running := gen<<2 | inlineRunning
-	st.mu.Lock()
+	// No lock: inlineGen is read only on the handler's side (its body
+	// reads and credit waits), and the handler has not started.
 	st.inlineGen = gen
-	st.mu.Unlock()
 	in.state.Store(running)
 	// The bound's timer is armed once and re-armed by its own expiry while
 	// runs follow each other, not reset and stopped per run: arming a
@@ -234,7 +230,7 @@ func (s *Session) serveInline(st *stream) bool {
 // begin records the start of an inline run and arms the bound's timer if
 // it is not pending. It returns the start, for end.
 func (in *inliner) begin() int64 {
-	start := int64(time.Since(in.epoch)) + 1
+	start := monoNow()
 	in.started.Store(start)
 	if !in.armed.Swap(true) {
 		in.timer.Reset(in.bound)
@@ -254,7 +250,7 @@ func (in *inliner) end(start int64) {
 func (in *inliner) expire() {
 	start := in.started.Load()
 	if start != 0 {
-		if left := in.bound - (time.Since(in.epoch) - time.Duration(start-1)); left > 0 {
+		if left := in.bound - time.Duration(monoNow()-start); left > 0 {
 			in.timer.Reset(left)
 			return
 		}
@@ -324,7 +320,7 @@ func (b *reqBody) Close() error {
 // serve runs the handler for one stream and sends what it wrote.
 func (s *Session) serve(st *stream, req *http.Request) {
 	st.req = nil
-	rw := &st.rw
+	rw := st.rw
 	rw.st = st
 	defer st.cancelCtx(context.Canceled)
 	defer func() {

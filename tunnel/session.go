@@ -93,7 +93,7 @@ func (s *Session) connWrite(b []byte) error {
 	}
 	// The keepalive closes the session when one write takes three ping
 	// intervals: a caller's goroutine in a stuck write returns then.
-	s.wstart.Store(s.cfg.now().UnixNano())
+	s.wstart.Store(monoNow())
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
 	if len(sealed)+wsMaxHeader <= oneRecord {
@@ -222,10 +222,10 @@ type Session struct {
 	slots    chan struct{} // gateway: one token per open stream
 	done     chan struct{} // closed when the session starts closing
 	finished chan struct{} // closed when every goroutine has returned
-	lastRecv atomic.Int64  // unix nanoseconds of the last frame received
+	lastRecv atomic.Int64  // monoNow of the last frame received
 	sent     atomic.Uint32 // messages written (wraps around)
 	recvd    atomic.Uint32 // messages received (wraps around)
-	wstart   atomic.Int64  // unix nanoseconds the write in progress started, or 0
+	wstart   atomic.Int64  // monoNow when the write in progress started, or 0
 	reason   atomic.Pointer[error]
 	wg       sync.WaitGroup
 
@@ -255,7 +255,7 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 			if b == 0 {
 				b = defaultInlineBound
 			}
-			s.inl = &inliner{bound: b, epoch: time.Now()}
+			s.inl = &inliner{bound: b}
 		}
 	}
 	if cfg.gateway {
@@ -264,7 +264,7 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 			s.rr = newReadRole(cfg.ac)
 		}
 	}
-	s.lastRecv.Store(cfg.now().UnixNano())
+	s.lastRecv.Store(monoNow())
 	return s
 }
 
@@ -727,7 +727,7 @@ func (s *Session) sendCancel(id uint32, code uint64, msg string) {
 type keepalive struct {
 	s        *Session
 	t        *time.Timer
-	nextPing time.Time
+	nextPing int64 // monoNow
 	seq      uint64
 }
 
@@ -740,7 +740,7 @@ func (s *Session) startKeepalive() {
 		}
 		return
 	}
-	k := &keepalive{s: s, nextPing: s.cfg.now().Add(s.cfg.params.pingInterval)}
+	k := &keepalive{s: s, nextPing: monoNow() + int64(s.cfg.params.pingInterval)}
 	k.t = time.AfterFunc(s.cfg.params.pingInterval, k.tick)
 	s.ka = k
 }
@@ -756,20 +756,19 @@ func (k *keepalive) tick() {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	iv := s.cfg.params.pingInterval
-	now := s.cfg.now()
+	now := monoNow()
 	if err := s.silence(now); err != nil {
 		s.closeWith(err)
 		return
 	}
-	ping := !now.Before(k.nextPing)
+	ping := now >= k.nextPing
 	var p [8]byte
 	if ping {
-		k.nextPing = now.Add(iv)
+		k.nextPing = now + int64(iv)
 		k.seq++
 		binary.BigEndian.PutUint64(p[:], k.seq)
 	}
-	last := time.Unix(0, s.lastRecv.Load())
-	next := min(last.Add(s.silentAfter()).Sub(now), k.nextPing.Sub(now))
+	next := time.Duration(min(s.lastRecv.Load()+int64(s.silentAfter()), k.nextPing) - now)
 	// Re-arm before writing: a write stuck on a dead peer must not stop
 	// the silence check. Nothing below touches k.
 	k.t.Reset(max(next, time.Millisecond))
@@ -835,7 +834,7 @@ func (s *Session) handleRead(ctx context.Context, h wsHeader, err error) error {
 		pool.put(bp)
 		return err
 	}
-	s.lastRecv.Store(s.cfg.now().UnixNano())
+	s.lastRecv.Store(monoNow())
 	s.recvd.Add(1)
 	kept, err := s.handleMessage(ctx, msg, bp, pool == s.cfg.pool)
 	if !kept {

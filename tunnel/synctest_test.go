@@ -67,7 +67,7 @@ func pipePairFull(t *testing.T, ping time.Duration, handler http.Handler, featur
 func pipePairWatched(t *testing.T, ping time.Duration, handler http.Handler, features uint64, inlineBound time.Duration, watch *silenceWatch) (gw, conn *Session, gwEnd net.Conn) {
 	t.Helper()
 	if watch == nil {
-		watch = newSilenceWatch(ping, time.Now)
+		watch = newSilenceWatch(ping)
 	}
 	a, b := net.Pipe()
 	params := hello{major: ProtocolMajor, features: features, pingInterval: ping, maxFrameSize: 64 << 10, initialWindow: 1 << 20, maxStreams: 8}

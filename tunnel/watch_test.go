@@ -25,7 +25,7 @@ func watched(w *silenceWatch) (n int, armed bool) {
 func TestSilenceWatchClosesOnlyTheSilent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const iv = 5 * time.Second
-		w := newSilenceWatch(iv, time.Now)
+		w := newSilenceWatch(iv)
 		type pair struct {
 			gw, conn       *Session
 			gwDone, cnDone chan error
@@ -81,7 +81,7 @@ func TestSilenceWatchClosesOnlyTheSilent(t *testing.T) {
 func TestSilenceWatchAddAfterClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const iv = 5 * time.Second
-		w := newSilenceWatch(iv, time.Now)
+		w := newSilenceWatch(iv)
 		gw1, conn1, _ := pipePairWatched(t, iv, http.NotFoundHandler(), ourFeatures, 0, w)
 		gw2, conn2, _ := pipePairWatched(t, iv, http.NotFoundHandler(), ourFeatures, 0, w)
 		gw1.closeWith(ErrClosed) // (Close would wait for run)
@@ -113,7 +113,7 @@ func TestSilenceWatchAddAfterClose(t *testing.T) {
 // add and remove keep every watched session's index right whatever the
 // order of removal (remove moves the last session into the gap).
 func TestSilenceWatchIndex(t *testing.T) {
-	w := newSilenceWatch(time.Hour*watchSteps, time.Now) // never sweeps during the test
+	w := newSilenceWatch(time.Hour * watchSteps) // never sweeps during the test
 	ss := make([]*Session, 100)
 	for i := range ss {
 		ss[i] = &Session{}
