@@ -93,8 +93,8 @@ type ConnectorConfig struct {
 	// Logger receives rare operational logs; nil discards.
 	Logger *slog.Logger
 	// Now and Rand are for tests; nil means time.Now and crypto/rand.
-	// Now is the wall clock of replay windows, PING rate limits and
-	// published info; liveness (silence, a stuck write) is judged on the
+	// Now is the wall clock of replay windows and published info;
+	// liveness (silence, a stuck write, PING rate limits) is judged on the
 	// monotonic clock, as the timers that check it run.
 	Now  func() time.Time
 	Rand io.Reader

@@ -344,14 +344,7 @@ func validHeaderName(k string) bool {
 // parseRequestHead decodes a REQUEST payload and returns the head and the
 // offset of the body bytes that follow it.
 func parseRequestHead(p []byte) (requestHead, int, error) {
-	w := decoder[[]byte]{s: headPrefix(p)}
-	w.uvarint()
-	w.str()
-	w.str()
-	w.str()
-	w.uvarint()
-	w.skipHeader()
-	d := decoder[string]{s: string(w.s[:w.headLen()])}
+	d := decoder[string]{s: string(headBytes(p, 3))}
 	var h requestHead
 	h.timeoutMs = d.uvarint()
 	h.method = d.str()
@@ -378,11 +371,7 @@ type responseHead struct {
 }
 
 func parseResponseHead(p []byte) (responseHead, int, error) {
-	w := decoder[[]byte]{s: headPrefix(p)}
-	w.uvarint()
-	w.uvarint()
-	w.skipHeader()
-	d := decoder[string]{s: string(w.s[:w.headLen()])}
+	d := decoder[string]{s: string(headBytes(p, 0))}
 	var h responseHead
 	st := d.uvarint()
 	h.contentLength = d.contentLength()
@@ -397,15 +386,25 @@ func parseResponseHead(p []byte) (responseHead, int, error) {
 	return h, d.off, nil
 }
 
-// headLen is the length of the head a walk found: only the head is copied
-// into the head's string, not the body that follows it in the frame (up to
-// a frame's 64 KiB). A head the walk could not read is copied whole, and
-// its decoding reports the error.
-func (d *decoder[T]) headLen() int {
-	if d.err != nil {
-		return len(d.s)
+// headBytes is the head at the start of payload p, walked without a copy:
+// only the head is copied into the head's string, not the body that
+// follows it in the frame (up to a frame's 64 KiB). Both heads are a
+// uvarint, strs strings (a request's method, target and host; none in a
+// response), a uvarint, then the header fields. A head the walk cannot
+// read is returned whole (up to maxHeadLen), and its decoding reports the
+// error.
+func headBytes(p []byte, strs int) []byte {
+	w := decoder[[]byte]{s: headPrefix(p)}
+	w.uvarint()
+	for range strs {
+		w.str()
 	}
-	return d.off
+	w.uvarint()
+	w.skipHeader()
+	if w.err != nil {
+		return w.s
+	}
+	return w.s[:w.off]
 }
 
 // headPrefix bounds the bytes a head is looked for in: heads are small,

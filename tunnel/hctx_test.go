@@ -13,6 +13,16 @@ import (
 
 type hctxKey struct{}
 
+// closedWithin fails t unless ch is closed within five seconds.
+func closedWithin(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal(what)
+	}
+}
+
 // A handler's context is made on first use (handlerCtx); made before or
 // after the stream's end, it is what context.WithCancelCause(parent)
 // would have been.
@@ -56,16 +66,16 @@ func TestHandlerCtxLazy(t *testing.T) {
 		h.end(errA)
 		h.end(errB)
 		check(t, h, errA)
-		<-child.Done() // a child is cancelled with it
+		closedWithin(t, child.Done(), "a child was not cancelled with it")
 		assert.Equal(t, errA, context.Cause(child))
-		<-ran
+		closedWithin(t, ran, "AfterFunc did not run")
 	})
 
 	t.Run("the parent's end reaches it", func(t *testing.T) {
 		p, cancel := context.WithCancelCause(context.Background())
 		h := &handlerCtx{parent: p}
 		cancel(errB)
-		<-h.Done()
+		closedWithin(t, h.Done(), "the parent's end did not reach it")
 		assert.Equal(t, errB, context.Cause(h))
 	})
 
@@ -76,11 +86,7 @@ func TestHandlerCtxLazy(t *testing.T) {
 			wg.Go(func() { _ = h.Done() })
 			wg.Go(func() { h.end(errA) })
 			wg.Wait()
-			select {
-			case <-h.Done():
-			case <-time.After(5 * time.Second):
-				t.Fatal("a context made as the stream ended was never cancelled")
-			}
+			closedWithin(t, h.Done(), "a context made as the stream ended was never cancelled")
 			require.Equal(t, errA, context.Cause(h))
 		}
 	})

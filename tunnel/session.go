@@ -180,7 +180,7 @@ type Session struct {
 
 	// PING rate limit and, on the gateway, sent as of the last PING
 	// received and whether it was answered; touched only by the read loop.
-	pingStart    time.Time
+	pingStart    int64 // monoNow
 	pingCount    int
 	pingMark     uint32
 	pingAnswered bool // the previous PING was answered
@@ -971,8 +971,8 @@ const (
 // pingAllowed counts a received PING; it reports whether to answer it, and
 // an error when the peer floods.
 func (s *Session) pingAllowed() (bool, error) {
-	now := s.cfg.now()
-	if now.Sub(s.pingStart) >= s.cfg.params.pingInterval {
+	now := monoNow()
+	if s.pingCount == 0 || time.Duration(now-s.pingStart) >= s.cfg.params.pingInterval {
 		s.pingStart, s.pingCount = now, 0
 	}
 	s.pingCount++

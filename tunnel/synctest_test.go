@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -140,6 +141,37 @@ func TestKeepaliveLiveSynctest(t *testing.T) {
 		assert.False(t, errors.Is(err, ErrPeerSilent), "a clean close is noticed at once, got %v", err)
 		assert.Zero(t, time.Since(start), "no timer involved")
 	})
+}
+
+// Liveness runs on the monotonic clock, not on Config.Now: a wall clock
+// that jumps a day ahead (or back) between two frames makes no live session
+// look silent on either side. With the wall clock, the gateway's next sweep
+// saw a day of silence.
+func TestKeepaliveIgnoresWallClockSteps(t *testing.T) {
+	for _, step := range []time.Duration{24 * time.Hour, -24 * time.Hour} {
+		synctest.Test(t, func(t *testing.T) {
+			const iv = 5 * time.Second
+			gw, conn, _ := pipePair(t, iv, http.NotFoundHandler())
+			var offset atomic.Int64
+			wall := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+			gw.cfg.now, conn.cfg.now = wall, wall
+			gwDone := make(chan error, 1)
+			go func() { gwDone <- gw.run(context.Background()) }()
+			connDone := make(chan error, 1)
+			go func() { connDone <- conn.run(context.Background()) }()
+
+			time.Sleep(iv + iv/2)
+			offset.Store(int64(step))
+			time.Sleep(10 * iv)
+			synctest.Wait()
+			assert.NoError(t, gw.Err(), "gateway closed a live session at a wall-clock step of %v", step)
+			assert.NoError(t, conn.Err(), "connector closed a live session at a wall-clock step of %v", step)
+
+			require.NoError(t, conn.Close())
+			<-connDone
+			<-gwDone
+		})
+	}
 }
 
 // A peer that stops delivering bytes without closing is declared dead
