@@ -58,7 +58,11 @@ func (s *Session) handleRequest(base context.Context, f frame, bp *[]byte, last 
 	s.inflight.Add(1)
 	s.mu.Unlock()
 
+	// The stream is registered: a session closing now fails it (closeWith),
+	// so its body is queued under its lock, as the gateway's is.
+	st.mu.Lock()
 	whole, kept, err := st.queueHead(f.payload[off:], f.end(), bp)
+	st.mu.Unlock()
 	if err != nil {
 		return kept, err
 	}

@@ -225,7 +225,7 @@ func (st *stream) checkWindow(n int) error {
 // queueHead takes body bytes p that arrived in the head's frame: whole when
 // end is set and p is at most wholeMax bytes, otherwise queued as DATA
 // (queueLocked). It reports whether the body is whole and whether bp was
-// kept. Called with st.mu held or before the stream is shared.
+// kept. Called with st.mu held.
 func (st *stream) queueHead(p []byte, end bool, bp *[]byte) (whole, kept bool, err error) {
 	if !end || len(p) > wholeMax || st.recvDone || st.recvErr != nil {
 		kept, err = st.queueLocked(p, end, bp)
