@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -56,4 +57,64 @@ func TestSmallTLSWriteIsOneWrite(t *testing.T) {
 	}
 	cli, cc := fresh()
 	assert.Greater(t, write(cli, cc, 2000), int64(1), "a first write of 2 000 bytes is two records")
+}
+
+// recordConn keeps every byte written to it, in order.
+type recordConn struct {
+	net.Conn
+	mu  sync.Mutex
+	got []byte
+}
+
+func (c *recordConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	c.got = append(c.got, p...)
+	c.mu.Unlock()
+	return len(p), nil
+}
+
+// A Write on corkConn's uncorked path takes no lock, so it must not overtake
+// bytes held while corked: one writer corks around each of its writes, as
+// connWrite does, while another writes without corking; their writes are
+// serialized by a lock, as crypto/tls's serializes them, and the corks are
+// not. Each writer's records must arrive whole and in order.
+func TestCorkKeepsWriteOrder(t *testing.T) {
+	rc := &recordConn{}
+	c := &corkConn{Conn: rc}
+	var tlsMu sync.Mutex
+	const n = 20000
+	rec := func(w byte, i int) []byte {
+		return []byte{w, byte(i >> 16), byte(i >> 8), byte(i)}
+	}
+	write := func(p []byte) {
+		tlsMu.Lock()
+		defer tlsMu.Unlock()
+		_, err := c.Write(p)
+		assert.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for i := range n {
+			assert.NoError(t, c.setCork(true))
+			write(rec('a', i))
+			assert.NoError(t, c.setCork(false))
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := range n {
+			write(rec('b', i))
+		}
+	}()
+	wg.Wait()
+	require.Len(t, rc.got, 2*n*4, "every record reached the connection")
+	next := map[byte]int{}
+	for off := 0; off < len(rc.got); off += 4 {
+		r := rc.got[off : off+4]
+		i := int(r[1])<<16 | int(r[2])<<8 | int(r[3])
+		require.Equal(t, next[r[0]], i, "writer %c's record at byte %d", r[0], off)
+		next[r[0]]++
+	}
 }

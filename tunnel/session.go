@@ -118,17 +118,24 @@ func (s *Session) connWrite(b []byte) error {
 const oneRecord = 1024
 
 // corkConn is a net.Conn whose writes can be held back and sent together.
+// corked is written under mu and read without it on Write's uncorked path,
+// which most writes take (every message of at most oneRecord bytes): an
+// uncork flushes what was held before it clears corked, so a Write that
+// sees it clear cannot overtake held bytes.
 type corkConn struct {
 	net.Conn
+	corked atomic.Bool
 	mu     sync.Mutex
-	corked bool
 	buf    []byte
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
+	if !c.corked.Load() {
+		return c.Conn.Write(p)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.corked {
+	if !c.corked.Load() {
 		return c.Conn.Write(p)
 	}
 	if c.buf == nil {
@@ -151,11 +158,13 @@ func (c *corkConn) setCork(on bool) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.corked = on
-	if !on {
-		return c.flushLocked()
+	if on {
+		c.corked.Store(true)
+		return nil
 	}
-	return nil
+	err := c.flushLocked()
+	c.corked.Store(false)
+	return err
 }
 
 func (c *corkConn) flushLocked() error {
