@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/liaisonhq/liaison/internal/testctx"
 )
 
 type ctxKey struct{}
@@ -135,28 +136,6 @@ func TestHandlerContext(t *testing.T) {
 	})
 }
 
-// lateCtx is a context whose Err reports the end once expire is called but
-// whose Done channel never closes: what a caller sees when its deadline has
-// passed and the goroutine that watches it has not run yet.
-type lateCtx struct {
-	context.Context
-	ended atomic.Bool
-	never chan struct{}
-}
-
-func newLateCtx() *lateCtx {
-	return &lateCtx{Context: context.Background(), never: make(chan struct{})}
-}
-
-func (c *lateCtx) expire()               { c.ended.Store(true) }
-func (c *lateCtx) Done() <-chan struct{} { return c.never }
-func (c *lateCtx) Err() error {
-	if c.ended.Load() {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
 // A response head that arrives after the caller's context ended, before the
 // goroutine watching that context ran, still gives the caller its
 // context's error (a CI run saw a cross-node call time out with no error).
@@ -164,9 +143,9 @@ func TestHeadAfterContextEnded(t *testing.T) {
 	checkNoLeaks(t)
 	e := newEnv(t, nil)
 	cfg := e.enroll("t")
-	ctx := newLateCtx()
+	ctx := testctx.NewLate(time.Time{})
 	cfg.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx.expire()
+		ctx.Expire()
 		_, _ = io.WriteString(w, "too late")
 	})
 	c, err := NewConnector(cfg)
@@ -175,6 +154,26 @@ func TestHeadAfterContextEnded(t *testing.T) {
 	go func() { errc <- c.Run(context.Background()) }()
 	t.Cleanup(func() { _ = c.Close(); <-errc })
 	e.waitEvent(Connected, cfg.ConnectorID)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://c/", nil)
+	resp, err := e.gw.RoundTripper("t").RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+// A handler given the caller's deadline returns at it. Its response must
+// not reach a caller whose deadline has passed, even when the timer that
+// ends the caller's context has not run yet (a loaded machine: CI once saw
+// TestCancelCrossesNodes get the handler's 200).
+func TestHeadAfterDeadlinePassed(t *testing.T) {
+	checkNoLeaks(t)
+	e := newEnv(t, nil)
+	e.start(e.enroll("t"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		_, _ = io.WriteString(w, "at the deadline")
+	}))
+	ctx := testctx.NewLate(time.Now().Add(300 * time.Millisecond))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://c/", nil)
 	resp, err := e.gw.RoundTripper("t").RoundTrip(req)
 	if err == nil {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/liaisonhq/liaison/internal/ctxdone"
 )
 
 // openStream allocates a stream ID, registers the stream and sends its
@@ -168,10 +170,12 @@ func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 		st.finish()
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ctxdone.Err(ctx); err != nil {
 		// The head arrived as the caller's context ended, before the
-		// watch above ran (its goroutine may be late on a loaded node):
-		// the caller gets its context's error, as it would a moment later.
+		// watch above ran, or even before the timer of its deadline did
+		// (either may be late on a loaded node, while the handler, given
+		// the same deadline, returned at it): the caller gets its
+		// context's error, as it would a moment later.
 		st.abort(err)
 		if whole {
 			st.finishWith(stop) // its watcher was taken above

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/liaisonhq/liaison/internal/ctxdone"
 	"github.com/liaisonhq/liaison/tunnel"
 )
 
@@ -397,10 +398,12 @@ func (r *Router) Forward(req *http.Request, tenant, connectorID string) (*http.R
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ctxdone.Err(ctx); err != nil {
 		// The head arrived as the caller's context ended, before the
-		// watch above ran (its goroutine may be late on a loaded node):
-		// the caller gets its context's error, as it would a moment later.
+		// watch above ran, or even before the timer of its deadline did
+		// (either may be late on a loaded node, while the handler, given
+		// the same deadline, returned at it): the caller gets its
+		// context's error, as it would a moment later.
 		st.fail(err, true)
 		st.finish()
 		return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/liaisonhq/liaison/internal/testctx"
 	"github.com/liaisonhq/liaison/tunnel"
 	"github.com/liaisonhq/liaison/tunnel/tunnelnats"
 )
@@ -195,23 +196,6 @@ func TestCancelCrossesNodes(t *testing.T) {
 		10*time.Second, 10*time.Millisecond)
 }
 
-// lateCtx is a context whose Err reports the end once expire is called but
-// whose Done channel never closes: a caller whose deadline has passed while
-// the goroutine watching it has not run yet.
-type lateCtx struct {
-	context.Context
-	ended atomic.Bool
-	never chan struct{}
-}
-
-func (c *lateCtx) Done() <-chan struct{} { return c.never }
-func (c *lateCtx) Err() error {
-	if c.ended.Load() {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
 // A response head that crosses nodes after the caller's context ended,
 // before the goroutine watching that context ran, still gives the caller
 // its context's error (TestCancelCrossesNodes once got a 200 instead).
@@ -220,8 +204,32 @@ func TestHeadAfterContextEndedCrossNode(t *testing.T) {
 	cfg := c.enroll("late", 1)
 	c.start(cfg, 1)
 	c.reachable("late")
-	ctx := &lateCtx{Context: context.Background(), never: make(chan struct{})}
-	onExpire.Store(t.Name(), func() { ctx.ended.Store(true) })
+	ctx := testctx.NewLate(time.Time{})
+	onExpire.Store(t.Name(), func() { ctx.Expire() })
+	t.Cleanup(func() { onExpire.Delete(t.Name()) })
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://connector/expire?key="+url.QueryEscape(t.Name()), nil)
+	resp, err := c.nodes[0].gw.RoundTripper("late").RoundTrip(req)
+	if err == nil {
+		resp.Body.Close()
+	}
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Eventually(t, func() bool { return c.nodes[1].router.InFlight() == 0 && c.nodes[0].router.InFlight() == 0 },
+		10*time.Second, 10*time.Millisecond)
+}
+
+// The same with a deadline: a head that crosses nodes after the caller's
+// deadline passed, before the timer that ends its context ran, gives the
+// caller context.DeadlineExceeded (TestCancelCrossesNodes once got the
+// 200 of a handler that returned at the deadline it was given). The
+// handler moves the caller's deadline into the past, so the node that
+// serves it has a deadline a minute ahead and answers.
+func TestHeadAfterDeadlinePassedCrossNode(t *testing.T) {
+	c := newCluster(t, 2, clusterOpts{})
+	cfg := c.enroll("late", 1)
+	c.start(cfg, 1)
+	c.reachable("late")
+	ctx := testctx.NewLate(time.Now().Add(time.Minute))
+	onExpire.Store(t.Name(), func() { ctx.SetDeadline(time.Now().Add(-time.Millisecond)) })
 	t.Cleanup(func() { onExpire.Delete(t.Name()) })
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://connector/expire?key="+url.QueryEscape(t.Name()), nil)
 	resp, err := c.nodes[0].gw.RoundTripper("late").RoundTrip(req)
