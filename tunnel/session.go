@@ -78,8 +78,8 @@ type sessionConfig struct {
 // leave in one system call.
 //
 // Every message is sealed first (or copied, on a TLS-bound session), into a
-// pooled buffer: only the goroutine holding the writer role calls
-// connWrite, so nonces go out in order.
+// pooled buffer, and masked there on the connector: only the goroutine
+// holding the writer role calls connWrite, so nonces go out in order.
 func (s *Session) connWrite(b []byte) error {
 	pool := s.cfg.small
 	if wsMaxHeader+len(b)+sealOverhead > pool.size {
@@ -87,20 +87,28 @@ func (s *Session) connWrite(b []byte) error {
 	}
 	bp := pool.get()
 	defer pool.put(bp)
-	sealed, err := s.cfg.tx.seal((*bp)[wsMaxHeader:wsMaxHeader], b)
-	if err != nil {
-		return err
+	// A message that passes unsealed (a TLS-bound session) is copied into
+	// the frame as the framer masks it; a sealed one is masked in place.
+	var frame []byte
+	if s.cfg.tx.plain() {
+		frame = s.cfg.ws.frameFrom(*bp, b)
+	} else {
+		sealed, err := s.cfg.tx.seal((*bp)[wsMaxHeader:wsMaxHeader], b)
+		if err != nil {
+			return err
+		}
+		frame = s.cfg.ws.frame((*bp)[:wsMaxHeader+len(sealed)])
 	}
 	// The keepalive closes the session when one write takes three ping
 	// intervals: a caller's goroutine in a stuck write returns then.
 	s.wstart.Store(monoNow())
 	defer s.wstart.Store(0)
 	c := s.cfg.cork
-	if len(sealed)+wsMaxHeader <= oneRecord {
+	if len(frame) <= oneRecord {
 		c = nil // one TLS record, one Write: nothing to gather
 	}
 	c.setCork(true)
-	err = s.cfg.ws.write((*bp)[:wsMaxHeader+len(sealed)])
+	_, err := s.cfg.ws.w.Write(frame)
 	if ferr := c.setCork(false); err == nil {
 		err = ferr
 	}

@@ -54,14 +54,44 @@ func newWSFramer(w io.Writer, client bool) *wsFramer {
 // payload in place (client) and puts the header just before it. It
 // returns the frame, a suffix of buf.
 func (f *wsFramer) frame(buf []byte) []byte {
-	payload := buf[wsMaxHeader:]
-	n := len(payload)
+	key, masked := f.key()
+	if masked {
+		maskBytes(buf[wsMaxHeader:], key)
+	}
+	return f.head(buf, key, masked)
+}
+
+// frameFrom is frame with the payload copied from src into
+// buf[wsMaxHeader:], which has room for it: a client's payload is masked
+// as it is copied, one pass over it instead of two. It returns the frame,
+// a suffix of buf[:wsMaxHeader+len(src)].
+func (f *wsFramer) frameFrom(buf, src []byte) []byte {
+	buf = buf[:wsMaxHeader+len(src)]
+	key, masked := f.key()
+	if masked {
+		maskCopy(buf[wsMaxHeader:], src, key)
+	} else {
+		copy(buf[wsMaxHeader:], src)
+	}
+	return f.head(buf, key, masked)
+}
+
+// key draws the next masking key; a server's frames have none.
+func (f *wsFramer) key() (key [4]byte, masked bool) {
+	if f.rng == nil {
+		return key, false
+	}
+	binary.LittleEndian.PutUint32(key[:], uint32(f.rng.Uint64()))
+	return key, true
+}
+
+// head puts the header of a frame whose payload is buf[wsMaxHeader:] just
+// before the payload, and returns the frame.
+func (f *wsFramer) head(buf []byte, key [4]byte, masked bool) []byte {
+	n := len(buf) - wsMaxHeader
 	keyLen, maskBit := 0, byte(0)
-	var key [4]byte
-	if f.rng != nil {
+	if masked {
 		keyLen, maskBit = 4, 0x80
-		binary.LittleEndian.PutUint32(key[:], uint32(f.rng.Uint64()))
-		maskBytes(payload, key)
 	}
 	var lenLen int
 	switch {
@@ -85,12 +115,6 @@ func (f *wsFramer) frame(buf []byte) []byte {
 	}
 	copy(h[2+lenLen:], key[:keyLen])
 	return h[:len(h)+n]
-}
-
-// write sends buf[wsMaxHeader:] as one message.
-func (f *wsFramer) write(buf []byte) error {
-	_, err := f.w.Write(f.frame(buf))
-	return err
 }
 
 // control writes one control frame (a pong, a close) with payload p, at
@@ -149,6 +173,28 @@ func maskBytes(b []byte, key [4]byte) {
 	}
 	for i := range b {
 		b[i] ^= key[i&3]
+	}
+}
+
+// maskCopy sets dst[i] to src[i] masked with the repeating key
+// (maskBytes), for every i in src; dst is at least as long.
+func maskCopy(dst, src []byte, key [4]byte) {
+	k32 := binary.LittleEndian.Uint32(key[:])
+	k64 := uint64(k32) | uint64(k32)<<32
+	dst = dst[:len(src)]
+	for len(src) >= 32 {
+		binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src)^k64)
+		binary.LittleEndian.PutUint64(dst[8:], binary.LittleEndian.Uint64(src[8:])^k64)
+		binary.LittleEndian.PutUint64(dst[16:], binary.LittleEndian.Uint64(src[16:])^k64)
+		binary.LittleEndian.PutUint64(dst[24:], binary.LittleEndian.Uint64(src[24:])^k64)
+		src, dst = src[32:], dst[32:]
+	}
+	for len(src) >= 8 {
+		binary.LittleEndian.PutUint64(dst, binary.LittleEndian.Uint64(src)^k64)
+		src, dst = src[8:], dst[8:]
+	}
+	for i := range src {
+		dst[i] = src[i] ^ key[i&3]
 	}
 }
 

@@ -92,12 +92,22 @@ func checkFrames(t *testing.T, client bool, w io.Writer, lib *websocket.Conn, go
 	defer cancel()
 	var wire bytes.Buffer
 	f := newWSFramer(io.MultiWriter(w, &wire), client)
-	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 70000} {
+	for _, n := range []int{0, 1, 2, 124, 125, 126, 127, 128, 65535, 65536, 70000, 70001} {
 		payload := make([]byte, n)
 		_, _ = rand.Read(payload)
-		buf := append(make([]byte, wsMaxHeader), payload...)
 		wire.Reset()
-		require.NoError(t, f.write(buf))
+		// Odd lengths frame the payload in place (a sealed message), even
+		// ones copy it into the frame (a TLS-bound session's).
+		var frame []byte
+		if n%2 == 1 {
+			frame = f.frame(append(make([]byte, wsMaxHeader), payload...))
+		} else {
+			src := bytes.Clone(payload)
+			frame = f.frameFrom(make([]byte, wsMaxHeader+n), src)
+			require.Equal(t, payload, src, "frameFrom left its source as it was")
+		}
+		_, err := f.w.Write(frame)
+		require.NoError(t, err)
 		require.NoError(t, lib.Write(ctx, websocket.MessageText, []byte("between")))
 		select {
 		case m := <-got:
@@ -135,14 +145,20 @@ func TestWSFramerKeysDiffer(t *testing.T) {
 	seen := map[string]bool{}
 	for range 64 {
 		wire.Reset()
-		require.NoError(t, f.write(make([]byte, wsMaxHeader+16)))
+		if len(seen)%2 == 0 {
+			_, err := f.w.Write(f.frame(make([]byte, wsMaxHeader+16)))
+			require.NoError(t, err)
+		} else {
+			_, err := f.w.Write(f.frameFrom(make([]byte, wsMaxHeader+16), make([]byte, 16)))
+			require.NoError(t, err)
+		}
 		key := string(wire.Bytes()[2:6])
 		assert.False(t, seen[key], "masking key repeated")
 		seen[key] = true
 	}
 }
 
-// maskBytes equals the byte-wise definition (RFC 6455 §5.3) at every
+// maskBytes and maskCopy equal the byte-wise definition (RFC 6455 §5.3) at every
 // length around its word loops.
 func TestMaskBytes(t *testing.T) {
 	key := [4]byte{0x12, 0x34, 0x56, 0x78}
@@ -155,6 +171,10 @@ func TestMaskBytes(t *testing.T) {
 		for i := range want {
 			want[i] ^= key[i%4]
 		}
+		dst := make([]byte, n+3)
+		maskCopy(dst, b, key)
+		require.Equal(t, want, dst[:n], "maskCopy, length %d", n)
+		require.Equal(t, make([]byte, 3), dst[n:], "maskCopy wrote past the source's length %d", n)
 		maskBytes(b, key)
 		require.Equal(t, want, b, "length %d", n)
 	}

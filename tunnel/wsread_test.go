@@ -299,7 +299,8 @@ func TestWSReaderReadsTheFramer(t *testing.T) {
 			p := make([]byte, n)
 			_, _ = rand.Read(p)
 			want = append(want, p)
-			require.NoError(t, f.write(append(make([]byte, wsMaxHeader), p...)))
+			_, err := f.w.Write(f.frameFrom(make([]byte, wsMaxHeader+n), p))
+			require.NoError(t, err)
 		}
 		rd := rawReader(!client, wire.Bytes(), io.Discard)
 		for _, p := range want {
@@ -333,10 +334,18 @@ func FuzzWSReader(f *testing.F) {
 			return
 		}
 		var framed bytes.Buffer
-		require.NoError(t, newWSFramer(&framed, !client).write(append(make([]byte, wsMaxHeader), wire...)))
+		fr := newWSFramer(&framed, !client)
+		_, err := framed.Write(fr.frameFrom(make([]byte, wsMaxHeader+len(wire)), wire))
+		require.NoError(t, err)
 		got, err := readMsg(rawReader(client, framed.Bytes(), io.Discard))
 		require.NoError(t, err)
 		require.Equal(t, wire, got)
+		framed.Reset()
+		_, err = framed.Write(fr.frame(append(make([]byte, wsMaxHeader), wire...)))
+		require.NoError(t, err)
+		got, err = readMsg(rawReader(client, framed.Bytes(), io.Discard))
+		require.NoError(t, err)
+		require.Equal(t, wire, got, "framed in place")
 	})
 }
 
