@@ -278,7 +278,15 @@ func TestConnectionCap(t *testing.T) {
 func TestTunnelOutlivesTimeouts(t *testing.T) {
 	lim := httpguard.Limits{ReadHeaderTimeout: time.Second, ReadTimeout: time.Second,
 		WriteTimeout: time.Second, IdleTimeout: time.Second}
-	e := hardEnv(t, lim)
+	// Pings every 500 ms, not the tests' usual 200: this test watches for
+	// a reconnect over 3.5 s, and a 600 ms silence threshold under -race on
+	// two loaded cores dropped the session once in CI (the session is
+	// declared silent after three intervals; the pings still cross the
+	// window seven times).
+	e := newEnv(t, func(c *cloudapp.Config) {
+		c.HTTP = lim
+		c.PingInterval = 500 * time.Millisecond
+	})
 	c := e.enroll("acme")
 	e.start(c)
 	e.dir.set(demoUsers(3))
