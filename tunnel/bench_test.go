@@ -329,6 +329,76 @@ func benchTunnelRoundTrip(mod func(*GatewayConfig)) func(b *testing.B) {
 	}
 }
 
+// BenchmarkRoundTripPaired is the 128-byte echo of BenchmarkRoundTrip
+// with its raw TCP baseline in the same loop: blocks of pairedBlock
+// baseline round trips and pairedBlock tunnel round trips alternate, so
+// both see the same machine. This VM changes speed by about a third every
+// few seconds (BENCHMARKS.md, "Two speeds"), and separate sub-benchmarks
+// often paired a baseline at one speed with a tunnel at the other.
+//
+// One op is one tunnel round trip (ns/op also holds the baseline's
+// round trips between). ratio-p50 is the median, over the blocks, of the
+// tunnel's p50 over the baseline's p50 in the block before it; p50-ns and
+// tcp-p50-ns are over the whole run.
+func BenchmarkRoundTripPaired(b *testing.B) {
+	ln := rawEcho(b, nil)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := make([]byte, 4+echoSize)
+	binary.BigEndian.PutUint32(msg, echoSize)
+	buf := make([]byte, len(msg))
+
+	_, rt := benchEnv(b, nil)
+	req := newEchoRequest()
+	body := &echoBody{}
+	payload := bytes.Repeat([]byte("p"), echoSize)
+	out := make([]byte, echoSize+1)
+
+	tcpLat := make([]time.Duration, 0, b.N)
+	lat := make([]time.Duration, 0, b.N)
+	var ratios []float64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; {
+		n := min(pairedBlock, b.N-done)
+		t, l := len(tcpLat), len(lat)
+		for range n {
+			t0 := time.Now()
+			if err := rawRoundTrip(c, msg, buf); err != nil {
+				b.Fatal(err)
+			}
+			tcpLat = append(tcpLat, time.Since(t0))
+		}
+		for range n {
+			t0 := time.Now()
+			tunnelEcho(b, rt, req, body, payload, out)
+			lat = append(lat, time.Since(t0))
+		}
+		ratios = append(ratios, float64(median(lat[l:]))/float64(median(tcpLat[t:])))
+		done += n
+	}
+	b.StopTimer()
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "ratio-p50")
+	b.ReportMetric(float64(median(tcpLat)), "tcp-p50-ns")
+	reportP50(b, lat)
+}
+
+// pairedBlock is how many round trips of each kind BenchmarkRoundTripPaired
+// runs in turn: enough for a stable block median, few enough (about 5 ms
+// of baseline, 8 ms of tunnel) that a block seldom spans a speed change.
+const pairedBlock = 500
+
+// median sorts a copy of d and returns its middle element.
+func median(d []time.Duration) time.Duration {
+	d = slices.Clone(d)
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
 // BenchmarkConcurrent64: 64 callers. Baseline: raw TCP over 64 connections;
 // tunnel: 64 callers sharing one TLS session.
 func BenchmarkConcurrent64(b *testing.B) { benchConcurrent(b, 64) }
