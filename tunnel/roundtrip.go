@@ -24,7 +24,7 @@ func (s *Session) openStream(ctx context.Context, b []byte) (*stream, error) {
 	writer, err := s.acquireLocked(ctx, len(b))
 	if err != nil {
 		s.wmu.Unlock()
-		<-s.slots
+		s.slots.give()
 		if ctx.Err() != nil {
 			return nil, err
 		}
@@ -38,7 +38,7 @@ func (s *Session) openStream(ctx context.Context, b []byte) (*stream, error) {
 			s.wcond.Broadcast()
 		}
 		s.wmu.Unlock()
-		<-s.slots
+		s.slots.give()
 		return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
 	}
 	id := s.nextID
@@ -63,23 +63,18 @@ func (s *Session) openStream(ctx context.Context, b []byte) (*stream, error) {
 // roundTrip sends req on this session and waits for the response head.
 func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	select {
-	case s.slots <- struct{}{}:
-	default:
-		select {
-		case s.slots <- struct{}{}:
-		case <-ctx.Done():
+	if err := s.slots.take(ctx, s.done); err != nil {
+		if ctx.Err() != nil {
 			closeBody(req.Body)
-			return nil, ctx.Err()
-		case <-s.done:
-			// not sent: the caller may retry elsewhere, with GetBody
-			return nil, fmt.Errorf("%w: %w", ErrSessionLost, errNotSent)
+			return nil, err
 		}
+		// not sent: the caller may retry elsewhere, with GetBody
+		return nil, err
 	}
 	slotHeld := true
 	defer func() {
 		if slotHeld {
-			<-s.slots
+			s.slots.give()
 		}
 	}()
 

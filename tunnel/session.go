@@ -236,7 +236,7 @@ type Session struct {
 	werr    error
 
 	inflight atomic.Int32
-	slots    chan struct{} // gateway: one token per open stream
+	slots    *slots        // gateway: one per open stream (slots.go)
 	done     chan struct{} // closed when the session starts closing
 	finished chan struct{} // closed when every goroutine has returned
 	lastRecv atomic.Int64  // monoNow of the last frame received
@@ -276,7 +276,7 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 		}
 	}
 	if cfg.gateway {
-		s.slots = make(chan struct{}, cfg.params.maxStreams)
+		s.slots = newSlots(cfg.params.maxStreams)
 		if cfg.ac != nil {
 			s.rr = newReadRole(cfg.ac)
 		}
@@ -1083,7 +1083,7 @@ func (s *Session) release(st *stream) {
 		}
 	}
 	if s.slots != nil {
-		<-s.slots
+		s.slots.give()
 	}
 }
 
