@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -64,11 +65,11 @@ func (s *Session) openStream(ctx context.Context, b []byte) (*stream, error) {
 func (s *Session) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	if err := s.slots.take(ctx, s.done); err != nil {
-		if ctx.Err() != nil {
+		// The session ended: not sent, and the caller may retry elsewhere
+		// with GetBody. The context ended: the body is done with.
+		if !errors.Is(err, ErrSessionLost) {
 			closeBody(req.Body)
-			return nil, err
 		}
-		// not sent: the caller may retry elsewhere, with GetBody
 		return nil, err
 	}
 	slotHeld := true
