@@ -281,6 +281,9 @@ func newSession(conn *websocket.Conn, cfg sessionConfig) *Session {
 			s.rr = newReadRole(cfg.ac)
 		}
 	}
+	if cfg.rd != nil {
+		cfg.rd.spawn = s.goWG
+	}
 	s.lastRecv.Store(monoNow())
 	return s
 }

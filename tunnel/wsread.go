@@ -68,6 +68,11 @@ type wsReader struct {
 	// fr writes the pongs; nil: pings go unanswered (tests)
 	fr       *wsFramer
 	pongBusy atomic.Bool
+	// spawn starts the goroutine that writes a pong, tracked by the
+	// session once there is one (newSession sets it before its read loop
+	// starts), and reports false when the session is closing; nil: a
+	// plain goroutine (the handshake, tests)
+	spawn func(func()) bool
 }
 
 // minReadBuf is the smallest buffered reader a wsReader takes: a whole
@@ -213,16 +218,22 @@ func (r *wsReader) control(h wsHeader) error {
 }
 
 // pong answers a ping with payload p from a goroutine of its own, so that
-// the reader never waits on a write. At most one is in flight.
+// the reader never waits on a write. At most one is in flight, and a
+// session's Close waits for it.
 func (r *wsReader) pong(p []byte) {
 	if r.fr == nil || !r.pongBusy.CompareAndSwap(false, true) {
 		return
 	}
 	p = append([]byte(nil), p...)
-	go func() {
+	write := func() {
 		defer r.pongBusy.Store(false)
 		_ = r.fr.control(wsOpPong, p) // a failed write fails the session's next one
-	}()
+	}
+	if r.spawn == nil {
+		go write()
+	} else if !r.spawn(write) {
+		r.pongBusy.Store(false) // closing: no pong
+	}
 }
 
 // message reads the data message whose first frame's header is h into a

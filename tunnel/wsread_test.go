@@ -400,3 +400,39 @@ func TestWSReaderNeedsRoomForControlFrames(t *testing.T) {
 	assert.GreaterOrEqual(t, acceptReadBuf, minReadBuf, "the gateway's reader")
 	assert.GreaterOrEqual(t, bufio.NewReader(nil).Size(), minReadBuf, "the connector's reader (bufio's default size)")
 }
+
+// The goroutine that writes a pong belongs to the session: Close returns
+// only after it has. Here the pong's write blocks until the test lets it
+// go, whether or not the connection is closed.
+func TestPongWriterEndsBeforeClose(t *testing.T) {
+	gw, conn, _ := pipePair(t, time.Minute, http.NotFoundHandler())
+	release := make(chan struct{})
+	gw.cfg.ws.w = blockedWriter(release) // the framer that writes the pong
+	runDone := make(chan error, 1)
+	go func() { runDone <- gw.run(context.Background()) }()
+	require.NoError(t, conn.cfg.ws.control(wsOpPing, []byte("anyone?")))
+	require.Eventually(t, func() bool { return gw.cfg.rd.pongBusy.Load() }, 5*time.Second, time.Millisecond, "no pong under way")
+	closed := make(chan struct{})
+	go func() { _ = gw.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while the pong writer was still writing")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return after the pong writer ended")
+	}
+	<-runDone
+	conn.closeWith(ErrClosed) // never run: Close would wait for its loop
+}
+
+// blockedWriter is a writer whose writes wait for release, then fail.
+type blockedWriter chan struct{}
+
+func (w blockedWriter) Write([]byte) (int, error) {
+	<-w
+	return 0, io.ErrClosedPipe
+}
