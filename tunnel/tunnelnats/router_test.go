@@ -199,46 +199,38 @@ func TestCancelCrossesNodes(t *testing.T) {
 // A response head that crosses nodes after the caller's context ended,
 // before the goroutine watching that context ran, still gives the caller
 // its context's error (TestCancelCrossesNodes once got a 200 instead).
+// With a deadline, the same holds before the timer that ends the context
+// has run: that 200 came from a handler that returned at the deadline it
+// was given. There the handler moves the caller's deadline into the past,
+// so the node that serves it has a deadline a minute ahead and answers.
 func TestHeadAfterContextEndedCrossNode(t *testing.T) {
-	c := newCluster(t, 2, clusterOpts{})
-	cfg := c.enroll("late", 1)
-	c.start(cfg, 1)
-	c.reachable("late")
-	ctx := testctx.NewLate(time.Time{})
-	onExpire.Store(t.Name(), func() { ctx.Expire() })
-	t.Cleanup(func() { onExpire.Delete(t.Name()) })
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://connector/expire?key="+url.QueryEscape(t.Name()), nil)
-	resp, err := c.nodes[0].gw.RoundTripper("late").RoundTrip(req)
-	if err == nil {
-		resp.Body.Close()
+	for _, tc := range []struct {
+		name   string
+		ctx    *testctx.Late
+		expire func(*testctx.Late)
+	}{
+		{"ended", testctx.NewLate(time.Time{}), (*testctx.Late).Expire},
+		{"deadline passed", testctx.NewLate(time.Now().Add(time.Minute)), func(c *testctx.Late) {
+			c.SetDeadline(time.Now().Add(-time.Millisecond))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newCluster(t, 2, clusterOpts{})
+			cfg := c.enroll("late", 1)
+			c.start(cfg, 1)
+			c.reachable("late")
+			onExpire.Store(t.Name(), func() { tc.expire(tc.ctx) })
+			t.Cleanup(func() { onExpire.Delete(t.Name()) })
+			req, _ := http.NewRequestWithContext(tc.ctx, http.MethodGet, "http://connector/expire?key="+url.QueryEscape(t.Name()), nil)
+			resp, err := c.nodes[0].gw.RoundTripper("late").RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			require.ErrorIs(t, err, context.DeadlineExceeded)
+			require.Eventually(t, func() bool { return c.nodes[1].router.InFlight() == 0 && c.nodes[0].router.InFlight() == 0 },
+				10*time.Second, 10*time.Millisecond)
+		})
 	}
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Eventually(t, func() bool { return c.nodes[1].router.InFlight() == 0 && c.nodes[0].router.InFlight() == 0 },
-		10*time.Second, 10*time.Millisecond)
-}
-
-// The same with a deadline: a head that crosses nodes after the caller's
-// deadline passed, before the timer that ends its context ran, gives the
-// caller context.DeadlineExceeded (TestCancelCrossesNodes once got the
-// 200 of a handler that returned at the deadline it was given). The
-// handler moves the caller's deadline into the past, so the node that
-// serves it has a deadline a minute ahead and answers.
-func TestHeadAfterDeadlinePassedCrossNode(t *testing.T) {
-	c := newCluster(t, 2, clusterOpts{})
-	cfg := c.enroll("late", 1)
-	c.start(cfg, 1)
-	c.reachable("late")
-	ctx := testctx.NewLate(time.Now().Add(time.Minute))
-	onExpire.Store(t.Name(), func() { ctx.SetDeadline(time.Now().Add(-time.Millisecond)) })
-	t.Cleanup(func() { onExpire.Delete(t.Name()) })
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://connector/expire?key="+url.QueryEscape(t.Name()), nil)
-	resp, err := c.nodes[0].gw.RoundTripper("late").RoundTrip(req)
-	if err == nil {
-		resp.Body.Close()
-	}
-	require.ErrorIs(t, err, context.DeadlineExceeded)
-	require.Eventually(t, func() bool { return c.nodes[1].router.InFlight() == 0 && c.nodes[0].router.InFlight() == 0 },
-		10*time.Second, 10*time.Millisecond)
 }
 
 // Killing one node's NATS server (its gateway lives on) moves its NATS
