@@ -578,6 +578,12 @@ func (g *Gateway) sessionsOf(connectorID string) []*Session {
 // RoundTripper returns an http.RoundTripper that sends each request to a
 // live session of tenant. With no session it fails at once with
 // ErrNotConnected.
+//
+// The request's context bounds the call. Its deadline travels with the
+// request to the handler's context, and a response head that arrives once
+// the deadline has passed gives context.DeadlineExceeded, even before the
+// context itself reports the end: on a loaded machine the handler, given
+// the same deadline, can answer at it before the caller's timer has run.
 func (g *Gateway) RoundTripper(tenant string) http.RoundTripper {
 	return &transport{router: g.router, forwarder: g.fwd, tenant: tenant}
 }
