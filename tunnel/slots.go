@@ -16,10 +16,10 @@ import (
 // a 10 µs round trip (BENCHMARKS.md). Here the uncontended path is one
 // compare-and-swap and one add; only a caller that waits uses a channel.
 //
-// No wake-up is lost: a caller counts itself in waiters before it tries
-// for a slot, and a release frees its slot before it reads waiters, so
-// either the caller sees the free slot or the release sees the caller and
-// leaves a token in wake. wake holds one token; a waiter that takes a
+// No wake-up is lost: a caller that found no slot counts itself in
+// waiters and tries once more before it waits, and a release frees its
+// slot before it reads waiters, so either the caller sees the free slot
+// or the release sees the caller and leaves a token in wake. wake holds one token; a waiter that takes a
 // slot passes a token on while slots are free and others wait, so two
 // releases that find one token already there still wake two waiters.
 type slots struct {
