@@ -122,10 +122,12 @@ func newEchoRequest() *http.Request {
 	return req
 }
 
+// reportP50 stops the timer and reports lat's median as p50-ns; what it
+// allocates is not the benchmark's.
 func reportP50(b *testing.B, lat []time.Duration) {
-	slices.Sort(lat)
+	b.StopTimer()
 	if len(lat) > 0 {
-		b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+		b.ReportMetric(float64(median(lat)), "p50-ns")
 	}
 }
 
@@ -285,48 +287,69 @@ func benchRawRoundTrip(b *testing.B, useTLS bool) {
 		ln := rawEcho(b, &tls.Config{Certificates: []tls.Certificate{pki.server}, MinVersion: tls.VersionTLS13})
 		c = dialTestTLS(b, pki, ln.Addr().String())
 	} else {
-		ln := rawEcho(b, nil)
-		tc, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		c = tc
+		c = dialRawTCP(b)
 	}
 	defer c.Close()
-	msg := make([]byte, 4+echoSize)
-	binary.BigEndian.PutUint32(msg, echoSize)
-	buf := make([]byte, len(msg))
+	echo := rawEchoOver(b, c)
 	lat := make([]time.Duration, 0, b.N)
 	b.ReportAllocs()
 	b.ResetTimer()
-	for range b.N {
-		t0 := time.Now()
+	reportP50(b, timed(b.N, echo, lat))
+}
+
+// dialRawTCP connects to a new rawEcho server over plain TCP.
+func dialRawTCP(b *testing.B) net.Conn {
+	ln := rawEcho(b, nil)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// rawEchoOver returns one 128-byte round trip over c to a rawEcho server.
+func rawEchoOver(b *testing.B, c net.Conn) func() {
+	msg := make([]byte, 4+echoSize)
+	binary.BigEndian.PutUint32(msg, echoSize)
+	buf := make([]byte, len(msg))
+	return func() {
 		if err := rawRoundTrip(c, msg, buf); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// tunnelEchoOn starts a tunnel whose handler echoes, its gateway set up by
+// mod (nil: the default, a TLS-bound session on loopback), and returns one
+// 128-byte round trip through it.
+func tunnelEchoOn(b *testing.B, mod func(*GatewayConfig)) func() {
+	_, rt := benchEnv(b, mod)
+	req := newEchoRequest()
+	body := &echoBody{}
+	payload := bytes.Repeat([]byte("p"), echoSize)
+	out := make([]byte, echoSize+1)
+	return func() { tunnelEcho(b, rt, req, body, payload, out) }
+}
+
+// timed runs f n times and appends each run's duration to lat.
+func timed(n int, f func(), lat []time.Duration) []time.Duration {
+	for range n {
+		t0 := time.Now()
+		f()
 		lat = append(lat, time.Since(t0))
 	}
-	reportP50(b, lat)
+	return lat
 }
 
 // benchTunnelRoundTrip is the tunnel's 128-byte echo; mod sets up its
 // gateway (nil: the default, a TLS-bound session on loopback).
 func benchTunnelRoundTrip(mod func(*GatewayConfig)) func(b *testing.B) {
 	return func(b *testing.B) {
-		_, rt := benchEnv(b, mod)
-		req := newEchoRequest()
-		body := &echoBody{}
-		payload := bytes.Repeat([]byte("p"), echoSize)
-		out := make([]byte, echoSize+1)
+		echo := tunnelEchoOn(b, mod)
 		lat := make([]time.Duration, 0, b.N)
 		b.ReportAllocs()
 		b.ResetTimer()
-		for range b.N {
-			t0 := time.Now()
-			tunnelEcho(b, rt, req, body, payload, out)
-			lat = append(lat, time.Since(t0))
-		}
-		reportP50(b, lat)
+		reportP50(b, timed(b.N, echo, lat))
 	}
 }
 
@@ -342,22 +365,10 @@ func benchTunnelRoundTrip(mod func(*GatewayConfig)) func(b *testing.B) {
 // tunnel's p50 over the baseline's p50 in the block before it; p50-ns and
 // tcp-p50-ns are over the whole run.
 func BenchmarkRoundTripPaired(b *testing.B) {
-	ln := rawEcho(b, nil)
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := dialRawTCP(b)
 	defer c.Close()
-	msg := make([]byte, 4+echoSize)
-	binary.BigEndian.PutUint32(msg, echoSize)
-	buf := make([]byte, len(msg))
-
-	_, rt := benchEnv(b, nil)
-	req := newEchoRequest()
-	body := &echoBody{}
-	payload := bytes.Repeat([]byte("p"), echoSize)
-	out := make([]byte, echoSize+1)
-
+	tcp := rawEchoOver(b, c)
+	tunnel := tunnelEchoOn(b, nil)
 	tcpLat := make([]time.Duration, 0, b.N)
 	lat := make([]time.Duration, 0, b.N)
 	var ratios []float64
@@ -366,18 +377,8 @@ func BenchmarkRoundTripPaired(b *testing.B) {
 	for done := 0; done < b.N; {
 		n := min(pairedBlock, b.N-done)
 		t, l := len(tcpLat), len(lat)
-		for range n {
-			t0 := time.Now()
-			if err := rawRoundTrip(c, msg, buf); err != nil {
-				b.Fatal(err)
-			}
-			tcpLat = append(tcpLat, time.Since(t0))
-		}
-		for range n {
-			t0 := time.Now()
-			tunnelEcho(b, rt, req, body, payload, out)
-			lat = append(lat, time.Since(t0))
-		}
+		tcpLat = timed(n, tcp, tcpLat)
+		lat = timed(n, tunnel, lat)
 		ratios = append(ratios, float64(median(lat[l:]))/float64(median(tcpLat[t:])))
 		done += n
 	}

@@ -58,7 +58,7 @@ func (f *wsFramer) frame(buf []byte) []byte {
 	if masked {
 		maskBytes(buf[wsMaxHeader:], key)
 	}
-	return f.head(buf, key, masked)
+	return frameHead(buf, key, masked)
 }
 
 // frameFrom is frame with the payload copied from src into
@@ -73,7 +73,7 @@ func (f *wsFramer) frameFrom(buf, src []byte) []byte {
 	} else {
 		copy(buf[wsMaxHeader:], src)
 	}
-	return f.head(buf, key, masked)
+	return frameHead(buf, key, masked)
 }
 
 // key draws the next masking key; a server's frames have none.
@@ -85,9 +85,9 @@ func (f *wsFramer) key() (key [4]byte, masked bool) {
 	return key, true
 }
 
-// head puts the header of a frame whose payload is buf[wsMaxHeader:] just
-// before the payload, and returns the frame.
-func (f *wsFramer) head(buf []byte, key [4]byte, masked bool) []byte {
+// frameHead puts the header of a frame whose payload is buf[wsMaxHeader:]
+// just before the payload, and returns the frame.
+func frameHead(buf []byte, key [4]byte, masked bool) []byte {
 	n := len(buf) - wsMaxHeader
 	keyLen, maskBit := 0, byte(0)
 	if masked {
